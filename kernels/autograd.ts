@@ -1,0 +1,131 @@
+// Reverse-mode autograd on a tape. Ops call `record()` after computing their output; while
+// gradients are enabled and an input requires one, the op and its backward closure go on the tape.
+// `backward(loss)` walks the tape in reverse and accumulates gradients into the leaves' `.grad`.
+
+import { type GradNode, Tensor } from "./tensor.ts";
+
+let gradEnabled = true;
+let tape: Tensor[] = [];
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs fn with gradient recording off: no tape, and ops save no intermediates. */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** True when an op with these inputs must record itself. */
+export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
+  if (!gradEnabled) return false;
+  for (const t of inputs) if (t?.requiresGrad) return true;
+  return false;
+}
+
+/** Attaches a backward node to `output` if any input requires a gradient. */
+export function record(
+  output: Tensor,
+  name: string,
+  inputs: Tensor[],
+  backward: GradNode["backward"],
+): Tensor {
+  if (!needsGrad(...inputs)) return output;
+  output.requiresGrad = true;
+  output.node = { name, inputs, backward };
+  tape.push(output);
+  return output;
+}
+
+/** Forgets the recorded graph (its tensors are owned by the enclosing scope). */
+export function clearTape(): void {
+  for (const t of tape) t.node = null;
+  tape = [];
+}
+
+/** Pluggable accumulation (set by ops.ts) so this file does not depend on the kernels. */
+export const gradOps = {
+  add: (_a: Tensor, _b: Tensor): Tensor => {
+    throw new Error("autograd: gradOps.add not installed");
+  },
+  accumulate: (_into: Tensor, _g: Tensor): void => {
+    throw new Error("autograd: gradOps.accumulate not installed");
+  },
+  ones: (_shape: readonly number[]): Tensor => {
+    throw new Error("autograd: gradOps.ones not installed");
+  },
+  copy: (_a: Tensor): Tensor => {
+    throw new Error("autograd: gradOps.copy not installed");
+  },
+};
+
+/**
+ * Backpropagates from `loss` (a scalar unless `grad` is given). Leaf tensors with requiresGrad
+ * get `.grad` allocated on first use (kept across scopes) and accumulated into afterwards.
+ * The tape is cleared.
+ */
+export function backward(loss: Tensor, grad?: Tensor): void {
+  if (!loss.requiresGrad) throw new Error("backward(): the loss does not depend on any parameter");
+  if (!grad && loss.size !== 1) {
+    throw new Error(`backward(): loss must be a scalar, got shape [${loss.shape.join(", ")}]`);
+  }
+  const grads = new Map<Tensor, Tensor>();
+  grads.set(loss, grad ?? gradOps.ones(loss.shape));
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    for (let i = tape.length - 1; i >= 0; i--) {
+      const out = tape[i];
+      const g = grads.get(out);
+      const node = out.node;
+      if (!g || !node) continue;
+      grads.delete(out);
+      const gin = node.backward(g);
+      // A backward may return `g` itself or one tensor for several inputs; give each input its
+      // own tensor before any is consumed.
+      const owned = new Set<Tensor>();
+      const pairs: [Tensor, Tensor][] = [];
+      for (let j = 0; j < node.inputs.length; j++) {
+        const x = node.inputs[j];
+        let gx = gin[j];
+        if (!gx || !x.requiresGrad) continue;
+        if (gx.size !== x.size) {
+          throw new Error(
+            `autograd: '${node.name}' returned a gradient of [${gx.shape}] for input [${x.shape}]`,
+          );
+        }
+        if (owned.has(gx) || gx === grad) gx = gradOps.copy(gx);
+        owned.add(gx);
+        pairs.push([x, gx]);
+      }
+      for (const t of [g, ...gin]) if (t && t !== grad && !owned.has(t)) t.dispose();
+      for (const [x, gx] of pairs) {
+        if (!x.node) {
+          // a leaf
+          if (!x.grad) x.grad = gx.keep();
+          else {
+            gradOps.accumulate(x.grad, gx);
+            gx.dispose();
+          }
+        } else {
+          const prevG = grads.get(x);
+          if (prevG) {
+            grads.set(x, gradOps.add(prevG, gx));
+            prevG.dispose();
+            gx.dispose();
+          } else grads.set(x, gx);
+        }
+      }
+    }
+  } finally {
+    gradEnabled = prev;
+    for (const g of grads.values()) if (g !== grad) g.dispose();
+    clearTape();
+  }
+}

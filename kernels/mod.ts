@@ -1,0 +1,19 @@
+// The engine's public surface: tensors, autograd and every op.
+
+import { gradOps } from "./autograd.ts";
+import { accumulate, add, copy, full } from "./elementwise.ts";
+
+gradOps.add = add;
+gradOps.accumulate = accumulate;
+gradOps.ones = (shape) => full(shape, 1);
+gradOps.copy = copy;
+
+export * from "./device.ts";
+export * from "./tensor.ts";
+export * from "./autograd.ts";
+export { counters, flush, readBuffer, sync } from "./runtime.ts";
+export { pool, type PoolStats } from "./pool.ts";
+export * from "./elementwise.ts";
+export * from "./reduce.ts";
+export * from "./shape.ts";
+export * from "./matmul.ts";

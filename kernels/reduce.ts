@@ -1,0 +1,117 @@
+// Sum and mean over axes. One invocation per output element loops over the reduced elements;
+// the index arithmetic is specialised to the shapes.
+
+import { record } from "./autograd.ts";
+import { dispatch, kernel } from "./runtime.ts";
+import { empty, numel, type Shape, shapeStr, Tensor } from "./tensor.ts";
+import { ENTRY, f32lit, flatIndex, grid1d } from "./wgsl.ts";
+
+function strides(shape: Shape): number[] {
+  const s: number[] = [];
+  let acc = 1;
+  for (let k = shape.length - 1; k >= 0; k--) {
+    s[k] = acc;
+    acc *= shape[k];
+  }
+  return s;
+}
+
+// sum over axes: [shape] → [shape without axes]
+function sumKernel(x: Tensor, axes: number[], mul: number): Tensor {
+  const keep = x.shape.map((_, k) => k).filter((k) => !axes.includes(k));
+  const outShape = keep.map((k) => x.shape[k]);
+  const out = empty(outShape);
+  const st = strides(x.shape);
+  const outSt = strides(outShape);
+  // base offset of output element i in x
+  const base = keep.map((k, j) => `((i / ${outSt[j]}u) % ${outShape[j]}u) * ${st[k]}u`)
+    .join(" + ") || "0u";
+  const rn = numel(axes.map((k) => x.shape[k]));
+  const rShape = axes.map((k) => x.shape[k]);
+  const rSt = strides(rShape);
+  const roff = axes.map((k, j) => `((r / ${rSt[j]}u) % ${rShape[j]}u) * ${st[k]}u`).join(" + ") ||
+    "0u";
+  const [gx, gy] = grid1d(out.size);
+  const code = `
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read_write> O: array<f32>;
+${ENTRY()} {
+  ${flatIndex(gx)}
+  if (i >= ${out.size}u) { return; }
+  let base = ${base};
+  var acc = 0.0;
+  for (var r = 0u; r < ${rn}u; r++) {
+    acc += X[base + ${roff}];
+  }
+  O[i] = acc * ${f32lit(mul)};
+}`;
+  dispatch(kernel("sum", code), [x.buffer, out.buffer], gx, gy);
+  return out;
+}
+
+function normAxes(x: Tensor, axes?: number | number[]): number[] {
+  const list = axes === undefined ? x.shape.map((_, k) => k) : Array.isArray(axes) ? axes : [axes];
+  const r = [...new Set(list.map((a) => (a < 0 ? a + x.rank : a)))].sort((a, b) => a - b);
+  for (const a of r) {
+    if (a < 0 || a >= x.rank) throw new Error(`axis ${a} out of range for ${shapeStr(x.shape)}`);
+  }
+  return r;
+}
+
+/** Sum over axes (all when omitted); the reduced axes are removed. */
+export function sum(x: Tensor, axes?: number | number[]): Tensor {
+  return reduceMean(x, normAxes(x, axes), false);
+}
+
+/** Mean over axes (all when omitted); the reduced axes are removed. */
+export function mean(x: Tensor, axes?: number | number[]): Tensor {
+  return reduceMean(x, normAxes(x, axes), true);
+}
+
+function reduceMean(x: Tensor, axes: number[], isMean: boolean): Tensor {
+  const n = numel(axes.map((k) => x.shape[k]));
+  const out = sumKernel(x, axes, isMean ? 1 / n : 1);
+  return record(out, isMean ? "mean" : "sum", [x], (g) => {
+    // broadcast g back over the reduced axes
+    const gs = x.shape.map((d, k) => (axes.includes(k) ? 1 : d));
+    return [broadcastTo(g, gs, x.shape, isMean ? 1 / n : 1)];
+  });
+}
+
+/** Repeats g (of shape gs, same rank as `shape` with 1s) to `shape`, times `mul`. No autograd. */
+function broadcastTo(g: Tensor, gs: Shape, shape: Shape, mul: number): Tensor {
+  const out = empty(shape);
+  const st = strides(gs);
+  const outSt = strides(shape);
+  const idx =
+    shape.map((_, k) => gs[k] === 1 ? "" : `((i / ${outSt[k]}u) % ${shape[k]}u) * ${st[k]}u`)
+      .filter(Boolean).join(" + ") || "0u";
+  const [gx, gy] = grid1d(out.size);
+  const code = `
+@group(0) @binding(0) var<storage, read> G: array<f32>;
+@group(0) @binding(1) var<storage, read_write> O: array<f32>;
+${ENTRY()} {
+  ${flatIndex(gx)}
+  if (i >= ${out.size}u) { return; }
+  O[i] = G[${idx}] * ${f32lit(mul)};
+}`;
+  dispatch(kernel("broadcast", code), [g.buffer, out.buffer], gx, gy);
+  return out;
+}
+
+/**
+ * Sums a broadcast result back to `shape` (the gradient of broadcasting). Returns x itself when
+ * the shapes already agree. No autograd.
+ */
+export function sumTo(x: Tensor, shape: Shape): Tensor {
+  if (x.shape.length === shape.length && x.shape.every((d, k) => d === shape[k])) return x;
+  const lead = x.rank - shape.length;
+  const axes: number[] = [];
+  for (let k = 0; k < x.rank; k++) {
+    if (k < lead || (shape[k - lead] === 1 && x.shape[k] !== 1)) axes.push(k);
+  }
+  const r = sumKernel(x, axes, 1);
+  const v = new Tensor(shape, "f32", r);
+  r.dispose();
+  return v;
+}

@@ -1,0 +1,190 @@
+// Kernel compilation, dispatch and readback. All dispatches of a step go into one command encoder
+// and one compute pass; `flush()` submits them. Pipelines and bind groups are cached, so a loop
+// that repeats the same work builds nothing after its first iteration.
+
+import { checkDevice, device } from "./device.ts";
+import { bufferId } from "./pool.ts";
+
+export interface Kernel {
+  name: string;
+  pipeline: GPUComputePipeline;
+}
+
+const kernels = new Map<string, Kernel>();
+const errors: string[] = [];
+
+/** Reports errors the device found asynchronously (compile, validation), naming the kernel. */
+function rethrowErrors(): void {
+  if (errors.length) {
+    const msg = errors.splice(0).join("; ");
+    throw new Error(msg);
+  }
+  checkDevice();
+}
+
+/** Compiles (once) a compute shader whose entry point is `main`. */
+export function kernel(name: string, code: string): Kernel {
+  const hit = kernels.get(code);
+  if (hit) return hit;
+  const dev = device();
+  dev.pushErrorScope("validation");
+  const module = dev.createShaderModule({ label: name, code });
+  const pipeline = dev.createComputePipeline({
+    label: name,
+    layout: "auto",
+    compute: { module, entryPoint: "main" },
+  });
+  dev.popErrorScope().then((e) => {
+    if (e) errors.push(`WGSL kernel '${name}' failed to compile: ${e.message}`);
+  });
+  const k = { name, pipeline };
+  kernels.set(code, k);
+  return k;
+}
+
+export function compiledKernelCount(): number {
+  return kernels.size;
+}
+
+// ---- command recording ----------------------------------------------------------------------
+
+let encoder: GPUCommandEncoder | null = null;
+let pass: GPUComputePassEncoder | null = null;
+let recorded: string[] = [];
+/** Buffers that commands recorded since the last flush read or write. */
+const pendingUse = new Set<GPUBuffer>();
+export const counters = { dispatches: 0, submits: 0, readbacks: 0 };
+
+const bindGroups = new Map<string, GPUBindGroup>();
+const MAX_BIND_GROUPS = 8192;
+
+function bindGroup(k: Kernel, buffers: GPUBuffer[]): GPUBindGroup {
+  let key = k.name + "#" + kernelId(k);
+  for (const b of buffers) key += "," + bufferId(b);
+  let bg = bindGroups.get(key);
+  if (!bg) {
+    if (bindGroups.size >= MAX_BIND_GROUPS) bindGroups.clear();
+    bg = device().createBindGroup({
+      label: k.name,
+      layout: k.pipeline.getBindGroupLayout(0),
+      entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+    });
+    bindGroups.set(key, bg);
+  }
+  return bg;
+}
+
+const kernelIds = new WeakMap<Kernel, number>();
+let nextKernelId = 1;
+function kernelId(k: Kernel): number {
+  let id = kernelIds.get(k);
+  if (id === undefined) kernelIds.set(k, id = nextKernelId++);
+  return id;
+}
+
+function currentPass(): GPUComputePassEncoder {
+  if (!pass) {
+    encoder ??= device().createCommandEncoder();
+    pass = encoder.beginComputePass();
+  }
+  return pass;
+}
+
+/** Records one dispatch; `buffers` bind to @binding(0..n-1) of @group(0) in order. */
+export function dispatch(k: Kernel, buffers: GPUBuffer[], x: number, y = 1, z = 1): void {
+  const max = device().limits.maxComputeWorkgroupsPerDimension;
+  if (x > max || y > max || z > max) {
+    throw new Error(`kernel '${k.name}': dispatch ${x}x${y}x${z} exceeds ${max} per dimension`);
+  }
+  if (x === 0 || y === 0 || z === 0) return;
+  const p = currentPass();
+  p.setPipeline(k.pipeline);
+  p.setBindGroup(0, bindGroup(k, buffers));
+  p.dispatchWorkgroups(x, y, z);
+  for (const b of buffers) pendingUse.add(b);
+  recorded.push(k.name);
+  counters.dispatches++;
+}
+
+/** Records a buffer-to-buffer copy in stream order. */
+export function copyBuffer(
+  src: GPUBuffer,
+  dst: GPUBuffer,
+  bytes: number,
+  srcOffset = 0,
+  dstOffset = 0,
+) {
+  if (pass) {
+    pass.end();
+    pass = null;
+  }
+  encoder ??= device().createCommandEncoder();
+  encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  pendingUse.add(src);
+  pendingUse.add(dst);
+}
+
+/** Submits everything recorded so far. */
+export function flush(): void {
+  if (!encoder) return;
+  if (pass) pass.end();
+  const dev = device();
+  const names = recorded;
+  dev.pushErrorScope("validation");
+  dev.queue.submit([encoder.finish()]);
+  dev.popErrorScope().then((e) => {
+    if (e) {
+      const shown = [...new Set(names)].slice(0, 8).join(", ");
+      errors.push(`WebGPU validation error in kernels [${shown}]: ${e.message}`);
+    }
+  });
+  encoder = null;
+  pass = null;
+  recorded = [];
+  pendingUse.clear();
+  counters.submits++;
+}
+
+/** Writes data into a buffer in stream order (after everything recorded before it). */
+export function writeBuffer(buf: GPUBuffer, data: ArrayBufferView, offset = 0): void {
+  // queue.writeBuffer runs before any command still unsubmitted; submit those first if they use
+  // this buffer, else a reused pool buffer would be overwritten before its earlier readers ran.
+  if (pendingUse.has(buf)) flush();
+  device().queue.writeBuffer(
+    buf,
+    offset,
+    data.buffer as ArrayBuffer,
+    data.byteOffset,
+    data.byteLength,
+  );
+}
+
+/** Reads `bytes` from a buffer after all recorded work. Costs a GPU round trip: keep it out of loops. */
+export async function readBuffer(buf: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
+  const size = Math.ceil(bytes / 4) * 4;
+  const staging = device().createBuffer({
+    size,
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  copyBuffer(buf, staging, size, offset, 0);
+  flush();
+  counters.readbacks++;
+  try {
+    await staging.mapAsync(GPUMapMode.READ);
+  } catch (e) {
+    rethrowErrors();
+    throw e;
+  }
+  const out = staging.getMappedRange().slice(0, bytes);
+  staging.unmap();
+  staging.destroy();
+  rethrowErrors();
+  return out;
+}
+
+/** Waits until the GPU has finished all submitted work, and reports any error it found. */
+export async function sync(): Promise<void> {
+  flush();
+  await device().queue.onSubmittedWorkDone();
+  rethrowErrors();
+}

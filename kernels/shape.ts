@@ -1,0 +1,177 @@
+// Shape ops: reshape (a view, no copy), permute, concat and split along an axis.
+
+import { record } from "./autograd.ts";
+import { dispatch, kernel } from "./runtime.ts";
+import { empty, numel, type Shape, shapeStr, Tensor } from "./tensor.ts";
+import { ENTRY, flatIndex, grid1d } from "./wgsl.ts";
+
+function strides(shape: Shape): number[] {
+  const s: number[] = [];
+  let acc = 1;
+  for (let k = shape.length - 1; k >= 0; k--) {
+    s[k] = acc;
+    acc *= shape[k];
+  }
+  return s;
+}
+
+/** Same data, another shape; one dimension may be -1. */
+export function reshape(x: Tensor, shape: number[]): Tensor {
+  const known = shape.filter((d) => d !== -1);
+  const fill = x.size / numel(known);
+  const s = shape.map((d) => (d === -1 ? fill : d));
+  if (numel(s) !== x.size || shape.filter((d) => d === -1).length > 1) {
+    throw new Error(`reshape: cannot view ${shapeStr(x.shape)} as ${shapeStr(shape)}`);
+  }
+  const out = new Tensor(s, x.dtype, x);
+  return record(out, "reshape", [x], (g) => [reshape(g, [...x.shape])]);
+}
+
+/** Reorders axes: out.shape[k] = x.shape[perm[k]]. */
+export function permute(x: Tensor, perm: number[]): Tensor {
+  if (perm.length !== x.rank || [...perm].sort().some((p, k) => p !== k)) {
+    throw new Error(`permute: [${perm}] is not a permutation of ${x.rank} axes`);
+  }
+  const outShape = perm.map((p) => x.shape[p]);
+  const out = empty(outShape, x.dtype);
+  const inSt = strides(x.shape);
+  const outSt = strides(outShape);
+  const idx = perm.map((p, k) => `((i / ${outSt[k]}u) % ${outShape[k]}u) * ${inSt[p]}u`)
+    .join(" + ") || "0u";
+  const [gx, gy] = grid1d(out.size);
+  const code = `
+@group(0) @binding(0) var<storage, read> X: array<u32>;
+@group(0) @binding(1) var<storage, read_write> O: array<u32>;
+${ENTRY()} {
+  ${flatIndex(gx)}
+  if (i >= ${out.size}u) { return; }
+  O[i] = X[${idx}];
+}`;
+  dispatch(kernel("permute", code), [x.buffer, out.buffer], gx, gy);
+  const inv: number[] = [];
+  perm.forEach((p, k) => (inv[p] = k));
+  return record(out, "permute", [x], (g) => [permute(g, inv)]);
+}
+
+/** Swaps the last two axes. */
+export function transpose(x: Tensor): Tensor {
+  const perm = x.shape.map((_, k) => k);
+  perm[x.rank - 1] = x.rank - 2;
+  perm[x.rank - 2] = x.rank - 1;
+  return permute(x, perm);
+}
+
+// Copies a block [outer, len, inner] of `src` into `dst` at offset `at` along the middle axis.
+function copyBlock(
+  src: Tensor,
+  dst: Tensor,
+  outer: number,
+  len: number,
+  inner: number,
+  dstLen: number,
+  at: number,
+  reverse: boolean,
+): void {
+  const n = outer * len * inner;
+  const [gx, gy] = grid1d(n);
+  // forward: src block → dst slice; reverse: dst slice → src block (for split)
+  const a = `(i / ${len * inner}u) * ${
+    dstLen * inner
+  }u + (${at}u + (i / ${inner}u) % ${len}u) * ${inner}u + i % ${inner}u`;
+  const code = `
+@group(0) @binding(0) var<storage, read> S: array<u32>;
+@group(0) @binding(1) var<storage, read_write> D: array<u32>;
+${ENTRY()} {
+  ${flatIndex(gx)}
+  if (i >= ${n}u) { return; }
+  ${reverse ? `D[i] = S[${a}];` : `D[${a}] = S[i];`}
+}`;
+  dispatch(kernel(reverse ? "split" : "concat", code), [src.buffer, dst.buffer], gx, gy);
+}
+
+function axisOf(x: Tensor, axis: number): number {
+  const a = axis < 0 ? axis + x.rank : axis;
+  if (a < 0 || a >= x.rank) throw new Error(`axis ${axis} out of range for ${shapeStr(x.shape)}`);
+  return a;
+}
+
+/** Concatenates along an axis. */
+export function concat(xs: Tensor[], axis: number): Tensor {
+  const a = axisOf(xs[0], axis);
+  const ref = xs[0].shape;
+  for (const x of xs) {
+    if (x.rank !== ref.length || x.shape.some((d, k) => k !== a && d !== ref[k])) {
+      throw new Error(`concat: ${shapeStr(x.shape)} does not match ${shapeStr(ref)} off axis ${a}`);
+    }
+  }
+  const total = xs.reduce((s, x) => s + x.shape[a], 0);
+  const outShape = [...ref];
+  outShape[a] = total;
+  const out = empty(outShape, xs[0].dtype);
+  const outer = numel(ref.slice(0, a));
+  const inner = numel(ref.slice(a + 1));
+  let at = 0;
+  const offsets: number[] = [];
+  for (const x of xs) {
+    offsets.push(at);
+    copyBlock(x, out, outer, x.shape[a], inner, total, at, false);
+    at += x.shape[a];
+  }
+  return record(out, "concat", xs, (g) => xs.map((x, k) => slice(g, a, offsets[k], x.shape[a])));
+}
+
+/** x[..., start:start+len, ...] along an axis (a copy). */
+export function slice(x: Tensor, axis: number, start: number, len: number): Tensor {
+  const a = axisOf(x, axis);
+  if (start < 0 || len < 0 || start + len > x.shape[a]) {
+    throw new Error(`slice: ${start}..${start + len} is outside axis ${a} of ${shapeStr(x.shape)}`);
+  }
+  const outShape = [...x.shape];
+  outShape[a] = len;
+  const out = empty(outShape, x.dtype);
+  const outer = numel(x.shape.slice(0, a));
+  const inner = numel(x.shape.slice(a + 1));
+  copyBlock(x, out, outer, len, inner, x.shape[a], start, true);
+  return record(out, "slice", [x], (g) => {
+    // pad g with zeros back to x's shape
+    const gx = empty(x.shape);
+    zero(gx);
+    copyBlock(g, gx, outer, len, inner, x.shape[a], start, false);
+    return [gx];
+  });
+}
+
+/** Splits along an axis into pieces of the given sizes. */
+export function split(x: Tensor, sizes: number[], axis: number): Tensor[] {
+  const a = axisOf(x, axis);
+  if (sizes.reduce((s, d) => s + d, 0) !== x.shape[a]) {
+    throw new Error(`split: sizes [${sizes}] do not add up to axis ${a} of ${shapeStr(x.shape)}`);
+  }
+  let at = 0;
+  return sizes.map((len) => {
+    const s = slice(x, a, at, len);
+    at += len;
+    return s;
+  });
+}
+
+/** Splits along an axis into n equal pieces. */
+export function chunk(x: Tensor, n: number, axis: number): Tensor[] {
+  const a = axisOf(x, axis);
+  if (x.shape[a] % n !== 0) {
+    throw new Error(`chunk: axis ${a} of ${shapeStr(x.shape)} does not divide into ${n}`);
+  }
+  return split(x, Array(n).fill(x.shape[a] / n), a);
+}
+
+export function zero(t: Tensor): void {
+  const [gx, gy] = grid1d(t.size);
+  const code = `
+@group(0) @binding(0) var<storage, read_write> O: array<u32>;
+${ENTRY()} {
+  ${flatIndex(gx)}
+  if (i >= ${t.size}u) { return; }
+  O[i] = 0u;
+}`;
+  dispatch(kernel("zero", code), [t.buffer], gx, gy);
+}

@@ -1,0 +1,175 @@
+// GPU tensors: a contiguous row-major f32 (or i32) buffer with a shape. Buffers come from the pool
+// and go back to it on dispose(); scopes (`tidy`) dispose everything made inside them that is not
+// returned, so a training step leaves nothing behind.
+
+import { pool } from "./pool.ts";
+import { readBuffer, writeBuffer } from "./runtime.ts";
+
+export type DType = "f32" | "i32";
+export type Shape = readonly number[];
+
+export function numel(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function shapeStr(shape: Shape): string {
+  return `[${shape.join(", ")}]`;
+}
+
+/** What autograd records for a tensor made by an op: its inputs and how to push a gradient back. */
+export interface GradNode {
+  name: string;
+  inputs: Tensor[];
+  /** Given d(loss)/d(output), returns d(loss)/d(input) for each input (null where not needed). */
+  backward: (grad: Tensor) => (Tensor | null)[];
+}
+
+let nextId = 1;
+
+interface Storage {
+  buffer: GPUBuffer;
+  refs: number;
+}
+const scopes: Set<Tensor>[] = [];
+
+export class Tensor {
+  readonly id = nextId++;
+  readonly shape: Shape;
+  readonly size: number;
+  readonly dtype: DType;
+  private storage: Storage | null;
+  /** true for leaves whose gradient is wanted, and for every op output that depends on one */
+  requiresGrad = false;
+  /** accumulated gradient of a leaf (a parameter) */
+  grad: Tensor | null = null;
+  node: GradNode | null = null;
+  /** kept tensors (parameters, optimiser state) are never disposed by a scope */
+  kept = false;
+
+  /** A new tensor; with `share`, a view of that tensor's buffer (same size, other shape). */
+  constructor(shape: Shape, dtype: DType = "f32", share?: Tensor) {
+    for (const d of shape) {
+      if (!Number.isInteger(d) || d < 0) throw new Error(`invalid tensor shape ${shapeStr(shape)}`);
+    }
+    this.shape = [...shape];
+    this.size = numel(shape);
+    this.dtype = dtype;
+    if (share) {
+      if (share.size !== this.size) throw new Error("view: sizes differ");
+      this.storage = share.storage!;
+      this.storage.refs++;
+    } else this.storage = { buffer: pool.acquire(this.size * 4), refs: 1 };
+    scopes[scopes.length - 1]?.add(this);
+  }
+
+  get buffer(): GPUBuffer {
+    if (!this.storage) throw new Error(`tensor ${shapeStr(this.shape)} used after dispose()`);
+    return this.storage.buffer;
+  }
+
+  get disposed(): boolean {
+    return this.storage === null;
+  }
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  dispose(): void {
+    if (!this.storage) return;
+    if (--this.storage.refs === 0) pool.release(this.storage.buffer);
+    this.storage = null;
+    this.node = null;
+  }
+
+  /** Excludes this tensor from scope disposal; returns it. */
+  keep(): this {
+    this.kept = true;
+    for (const s of scopes) s.delete(this);
+    return this;
+  }
+
+  async read(): Promise<Float32Array> {
+    if (this.dtype !== "f32") throw new Error("read(): tensor is not f32; use readInt()");
+    return new Float32Array(await readBuffer(this.buffer, this.size * 4));
+  }
+
+  async readInt(): Promise<Int32Array> {
+    return new Int32Array(await readBuffer(this.buffer, this.size * 4));
+  }
+
+  /** Overwrites the contents (in stream order). */
+  write(data: Float32Array | Int32Array): void {
+    if (data.length !== this.size) {
+      throw new Error(`write(): ${data.length} values for a tensor of ${this.size}`);
+    }
+    writeBuffer(this.buffer, data);
+  }
+
+  toString(): string {
+    return `Tensor(${shapeStr(this.shape)}, ${this.dtype})`;
+  }
+}
+
+export function tensor(data: ArrayLike<number>, shape: Shape): Tensor {
+  const n = numel(shape);
+  if (data.length !== n) {
+    throw new Error(`tensor(): ${data.length} values do not fill shape ${shapeStr(shape)}`);
+  }
+  const t = new Tensor(shape, "f32");
+  t.write(data instanceof Float32Array ? data : Float32Array.from(data));
+  return t;
+}
+
+export function intTensor(data: ArrayLike<number>, shape: Shape): Tensor {
+  const n = numel(shape);
+  if (data.length !== n) {
+    throw new Error(`intTensor(): ${data.length} values do not fill shape ${shapeStr(shape)}`);
+  }
+  const t = new Tensor(shape, "i32");
+  t.write(data instanceof Int32Array ? data : Int32Array.from(data));
+  return t;
+}
+
+/** Uninitialised tensor (contents are whatever the pooled buffer held). */
+export function empty(shape: Shape, dtype: DType = "f32"): Tensor {
+  return new Tensor(shape, dtype);
+}
+
+// ---- scopes ---------------------------------------------------------------------------------
+
+type Result = Tensor | Result[] | { [k: string]: Result } | number | string | boolean | null | void;
+
+function collect(r: unknown, out: Set<Tensor>): void {
+  if (r instanceof Tensor) out.add(r);
+  else if (Array.isArray(r)) { for (const x of r) collect(x, out); }
+  else if (r && typeof r === "object") { for (const x of Object.values(r)) collect(x, out); }
+}
+
+/**
+ * Runs fn; disposes every tensor created inside it except those in its result (which move to
+ * the enclosing scope) and kept ones.
+ */
+export function tidy<T extends Result>(fn: () => T): T {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    for (const t of scope) if (!t.kept) t.dispose();
+    throw e;
+  } finally {
+    scopes.pop();
+  }
+  const survivors = new Set<Tensor>();
+  collect(result, survivors);
+  const parent = scopes[scopes.length - 1];
+  for (const t of scope) {
+    if (survivors.has(t)) parent?.add(t);
+    else if (!t.kept) t.dispose();
+  }
+  return result;
+}
