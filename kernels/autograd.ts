@@ -2,7 +2,7 @@
 // gradients are enabled and an input requires one, the op and its backward closure go on the tape.
 // `backward(loss)` walks the tape in reverse and accumulates gradients into the leaves' `.grad`.
 
-import { type GradNode, Tensor } from "./tensor.ts";
+import type { GradNode, Tensor } from "./tensor.ts";
 
 let gradEnabled = true;
 let tape: Tensor[] = [];

@@ -3,7 +3,7 @@
 
 import { record } from "./autograd.ts";
 import { dispatch, kernel } from "./runtime.ts";
-import { empty, type Shape, shapeStr, Tensor } from "./tensor.ts";
+import { empty, type Shape, shapeStr, type Tensor } from "./tensor.ts";
 import { ENTRY, f32lit, flatIndex, grid1d } from "./wgsl.ts";
 import { sumTo } from "./reduce.ts";
 

@@ -7,7 +7,7 @@
 
 import { record } from "./autograd.ts";
 import { dispatch, kernel } from "./runtime.ts";
-import { empty, numel, shapeStr, Tensor } from "./tensor.ts";
+import { empty, numel, shapeStr, type Tensor } from "./tensor.ts";
 import { reshape, transpose } from "./shape.ts";
 import { sumTo } from "./reduce.ts";
 

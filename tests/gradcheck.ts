@@ -1,7 +1,7 @@
 // Checks an op on the GPU: forward against a plain-TypeScript reference (f32 inputs, computed in
 // f64) and backward against central finite differences of that reference in f64.
 
-import { backward, Tensor, tensor, tidy } from "../kernels/mod.ts";
+import { backward, type Tensor, tensor, tidy } from "../kernels/mod.ts";
 import { assertClose, dot, numericGrad, rand } from "./helpers.ts";
 
 export interface CheckSpec {
