@@ -1,0 +1,61 @@
+// The DDPM noise schedule (Ho et al. 2020, §2 and §4), in float64 (PIXART.md §2).
+
+export interface Schedule {
+  T: number;
+  betas: Float64Array;
+  alphas: Float64Array;
+  /** ᾱ_t = ∏_{s≤t} α_s */
+  alphasCumprod: Float64Array;
+  /** ᾱ_{t−1}, with ᾱ_{−1} = 1 */
+  alphasCumprodPrev: Float64Array;
+  /** posterior mean coefficients of x̂0 and x_t (Ho et al. eq. 7) */
+  postC1: Float64Array;
+  postC2: Float64Array;
+  /** "fixed large" variance: σ²_t = β_t, σ²_0 = β̃_1 */
+  varLarge: Float64Array;
+}
+
+/** Linear betas from 1e-4·(1000/T) to 0.02·(1000/T). */
+export function linearSchedule(T = 1000, betaStart = 1e-4, betaEnd = 0.02): Schedule {
+  const scale = 1000 / T;
+  const b0 = betaStart * scale, b1 = betaEnd * scale;
+  const betas = new Float64Array(T);
+  for (let i = 0; i < T; i++) betas[i] = T === 1 ? b0 : b0 + (b1 - b0) * i / (T - 1);
+  const alphas = betas.map((b) => 1 - b);
+  const ac = new Float64Array(T);
+  let p = 1;
+  for (let i = 0; i < T; i++) ac[i] = p *= alphas[i];
+  const acPrev = new Float64Array(T);
+  for (let i = 0; i < T; i++) acPrev[i] = i === 0 ? 1 : ac[i - 1];
+  const postC1 = new Float64Array(T), postC2 = new Float64Array(T), postVar = new Float64Array(T);
+  for (let i = 0; i < T; i++) {
+    postC1[i] = betas[i] * Math.sqrt(acPrev[i]) / (1 - ac[i]);
+    postC2[i] = (1 - acPrev[i]) * Math.sqrt(alphas[i]) / (1 - ac[i]);
+    postVar[i] = betas[i] * (1 - acPrev[i]) / (1 - ac[i]);
+  }
+  const varLarge = new Float64Array(T);
+  for (let i = 0; i < T; i++) varLarge[i] = i === 0 ? (T > 1 ? postVar[1] : betas[0]) : betas[i];
+  return {
+    T,
+    betas,
+    alphas,
+    alphasCumprod: ac,
+    alphasCumprodPrev: acPrev,
+    postC1,
+    postC2,
+    varLarge,
+  };
+}
+
+/**
+ * Time points of the fast samplers: τ_k = floor((T − 1)(1 − k/S) + 1/2), evaluated exactly in
+ * integers as ⌊(2(T − 1)(S − k) + S) / (2S)⌋, k = 0 … S (PIXART.md §4b).
+ */
+export function timePoints(T: number, S: number): number[] {
+  if (!Number.isInteger(S) || S < 1 || S > T - 1) {
+    throw new Error(`sampler steps must be an integer in 1..${T - 1}, got ${S}`);
+  }
+  const out: number[] = [];
+  for (let k = 0; k <= S; k++) out.push(Math.floor((2 * (T - 1) * (S - k) + S) / (2 * S)));
+  return out;
+}

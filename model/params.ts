@@ -1,0 +1,74 @@
+// Named parameters: the official PixArt-α state-dict names mapped to GPU tensors.
+
+import { type Tensor, tensor } from "../kernels/mod.ts";
+import { normal, Rng, xavierUniform } from "./init.ts";
+
+export type Init = "zeros" | "ones" | "xavier" | { xavier: [number, number] } | { normal: number };
+
+export interface ParamSpec {
+  name: string;
+  shape: number[];
+  init: Init;
+}
+
+export class Params {
+  readonly map = new Map<string, Tensor>();
+
+  get(name: string): Tensor {
+    const t = this.map.get(name);
+    if (!t) throw new Error(`model has no parameter '${name}'`);
+    return t;
+  }
+
+  has(name: string): boolean {
+    return this.map.has(name);
+  }
+
+  set(name: string, t: Tensor): void {
+    this.map.get(name)?.dispose();
+    t.keep();
+    t.requiresGrad = true;
+    this.map.set(name, t);
+  }
+
+  names(): string[] {
+    return [...this.map.keys()];
+  }
+
+  tensors(): Tensor[] {
+    return [...this.map.values()];
+  }
+
+  count(): number {
+    let n = 0;
+    for (const t of this.map.values()) n += t.size;
+    return n;
+  }
+
+  dispose(): void {
+    for (const t of this.map.values()) {
+      t.grad?.dispose();
+      t.dispose();
+    }
+    this.map.clear();
+  }
+}
+
+/** Host values of one parameter's initialisation. */
+export function initValues(spec: ParamSpec, rng: Rng): Float32Array {
+  const n = spec.shape.reduce((a, b) => a * b, 1);
+  const init = spec.init;
+  if (init === "zeros") return new Float32Array(n);
+  if (init === "ones") return new Float32Array(n).fill(1);
+  if (init === "xavier") return xavierUniform(rng, spec.shape[0], n / spec.shape[0]);
+  if ("xavier" in init) return xavierUniform(rng, init.xavier[0], init.xavier[1]);
+  return normal(rng, n, init.normal);
+}
+
+/** Creates every parameter from its initialisation, in spec order, from one seed. */
+export function initParams(specs: ParamSpec[], seed: number): Params {
+  const rng = new Rng(seed);
+  const P = new Params();
+  for (const s of specs) P.set(s.name, tensor(initValues(s, rng), s.shape));
+  return P;
+}
