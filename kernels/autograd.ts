@@ -89,7 +89,7 @@ export function backward(loss: Tensor, grad?: Tensor): void {
       const gin = node.backward(g);
       // A backward may return `g` itself or one tensor for several inputs; give each input its
       // own tensor before any is consumed.
-      const owned = new Set<Tensor>();
+      const owned = new Set<GPUBuffer>();
       const pairs: [Tensor, Tensor][] = [];
       for (let j = 0; j < node.inputs.length; j++) {
         const x = node.inputs[j];
@@ -100,11 +100,13 @@ export function backward(loss: Tensor, grad?: Tensor): void {
             `autograd: '${node.name}' returned a gradient of [${gx.shape}] for input [${x.shape}]`,
           );
         }
-        if (owned.has(gx) || gx === grad) gx = gradOps.copy(gx);
-        owned.add(gx);
+        // compare storage, not identity: a view of g (or of the caller's grad) shares its buffer
+        if (owned.has(gx.buffer) || (grad && gx.buffer === grad.buffer)) gx = gradOps.copy(gx);
+        owned.add(gx.buffer);
         pairs.push([x, gx]);
       }
-      for (const t of [g, ...gin]) if (t && t !== grad && !owned.has(t)) t.dispose();
+      const kept = new Set(pairs.map(([, gx]) => gx));
+      for (const t of [g, ...gin]) if (t && t !== grad && !kept.has(t)) t.dispose();
       for (const [x, gx] of pairs) {
         if (!x.node) {
           // a leaf

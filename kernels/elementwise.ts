@@ -271,3 +271,20 @@ ${ENTRY()} {
   dispatch(kernel("copy", code), [x.buffer, out.buffer], gx, gy);
   return out;
 }
+
+/** y += w·(x − y) in place (no autograd): an exponential moving average with weight w. */
+export function lerpInPlace(y: Tensor, x: Tensor, w: number): void {
+  if (y.size !== x.size) {
+    throw new Error(`lerpInPlace: ${shapeStr(x.shape)} into ${shapeStr(y.shape)}`);
+  }
+  const [gx, gy] = grid1d(y.size);
+  const code = `
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read_write> Y: array<f32>;
+${ENTRY()} {
+  ${flatIndex(gx)}
+  if (i >= ${y.size}u) { return; }
+  Y[i] = Y[i] + ${f32lit(w)} * (X[i] - Y[i]);
+}`;
+  dispatch(kernel("lerp", code), [x.buffer, y.buffer], gx, gy);
+}

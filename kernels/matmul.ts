@@ -5,7 +5,7 @@
 // On CPU adapters each invocation's global loads dominate, so every invocation computes a large
 // register tile (up to 16×16) from vec4 loads: the FMAs per load decide the speed.
 
-import { record } from "./autograd.ts";
+import { needsGrad, record } from "./autograd.ts";
 import { dispatch, kernel } from "./runtime.ts";
 import { empty, numel, shapeStr, type Tensor } from "./tensor.ts";
 import { reshape, transpose } from "./shape.ts";
@@ -140,12 +140,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
  * with transB).
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
-  if (opts.transA) {
-    const at = transpose(a);
-    const r = matmul(at, b, { transB: opts.transB, bias: opts.bias });
+  if (opts.transA || opts.transB) {
+    // materialise the transposes; without autograd nothing keeps them past the dispatch
+    const at = opts.transA ? transpose(a) : a;
+    const bt = opts.transB ? transpose(b) : b;
+    const r = matmul(at, bt, { bias: opts.bias });
+    if (!needsGrad(a, b, opts.bias)) {
+      if (at !== a) at.dispose();
+      if (bt !== b) bt.dispose();
+    }
     return r;
   }
-  if (opts.transB) return matmul(a, transpose(b), { bias: opts.bias });
   const bias = opts.bias ?? null;
   if (a.rank < 2 || b.rank < 2) {
     throw new Error(

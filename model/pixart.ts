@@ -47,7 +47,10 @@ export type Condition =
 export interface ForwardOptions {
   /** called with named intermediate activations (for debugging and the fixture tests) */
   tap?: (name: string, t: Tensor) => void;
-  /** per-block drop-path multipliers [B] (training only), one tensor per block and branch */
+  /**
+   * Drop-path multipliers [B] (training only) for block i's self-attention (branch 0) and MLP
+   * (branch 1) residuals; the cross-attention residual has none, as in PixArt-α.
+   */
   dropPathKeep?: (block: number, branch: number) => Tensor | null;
 }
 
@@ -229,12 +232,7 @@ function block(
     const ca = attention(cq, ck, cv, { heads: c.num_heads, mask: keyMask ?? undefined });
     x = add(
       x,
-      droppath(
-        linear(ca, P.get(`${b}.cross_attn.proj.weight`), P.get(`${b}.cross_attn.proj.bias`)),
-        opts,
-        i,
-        1,
-      ),
+      linear(ca, P.get(`${b}.cross_attn.proj.weight`), P.get(`${b}.cross_attn.proj.bias`)),
     );
     opts.tap?.(`block${i}_after_cross`, x);
   }
@@ -249,7 +247,7 @@ function block(
     perSample(gateMlp),
     linear(hid, P.get(`${b}.mlp.fc2.weight`), P.get(`${b}.mlp.fc2.bias`)),
   );
-  return add(x, droppath(m, opts, i, 2));
+  return add(x, droppath(m, opts, i, 1));
 }
 
 function droppath(branch: Tensor, opts: ForwardOptions, block: number, which: number): Tensor {

@@ -36,7 +36,7 @@ async function runCase(stage: 1 | 2) {
   };
   const x = get("x");
   const t = Array.from(get("t").data);
-  const B = t.length;
+
   let cond: Condition;
   if (stage === 1) cond = { kind: "class", labels: get("labels").data as Int32Array };
   else {

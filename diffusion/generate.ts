@@ -1,0 +1,105 @@
+// Prompts in, images out: conditions from prompts, start noise from a seed, one of the samplers.
+
+import { Generator, noGrad, type Tensor, tidy } from "../kernels/mod.ts";
+import type { Condition, PixArt } from "../model/pixart.ts";
+import { tokenize } from "../model/tokenizer.ts";
+import {
+  sampleAncestral,
+  sampleDdim,
+  sampleDpmSolver,
+  type SamplerName,
+  SAMPLERS,
+} from "./samplers.ts";
+import type { Schedule } from "./schedule.ts";
+
+export interface GenerateOptions {
+  sampler: SamplerName;
+  steps: number;
+  guidance: number;
+  seed: number;
+  /** samples per forward batch (memory bound); default all */
+  batch?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Class labels a stage-1 model understands: "7", "seven" (and class names, when given). */
+export function labelOf(prompt: string, classNames: readonly string[]): number {
+  const p = prompt.trim().toLowerCase().replace(/\s+/g, " ");
+  if (/^\d$/.test(p) && classNames.length === 10) return Number(p);
+  const k = classNames.findIndex((c) => c.toLowerCase() === p);
+  if (k < 0) {
+    throw new Error(
+      `a class-conditional (stage-1) model cannot draw '${prompt}': use one of ${
+        classNames.join(", ")
+      }${classNames.length === 10 ? " or a digit 0-9" : ""}`,
+    );
+  }
+  return k;
+}
+
+export function conditionFor(
+  model: PixArt,
+  prompts: string[],
+  classNames: readonly string[],
+): Condition {
+  if (model.config.stage === 1) {
+    return { kind: "class", labels: Int32Array.from(prompts, (p) => labelOf(p, classNames)) };
+  }
+  const { tokens, mask } = tokenize(prompts, model.config.text_len);
+  return { kind: "text", tokens, mask, drop: new Uint8Array(prompts.length) };
+}
+
+function sliceCondition(c: Condition, from: number, to: number, L: number): Condition {
+  if (c.kind === "class") return { kind: "class", labels: c.labels.slice(from, to) };
+  return {
+    kind: "text",
+    tokens: c.tokens.slice(from * L, to * L),
+    mask: c.mask.slice(from * L, to * L),
+    drop: c.drop.slice(from, to),
+  };
+}
+
+/** Samples one image per prompt; returns [n, C, H, W] values (about [-1, 1]). */
+export function generate(
+  model: PixArt,
+  schedule: Schedule,
+  prompts: string[],
+  classNames: readonly string[],
+  o: GenerateOptions,
+): Promise<Float32Array> {
+  if (!SAMPLERS.includes(o.sampler)) {
+    throw new Error(`unknown sampler '${o.sampler}': use one of ${SAMPLERS.join(", ")}`);
+  }
+  const cond = conditionFor(model, prompts, classNames);
+  const c = model.config;
+  const n = prompts.length;
+  const per = c.in_channels * c.image_size * c.image_size;
+  const out = new Float32Array(n * per);
+  const batch = Math.max(1, Math.min(o.batch ?? n, n));
+  const gen = new Generator(o.seed);
+  const totalSteps = (o.sampler === "ancestral" ? schedule.T : o.steps) * Math.ceil(n / batch);
+  let done = 0;
+  const tick = () => o.onProgress?.(++done, totalSteps);
+  return noGrad(async () => {
+    for (let from = 0; from < n; from += batch) {
+      const to = Math.min(n, from + batch);
+      const B = to - from;
+      const bc = sliceCondition(cond, from, to, c.text_len);
+      const xT = gen.normal([B, c.in_channels, c.image_size, c.image_size]).keep();
+      const eps = model.guidedEps(bc, o.guidance);
+      let x: Tensor;
+      if (o.sampler === "ancestral") {
+        x = sampleAncestral(schedule, eps, xT, {
+          noise: () => tidy(() => gen.normal(xT.shape)),
+          onStep: tick,
+        });
+      } else if (o.sampler === "ddim") {
+        x = sampleDdim(schedule, eps, xT, { steps: o.steps, onStep: tick });
+      } else x = sampleDpmSolver(schedule, eps, xT, { steps: o.steps, onStep: tick });
+      out.set(await x.read(), from * per);
+      x.dispose();
+      xT.dispose();
+    }
+    return out;
+  });
+}

@@ -1,0 +1,397 @@
+// Multi-head scaled-dot-product attention, fused: scores, softmax and P·V in one kernel, with
+// FlashAttention-style recomputation in the backward pass (only the per-row log-sum-exp is saved).
+//
+// Layout: q [B, Nq, D], k and v [B, Nk, D]; head j owns channels j·dh … (j+1)·dh − 1 (dh = D/h),
+// so no permutes are needed. Scores use base-2 exponentials with log2(e)/√dh folded into one
+// factor.
+//
+// On CPU adapters (lavapipe) invocations run in SIMD lanes and every global load is a per-lane
+// gather, so the FMAs per loaded value decide the speed. Each invocation therefore owns a register
+// tile of rows of one (batch, head): forward and dQ keep TQ query rows (q, the accumulators) and
+// stream the keys; dK/dV keep TK keys (k, v, dk, dv) and stream the query rows. Every streamed row
+// is loaded once per tile instead of once per row. Rows are held as vec4s when dh is a multiple of
+// 4 and as scalars otherwise, with the head dimension unrolled.
+
+import { needsGrad, record } from "./autograd.ts";
+import { dispatch, kernel } from "./runtime.ts";
+import { empty, shapeStr, type Tensor } from "./tensor.ts";
+import { ENTRY, f32lit, flatIndex, grid1d } from "./wgsl.ts";
+
+export interface AttentionOptions {
+  /** number of heads; must divide D */
+  heads: number;
+  /** key padding mask [B, Nk]: nonzero = attend, 0 = masked (gets −∞ before the softmax) */
+  mask?: Tensor | null;
+}
+
+interface Geometry {
+  B: number;
+  Nq: number;
+  Nk: number;
+  D: number;
+  H: number;
+  dh: number;
+  /** 4 (vec4 path) or 1 (scalar path) */
+  W: number;
+  /** dh / W: register chunks per row */
+  n: number;
+  T: string;
+  /** D / W: row stride in chunks */
+  RS: number;
+  /** dh / W: head offset in chunks */
+  HS: number;
+  /** log2(e)/√dh: scores in base-2 units */
+  s2: string;
+  /** 1/√dh */
+  scale: string;
+}
+
+function geometry(q: Tensor, k: Tensor, heads: number): Geometry {
+  const [B, Nq, D] = q.shape;
+  const Nk = k.shape[1];
+  const dh = D / heads;
+  const W = dh % 4 === 0 ? 4 : 1;
+  return {
+    B,
+    Nq,
+    Nk,
+    D,
+    H: heads,
+    dh,
+    W,
+    n: dh / W,
+    T: W === 4 ? "vec4<f32>" : "f32",
+    RS: D / W,
+    HS: dh / W,
+    s2: f32lit(Math.LOG2E / Math.sqrt(dh)),
+    scale: f32lit(1 / Math.sqrt(dh)),
+  };
+}
+
+/** Invocations per workgroup (a 1-D grid over the tiles of all batches and heads). */
+const WGA = 64;
+/** Most floats of row state one invocation keeps (beyond this, spills outgrow the L1 cache). */
+const STATE_BUDGET = 512;
+
+/**
+ * Rows per tile for `rows` rows when each tile row keeps `perRow` head-sized vectors: the largest
+ * of 8, 4, 2, 1 within the register budget that wastes at most a quarter of the work on padding.
+ */
+function tileRows(rows: number, dh: number, perRow: number): number {
+  for (const t of [8, 4, 2]) {
+    if (t * perRow * dh > STATE_BUDGET || t > rows) continue;
+    if (Math.ceil(rows / t) * t <= rows * 1.25) return t;
+  }
+  return 1;
+}
+
+/** `f(c)` for every chunk c, one per line. */
+function each(n: number, f: (c: number) => string): string {
+  let s = "";
+  for (let c = 0; c < n; c++) s += f(c) + "\n";
+  return s;
+}
+
+/** `f(r, c)` for every tile row r and chunk c, one per line. */
+function each2(rows: number, n: number, f: (r: number, c: number) => string): string {
+  let s = "";
+  for (let r = 0; r < rows; r++) for (let c = 0; c < n; c++) s += f(r, c) + "\n";
+  return s;
+}
+
+/** Σ_c dot(a_c, b_c) as one WGSL expression. */
+function dots(g: Geometry, a: (c: number) => string, b: (c: number) => string): string {
+  const terms: string[] = [];
+  for (let c = 0; c < g.n; c++) {
+    terms.push(g.W === 4 ? `dot(${a(c)}, ${b(c)})` : `${a(c)} * ${b(c)}`);
+  }
+  return terms.join(" + ");
+}
+
+/** WGSL splat of a scalar to the chunk type. */
+function splat(g: Geometry, x: string): string {
+  return g.W === 4 ? `vec4<f32>(${x})` : x;
+}
+
+/** WGSL decoding flat invocation `i` into batch b, head h and first tile row `r0`. */
+function tileIndex(g: Geometry, rows: number, tile: number): string {
+  const nt = Math.ceil(rows / tile);
+  return `let bh = i / ${nt}u;
+  let r0 = (i % ${nt}u) * ${tile}u;
+  let h = bh % ${g.H}u;
+  let b = bh / ${g.H}u;`;
+}
+
+const maskDecl = (binding: number) =>
+  `@group(0) @binding(${binding}) var<storage, read> M: array<f32>;`;
+
+// q [B, Nq, D], k, v [B, Nk, D] (, mask [B, Nk]) → o [B, Nq, D] (, lse [B, H, Nq] in log2 units)
+function forwardKernel(
+  g: Geometry,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  mask: Tensor | null,
+  out: Tensor,
+  lse: Tensor | null,
+): void {
+  const { B, Nq, Nk, H, W, n, T, RS, HS } = g;
+  const TQ = tileRows(Nq, g.dh, 2);
+  const total = B * H * Math.ceil(Nq / TQ);
+  const [gx, gy] = grid1d(total, WGA);
+  const bindings = [q.buffer, k.buffer, v.buffer, out.buffer];
+  let decl = "";
+  if (lse) {
+    decl += `@group(0) @binding(${bindings.length}) var<storage, read_write> LSE: array<f32>;\n`;
+    bindings.push(lse.buffer);
+  }
+  if (mask) {
+    decl += maskDecl(bindings.length);
+    bindings.push(mask.buffer);
+  }
+  const rows = Array.from({ length: TQ }, (_, r) => r);
+  const code = `
+@group(0) @binding(0) var<storage, read> Q: array<${T}>;
+@group(0) @binding(1) var<storage, read> K: array<${T}>;
+@group(0) @binding(2) var<storage, read> V: array<${T}>;
+@group(0) @binding(3) var<storage, read_write> O: array<${T}>;
+${decl}
+${ENTRY(WGA)} {
+  ${flatIndex(gx, WGA)}
+  if (i >= ${total}u) { return; }
+  ${tileIndex(g, Nq, TQ)}
+  ${
+    each(TQ, (r) =>
+      `let qo${r} = b * ${Nq * RS}u + min(r0 + ${r}u, ${Nq - 1}u) * ${RS}u + h * ${HS}u;`)
+  }
+  ${each2(TQ, n, (r, c) => `let q${r}_${c} = Q[qo${r} + ${c}u] * ${g.s2};`)}
+  ${each2(TQ, n, (r, c) => `var a${r}_${c} = ${T}(0.0);`)}
+  ${each(TQ, (r) => `var m${r} = -1.0e30;\n  var l${r} = 0.0;`)}
+  let kb = b * ${Nk * RS}u + h * ${HS}u;
+  for (var j = 0u; j < ${Nk}u; j++) {
+    let ko = kb + j * ${RS}u;
+    ${mask ? `let keep = M[b * ${Nk}u + j] != 0.0;` : ""}
+    ${each(n, (c) => `let k${c} = K[ko + ${c}u];`)}
+    ${
+    rows.map((r) => `
+    let s${r} = ${dots(g, (c) => `q${r}_${c}`, (c) => `k${c}`)};
+    let mn${r} = ${mask ? `select(m${r}, max(m${r}, s${r}), keep)` : `max(m${r}, s${r})`};
+    let al${r} = exp2(m${r} - mn${r});
+    let p${r} = ${mask ? `select(0.0, exp2(s${r} - mn${r}), keep)` : `exp2(s${r} - mn${r})`};
+    l${r} = l${r} * al${r} + p${r};
+    m${r} = mn${r};`).join("")
+  }
+    ${
+    each(n, (c) =>
+      `let v${c} = V[ko + ${c}u];\n` +
+      rows.map((r) => `a${r}_${c} = fma(${splat(g, `p${r}`)}, v${c}, a${r}_${c} * al${r});`)
+        .join("\n"))
+  }
+  }
+  ${
+    rows.map((r) => `
+  if (r0 + ${r}u < ${Nq}u) {
+    // a row whose keys are all masked has l = 0: output zeros
+    let inv = select(0.0, 1.0 / l${r}, l${r} > 0.0);
+    ${each(n, (c) => `O[qo${r} + ${c}u] = a${r}_${c} * inv;`)}
+    ${lse ? `LSE[bh * ${Nq}u + r0 + ${r}u] = select(0.0, m${r} + log2(l${r}), l${r} > 0.0);` : ""}
+  }`).join("")
+  }
+}`;
+  dispatch(kernel(`attention${W === 4 ? "_v4" : ""}`, code), bindings, gx, gy);
+}
+
+// q, o, dO [B, Nq, D], k, v [B, Nk, D], lse [B, H, Nq] (, mask) → dq [B, Nq, D], delta [B, H, Nq]
+function backwardQKernel(
+  g: Geometry,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  mask: Tensor | null,
+  out: Tensor,
+  lse: Tensor,
+  dout: Tensor,
+  dq: Tensor,
+  delta: Tensor,
+): void {
+  const { B, Nq, Nk, H, W, n, T, RS, HS } = g;
+  const TQ = tileRows(Nq, g.dh, 3);
+  const total = B * H * Math.ceil(Nq / TQ);
+  const [gx, gy] = grid1d(total, WGA);
+  const bindings = [q.buffer, k.buffer, v.buffer, out.buffer, lse.buffer, dout.buffer];
+  bindings.push(dq.buffer, delta.buffer);
+  if (mask) bindings.push(mask.buffer);
+  const rows = Array.from({ length: TQ }, (_, r) => r);
+  const code = `
+@group(0) @binding(0) var<storage, read> Q: array<${T}>;
+@group(0) @binding(1) var<storage, read> K: array<${T}>;
+@group(0) @binding(2) var<storage, read> V: array<${T}>;
+@group(0) @binding(3) var<storage, read> O: array<${T}>;
+@group(0) @binding(4) var<storage, read> LSE: array<f32>;
+@group(0) @binding(5) var<storage, read> DO: array<${T}>;
+@group(0) @binding(6) var<storage, read_write> DQ: array<${T}>;
+@group(0) @binding(7) var<storage, read_write> DELTA: array<f32>;
+${mask ? maskDecl(8) : ""}
+${ENTRY(WGA)} {
+  ${flatIndex(gx, WGA)}
+  if (i >= ${total}u) { return; }
+  ${tileIndex(g, Nq, TQ)}
+  ${
+    rows.map((r) => `
+  let row${r} = min(r0 + ${r}u, ${Nq - 1}u);
+  let qo${r} = b * ${Nq * RS}u + row${r} * ${RS}u + h * ${HS}u;
+  ${each(n, (c) => `let q${r}_${c} = Q[qo${r} + ${c}u] * ${g.s2};`)}
+  ${each(n, (c) => `let do${r}_${c} = DO[qo${r} + ${c}u];`)}
+  ${each(n, (c) => `var dq${r}_${c} = ${T}(0.0);`)}
+  // delta = rowsum(dP ⊙ P) = dO · O
+  let delta${r} = ${dots(g, (c) => `do${r}_${c}`, (c) => `O[qo${r} + ${c}u]`)};
+  let L${r} = LSE[bh * ${Nq}u + row${r}];`).join("")
+  }
+  let kb = b * ${Nk * RS}u + h * ${HS}u;
+  for (var j = 0u; j < ${Nk}u; j++) {
+    let ko = kb + j * ${RS}u;
+    ${mask ? `let keep = M[b * ${Nk}u + j] != 0.0;` : ""}
+    ${each(n, (c) => `let k${c} = K[ko + ${c}u];`)}
+    ${each(n, (c) => `let v${c} = V[ko + ${c}u];`)}
+    ${
+    rows.map((r) => `
+    let s${r} = ${dots(g, (c) => `q${r}_${c}`, (c) => `k${c}`)};
+    let p${r} = ${mask ? `select(0.0, exp2(s${r} - L${r}), keep)` : `exp2(s${r} - L${r})`};
+    let dp${r} = ${dots(g, (c) => `do${r}_${c}`, (c) => `v${c}`)};
+    let ds${r} = p${r} * (dp${r} - delta${r});`).join("")
+  }
+    ${each2(TQ, n, (r, c) => `dq${r}_${c} = fma(${splat(g, `ds${r}`)}, k${c}, dq${r}_${c});`)}
+  }
+  ${
+    rows.map((r) => `
+  if (r0 + ${r}u < ${Nq}u) {
+    ${each(n, (c) => `DQ[qo${r} + ${c}u] = dq${r}_${c} * ${g.scale};`)}
+    DELTA[bh * ${Nq}u + row${r}] = delta${r};
+  }`).join("")
+  }
+}`;
+  dispatch(kernel(`attention_backward_q${W === 4 ? "_v4" : ""}`, code), bindings, gx, gy);
+}
+
+// q, dO [B, Nq, D], k, v [B, Nk, D], lse, delta [B, H, Nq] (, mask) → dk, dv [B, Nk, D]
+function backwardKVKernel(
+  g: Geometry,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  mask: Tensor | null,
+  lse: Tensor,
+  delta: Tensor,
+  dout: Tensor,
+  dk: Tensor,
+  dv: Tensor,
+): void {
+  const { B, Nq, Nk, H, W, n, T, RS, HS } = g;
+  const TK = tileRows(Nk, g.dh, 4);
+  const total = B * H * Math.ceil(Nk / TK);
+  const [gx, gy] = grid1d(total, WGA);
+  const bindings = [q.buffer, k.buffer, v.buffer, lse.buffer, delta.buffer, dout.buffer];
+  bindings.push(dk.buffer, dv.buffer);
+  if (mask) bindings.push(mask.buffer);
+  const rows = Array.from({ length: TK }, (_, r) => r);
+  const zeroIfMasked = (r: number, x: string) => mask ? `select(${T}(0.0), ${x}, keep${r})` : x;
+  const code = `
+@group(0) @binding(0) var<storage, read> Q: array<${T}>;
+@group(0) @binding(1) var<storage, read> K: array<${T}>;
+@group(0) @binding(2) var<storage, read> V: array<${T}>;
+@group(0) @binding(3) var<storage, read> LSE: array<f32>;
+@group(0) @binding(4) var<storage, read> DELTA: array<f32>;
+@group(0) @binding(5) var<storage, read> DO: array<${T}>;
+@group(0) @binding(6) var<storage, read_write> DK: array<${T}>;
+@group(0) @binding(7) var<storage, read_write> DV: array<${T}>;
+${mask ? maskDecl(8) : ""}
+${ENTRY(WGA)} {
+  ${flatIndex(gx, WGA)}
+  if (i >= ${total}u) { return; }
+  ${tileIndex(g, Nk, TK)}
+  ${
+    rows.map((r) => `
+  let key${r} = min(r0 + ${r}u, ${Nk - 1}u);
+  let ko${r} = b * ${Nk * RS}u + key${r} * ${RS}u + h * ${HS}u;
+  ${each(n, (c) => `let k${r}_${c} = K[ko${r} + ${c}u] * ${g.s2};`)}
+  ${each(n, (c) => `let v${r}_${c} = V[ko${r} + ${c}u];`)}
+  ${each(n, (c) => `var dk${r}_${c} = ${T}(0.0);`)}
+  ${each(n, (c) => `var dv${r}_${c} = ${T}(0.0);`)}`).join("")
+  }
+  let qb = b * ${Nq * RS}u + h * ${HS}u;
+  for (var qi = 0u; qi < ${Nq}u; qi++) {
+    let qo = qb + qi * ${RS}u;
+    let L = LSE[bh * ${Nq}u + qi];
+    let dl = DELTA[bh * ${Nq}u + qi];
+    ${each(n, (c) => `let q${c} = Q[qo + ${c}u];`)}
+    ${each(n, (c) => `let do${c} = DO[qo + ${c}u];`)}
+    ${
+    rows.map((r) => `
+    let s${r} = ${dots(g, (c) => `q${c}`, (c) => `k${r}_${c}`)};
+    // a masked key's p is meaningless (possibly inf); its gradients are zeroed at the end
+    let p${r} = exp2(s${r} - L);
+    let dp${r} = ${dots(g, (c) => `do${c}`, (c) => `v${r}_${c}`)};
+    let ds${r} = p${r} * (dp${r} - dl);`).join("")
+  }
+    ${each2(TK, n, (r, c) => `dv${r}_${c} = fma(${splat(g, `p${r}`)}, do${c}, dv${r}_${c});`)}
+    ${each2(TK, n, (r, c) => `dk${r}_${c} = fma(${splat(g, `ds${r}`)}, q${c}, dk${r}_${c});`)}
+  }
+  ${
+    rows.map((r) => `
+  if (r0 + ${r}u < ${Nk}u) {
+    ${mask ? `let keep${r} = M[b * ${Nk}u + key${r}] != 0.0;` : ""}
+    ${each(n, (c) => `DK[ko${r} + ${c}u] = ${zeroIfMasked(r, `dk${r}_${c} * ${g.scale}`)};`)}
+    ${each(n, (c) => `DV[ko${r} + ${c}u] = ${zeroIfMasked(r, `dv${r}_${c}`)};`)}
+  }`).join("")
+  }
+}`;
+  dispatch(kernel(`attention_backward_kv${W === 4 ? "_v4" : ""}`, code), bindings, gx, gy);
+}
+
+/**
+ * Multi-head scaled-dot-product attention: softmax(q·kᵀ/√dh + mask)·v per head, with q [B, Nq, D],
+ * k and v [B, Nk, D] (Nq may differ from Nk), head j on channels j·dh … (j+1)·dh − 1, dh = D/heads.
+ * `mask` [B, Nk] marks the keys to attend (nonzero) or ignore (0); a query whose keys are all
+ * masked gets zeros. Returns [B, Nq, D]. Gradients flow to q, k and v (not the mask).
+ */
+export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Tensor {
+  const { heads } = opts;
+  const mask = opts.mask ?? null;
+  const bad = (why: string) =>
+    new Error(
+      `attention: ${why} (q ${shapeStr(q.shape)}, k ${shapeStr(k.shape)}, v ${shapeStr(v.shape)}${
+        mask ? `, mask ${shapeStr(mask.shape)}` : ""
+      }, heads ${heads})`,
+    );
+  if (q.rank !== 3 || k.rank !== 3 || v.rank !== 3) throw bad("q, k, v must be [B, N, D]");
+  const [B, Nq, D] = q.shape;
+  const Nk = k.shape[1];
+  if (k.shape[0] !== B || v.shape[0] !== B) throw bad("batch sizes differ");
+  if (k.shape[2] !== D || v.shape[2] !== D) throw bad("channel counts differ");
+  if (v.shape[1] !== Nk) throw bad("k and v have different lengths");
+  if (!Number.isInteger(heads) || heads < 1 || D % heads !== 0) {
+    throw bad("heads must divide D");
+  }
+  if (Nq === 0 || Nk === 0 || D === 0 || B === 0) throw bad("empty operand");
+  if (q.dtype !== "f32" || k.dtype !== "f32" || v.dtype !== "f32") throw bad("need f32 tensors");
+  if (mask && (mask.rank !== 2 || mask.shape[0] !== B || mask.shape[1] !== Nk)) {
+    throw bad("mask must be [B, Nk]");
+  }
+  if (mask && mask.dtype !== "f32") throw bad("mask must be f32 (1 = attend, 0 = masked)");
+  const g = geometry(q, k, heads);
+  const out = empty([B, Nq, D]);
+  const lse = needsGrad(q, k, v) ? empty([B, heads, Nq]) : null;
+  forwardKernel(g, q, k, v, mask, out, lse);
+  if (!lse) return out;
+  return record(out, "attention", [q, k, v], (dout) => {
+    const dq = empty(q.shape);
+    const dk = empty(k.shape);
+    const dv = empty(v.shape);
+    const delta = empty([B, heads, Nq]);
+    backwardQKernel(g, q, k, v, mask, out, lse, dout, dq, delta);
+    backwardKVKernel(g, q, k, v, mask, lse, delta, dout, dk, dv);
+    delta.dispose();
+    lse.dispose();
+    return [dq, dk, dv];
+  });
+}

@@ -1,0 +1,271 @@
+// Layer normalisation over the last axis, fused with its affine step: the adaLN modulation of a
+// PixArt block, LN(x)·(1 + scale) + shift with per-sample shift/scale, and the ordinary affine
+// LayerNorm, LN(x)·weight + bias. Both share the kernels below: the affine parameters come in
+// G groups of D values, each group applying to R/G consecutive rows (G = B, R/G = N tokens for
+// the modulation; G = 1 for LayerNorm).
+//
+// Forward: one workgroup per row; mean, then the biased variance of the centred values (two
+// passes, for accuracy), both reduced in workgroup memory. The row's mean and 1/σ are saved for
+// the backward when a gradient is needed. Backward: one workgroup per row for dx (fused), and one
+// invocation per (group, channel) summing the parameter gradients over the group's rows in a
+// fixed order (deterministic, no atomics).
+
+import { needsGrad, record } from "./autograd.ts";
+import { dispatch, kernel } from "./runtime.ts";
+import { empty, numel, shapeStr, type Tensor } from "./tensor.ts";
+import { ENTRY, f32lit, flatIndex, grid1d } from "./wgsl.ts";
+
+/** How the multiplier is formed from the parameter: `1 + scale` (adaLN) or `weight` (affine). */
+type MulMode = "onePlus" | "plain";
+
+interface NormShape {
+  rows: number;
+  D: number;
+  /** rows per parameter group */
+  perGroup: number;
+}
+
+/** Threads per row: the smallest power of two ≥ D, at most 64. */
+function rowThreads(D: number): number {
+  let t = 1;
+  while (t < D && t < 64) t *= 2;
+  return t;
+}
+
+/** WGSL: workgroup sum of one f32 per thread (call in uniform control flow). */
+function wgSumLib(T: number): string {
+  return `
+var<workgroup> red: array<f32, ${T}>;
+fn wg_sum(v: f32, t: u32) -> f32 {
+  red[t] = v;
+  workgroupBarrier();
+  for (var s = ${T / 2}u; s > 0u; s = s >> 1u) {
+    if (t < s) { red[t] = red[t] + red[t + s]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}`;
+}
+
+function mulExpr(mode: MulMode, idx: string): string {
+  return mode === "onePlus" ? `(1.0 + M[${idx}])` : `M[${idx}]`;
+}
+
+// x [rows, D], mul/add [rows/perGroup, D] → y [rows, D] (+ stats [rows, 2] = mean, 1/σ)
+function normForward(
+  x: Tensor,
+  mulP: Tensor,
+  addP: Tensor,
+  s: NormShape,
+  mode: MulMode,
+  eps: number,
+  stats: Tensor | null,
+): Tensor {
+  const { rows, D, perGroup } = s;
+  const out = empty(x.shape);
+  const T = rowThreads(D);
+  const [gx, gy] = grid1d(rows, 1);
+  const code = `${wgSumLib(T)}
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read> M: array<f32>;
+@group(0) @binding(2) var<storage, read> A: array<f32>;
+@group(0) @binding(3) var<storage, read_write> O: array<f32>;
+${stats ? "@group(0) @binding(4) var<storage, read_write> S: array<f32>;" : ""}
+@compute @workgroup_size(${T})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let row = wid.y * ${gx}u + wid.x;
+  if (row >= ${rows}u) { return; }
+  let t = lid.x;
+  let base = row * ${D}u;
+  let pbase = (row / ${perGroup}u) * ${D}u;
+  var acc = 0.0;
+  for (var d = t; d < ${D}u; d += ${T}u) { acc += X[base + d]; }
+  let mean = wg_sum(acc, t) * ${f32lit(1 / D)};
+  var acc2 = 0.0;
+  for (var d = t; d < ${D}u; d += ${T}u) { let c = X[base + d] - mean; acc2 += c * c; }
+  let rstd = inverseSqrt(wg_sum(acc2, t) * ${f32lit(1 / D)} + ${f32lit(eps)});
+  for (var d = t; d < ${D}u; d += ${T}u) {
+    O[base + d] = (X[base + d] - mean) * rstd * ${mulExpr(mode, "pbase + d")} + A[pbase + d];
+  }
+  ${stats ? "if (t == 0u) { S[2u * row] = mean; S[2u * row + 1u] = rstd; }" : ""}
+}`;
+  const bufs = [x.buffer, mulP.buffer, addP.buffer, out.buffer];
+  if (stats) bufs.push(stats.buffer);
+  dispatch(kernel(mode === "onePlus" ? "ln_modulate" : "layer_norm", code), bufs, gx, gy);
+  return out;
+}
+
+// x, g [rows, D], mul [rows/perGroup, D], stats [rows, 2] → dx [rows, D]
+function normBackwardX(
+  x: Tensor,
+  g: Tensor,
+  mulP: Tensor,
+  stats: Tensor,
+  s: NormShape,
+  mode: MulMode,
+): Tensor {
+  const { rows, D, perGroup } = s;
+  const dx = empty(x.shape);
+  const T = rowThreads(D);
+  const [gx, gy] = grid1d(rows, 1);
+  const code = `${wgSumLib(T)}
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read> G: array<f32>;
+@group(0) @binding(2) var<storage, read> M: array<f32>;
+@group(0) @binding(3) var<storage, read> S: array<f32>;
+@group(0) @binding(4) var<storage, read_write> DX: array<f32>;
+@compute @workgroup_size(${T})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let row = wid.y * ${gx}u + wid.x;
+  if (row >= ${rows}u) { return; }
+  let t = lid.x;
+  let base = row * ${D}u;
+  let pbase = (row / ${perGroup}u) * ${D}u;
+  let mean = S[2u * row];
+  let rstd = S[2u * row + 1u];
+  // dxh = g·mul; dx = rstd·(dxh − mean(dxh) − xh·mean(dxh·xh))
+  var s1 = 0.0;
+  var s2 = 0.0;
+  for (var d = t; d < ${D}u; d += ${T}u) {
+    let xh = (X[base + d] - mean) * rstd;
+    let dxh = G[base + d] * ${mulExpr(mode, "pbase + d")};
+    s1 += dxh;
+    s2 += dxh * xh;
+  }
+  let m1 = wg_sum(s1, t) * ${f32lit(1 / D)};
+  let m2 = wg_sum(s2, t) * ${f32lit(1 / D)};
+  for (var d = t; d < ${D}u; d += ${T}u) {
+    let xh = (X[base + d] - mean) * rstd;
+    let dxh = G[base + d] * ${mulExpr(mode, "pbase + d")};
+    DX[base + d] = rstd * (dxh - m1 - xh * m2);
+  }
+}`;
+  dispatch(
+    kernel(mode === "onePlus" ? "ln_modulate_backward_x" : "layer_norm_backward_x", code),
+    [x.buffer, g.buffer, mulP.buffer, stats.buffer, dx.buffer],
+    gx,
+    gy,
+  );
+  return dx;
+}
+
+// x, g [rows, D], stats [rows, 2] → dmul = Σ g·xh, dadd = Σ g, each [rows/perGroup, D]
+function normBackwardParams(
+  x: Tensor,
+  g: Tensor,
+  stats: Tensor,
+  s: NormShape,
+  mulShape: readonly number[],
+  addShape: readonly number[],
+): [Tensor, Tensor] {
+  const { rows, D, perGroup } = s;
+  const groups = rows / perGroup;
+  const dm = empty(mulShape);
+  const da = empty(addShape);
+  const n = groups * D;
+  const [gx, gy] = grid1d(n);
+  const code = `
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read> G: array<f32>;
+@group(0) @binding(2) var<storage, read> S: array<f32>;
+@group(0) @binding(3) var<storage, read_write> DM: array<f32>;
+@group(0) @binding(4) var<storage, read_write> DA: array<f32>;
+${ENTRY()} {
+  ${flatIndex(gx)}
+  if (i >= ${n}u) { return; }
+  let d = i % ${D}u;
+  let row0 = (i / ${D}u) * ${perGroup}u;
+  var am = 0.0;
+  var aa = 0.0;
+  for (var r = 0u; r < ${perGroup}u; r++) {
+    let row = row0 + r;
+    let gv = G[row * ${D}u + d];
+    let xh = (X[row * ${D}u + d] - S[2u * row]) * S[2u * row + 1u];
+    am += gv * xh;
+    aa += gv;
+  }
+  DM[i] = am;
+  DA[i] = aa;
+}`;
+  dispatch(
+    kernel("norm_backward_params", code),
+    [x.buffer, g.buffer, stats.buffer, dm.buffer, da.buffer],
+    gx,
+    gy,
+  );
+  return [dm, da];
+}
+
+/** Shared driver: forward, saved statistics, and the autograd record. */
+function normOp(
+  name: string,
+  x: Tensor,
+  mulP: Tensor,
+  addP: Tensor,
+  s: NormShape,
+  mode: MulMode,
+  eps: number,
+): Tensor {
+  const grad = needsGrad(x, mulP, addP);
+  const stats = grad ? empty([s.rows, 2]) : null;
+  const out = normForward(x, mulP, addP, s, mode, eps, stats);
+  if (!stats) return out;
+  return record(out, name, [x, mulP, addP], (g) => {
+    const dx = x.requiresGrad ? normBackwardX(x, g, mulP, stats, s, mode) : null;
+    let dm: Tensor | null = null, da: Tensor | null = null;
+    if (mulP.requiresGrad || addP.requiresGrad) {
+      [dm, da] = normBackwardParams(x, g, stats, s, mulP.shape, addP.shape);
+    }
+    return [dx, dm, da];
+  });
+}
+
+/**
+ * adaLN modulation: LN(x)·(1 + scale) + shift, LN over the last axis without affine parameters
+ * (biased variance). x [B, N, D]; shift and scale [B, D] (any shape of B·D values ending in D,
+ * e.g. [B, 1, D]), broadcast over the N tokens. Gradients for x, shift and scale.
+ */
+export function layerNormModulate(x: Tensor, shift: Tensor, scale: Tensor, eps = 1e-6): Tensor {
+  if (x.rank !== 3) {
+    throw new Error(`layerNormModulate: x must be [B, N, D], got ${shapeStr(x.shape)}`);
+  }
+  const [B, N, D] = x.shape;
+  for (const [what, p] of [["shift", shift], ["scale", scale]] as const) {
+    if (p.size !== B * D || p.shape[p.rank - 1] !== D) {
+      throw new Error(
+        `layerNormModulate: ${what} ${shapeStr(p.shape)} does not match [${B}, ${D}] for x ${
+          shapeStr(x.shape)
+        }`,
+      );
+    }
+  }
+  if (B * N === 0 || D === 0) return empty(x.shape);
+  return normOp(
+    "layer_norm_modulate",
+    x,
+    scale,
+    shift,
+    { rows: B * N, D, perGroup: N },
+    "onePlus",
+    eps,
+  );
+}
+
+/**
+ * LayerNorm with affine parameters over the last axis: LN(x)·weight + bias (biased variance).
+ * x [..., D]; weight, bias [D]. Gradients for x, weight and bias.
+ */
+export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
+  if (x.rank < 1) throw new Error("layerNorm: x must have at least one axis");
+  const D = x.shape[x.rank - 1];
+  for (const [what, p] of [["weight", weight], ["bias", bias]] as const) {
+    if (p.size !== D) {
+      throw new Error(`layerNorm: ${what} ${shapeStr(p.shape)} does not match D = ${D}`);
+    }
+  }
+  const rows = numel(x.shape.slice(0, -1));
+  if (rows === 0 || D === 0) return empty(x.shape);
+  return normOp("layer_norm", x, weight, bias, { rows, D, perGroup: rows }, "plain", eps);
+}

@@ -1,0 +1,361 @@
+// Adam / AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019) entirely on the GPU.
+//
+// One step records, without any readback:
+//   1. (with clipping or when the norm is asked for) a sum of squares of every gradient into a
+//      small buffer of partial sums (each parameter owns a few slots), then one tiny kernel that
+//      adds them up into the global norm and the clip factor min(1, clipNorm / (norm + 1e-6));
+//   2. one fused update per parameter that applies the clip factor, weight decay, the moment
+//      updates and the bias-corrected step.
+// The step's scalars (scheduled lr, bias corrections, …) go in one small tensor written once per
+// step, and each parameter's size and slot offset in a small u32 tensor written once, so the
+// kernels contain no per-step or per-parameter constants: four pipelines serve any model.
+
+import { copyBuffer, dispatch, kernel } from "./runtime.ts";
+import { empty, intTensor, type Tensor, tensor } from "./tensor.ts";
+import { zero } from "./shape.ts";
+import { grid1d } from "./wgsl.ts";
+
+export interface AdamOptions {
+  /** base learning rate (default 1e-3) */
+  lr?: number;
+  /** (β₁, β₂), default (0.9, 0.999) */
+  betas?: [number, number];
+  /** default 1e-8 */
+  eps?: number;
+  /** default 0 */
+  weightDecay?: number;
+  /** true: AdamW's decoupled decay p ← p·(1 − lr·wd); false: L2, g ← g + wd·p (default false) */
+  decoupled?: boolean;
+  /** linear warm-up: step t (1-based) uses lr·min(1, t / warmupSteps); 0 = constant (default) */
+  warmupSteps?: number;
+  /** clip the global gradient norm (over all parameters) to this; 0 or unset = no clipping */
+  clipNorm?: number;
+}
+
+/** The optimiser's moments (live tensors, one per parameter) and the number of steps taken. */
+export interface AdamState {
+  step: number;
+  m: Tensor[];
+  v: Tensor[];
+}
+
+/** A state to restore: tensors (copied from) or host arrays (uploaded). */
+export interface AdamStateInput {
+  step: number;
+  m: readonly (Tensor | Float32Array)[];
+  v: readonly (Tensor | Float32Array)[];
+}
+
+const WG = 256;
+/** Partial sums per parameter: at most this many workgroups reduce one gradient. */
+const MAX_PARTIALS = 64;
+/** Elements per thread (at least) before another workgroup joins a gradient's reduction. */
+const PER_THREAD = 8;
+
+// Hyper-parameter slots of the per-step tensor.
+const H = {
+  stepSize: 0, // lr_t / (1 − β₁ᵗ)
+  b1: 1,
+  omb1: 2, // 1 − β₁
+  b2: 3,
+  omb2: 4, // 1 − β₂
+  eps: 5,
+  l2: 6, // coupled weight decay (0 when decoupled)
+  decay: 7, // 1 − lr_t·wd when decoupled, else 1
+  invSqrtBc2: 8, // 1 / √(1 − β₂ᵗ)
+  clip: 9, // clipNorm, 0 = off
+  lr: 10,
+  step: 11,
+} as const;
+const H_SIZE = 12;
+
+const SUMSQ_WGSL = `
+@group(0) @binding(0) var<storage, read> Meta: array<u32>;
+@group(0) @binding(1) var<storage, read> G: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Part: array<f32>;
+var<workgroup> sh: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let n = Meta[0];
+  let stride = Meta[2] * ${WG}u;
+  var acc = 0.0;
+  for (var j = wid.x * ${WG}u + lid.x; j < n; j += stride) {
+    let g = G[j];
+    acc = fma(g, g, acc);
+  }
+  sh[lid.x] = acc;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (lid.x < s) { sh[lid.x] += sh[lid.x + s]; }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) { Part[Meta[1] + wid.x] = sh[0]; }
+}`;
+
+function normWGSL(partials: number): string {
+  return `
+@group(0) @binding(0) var<storage, read> Part: array<f32>;
+@group(0) @binding(1) var<storage, read> Hp: array<f32>;
+@group(0) @binding(2) var<storage, read_write> S: array<f32>;
+var<workgroup> sh: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
+  var acc = 0.0;
+  for (var j = lid.x; j < ${partials}u; j += ${WG}u) { acc += Part[j]; }
+  sh[lid.x] = acc;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (lid.x < s) { sh[lid.x] += sh[lid.x + s]; }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) {
+    let norm = sqrt(sh[0]);
+    let clip = Hp[${H.clip}];
+    S[0] = norm;
+    S[1] = select(1.0, min(1.0, clip / (norm + 1e-6)), clip > 0.0);
+  }
+}`;
+}
+
+const UPDATE_WGSL = `
+@group(0) @binding(0) var<storage, read> Meta: array<u32>;
+@group(0) @binding(1) var<storage, read> Hp: array<f32>;
+@group(0) @binding(2) var<storage, read> S: array<f32>;
+@group(0) @binding(3) var<storage, read> G: array<f32>;
+@group(0) @binding(4) var<storage, read_write> M: array<f32>;
+@group(0) @binding(5) var<storage, read_write> V: array<f32>;
+@group(0) @binding(6) var<storage, read_write> P: array<f32>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = (wid.y * nwg.x + wid.x) * ${WG}u + lid.x;
+  if (i >= Meta[0]) { return; }
+  let c = select(1.0, S[1], Hp[${H.clip}] > 0.0);
+  let p0 = P[i];
+  let g = G[i] * c + Hp[${H.l2}] * p0;
+  let m = Hp[${H.b1}] * M[i] + Hp[${H.omb1}] * g;
+  let v = Hp[${H.b2}] * V[i] + Hp[${H.omb2}] * (g * g);
+  M[i] = m;
+  V[i] = v;
+  let denom = sqrt(v) * Hp[${H.invSqrtBc2}] + Hp[${H.eps}];
+  P[i] = p0 * Hp[${H.decay}] - Hp[${H.stepSize}] * (m / denom);
+}`;
+
+function checkNumber(x: number, what: string, lo: number, hi = Infinity, hiOpen = false): void {
+  if (!(Number.isFinite(x) && x >= lo && (hiOpen ? x < hi : x <= hi))) {
+    throw new Error(`Adam: ${what} = ${x} is out of range`);
+  }
+}
+
+export class Adam {
+  readonly params: readonly Tensor[];
+  lr: number;
+  betas: [number, number];
+  eps: number;
+  weightDecay: number;
+  decoupled: boolean;
+  warmupSteps: number;
+  clipNorm: number;
+  private t = 0;
+  private m: Tensor[];
+  private v: Tensor[];
+  /** per parameter: [size, first partial slot, partial count, 0] */
+  private meta: Tensor[];
+  private partialCount: number[];
+  private partials: Tensor;
+  private hyper: Tensor;
+  /** [global norm, clip factor] of the last step that computed them */
+  private scalars: Tensor;
+  private disposed = false;
+
+  constructor(params: readonly Tensor[], opts: AdamOptions = {}) {
+    if (new Set(params).size !== params.length) {
+      throw new Error("Adam: a parameter is listed twice");
+    }
+    for (const p of params) {
+      if (p.dtype !== "f32") throw new Error(`Adam: parameter ${p} is not f32`);
+      if (p.node) throw new Error(`Adam: parameter ${p} is not a leaf`);
+      if (p.disposed) throw new Error(`Adam: parameter ${p} is disposed`);
+    }
+    this.params = [...params];
+    this.lr = opts.lr ?? 1e-3;
+    this.betas = opts.betas ?? [0.9, 0.999];
+    this.eps = opts.eps ?? 1e-8;
+    this.weightDecay = opts.weightDecay ?? 0;
+    this.decoupled = opts.decoupled ?? false;
+    this.warmupSteps = opts.warmupSteps ?? 0;
+    this.clipNorm = opts.clipNorm ?? 0;
+    this.validate();
+    this.m = params.map((p) => zeros(p.shape));
+    this.v = params.map((p) => zeros(p.shape));
+    let slot = 0;
+    this.partialCount = [];
+    this.meta = params.map((p) => {
+      const count = Math.min(MAX_PARTIALS, Math.max(1, Math.ceil(p.size / (WG * PER_THREAD))));
+      this.partialCount.push(count);
+      const t = intTensor([p.size, slot, count, 0], [4]).keep();
+      slot += count;
+      return t;
+    });
+    this.partials = zeros([Math.max(1, slot)]);
+    this.hyper = empty([H_SIZE]).keep();
+    this.scalars = tensor([0, 1], [2]).keep();
+  }
+
+  private validate(): void {
+    checkNumber(this.lr, "lr", 0);
+    checkNumber(this.betas[0], "beta1", 0, 1, true);
+    checkNumber(this.betas[1], "beta2", 0, 1, true);
+    checkNumber(this.eps, "eps", 0);
+    checkNumber(this.weightDecay, "weightDecay", 0);
+    checkNumber(this.warmupSteps, "warmupSteps", 0);
+    checkNumber(this.clipNorm, "clipNorm", 0);
+  }
+
+  /** Number of steps taken. */
+  get stepCount(): number {
+    return this.t;
+  }
+
+  /** The scheduled learning rate of step t (1-based). */
+  lrAt(t: number): number {
+    const w = this.warmupSteps;
+    return w > 0 ? this.lr * Math.min(1, t / w) : this.lr;
+  }
+
+  /**
+   * One update of every parameter that has a gradient (others are skipped, their moments kept).
+   * With `returnNorm`, returns the global gradient norm before clipping as a new GPU scalar
+   * (shape [], owned by the caller or the enclosing scope); otherwise null. Nothing is read back.
+   */
+  step(opts: { returnNorm?: boolean } = {}): Tensor | null {
+    if (this.disposed) throw new Error("Adam: step() after dispose()");
+    this.validate();
+    const params = this.params;
+    for (const p of params) {
+      if (p.grad && p.grad.size !== p.size) {
+        throw new Error(`Adam: gradient ${p.grad} does not match parameter ${p}`);
+      }
+    }
+    const t = ++this.t;
+    const [b1, b2] = this.betas;
+    const lrT = this.lrAt(t);
+    const h = new Float32Array(H_SIZE);
+    h[H.stepSize] = lrT / (1 - b1 ** t);
+    h[H.b1] = b1;
+    h[H.omb1] = 1 - b1;
+    h[H.b2] = b2;
+    h[H.omb2] = 1 - b2;
+    h[H.eps] = this.eps;
+    h[H.l2] = this.decoupled ? 0 : this.weightDecay;
+    h[H.decay] = this.decoupled ? 1 - lrT * this.weightDecay : 1;
+    h[H.invSqrtBc2] = 1 / Math.sqrt(1 - b2 ** t);
+    h[H.clip] = this.clipNorm;
+    h[H.lr] = lrT;
+    h[H.step] = t;
+    this.hyper.write(h);
+
+    const withGrad = params.map((_, k) => k).filter((k) => params[k].grad);
+    const returnNorm = opts.returnNorm ?? false;
+    if (this.clipNorm > 0 || returnNorm) {
+      // slots of parameters without a gradient must read as 0
+      if (withGrad.length < params.length) zero(this.partials);
+      const sumsq = kernel("adam_sumsq", SUMSQ_WGSL);
+      for (const k of withGrad) {
+        dispatch(
+          sumsq,
+          [this.meta[k].buffer, params[k].grad!.buffer, this.partials.buffer],
+          this.partialCount[k],
+        );
+      }
+      const norm = kernel("adam_norm", normWGSL(this.partials.size));
+      dispatch(norm, [this.partials.buffer, this.hyper.buffer, this.scalars.buffer], 1);
+    }
+    const update = kernel("adam_update", UPDATE_WGSL);
+    for (const k of withGrad) {
+      const p = params[k];
+      const [gx, gy] = grid1d(p.size, WG);
+      dispatch(
+        update,
+        [
+          this.meta[k].buffer,
+          this.hyper.buffer,
+          this.scalars.buffer,
+          p.grad!.buffer,
+          this.m[k].buffer,
+          this.v[k].buffer,
+          p.buffer,
+        ],
+        gx,
+        gy,
+      );
+    }
+    if (!returnNorm) return null;
+    const out = empty([]);
+    copyBuffer(this.scalars.buffer, out.buffer, 4);
+    return out;
+  }
+
+  /** Drops every gradient (back to the pool; the next backward allocates), or zeroes it in place. */
+  zeroGrad(setToNone = true): void {
+    for (const p of this.params) {
+      if (!p.grad) continue;
+      if (setToNone) {
+        p.grad.dispose();
+        p.grad = null;
+      } else zero(p.grad);
+    }
+  }
+
+  /** The moments and step count (live tensors: read them to save a checkpoint). */
+  get state(): AdamState {
+    return { step: this.t, m: [...this.m], v: [...this.v] };
+  }
+
+  /** Reads the state back to the host (for writing a checkpoint). */
+  async readState(): Promise<{ step: number; m: Float32Array[]; v: Float32Array[] }> {
+    const step = this.t;
+    const m: Float32Array[] = [], v: Float32Array[] = [];
+    for (const t of this.m) m.push(await t.read());
+    for (const t of this.v) v.push(await t.read());
+    return { step, m, v };
+  }
+
+  /** Restores a saved state (copies into the optimiser's own tensors). */
+  loadState(s: AdamStateInput): void {
+    if (!Number.isSafeInteger(s.step) || s.step < 0) throw new Error(`Adam: bad step ${s.step}`);
+    if (s.m.length !== this.params.length || s.v.length !== this.params.length) {
+      throw new Error(
+        `Adam: state has ${s.m.length}/${s.v.length} moments for ${this.params.length} parameters`,
+      );
+    }
+    const put = (dst: Tensor, src: Tensor | Float32Array) => {
+      if (src === dst) return;
+      const n = src instanceof Float32Array ? src.length : src.size;
+      if (n !== dst.size) throw new Error(`Adam: moment of ${n} values for ${dst}`);
+      if (src instanceof Float32Array) dst.write(src);
+      else copyBuffer(src.buffer, dst.buffer, n * 4);
+    };
+    for (let k = 0; k < this.params.length; k++) {
+      put(this.m[k], s.m[k]);
+      put(this.v[k], s.v[k]);
+    }
+    this.t = s.step;
+  }
+
+  /** Frees the optimiser's GPU memory (moments and scratch). */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const t of [...this.m, ...this.v, ...this.meta]) t.dispose();
+    this.partials.dispose();
+    this.hyper.dispose();
+    this.scalars.dispose();
+  }
+}
+
+function zeros(shape: readonly number[]): Tensor {
+  const t = empty(shape).keep();
+  zero(t);
+  return t;
+}

@@ -1,0 +1,92 @@
+// Softmax over the last axis. One invocation per row: an online pass for the maximum and the sum
+// of exponentials, then a pass that writes the normalised values; vec4 loads when the row length
+// is a multiple of 4. The backward pass reuses the saved output: dx = y ⊙ (g − Σ g⊙y).
+
+import { record } from "./autograd.ts";
+import { dispatch, kernel } from "./runtime.ts";
+import { empty, shapeStr, type Tensor } from "./tensor.ts";
+import { ENTRY, flatIndex, grid1d } from "./wgsl.ts";
+
+const LOG2E = "1.4426950408889634";
+
+// x [R, C] → y [R, C]
+function softmaxKernel(x: Tensor, out: Tensor, rows: number, C: number): void {
+  const [gx, gy] = grid1d(rows);
+  const v4 = C % 4 === 0;
+  const T = v4 ? "vec4<f32>" : "f32";
+  const n = v4 ? C / 4 : C;
+  // e^x = 2^(x·log2 e); x − max is formed before scaling, so large logits lose no precision
+  const rowMax = v4 ? "max(max(t.x, t.y), max(t.z, t.w))" : "t";
+  const rowSum = v4
+    ? `dot(exp2((t - mn) * ${LOG2E}), vec4<f32>(1.0))`
+    : `exp2((t - mn) * ${LOG2E})`;
+  const code = `
+@group(0) @binding(0) var<storage, read> X: array<${T}>;
+@group(0) @binding(1) var<storage, read_write> O: array<${T}>;
+${ENTRY()} {
+  ${flatIndex(gx)}
+  if (i >= ${rows}u) { return; }
+  let base = i * ${n}u;
+  var m = -1.0e30;
+  var l = 0.0;
+  for (var c = 0u; c < ${n}u; c++) {
+    let t = X[base + c];
+    let mn = max(m, ${rowMax});
+    l = l * exp2((m - mn) * ${LOG2E}) + ${rowSum};
+    m = mn;
+  }
+  let inv = 1.0 / l;
+  for (var c = 0u; c < ${n}u; c++) {
+    O[base + c] = exp2((X[base + c] - m) * ${LOG2E}) * inv;
+  }
+}`;
+  dispatch(kernel(v4 ? "softmax_v4" : "softmax", code), [x.buffer, out.buffer], gx, gy);
+}
+
+// y [R, C], g [R, C] → dx [R, C]
+function softmaxBackwardKernel(y: Tensor, g: Tensor, dx: Tensor, rows: number, C: number): void {
+  const [gx, gy] = grid1d(rows);
+  const v4 = C % 4 === 0;
+  const T = v4 ? "vec4<f32>" : "f32";
+  const n = v4 ? C / 4 : C;
+  const dotE = v4 ? "dot(Y[base + c], G[base + c])" : "Y[base + c] * G[base + c]";
+  const code = `
+@group(0) @binding(0) var<storage, read> Y: array<${T}>;
+@group(0) @binding(1) var<storage, read> G: array<${T}>;
+@group(0) @binding(2) var<storage, read_write> DX: array<${T}>;
+${ENTRY()} {
+  ${flatIndex(gx)}
+  if (i >= ${rows}u) { return; }
+  let base = i * ${n}u;
+  var s = 0.0;
+  for (var c = 0u; c < ${n}u; c++) {
+    s += ${dotE};
+  }
+  for (var c = 0u; c < ${n}u; c++) {
+    DX[base + c] = Y[base + c] * (G[base + c] - ${T}(s));
+  }
+}`;
+  dispatch(
+    kernel(v4 ? "softmax_backward_v4" : "softmax_backward", code),
+    [y.buffer, g.buffer, dx.buffer],
+    gx,
+    gy,
+  );
+}
+
+/** Softmax over the last axis of x (any rank ≥ 1). */
+export function softmax(x: Tensor): Tensor {
+  if (x.rank < 1 || x.dtype !== "f32") {
+    throw new Error(`softmax: need an f32 tensor of rank ≥ 1, got ${x}`);
+  }
+  const C = x.shape[x.rank - 1];
+  if (C === 0) throw new Error(`softmax: empty last axis in ${shapeStr(x.shape)}`);
+  const rows = x.size / C;
+  const out = empty(x.shape);
+  softmaxKernel(x, out, rows, C);
+  return record(out, "softmax", [x], (g) => {
+    const dx = empty(x.shape);
+    softmaxBackwardKernel(out, g, dx, rows, C);
+    return [dx];
+  });
+}

@@ -1,0 +1,105 @@
+// Shared by the command-line tasks: argument parsing with --help, one-line errors, progress.
+
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { existsSync, readFileSync } from "node:fs";
+import { initDevice } from "../kernels/mod.ts";
+
+export type Options = NonNullable<ParseArgsConfig["options"]>;
+
+/** Parses argv; prints `usage` for --help; unknown flags are a one-line error. */
+export function parseCli(argv: string[], options: Options, usage: string) {
+  try {
+    const r = parseArgs({
+      args: argv,
+      options: { ...options, help: { type: "boolean", short: "h" } },
+      allowPositionals: false,
+      strict: true,
+    });
+    if (r.values.help) {
+      console.log(usage.trim());
+      Deno.exit(0);
+    }
+    return r.values as Record<string, string | boolean | string[] | undefined>;
+  } catch (e) {
+    fail(`${(e as Error).message.split("\n")[0]} (see --help)`);
+  }
+}
+
+/** Prints a one-line error and exits with status 1. */
+export function fail(message: string): never {
+  console.error(`error: ${message}`);
+  Deno.exit(1);
+}
+
+/** Runs a task body; any error becomes a one-line message. */
+export async function runTask(body: () => Promise<void>): Promise<void> {
+  try {
+    await initDevice();
+    await body();
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    if (Deno.env.get("PIXART_DEBUG")) console.error(e);
+    fail(msg.split("\n")[0]);
+  }
+}
+
+export function intFlag(v: unknown, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) fail(`--${name} must be a non-negative integer, got '${v}'`);
+  return n;
+}
+
+export function numFlag(v: unknown, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) fail(`--${name} must be a number, got '${v}'`);
+  return n;
+}
+
+export function fmtTime(s: number): string {
+  if (!Number.isFinite(s)) return "?";
+  s = Math.round(s);
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+  return h
+    ? `${h}h${String(m).padStart(2, "0")}m`
+    : m
+    ? `${m}m${String(sec).padStart(2, "0")}s`
+    : `${sec}s`;
+}
+
+const enc = new TextEncoder();
+const tty = Deno.stderr.isTerminal();
+
+/** A live status line on a terminal; plain lines (at most every `every` calls) otherwise. */
+export function status(line: string, final = false): void {
+  if (tty) Deno.stderr.writeSync(enc.encode(`\r\x1b[K${line}${final ? "\n" : ""}`));
+  else if (final) console.error(line);
+}
+
+export function progressBar(done: number, total: number, label: string, t0: number): void {
+  const w = 30;
+  const f = Math.min(1, done / total);
+  const el = (performance.now() - t0) / 1000;
+  const eta = done ? el / done * (total - done) : NaN;
+  status(
+    `${label} [${"#".repeat(Math.round(f * w)).padEnd(w, ".")}] ${done}/${total} ${
+      fmtTime(el)
+    } ETA ${fmtTime(eta)}`,
+    done === total,
+  );
+}
+
+/** Prompts from a file: one per line, or several on a line separated by "|". */
+export function readPromptsFile(path: string): string[] {
+  if (!existsSync(path)) fail(`prompts file '${path}' not found`);
+  return readFileSync(path, "utf8").split(/\r?\n/)
+    .flatMap((l) => (l.includes("|") ? l.split("|") : [l]))
+    .map((p) => p.trim()).filter(Boolean);
+}
+
+/** The lesson's 64-prompt grid (8 per line, grid order). */
+export function lessonPrompts(): string[] {
+  const path = new URL("../configs/lesson_prompts.txt", import.meta.url);
+  return readFileSync(path, "utf8").split(/\s+/).filter(Boolean);
+}

@@ -1,0 +1,133 @@
+// deno task sample --prompt "seven" — draws images from a trained checkpoint.
+
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { deviceInfo } from "../kernels/mod.ts";
+import { writeImageGrid } from "../io/png.ts";
+import { modelFromCheckpoint, newestCheckpoint, readCheckpoint } from "../model/checkpoint.ts";
+import { tokenize } from "../model/tokenizer.ts";
+import { generate } from "../diffusion/generate.ts";
+import { type SamplerName, SAMPLERS } from "../diffusion/samplers.ts";
+import { linearSchedule } from "../diffusion/schedule.ts";
+import {
+  fail,
+  intFlag,
+  lessonPrompts,
+  numFlag,
+  parseCli,
+  progressBar,
+  readPromptsFile,
+  runTask,
+} from "./cli.ts";
+import { promptsText } from "./prompts.ts";
+
+const USAGE = `
+Samples images from a PixArt-α checkpoint and writes them as one PNG grid.
+
+  deno task sample --prompt "seven" [--prompt "3" …] [flags]
+
+  --prompt TEXT        a prompt (repeatable); a stage-1 model takes class names or digits
+  --prompts-file PATH  prompts, one per line ("|" separates several on one line)
+  --grid               the lesson's 64-prompt grid (configs/lesson_prompts.txt)
+  --checkpoint PATH    checkpoint file or folder (default: the bundled model, else the newest
+                       in output/small_stage2)
+  --num N              samples per prompt (default 8 for one prompt, else 1)
+  --guidance W         classifier-free guidance scale (default 4.5; 1 = none)
+  --sampler NAME       ancestral | ddim | dpm-solver (default dpm-solver)
+  --steps N            sampler steps for ddim / dpm-solver (default 20; ancestral uses all T)
+  --seed N             start noise seed (default 0)
+  --raw                use the raw weights even if the checkpoint has EMA weights
+  --out PATH           PNG path (default output/samples.png); the prompts go beside it (.txt)
+`;
+
+const DEFAULT_CHECKPOINTS = ["checkpoints/pixart_mnist.safetensors", "output/small_stage2"];
+
+await runTask(async () => {
+  const a = parseCli(Deno.args, {
+    prompt: { type: "string", multiple: true },
+    "prompts-file": { type: "string" },
+    grid: { type: "boolean" },
+    checkpoint: { type: "string" },
+    num: { type: "string" },
+    guidance: { type: "string" },
+    sampler: { type: "string" },
+    steps: { type: "string" },
+    seed: { type: "string" },
+    raw: { type: "boolean" },
+    out: { type: "string" },
+  }, USAGE);
+  const base: string[] = [...((a.prompt as string[]) ?? [])];
+  if (a["prompts-file"]) base.push(...readPromptsFile(a["prompts-file"] as string));
+  if (a.grid) base.push(...lessonPrompts());
+  if (!base.length) fail("no prompt: pass --prompt TEXT, --prompts-file PATH or --grid");
+  const num = intFlag(a.num, "num") ?? (base.length === 1 ? 8 : 1);
+  if (num < 1) fail("--num must be at least 1");
+  const prompts = base.flatMap((p) => Array(num).fill(p));
+  const sampler = ((a.sampler as string) ?? "dpm-solver") as SamplerName;
+  if (!SAMPLERS.includes(sampler)) {
+    fail(`unknown sampler '${sampler}': use one of ${SAMPLERS.join(", ")}`);
+  }
+  const steps = intFlag(a.steps, "steps") ?? 20;
+  const guidance = numFlag(a.guidance, "guidance") ?? 4.5;
+  const seed = intFlag(a.seed, "seed") ?? 0;
+  const out = (a.out as string) ?? "output/samples.png";
+
+  let path = a.checkpoint as string | undefined;
+  if (!path) {
+    for (const c of DEFAULT_CHECKPOINTS) {
+      const p = existsSync(c) && Deno.statSync(c).isDirectory ? newestCheckpoint(c) : c;
+      if (p && existsSync(p)) {
+        path = p;
+        break;
+      }
+    }
+    if (!path) {
+      fail("no checkpoint found: train one (deno task train:stage2) or pass --checkpoint PATH");
+    }
+  } else if (existsSync(path) && Deno.statSync(path).isDirectory) {
+    const p = newestCheckpoint(path);
+    if (!p) fail(`no checkpoint-*.safetensors in folder '${path}'`);
+    path = p;
+  }
+  const ck = readCheckpoint(path);
+  const model = modelFromCheckpoint(ck, path, !a.raw);
+  const c = model.config;
+  if (c.stage === 2) tokenize(prompts, c.text_len); // fail early on a prompt it cannot encode
+  const classNames: string[] = ck.metadata.classes ? JSON.parse(ck.metadata.classes) : [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+  ];
+  const cfgT = ck.metadata.train_config ? JSON.parse(ck.metadata.train_config) : null;
+  const d = cfgT?.diffusion ?? { timesteps: 1000, beta_start: 1e-4, beta_end: 0.02 };
+  const schedule = linearSchedule(d.timesteps, d.beta_start, d.beta_end);
+  console.error(
+    `${path}: stage ${c.stage}, step ${ck.step}${ck.ema && !a.raw ? ", EMA weights" : ""}; ` +
+      `${prompts.length} samples, ${sampler}${sampler === "ancestral" ? "" : ` ${steps} steps`}, ` +
+      `guidance ${guidance}, on ${deviceInfo().adapter}`,
+  );
+  const t0 = performance.now();
+  const images = await generate(model, schedule, prompts, classNames, {
+    sampler,
+    steps,
+    guidance,
+    seed,
+    batch: 64,
+    onProgress: (done, total) => progressBar(done, total, "sampling", t0),
+  });
+  mkdirSync(dirname(out) || ".", { recursive: true });
+  const cols = base.length === 1 ? Math.min(8, num) : num > 1 ? num : 8;
+  writeImageGrid(out, images, prompts.length, c.in_channels, c.image_size, c.image_size, cols);
+  const txt = out.replace(/\.png$/i, "") + ".txt";
+  writeFileSync(txt, promptsText(prompts, cols));
+  console.error(`wrote ${out} and ${txt} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  model.dispose();
+  void join;
+});

