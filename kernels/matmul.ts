@@ -1,9 +1,15 @@
-// Matrix multiply: C[b] = A[b]·B[b] (+ bias), A [..., M, K], B [K, N] (shared) or [..., K, N].
-// Transposed operands are materialised first (an O(MK) copy beside the O(MNK) product), so one
-// well-tuned NN kernel serves the forward and both backward products.
+// Matrix multiply C = op(A)·op(B) (+ bias), op = identity or transpose, batched over leading axes.
+// Two layouts run natively, each reading both operands along their contiguous axis with vec4
+// loads:
+//   NN  C[m,n] = Σ_k A[m,k]·B[k,n]    (dX = dY·W)
+//   TN  C[m,n] = Σ_k A[k,m]·B[k,n]    (dW = dYᵀ·X)
+// For B transposed (Y = X·Wᵀ, the forward of nn.Linear) Bᵀ is materialised first: it is the small
+// weight, and the NN kernel then reads both operands along contiguous rows. Shapes that are not
+// multiples of 4 along the loaded axes take a scalar kernel that handles every layout.
 //
 // On CPU adapters each invocation's global loads dominate, so every invocation computes a large
-// register tile (up to 16×16) from vec4 loads: the FMAs per load decide the speed.
+// register tile (up to 16×16 outputs): the FMAs per load decide the speed. Rows and columns past
+// the edge are clamped on load and skipped on store, so any M and N work with any tile.
 
 import { needsGrad, record } from "./autograd.ts";
 import { dispatch, kernel } from "./runtime.ts";
@@ -17,47 +23,73 @@ export interface MatmulOptions {
   bias?: Tensor | null;
 }
 
-function pick(n: number, options: number[]): number {
-  for (const o of options) if (n % o === 0) return o;
+interface Dims {
+  batch: number;
+  M: number;
+  K: number;
+  N: number;
+  transA: boolean;
+  transB: boolean;
+  /** elements between consecutive batches of B (0: shared) */
+  bStride: number;
+}
+
+const WX = 8, WY = 8;
+
+function tileOf(n: number, max: number): number {
+  for (const t of [16, 8, 4, 2, 1]) if (t <= max && (t <= n || t === 1)) return t;
   return 1;
 }
 
-/** Records C = A·B (+ bias) into `out`; shapes already checked. */
-function matmulKernel(
-  a: Tensor,
-  b: Tensor,
-  bias: Tensor | null,
-  out: Tensor,
-  batch: number,
-  M: number,
-  K: number,
-  N: number,
-  bBatched: boolean,
-): void {
-  const bStride = bBatched ? K * N : 0;
+// C [batch, M, N] = op(A)·op(B) + bias — one invocation per TM×TN tile.
+function matmulKernel(a: Tensor, b: Tensor, bias: Tensor | null, out: Tensor, d: Dims): void {
+  const { batch, M, K, N, transA, transB, bStride } = d;
   const biasDecl = bias ? `@group(0) @binding(3) var<storage, read> Bias: array<f32>;` : "";
-  if (K % 4 === 0 && N % 4 === 0) {
-    // vec4 path: TM rows × TN columns per invocation
-    const TN4 = pick(N / 4, [4, 2, 1]);
-    const TN = TN4 * 4;
-    const TM = pick(M, [16, 8, 4, 2, 1]);
-    const WX = 8, WY = 8;
-    const gx = Math.ceil(N / TN / WX), gy = Math.ceil(M / TM / WY);
-    let decl = "", body = "", store = "";
+  const bufs = [a.buffer, b.buffer, out.buffer];
+  if (bias) bufs.push(bias.buffer);
+  const mode = `${transA ? "T" : "N"}${transB ? "T" : "N"}`;
+  let code: string | null = null, TM = 1, TN = 1;
+  const header = (aT: string, bT: string) => `
+@group(0) @binding(0) var<storage, read> A: array<${aT}>;
+@group(0) @binding(1) var<storage, read> B: array<${bT}>;
+@group(0) @binding(2) var<storage, read_write> C: array<f32>;
+${biasDecl}
+@compute @workgroup_size(${WX}, ${WY})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let col0 = gid.x * TN;
+  let row0 = gid.y * TM;
+  if (col0 >= ${N}u || row0 >= ${M}u) { return; }
+  let z = gid.z;
+  let aBase = z * ${M * K}u;
+  let bBase = z * ${bStride}u;
+  let cBase = z * ${M * N}u;`;
+  const rowsDecl = (tm: number) =>
+    Array.from({ length: tm }, (_, r) => `let r${r} = min(row0 + ${r}u, ${M - 1}u);`).join("\n");
+  const colsDecl = (tn: number) =>
+    Array.from({ length: tn }, (_, c) => `let c${c} = min(col0 + ${c}u, ${N - 1}u);`).join("\n");
+  // store: acc(r, c) is a WGSL expression for output (row0 + r, col0 + c)
+  const store = (acc: (r: number, c: number) => string) => {
+    let s = "";
     for (let r = 0; r < TM; r++) {
-      for (let c = 0; c < TN4; c++) {
-        decl += `var acc${r}_${c} = vec4<f32>(0.0);\n`;
-        const bv = bias
-          ? ` + vec4<f32>(Bias[col0 + ${c * 4}u], Bias[col0 + ${c * 4 + 1}u], Bias[col0 + ${
-            c * 4 + 2
-          }u], Bias[col0 + ${c * 4 + 3}u])`
-          : "";
-        store += `C[(cBase + (row0 + ${r}u) * ${N}u + col0) / 4u + ${c}u] = acc${r}_${c}${bv};\n`;
+      for (let c = 0; c < TN; c++) {
+        const guard = [];
+        if (M % TM !== 0) guard.push(`row0 + ${r}u < ${M}u`);
+        if (N % TN !== 0) guard.push(`col0 + ${c}u < ${N}u`);
+        const st = `C[cBase + (row0 + ${r}u) * ${N}u + col0 + ${c}u] = ${acc(r, c)}${
+          bias ? ` + Bias[col0 + ${c}u]` : ""
+        };`;
+        s += guard.length ? `if (${guard.join(" && ")}) { ${st} }\n` : st + "\n";
       }
     }
-    for (let r = 0; r < TM; r++) {
-      body += `let a${r} = A[(aBase + (row0 + ${r}u) * ${K}u + k) / 4u];\n`;
-    }
+    return s;
+  };
+  if (mode === "NN" && K % 4 === 0 && N % 4 === 0) {
+    // A rows as vec4 along k; B rows as vec4 along n; acc vec4 per (row, 4 columns)
+    TM = tileOf(M, 16);
+    TN = N % 16 === 0 ? 16 : N % 8 === 0 ? 8 : 4;
+    const TN4 = TN / 4;
+    let body = "";
+    for (let r = 0; r < TM; r++) body += `let a${r} = A[(aBase + r${r} * ${K}u + k) / 4u];\n`;
     for (let kk = 0; kk < 4; kk++) {
       for (let c = 0; c < TN4; c++) {
         body += `let b${kk}_${c} = B[(bBase + (k + ${kk}u) * ${N}u + col0) / 4u + ${c}u];\n`;
@@ -70,127 +102,178 @@ function matmulKernel(
         }
       }
     }
-    const code = `
-@group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> C: array<vec4<f32>>;
-${biasDecl}
-@compute @workgroup_size(${WX}, ${WY})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let col0 = gid.x * ${TN}u;
-  let row0 = gid.y * ${TM}u;
-  if (col0 >= ${N}u || row0 >= ${M}u) { return; }
-  let z = gid.z;
-  let aBase = z * ${M * K}u;
-  let bBase = z * ${bStride}u;
-  let cBase = z * ${M * N}u;
+    let decl = "";
+    for (let r = 0; r < TM; r++) {
+      for (let c = 0; c < TN4; c++) decl += `var acc${r}_${c} = vec4<f32>(0.0);\n`;
+    }
+    code = header("vec4<f32>", "vec4<f32>") + `
+  ${rowsDecl(TM)}
   ${decl}
   for (var k = 0u; k < ${K}u; k += 4u) {
     ${body}
   }
-  ${store}
+  ${store((r, c) => `acc${r}_${c >> 2}[${c & 3}]`)}
 }`;
-    const bufs = [a.buffer, b.buffer, out.buffer];
-    if (bias) bufs.push(bias.buffer);
-    dispatch(kernel(`matmul_${TM}x${TN}`, code), bufs, gx, gy, batch);
-    return;
-  }
-  // scalar path for shapes that are not multiples of 4
-  const TM = 4, TN = 4, WX = 8, WY = 8;
-  const gx = Math.ceil(N / TN / WX), gy = Math.ceil(M / TM / WY);
-  const code = `
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
-@group(0) @binding(2) var<storage, read_write> C: array<f32>;
-${biasDecl}
-@compute @workgroup_size(${WX}, ${WY})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let col0 = gid.x * ${TN}u;
-  let row0 = gid.y * ${TM}u;
-  let z = gid.z;
-  var acc: array<array<f32, ${TN}>, ${TM}>;
+  } else if (mode === "TN" && M % 4 === 0 && N % 4 === 0) {
+    // outer products: A[k, m..m+TM] and B[k, n..n+TN] as vec4s
+    TM = M % 16 === 0 ? 16 : M % 8 === 0 ? 8 : 4;
+    TN = N % 16 === 0 ? 16 : N % 8 === 0 ? 8 : 4;
+    const TM4 = TM / 4, TN4 = TN / 4;
+    let body = "";
+    for (let r = 0; r < TM4; r++) {
+      body += `let a${r} = A[(aBase + k * ${M}u + row0) / 4u + ${r}u];\n`;
+    }
+    for (let c = 0; c < TN4; c++) {
+      body += `let b${c} = B[(bBase + k * ${N}u + col0) / 4u + ${c}u];\n`;
+    }
+    for (let r = 0; r < TM; r++) {
+      for (let c = 0; c < TN4; c++) {
+        body += `acc${r}_${c} = fma(vec4<f32>(a${r >> 2}[${r & 3}]), b${c}, acc${r}_${c});\n`;
+      }
+    }
+    let decl = "";
+    for (let r = 0; r < TM; r++) {
+      for (let c = 0; c < TN4; c++) decl += `var acc${r}_${c} = vec4<f32>(0.0);\n`;
+    }
+    code = header("vec4<f32>", "vec4<f32>") + `
+  ${decl}
   for (var k = 0u; k < ${K}u; k++) {
-    for (var r = 0u; r < ${TM}u; r++) {
-      let row = min(row0 + r, ${M - 1}u);
-      let av = A[z * ${M * K}u + row * ${K}u + k];
-      for (var c = 0u; c < ${TN}u; c++) {
-        let col = min(col0 + c, ${N - 1}u);
-        acc[r][c] = fma(av, B[z * ${bStride}u + k * ${N}u + col], acc[r][c]);
-      }
-    }
+    ${body}
   }
-  for (var r = 0u; r < ${TM}u; r++) {
-    for (var c = 0u; c < ${TN}u; c++) {
-      let row = row0 + r;
-      let col = col0 + c;
-      if (row < ${M}u && col < ${N}u) {
-        C[z * ${M * N}u + row * ${N}u + col] = acc[r][c]${bias ? " + Bias[col]" : ""};
-      }
-    }
-  }
+  ${store((r, c) => `acc${r}_${c >> 2}[${c & 3}]`)}
 }`;
-  const bufs = [a.buffer, b.buffer, out.buffer];
-  if (bias) bufs.push(bias.buffer);
-  dispatch(kernel("matmul_scalar", code), bufs, gx, gy, batch);
+  }
+  if (!code) {
+    // scalar fallback, any layout
+    TM = 4;
+    TN = 4;
+    const aIdx = (r: string) => transA ? `aBase + k * ${M}u + ${r}` : `aBase + ${r} * ${K}u + k`;
+    const bIdx = (c: string) => transB ? `bBase + ${c} * ${K}u + k` : `bBase + k * ${N}u + ${c}`;
+    let body = "";
+    for (let r = 0; r < TM; r++) body += `let a${r} = A[${aIdx(`r${r}`)}];\n`;
+    for (let c = 0; c < TN; c++) body += `let b${c} = B[${bIdx(`c${c}`)}];\n`;
+    for (let r = 0; r < TM; r++) {
+      for (let c = 0; c < TN; c++) body += `acc${r}_${c} = fma(a${r}, b${c}, acc${r}_${c});\n`;
+    }
+    let decl = "";
+    for (let r = 0; r < TM; r++) for (let c = 0; c < TN; c++) decl += `var acc${r}_${c} = 0.0;\n`;
+    code = header("f32", "f32") + `
+  ${rowsDecl(TM)}
+  ${colsDecl(TN)}
+  ${decl}
+  for (var k = 0u; k < ${K}u; k++) {
+    ${body}
+  }
+  ${store((r, c) => `acc${r}_${c}`)}
+}`;
+  }
+  code = `const TM = ${TM}u;\nconst TN = ${TN}u;\n` + code;
+  const gx = Math.ceil(N / TN / WX), gy = Math.ceil(M / TM / WY);
+  dispatch(kernel(`matmul_${mode}_${TM}x${TN}`, code), bufs, gx, gy, batch);
 }
 
 /**
- * A·B with optional transposes and a bias over the last axis. A: [..., M, K] (or [..., K, M] with
- * transA); B: [K, N] shared by every batch, or [..., K, N] with A's batch dims ([N, K] / [..., N, K]
- * with transB).
+ * op(A)·op(B) with an optional bias over the last axis. A: [..., M, K] ([..., K, M] with transA);
+ * B: [K, N] shared by every batch, or [..., K, N] with A's batch dims ([N, K] / [..., N, K] with
+ * transB).
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
-  if (opts.transA || opts.transB) {
-    // materialise the transposes; without autograd nothing keeps them past the dispatch
-    const at = opts.transA ? transpose(a) : a;
-    const bt = opts.transB ? transpose(b) : b;
-    const r = matmul(at, bt, { bias: opts.bias });
-    if (!needsGrad(a, b, opts.bias)) {
-      if (at !== a) at.dispose();
-      if (bt !== b) bt.dispose();
-    }
-    return r;
-  }
+  const transA = !!opts.transA, transB = !!opts.transB;
   const bias = opts.bias ?? null;
   if (a.rank < 2 || b.rank < 2) {
     throw new Error(
       `matmul: operands need rank ≥ 2, got ${shapeStr(a.shape)}·${shapeStr(b.shape)}`,
     );
   }
-  const M = a.shape[a.rank - 2], K = a.shape[a.rank - 1];
-  const N = b.shape[b.rank - 1];
+  const M = transA ? a.shape[a.rank - 1] : a.shape[a.rank - 2];
+  const K = transA ? a.shape[a.rank - 2] : a.shape[a.rank - 1];
+  const N = transB ? b.shape[b.rank - 2] : b.shape[b.rank - 1];
+  const Kb = transB ? b.shape[b.rank - 1] : b.shape[b.rank - 2];
   const batchShape = a.shape.slice(0, -2);
   const batch = numel(batchShape);
   const bBatched = b.rank > 2;
-  if (b.shape[b.rank - 2] !== K) {
-    throw new Error(`matmul: inner sizes differ: ${shapeStr(a.shape)}·${shapeStr(b.shape)}`);
+  if (Kb !== K) {
+    throw new Error(
+      `matmul: inner sizes differ: ${shapeStr(a.shape)}${transA ? "ᵀ" : ""}·${shapeStr(b.shape)}${
+        transB ? "ᵀ" : ""
+      }`,
+    );
   }
   if (bBatched && numel(b.shape.slice(0, -2)) !== batch) {
     throw new Error(`matmul: batch sizes differ: ${shapeStr(a.shape)}·${shapeStr(b.shape)}`);
   }
-  if (bias && (bias.size !== N)) {
+  if (bias && bias.size !== N) {
     throw new Error(`matmul: bias ${shapeStr(bias.shape)} does not match ${N} columns`);
   }
   const out = empty([...batchShape, M, N]);
-  if (!bBatched) {
+  if (transB && (transA || K % 4 === 0 && N % 4 === 0)) {
+    // Bᵀ is materialised (for a linear layer it is the small weight) so the NN or TN kernel,
+    // which read both operands along contiguous rows, can run
+    const bt = transpose(b);
+    const st = bBatched ? K * N : 0;
+    if (!bBatched && !transA) {
+      matmulKernel(a, bt, bias, out, {
+        batch: 1,
+        M: batch * M,
+        K,
+        N,
+        transA,
+        transB: false,
+        bStride: 0,
+      });
+    } else matmulKernel(a, bt, bias, out, { batch, M, K, N, transA, transB: false, bStride: st });
+    bt.dispose();
+  } else if (!bBatched && !transA) {
     // fold the batch into M: one large product instead of many small ones
-    matmulKernel(a, b, bias, out, 1, batch * M, K, N, false);
-  } else matmulKernel(a, b, bias, out, batch, M, K, N, true);
+    matmulKernel(a, b, bias, out, { batch: 1, M: batch * M, K, N, transA, transB, bStride: 0 });
+  } else {
+    matmulKernel(a, b, bias, out, {
+      batch,
+      M,
+      K,
+      N,
+      transA,
+      transB,
+      bStride: bBatched ? K * N : 0,
+    });
+  }
+  if (!needsGrad(a, b, bias)) return out;
   const inputs = bias ? [a, b, bias] : [a, b];
   return record(out, "matmul", inputs, (g) => {
     let ga: Tensor | null = null, gb: Tensor | null = null, gbias: Tensor | null = null;
     if (a.requiresGrad) {
-      // dA = dC·Bᵀ
-      ga = matmul(g, b, { transB: true });
+      // C = op(A)·op(B): d op(A) = dC·op(B)ᵀ; dA is its transpose when A was transposed
+      if (!transA) ga = matmul(g, b, { transB: !transB });
+      else if (bBatched || batch === 1) {
+        const bb = bBatched ? b : reshape(b, [...batchShape, ...b.shape]);
+        ga = matmul(bb, g, { transA: transB, transB: true });
+        if (bb !== b) bb.dispose();
+      } else {
+        const t = matmul(g, b, { transB: !transB });
+        ga = transpose(t);
+        t.dispose();
+      }
     }
     if (b.requiresGrad) {
-      if (bBatched) gb = matmul(a, g, { transA: true });
-      else {
-        // dB = Σ_batch Aᵀ·dC = A_flatᵀ·dC_flat
-        const af = reshape(a, [batch * M, K]);
+      if (bBatched) {
+        gb = transB
+          ? matmul(g, a, { transA: true, transB: transA })
+          : matmul(a, g, { transA: !transA });
+      } else {
+        // B is shared: its gradient sums over the batch, i.e. one product over all rows
+        const rowsA = transA ? null : reshape(a, [batch * M, K]);
         const gf = reshape(g, [batch * M, N]);
-        gb = matmul(af, gf, { transA: true });
-        af.dispose();
+        if (rowsA) {
+          gb = transB ? matmul(gf, rowsA, { transA: true }) : matmul(rowsA, gf, { transA: true });
+          rowsA.dispose();
+        } else {
+          // Aᵀ batched with a shared B (rare): sum per-batch products
+          const at = transpose(a);
+          const af = reshape(at, [batch * M, K]);
+          gb = transB ? matmul(gf, af, { transA: true }) : matmul(af, gf, { transA: true });
+          af.dispose();
+          at.dispose();
+        }
         gf.dispose();
       }
     }

@@ -11,7 +11,7 @@ gradOps.copy = copy;
 export * from "./device.ts";
 export * from "./tensor.ts";
 export * from "./autograd.ts";
-export { counters, flush, readBuffer, sync } from "./runtime.ts";
+export { counters, flush, readBuffer, startProfile, stopProfile, sync } from "./runtime.ts";
 export { pool, type PoolStats } from "./pool.ts";
 export * from "./elementwise.ts";
 export * from "./reduce.ts";

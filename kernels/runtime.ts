@@ -97,6 +97,10 @@ export function dispatch(k: Kernel, buffers: GPUBuffer[], x: number, y = 1, z = 
     throw new Error(`kernel '${k.name}': dispatch ${x}x${y}x${z} exceeds ${max} per dimension`);
   }
   if (x === 0 || y === 0 || z === 0) return;
+  if (profiler) {
+    profiledDispatch(k, buffers, x, y, z);
+    return;
+  }
   const p = currentPass();
   p.setPipeline(k.pipeline);
   p.setBindGroup(0, bindGroup(k, buffers));
@@ -128,6 +132,7 @@ export function copyBuffer(
 export function flush(): void {
   if (!encoder) return;
   if (pass) pass.end();
+  if (profiler && profiler.names.length) resolveProfile(encoder);
   const dev = device();
   const names = recorded;
   dev.pushErrorScope("validation");
@@ -187,4 +192,105 @@ export async function sync(): Promise<void> {
   flush();
   await device().queue.onSubmittedWorkDone();
   rethrowErrors();
+}
+
+// ---- profiling with timestamp queries -------------------------------------------------------
+// While a profile is on, every dispatch gets its own compute pass with begin/end timestamps, so
+// the GPU time of each kernel can be summed by name. This serialises work: use it to find where
+// time goes, not to measure the total.
+
+interface Profiler {
+  querySet: GPUQuerySet;
+  capacity: number;
+  names: string[];
+  pending: Promise<void>[];
+  totals: Map<string, { ms: number; count: number }>;
+}
+let profiler: Profiler | null = null;
+
+function profiledDispatch(k: Kernel, buffers: GPUBuffer[], x: number, y: number, z: number) {
+  const pr = profiler!;
+  if (pass) {
+    pass.end();
+    pass = null;
+  }
+  if (pr.names.length * 2 >= pr.capacity) flush();
+  encoder ??= device().createCommandEncoder();
+  const i = pr.names.length;
+  const p = encoder.beginComputePass({
+    timestampWrites: {
+      querySet: pr.querySet,
+      beginningOfPassWriteIndex: 2 * i,
+      endOfPassWriteIndex: 2 * i + 1,
+    },
+  });
+  p.setPipeline(k.pipeline);
+  p.setBindGroup(0, bindGroup(k, buffers));
+  p.dispatchWorkgroups(x, y, z);
+  p.end();
+  pr.names.push(k.name);
+  for (const b of buffers) pendingUse.add(b);
+  recorded.push(k.name);
+  counters.dispatches++;
+}
+
+function resolveProfile(enc: GPUCommandEncoder): void {
+  const pr = profiler!;
+  const n = pr.names.length * 2;
+  const dev = device();
+  const resolve = dev.createBuffer({
+    size: n * 8,
+    usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+  });
+  const read = dev.createBuffer({
+    size: n * 8,
+    usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ,
+  });
+  enc.resolveQuerySet(pr.querySet, 0, n, resolve, 0);
+  enc.copyBufferToBuffer(resolve, 0, read, 0, n * 8);
+  const names = pr.names;
+  pr.names = [];
+  pr.pending.push((async () => {
+    await dev.queue.onSubmittedWorkDone();
+    await read.mapAsync(GPUMapMode.READ);
+    const ts = new BigUint64Array(read.getMappedRange().slice(0));
+    read.unmap();
+    read.destroy();
+    resolve.destroy();
+    names.forEach((name, i) => {
+      const ms = Number(ts[2 * i + 1] - ts[2 * i]) / 1e6;
+      const e = pr.totals.get(name) ?? { ms: 0, count: 0 };
+      e.ms += ms;
+      e.count++;
+      pr.totals.set(name, e);
+    });
+  })());
+}
+
+/** Starts timing every dispatch (needs the adapter's timestamp-query feature). */
+export function startProfile(): void {
+  if (!device().features.has("timestamp-query")) {
+    throw new Error("profiling needs the adapter's timestamp-query feature");
+  }
+  flush();
+  const capacity = 4096;
+  profiler = {
+    querySet: device().createQuerySet({ type: "timestamp", count: capacity }),
+    capacity,
+    names: [],
+    pending: [],
+    totals: new Map(),
+  };
+}
+
+/** Stops profiling; returns GPU milliseconds and dispatch counts per kernel name. */
+export async function stopProfile(): Promise<Map<string, { ms: number; count: number }>> {
+  if (!profiler) throw new Error("stopProfile(): no profile running");
+  flush();
+  const pr = profiler;
+  profiler = null;
+  await Promise.all(pr.pending);
+  pr.querySet.destroy();
+  rethrowErrors();
+  return pr.totals;
 }
