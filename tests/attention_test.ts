@@ -143,7 +143,13 @@ Deno.test("attention: odd head sizes (scalar path)", async () => {
   await checkAttention("dh=6", { B: 1, Nq: 5, Nk: 3, D: 12, H: 2 });
 });
 
-Deno.test("attention: rows spanning several workgroups", async () => {
+Deno.test("attention: register tiles with padding rows, several workgroups, dh = 64", async () => {
+  await checkAttention("tiles padded, 2 heads", { B: 2, Nq: 7, Nk: 9, D: 16, H: 2 });
+  await checkAttention("tiles padded, masked", { B: 2, Nq: 7, Nk: 9, D: 16, H: 2 }, [
+    [1, 0, 1, 1, 0, 1, 1, 1, 0],
+    [0, 0, 0, 0, 0, 0, 0, 1, 1],
+  ]);
+  await checkAttention("dh=64 (the model's head size)", { B: 1, Nq: 4, Nk: 2, D: 128, H: 2 });
   await checkAttention("Nq=37 Nk=35", { B: 1, Nq: 37, Nk: 35, D: 4, H: 1 });
   await checkAttention("Nq=9 Nk=33 scalar", { B: 1, Nq: 9, Nk: 33, D: 3, H: 1 });
 });
