@@ -328,7 +328,12 @@ function cfgInitFrom(cfg: Config): string {
 /** Loads a stage-1 checkpoint's shared names into a fresh stage-2 model and says what happened. */
 function initFromStage1(model: PixArt, from: string): void {
   let path = from;
-  if (existsSync(from) && Deno.statSync(from).isDirectory) {
+  if (!existsSync(from)) {
+    throw new Error(
+      `stage-1 checkpoint '${from}' not found: run deno task train:stage1 first or pass --init-from PATH`,
+    );
+  }
+  if (Deno.statSync(from).isDirectory) {
     const p = newestCheckpoint(from);
     if (!p) {
       throw new Error(

@@ -1,0 +1,579 @@
+// End to end: the command-line tasks run as subprocesses on configs/tiny.yaml in a temporary
+// folder. One stage-1 run and one stage-2 run (then resumed) are shared by every test below; the
+// error cases check that bad input ends in one "error: …" line on stderr, exit status 1, and no
+// stack trace.
+
+import assert from "node:assert/strict";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { decodePng, type RawImage } from "../io/png.ts";
+import { readSafetensors, type TensorInput, writeSafetensors } from "../io/safetensors.ts";
+import { modelFromCheckpoint, newestCheckpoint, readCheckpoint } from "../model/checkpoint.ts";
+import { ready } from "./helpers.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const TINY = "configs/tiny.yaml";
+const TIMEOUT_MS = 180_000;
+
+// ---------------------------------------------------------------------------------------------
+// running the tasks
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+  args: string[];
+}
+
+async function task(script: "train" | "sample", args: string[]): Promise<Run> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "-q", `tasks/${script}.ts`, ...args],
+    cwd: ROOT,
+    env: { XDG_RUNTIME_DIR: "/tmp", PIXART_DEBUG: "", NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), TIMEOUT_MS);
+  try {
+    const out = await child.output();
+    const dec = new TextDecoder();
+    return {
+      code: out.code,
+      stdout: dec.decode(out.stdout),
+      stderr: dec.decode(out.stderr),
+      args,
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const train = (args: string[]) => task("train", args);
+const sample = (args: string[]) => task("sample", args);
+
+function describe(r: Run): string {
+  return `\n$ ${
+    r.args.join(" ")
+  }\nexit ${r.code}\n--- stderr ---\n${r.stderr}--- stdout ---\n${r.stdout}`;
+}
+
+function assertOk(r: Run): void {
+  assert.equal(r.code, 0, `the task failed:${describe(r)}`);
+}
+
+/** Exit status 1, exactly one "error: …" line, printed last, matching `re`; no stack trace. */
+function assertOneLineError(r: Run, re: RegExp): void {
+  assert.equal(r.code, 1, `expected exit status 1:${describe(r)}`);
+  const lines = r.stderr.split("\n").filter((l) => l.trim() !== "");
+  const errors = lines.filter((l) => l.startsWith("error: "));
+  assert.equal(errors.length, 1, `expected one error line:${describe(r)}`);
+  assert.equal(lines.at(-1), errors[0], `the error should be the last line:${describe(r)}`);
+  assert.ok(!/^\s+at /m.test(r.stderr), `stack trace in stderr:${describe(r)}`);
+  assert.ok(!/uncaught/i.test(r.stderr), `uncaught error:${describe(r)}`);
+  assert.match(errors[0], re, describe(r));
+}
+
+// ---------------------------------------------------------------------------------------------
+// shared runs (each made once, on first use)
+
+let tmpDir: string | undefined;
+function tmp(...parts: string[]): string {
+  tmpDir ??= Deno.makeTempDirSync({ prefix: "pixart-e2e-" });
+  return join(tmpDir, ...parts);
+}
+globalThis.addEventListener("unload", () => {
+  if (tmpDir) Deno.removeSync(tmpDir, { recursive: true });
+});
+
+function once<T>(f: () => Promise<T>): () => Promise<T> {
+  let p: Promise<T> | undefined;
+  return () => (p ??= f());
+}
+
+/** Stage 1, 4 steps, a checkpoint and a grid every 2. */
+const stage1 = once(async () => {
+  const out = tmp("stage1");
+  const r = await train([
+    "--stage",
+    "1",
+    "--config",
+    TINY,
+    "--out",
+    out,
+    "--steps",
+    "4",
+    "--save-every",
+    "2",
+  ]);
+  assertOk(r);
+  return { out, r };
+});
+
+/** Stage 2 from the stage-1 folder, 2 steps. */
+const stage2 = once(async () => {
+  const { out: s1 } = await stage1();
+  const out = tmp("stage2");
+  const r = await train([
+    "--stage",
+    "2",
+    "--config",
+    TINY,
+    "--out",
+    out,
+    "--steps",
+    "2",
+    "--init-from",
+    s1,
+  ]);
+  assertOk(r);
+  return { out, r };
+});
+
+/** The stage-2 run resumed to step 4. */
+const resumed = once(async () => {
+  const { out } = await stage2();
+  const r = await train([
+    "--stage",
+    "2",
+    "--config",
+    TINY,
+    "--out",
+    out,
+    "--steps",
+    "4",
+    "--resume",
+  ]);
+  assertOk(r);
+  return { out, r };
+});
+
+function pngOf(path: string): RawImage {
+  assert.ok(existsSync(path), `${path} was not written`);
+  return decodePng(readFileSync(path));
+}
+
+function lessonPrompts(): string[] {
+  return readFileSync(join(ROOT, "configs/lesson_prompts.txt"), "utf8").split(/\s+/)
+    .filter(Boolean);
+}
+
+function logSteps(dir: string): number[] {
+  return readFileSync(join(dir, "train-log.jsonl"), "utf8").trim().split("\n").map((l) => {
+    const e = JSON.parse(l);
+    assert.ok(Number.isFinite(e.loss), `loss at step ${e.step} is ${e.loss}`);
+    return e.step;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// the happy path
+
+Deno.test("e2e stage 1: checkpoints, 8×8 sample grids and their prompts; the checkpoint loads", async () => {
+  await ready;
+  const { out, r } = await stage1();
+  const files = readdirSync(out);
+  for (const f of ["checkpoint-2.safetensors", "checkpoint-4.safetensors", "config.json"]) {
+    assert.ok(files.includes(f), `${f} missing from ${files}`);
+  }
+  assert.ok(!files.some((f) => f.endsWith(".tmp")), `temporary files left: ${files}`);
+  assert.deepEqual(logSteps(out), [1, 2, 3, 4]);
+
+  // grids: 8×8 tiles of 16×16 with 2-px black padding = 146×146 grey
+  const prompts = lessonPrompts();
+  assert.equal(prompts.length, 64);
+  for (const step of [2, 4]) {
+    const g = pngOf(join(out, `sample-${step}.png`));
+    assert.deepEqual([g.width, g.height, g.channels], [146, 146, 1]);
+    assert.equal(g.pixels[0], 0); // padding
+    const tile = g.pixels.subarray(146 * 2, 146 * 18); // the first row of tiles
+    assert.ok(new Set(tile).size > 2, "the first row of tiles is flat");
+    const txt = readFileSync(join(out, `sample-${step}.txt`), "utf8").trim().split("\n");
+    assert.equal(txt.length, 8);
+    assert.deepEqual(txt.join(" ").split(" "), prompts);
+  }
+
+  const path = newestCheckpoint(out)!;
+  assert.equal(path, join(out, "checkpoint-4.safetensors"));
+  const ck = readCheckpoint(path);
+  assert.equal(ck.step, 4);
+  assert.equal(ck.model.stage, 1);
+  assert.equal(ck.model.hidden_size, 32);
+  assert.equal(ck.model.image_size, 16);
+  assert.equal(ck.metadata.format, "pixart-webgpu");
+  assert.equal(JSON.parse(ck.metadata.train_config).train.steps, 4);
+  assert.equal(JSON.parse(ck.metadata.classes).length, 10);
+  assert.ok(ck.ema, "no EMA weights");
+  assert.ok(ck.params.has("y_embedder.embedding_table.weight"));
+  const model = modelFromCheckpoint(ck, path, true);
+  try {
+    const printed = Number(r.stderr.match(/stage 1: ([\d,]+) parameters/)![1].replace(/,/g, ""));
+    assert.equal(model.params.count(), printed);
+    assert.equal(ck.optim.size, 2 * model.params.names().length); // m and v of every tensor
+  } finally {
+    model.dispose();
+  }
+});
+
+Deno.test("e2e stage 2 --init-from: says what was loaded, dropped and new", async () => {
+  const { out: s1 } = await stage1();
+  const { out, r } = await stage2();
+  const src = join(s1, "checkpoint-4.safetensors");
+  const m = r.stderr.match(/initialised from '(.+)' \(EMA weights\): (\d+) tensors loaded/);
+  assert.ok(m, describe(r));
+  assert.equal(m[1], src);
+  // every stage-1 tensor but the class table carries over
+  const s1Names = [...readCheckpoint(src).params.keys()];
+  assert.equal(Number(m[2]), s1Names.length - 1);
+  assert.match(r.stderr, /dropped \(stage-1 only\): y_embedder\.embedding_table\.weight\n/);
+  const fresh = r.stderr.match(/new, from their init: (.+)\n/)?.[1] ?? "";
+  for (const n of ["text_encoder.token_embedding.weight", "y_embedder.y_embedding", "cross_attn"]) {
+    assert.ok(fresh.includes(n), `'${n}' not among the new tensors: ${fresh}`);
+  }
+  const ck = readCheckpoint(join(out, "checkpoint-2.safetensors"));
+  assert.equal(ck.step, 2);
+  assert.equal(ck.model.stage, 2);
+  assert.equal(JSON.parse(ck.metadata.tokenizer).max_length, 8);
+  assert.ok(!ck.params.has("y_embedder.embedding_table.weight"));
+  assert.ok(ck.params.has("text_encoder.token_embedding.weight"));
+  const g = pngOf(join(out, "sample-2.png"));
+  assert.deepEqual([g.width, g.height], [146, 146]);
+});
+
+Deno.test("e2e stage 2 --resume: continues with the optimiser state, like a run never stopped", async () => {
+  const { out: s1 } = await stage1();
+  const { out, r } = await resumed();
+  const from = join(out, "checkpoint-2.safetensors");
+  assert.ok(r.stderr.includes(`resuming '${from}' at step 2`), describe(r));
+  assert.match(r.stderr, /steps 2\/4/);
+  assert.doesNotMatch(r.stderr, /Adam restarts/);
+  assert.doesNotMatch(r.stderr, /step 1\//); // it did not start over
+  assert.equal(newestCheckpoint(out), join(out, "checkpoint-4.safetensors"));
+  assert.deepEqual(logSteps(out), [1, 2, 3, 4]);
+  const ck = readCheckpoint(join(out, "checkpoint-4.safetensors"));
+  assert.equal(ck.step, 4);
+  assert.equal(ck.model.stage, 2);
+  assert.equal(ck.optim.size, 2 * ck.params.size);
+
+  // the same 4 steps without the stop: same weights, EMA and Adam moments
+  const straight = tmp("stage2-straight");
+  assertOk(
+    await train([
+      "--stage",
+      "2",
+      "--config",
+      TINY,
+      "--out",
+      straight,
+      "--steps",
+      "4",
+      "--init-from",
+      s1,
+      "--no-grid",
+    ]),
+  );
+  assert.ok(!readdirSync(straight).some((f) => f.endsWith(".png")), "--no-grid wrote a grid");
+  const a = readSafetensors(join(straight, "checkpoint-4.safetensors")).tensors;
+  const b = readSafetensors(join(out, "checkpoint-4.safetensors")).tensors;
+  assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
+  for (const [name, e] of a) {
+    const f = b.get(name)!.data;
+    let worst = 0;
+    for (let i = 0; i < f.length; i++) worst = Math.max(worst, Math.abs(e.data[i] - f[i]));
+    assert.ok(worst <= 1e-5, `'${name}' differs by ${worst} after --resume`);
+  }
+});
+
+Deno.test("e2e sample: DDIM from the stage-2 folder writes the PNG and its prompts", async () => {
+  const { out } = await resumed();
+  const png = tmp("s.png");
+  const r = await sample([
+    "--checkpoint",
+    out,
+    "--prompt",
+    "seven",
+    "--prompt",
+    "3",
+    "--num",
+    "2",
+    "--sampler",
+    "ddim",
+    "--steps",
+    "3",
+    "--out",
+    png,
+  ]);
+  assertOk(r);
+  assert.match(
+    r.stderr,
+    /checkpoint-4\.safetensors: stage 2, step 4, EMA weights; 4 samples, ddim 3 steps/,
+  );
+  const g = pngOf(png); // 2×2 tiles of 16×16, 2-px padding
+  assert.deepEqual([g.width, g.height, g.channels], [38, 38, 1]);
+  assert.equal(readFileSync(tmp("s.txt"), "utf8"), "seven seven\n3 3\n");
+});
+
+Deno.test("e2e sample: ancestral on a stage-1 model trained with 20 timesteps", async () => {
+  // ancestral takes every timestep: 1000 on tiny.yaml is too slow here, so train with 20
+  const out = tmp("stage1-t20");
+  assertOk(
+    await train([
+      "--stage",
+      "1",
+      "--config",
+      TINY,
+      "--out",
+      out,
+      "--steps",
+      "1",
+      "--no-grid",
+      "--set",
+      "diffusion.timesteps=20",
+    ]),
+  );
+  assert.ok(!readdirSync(out).some((f) => f.endsWith(".png")), "--no-grid wrote a grid");
+  const png = tmp("ancestral.png");
+  const r = await sample([
+    "--checkpoint",
+    out,
+    "--prompt",
+    "7",
+    "--prompt",
+    "two",
+    "--num",
+    "1",
+    "--sampler",
+    "ancestral",
+    "--out",
+    png,
+  ]);
+  assertOk(r);
+  assert.match(r.stderr, /stage 1, step 1, EMA weights; 2 samples, ancestral,/);
+  const g = pngOf(png);
+  assert.deepEqual([g.width, g.height], [2 * 16 + 3 * 2, 16 + 2 * 2]);
+  assert.equal(readFileSync(tmp("ancestral.txt"), "utf8"), "7 two\n");
+});
+
+// ---------------------------------------------------------------------------------------------
+// bad input: one line, exit status 1
+
+Deno.test("e2e errors: bad input is a one-line error", async (t) => {
+  const { out: s1 } = await stage1();
+  const { out: s2 } = await resumed();
+  const ck2 = join(s2, "checkpoint-4.safetensors");
+  const x = tmp("scratch");
+  const yaml = (name: string, text: string) => {
+    const p = tmp(name);
+    writeFileSync(p, text);
+    return p;
+  };
+
+  await t.step("config: unknown key", async () => {
+    const cfg = yaml("unknown.yaml", "model:\n  hidden_sizee: 32\n");
+    assertOneLineError(
+      await train(["--stage", "1", "--config", cfg, "--out", x]),
+      /^error: config .*unknown\.yaml: unknown key 'model\.hidden_sizee'$/,
+    );
+  });
+  await t.step("config: wrong type", async () => {
+    const cfg = yaml("type.yaml", "train:\n  batch_size: eight\n");
+    assertOneLineError(
+      await train(["--stage", "1", "--config", cfg, "--out", x]),
+      /^error: config .*type\.yaml: 'train\.batch_size' must be a number, got string$/,
+    );
+  });
+  await t.step("config: wrong type from --set", async () => {
+    assertOneLineError(
+      await train(["--stage", "1", "--config", TINY, "--out", x, "--set", "model.depth=[1]"]),
+      /^error: config configs\/tiny\.yaml: 'model\.depth' must be a number, got list$/,
+    );
+  });
+  await t.step("config: missing file", async () => {
+    assertOneLineError(
+      await train(["--stage", "1", "--config", tmp("nope.yaml"), "--out", x]),
+      /^error: config .*nope\.yaml not found$/,
+    );
+  });
+
+  await t.step("checkpoint: missing", async () => {
+    assertOneLineError(
+      await sample([
+        "--checkpoint",
+        tmp("nope.safetensors"),
+        "--prompt",
+        "seven",
+        "--out",
+        tmp("x.png"),
+      ]),
+      /^error: checkpoint '.*nope\.safetensors' not found/,
+    );
+  });
+  await t.step(
+    "checkpoint: truncated (half a real one), to sample and to --init-from",
+    async () => {
+      const bytes = readFileSync(ck2);
+      const half = tmp("half.safetensors");
+      writeFileSync(half, bytes.subarray(0, bytes.length >> 1));
+      assertOneLineError(
+        await sample(["--checkpoint", half, "--prompt", "seven", "--out", tmp("x.png")]),
+        /^error: safetensors .*half\.safetensors: truncated or corrupt/,
+      );
+      assertOneLineError(
+        await train(["--stage", "2", "--config", TINY, "--out", x, "--init-from", half]),
+        /^error: safetensors .*half\.safetensors: truncated or corrupt/,
+      );
+    },
+  );
+  await t.step("checkpoint: not a PixArt one", async () => {
+    const p = tmp("other.safetensors");
+    writeSafetensors(p, { w: { shape: [2], data: new Float32Array(2) } });
+    assertOneLineError(
+      await sample(["--checkpoint", p, "--prompt", "seven", "--out", tmp("x.png")]),
+      /^error: checkpoint '.*other\.safetensors' has no model config in its metadata/,
+    );
+  });
+  await t.step("checkpoint: tensors that do not match its config", async () => {
+    const f = readSafetensors(ck2);
+    const cfg = JSON.parse(f.metadata.config);
+    const tensors = Object.fromEntries(f.tensors) as Record<string, TensorInput>;
+    const bad = tmp("bad-shape.safetensors");
+    writeSafetensors(bad, tensors, {
+      ...f.metadata,
+      config: JSON.stringify({ ...cfg, hidden_size: 64 }),
+    });
+    assertOneLineError(
+      await sample(["--checkpoint", bad, "--prompt", "seven", "--out", tmp("x.png")]),
+      /^error: checkpoint '.*bad-shape\.safetensors': '.+' has \d+ values, the model expects \[64/,
+    );
+    const missing = tmp("missing.safetensors");
+    delete tensors["final_layer.linear.weight"];
+    delete tensors["ema.final_layer.linear.weight"];
+    writeSafetensors(missing, tensors, f.metadata);
+    assertOneLineError(
+      await sample(["--checkpoint", missing, "--prompt", "seven", "--out", tmp("x.png")]),
+      /^error: checkpoint '.*missing\.safetensors' is missing 'final_layer\.linear\.weight'$/,
+    );
+  });
+  await t.step("checkpoint: another model shape for --resume and --init-from", async () => {
+    assertOneLineError(
+      await train([
+        "--stage",
+        "2",
+        "--config",
+        TINY,
+        "--out",
+        s2,
+        "--steps",
+        "6",
+        "--resume",
+        "--set",
+        "model.hidden_size=64",
+      ]),
+      /^error: '.*checkpoint-4\.safetensors' has model\.hidden_size = 32, the config says 64/,
+    );
+    assert.equal(newestCheckpoint(s2), ck2);
+    assertOneLineError(
+      await train([
+        "--stage",
+        "2",
+        "--config",
+        TINY,
+        "--out",
+        x,
+        "--init-from",
+        s1,
+        "--set",
+        "model.hidden_size=64",
+      ]),
+      /^error: '.*checkpoint-4\.safetensors': '.+' has another shape than the stage-2 model's \[64/,
+    );
+  });
+  await t.step("checkpoint: --resume of the other stage, or with nothing to resume", async () => {
+    assertOneLineError(
+      await train(["--stage", "1", "--config", TINY, "--out", s2, "--resume"]),
+      /^error: --resume: '.*checkpoint-4\.safetensors' is a stage-2 checkpoint$/,
+    );
+    assertOneLineError(
+      await train(["--stage", "1", "--config", TINY, "--out", tmp("fresh"), "--resume"]),
+      /^error: --resume: no checkpoint in '.*fresh' to resume from$/,
+    );
+  });
+
+  await t.step("prompt: over text_len bytes", async () => {
+    assertOneLineError(
+      await sample(["--checkpoint", s2, "--prompt", "a long prompt", "--out", tmp("x.png")]),
+      /^error: prompt "a long prompt" is 13 bytes in UTF-8, over the limit max_length 8/,
+    );
+    // 5 characters, 10 bytes
+    assertOneLineError(
+      await sample(["--checkpoint", s2, "--prompt", "ÑÑÑÑÑ", "--out", tmp("x.png")]),
+      /^error: prompt "ñññññ" is 10 bytes in UTF-8, over the limit max_length 8/,
+    );
+  });
+  await t.step("prompt: empty", async () => {
+    for (const p of ["", "   "]) {
+      assertOneLineError(
+        await sample([
+          "--checkpoint",
+          s2,
+          "--prompt",
+          "seven",
+          "--prompt",
+          p,
+          "--out",
+          tmp("x.png"),
+        ]),
+        /^error: prompt is empty after normalization/,
+      );
+    }
+    assertOneLineError(
+      await sample(["--checkpoint", s1, "--prompt", "", "--out", tmp("x.png")]),
+      /^error: a class-conditional \(stage-1\) model cannot draw ''/,
+    );
+  });
+  await t.step("prompt: none", async () => {
+    assertOneLineError(
+      await sample(["--checkpoint", s2, "--out", tmp("x.png")]),
+      /^error: no prompt: pass --prompt TEXT/,
+    );
+  });
+  await t.step("sampler: unknown", async () => {
+    assertOneLineError(
+      await sample([
+        "--checkpoint",
+        s2,
+        "--prompt",
+        "seven",
+        "--sampler",
+        "euler",
+        "--out",
+        tmp("x.png"),
+      ]),
+      /^error: unknown sampler 'euler': use one of ancestral, ddim, dpm-solver$/,
+    );
+  });
+  await t.step("stage 2 without a stage-1 checkpoint", async () => {
+    assertOneLineError(
+      await train(["--stage", "2", "--config", TINY, "--out", x]),
+      /^error: stage 2 starts from a stage-1 checkpoint: pass --init-from PATH/,
+    );
+    Deno.mkdirSync(tmp("empty"), { recursive: true });
+    assertOneLineError(
+      await train(["--stage", "2", "--config", TINY, "--out", x, "--init-from", tmp("empty")]),
+      /^error: no stage-1 checkpoint in '.*empty': run deno task train:stage1 first/,
+    );
+    assertOneLineError(
+      await train(["--stage", "2", "--config", TINY, "--out", x, "--init-from", tmp("gone")]),
+      /^error: stage-1 checkpoint '.*gone' not found: run deno task train:stage1 first/,
+    );
+  });
+  await t.step("flags: unknown flag, bad stage", async () => {
+    assertOneLineError(
+      await train(["--stage", "1", "--config", TINY, "--bogus"]),
+      /^error: Unknown option '--bogus' \(see --help\)$/,
+    );
+    assertOneLineError(await train(["--stage", "3"]), /^error: --stage must be 1 or 2$/);
+  });
+  assert.ok(!existsSync(join(x, "checkpoint-0.safetensors")), "a failed run wrote a checkpoint");
+});
