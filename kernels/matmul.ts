@@ -44,16 +44,17 @@ function tileOf(n: number, max: number): number {
 // C [batch, M, N] = op(A)·op(B) + bias — one invocation per TM×TN tile.
 function matmulKernel(a: Tensor, b: Tensor, bias: Tensor | null, out: Tensor, d: Dims): void {
   const { batch, M, K, N, transA, transB, bStride } = d;
-  const biasDecl = bias ? `@group(0) @binding(3) var<storage, read> Bias: array<f32>;` : "";
+  const biasDecl = (t = "f32") =>
+    bias ? `@group(0) @binding(3) var<storage, read> Bias: array<${t}>;` : "";
   const bufs = [a.buffer, b.buffer, out.buffer];
   if (bias) bufs.push(bias.buffer);
   const mode = `${transA ? "T" : "N"}${transB ? "T" : "N"}`;
   let code: string | null = null, TM = 1, TN = 1;
-  const header = (aT: string, bT: string) => `
+  const header = (aT: string, bT: string, cT = "f32") => `
 @group(0) @binding(0) var<storage, read> A: array<${aT}>;
 @group(0) @binding(1) var<storage, read> B: array<${bT}>;
-@group(0) @binding(2) var<storage, read_write> C: array<f32>;
-${biasDecl}
+@group(0) @binding(2) var<storage, read_write> C: array<${cT}>;
+${biasDecl(cT)}
 @compute @workgroup_size(${WX}, ${WY})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let col0 = gid.x * TN;
@@ -83,6 +84,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     return s;
   };
+  // vec4 store: acc(r, c4) is the vec4 of output (row0 + r, col0 + 4·c4 …); N % TN == 0 here
+  const store4 = (acc: (r: number, c4: number) => string) => {
+    let s = "";
+    for (let r = 0; r < TM; r++) {
+      for (let c = 0; c < TN / 4; c++) {
+        const st = `C[(cBase + (row0 + ${r}u) * ${N}u + col0) / 4u + ${c}u] = ${acc(r, c)}${
+          bias ? ` + Bias[col0 / 4u + ${c}u]` : ""
+        };`;
+        s += M % TM !== 0 ? `if (row0 + ${r}u < ${M}u) { ${st} }\n` : st + "\n";
+      }
+    }
+    return s;
+  };
   if (mode === "NN" && K % 4 === 0 && N % 4 === 0) {
     // A rows as vec4 along k; B rows as vec4 along n; acc vec4 per (row, 4 columns)
     TM = tileOf(M, 16);
@@ -106,13 +120,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (let r = 0; r < TM; r++) {
       for (let c = 0; c < TN4; c++) decl += `var acc${r}_${c} = vec4<f32>(0.0);\n`;
     }
-    code = header("vec4<f32>", "vec4<f32>") + `
+    code = header("vec4<f32>", "vec4<f32>", "vec4<f32>") + `
   ${rowsDecl(TM)}
   ${decl}
   for (var k = 0u; k < ${K}u; k += 4u) {
     ${body}
   }
-  ${store((r, c) => `acc${r}_${c >> 2}[${c & 3}]`)}
+  ${store4((r, c) => `acc${r}_${c}`)}
 }`;
   } else if (mode === "TN" && M % 4 === 0 && N % 4 === 0) {
     // outer products: A[k, m..m+TM] and B[k, n..n+TN] as vec4s
@@ -135,12 +149,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (let r = 0; r < TM; r++) {
       for (let c = 0; c < TN4; c++) decl += `var acc${r}_${c} = vec4<f32>(0.0);\n`;
     }
-    code = header("vec4<f32>", "vec4<f32>") + `
+    code = header("vec4<f32>", "vec4<f32>", "vec4<f32>") + `
   ${decl}
   for (var k = 0u; k < ${K}u; k++) {
     ${body}
   }
-  ${store((r, c) => `acc${r}_${c >> 2}[${c & 3}]`)}
+  ${store4((r, c) => `acc${r}_${c}`)}
 }`;
   }
   if (!code) {

@@ -4,11 +4,11 @@
 // G groups of D values, each group applying to R/G consecutive rows (G = B, R/G = N tokens for
 // the modulation; G = 1 for LayerNorm).
 //
-// Forward: one workgroup per row; mean, then the biased variance of the centred values (two
-// passes, for accuracy), both reduced in workgroup memory. The row's mean and 1/σ are saved for
-// the backward when a gradient is needed. Backward: one workgroup per row for dx (fused), and one
-// invocation per (group, channel) summing the parameter gradients over the group's rows in a
-// fixed order (deterministic, no atomics).
+// Forward: one invocation per row (CPU adapters pay dearly for workgroup barriers); mean, then
+// the biased variance of the centred values (two passes, for accuracy). The row's mean and 1/σ
+// are saved for the backward when a gradient is needed. Backward: one invocation per row for dx
+// (fused), and one per (group, channel) summing the parameter gradients over the group's rows in
+// a fixed order (deterministic, no atomics).
 
 import { needsGrad, record } from "./autograd.ts";
 import { dispatch, kernel } from "./runtime.ts";
@@ -25,29 +25,8 @@ interface NormShape {
   perGroup: number;
 }
 
-/** Threads per row: the smallest power of two ≥ D, at most 64. */
-function rowThreads(D: number): number {
-  let t = 1;
-  while (t < D && t < 64) t *= 2;
-  return t;
-}
-
-/** WGSL: workgroup sum of one f32 per thread (call in uniform control flow). */
-function wgSumLib(T: number): string {
-  return `
-var<workgroup> red: array<f32, ${T}>;
-fn wg_sum(v: f32, t: u32) -> f32 {
-  red[t] = v;
-  workgroupBarrier();
-  for (var s = ${T / 2}u; s > 0u; s = s >> 1u) {
-    if (t < s) { red[t] = red[t] + red[t + s]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}`;
-}
+/** Rows per workgroup: one invocation normalises one row (no barriers, vec4 loads). */
+const ROWS_WG = 64;
 
 function mulExpr(mode: MulMode, idx: string): string {
   return mode === "onePlus" ? `(1.0 + M[${idx}])` : `M[${idx}]`;
@@ -65,31 +44,32 @@ function normForward(
 ): Tensor {
   const { rows, D, perGroup } = s;
   const out = empty(x.shape);
-  const T = rowThreads(D);
-  const [gx, gy] = grid1d(rows, 1);
-  const code = `${wgSumLib(T)}
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read> M: array<f32>;
-@group(0) @binding(2) var<storage, read> A: array<f32>;
-@group(0) @binding(3) var<storage, read_write> O: array<f32>;
+  const [gx, gy] = grid1d(rows, ROWS_WG);
+  const v = D % 4 === 0 ? 4 : 1;
+  const T = v === 4 ? "vec4<f32>" : "f32";
+  const sum = v === 4 ? (e: string) => `dot(${e}, vec4<f32>(1.0))` : (e: string) => e;
+  const code = `
+@group(0) @binding(0) var<storage, read> X: array<${T}>;
+@group(0) @binding(1) var<storage, read> M: array<${T}>;
+@group(0) @binding(2) var<storage, read> A: array<${T}>;
+@group(0) @binding(3) var<storage, read_write> O: array<${T}>;
 ${stats ? "@group(0) @binding(4) var<storage, read_write> S: array<f32>;" : ""}
-@compute @workgroup_size(${T})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let row = wid.y * ${gx}u + wid.x;
+${ENTRY(ROWS_WG)} {
+  ${flatIndex(gx, ROWS_WG)}
+  let row = i;
   if (row >= ${rows}u) { return; }
-  let t = lid.x;
-  let base = row * ${D}u;
-  let pbase = (row / ${perGroup}u) * ${D}u;
-  var acc = 0.0;
-  for (var d = t; d < ${D}u; d += ${T}u) { acc += X[base + d]; }
-  let mean = wg_sum(acc, t) * ${f32lit(1 / D)};
-  var acc2 = 0.0;
-  for (var d = t; d < ${D}u; d += ${T}u) { let c = X[base + d] - mean; acc2 += c * c; }
-  let rstd = inverseSqrt(wg_sum(acc2, t) * ${f32lit(1 / D)} + ${f32lit(eps)});
-  for (var d = t; d < ${D}u; d += ${T}u) {
+  let base = row * ${D / v}u;
+  let pbase = (row / ${perGroup}u) * ${D / v}u;
+  var acc = ${T}(0.0);
+  for (var d = 0u; d < ${D / v}u; d++) { acc += X[base + d]; }
+  let mean = ${sum("acc")} * ${f32lit(1 / D)};
+  var acc2 = ${T}(0.0);
+  for (var d = 0u; d < ${D / v}u; d++) { let c = X[base + d] - mean; acc2 += c * c; }
+  let rstd = inverseSqrt(${sum("acc2")} * ${f32lit(1 / D)} + ${f32lit(eps)});
+  for (var d = 0u; d < ${D / v}u; d++) {
     O[base + d] = (X[base + d] - mean) * rstd * ${mulExpr(mode, "pbase + d")} + A[pbase + d];
   }
-  ${stats ? "if (t == 0u) { S[2u * row] = mean; S[2u * row + 1u] = rstd; }" : ""}
+  ${stats ? "S[2u * row] = mean; S[2u * row + 1u] = rstd;" : ""}
 }`;
   const bufs = [x.buffer, mulP.buffer, addP.buffer, out.buffer];
   if (stats) bufs.push(stats.buffer);
@@ -108,35 +88,36 @@ function normBackwardX(
 ): Tensor {
   const { rows, D, perGroup } = s;
   const dx = empty(x.shape);
-  const T = rowThreads(D);
-  const [gx, gy] = grid1d(rows, 1);
-  const code = `${wgSumLib(T)}
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read> G: array<f32>;
-@group(0) @binding(2) var<storage, read> M: array<f32>;
+  const [gx, gy] = grid1d(rows, ROWS_WG);
+  const v = D % 4 === 0 ? 4 : 1;
+  const T = v === 4 ? "vec4<f32>" : "f32";
+  const sum = v === 4 ? (e: string) => `dot(${e}, vec4<f32>(1.0))` : (e: string) => e;
+  const code = `
+@group(0) @binding(0) var<storage, read> X: array<${T}>;
+@group(0) @binding(1) var<storage, read> G: array<${T}>;
+@group(0) @binding(2) var<storage, read> M: array<${T}>;
 @group(0) @binding(3) var<storage, read> S: array<f32>;
-@group(0) @binding(4) var<storage, read_write> DX: array<f32>;
-@compute @workgroup_size(${T})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let row = wid.y * ${gx}u + wid.x;
+@group(0) @binding(4) var<storage, read_write> DX: array<${T}>;
+${ENTRY(ROWS_WG)} {
+  ${flatIndex(gx, ROWS_WG)}
+  let row = i;
   if (row >= ${rows}u) { return; }
-  let t = lid.x;
-  let base = row * ${D}u;
-  let pbase = (row / ${perGroup}u) * ${D}u;
+  let base = row * ${D / v}u;
+  let pbase = (row / ${perGroup}u) * ${D / v}u;
   let mean = S[2u * row];
   let rstd = S[2u * row + 1u];
   // dxh = g·mul; dx = rstd·(dxh − mean(dxh) − xh·mean(dxh·xh))
-  var s1 = 0.0;
-  var s2 = 0.0;
-  for (var d = t; d < ${D}u; d += ${T}u) {
+  var s1 = ${T}(0.0);
+  var s2 = ${T}(0.0);
+  for (var d = 0u; d < ${D / v}u; d++) {
     let xh = (X[base + d] - mean) * rstd;
     let dxh = G[base + d] * ${mulExpr(mode, "pbase + d")};
     s1 += dxh;
     s2 += dxh * xh;
   }
-  let m1 = wg_sum(s1, t) * ${f32lit(1 / D)};
-  let m2 = wg_sum(s2, t) * ${f32lit(1 / D)};
-  for (var d = t; d < ${D}u; d += ${T}u) {
+  let m1 = ${sum("s1")} * ${f32lit(1 / D)};
+  let m2 = ${sum("s2")} * ${f32lit(1 / D)};
+  for (var d = 0u; d < ${D / v}u; d++) {
     let xh = (X[base + d] - mean) * rstd;
     let dxh = G[base + d] * ${mulExpr(mode, "pbase + d")};
     DX[base + d] = rstd * (dxh - m1 - xh * m2);
