@@ -115,10 +115,14 @@ function reduceOwned(t: Tensor, shape: Shape): Tensor {
   return r;
 }
 
-/** a + b with broadcasting. */ export const add = (a: Tensor, b: Tensor) => binary("add", a, b);
-/** a − b with broadcasting. */ export const sub = (a: Tensor, b: Tensor) => binary("sub", a, b);
-/** a · b with broadcasting. */ export const mul = (a: Tensor, b: Tensor) => binary("mul", a, b);
-/** a / b with broadcasting. */ export const div = (a: Tensor, b: Tensor) => binary("div", a, b);
+/** a + b with broadcasting. */
+export const add = (a: Tensor, b: Tensor): Tensor => binary("add", a, b);
+/** a − b with broadcasting. */
+export const sub = (a: Tensor, b: Tensor): Tensor => binary("sub", a, b);
+/** a · b with broadcasting. */
+export const mul = (a: Tensor, b: Tensor): Tensor => binary("mul", a, b);
+/** a / b with broadcasting. */
+export const div = (a: Tensor, b: Tensor): Tensor => binary("div", a, b);
 
 // ---- unary maps: y = f(x), dx = g·f'(x) --------------------------------------------------------
 
@@ -204,9 +208,11 @@ export function unary(name: UnaryName, x: Tensor): Tensor {
   });
 }
 
-export const geluTanh = (x: Tensor) => unary("gelu_tanh", x);
-export const geluErf = (x: Tensor) => unary("gelu_erf", x);
-export const silu = (x: Tensor) => unary("silu", x);
+/** tanh-approximated GELU (PixArt's MLP). */
+export const geluTanh = (x: Tensor): Tensor => unary("gelu_tanh", x);
+/** exact erf GELU (the text encoder's MLP). */
+export const geluErf = (x: Tensor): Tensor => unary("gelu_erf", x);
+export const silu = (x: Tensor): Tensor => unary("silu", x);
 
 /** x·s + c for constants s, c. */
 export function scale(x: Tensor, s: number, c = 0): Tensor {

@@ -12,7 +12,7 @@ export interface ParamSpec {
 }
 
 export class Params {
-  readonly map = new Map<string, Tensor>();
+  readonly map: Map<string, Tensor> = new Map();
 
   get(name: string): Tensor {
     const t = this.map.get(name);

@@ -189,7 +189,14 @@ function refMatmul(
 }
 
 Deno.test("matmul: batched, transposed operands, fused bias, vec4 and scalar paths", async () => {
-  for (const [batch, M, K, N] of [[1, 5, 7, 3], [2, 8, 12, 16], [3, 9, 8, 12], [1, 20, 16, 8], [2, 36, 8, 20]]) {
+  for (
+    const [batch, M, K, N] of [[1, 5, 7, 3], [2, 8, 12, 16], [3, 9, 8, 12], [1, 20, 16, 8], [
+      2,
+      36,
+      8,
+      20,
+    ]]
+  ) {
     for (const tA of [false, true]) {
       for (const tB of [false, true]) {
         for (const bBatched of [false, true]) {
