@@ -12,6 +12,7 @@ import {
   embedding,
   geluTanh,
   intTensor,
+  isGradEnabled,
   layerNormModulate,
   lincomb,
   linear,
@@ -22,6 +23,7 @@ import {
   split,
   type Tensor,
   tensor,
+  tidy,
   unpatchify,
 } from "../kernels/mod.ts";
 import { checkModelConfig, type ModelConfig, numTokens } from "./config.ts";
@@ -45,7 +47,7 @@ export type Condition =
   };
 
 export interface ForwardOptions {
-  /** called with named intermediate activations (for debugging and the fixture tests) */
+  /** called with named intermediate activations (for debugging and tests); keep() what you hold */
   tap?: (name: string, t: Tensor) => void;
   /**
    * Drop-path multipliers [B] (training only) for block i's self-attention (branch 0) and MLP
@@ -168,7 +170,11 @@ export function pixartForward(
   tap("c", cVec);
   tap("t0", t0);
   for (let i = 0; i < c.depth; i++) {
-    h = block(c, P, i, h, t0, y, keyMask, opts);
+    // without a tape nothing needs a block's intermediates once it is done: free them at once
+    const hin = h;
+    h = isGradEnabled()
+      ? block(c, P, i, hin, t0, y, keyMask, opts)
+      : tidy(() => block(c, P, i, hin, t0, y, keyMask, opts));
     tap(`block${i}_out`, h);
   }
   // final layer: (shift, scale) = table + c

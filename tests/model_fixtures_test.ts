@@ -53,7 +53,7 @@ async function runCase(stage: 1 | 2) {
   const out = tidy(() => {
     const xt = tensor(x.data as Float32Array, x.shape);
     const y = model.forward(xt, t, cond, {
-      tap: (name, v) => pending.push([name, v]),
+      tap: (name, v) => pending.push([name, v.keep()]),
     });
     for (const [, v] of pending) v.keep();
     const go = get("grad_output");
