@@ -12,6 +12,7 @@ export interface DeviceInfo {
 let current: GPUDevice | null = null;
 let info: DeviceInfo | null = null;
 let lostReason: string | null = null;
+const uncaptured: string[] = [];
 let pending: Promise<GPUDevice> | null = null;
 
 const HOW_TO_GET_ONE = "install a GPU driver, or on a machine without a GPU Mesa's CPU driver " +
@@ -49,8 +50,9 @@ async function acquire(): Promise<GPUDevice> {
     lostReason = `${e.reason}: ${e.message}`;
   });
   dev.addEventListener("uncapturederror", (e) => {
-    // Errors outside an error scope have no kernel to blame; keep the message for the next read.
-    lostReason ??= `uncaptured WebGPU error: ${(e as GPUUncapturedErrorEvent).error.message}`;
+    // Errors outside an error scope are reported at the next sync or read (the labels of the
+    // pipelines and bind groups in the message name the kernel).
+    uncaptured.push(`WebGPU error: ${(e as GPUUncapturedErrorEvent).error.message}`);
   });
   const ai = adapter.info;
   info = {
@@ -76,7 +78,8 @@ export function deviceInfo(): DeviceInfo {
   return info;
 }
 
-/** Throws if the device was lost or reported an error no scope caught. */
+/** Throws if the device was lost, or reported an error no scope caught since the last check. */
 export function checkDevice(): void {
-  if (lostReason) throw new Error(`WebGPU device failed: ${lostReason}`);
+  if (lostReason) throw new Error(`WebGPU device lost: ${lostReason}`);
+  if (uncaptured.length) throw new Error(uncaptured.splice(0).join("; "));
 }

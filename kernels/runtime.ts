@@ -17,6 +17,9 @@ const errors: string[] = [];
 function rethrowErrors(): void {
   if (errors.length) {
     const msg = errors.splice(0).join("; ");
+    try {
+      checkDevice(); // drain what the device reported about the same failure
+    } catch { /* the scoped message above names the kernel */ }
     throw new Error(msg);
   }
   checkDevice();
