@@ -278,19 +278,23 @@ ${ENTRY()} {
   return out;
 }
 
-/** y += w·(x − y) in place (no autograd): an exponential moving average with weight w. */
-export function lerpInPlace(y: Tensor, x: Tensor, w: number): void {
+/**
+ * y += w·(x − y) in place (no autograd): an exponential moving average. w is read from a
+ * one-element tensor, so a weight that changes every step compiles nothing new.
+ */
+export function lerpInPlace(y: Tensor, x: Tensor, w: Tensor): void {
   if (y.size !== x.size) {
     throw new Error(`lerpInPlace: ${shapeStr(x.shape)} into ${shapeStr(y.shape)}`);
   }
   const [gx, gy] = grid1d(y.size);
   const code = `
 @group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(1) var<storage, read> W: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
 ${ENTRY()} {
   ${flatIndex(gx)}
   if (i >= ${y.size}u) { return; }
-  Y[i] = Y[i] + ${f32lit(w)} * (X[i] - Y[i]);
+  Y[i] = Y[i] + W[0] * (X[i] - Y[i]);
 }`;
-  dispatch(kernel("lerp", code), [x.buffer, y.buffer], gx, gy);
+  dispatch(kernel("lerp", code), [x.buffer, w.buffer, y.buffer], gx, gy);
 }

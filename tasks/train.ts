@@ -274,7 +274,11 @@ async function train(cfg: Config, o: RunOptions): Promise<void> {
       opt.step();
       opt.zeroGrad();
       if (ema) {
-        for (const [name, p] of model.params.map) lerpInPlace(ema.get(name), p, 1 - t.ema_decay);
+        // EMA with a warm-up of its decay, min(d, (1 + n)/(10 + n)), so a short run's average
+        // is not dominated by its first, untrained weights
+        const d = Math.min(t.ema_decay, (1 + step) / (10 + step));
+        const w = tensor([1 - d], [1]);
+        for (const [name, p] of model.params.map) lerpInPlace(ema.get(name), p, w);
       }
     });
     step++;
@@ -343,7 +347,8 @@ function initFromStage1(model: PixArt, from: string): void {
     path = p;
   }
   const ck = readCheckpoint(path);
-  const src = ck.ema ?? ck.params;
+  // the trained weights, as PixArt-α does (the EMA copy is for sampling)
+  const src = ck.params;
   const loaded: string[] = [], fresh: string[] = [], dropped: string[] = [];
   for (const s of pixartSpecs(model.config)) {
     const data = src.get(s.name);
@@ -364,7 +369,7 @@ function initFromStage1(model: PixArt, from: string): void {
     [...new Set(names.map((n) => n.replace(/\.\d+\./, ".*.").split(".").slice(0, 3).join(".")))]
       .join(", ");
   console.error(
-    `initialised from '${path}'${ck.ema ? " (EMA weights)" : ""}: ${loaded.length} tensors loaded`,
+    `initialised from '${path}' (trained weights): ${loaded.length} tensors loaded`,
   );
   console.error(`  dropped (stage-1 only): ${dropped.length ? group(dropped) : "none"}`);
   console.error(`  new, from their init: ${fresh.length ? group(fresh) : "none"}`);

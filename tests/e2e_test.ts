@@ -220,7 +220,7 @@ Deno.test("e2e stage 2 --init-from: says what was loaded, dropped and new", asyn
   const { out: s1 } = await stage1();
   const { out, r } = await stage2();
   const src = join(s1, "checkpoint-4.safetensors");
-  const m = r.stderr.match(/initialised from '(.+)' \(EMA weights\): (\d+) tensors loaded/);
+  const m = r.stderr.match(/initialised from '(.+)' \(trained weights\): (\d+) tensors loaded/);
   assert.ok(m, describe(r));
   assert.equal(m[1], src);
   // every stage-1 tensor but the class table carries over
