@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { deviceInfo } from "../kernels/mod.ts";
 import { writeImageGrid } from "../io/png.ts";
+import { MNIST_WORDS } from "../io/data.ts";
 import { modelFromCheckpoint, newestCheckpoint, readCheckpoint } from "../model/checkpoint.ts";
 import { tokenize } from "../model/tokenizer.ts";
 import { generate } from "../diffusion/generate.ts";
@@ -93,18 +94,9 @@ await runTask(async () => {
   const model = modelFromCheckpoint(ck, path, !a.raw);
   const c = model.config;
   if (c.stage === 2) tokenize(prompts, c.text_len); // fail early on a prompt it cannot encode
-  const classNames: string[] = ck.metadata.classes ? JSON.parse(ck.metadata.classes) : [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-  ];
+  const classNames: readonly string[] = ck.metadata.classes
+    ? JSON.parse(ck.metadata.classes)
+    : MNIST_WORDS;
   const cfgT = ck.metadata.train_config ? JSON.parse(ck.metadata.train_config) : null;
   const d = cfgT?.diffusion ?? { timesteps: 1000, beta_start: 1e-4, beta_end: 0.02 };
   const schedule = linearSchedule(d.timesteps, d.beta_start, d.beta_end);

@@ -21,11 +21,13 @@ import { type Config, configName, loadConfig } from "../io/config.ts";
 import {
   Batcher,
   type BatcherState,
+  captionChoices,
   captionFor,
   defaultCaptions,
   gatherBatch,
   loadSource,
   mixSeed,
+  MNIST_WORDS,
   mulberry32,
   prepareImages,
   splitHoldout,
@@ -149,9 +151,21 @@ async function train(cfg: Config, o: RunOptions): Promise<void> {
   }
   const data = prepareImages(raw, mc.image_size);
   const { train: trainIdx } = splitHoldout(data.n, cfg.data.holdout, t.seed);
-  const classNames = cfg.data.captions ?? defaultCaptions(cfg.data.source) ??
-    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
-  const numClasses = Math.max(...data.labels) + 1;
+  // class captions: the config's, the data set's defaults, or (null) digits by word or numeral
+  const captions = cfg.data.captions ?? defaultCaptions(cfg.data.source);
+  const classNames: readonly string[] = captions ?? MNIST_WORDS;
+  if (o.stage === 2) {
+    for (let k = 0; k < numClassesOf(data.labels); k++) {
+      for (const cap of captionChoices(k, captions)) {
+        try {
+          tokenize([cap], mc.text_len);
+        } catch (e) {
+          throw new Error(`${(e as Error).message}: raise model.text_len or shorten data.captions`);
+        }
+      }
+    }
+  }
+  const numClasses = numClassesOf(data.labels);
   if (numClasses > mc.num_classes) {
     throw new Error(`data has ${numClasses} classes but model.num_classes is ${mc.num_classes}`);
   }
@@ -245,7 +259,7 @@ async function train(cfg: Config, o: RunOptions): Promise<void> {
         labels: Int32Array.from(batch.labels, (l, b) => (dropCond[b] ? mc.num_classes : l)),
       };
     } else {
-      const prompts = Array.from(batch.labels, (l) => captionFor(l, rng, cfg.data.captions));
+      const prompts = Array.from(batch.labels, (l) => captionFor(l, rng, captions));
       const { tokens, mask } = tokenize(prompts, mc.text_len);
       cond = { kind: "text", tokens, mask, drop: dropCond };
     }
@@ -425,7 +439,10 @@ async function checkpoint(
   }
   status(`step ${step}: saved ${path}`, true);
   if (!o.grid) return;
-  const prompts = lessonPrompts();
+  // digits: the lesson's 64-prompt grid; other data: its class names in turn
+  const prompts = classNames.join() === MNIST_WORDS.join()
+    ? lessonPrompts()
+    : Array.from({ length: 64 }, (_, i) => classNames[i % classNames.length]);
   const sampler = ema ? new PixArt(model.config, ema) : model;
   const images = await generate(sampler, schedule, prompts, classNames, {
     sampler: cfg.sample.sampler,
@@ -439,4 +456,10 @@ async function checkpoint(
   writeImageGrid(png, images, prompts.length, c.in_channels, c.image_size, c.image_size);
   writeFileSync(png.replace(/\.png$/, ".txt"), promptsText(prompts));
   status(`step ${step}: wrote ${png}`, true);
+}
+
+function numClassesOf(labels: Int32Array): number {
+  let m = 0;
+  for (const l of labels) m = Math.max(m, l + 1);
+  return m;
 }
