@@ -43,9 +43,37 @@ export function record(
   return output;
 }
 
+/**
+ * Records an op with several outputs: `backward` receives one gradient per output (null where
+ * an output got none) and returns one per input.
+ */
+export function recordMulti(
+  outputs: Tensor[],
+  name: string,
+  inputs: Tensor[],
+  backward: (grads: (Tensor | null)[]) => (Tensor | null)[],
+): Tensor[] {
+  if (!needsGrad(...inputs)) return outputs;
+  const node: GradNode = {
+    name,
+    inputs,
+    backward: () => {
+      throw new Error(`autograd: '${name}' has several outputs`);
+    },
+    outputs,
+    backwardMulti: backward,
+  };
+  for (const o of outputs) {
+    o.requiresGrad = true;
+    o.node = node;
+  }
+  tape.push(outputs[0]);
+  return outputs;
+}
+
 /** Forgets the recorded graph (its tensors are owned by the enclosing scope). */
 export function clearTape(): void {
-  for (const t of tape) t.node = null;
+  for (const t of tape) for (const o of t.node?.outputs ?? [t]) o.node = null;
   tape = [];
 }
 
@@ -82,11 +110,14 @@ export function backward(loss: Tensor, grad?: Tensor): void {
   try {
     for (let i = tape.length - 1; i >= 0; i--) {
       const out = tape[i];
-      const g = grads.get(out);
       const node = out.node;
-      if (!g || !node) continue;
-      grads.delete(out);
-      const gin = node.backward(g);
+      if (!node) continue;
+      // the gradients of the entry's outputs (one op may have several, e.g. split)
+      const outs = node.outputs ?? [out];
+      const gs = outs.map((o) => grads.get(o) ?? null);
+      if (gs.every((x) => !x)) continue;
+      for (const o of outs) grads.delete(o);
+      const gin = node.outputs ? node.backwardMulti!(gs) : node.backward(gs[0]!);
       // A backward may return `g` itself or one tensor for several inputs; give each input its
       // own tensor before any is consumed.
       const owned = new Set<GPUBuffer>();
@@ -106,7 +137,7 @@ export function backward(loss: Tensor, grad?: Tensor): void {
         pairs.push([x, gx]);
       }
       const kept = new Set(pairs.map(([, gx]) => gx));
-      for (const t of [g, ...gin]) if (t && t !== grad && !kept.has(t)) t.dispose();
+      for (const t of [...gs, ...gin]) if (t && t !== grad && !kept.has(t)) t.dispose();
       for (const [x, gx] of pairs) {
         if (!x.node) {
           // a leaf

@@ -1,6 +1,6 @@
 // Shape ops: reshape (a view, no copy), permute, concat and split along an axis.
 
-import { record } from "./autograd.ts";
+import { record, recordMulti } from "./autograd.ts";
 import { dispatch, kernel } from "./runtime.ts";
 import { empty, numel, type Shape, shapeStr, Tensor } from "./tensor.ts";
 import { ENTRY, flatIndex, grid1d } from "./wgsl.ts";
@@ -141,17 +141,32 @@ export function slice(x: Tensor, axis: number, start: number, len: number): Tens
   });
 }
 
-/** Splits along an axis into pieces of the given sizes. */
+/** Splits along an axis into pieces of the given sizes (one op: its backward is one concat). */
 export function split(x: Tensor, sizes: number[], axis: number): Tensor[] {
   const a = axisOf(x, axis);
   if (sizes.reduce((s, d) => s + d, 0) !== x.shape[a]) {
     throw new Error(`split: sizes [${sizes}] do not add up to axis ${a} of ${shapeStr(x.shape)}`);
   }
+  const outer = numel(x.shape.slice(0, a));
+  const inner = numel(x.shape.slice(a + 1));
+  const starts: number[] = [];
   let at = 0;
-  return sizes.map((len) => {
-    const s = slice(x, a, at, len);
+  const pieces = sizes.map((len) => {
+    const shape = [...x.shape];
+    shape[a] = len;
+    const p = empty(shape, x.dtype);
+    copyBlock(x, p, outer, len, inner, x.shape[a], at, true);
+    starts.push(at);
     at += len;
-    return s;
+    return p;
+  });
+  return recordMulti(pieces, "split", [x], (gs) => {
+    const gx = empty(x.shape);
+    if (gs.some((g) => !g)) zero(gx);
+    gs.forEach((g, k) => {
+      if (g) copyBlock(g, gx, outer, sizes[k], inner, x.shape[a], starts[k], false);
+    });
+    return [gx];
   });
 }
 

@@ -24,6 +24,9 @@ export interface GradNode {
   inputs: Tensor[];
   /** Given d(loss)/d(output), returns d(loss)/d(input) for each input (null where not needed). */
   backward: (grad: Tensor) => (Tensor | null)[];
+  /** for ops with several outputs (recordMulti): all of them, and their joint backward */
+  outputs?: Tensor[];
+  backwardMulti?: (grads: (Tensor | null)[]) => (Tensor | null)[];
 }
 
 let nextId = 1;

@@ -215,3 +215,56 @@ Deno.test("matmul: batched, transposed operands, fused bias, vec4 and scalar pat
     }
   }
 });
+
+Deno.test("split and chunk: one op, gradients of unused pieces are zero", async () => {
+  const { split, chunk } = await import("../kernels/mod.ts");
+  const s = [2, 5, 3];
+  const ref = (x: Float64Array, lo: number, len: number, use: boolean) => {
+    const o = new Float64Array(2 * len * 3);
+    for (let i = 0; i < 2; i++) {
+      for (let j = 0; j < len; j++) {
+        for (let k = 0; k < 3; k++) {
+          o[(i * len + j) * 3 + k] = use ? x[(i * 5 + lo + j) * 3 + k] : 0;
+        }
+      }
+    }
+    return o;
+  };
+  // pieces 0 and 2 weighted differently, piece 1 unused: out = concat(p0·2, p2) along axis 1
+  const { concat, scale } = await import("../kernels/mod.ts");
+  await check({
+    name: "split",
+    inputs: [{ shape: s }],
+    gpu: ([x]) => {
+      const [p0, , p2] = split(x, [1, 2, 2], 1);
+      return concat([scale(p0, 2), p2], 1);
+    },
+    ref: ([x]) => {
+      const a = ref(x, 0, 1, true).map((v) => 2 * v), c = ref(x, 3, 2, true);
+      const o = new Float64Array(2 * 3 * 3);
+      for (let i = 0; i < 2; i++) {
+        o.set(a.subarray(i * 3, i * 3 + 3), i * 9);
+        o.set(c.subarray(i * 6, i * 6 + 6), i * 9 + 3);
+      }
+      return o;
+    },
+  });
+  await check({
+    name: "chunk",
+    inputs: [{ shape: [4, 6] }],
+    gpu: ([x]) => {
+      const [p, q] = chunk(x, 2, 1);
+      return concat([q, p], 0);
+    },
+    ref: ([x]) => {
+      const o = new Float64Array(24);
+      for (let i = 0; i < 4; i++) {
+        for (let j = 0; j < 3; j++) {
+          o[i * 3 + j] = x[i * 6 + 3 + j];
+          o[12 + i * 3 + j] = x[i * 6 + j];
+        }
+      }
+      return o;
+    },
+  });
+});
