@@ -4,22 +4,10 @@
 
 import { parse as parseYaml } from "yaml";
 import { basename, extname } from "node:path";
+import type { ModelConfig } from "../model/config.ts";
 
-export interface ModelSection {
-  image_size: number;
-  in_channels: number;
-  patch_size: number;
-  hidden_size: number;
-  depth: number;
-  num_heads: number;
-  mlp_ratio: number;
-  num_classes: number;
-  drop_path: number;
-  text_len: number;
-  text_width: number;
-  text_depth: number;
-  text_heads: number;
-}
+/** The model's keys: every size of model/config.ts but the stage, which the task chooses. */
+export type ModelSection = Omit<ModelConfig, "stage">;
 
 export interface DiffusionSection {
   timesteps: number;

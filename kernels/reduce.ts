@@ -3,18 +3,8 @@
 
 import { record } from "./autograd.ts";
 import { dispatch, kernel } from "./runtime.ts";
-import { empty, numel, type Shape, shapeStr, Tensor } from "./tensor.ts";
+import { empty, numel, type Shape, shapeStr, strides, Tensor } from "./tensor.ts";
 import { ENTRY, f32lit, flatIndex, grid1d } from "./wgsl.ts";
-
-function strides(shape: Shape): number[] {
-  const s: number[] = [];
-  let acc = 1;
-  for (let k = shape.length - 1; k >= 0; k--) {
-    s[k] = acc;
-    acc *= shape[k];
-  }
-  return s;
-}
 
 // sum over axes: [shape] → [shape without axes]
 function sumKernel(x: Tensor, axes: number[], mul: number): Tensor {

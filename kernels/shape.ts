@@ -2,18 +2,8 @@
 
 import { record, recordMulti } from "./autograd.ts";
 import { dispatch, kernel } from "./runtime.ts";
-import { empty, numel, type Shape, shapeStr, Tensor } from "./tensor.ts";
+import { empty, numel, type Shape, shapeStr, strides, Tensor } from "./tensor.ts";
 import { ENTRY, flatIndex, grid1d } from "./wgsl.ts";
-
-function strides(shape: Shape): number[] {
-  const s: number[] = [];
-  let acc = 1;
-  for (let k = shape.length - 1; k >= 0; k--) {
-    s[k] = acc;
-    acc *= shape[k];
-  }
-  return s;
-}
 
 /** Same data, another shape; one dimension may be -1. */
 export function reshape(x: Tensor, shape: number[]): Tensor {

@@ -14,6 +14,17 @@ export function numel(shape: Shape): number {
   return n;
 }
 
+/** Row-major strides (in elements) of a contiguous tensor. */
+export function strides(shape: Shape): number[] {
+  const s: number[] = [];
+  let acc = 1;
+  for (let k = shape.length - 1; k >= 0; k--) {
+    s[k] = acc;
+    acc *= shape[k];
+  }
+  return s;
+}
+
 export function shapeStr(shape: Shape): string {
   return `[${shape.join(", ")}]`;
 }
