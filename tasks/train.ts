@@ -33,6 +33,7 @@ import {
   splitHoldout,
 } from "../io/data.ts";
 import { writeImageGrid } from "../io/png.ts";
+import { plotTrainingLog } from "../io/plot.ts";
 import type { ModelConfig } from "../model/config.ts";
 import {
   modelFromCheckpoint,
@@ -438,6 +439,8 @@ async function checkpoint(
     for (const f of all.slice(0, Math.max(0, all.length - o.keep))) rmSync(join(o.out, f));
   }
   status(`step ${step}: saved ${path}`, true);
+  const log = join(o.out, "train-log.jsonl");
+  if (existsSync(log)) plotTrainingLog(log, join(o.out, "loss.png"));
   if (!o.grid) return;
   // digits: the lesson's 64-prompt grid; other data: its class names in turn
   const prompts = classNames.join() === MNIST_WORDS.join()
