@@ -1,5 +1,5 @@
-// Sum and mean over axes. One invocation per output element loops over the reduced elements;
-// the index arithmetic is specialised to the shapes.
+// Sum and mean over axes. One invocation per output element (and chunk of a long reduction)
+// loops over the reduced elements; the index arithmetic is specialised to the shapes.
 
 import { record } from "./autograd.ts";
 import { dispatch, kernel } from "./runtime.ts";
@@ -13,29 +13,52 @@ function sumKernel(x: Tensor, axes: number[], mul: number): Tensor {
   const out = empty(outShape);
   const st = strides(x.shape);
   const outSt = strides(outShape);
-  // base offset of output element i in x
-  const base = keep.map((k, j) => `((i / ${outSt[j]}u) % ${outShape[j]}u) * ${st[k]}u`)
+  // base offset of output element o in x
+  const base = keep.map((k, j) => `((o / ${outSt[j]}u) % ${outShape[j]}u) * ${st[k]}u`)
     .join(" + ") || "0u";
   const rn = numel(axes.map((k) => x.shape[k]));
   const rShape = axes.map((k) => x.shape[k]);
   const rSt = strides(rShape);
   const roff = axes.map((k, j) => `((r / ${rSt[j]}u) % ${rShape[j]}u) * ${st[k]}u`).join(" + ") ||
     "0u";
-  const [gx, gy] = grid1d(out.size);
+  // Few outputs over a long reduction (a bias gradient: N outputs over B·T rows) would leave
+  // most of the device idle: split the reduction into chunks, then add the partial sums.
+  const chunks = out.size < 8192 && rn >= 512 ? Math.min(64, Math.floor(rn / 128)) : 1;
+  const per = Math.ceil(rn / chunks);
+  const partial = chunks > 1 ? empty([chunks, out.size]) : out;
+  const n = chunks * out.size;
+  const [gx, gy] = grid1d(n);
   const code = `
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read_write> O: array<f32>;
 ${ENTRY()} {
   ${flatIndex(gx)}
-  if (i >= ${out.size}u) { return; }
+  if (i >= ${n}u) { return; }
+  let chunk = i / ${out.size}u;
+  let o = i % ${out.size}u;
   let base = ${base};
   var acc = 0.0;
-  for (var r = 0u; r < ${rn}u; r++) {
+  for (var r = chunk * ${per}u; r < min(${rn}u, (chunk + 1u) * ${per}u); r++) {
     acc += X[base + ${roff}];
   }
+  O[i] = acc * ${f32lit(chunks > 1 ? 1 : mul)};
+}`;
+  dispatch(kernel("sum", code), [x.buffer, partial.buffer], gx, gy);
+  if (chunks === 1) return out;
+  // [chunks, n] → [n]
+  const [hx, hy] = grid1d(out.size);
+  const code2 = `
+@group(0) @binding(0) var<storage, read> P: array<f32>;
+@group(0) @binding(1) var<storage, read_write> O: array<f32>;
+${ENTRY()} {
+  ${flatIndex(hx)}
+  if (i >= ${out.size}u) { return; }
+  var acc = 0.0;
+  for (var c = 0u; c < ${chunks}u; c++) { acc += P[c * ${out.size}u + i]; }
   O[i] = acc * ${f32lit(mul)};
 }`;
-  dispatch(kernel("sum", code), [x.buffer, out.buffer], gx, gy);
+  dispatch(kernel("sum_partials", code2), [partial.buffer, out.buffer], hx, hy);
+  partial.dispose();
   return out;
 }
 

@@ -268,3 +268,19 @@ Deno.test("split and chunk: one op, gradients of unused pieces are zero", async 
     },
   });
 });
+
+Deno.test("sum over a long axis (chunked reduction) matches the reference", async () => {
+  const { sum } = await import("../kernels/mod.ts");
+  const rows = 1500, cols = 6;
+  await check({
+    name: "sum(0) long",
+    inputs: [{ shape: [rows, cols] }],
+    gpu: ([x]) => sum(x, 0),
+    ref: ([x]) => {
+      const o = new Float64Array(cols);
+      for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) o[j] += x[i * cols + j];
+      return o;
+    },
+    fwdTol: 1e-5,
+  });
+});
