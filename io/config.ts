@@ -4,7 +4,7 @@
 
 import { parse as parseYaml } from "yaml";
 import { basename, extname } from "node:path";
-import type { ModelConfig } from "../model/config.ts";
+import { DEFAULT_MODEL, type ModelConfig } from "../model/config.ts";
 
 /** The model's keys: every size of model/config.ts but the stage, which the task chooses. */
 export type ModelSection = Omit<ModelConfig, "stage">;
@@ -61,23 +61,15 @@ export interface Config {
   sample: SampleSection;
 }
 
+/** The model's defaults (model/config.ts) without the stage, which the task chooses. */
+function modelDefaults(): ModelSection {
+  const { stage: _stage, ...rest } = DEFAULT_MODEL;
+  return rest;
+}
+
 /** The defaults: the "small" CPU-sized model and the lesson's optimiser settings. */
 export const DEFAULT_CONFIG: Readonly<Config> = deepFreeze<Config>({
-  model: {
-    image_size: 32,
-    in_channels: 1,
-    patch_size: 4,
-    hidden_size: 128,
-    depth: 4,
-    num_heads: 4,
-    mlp_ratio: 4,
-    num_classes: 10,
-    drop_path: 0,
-    text_len: 16,
-    text_width: 64,
-    text_depth: 2,
-    text_heads: 4,
-  },
+  model: modelDefaults(),
   diffusion: { timesteps: 1000, beta_start: 1e-4, beta_end: 0.02, p_uncond: 0.2 },
   train: {
     steps: 30000,

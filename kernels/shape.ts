@@ -2,7 +2,7 @@
 
 import { record, recordMulti } from "./autograd.ts";
 import { dispatch, kernel } from "./runtime.ts";
-import { empty, numel, type Shape, shapeStr, strides, Tensor } from "./tensor.ts";
+import { empty, numel, shapeStr, strides, Tensor } from "./tensor.ts";
 import { ENTRY, flatIndex, grid1d } from "./wgsl.ts";
 
 /** Same data, another shape; one dimension may be -1. */
