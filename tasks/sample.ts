@@ -1,7 +1,7 @@
 // deno task sample --prompt "seven" — draws images from a trained checkpoint.
 
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { deviceInfo } from "../kernels/mod.ts";
 import { writeImageGrid } from "../io/png.ts";
 import { MNIST_WORDS } from "../io/data.ts";
@@ -121,5 +121,4 @@ await runTask(async () => {
   writeFileSync(txt, promptsText(prompts, cols));
   console.error(`wrote ${out} and ${txt} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   model.dispose();
-  void join;
 });
