@@ -397,5 +397,5 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     delta.dispose();
     lse.dispose();
     return [dq, dk, dv];
-  });
+  }, [q, k, v, mask, out, lse]);
 }

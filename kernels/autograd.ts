@@ -29,16 +29,21 @@ export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
   return false;
 }
 
-/** Attaches a backward node to `output` if any input requires a gradient. */
+/**
+ * Attaches a backward node to `output` if any input requires a gradient. `saved` lists the
+ * tensors the backward closure reads (default: the inputs); it only feeds the memory accounting
+ * of `tapeSavedBytes`, so an op that reads none of its inputs passes [].
+ */
 export function record(
   output: Tensor,
   name: string,
   inputs: Tensor[],
   backward: GradNode["backward"],
+  saved?: (Tensor | null | undefined)[],
 ): Tensor {
   if (!needsGrad(...inputs)) return output;
   output.requiresGrad = true;
-  output.node = { name, inputs, backward };
+  output.node = { name, inputs, backward, saved: saved && compact(saved) };
   tape.push(output);
   return output;
 }
@@ -52,11 +57,13 @@ export function recordMulti(
   name: string,
   inputs: Tensor[],
   backward: (grads: (Tensor | null)[]) => (Tensor | null)[],
+  saved?: (Tensor | null | undefined)[],
 ): Tensor[] {
   if (!needsGrad(...inputs)) return outputs;
   const node: GradNode = {
     name,
     inputs,
+    saved: saved && compact(saved),
     backward: () => {
       throw new Error(`autograd: '${name}' has several outputs`);
     },
@@ -69,6 +76,36 @@ export function recordMulti(
   }
   tape.push(outputs[0]);
   return outputs;
+}
+
+function compact(ts: (Tensor | null | undefined)[]): Tensor[] {
+  return ts.filter((t): t is Tensor => !!t);
+}
+
+/**
+ * Bytes of the distinct storages that the recorded graph keeps for its backward pass: what each
+ * node saves (views of one buffer count once), leaving out the tensors in `exclude` (parameters,
+ * which are not activations) and anything already disposed. Call it between a forward pass and
+ * `backward()`: it is the "saved activations" term of a training step's memory budget.
+ */
+export function tapeSavedBytes(exclude: Iterable<Tensor> = []): number {
+  const skip = new Set<GPUBuffer>();
+  for (const t of exclude) if (!t.disposed) skip.add(t.buffer);
+  const seen = new Set<GPUBuffer>();
+  let bytes = 0;
+  for (const out of tape) {
+    const node = out.node;
+    if (!node) continue;
+    for (const t of node.saved ?? node.inputs) {
+      if (t.disposed) continue;
+      const buf = t.buffer;
+      if (skip.has(buf) || seen.has(buf)) continue;
+      seen.add(buf);
+      // the logical size, not the pool's size class: rounding is overhead, not a requirement
+      bytes += 4 * t.size;
+    }
+  }
+  return bytes;
 }
 
 /** Forgets the recorded graph (its tensors are owned by the enclosing scope). */

@@ -38,5 +38,11 @@ export function dropPath(x: Tensor, keep: Tensor): Tensor {
   }
   const out = perSampleScale("drop_path", x, keep);
   // g [B, inner], keep [B] → dx = g · keep[b]
-  return record(out, "drop_path", [x], (g) => [perSampleScale("drop_path_backward", g, keep)]);
+  return record(
+    out,
+    "drop_path",
+    [x],
+    (g) => [perSampleScale("drop_path_backward", g, keep)],
+    [keep],
+  );
 }

@@ -70,7 +70,20 @@ function binary(op: BinOp, a: Tensor, b: Tensor): Tensor {
     const ga = a.requiresGrad ? gradA(op, g, a, b) : null;
     const gb = b.requiresGrad ? gradB(op, g, a, b) : null;
     return [ga, gb];
-  });
+  }, savedBy(op, a, b));
+}
+
+// add and sub read only the gradient; a·b needs the other factor; a/b needs b, and a for db
+function savedBy(op: BinOp, a: Tensor, b: Tensor): (Tensor | null)[] {
+  switch (op) {
+    case "add":
+    case "sub":
+      return [];
+    case "mul":
+      return [a.requiresGrad ? b : null, b.requiresGrad ? a : null];
+    case "div":
+      return [b, b.requiresGrad ? a : null];
+  }
 }
 
 function gradA(op: BinOp, g: Tensor, a: Tensor, b: Tensor): Tensor {
@@ -218,7 +231,7 @@ export const silu = (x: Tensor): Tensor => unary("silu", x);
 export function scale(x: Tensor, s: number, c = 0): Tensor {
   const out = empty(x.shape);
   mapKernel("scale", `x * ${f32lit(s)} + ${f32lit(c)}`, "", [x], out);
-  return record(out, "scale", [x], (g) => [scale(g, s)]);
+  return record(out, "scale", [x], (g) => [scale(g, s)], []);
 }
 
 /** Fills a new tensor with a constant. */

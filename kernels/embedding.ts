@@ -41,7 +41,13 @@ ${ENTRY()} {
 }`;
     dispatch(kernel("embedding", code), [table.buffer, ids.buffer, out.buffer], gx, gy);
   }
-  return record(out, "embedding", [table, ids], (g) => [embeddingBackward(g, ids, V, E), null]);
+  return record(
+    out,
+    "embedding",
+    [table, ids],
+    (g) => [embeddingBackward(g, ids, V, E), null],
+    [ids],
+  );
 }
 
 // g [M, E], ids [M] i32 → dtable [V, E]; one workgroup per (row v, block of WG_E channels)

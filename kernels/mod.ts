@@ -23,6 +23,7 @@ export * from "./embedding.ts";
 export * from "./loss.ts";
 export * from "./patch.ts";
 export * from "./droppath.ts";
+export * from "./residual.ts";
 export * from "./random.ts";
 export * from "./optim.ts";
 export * from "./softmax.ts";

@@ -200,7 +200,7 @@ function normOp(
       [dm, da] = normBackwardParams(x, g, stats, s, mulP.shape, addP.shape);
     }
     return [dx, dm, da];
-  });
+  }, [x, mulP, stats]);
 }
 
 /**

@@ -91,6 +91,7 @@ export function patchify(x: Tensor, p: number): Tensor {
     "patchify",
     [x],
     (g) => [patchGather("patchify_backward", g, geo, "cij", false)],
+    [],
   );
 }
 
@@ -113,5 +114,6 @@ export function unpatchify(x: Tensor, p: number, C: number, H: number, W: number
     "unpatchify",
     [x],
     (g) => [patchGather("unpatchify_backward", g, geo, "ijc", true)],
+    [],
   );
 }

@@ -88,7 +88,7 @@ function reduceMean(x: Tensor, axes: number[], isMean: boolean): Tensor {
     // broadcast g back over the reduced axes
     const gs = x.shape.map((d, k) => (axes.includes(k) ? 1 : d));
     return [broadcastTo(g, gs, x.shape, isMean ? 1 / n : 1)];
-  });
+  }, []);
 }
 
 /** Repeats g (of shape gs, same rank as `shape` with 1s) to `shape`, times `mul`. No autograd. */

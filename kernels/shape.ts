@@ -14,7 +14,7 @@ export function reshape(x: Tensor, shape: number[]): Tensor {
     throw new Error(`reshape: cannot view ${shapeStr(x.shape)} as ${shapeStr(shape)}`);
   }
   const out = new Tensor(s, x.dtype, x);
-  return record(out, "reshape", [x], (g) => [reshape(g, [...x.shape])]);
+  return record(out, "reshape", [x], (g) => [reshape(g, [...x.shape])], []);
 }
 
 /** Reorders axes: out.shape[k] = x.shape[perm[k]]. */
@@ -40,7 +40,7 @@ ${ENTRY()} {
   dispatch(kernel("permute", code), [x.buffer, out.buffer], gx, gy);
   const inv: number[] = [];
   perm.forEach((p, k) => (inv[p] = k));
-  return record(out, "permute", [x], (g) => [permute(g, inv)]);
+  return record(out, "permute", [x], (g) => [permute(g, inv)], []);
 }
 
 /** Swaps the last two axes. */
@@ -107,7 +107,13 @@ export function concat(xs: Tensor[], axis: number): Tensor {
     copyBlock(x, out, outer, x.shape[a], inner, total, at, false);
     at += x.shape[a];
   }
-  return record(out, "concat", xs, (g) => xs.map((x, k) => slice(g, a, offsets[k], x.shape[a])));
+  return record(
+    out,
+    "concat",
+    xs,
+    (g) => xs.map((x, k) => slice(g, a, offsets[k], x.shape[a])),
+    [],
+  );
 }
 
 /** x[..., start:start+len, ...] along an axis (a copy). */
@@ -128,7 +134,7 @@ export function slice(x: Tensor, axis: number, start: number, len: number): Tens
     zero(gx);
     copyBlock(g, gx, outer, len, inner, x.shape[a], start, false);
     return [gx];
-  });
+  }, []);
 }
 
 /** Splits along an axis into pieces of the given sizes (one op: its backward is one concat). */
@@ -157,7 +163,7 @@ export function split(x: Tensor, sizes: number[], axis: number): Tensor[] {
       if (g) copyBlock(g, gx, outer, sizes[k], inner, x.shape[a], starts[k], false);
     });
     return [gx];
-  });
+  }, []);
 }
 
 /** Splits along an axis into n equal pieces. */

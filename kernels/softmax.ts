@@ -88,5 +88,5 @@ export function softmax(x: Tensor): Tensor {
     const dx = empty(x.shape);
     softmaxBackwardKernel(out, g, dx, rows, C);
     return [dx];
-  });
+  }, [out]);
 }

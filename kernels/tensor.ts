@@ -38,6 +38,8 @@ export interface GradNode {
   /** for ops with several outputs (recordMulti): all of them, and their joint backward */
   outputs?: Tensor[];
   backwardMulti?: (grads: (Tensor | null)[]) => (Tensor | null)[];
+  /** what the backward reads, when that is not just the inputs (memory accounting only) */
+  saved?: Tensor[];
 }
 
 let nextId = 1;

@@ -8,8 +8,8 @@ import {
   attention,
   chunk,
   concat,
-  dropPath,
   embedding,
+  gatedResidual,
   geluTanh,
   intTensor,
   isGradEnabled,
@@ -118,9 +118,6 @@ export function posEmbedTensor(c: ModelConfig): Tensor {
   return tensor(posEmbed2d(c.hidden_size, grid), [1, numTokens(c), c.hidden_size]).keep();
 }
 
-/** [B, D] → [B, 1, D], so it broadcasts over tokens. */
-const perSample = (v: Tensor) => reshape(v, [v.shape[0], 1, v.shape[1]]);
-
 /**
  * ε̂(x_t, t, c): x [B, C, H, W], t the B timesteps (CPU numbers), cond the condition.
  * Returns [B, C, H, W].
@@ -207,19 +204,19 @@ function block(
     .map((v) => reshape(v, [B, D]));
 
   // x += gate_msa · attn(LN(x)·(1 + scale_msa) + shift_msa)
-  const qkv = linear(
+  const [q, k, v] = linearPieces(
     layerNormModulate(x, shiftMsa, scaleMsa, LN_EPS),
     P.get(`${b}.attn.qkv.weight`),
     P.get(`${b}.attn.qkv.bias`),
+    3,
   );
-  const [q, k, v] = split(qkv, [D, D, D], 2);
-  let a = linear(
+  const a = linear(
     attention(q, k, v, { heads: c.num_heads }),
     P.get(`${b}.attn.proj.weight`),
     P.get(`${b}.attn.proj.bias`),
   );
-  a = mul(perSample(gateMsa), a);
-  x = add(x, droppath(a, opts, i, 0));
+  // the gate and drop-path fused into the residual add (kernels/residual.ts)
+  x = gatedResidual(x, gateMsa, a, opts.dropPathKeep?.(i, 0));
   opts.tap?.(`block${i}_after_attn`, x);
 
   // x += cross_attn(x, y, mask): no gate, no norm (§3)
@@ -229,12 +226,12 @@ function block(
       P.get(`${b}.cross_attn.q_linear.weight`),
       P.get(`${b}.cross_attn.q_linear.bias`),
     );
-    const kv = linear(
+    const [ck, cv] = linearPieces(
       y,
       P.get(`${b}.cross_attn.kv_linear.weight`),
       P.get(`${b}.cross_attn.kv_linear.bias`),
+      2,
     );
-    const [ck, cv] = split(kv, [D, D], 2);
     const ca = attention(cq, ck, cv, { heads: c.num_heads, mask: keyMask ?? undefined });
     x = add(
       x,
@@ -249,16 +246,20 @@ function block(
     P.get(`${b}.mlp.fc1.weight`),
     P.get(`${b}.mlp.fc1.bias`),
   ));
-  const m = mul(
-    perSample(gateMlp),
-    linear(hid, P.get(`${b}.mlp.fc2.weight`), P.get(`${b}.mlp.fc2.bias`)),
-  );
-  return add(x, droppath(m, opts, i, 1));
+  const m = linear(hid, P.get(`${b}.mlp.fc2.weight`), P.get(`${b}.mlp.fc2.bias`));
+  return gatedResidual(x, gateMlp, m, opts.dropPathKeep?.(i, 1));
 }
 
-function droppath(branch: Tensor, opts: ForwardOptions, block: number, which: number): Tensor {
-  const keep = opts.dropPathKeep?.(block, which);
-  return keep ? dropPath(branch, keep) : branch;
+/**
+ * linear(x, w, bias) split into n equal pieces along its output features, computed as n products
+ * with row blocks of w: splitting the packed [.., n·D] output instead would copy it and keep it
+ * alive until the step ends although no backward reads it (at the seed shape, 455 MB of a
+ * training step's peak). The weight blocks are small copies.
+ */
+function linearPieces(x: Tensor, w: Tensor, bias: Tensor, n: number): Tensor[] {
+  const sizes = Array(n).fill(w.shape[0] / n);
+  const bs = split(bias, sizes, 0);
+  return split(w, sizes, 0).map((wk, k) => linear(x, wk, bs[k]));
 }
 
 function mlp2(P: Params, l1: string, l2: string, x: Tensor, act: (t: Tensor) => Tensor): Tensor {
@@ -342,6 +343,8 @@ export class PixArt {
     return (x, t) => {
       const B = x.shape[0];
       if (w === 1) return this.forward(x, new Array(B).fill(t), cond);
+      // w = 0 is the unconditional model alone
+      if (w === 0) return this.forward(x, new Array(B).fill(t), this.nullCondition(B));
       const both = concatConditions(cond, this.nullCondition(B));
       const out = this.forward(concat([x, x], 0), new Array(2 * B).fill(t), both);
       const [c, u] = chunk(out, 2, 0);

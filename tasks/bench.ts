@@ -18,7 +18,10 @@ import {
   noGrad,
   pool,
   randomNormal,
+  startProfile,
+  stopProfile,
   sync,
+  tapeSavedBytes,
   type Tensor,
   tensor,
   tidy,
@@ -51,8 +54,12 @@ Measurements: adapter; matmul/MxKxN (a 1024³ product and the forward and backwa
 makes it, with the transposed operand materialised); attention/fwd+bwd/small and /seed;
 train_step/small and /seed (forward, ε-MSE loss, backward, Adam with clipping); sample_step/small
 and /seed (one guided step, conditional and unconditional branches in one batch of 2×64);
-memory/train_step/small and /seed (the pool's peak in-use bytes during a step against
-parameters + Adam moments + gradients). FLOPs of model steps count matmuls and attention only; a
+memory/train_step/small and /seed (the pool's peak in-use bytes during a step against the
+required bytes: parameters + Adam moments + gradients + the activations the autograd tape saves
+for backward; "ratio" is peak / required); profile/train_step/small and profile/sample_step/small
+(one step with a timestamp query around every dispatch: the share of GPU time per op family —
+matmul, attention, norms, elementwise, optimiser, other — and the top kernels; needs the
+adapter's timestamp-query feature). FLOPs of model steps count matmuls and attention only; a
 training step is counted as 3 × its forward. MB = 2^20 bytes.
 `;
 
@@ -146,7 +153,9 @@ const ALL_NAMES = [
   ...Object.keys(ATTENTION).map((k) => `attention/fwd+bwd/${k}`),
   "train_step/small",
   "memory/train_step/small",
+  "profile/train_step/small",
   "sample_step/small",
+  "profile/sample_step/small",
   "train_step/seed",
   "memory/train_step/seed",
   "sample_step/seed",
@@ -213,6 +222,76 @@ async function timeReps(reps: number, body: () => void): Promise<Timing> {
     ms.push(performance.now() - t);
   }
   return { warmup, ms };
+}
+
+// ---- GPU time per op family --------------------------------------------------------------------
+
+const FAMILIES: [string, RegExp][] = [
+  ["matmul", /^matmul/],
+  ["attention", /^(attention|softmax)/],
+  ["norms", /^(ln_modulate|layer_norm|norm_)/],
+  ["optimiser", /^adam_/],
+  [
+    "elementwise",
+    new RegExp(
+      "^(add|sub|mul|div|scale|fill|axpy|copy|lerp|zero|broadcast|lincomb\\d*|drop_path\\w*" +
+        "|gated_residual\\w*|gelu_\\w+|silu\\w*|tanh\\w*|relu\\w*|exp\\w*|square\\w*|sqrt\\w*)$",
+    ),
+  ],
+];
+
+/** A kernel's op family; "other" holds reductions, layout copies, embeddings, loss and random. */
+function family(kernel: string): string {
+  for (const [f, re] of FAMILIES) if (re.test(kernel)) return f;
+  return "other";
+}
+
+const TOP_KERNELS = 10;
+
+/**
+ * Runs `body` once with every dispatch timed and emits the share of GPU time per family. The
+ * profiler gives each dispatch its own pass, which serialises the work: the shares are what to
+ * read, not the sum (compare `gpu_ms` with the unprofiled step's `ms`).
+ */
+async function profileStep(name: string, body: () => void): Promise<void> {
+  if (!deviceInfo().timestampQuery) {
+    emit({ name, ms: null, gflops: null, skipped: "the adapter has no timestamp-query feature" });
+    return;
+  }
+  await sync();
+  const d0 = counters.dispatches;
+  startProfile();
+  const t = performance.now();
+  body();
+  const totals = await stopProfile();
+  const wall = performance.now() - t;
+  const byFamily: Record<string, number> = {};
+  for (const [f] of FAMILIES) byFamily[f] = 0;
+  byFamily.other = 0;
+  let gpu = 0;
+  for (const [k, { ms }] of totals) {
+    byFamily[family(k)] += ms;
+    gpu += ms;
+  }
+  const pct = (ms: number) => (gpu > 0 ? Math.round((1000 * ms) / gpu) / 10 : 0);
+  const top = [...totals].sort((a, b) => b[1].ms - a[1].ms).slice(0, TOP_KERNELS)
+    .map(([kernel, { ms, count }]) => ({
+      kernel,
+      family: family(kernel),
+      ms: r3(ms),
+      pct: pct(ms),
+      count,
+    }));
+  emit({
+    name,
+    ms: r3(wall),
+    gflops: null,
+    gpu_ms: r3(gpu),
+    dispatches: counters.dispatches - d0,
+    families: Object.fromEntries(Object.entries(byFamily).map(([f, ms]) => [f, pct(ms)])),
+    family_ms: Object.fromEntries(Object.entries(byFamily).map(([f, ms]) => [f, r3(ms)])),
+    top,
+  });
 }
 
 // ---- FLOP counts ----------------------------------------------------------------------------------
@@ -359,6 +438,7 @@ async function benchTrain(
   reps: number,
   wantTime: boolean,
   wantMemory: boolean,
+  wantProfile: boolean,
   phases: boolean,
 ): Promise<void> {
   const { config: c, batch: B, lr, warmup } = MODELS[key];
@@ -397,11 +477,16 @@ async function benchTrain(
       noise,
     );
   };
+  const paramSet = new Set(params);
   let lastLoss: Tensor | null = null;
+  // what the tape holds for backward, and what the pool holds, between forward and backward
+  let savedBytes = 0, afterForward = 0;
   const step = () => {
     lastLoss?.dispose();
     lastLoss = tidy(() => {
       const loss = forwardLoss();
+      savedBytes = tapeSavedBytes(paramSet);
+      afterForward = pool.stats.inUseBytes;
       backward(loss);
       opt.step();
       opt.zeroGrad();
@@ -422,8 +507,9 @@ async function benchTrain(
   // (on the gradients that backward left), each rep right after a full step so that both see
   // the same load on the machine
   const ph: PhaseTimes = { fwd: [], fwdBwd: [], optim: [] };
-  let peak = 0, before = 0, dispatches = 0, submits = 0;
-  for (let r = 0; r < reps; r++) {
+  let peak = 0, before = 0, dispatches = 0, submits = 0, saved = 0, forwardHeld = 0;
+  const timedReps = wantTime || wantMemory ? reps : 0;
+  for (let r = 0; r < timedReps; r++) {
     await sync();
     pool.resetPeak();
     before = pool.stats.inUseBytes;
@@ -435,7 +521,11 @@ async function benchTrain(
     ms.push(performance.now() - t);
     dispatches = counters.dispatches - d0;
     submits = counters.submits - s0;
-    peak = Math.max(peak, pool.stats.peakInUseBytes);
+    if (pool.stats.peakInUseBytes >= peak) {
+      peak = pool.stats.peakInUseBytes;
+      saved = savedBytes;
+      forwardHeld = afterForward;
+    }
     if (!phases || !wantTime) continue;
     t = performance.now();
     tidy(() => {
@@ -454,8 +544,7 @@ async function benchTrain(
     ph.optim.push(performance.now() - t);
     opt.zeroGrad();
   }
-  const loss = (await lastLoss!.read())[0];
-  (lastLoss as Tensor | null)?.dispose();
+  const loss = lastLoss ? (await (lastLoss as Tensor).read())[0] : null;
 
   const fwd = forwardFlops(c, B);
   const flop = 3 * fwd.total;
@@ -476,7 +565,7 @@ async function benchTrain(
       dispatches,
       submits,
       warmup_ms: r3(warmupMs),
-      loss: r3(loss),
+      loss: loss === null ? null : r3(loss),
       reps,
     };
     if (ph.fwd.length) {
@@ -494,25 +583,39 @@ async function benchTrain(
   if (wantMemory) {
     // parameters, Adam's two moments and the gradients, 4 bytes each
     const state = 4 * 4 * nParams;
+    const required = state + saved;
     emit({
       name: `memory/train_step/${key}`,
       ms: r3(med),
       gflops: null,
       peak_in_use_mb: MB(peak),
+      required_mb: MB(required),
+      ratio: r3(peak / required),
       params_moments_grads_mb: MB(state),
+      activations_mb: MB(saved),
       params_mb: MB(4 * nParams),
       peak_over_state: r3(peak / state),
       in_use_before_step_mb: MB(before),
+      // in use between forward and backward: the state, the saved activations, the intermediates
+      // that no backward reads (they live until the step's scope ends) and size-class rounding
+      in_use_after_forward_mb: MB(forwardHeld),
       pool_allocated_mb: MB(pool.stats.allocatedBytes),
       pool_buffers: pool.stats.buffers,
     });
   }
+  if (wantProfile) await profileStep(`profile/train_step/${key}`, step);
+  (lastLoss as Tensor | null)?.dispose();
   opt.dispose();
   model.dispose();
   pool.trim();
 }
 
-async function benchSample(key: string, reps: number): Promise<void> {
+async function benchSample(
+  key: string,
+  reps: number,
+  wantTime: boolean,
+  wantProfile: boolean,
+): Promise<void> {
   const { config: c } = MODELS[key];
   const B = SAMPLE_BATCH, S = c.image_size, C = c.in_channels;
   const model = PixArt.init(c, 0);
@@ -521,16 +624,21 @@ async function benchSample(key: string, reps: number): Promise<void> {
   const x = randomNormal([B, C, S, S], 21);
   progress(`${key} sampling step: warm-up`);
   let peak = 0;
-  const res = await timeReps(reps, () => {
-    pool.resetPeak();
+  const one = () => {
     tidy(() => {
       noGrad(() => eps(x, 500));
     });
+  };
+  const res = await timeReps(wantTime ? reps : 0, () => {
+    pool.resetPeak();
+    one();
     peak = Math.max(peak, pool.stats.peakInUseBytes);
   });
+  if (wantProfile) await profileStep(`profile/sample_step/${key}`, one);
   x.dispose();
   model.dispose();
   pool.trim();
+  if (!wantTime) return;
   const fwd = forwardFlops(c, 2 * B);
   const med = median(res.ms);
   emit({
@@ -600,8 +708,11 @@ await runTask(async () => {
     const seed = key === "seed";
     const r = seed ? seedReps : reps;
     const time = want.has(`train_step/${key}`), mem = want.has(`memory/train_step/${key}`);
-    if (time || mem) await benchTrain(key, r, time, mem, !seed);
-    if (want.has(`sample_step/${key}`)) await benchSample(key, r);
+    const prof = want.has(`profile/train_step/${key}`);
+    if (time || mem || prof) await benchTrain(key, r, time, mem, prof, !seed);
+    const sample = want.has(`sample_step/${key}`);
+    const sampleProf = want.has(`profile/sample_step/${key}`);
+    if (sample || sampleProf) await benchSample(key, r, sample, sampleProf);
   }
   progress(
     `done in ${((performance.now() - T0) / 1000).toFixed(1)} s, ${compiledKernelCount()} kernels`,
