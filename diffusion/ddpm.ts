@@ -16,14 +16,37 @@ export function qSample(s: Schedule, x0: Tensor, t: ArrayLike<number>, eps: Tens
   return add(mul(x0, tensor(a, lead)), mul(eps, tensor(sg, lead)));
 }
 
-/** ε-prediction loss: MSE(ε, ε̂(x_t, t)). */
+/**
+ * Min-SNR-γ weight of an ε-prediction loss term (Hang et al. 2023, eq. 9): min(SNR_t, γ) / SNR_t,
+ * SNR_t = ᾱ_t / (1 − ᾱ_t). It leaves the noisy steps, where a sample's global shape and class are
+ * decided, at weight 1 and scales down the nearly clean ones, whose large ε errors otherwise
+ * dominate the gradient.
+ */
+export function minSnrWeight(s: Schedule, t: number, gamma: number): number {
+  const snr = s.alphasCumprod[t] / (1 - s.alphasCumprod[t]);
+  return Math.min(snr, gamma) / snr;
+}
+
+/**
+ * ε-prediction loss: MSE(ε, ε̂(x_t, t)), averaged over the batch; with `minSnrGamma` > 0 each
+ * sample's term carries its min-SNR-γ weight.
+ */
 export function epsLoss(
   s: Schedule,
   model: (xt: Tensor, t: ArrayLike<number>) => Tensor,
   x0: Tensor,
   t: ArrayLike<number>,
   eps: Tensor,
+  minSnrGamma = 0,
 ): Tensor {
   const xt = qSample(s, x0, t, eps);
-  return mseLoss(model(xt, t), eps);
+  const pred = model(xt, t);
+  if (!(minSnrGamma > 0)) return mseLoss(pred, eps);
+  // Σ w_b·(ε̂ − ε)² = Σ (√w_b·ε̂ − √w_b·ε)²: scale both sides and keep the one MSE kernel
+  const B = x0.shape[0];
+  const r = tensor(
+    Float32Array.from({ length: B }, (_, b) => Math.sqrt(minSnrWeight(s, t[b], minSnrGamma))),
+    [B, ...x0.shape.slice(1).map(() => 1)],
+  );
+  return mseLoss(mul(pred, r), mul(eps, r));
 }

@@ -14,6 +14,8 @@ export interface DiffusionSection {
   beta_start: number;
   beta_end: number;
   p_uncond: number;
+  /** min-SNR-γ loss weighting (Hang et al. 2023); 0 = the plain ε-MSE of the lesson */
+  min_snr_gamma: number;
 }
 
 export interface TrainSection {
@@ -30,6 +32,10 @@ export interface TrainSection {
   seed: number;
   save_every: number;
   sample_every: number;
+  /** every N steps: sample, classify, log prompt accuracy and FID (0: never) */
+  eval_every: number;
+  /** samples per class prompt in those evaluations */
+  eval_per_prompt: number;
   log_every: number;
   /** stage 2: the stage-1 checkpoint (or folder of them) to start from */
   init_from: string | null;
@@ -70,7 +76,7 @@ function modelDefaults(): ModelSection {
 /** The defaults: the "small" CPU-sized model and the lesson's optimiser settings. */
 export const DEFAULT_CONFIG: Readonly<Config> = deepFreeze<Config>({
   model: modelDefaults(),
-  diffusion: { timesteps: 1000, beta_start: 1e-4, beta_end: 0.02, p_uncond: 0.2 },
+  diffusion: { timesteps: 1000, beta_start: 1e-4, beta_end: 0.02, p_uncond: 0.2, min_snr_gamma: 0 },
   train: {
     steps: 30000,
     batch_size: 32,
@@ -84,6 +90,8 @@ export const DEFAULT_CONFIG: Readonly<Config> = deepFreeze<Config>({
     seed: 0,
     save_every: 1000,
     sample_every: 1000,
+    eval_every: 0,
+    eval_per_prompt: 10,
     log_every: 50,
     init_from: null,
   },
@@ -141,6 +149,7 @@ const SCHEMA: Record<keyof Config, Record<string, Kind>> = {
     beta_start: num(0, 1, true, true),
     beta_end: num(0, 1, true, true),
     p_uncond: num(0, 1),
+    min_snr_gamma: num(0),
   },
   train: {
     steps: int(0),
@@ -155,6 +164,8 @@ const SCHEMA: Record<keyof Config, Record<string, Kind>> = {
     seed: int(0, 0xffffffff),
     save_every: int(0),
     sample_every: int(0),
+    eval_every: int(0),
+    eval_per_prompt: int(1),
     log_every: int(1),
     init_from: { t: "str?" },
   },

@@ -116,9 +116,10 @@ export function plotLogY(path: string, series: Series[], xLabel: string, yLabel:
 
 /** The loss curve of a training log (train-log.jsonl: the mean loss of each logging window). */
 export function plotTrainingLog(logPath: string, pngPath: string): void {
+  // evaluation records share the log; only the loss records are plotted here
   const rows = Deno.readTextFileSync(logPath).split("\n").filter(Boolean).map((l) =>
-    JSON.parse(l) as { step: number; loss: number }
-  );
+    JSON.parse(l) as { step: number; loss?: number }
+  ).filter((r): r is { step: number; loss: number } => typeof r.loss === "number");
   plotLogY(
     pngPath,
     [{ x: rows.map((r) => r.step), y: rows.map((r) => r.loss), color: [20, 60, 160] }],

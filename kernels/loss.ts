@@ -119,3 +119,114 @@ ${ENTRY()} {
     gy,
   );
 }
+
+/**
+ * Softmax cross-entropy, mean over rows: logits [B, K] (f32), labels [B] (i32) → a scalar (shape
+ * []), −(1/B)·Σ_b log softmax(logits_b)[label_b]. Gradient for the logits only:
+ * (softmax − onehot)/B. Labels must lie in [0, K); a row whose label does not gets a NaN loss (so
+ * the mistake shows in the mean) and no gradient.
+ */
+export function crossEntropy(logits: Tensor, labels: Tensor): Tensor {
+  if (logits.rank !== 2 || logits.dtype !== "f32") {
+    throw new Error(`crossEntropy: logits must be f32 [B, K], got ${logits}`);
+  }
+  const [B, K] = logits.shape;
+  if (labels.dtype !== "i32" || labels.size !== B || labels.rank !== 1) {
+    throw new Error(`crossEntropy: labels must be i32 [${B}], got ${labels}`);
+  }
+  if (B === 0 || K === 0) throw new Error(`crossEntropy: empty logits ${shapeStr(logits.shape)}`);
+  // logits [B, K], labels [B] → per-row losses [B] → mean []
+  const rows = empty([B]);
+  crossEntropyRows(logits, labels, rows, B, K);
+  const out = empty([]);
+  const parts = Math.min(MAX_PARTIALS, Math.ceil(B / CHUNK));
+  if (parts === 1) {
+    reduceKernel("cross_entropy_mean", ["X"], "X[k]", [rows.buffer], out, B, 1, 1 / B);
+  } else {
+    const partial = empty([parts]);
+    reduceKernel("cross_entropy_partial", ["X"], "X[k]", [rows.buffer], partial, B, parts, 1);
+    reduceKernel("cross_entropy_final", ["X"], "X[k]", [partial.buffer], out, parts, 1, 1 / B);
+    partial.dispose();
+  }
+  rows.dispose();
+  // g [] → dlogits [B, K]
+  return record(out, "cross_entropy", [logits, labels], (g) => {
+    const dl = empty(logits.shape);
+    crossEntropyBackward(logits, labels, g, dl, B, K);
+    return [dl, null];
+  });
+}
+
+const LOG2E = "1.4426950408889634";
+const LN2 = "0.6931471805599453";
+
+// The row's maximum and Σ exp(x − max), online in one pass (as softmax.ts does).
+const ROW_STATS = (K: number) => `
+  let base = r * ${K}u;
+  var m = -1.0e30;
+  var l = 0.0;
+  for (var j = 0u; j < ${K}u; j++) {
+    let t = X[base + j];
+    let mn = max(m, t);
+    l = l * exp2((m - mn) * ${LOG2E}) + exp2((t - mn) * ${LOG2E});
+    m = mn;
+  }`;
+
+// logits [B, K], labels [B] → row losses [B]: max + log Σ exp(x − max) − x[label]
+function crossEntropyRows(x: Tensor, labels: Tensor, out: Tensor, B: number, K: number): void {
+  const [gx, gy] = grid1d(B);
+  const code = `
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read> Y: array<i32>;
+@group(0) @binding(2) var<storage, read_write> O: array<f32>;
+${ENTRY()} {
+  ${flatIndex(gx)}
+  let r = i;
+  if (r >= ${B}u) { return; }
+  ${ROW_STATS(K)}
+  let y = Y[r];
+  if (y < 0 || y >= ${K}) {
+    O[r] = bitcast<f32>(0x7fc00000u);
+    return;
+  }
+  O[r] = m + log2(l) * ${LN2} - X[base + u32(y)];
+}`;
+  dispatch(kernel("cross_entropy", code), [x.buffer, labels.buffer, out.buffer], gx, gy);
+}
+
+// logits [B, K], labels [B], g [] → dlogits [B, K] = g·(softmax − onehot)/B
+function crossEntropyBackward(
+  x: Tensor,
+  labels: Tensor,
+  g: Tensor,
+  dx: Tensor,
+  B: number,
+  K: number,
+): void {
+  const [gx, gy] = grid1d(B);
+  const code = `
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read> Y: array<i32>;
+@group(0) @binding(2) var<storage, read> G: array<f32>;
+@group(0) @binding(3) var<storage, read_write> DX: array<f32>;
+${ENTRY()} {
+  ${flatIndex(gx)}
+  let r = i;
+  if (r >= ${B}u) { return; }
+  ${ROW_STATS(K)}
+  let y = Y[r];
+  let valid = y >= 0 && y < ${K};
+  let s = G[0] * ${f32lit(1 / B)} / l;
+  for (var j = 0u; j < ${K}u; j++) {
+    let p = exp2((X[base + j] - m) * ${LOG2E}) * s;
+    let hot = select(0.0, G[0] * ${f32lit(1 / B)}, i32(j) == y);
+    DX[base + j] = select(0.0, p - hot, valid);
+  }
+}`;
+  dispatch(
+    kernel("cross_entropy_backward", code),
+    [x.buffer, labels.buffer, g.buffer, dx.buffer],
+    gx,
+    gy,
+  );
+}

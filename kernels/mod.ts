@@ -28,3 +28,4 @@ export * from "./random.ts";
 export * from "./optim.ts";
 export * from "./softmax.ts";
 export * from "./attention.ts";
+export * from "./conv.ts";

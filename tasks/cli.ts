@@ -3,6 +3,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { existsSync, readFileSync } from "node:fs";
 import { initDevice } from "../kernels/mod.ts";
+import { newestCheckpoint } from "../model/checkpoint.ts";
 
 export type Options = NonNullable<ParseArgsConfig["options"]>;
 
@@ -102,4 +103,24 @@ export function readPromptsFile(path: string): string[] {
 export function lessonPrompts(): string[] {
   const path = new URL("../configs/lesson_prompts.txt", import.meta.url);
   return readFileSync(path, "utf8").split(/\s+/).filter(Boolean);
+}
+
+/** The bundled model first, then the newest checkpoint of the small stage-2 run. */
+export const DEFAULT_CHECKPOINTS = ["checkpoints/pixart_mnist.safetensors", "output/small_stage2"];
+
+/** A checkpoint file from a file or folder flag, or the default places when none is given. */
+export function findCheckpoint(flag: string | undefined): string {
+  if (!flag) {
+    for (const c of DEFAULT_CHECKPOINTS) {
+      const p = existsSync(c) && Deno.statSync(c).isDirectory ? newestCheckpoint(c) : c;
+      if (p && existsSync(p)) return p;
+    }
+    fail("no checkpoint found: train one (deno task train:stage2) or pass --checkpoint PATH");
+  }
+  if (existsSync(flag) && Deno.statSync(flag).isDirectory) {
+    const p = newestCheckpoint(flag);
+    if (!p) fail(`no checkpoint-*.safetensors in folder '${flag}'`);
+    return p;
+  }
+  return flag;
 }

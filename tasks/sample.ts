@@ -1,17 +1,18 @@
 // deno task sample --prompt "seven" — draws images from a trained checkpoint.
 
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { deviceInfo } from "../kernels/mod.ts";
 import { writeImageGrid } from "../io/png.ts";
 import { MNIST_WORDS } from "../io/data.ts";
-import { modelFromCheckpoint, newestCheckpoint, readCheckpoint } from "../model/checkpoint.ts";
+import { modelFromCheckpoint, readCheckpoint } from "../model/checkpoint.ts";
 import { tokenize } from "../model/tokenizer.ts";
 import { generate } from "../diffusion/generate.ts";
 import { type SamplerName, SAMPLERS } from "../diffusion/samplers.ts";
 import { linearSchedule } from "../diffusion/schedule.ts";
 import {
   fail,
+  findCheckpoint,
   intFlag,
   lessonPrompts,
   numFlag,
@@ -40,8 +41,6 @@ Samples images from a PixArt-α checkpoint and writes them as one PNG grid.
   --raw                use the raw weights even if the checkpoint has EMA weights
   --out PATH           PNG path (default output/samples.png); the prompts go beside it (.txt)
 `;
-
-const DEFAULT_CHECKPOINTS = ["checkpoints/pixart_mnist.safetensors", "output/small_stage2"];
 
 await runTask(async () => {
   const a = parseCli(Deno.args, {
@@ -73,23 +72,7 @@ await runTask(async () => {
   const seed = intFlag(a.seed, "seed") ?? 0;
   const out = (a.out as string) ?? "output/samples.png";
 
-  let path = a.checkpoint as string | undefined;
-  if (!path) {
-    for (const c of DEFAULT_CHECKPOINTS) {
-      const p = existsSync(c) && Deno.statSync(c).isDirectory ? newestCheckpoint(c) : c;
-      if (p && existsSync(p)) {
-        path = p;
-        break;
-      }
-    }
-    if (!path) {
-      fail("no checkpoint found: train one (deno task train:stage2) or pass --checkpoint PATH");
-    }
-  } else if (existsSync(path) && Deno.statSync(path).isDirectory) {
-    const p = newestCheckpoint(path);
-    if (!p) fail(`no checkpoint-*.safetensors in folder '${path}'`);
-    path = p;
-  }
+  const path = findCheckpoint(a.checkpoint as string | undefined);
   const ck = readCheckpoint(path);
   const model = modelFromCheckpoint(ck, path, !a.raw);
   const c = model.config;

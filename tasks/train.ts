@@ -47,6 +47,14 @@ import { tokenize } from "../model/tokenizer.ts";
 import { epsLoss } from "../diffusion/ddpm.ts";
 import { linearSchedule } from "../diffusion/schedule.ts";
 import { generate } from "../diffusion/generate.ts";
+import { loadOrTrainClassifier } from "../eval/classifier.ts";
+import {
+  CLASSIFIER_SIZE,
+  evalPrompts,
+  evaluatePrompts,
+  type RealReference,
+  realReference,
+} from "../eval/prompt_eval.ts";
 import { promptsText } from "./prompts.ts";
 import {
   fail,
@@ -156,7 +164,7 @@ async function train(cfg: Config, o: RunOptions): Promise<void> {
     );
   }
   const data = prepareImages(raw, mc.image_size);
-  const { train: trainIdx } = splitHoldout(data.n, cfg.data.holdout, t.seed);
+  const { train: trainIdx, holdout: heldIdx } = splitHoldout(data.n, cfg.data.holdout, t.seed);
   // class captions: the config's, the data set's defaults, or (null) digits by word or numeral
   const captions = cfg.data.captions ?? defaultCaptions(cfg.data.source);
   const classNames: readonly string[] = captions ?? MNIST_WORDS;
@@ -244,6 +252,53 @@ async function train(cfg: Config, o: RunOptions): Promise<void> {
   const save = async (grid: boolean) => {
     await checkpoint(model, opt, ema, cfg, o, step, batcher.state(), classNames, schedule, grid);
   };
+  // quality, not only the loss: prompt accuracy and FID of the (EMA) weights, logged beside it
+  let evalRef: Awaited<ReturnType<typeof loadOrTrainClassifier>> & { real: RealReference } | null =
+    null;
+  const evaluate = async () => {
+    if (!evalRef) {
+      const clf = await loadOrTrainClassifier(cfg.data.source, {
+        holdout: cfg.data.holdout,
+        log: (s) => status(`eval classifier: ${s}`),
+      });
+      const real32 = S === CLASSIFIER_SIZE ? data : prepareImages(raw, CLASSIFIER_SIZE);
+      const per = C * CLASSIFIER_SIZE * CLASSIFIER_SIZE;
+      const pick = (idx: Int32Array) => {
+        const images = new Float32Array(idx.length * per);
+        idx.forEach((j, i) => images.set(real32.images.subarray(j * per, (j + 1) * per), i * per));
+        return { images, n: idx.length };
+      };
+      const n = evalPrompts(classNames).length * t.eval_per_prompt;
+      const real = await realReference(clf.classifier, pick(heldIdx), pick(trainIdx), per, n);
+      evalRef = { ...clf, real };
+    }
+    const te = performance.now();
+    const sampler = ema ? new PixArt(model.config, ema) : model;
+    const { result } = await evaluatePrompts(
+      sampler,
+      schedule,
+      evalRef.classifier,
+      evalRef.real,
+      classNames,
+      {
+        sampler: cfg.sample.sampler,
+        steps: cfg.sample.steps,
+        guidance: cfg.sample.guidance,
+        seed: 0,
+        perPrompt: t.eval_per_prompt,
+      },
+    );
+    if (sampler !== model) sampler.posEmbed.dispose();
+    const { per_class: _, ...summary } = result;
+    appendFileSync(logPath, JSON.stringify({ step, eval: summary }) + "\n");
+    status(
+      `step ${step}: prompt accuracy ${(result.accuracy * 100).toFixed(1)}%, confidence ` +
+        `${result.confidence.toFixed(3)}, FID ${result.fid.toFixed(2)} (floor ` +
+        `${result.fid_floor.toFixed(2)}) at guidance ${result.guidance}, ` +
+        `${((performance.now() - te) / 1000).toFixed(0)} s`,
+      true,
+    );
+  };
   let stop = false;
   const onSig = () => {
     stop = true;
@@ -288,6 +343,7 @@ async function train(cfg: Config, o: RunOptions): Promise<void> {
         x0,
         ts,
         noise,
+        cfg.diffusion.min_snr_gamma,
       );
       backward(loss);
       axpy(lossSum, loss, 1);
@@ -327,6 +383,9 @@ async function train(cfg: Config, o: RunOptions): Promise<void> {
         }) +
           "\n",
       );
+    }
+    if (t.eval_every > 0 && step % t.eval_every === 0 && heldIdx.length >= 2) {
+      await evaluate();
     }
     const saveNow = t.save_every > 0 && step % t.save_every === 0;
     const gridNow = o.grid && t.sample_every > 0 && step % t.sample_every === 0;

