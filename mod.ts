@@ -24,7 +24,7 @@ export {
 
 // diffusion
 export { linearSchedule, type Schedule, timePoints } from "./diffusion/schedule.ts";
-export { epsLoss, qSample } from "./diffusion/ddpm.ts";
+export { epsLoss, minSnrWeight, qSample } from "./diffusion/ddpm.ts";
 export {
   ancestralStep,
   sampleAncestral,
@@ -35,6 +35,22 @@ export {
 } from "./diffusion/samplers.ts";
 export { dynamicThreshold } from "./diffusion/threshold.ts";
 export { generate, type GenerateOptions } from "./diffusion/generate.ts";
+
+// evaluation: the classifier, prompt accuracy and FID
+export {
+  accuracy,
+  Classifier,
+  type ClassifierConfig,
+  loadOrTrainClassifier,
+  trainClassifier,
+} from "./eval/classifier.ts";
+export { fid, frechetDistance, gaussianOf } from "./eval/fid.ts";
+export {
+  evalPrompts,
+  evaluatePrompts,
+  type PromptEvalResult,
+  realReference,
+} from "./eval/prompt_eval.ts";
 
 // files and data
 export { type Config, loadConfig } from "./io/config.ts";
