@@ -97,6 +97,7 @@ export function generate(
         x = sampleDdim(schedule, eps, xT, { steps: o.steps, onStep: tick });
       } else x = sampleDpmSolver(schedule, eps, xT, { steps: o.steps, onStep: tick });
       out.set(await x.read(), from * per);
+      eps.dispose();
       x.dispose();
       xT.dispose();
     }

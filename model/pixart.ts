@@ -17,6 +17,7 @@ import {
   lincomb,
   linear,
   mul,
+  noGrad,
   patchify,
   reshape,
   silu,
@@ -54,6 +55,18 @@ export interface ForwardOptions {
    * (branch 1) residuals; the cross-attention residual has none, as in PixArt-α.
    */
   dropPathKeep?: (block: number, branch: number) => Tensor | null;
+  /**
+   * Stage 2: the caption path computed once for a fixed condition (sampling reuses it at every
+   * step: the text encoder and each block's cross-attention K/V depend on the caption alone).
+   */
+  text?: TextCache;
+}
+
+/** The caption embedding y, its key mask and every block's cross-attention K and V. */
+export interface TextCache {
+  y: Tensor;
+  keyMask: Tensor;
+  kv: [Tensor, Tensor][];
 }
 
 /** Every parameter of the model with its shape and initialisation (§3). */
@@ -152,6 +165,9 @@ export function pixartForward(
     const labelEmb = embedding(P.get("y_embedder.embedding_table.weight"), labels);
     tap("label_emb", labelEmb);
     cVec = add(tEmb, labelEmb);
+  } else if (opts.text) {
+    y = opts.text.y;
+    keyMask = opts.text.keyMask;
   } else {
     const text = captionEmbedding(c, P, cond, tap);
     y = text.y;
@@ -226,12 +242,7 @@ function block(
       P.get(`${b}.cross_attn.q_linear.weight`),
       P.get(`${b}.cross_attn.q_linear.bias`),
     );
-    const [ck, cv] = linearPieces(
-      y,
-      P.get(`${b}.cross_attn.kv_linear.weight`),
-      P.get(`${b}.cross_attn.kv_linear.bias`),
-      2,
-    );
+    const [ck, cv] = opts.text?.kv[i] ?? crossKv(P, i, y);
     const ca = attention(cq, ck, cv, { heads: c.num_heads, mask: keyMask ?? undefined });
     x = add(
       x,
@@ -248,6 +259,35 @@ function block(
   ));
   const m = linear(hid, P.get(`${b}.mlp.fc2.weight`), P.get(`${b}.mlp.fc2.bias`));
   return gatedResidual(x, gateMlp, m, opts.dropPathKeep?.(i, 1));
+}
+
+/** Block i's cross-attention keys and values of the caption embedding y. */
+function crossKv(P: Params, i: number, y: Tensor): [Tensor, Tensor] {
+  const [k, v] = linearPieces(
+    y,
+    P.get(`blocks.${i}.cross_attn.kv_linear.weight`),
+    P.get(`blocks.${i}.cross_attn.kv_linear.bias`),
+    2,
+  );
+  return [k, v];
+}
+
+/** The caption path of a text condition, kept until dispose (for reuse over sampling steps). */
+export function prepareText(
+  c: ModelConfig,
+  P: Params,
+  cond: Extract<Condition, { kind: "text" }>,
+): TextCache & { dispose(): void } {
+  return noGrad(() => {
+    const cache = tidy(() => {
+      const { y, keyMask } = captionEmbedding(c, P, cond);
+      const kv = Array.from({ length: c.depth }, (_, i) => crossKv(P, i, y));
+      return { y, keyMask, kv };
+    });
+    const all = [cache.y, cache.keyMask, ...cache.kv.flat()];
+    for (const t of all) t.keep();
+    return { ...cache, dispose: () => all.forEach((t) => t.dispose()) };
+  });
 }
 
 /**
@@ -339,17 +379,34 @@ export class PixArt {
    * ε̂ with classifier-free guidance, ε̂_u + w·(ε̂_c − ε̂_u): both branches in one batch of 2B.
    * w = 1 runs the conditional branch alone.
    */
-  guidedEps(cond: Condition, w: number): (x: Tensor, t: number) => Tensor {
-    return (x, t) => {
-      const B = x.shape[0];
-      if (w === 1) return this.forward(x, new Array(B).fill(t), cond);
-      // w = 0 is the unconditional model alone
-      if (w === 0) return this.forward(x, new Array(B).fill(t), this.nullCondition(B));
-      const both = concatConditions(cond, this.nullCondition(B));
-      const out = this.forward(concat([x, x], 0), new Array(2 * B).fill(t), both);
+  /**
+   * ε̃ = ε_∅ + w·(ε_c − ε_∅) for a fixed condition (classifier-free guidance); both branches run
+   * as one batch. A text condition's caption path is computed on the first call and reused;
+   * dispose() frees it.
+   */
+  guidedEps(cond: Condition, w: number): ((x: Tensor, t: number) => Tensor) & { dispose(): void } {
+    const B = cond.kind === "class" ? cond.labels.length : cond.drop.length;
+    // w = 1: the conditional model alone; w = 0: the unconditional one alone
+    const run = w === 1 ? cond : w === 0 ? this.nullCondition(B) : concatConditions(
+      cond,
+      this.nullCondition(B),
+    );
+    let text: ReturnType<typeof prepareText> | null = null;
+    const eps = (x: Tensor, t: number) => {
+      if (x.shape[0] !== B) throw new Error(`guidedEps: x has ${x.shape[0]} samples, cond ${B}`);
+      if (run.kind === "text") text ??= prepareText(this.config, this.params, run);
+      const opts = text ? { text } : {};
+      if (w === 1 || w === 0) return this.forward(x, new Array(B).fill(t), run, opts);
+      const out = this.forward(concat([x, x], 0), new Array(2 * B).fill(t), run, opts);
       const [c, u] = chunk(out, 2, 0);
       return lincomb([u, c], [1 - w, w]);
     };
+    return Object.assign(eps, {
+      dispose: () => {
+        text?.dispose();
+        text = null;
+      },
+    });
   }
 
   dispose(): void {

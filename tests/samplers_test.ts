@@ -1,8 +1,18 @@
 // The schedule, thresholding and the three samplers against the fixtures.
 
-import { copy, noGrad, type Tensor, tensor, tidy } from "../kernels/mod.ts";
+import {
+  chunk,
+  concat,
+  copy,
+  lincomb,
+  noGrad,
+  pool,
+  type Tensor,
+  tensor,
+  tidy,
+} from "../kernels/mod.ts";
 import { readSafetensors } from "../io/safetensors.ts";
-import { type Condition, PixArt } from "../model/pixart.ts";
+import { concatConditions, type Condition, PixArt } from "../model/pixart.ts";
 import { modelConfigFromJson } from "../model/checkpoint.ts";
 import { Params } from "../model/params.ts";
 import { posEmbed2d, timestepFreq } from "../model/embeddings.ts";
@@ -161,5 +171,39 @@ Deno.test("one ancestral step (t = 500 and t = 0) matches the fixture", async ()
     }
     for (const v of [r.c, r.u, r.x, r.x0, r.x0t, r.s]) v?.dispose();
   }
+  model.dispose();
+});
+
+Deno.test("guidedEps computes the caption path once, matches the uncached pass, frees it", async () => {
+  const model = tinyModel();
+  const cond = promptCond();
+  const xT = fx(samp, "x_T");
+  await noGrad(async () => {
+    const x = tensor(xT.data as Float32Array, xT.shape).keep();
+    // the reference: both branches as one uncached forward
+    const ref = tidy(() => {
+      const both = concatConditions(cond, model.nullCondition(2));
+      const out = model.forward(concat([x, x], 0), [700, 700, 700, 700], both);
+      const [c, u] = chunk(out, 2, 0);
+      return lincomb([u, c], [1 - 3, 3]);
+    });
+    const want = await ref.read();
+    ref.dispose();
+    const before = pool.stats.inUseBytes;
+    const eps = model.guidedEps(cond, 3);
+    const a = tidy(() => eps(x, 700));
+    const b = tidy(() => eps(x, 700));
+    expectClose(await a.read(), want, 1e-6, "first call");
+    expectClose(await b.read(), want, 1e-6, "second call");
+    a.dispose();
+    b.dispose();
+    const cached = pool.stats.inUseBytes - before;
+    if (!(cached > 0)) throw new Error("no caption cache was kept");
+    eps.dispose();
+    if (pool.stats.inUseBytes !== before) {
+      throw new Error(`${pool.stats.inUseBytes - before} bytes still in use after dispose`);
+    }
+    x.dispose();
+  });
   model.dispose();
 });
