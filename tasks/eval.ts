@@ -93,6 +93,18 @@ await runTask(async () => {
     holdout,
     log: (s) => console.error(s),
   });
+  const trainedOn = cfgT?.data?.source;
+  if (a.data && trainedOn && a.data !== trainedOn) {
+    console.error(
+      `warning: the checkpoint was trained on '${trainedOn}', scored against '${a.data}'`,
+    );
+  }
+  if (classifier.config.numClasses !== classNames.length) {
+    fail(
+      `the classifier for '${source}' knows ${classifier.config.numClasses} classes, the ` +
+        `checkpoint draws ${classNames.length}: pass the data it was trained on with --data`,
+    );
+  }
   const raw = prepareImages(await loadSource(source), CLASSIFIER_SIZE);
   if (raw.channels !== c.in_channels) {
     fail(`--data '${source}' has ${raw.channels} channels, the model draws ${c.in_channels}`);
