@@ -5,7 +5,14 @@
 
 import { generate, type GenerateOptions } from "../diffusion/generate.ts";
 import type { Schedule } from "../diffusion/schedule.ts";
-import { MNIST_WORDS, mulberry32, resizeBilinear, shuffleInPlace } from "../io/data.ts";
+import {
+  gatherBatch,
+  type ImageSet,
+  MNIST_WORDS,
+  mulberry32,
+  resizeBilinear,
+  shuffleInPlace,
+} from "../io/data.ts";
 import type { PixArt } from "../model/pixart.ts";
 import { fid, frechetDistance, type Gaussian, gaussianOf } from "./fid.ts";
 
@@ -61,27 +68,23 @@ export interface RealReference {
 
 /**
  * The reference is n held-out images (never trained on); the floor compares n training images
- * with them, so model FID and floor share the count and the reference set. Images are
- * [C, CLASSIFIER_SIZE, CLASSIFIER_SIZE] each, perImage values.
+ * with them, so model FID and floor share the count and the reference set. `set` holds the
+ * images at the classifier's size; heldOut and train index into it.
  */
 export async function realReference(
   classifier: FeatureClassifier,
-  heldOut: { images: Float32Array; n: number },
-  train: { images: Float32Array; n: number },
-  perImage: number,
+  set: ImageSet,
+  heldOut: ArrayLike<number>,
+  train: ArrayLike<number>,
   n: number,
   seed = 0,
 ): Promise<RealReference> {
-  const count = Math.min(n, heldOut.n, train.n);
+  const count = Math.min(n, heldOut.length, train.length);
   if (count < 2) throw new Error(`FID needs at least 2 real images, have ${count}`);
-  const pick = (set: { images: Float32Array; n: number }, s: number) => {
-    const idx = Int32Array.from({ length: set.n }, (_, i) => i);
-    shuffleInPlace(idx, mulberry32(s));
-    const out = new Float32Array(count * perImage);
-    for (let i = 0; i < count; i++) {
-      out.set(set.images.subarray(idx[i] * perImage, (idx[i] + 1) * perImage), i * perImage);
-    }
-    return out;
+  // a seeded random subset of `count` indices, copied once
+  const pick = (idx: ArrayLike<number>, s: number) => {
+    const order = shuffleInPlace(Int32Array.from(idx), mulberry32(s)).subarray(0, count);
+    return gatherBatch(set, order).images;
   };
   const ref = await classifier.predict(pick(heldOut, seed + 1), count);
   const other = await classifier.predict(pick(train, seed + 2), count);

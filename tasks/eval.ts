@@ -12,6 +12,7 @@ import { linearSchedule } from "../diffusion/schedule.ts";
 import { loadOrTrainClassifier } from "../eval/classifier.ts";
 import {
   CLASSIFIER_SIZE,
+  evalPrompts,
   evaluatePrompts,
   type PromptEvalResult,
   realReference,
@@ -110,15 +111,8 @@ await runTask(async () => {
     fail(`--data '${source}' has ${raw.channels} channels, the model draws ${c.in_channels}`);
   }
   const { train, holdout: held } = splitHoldout(raw.n, holdout, splitSeed);
-  const per = raw.channels * CLASSIFIER_SIZE * CLASSIFIER_SIZE;
-  const gather = (idx: Int32Array) => {
-    const images = new Float32Array(idx.length * per);
-    idx.forEach((j, i) => images.set(raw.images.subarray(j * per, (j + 1) * per), i * per));
-    return { images, n: idx.length };
-  };
-  const prompts = classNames.length * (classNames.join() === MNIST_WORDS.join() ? 2 : 1);
-  const total = prompts * perPrompt;
-  const real = await realReference(classifier, gather(held), gather(train), per, total, seed);
+  const total = evalPrompts(classNames).length * perPrompt;
+  const real = await realReference(classifier, raw, held, train, total, seed);
   console.error(
     `${path}: stage ${c.stage}, step ${ck.step}${ck.ema && !a.raw ? ", EMA weights" : ""}; ` +
       `${total} samples per scale (${perPrompt} per prompt), ${sampler}` +

@@ -262,14 +262,8 @@ async function train(cfg: Config, o: RunOptions): Promise<void> {
         log: (s) => status(`eval classifier: ${s}`),
       });
       const real32 = S === CLASSIFIER_SIZE ? data : prepareImages(raw, CLASSIFIER_SIZE);
-      const per = C * CLASSIFIER_SIZE * CLASSIFIER_SIZE;
-      const pick = (idx: Int32Array) => {
-        const images = new Float32Array(idx.length * per);
-        idx.forEach((j, i) => images.set(real32.images.subarray(j * per, (j + 1) * per), i * per));
-        return { images, n: idx.length };
-      };
       const n = evalPrompts(classNames).length * t.eval_per_prompt;
-      const real = await realReference(clf.classifier, pick(heldIdx), pick(trainIdx), per, n);
+      const real = await realReference(clf.classifier, real32, heldIdx, trainIdx, n);
       evalRef = { ...clf, real };
     }
     const te = performance.now();

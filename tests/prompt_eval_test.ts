@@ -67,8 +67,16 @@ Deno.test("evaluatePrompts scores a known classifier exactly and resizes to its 
   const model = PixArt.init(mc, 1);
   const clf = new StandIn();
   const per = CLASSIFIER_SIZE * CLASSIFIER_SIZE;
-  const realSet = (seed: number) => ({ images: rand(30 * per, seed), n: 30 });
-  const real = await realReference(clf, realSet(1), realSet(2), per, 40);
+  const set = {
+    images: rand(60 * per, 1),
+    labels: new Int32Array(60),
+    n: 60,
+    channels: 1,
+    height: CLASSIFIER_SIZE,
+    width: CLASSIFIER_SIZE,
+  };
+  const idx = (from: number) => Int32Array.from({ length: 30 }, (_, i) => from + i);
+  const real = await realReference(clf, set, idx(0), idx(30), 40);
   assert.equal(real.n, 30, "the reference is capped by the real images available");
   assert(real.floor >= 0 && Number.isFinite(real.floor));
   const { result, images, prompts } = await evaluatePrompts(
