@@ -26,6 +26,11 @@ export interface TrainSection {
   beta2: number;
   weight_decay: number;
   warmup_steps: number;
+  /** after warm-up the lr holds, or from `decay_start` falls to `min_lr` at `steps` */
+  lr_decay: LrDecayShape;
+  /** the step the decay begins (0: right after the warm-up) */
+  decay_start: number;
+  min_lr: number;
   clip_norm: number;
   /** 0 disables the EMA copy of the weights */
   ema_decay: number;
@@ -49,6 +54,9 @@ export interface DataSection {
   /** fraction of the data held out (seeded shuffle) */
   holdout: number;
 }
+
+export type LrDecayShape = "constant" | "cosine" | "linear";
+export const LR_DECAYS: readonly LrDecayShape[] = ["constant", "cosine", "linear"];
 
 export type SamplerName = "ancestral" | "ddim" | "dpm-solver";
 export const SAMPLERS: readonly SamplerName[] = ["ancestral", "ddim", "dpm-solver"];
@@ -85,6 +93,9 @@ export const DEFAULT_CONFIG: Readonly<Config> = deepFreeze<Config>({
     beta2: 0.99,
     weight_decay: 0,
     warmup_steps: 0,
+    lr_decay: "constant",
+    decay_start: 0,
+    min_lr: 0,
     clip_norm: 1.0,
     ema_decay: 0.999,
     seed: 0,
@@ -159,6 +170,9 @@ const SCHEMA: Record<keyof Config, Record<string, Kind>> = {
     beta2: num(0, 1, false, true),
     weight_decay: num(0),
     warmup_steps: int(0),
+    lr_decay: { t: "enum", values: LR_DECAYS },
+    decay_start: int(0),
+    min_lr: num(0),
     clip_norm: num(0),
     ema_decay: num(0, 1, false, true),
     seed: int(0, 0xffffffff),
@@ -257,6 +271,9 @@ function checkRelations(c: Config, fail: (m: string) => never): void {
     fail(
       `'data.captions' has ${c.data.captions.length} entries, 'model.num_classes' is ${m.num_classes}`,
     );
+  }
+  if (c.train.min_lr > c.train.lr) {
+    fail(`'train.min_lr' (${c.train.min_lr}) must not exceed 'train.lr' (${c.train.lr})`);
   }
   if (c.sample.sampler !== "ancestral" && c.sample.steps > c.diffusion.timesteps - 1) {
     fail(

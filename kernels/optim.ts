@@ -30,6 +30,19 @@ export interface AdamOptions {
   warmupSteps?: number;
   /** clip the global gradient norm (over all parameters) to this; 0 or unset = no clipping */
   clipNorm?: number;
+  /**
+   * decay after the warm-up ("warm-up, stable, decay"): the lr holds until step `start`, then
+   * falls to `minLr` at step `end` along a cosine or a line, and stays there. A run extended past
+   * its planned length keeps its constant phase; only the last stretch decays.
+   */
+  decay?: LrDecay;
+}
+
+export interface LrDecay {
+  shape: "cosine" | "linear";
+  start: number;
+  end: number;
+  minLr: number;
 }
 
 /** The optimiser's moments (live tensors, one per parameter) and the number of steps taken. */
@@ -156,6 +169,7 @@ export class Adam {
   decoupled: boolean;
   warmupSteps: number;
   clipNorm: number;
+  decay: LrDecay | null;
   private t = 0;
   private m: Tensor[];
   private v: Tensor[];
@@ -185,6 +199,7 @@ export class Adam {
     this.decoupled = opts.decoupled ?? false;
     this.warmupSteps = opts.warmupSteps ?? 0;
     this.clipNorm = opts.clipNorm ?? 0;
+    this.decay = opts.decay ?? null;
     this.validate();
     this.m = params.map((p) => zeros(p.shape));
     this.v = params.map((p) => zeros(p.shape));
@@ -210,6 +225,15 @@ export class Adam {
     checkNumber(this.weightDecay, "weightDecay", 0);
     checkNumber(this.warmupSteps, "warmupSteps", 0);
     checkNumber(this.clipNorm, "clipNorm", 0);
+    const d = this.decay;
+    if (d) {
+      if (d.shape !== "cosine" && d.shape !== "linear") {
+        throw new Error(`Adam: decay.shape must be "cosine" or "linear", got ${d.shape}`);
+      }
+      checkNumber(d.start, "decay.start", 0);
+      checkNumber(d.end, "decay.end", d.start);
+      checkNumber(d.minLr, "decay.minLr", 0, this.lr);
+    }
   }
 
   /** Number of steps taken. */
@@ -220,7 +244,12 @@ export class Adam {
   /** The scheduled learning rate of step t (1-based). */
   lrAt(t: number): number {
     const w = this.warmupSteps;
-    return w > 0 ? this.lr * Math.min(1, t / w) : this.lr;
+    const warm = w > 0 ? Math.min(1, t / w) : 1;
+    const d = this.decay;
+    if (!d || t <= d.start) return this.lr * warm;
+    const p = d.end > d.start ? Math.min(1, (t - d.start) / (d.end - d.start)) : 1;
+    const f = d.shape === "cosine" ? 0.5 * (1 + Math.cos(Math.PI * p)) : 1 - p;
+    return warm * (d.minLr + (this.lr - d.minLr) * f);
   }
 
   /**

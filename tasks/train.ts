@@ -216,6 +216,12 @@ async function train(cfg: Config, o: RunOptions): Promise<void> {
     decoupled: t.weight_decay > 0,
     warmupSteps: t.warmup_steps,
     clipNorm: t.clip_norm,
+    decay: t.lr_decay === "constant" ? undefined : {
+      shape: t.lr_decay,
+      start: Math.max(t.decay_start, t.warmup_steps),
+      end: t.steps,
+      minLr: t.min_lr,
+    },
   });
   let ema: Params | null = null;
   if (t.ema_decay > 0) {

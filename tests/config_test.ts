@@ -123,6 +123,14 @@ Deno.test("unknown keys and wrong types are one-line errors naming key and file"
     "config c.yaml: 'sample.sampler' must be one of ancestral, ddim, dpm-solver, got 'euler'",
   );
   throwsExactly(
+    () => parseConfig("train:\n  lr_decay: step\n", "c.yaml"),
+    "config c.yaml: 'train.lr_decay' must be one of constant, cosine, linear, got 'step'",
+  );
+  throwsExactly(
+    () => parseConfig("train:\n  lr: 1.0e-3\n  min_lr: 1.0e-2\n", "c.yaml"),
+    "config c.yaml: 'train.min_lr' (0.01) must not exceed 'train.lr' (0.001)",
+  );
+  throwsExactly(
     () => parseConfig("data:\n  holdout: 1.5\n", "c.yaml"),
     "config c.yaml: 'data.holdout' must be < 1, got 1.5",
   );

@@ -1,4 +1,11 @@
-import { Adam, type AdamOptions, counters, type Tensor, tensor } from "../kernels/mod.ts";
+import {
+  Adam,
+  type AdamOptions,
+  counters,
+  type LrDecay,
+  type Tensor,
+  tensor,
+} from "../kernels/mod.ts";
 import { compiledKernelCount } from "../kernels/runtime.ts";
 import { assertClose, rand, ready } from "./helpers.ts";
 
@@ -10,16 +17,16 @@ class RefAdam {
   m: Float64Array[];
   v: Float64Array[];
   t = 0;
-  constructor(public p: Float64Array[], public o: Required<AdamOptions>) {
+  constructor(public p: Float64Array[], public o: RefOptions) {
     this.m = p.map((x) => new Float64Array(x.length));
     this.v = p.map((x) => new Float64Array(x.length));
   }
 
   /** One step; returns the global gradient norm before clipping. */
   step(grads: (Float32Array | null)[]): number {
-    const { lr, betas: [b1, b2], eps, weightDecay: wd, decoupled, warmupSteps, clipNorm } = this.o;
+    const { betas: [b1, b2], eps, weightDecay: wd, decoupled, clipNorm } = this.o;
     const t = ++this.t;
-    const lrT = warmupSteps > 0 ? lr * Math.min(1, t / warmupSteps) : lr;
+    const lrT = refLr(this.o, t);
     let sq = 0;
     for (const g of grads) if (g) { for (const x of g) sq += x * x; }
     const norm = Math.sqrt(sq);
@@ -40,7 +47,21 @@ class RefAdam {
   }
 }
 
-const DEFAULTS: Required<AdamOptions> = {
+type RefOptions = Required<Omit<AdamOptions, "decay">> & { decay?: LrDecay };
+
+/** The schedule written out case by case: warm-up ramp × (constant, then cosine or line). */
+function refLr(o: RefOptions, t: number): number {
+  let lr = o.lr;
+  const d = o.decay;
+  if (d && t > d.start) {
+    const p = Math.min(1, (t - d.start) / (d.end - d.start));
+    const shape = d.shape === "cosine" ? (1 + Math.cos(Math.PI * p)) / 2 : 1 - p;
+    lr = d.minLr + (o.lr - d.minLr) * shape;
+  }
+  return o.warmupSteps > 0 && t < o.warmupSteps ? (lr * t) / o.warmupSteps : lr;
+}
+
+const DEFAULTS: RefOptions = {
   lr: 1e-3,
   betas: [0.9, 0.999],
   eps: 1e-8,
@@ -148,6 +169,34 @@ Deno.test("AdamW (decoupled decay) with linear warm-up matches the reference", a
   const lrs = [1, 2, 4, 9].map((t) => opt.lrAt(t));
   assertClose(lrs, [0.0125, 0.025, 0.05, 0.05], 1e-12, "warm-up schedule");
   opt.dispose();
+});
+
+Deno.test("learning-rate decay after a constant phase matches the reference", async () => {
+  for (const shape of ["cosine", "linear"] as const) {
+    const spec: RunSpec = {
+      opts: { lr: 4e-2, warmupSteps: 2, decay: { shape, start: 3, end: 7, minLr: 1e-2 } },
+      shapes: SHAPES,
+      steps: 9,
+      grad: (k, s, n) => rand(n, 400 + 10 * s + k),
+    };
+    await compare(spec, `decay ${shape}`);
+    const opt = new Adam([], spec.opts);
+    // warm-up, the constant phase, the midpoint of the decay, its end and after it
+    const got = [1, 3, 5, 7, 9].map((t) => opt.lrAt(t));
+    const mid = 2.5e-2; // both shapes pass through the mean at p = 1/2
+    assertClose(got, [2e-2, 4e-2, mid, 1e-2, 1e-2], 1e-12, `${shape} schedule`);
+    const quarter = opt.lrAt(4);
+    const want = shape === "cosine" ? 1e-2 + 3e-2 * (1 + Math.SQRT1_2) / 2 : 1e-2 + 3e-2 * 0.75;
+    assertClose([quarter], [want], 1e-12, `${shape} schedule at a quarter`);
+    opt.dispose();
+  }
+  let msg = "";
+  try {
+    new Adam([], { lr: 1e-3, decay: { shape: "cosine", start: 0, end: 10, minLr: 1e-2 } });
+  } catch (e) {
+    msg = (e as Error).message;
+  }
+  if (!msg.includes("minLr")) throw new Error(`a min lr above lr was accepted (${msg})`);
 });
 
 Deno.test("global-norm clipping (and the returned norm) match the reference", async () => {
