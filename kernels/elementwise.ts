@@ -175,6 +175,10 @@ fn gelu_e_d(x: f32) -> f32 {
   return 0.5 * (1.0 + erf_c(x * 0.7071067811865476)) + x * 0.3989422804014327 * exp(-0.5 * x * x);
 }`;
 
+/** tanh-GELU as WGSL functions gelu_t (f32) and gelu_t4 (vec4), for kernels that fuse it. */
+export const GELU_TANH_WGSL = TANH_LIB + GELU_TANH_LIB + `
+fn gelu_t4(v: vec4<f32>) -> vec4<f32> { return vec4<f32>(gelu_t(v.x), gelu_t(v.y), gelu_t(v.z), gelu_t(v.w)); }`;
+
 const UNARY: Record<string, UnaryDef> = {
   gelu_tanh: { fwd: "gelu_t(x)", bwd: "g * gelu_t_d(x)", lib: TANH_LIB + GELU_TANH_LIB },
   gelu_erf: { fwd: "gelu_e(x)", bwd: "g * gelu_e_d(x)", lib: ERF_LIB },

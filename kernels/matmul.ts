@@ -16,11 +16,18 @@ import { dispatch, kernel } from "./runtime.ts";
 import { empty, numel, shapeStr, type Tensor } from "./tensor.ts";
 import { reshape, transpose } from "./shape.ts";
 import { sumTo } from "./reduce.ts";
+import { GELU_TANH_WGSL, geluTanh } from "./elementwise.ts";
 
 export interface MatmulOptions {
   transA?: boolean;
   transB?: boolean;
   bias?: Tensor | null;
+  /**
+   * tanh-GELU of the result (+ bias). Without gradients it runs in the product's store, saving the
+   * activation's pass over the output (an MLP's widest tensor); with them the two ops are recorded
+   * apart, as the activation's backward needs the pre-activation.
+   */
+  activation?: "gelu_tanh" | null;
 }
 
 interface Dims {
@@ -32,6 +39,7 @@ interface Dims {
   transB: boolean;
   /** elements between consecutive batches of B (0: shared) */
   bStride: number;
+  gelu?: boolean;
 }
 
 const WX = 8, WY = 8;
@@ -44,6 +52,7 @@ function tileOf(n: number, max: number): number {
 // C [batch, M, N] = op(A)·op(B) + bias — one invocation per TM×TN tile.
 function matmulKernel(a: Tensor, b: Tensor, bias: Tensor | null, out: Tensor, d: Dims): void {
   const { batch, M, K, N, transA, transB, bStride } = d;
+  const act = (e: string, vec: boolean) => d.gelu ? `${vec ? "gelu_t4" : "gelu_t"}(${e})` : e;
   const biasDecl = (t = "f32") =>
     bias ? `@group(0) @binding(3) var<storage, read> Bias: array<${t}>;` : "";
   const bufs = [a.buffer, b.buffer, out.buffer];
@@ -76,8 +85,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         const guard = [];
         if (M % TM !== 0) guard.push(`row0 + ${r}u < ${M}u`);
         if (N % TN !== 0) guard.push(`col0 + ${c}u < ${N}u`);
-        const st = `C[cBase + (row0 + ${r}u) * ${N}u + col0 + ${c}u] = ${acc(r, c)}${
-          bias ? ` + Bias[col0 + ${c}u]` : ""
+        const st = `C[cBase + (row0 + ${r}u) * ${N}u + col0 + ${c}u] = ${
+          act(acc(r, c) + (bias ? ` + Bias[col0 + ${c}u]` : ""), false)
         };`;
         s += guard.length ? `if (${guard.join(" && ")}) { ${st} }\n` : st + "\n";
       }
@@ -89,8 +98,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let s = "";
     for (let r = 0; r < TM; r++) {
       for (let c = 0; c < TN / 4; c++) {
-        const st = `C[(cBase + (row0 + ${r}u) * ${N}u + col0) / 4u + ${c}u] = ${acc(r, c)}${
-          bias ? ` + Bias[col0 / 4u + ${c}u]` : ""
+        const st = `C[(cBase + (row0 + ${r}u) * ${N}u + col0) / 4u + ${c}u] = ${
+          act(acc(r, c) + (bias ? ` + Bias[col0 / 4u + ${c}u]` : ""), true)
         };`;
         s += M % TM !== 0 ? `if (row0 + ${r}u < ${M}u) { ${st} }\n` : st + "\n";
       }
@@ -181,9 +190,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   ${store((r, c) => `acc${r}_${c}`)}
 }`;
   }
-  code = `const TM = ${TM}u;\nconst TN = ${TN}u;\n` + code;
+  code = `const TM = ${TM}u;\nconst TN = ${TN}u;\n` + (d.gelu ? GELU_TANH_WGSL : "") + code;
   const gx = Math.ceil(N / TN / WX), gy = Math.ceil(M / TM / WY);
-  dispatch(kernel(`matmul_${mode}_${TM}x${TN}`, code), bufs, gx, gy, batch);
+  const name = `matmul_${mode}_${TM}x${TN}${d.gelu ? "_gelu" : ""}`;
+  dispatch(kernel(name, code), bufs, gx, gy, batch);
 }
 
 /**
@@ -194,6 +204,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const transA = !!opts.transA, transB = !!opts.transB;
   const bias = opts.bias ?? null;
+  const gelu = opts.activation === "gelu_tanh";
+  if (opts.activation && !gelu) throw new Error(`matmul: unknown activation '${opts.activation}'`);
+  if (gelu && needsGrad(a, b, bias)) return geluTanh(matmul(a, b, { ...opts, activation: null }));
   if (a.rank < 2 || b.rank < 2) {
     throw new Error(
       `matmul: operands need rank ≥ 2, got ${shapeStr(a.shape)}·${shapeStr(b.shape)}`,
@@ -234,12 +247,31 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
         transA,
         transB: false,
         bStride: 0,
+        gelu,
       });
-    } else matmulKernel(a, bt, bias, out, { batch, M, K, N, transA, transB: false, bStride: st });
+    } else {matmulKernel(a, bt, bias, out, {
+        batch,
+        M,
+        K,
+        N,
+        transA,
+        transB: false,
+        bStride: st,
+        gelu,
+      });}
     bt.dispose();
   } else if (!bBatched && !transA) {
     // fold the batch into M: one large product instead of many small ones
-    matmulKernel(a, b, bias, out, { batch: 1, M: batch * M, K, N, transA, transB, bStride: 0 });
+    matmulKernel(a, b, bias, out, {
+      batch: 1,
+      M: batch * M,
+      K,
+      N,
+      transA,
+      transB,
+      bStride: 0,
+      gelu,
+    });
   } else {
     matmulKernel(a, b, bias, out, {
       batch,
@@ -249,6 +281,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       transA,
       transB,
       bStride: bBatched ? K * N : 0,
+      gelu,
     });
   }
   if (!needsGrad(a, b, bias)) return out;
@@ -300,7 +333,12 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   });
 }
 
-/** x·Wᵀ + b as in torch.nn.Linear: x [..., in], weight [out, in], bias [out]. */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
-  return matmul(x, weight, { transB: true, bias });
+/** x·Wᵀ + b as in torch.nn.Linear (then the activation): x [..., in], weight [out, in], bias [out]. */
+export function linear(
+  x: Tensor,
+  weight: Tensor,
+  bias?: Tensor | null,
+  activation?: MatmulOptions["activation"],
+): Tensor {
+  return matmul(x, weight, { transB: true, bias, activation });
 }

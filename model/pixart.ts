@@ -252,11 +252,12 @@ function block(
   }
 
   // x += gate_mlp · mlp(LN(x)·(1 + scale_mlp) + shift_mlp)
-  const hid = geluTanh(linear(
+  const hid = linear(
     layerNormModulate(x, shiftMlp, scaleMlp, LN_EPS),
     P.get(`${b}.mlp.fc1.weight`),
     P.get(`${b}.mlp.fc1.bias`),
-  ));
+    "gelu_tanh",
+  );
   const m = linear(hid, P.get(`${b}.mlp.fc2.weight`), P.get(`${b}.mlp.fc2.bias`));
   return gatedResidual(x, gateMlp, m, opts.dropPathKeep?.(i, 1));
 }

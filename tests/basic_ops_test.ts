@@ -10,8 +10,9 @@ import {
   silu,
   sub,
   sum,
+  tensor,
 } from "../kernels/mod.ts";
-import { ready } from "./helpers.ts";
+import { assertClose, rand, ready } from "./helpers.ts";
 import { check } from "./gradcheck.ts";
 
 await ready;
@@ -213,6 +214,43 @@ Deno.test("matmul: batched, transposed operands, fused bias, vec4 and scalar pat
         }
       }
     }
+  }
+});
+
+Deno.test("matmul with a tanh-GELU: fused in the store without gradients, recorded apart with", async () => {
+  // vec4 NN (16-wide tiles), vec4 NN with a 4-wide tile, the scalar path, and TN
+  for (
+    const [M, K, N, tA] of [[40, 32, 64, false], [9, 8, 12, false], [5, 7, 3, false], [
+      12,
+      8,
+      16,
+      true,
+    ]] as const
+  ) {
+    const a = rand(M * K, 3, 2), b = rand(K * N, 4), c = rand(N, 5);
+    const ref = refMatmul(
+      Float64Array.from(a),
+      Float64Array.from(b),
+      1,
+      M,
+      K,
+      N,
+      tA,
+      false,
+      false,
+      Float64Array.from(c),
+    ).map(gelu);
+    const at = tensor(a, tA ? [K, M] : [M, K]), bt = tensor(b, [K, N]), ct = tensor(c, [N]);
+    const y = matmul(at, bt, { transA: tA, bias: ct, activation: "gelu_tanh" });
+    assertClose(await y.read(), ref, 1e-5, `fused ${M}x${K}x${N} tA=${tA}`);
+    for (const t of [at, bt, ct, y]) t.dispose();
+    await check({
+      name: `matmul+gelu ${M}x${K}x${N} tA=${tA} (with gradients)`,
+      inputs: [{ shape: tA ? [K, M] : [M, K] }, { shape: [K, N] }, { shape: [N] }],
+      gpu: ([x, w, bias]) => matmul(x, w, { transA: tA, bias, activation: "gelu_tanh" }),
+      ref: ([x, w, bias]) => refMatmul(x, w, 1, M, K, N, tA, false, false, bias).map(gelu),
+      gradTol: 1e-4,
+    });
   }
 });
 
