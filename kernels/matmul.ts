@@ -17,6 +17,7 @@ import { empty, numel, shapeStr, type Tensor } from "./tensor.ts";
 import { reshape, transpose } from "./shape.ts";
 import { sumTo } from "./reduce.ts";
 import { GELU_TANH_WGSL, geluTanh } from "./elementwise.ts";
+import { ENTRY, flatIndex, grid1d } from "./wgsl.ts";
 
 export interface MatmulOptions {
   transA?: boolean;
@@ -40,6 +41,11 @@ interface Dims {
   /** elements between consecutive batches of B (0: shared) */
   bStride: number;
   gelu?: boolean;
+  /** B holds f16 pairs along n packed in u32 (a weight packed by `useHalfWeight`); NN only */
+  halfB?: boolean;
+  /** halfB: B's row length and the first column read (a slice of a wider packed weight) */
+  ldb?: number;
+  bOff?: number;
 }
 
 const WX = 8, WY = 8;
@@ -110,12 +116,23 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     // A rows as vec4 along k; B rows as vec4 along n; acc vec4 per (row, 4 columns)
     TM = tileOf(M, 16);
     TN = N % 16 === 0 ? 16 : N % 8 === 0 ? 8 : 4;
+    if (d.halfB && TN === 4) throw new Error("matmul: a packed f16 B needs N % 8 == 0");
     const TN4 = TN / 4;
     let body = "";
     for (let r = 0; r < TM; r++) body += `let a${r} = A[(aBase + r${r} * ${K}u + k) / 4u];\n`;
     for (let kk = 0; kk < 4; kk++) {
       for (let c = 0; c < TN4; c++) {
-        body += `let b${kk}_${c} = B[(bBase + (k + ${kk}u) * ${N}u + col0) / 4u + ${c}u];\n`;
+        // a packed B row: vec4<u32> c/2 holds columns 8·(c/2) … +7 as f16 pairs
+        body += d.halfB
+          ? (c % 2 === 0
+            ? `let w${kk}_${c >> 1} = B[((k + ${kk}u) * ${d.ldb ?? N}u + ${
+              d.bOff ?? 0
+            }u + col0) / 8u + ${c >> 1}u];\n`
+            : "") +
+            `let b${kk}_${c} = vec4<f32>(unpack2x16float(w${kk}_${c >> 1}.${
+              c % 2 ? "z" : "x"
+            }), unpack2x16float(w${kk}_${c >> 1}.${c % 2 ? "w" : "y"}));\n`
+          : `let b${kk}_${c} = B[(bBase + (k + ${kk}u) * ${N}u + col0) / 4u + ${c}u];\n`;
       }
     }
     for (let kk = 0; kk < 4; kk++) {
@@ -129,7 +146,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (let r = 0; r < TM; r++) {
       for (let c = 0; c < TN4; c++) decl += `var acc${r}_${c} = vec4<f32>(0.0);\n`;
     }
-    code = header("vec4<f32>", "vec4<f32>", "vec4<f32>") + `
+    code = header("vec4<f32>", d.halfB ? "vec4<u32>" : "vec4<f32>", "vec4<f32>") + `
   ${rowsDecl(TM)}
   ${decl}
   for (var k = 0u; k < ${K}u; k += 4u) {
@@ -166,6 +183,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   ${store4((r, c) => `acc${r}_${c}`)}
 }`;
   }
+  if (d.halfB && !code?.includes("unpack2x16float")) {
+    throw new Error(`matmul: a packed f16 B needs the NN layout with K % 4 == 0, got ${mode}`);
+  }
   if (!code) {
     // scalar fallback, any layout
     TM = 4;
@@ -192,7 +212,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   code = `const TM = ${TM}u;\nconst TN = ${TN}u;\n` + (d.gelu ? GELU_TANH_WGSL : "") + code;
   const gx = Math.ceil(N / TN / WX), gy = Math.ceil(M / TM / WY);
-  const name = `matmul_${mode}_${TM}x${TN}${d.gelu ? "_gelu" : ""}`;
+  const name = `matmul_${mode}_${TM}x${TN}${d.halfB ? "_hb" : ""}${d.gelu ? "_gelu" : ""}`;
   dispatch(kernel(name, code), bufs, gx, gy, batch);
 }
 
@@ -340,5 +360,102 @@ export function linear(
   bias?: Tensor | null,
   activation?: MatmulOptions["activation"],
 ): Tensor {
-  return matmul(x, weight, { transB: true, bias, activation });
+  return linearHalfRows(x, weight, 0, weight.shape[0], bias, activation) ??
+    matmul(x, weight, { transB: true, bias, activation });
+}
+
+/**
+ * x·W[start : start + count]ᵀ + b through the weight's f16 twin (see useHalfWeight), reading the
+ * rows in place; null when the weight has no twin or a gradient is needed.
+ */
+export function linearHalfRows(
+  x: Tensor,
+  weight: Tensor,
+  start: number,
+  count: number,
+  bias?: Tensor | null,
+  activation?: MatmulOptions["activation"],
+): Tensor | null {
+  const half = halfTwins.get(weight);
+  if (!half || half.disposed || needsGrad(x, weight, bias)) return null;
+  const [N, K] = weight.shape;
+  if (x.shape[x.rank - 1] !== K) {
+    throw new Error(`linear: ${shapeStr(x.shape)} input for a [${N}, ${K}] weight`);
+  }
+  if (start % 8 !== 0 || count % 8 !== 0 || start + count > N) {
+    throw new Error(
+      `linear: rows ${start}…${start + count} of [${N}, ${K}] are not whole f16 words`,
+    );
+  }
+  if (bias && bias.size !== count) {
+    throw new Error(`linear: bias ${shapeStr(bias.shape)} does not match ${count} outputs`);
+  }
+  const out = empty([...x.shape.slice(0, -1), count]);
+  matmulKernel(x, half, bias ?? null, out, {
+    batch: 1,
+    M: x.size / K,
+    K,
+    N: count,
+    transA: false,
+    transB: false,
+    bStride: 0,
+    gelu: activation === "gelu_tanh",
+    halfB: true,
+    ldb: N,
+    bOff: start,
+  });
+  return out;
+}
+
+// ---- f16-packed weights for inference ------------------------------------------------------------
+// On CPU adapters a product's cost follows the number of scalar loads per FMA (each is a gather
+// across SIMD lanes); a weight read as f16 pairs packed in u32 halves its share. Only weights whose
+// values are exactly f16 (a checkpoint stored in f16) are packed, so the results do not change: the
+// unpacked values, the FMAs and their order are the same as the f32 kernel's.
+
+const halfTwins = new WeakMap<Tensor, Tensor>();
+
+/** Whether linear(x, weight) can use a packed twin: [N, K] with N % 8 == 0 and K % 4 == 0. */
+export function halfPackable(weight: Tensor): boolean {
+  return weight.rank === 2 && weight.shape[0] % 8 === 0 && weight.shape[1] % 4 === 0;
+}
+
+// P [K, N/2] (u32 pairs) = pack2x16float(Wᵀ), W [N, K] f32 — one invocation per output word
+function packHalfKernel(w: Tensor, out: Tensor): void {
+  const [N, K] = w.shape;
+  const n2 = N / 2, count = K * n2;
+  const [gx, gy] = grid1d(count);
+  const code = `
+@group(0) @binding(0) var<storage, read> W: array<f32>;
+@group(0) @binding(1) var<storage, read_write> P: array<u32>;
+${ENTRY()} {
+  ${flatIndex(gx)}
+  if (i >= ${count}u) { return; }
+  let k = i / ${n2}u;
+  let n = 2u * (i % ${n2}u);
+  P[i] = pack2x16float(vec2<f32>(W[n * ${K}u + k], W[(n + 1u) * ${K}u + k]));
+}`;
+  dispatch(kernel("pack_half_t", code), [w.buffer, out.buffer], gx, gy);
+}
+
+/**
+ * Packs a linear weight [N, K] whose values are exactly f16 into the layout the NN kernel reads,
+ * and makes linear() use it whenever no gradient is needed, until the returned handle is disposed.
+ * The weight must not change while the twin lives (sampling from a loaded checkpoint).
+ */
+export function useHalfWeight(weight: Tensor): { dispose(): void } {
+  if (!halfPackable(weight)) {
+    throw new Error(`useHalfWeight: ${weight} needs shape [N, K] with N % 8 == 0, K % 4 == 0`);
+  }
+  if (halfTwins.has(weight)) throw new Error(`useHalfWeight: ${weight} already has a twin`);
+  const [N, K] = weight.shape;
+  const twin = empty([K, N / 2], "i32").keep();
+  packHalfKernel(weight, twin);
+  halfTwins.set(weight, twin);
+  return {
+    dispose: () => {
+      if (halfTwins.get(weight) === twin) halfTwins.delete(weight);
+      twin.dispose();
+    },
+  };
 }

@@ -5,7 +5,13 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { tensor } from "../kernels/mod.ts";
-import { readSafetensors, type TensorInput, writeSafetensors } from "../io/safetensors.ts";
+import {
+  floatToHalf,
+  halfToFloat,
+  readSafetensors,
+  type TensorInput,
+  writeSafetensors,
+} from "../io/safetensors.ts";
 import { checkModelConfig, DEFAULT_MODEL, type ModelConfig } from "./config.ts";
 import { Params } from "./params.ts";
 import { PixArt, pixartSpecs } from "./pixart.ts";
@@ -126,7 +132,20 @@ export function modelFromCheckpoint(ck: CheckpointContents, path: string, useEma
     P.dispose();
     throw e;
   }
-  return new PixArt(ck.model, P);
+  const model = new PixArt(ck.model, P);
+  model.halfExact = new Set(
+    pixartSpecs(ck.model).filter((s) => s.shape.length === 2 && isHalfExact(src.get(s.name)!))
+      .map((s) => s.name),
+  );
+  return model;
+}
+
+/** Whether every value survives a round trip through f16 (e.g. it was stored as f16). */
+function isHalfExact(data: Float32Array): boolean {
+  for (let i = 0; i < data.length; i++) {
+    if (halfToFloat(floatToHalf(data[i])) !== data[i]) return false;
+  }
+  return true;
 }
 
 /** The newest checkpoint (by step in the name, then mtime) in a folder, or null. */

@@ -11,11 +11,13 @@ import {
   embedding,
   gatedResidual,
   geluTanh,
+  halfPackable,
   intTensor,
   isGradEnabled,
   layerNormModulate,
   lincomb,
   linear,
+  linearHalfRows,
   mul,
   noGrad,
   patchify,
@@ -26,6 +28,7 @@ import {
   tensor,
   tidy,
   unpatchify,
+  useHalfWeight,
 } from "../kernels/mod.ts";
 import { checkModelConfig, type ModelConfig, numTokens } from "./config.ts";
 import { posEmbed2d, timestepFreq } from "./embeddings.ts";
@@ -298,8 +301,12 @@ export function prepareText(
  * training step's peak). The weight blocks are small copies.
  */
 function linearPieces(x: Tensor, w: Tensor, bias: Tensor, n: number): Tensor[] {
-  const sizes = Array(n).fill(w.shape[0] / n);
+  const size = w.shape[0] / n;
+  const sizes = Array(n).fill(size);
   const bs = split(bias, sizes, 0);
+  // sampling from an f16 checkpoint reads the pieces straight from the packed weight
+  const half = bs.map((b, k) => linearHalfRows(x, w, k * size, size, b));
+  if (half.every((t) => t !== null)) return half as Tensor[];
   return split(w, sizes, 0).map((wk, k) => linear(x, wk, bs[k]));
 }
 
@@ -349,6 +356,11 @@ export function captionEmbedding(
 /** A PixArt-α model: its config, named parameters and fixed position table. */
 export class PixArt {
   readonly posEmbed: Tensor;
+  /**
+   * Names of the linear weights whose values are exactly f16 (a checkpoint stored in f16):
+   * sampling reads them packed, with the same results (kernels/matmul.ts, useHalfWeight).
+   */
+  halfExact: ReadonlySet<string> = new Set();
   constructor(readonly config: ModelConfig, readonly params: Params) {
     checkModelConfig(config);
     this.posEmbed = posEmbedTensor(config);
@@ -393,8 +405,11 @@ export class PixArt {
       this.nullCondition(B),
     );
     let text: ReturnType<typeof prepareText> | null = null;
+    let half: { dispose(): void }[] | null = null;
     const eps = (x: Tensor, t: number) => {
       if (x.shape[0] !== B) throw new Error(`guidedEps: x has ${x.shape[0]} samples, cond ${B}`);
+      half ??= [...this.halfExact].map((n) => this.params.get(n)).filter(halfPackable)
+        .map(useHalfWeight);
       if (run.kind === "text") text ??= prepareText(this.config, this.params, run);
       const opts = text ? { text } : {};
       if (w === 1 || w === 0) return this.forward(x, new Array(B).fill(t), run, opts);
@@ -406,6 +421,8 @@ export class PixArt {
       dispose: () => {
         text?.dispose();
         text = null;
+        for (const h of half ?? []) h.dispose();
+        half = null;
       },
     });
   }

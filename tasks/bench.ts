@@ -31,6 +31,7 @@ import { captionFor, mixSeed, mulberry32 } from "../io/data.ts";
 import { type ModelConfig, numTokens } from "../model/config.ts";
 import { type Condition, PixArt } from "../model/pixart.ts";
 import { tokenize } from "../model/tokenizer.ts";
+import { floatToHalf, halfToFloat } from "../io/safetensors.ts";
 import { epsLoss } from "../diffusion/ddpm.ts";
 import { linearSchedule, type Schedule } from "../diffusion/schedule.ts";
 import { fail, intFlag, parseCli, runTask } from "./cli.ts";
@@ -51,10 +52,13 @@ Benchmarks the kernels and the model; prints one JSON line per measurement:
 
 Measurements: adapter; matmul/MxKxN (a 1024³ product and the forward and backward products of a
 384-wide transformer on 2,048 tokens; "ms" is the plain A·B, "trans_ms" the call as the model
-makes it, with the transposed operand materialised); attention/fwd+bwd/small and /seed;
+makes it, with the transposed operand materialised; several products per timed rep, so the wait
+for the queue is not counted in each); attention/fwd+bwd/small and /seed;
 train_step/small and /seed (forward, ε-MSE loss, backward, Adam with clipping); sample_step/small
 and /seed (one guided step, conditional and unconditional branches in one batch of 2×64; the
 caption path — text encoder, cross-attention K/V — is computed once per run, as sampling does);
+sample_step/small/f16 (the same with weights rounded to f16, as "deno task export" writes them:
+sampling then reads the linear weights packed as f16 pairs; "speedup_vs_f32" when both ran);
 memory/train_step/small and /seed (the pool's peak in-use bytes during a step against the
 required bytes: parameters + Adam moments + gradients + the activations the autograd tape saves
 for backward; "ratio" is peak / required); profile/train_step/small and profile/sample_step/small
@@ -157,6 +161,8 @@ const ALL_NAMES = [
   "profile/train_step/small",
   "sample_step/small",
   "profile/sample_step/small",
+  "sample_step/small/f16",
+  "profile/sample_step/small/f16",
   "train_step/seed",
   "memory/train_step/seed",
   "sample_step/seed",
@@ -363,11 +369,17 @@ async function benchMatmul(s: MatmulShape, reps: number): Promise<void> {
   // the operands as the model holds them: a weight [n, k] (linear), or activations [k, m] (dB)
   const aT = s.trans === "A" ? randomNormal([k, m], 3) : null;
   const bT = s.trans === "B" ? randomNormal([n, k], 4) : null;
-  const plain = await timeReps(reps, () => matmul(a, b).dispose());
+  // several products per rep: waiting for the queue costs ~10 ms on some adapters (lavapipe under
+  // Deno), a tenth of one 1024³ product there; ms is per product
+  const per = Math.min(16, Math.max(1, Math.ceil(8e9 / flop)));
+  const times = (f: () => void) => () => {
+    for (let i = 0; i < per; i++) f();
+  };
+  const plain = await timeReps(reps, times(() => matmul(a, b).dispose()));
   const opts: MatmulOptions = s.trans === "A" ? { transA: true } : { transB: true };
-  const trans = await timeReps(reps, () => matmul(aT ?? a, bT ?? b, opts).dispose());
+  const trans = await timeReps(reps, times(() => matmul(aT ?? a, bT ?? b, opts).dispose()));
   for (const t of [a, b, aT, bT]) t?.dispose();
-  const ms = median(plain.ms), tms = median(trans.ms);
+  const ms = median(plain.ms) / per, tms = median(trans.ms) / per;
   emit({
     name: matmulName(s),
     ms: r3(ms),
@@ -379,6 +391,7 @@ async function benchMatmul(s: MatmulShape, reps: number): Promise<void> {
     trans_gflops: gflops(flop, tms),
     warmup_ms: r3(plain.warmup),
     reps,
+    products_per_rep: per,
   });
 }
 
@@ -615,15 +628,29 @@ async function benchTrain(
   pool.trim();
 }
 
+/** sample_step ms per model, for the f16 variant's ratio in the same run */
+const sampleMs = new Map<string, number>();
+
 async function benchSample(
   key: string,
   reps: number,
   wantTime: boolean,
   wantProfile: boolean,
+  half = false,
 ): Promise<void> {
   const { config: c } = MODELS[key];
   const B = SAMPLE_BATCH, S = c.image_size, C = c.in_channels;
   const model = PixArt.init(c, 0);
+  if (half) {
+    // as exported by `deno task export`: weights rounded to f16, so sampling packs them
+    const names: string[] = [];
+    for (const [name, p] of model.params.map) {
+      p.write((await p.read()).map((v) => halfToFloat(floatToHalf(v))));
+      if (p.rank === 2) names.push(name);
+    }
+    model.halfExact = new Set(names);
+  }
+  const name = `sample_step/${key}${half ? "/f16" : ""}`;
   const cond = textCondition(c, B, 5, 0);
   const eps = model.guidedEps(cond, GUIDANCE);
   const x = randomNormal([B, C, S, S], 21);
@@ -639,7 +666,7 @@ async function benchSample(
     one();
     peak = Math.max(peak, pool.stats.peakInUseBytes);
   });
-  if (wantProfile) await profileStep(`profile/sample_step/${key}`, one);
+  if (wantProfile) await profileStep(`profile/${name}`, one);
   eps.dispose();
   x.dispose();
   model.dispose();
@@ -649,9 +676,13 @@ async function benchSample(
   // the caption path (text encoder, cross-attention K/V) ran once, at the warm-up, as in sampling
   const flop = fwd.total - fwd.caption;
   const med = median(res.ms);
+  const base = half ? sampleMs.get(key) : undefined;
+  if (!half) sampleMs.set(key, med);
   emit({
-    name: `sample_step/${key}`,
+    name,
     ms: r3(med),
+    ...(half ? { weights: "f16, packed" } : {}),
+    ...(base ? { speedup_vs_f32: r3(base / med) } : {}),
     gflops: gflops(flop, med),
     flop,
     gflop: r3(flop / 1e9),
@@ -722,6 +753,9 @@ await runTask(async () => {
     const sample = want.has(`sample_step/${key}`);
     const sampleProf = want.has(`profile/sample_step/${key}`);
     if (sample || sampleProf) await benchSample(key, r, sample, sampleProf);
+    const half = want.has(`sample_step/${key}/f16`);
+    const halfProf = want.has(`profile/sample_step/${key}/f16`);
+    if (half || halfProf) await benchSample(key, r, half, halfProf, true);
   }
   progress(
     `done in ${((performance.now() - T0) / 1000).toFixed(1)} s, ${compiledKernelCount()} kernels`,
