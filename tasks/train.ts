@@ -289,8 +289,13 @@ async function train(cfg: Config, o: RunOptions): Promise<void> {
       },
     );
     if (sampler !== model) sampler.posEmbed.dispose();
-    const { per_class: _, ...summary } = result;
-    appendFileSync(logPath, JSON.stringify({ step, eval: summary }) + "\n");
+    // per class only the accuracy, in class order, to keep the log one short line per evaluation
+    const { per_class: perClass, ...summary } = result;
+    const per_class_accuracy = perClass.map((c) => Math.round(c.accuracy * 1000) / 1000);
+    appendFileSync(
+      logPath,
+      JSON.stringify({ step, eval: { ...summary, per_class_accuracy } }) + "\n",
+    );
     status(
       `step ${step}: prompt accuracy ${(result.accuracy * 100).toFixed(1)}%, confidence ` +
         `${result.confidence.toFixed(3)}, FID ${result.fid.toFixed(2)} (floor ` +

@@ -336,6 +336,11 @@ Deno.test("e2e train: eval_every scores prompt accuracy and FID into the log", a
   assert.equal(e.eval.samples, 20, "one sample per prompt: 10 words, 10 numerals");
   assert.ok(e.eval.accuracy >= 0 && e.eval.accuracy <= 1);
   assert.ok(e.eval.fid > 0 && e.eval.fid_floor > 0 && e.eval.fid_samples === 20);
+  // per class: the accuracy of its 2 samples, and their mean is the overall accuracy
+  const pc = e.eval.per_class_accuracy as number[];
+  assert.equal(pc.length, 10);
+  assert.ok(pc.every((a) => a === 0 || a === 0.5 || a === 1), `${pc}`);
+  assert.ok(Math.abs(pc.reduce((s: number, a) => s + a, 0) / 10 - e.eval.accuracy) < 1e-9);
 });
 
 Deno.test("e2e eval: a guidance sweep writes eval.json, a grid per scale and the table", async () => {
