@@ -16,6 +16,8 @@ export interface GenerateOptions {
   sampler: SamplerName;
   steps: number;
   guidance: number;
+  /** guide only for timesteps lo ≤ t ≤ hi, the conditional model alone elsewhere (PixArt.guidedEps) */
+  guidanceInterval?: readonly [number, number] | null;
   seed: number;
   /** samples per forward batch (memory bound); default all */
   batch?: number;
@@ -86,7 +88,7 @@ export function generate(
       const B = to - from;
       const bc = sliceCondition(cond, from, to, c.text_len);
       const xT = gen.normal([B, c.in_channels, c.image_size, c.image_size]).keep();
-      const eps = model.guidedEps(bc, o.guidance);
+      const eps = model.guidedEps(bc, o.guidance, o.guidanceInterval);
       let x: Tensor;
       if (o.sampler === "ancestral") {
         x = sampleAncestral(schedule, eps, xT, {

@@ -109,6 +109,8 @@ export interface PromptEvalResult {
   sampler: string;
   steps: number;
   guidance: number;
+  /** [lo, hi] timesteps the guidance applied in; absent: all */
+  guidance_interval?: [number, number];
   seed: number;
   samples: number;
   accuracy: number;
@@ -151,6 +153,7 @@ export async function evaluatePrompts(
     sampler: o.sampler,
     steps: o.steps,
     guidance: o.guidance,
+    guidanceInterval: o.guidanceInterval,
     seed: o.seed,
     batch: o.batch ?? 64,
     onProgress: o.onProgress,
@@ -189,6 +192,9 @@ export async function evaluatePrompts(
     sampler: o.sampler,
     steps: o.sampler === "ancestral" ? schedule.T : o.steps,
     guidance: o.guidance,
+    ...(o.guidanceInterval
+      ? { guidance_interval: [...o.guidanceInterval] as [number, number] }
+      : {}),
     seed: o.seed,
     samples: n,
     accuracy: hits / n,

@@ -389,38 +389,58 @@ export class PixArt {
   }
 
   /**
-   * ε̂ with classifier-free guidance, ε̂_u + w·(ε̂_c − ε̂_u): both branches in one batch of 2B.
-   * w = 1 runs the conditional branch alone.
-   */
-  /**
    * ε̃ = ε_∅ + w·(ε_c − ε_∅) for a fixed condition (classifier-free guidance); both branches run
-   * as one batch. A text condition's caption path is computed on the first call and reused;
-   * dispose() frees it.
+   * as one batch, and w = 1 (0) runs the conditional (unconditional) branch alone. With an
+   * `interval` [lo, hi] of timesteps, guidance applies only for lo ≤ t ≤ hi and the conditional
+   * model alone elsewhere (guidance in a limited interval, Kynkäänniemi et al. 2024: strong
+   * guidance at the noisiest and the cleanest steps costs realism and buys little). A text
+   * condition's caption path is computed once per branch set and reused; dispose() frees it.
    */
-  guidedEps(cond: Condition, w: number): ((x: Tensor, t: number) => Tensor) & { dispose(): void } {
+  guidedEps(
+    cond: Condition,
+    w: number,
+    interval?: readonly [number, number] | null,
+  ): ((x: Tensor, t: number) => Tensor) & { dispose(): void } {
     const B = cond.kind === "class" ? cond.labels.length : cond.drop.length;
-    // w = 1: the conditional model alone; w = 0: the unconditional one alone
-    const run = w === 1 ? cond : w === 0 ? this.nullCondition(B) : concatConditions(
-      cond,
-      this.nullCondition(B),
-    );
-    let text: ReturnType<typeof prepareText> | null = null;
+    if (interval && !(interval[0] <= interval[1])) {
+      throw new Error(`guidance interval [${interval}] must have lo ≤ hi`);
+    }
+    const runs = new Map<
+      number,
+      { cond: Condition; text: TextCache & { dispose(): void } | null }
+    >();
+    // the condition (and, for text, its cached caption path) of a pass at effective scale w
+    const runFor = (wt: number) => {
+      const key = wt === 1 ? 1 : wt === 0 ? 0 : 2;
+      let r = runs.get(key);
+      if (!r) {
+        const c = key === 1
+          ? cond
+          : key === 0
+          ? this.nullCondition(B)
+          : concatConditions(cond, this.nullCondition(B));
+        r = { cond: c, text: c.kind === "text" ? prepareText(this.config, this.params, c) : null };
+        runs.set(key, r);
+      }
+      return r;
+    };
     let half: { dispose(): void }[] | null = null;
     const eps = (x: Tensor, t: number) => {
       if (x.shape[0] !== B) throw new Error(`guidedEps: x has ${x.shape[0]} samples, cond ${B}`);
       half ??= [...this.halfExact].map((n) => this.params.get(n)).filter(halfPackable)
         .map(useHalfWeight);
-      if (run.kind === "text") text ??= prepareText(this.config, this.params, run);
-      const opts = text ? { text } : {};
-      if (w === 1 || w === 0) return this.forward(x, new Array(B).fill(t), run, opts);
-      const out = this.forward(concat([x, x], 0), new Array(2 * B).fill(t), run, opts);
+      const wt = !interval || (t >= interval[0] && t <= interval[1]) ? w : 1;
+      const run = runFor(wt);
+      const opts = run.text ? { text: run.text } : {};
+      if (wt === 1 || wt === 0) return this.forward(x, new Array(B).fill(t), run.cond, opts);
+      const out = this.forward(concat([x, x], 0), new Array(2 * B).fill(t), run.cond, opts);
       const [c, u] = chunk(out, 2, 0);
-      return lincomb([u, c], [1 - w, w]);
+      return lincomb([u, c], [1 - wt, wt]);
     };
     return Object.assign(eps, {
       dispose: () => {
-        text?.dispose();
-        text = null;
+        for (const r of runs.values()) r.text?.dispose();
+        runs.clear();
         for (const h of half ?? []) h.dispose();
         half = null;
       },

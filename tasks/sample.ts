@@ -13,6 +13,7 @@ import { linearSchedule } from "../diffusion/schedule.ts";
 import {
   fail,
   findCheckpoint,
+  intervalFlag,
   intFlag,
   lessonPrompts,
   numFlag,
@@ -35,6 +36,8 @@ Samples images from a PixArt-α checkpoint and writes them as one PNG grid.
                        in output/small_stage2)
   --num N              samples per prompt (default 8 for one prompt, else 1)
   --guidance W         classifier-free guidance scale (default 4.5; 1 = none)
+  --guidance-interval LO,HI
+                       guide only at timesteps LO … HI, the conditional model alone elsewhere
   --sampler NAME       ancestral | ddim | dpm-solver (default dpm-solver)
   --steps N            sampler steps for ddim / dpm-solver (default 20; ancestral uses all T)
   --seed N             start noise seed (default 0)
@@ -50,6 +53,7 @@ await runTask(async () => {
     checkpoint: { type: "string" },
     num: { type: "string" },
     guidance: { type: "string" },
+    "guidance-interval": { type: "string" },
     sampler: { type: "string" },
     steps: { type: "string" },
     seed: { type: "string" },
@@ -83,16 +87,20 @@ await runTask(async () => {
   const cfgT = ck.metadata.train_config ? JSON.parse(ck.metadata.train_config) : null;
   const d = cfgT?.diffusion ?? { timesteps: 1000, beta_start: 1e-4, beta_end: 0.02 };
   const schedule = linearSchedule(d.timesteps, d.beta_start, d.beta_end);
+  const interval = intervalFlag(a["guidance-interval"], "guidance-interval", schedule.T);
   console.error(
     `${path}: stage ${c.stage}, step ${ck.step}${ck.ema && !a.raw ? ", EMA weights" : ""}; ` +
       `${prompts.length} samples, ${sampler}${sampler === "ancestral" ? "" : ` ${steps} steps`}, ` +
-      `guidance ${guidance}, on ${deviceInfo().adapter}`,
+      `guidance ${guidance}${
+        interval ? ` for t in [${interval}]` : ""
+      }, on ${deviceInfo().adapter}`,
   );
   const t0 = performance.now();
   const images = await generate(model, schedule, prompts, classNames, {
     sampler,
     steps,
     guidance,
+    guidanceInterval: interval,
     seed,
     batch: 64,
     onProgress: (done, total) => progressBar(done, total, "sampling", t0),

@@ -207,3 +207,41 @@ Deno.test("guidedEps computes the caption path once, matches the uncached pass, 
   });
   model.dispose();
 });
+
+Deno.test("a guidance interval guides inside it and runs the conditional model alone outside", async () => {
+  const model = tinyModel();
+  const cond = promptCond();
+  const xT = fx(samp, "x_T");
+  await noGrad(async () => {
+    const x = tensor(xT.data as Float32Array, xT.shape).keep();
+    const before = pool.stats.inUseBytes;
+    const plain = model.guidedEps(cond, 3), cOnly = model.guidedEps(cond, 1);
+    const limited = model.guidedEps(cond, 3, [300, 600]);
+    for (const [t, inside] of [[700, false], [600, true], [450, true], [300, true], [200, false]]) {
+      const want = tidy(() => (inside ? plain : cOnly)(x, t as number));
+      const other = tidy(() => (inside ? cOnly : plain)(x, t as number));
+      const got = tidy(() => limited(x, t as number));
+      const w = await want.read(), g = await got.read();
+      expectClose(g, w, 1e-6, `t = ${t}`);
+      // the two branches differ, so the check above can tell them apart
+      let d = 0;
+      const o = await other.read();
+      for (let i = 0; i < o.length; i++) d = Math.max(d, Math.abs(o[i] - w[i]));
+      if (!(d > 1e-4)) throw new Error(`guided and conditional ε differ by only ${d} at t = ${t}`);
+      for (const v of [want, other, got]) v.dispose();
+    }
+    for (const e of [plain, cOnly, limited]) e.dispose();
+    if (pool.stats.inUseBytes !== before) {
+      throw new Error(`${pool.stats.inUseBytes - before} bytes still in use after dispose`);
+    }
+    let msg = "";
+    try {
+      model.guidedEps(cond, 3, [600, 300]);
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    if (!msg.includes("lo ≤ hi")) throw new Error(`a reversed interval was accepted: ${msg}`);
+    x.dispose();
+  });
+  model.dispose();
+});
