@@ -40,7 +40,7 @@ real-vs-real FID at the same count (the floor). Writes eval.json and one grid pe
   --checkpoint PATH    checkpoint file or folder (default: the bundled model, else the newest
                        in output/small_stage2)
   --per-prompt K       samples per prompt (default 20)
-  --guidance W         guidance scale (default 4.5)
+  --guidance W         guidance scale (default 3)
   --guidance-interval LO,HI
                        guide only at timesteps LO … HI, the conditional model alone elsewhere
   --sweep              evaluate at each of --scales instead (the lesson's guidance sweep)
@@ -76,7 +76,7 @@ await runTask(async () => {
   }
   const steps = intFlag(a.steps, "steps") ?? 20;
   const seed = intFlag(a.seed, "seed") ?? 0;
-  let scales = [numFlag(a.guidance, "guidance") ?? 4.5];
+  let scales = [numFlag(a.guidance, "guidance") ?? 3];
   if (a.sweep) {
     const list = ((a.scales as string) ?? "0,1,2,4,7,10,20").split(",");
     scales = list.map((s) => {

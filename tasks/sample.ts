@@ -35,7 +35,7 @@ Samples images from a PixArt-α checkpoint and writes them as one PNG grid.
   --checkpoint PATH    checkpoint file or folder (default: the bundled model, else the newest
                        in output/small_stage2)
   --num N              samples per prompt (default 8 for one prompt, else 1)
-  --guidance W         classifier-free guidance scale (default 4.5; 1 = none)
+  --guidance W         classifier-free guidance scale (default 3; 1 = none)
   --guidance-interval LO,HI
                        guide only at timesteps LO … HI, the conditional model alone elsewhere
   --sampler NAME       ancestral | ddim | dpm-solver (default dpm-solver)
@@ -72,7 +72,7 @@ await runTask(async () => {
     fail(`unknown sampler '${sampler}': use one of ${SAMPLERS.join(", ")}`);
   }
   const steps = intFlag(a.steps, "steps") ?? 20;
-  const guidance = numFlag(a.guidance, "guidance") ?? 4.5;
+  const guidance = numFlag(a.guidance, "guidance") ?? 3;
   const seed = intFlag(a.seed, "seed") ?? 0;
   const out = (a.out as string) ?? "output/samples.png";
 
