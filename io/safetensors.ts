@@ -78,6 +78,11 @@ export function halfToFloat(h: number): number {
   return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
+/** x rounded to the nearest f16 value (as stored in an F16 tensor and read back). */
+export function roundToHalf(x: number): number {
+  return halfToFloat(floatToHalf(x));
+}
+
 /** number → IEEE binary16 bits, rounding to nearest even (overflow → ±Inf, NaN kept). */
 export function floatToHalf(x: number): number {
   f32[0] = x;

@@ -112,11 +112,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     return s;
   };
+  if (d.halfB && !(mode === "NN" && K % 4 === 0 && N % 8 === 0)) {
+    throw new Error(`matmul: a packed f16 B needs the NN layout, K % 4 == 0 and N % 8 == 0`);
+  }
   if (mode === "NN" && K % 4 === 0 && N % 4 === 0) {
     // A rows as vec4 along k; B rows as vec4 along n; acc vec4 per (row, 4 columns)
     TM = tileOf(M, 16);
     TN = N % 16 === 0 ? 16 : N % 8 === 0 ? 8 : 4;
-    if (d.halfB && TN === 4) throw new Error("matmul: a packed f16 B needs N % 8 == 0");
     const TN4 = TN / 4;
     let body = "";
     for (let r = 0; r < TM; r++) body += `let a${r} = A[(aBase + r${r} * ${K}u + k) / 4u];\n`;
@@ -182,9 +184,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   ${store4((r, c) => `acc${r}_${c}`)}
 }`;
-  }
-  if (d.halfB && !code?.includes("unpack2x16float")) {
-    throw new Error(`matmul: a packed f16 B needs the NN layout with K % 4 == 0, got ${mode}`);
   }
   if (!code) {
     // scalar fallback, any layout
@@ -377,7 +376,7 @@ export function linearHalfRows(
   activation?: MatmulOptions["activation"],
 ): Tensor | null {
   const half = halfTwins.get(weight);
-  if (!half || half.disposed || needsGrad(x, weight, bias)) return null;
+  if (!half || needsGrad(x, weight, bias)) return null;
   const [N, K] = weight.shape;
   if (x.shape[x.rank - 1] !== K) {
     throw new Error(`linear: ${shapeStr(x.shape)} input for a [${N}, ${K}] weight`);

@@ -6,9 +6,8 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { tensor } from "../kernels/mod.ts";
 import {
-  floatToHalf,
-  halfToFloat,
   readSafetensors,
+  roundToHalf,
   type TensorInput,
   writeSafetensors,
 } from "../io/safetensors.ts";
@@ -143,7 +142,7 @@ export function modelFromCheckpoint(ck: CheckpointContents, path: string, useEma
 /** Whether every value survives a round trip through f16 (e.g. it was stored as f16). */
 function isHalfExact(data: Float32Array): boolean {
   for (let i = 0; i < data.length; i++) {
-    if (halfToFloat(floatToHalf(data[i])) !== data[i]) return false;
+    if (roundToHalf(data[i]) !== data[i]) return false;
   }
   return true;
 }

@@ -31,7 +31,7 @@ import { captionFor, mixSeed, mulberry32 } from "../io/data.ts";
 import { type ModelConfig, numTokens } from "../model/config.ts";
 import { type Condition, PixArt } from "../model/pixart.ts";
 import { tokenize } from "../model/tokenizer.ts";
-import { floatToHalf, halfToFloat } from "../io/safetensors.ts";
+import { roundToHalf } from "../io/safetensors.ts";
 import { epsLoss } from "../diffusion/ddpm.ts";
 import { linearSchedule, type Schedule } from "../diffusion/schedule.ts";
 import { fail, intFlag, parseCli, runTask } from "./cli.ts";
@@ -645,7 +645,7 @@ async function benchSample(
     // as exported by `deno task export`: weights rounded to f16, so sampling packs them
     const names: string[] = [];
     for (const [name, p] of model.params.map) {
-      p.write((await p.read()).map((v) => halfToFloat(floatToHalf(v))));
+      p.write((await p.read()).map(roundToHalf));
       if (p.rank === 2) names.push(name);
     }
     model.halfExact = new Set(names);

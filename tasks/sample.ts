@@ -4,23 +4,20 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { deviceInfo } from "../kernels/mod.ts";
 import { writeImageGrid } from "../io/png.ts";
-import { MNIST_WORDS } from "../io/data.ts";
-import { modelFromCheckpoint, readCheckpoint } from "../model/checkpoint.ts";
 import { tokenize } from "../model/tokenizer.ts";
 import { generate } from "../diffusion/generate.ts";
-import { type SamplerName, SAMPLERS } from "../diffusion/samplers.ts";
-import { linearSchedule } from "../diffusion/schedule.ts";
 import {
   fail,
-  findCheckpoint,
   intervalFlag,
   intFlag,
   lessonPrompts,
+  loadSamplingCheckpoint,
   numFlag,
   parseCli,
   progressBar,
   readPromptsFile,
   runTask,
+  samplingFlags,
 } from "./cli.ts";
 import { promptsText } from "./prompts.ts";
 
@@ -67,27 +64,17 @@ await runTask(async () => {
   const num = intFlag(a.num, "num") ?? (base.length === 1 ? 8 : 1);
   if (num < 1) fail("--num must be at least 1");
   const prompts = base.flatMap((p) => Array(num).fill(p));
-  const sampler = ((a.sampler as string) ?? "dpm-solver") as SamplerName;
-  if (!SAMPLERS.includes(sampler)) {
-    fail(`unknown sampler '${sampler}': use one of ${SAMPLERS.join(", ")}`);
-  }
-  const steps = intFlag(a.steps, "steps") ?? 20;
+  const { sampler, steps, seed } = samplingFlags(a);
   const guidance = numFlag(a.guidance, "guidance") ?? 3;
-  const seed = intFlag(a.seed, "seed") ?? 0;
   const out = (a.out as string) ?? "output/samples.png";
 
-  const path = findCheckpoint(a.checkpoint as string | undefined);
-  const ck = readCheckpoint(path);
-  const model = modelFromCheckpoint(ck, path, !a.raw);
+  const { path, ck, model, classNames, schedule } = loadSamplingCheckpoint(
+    a.checkpoint as string | undefined,
+    !!a.raw,
+  );
+  const interval = intervalFlag(a["guidance-interval"], "guidance-interval", schedule.T);
   const c = model.config;
   if (c.stage === 2) tokenize(prompts, c.text_len); // fail early on a prompt it cannot encode
-  const classNames: readonly string[] = ck.metadata.classes
-    ? JSON.parse(ck.metadata.classes)
-    : MNIST_WORDS;
-  const cfgT = ck.metadata.train_config ? JSON.parse(ck.metadata.train_config) : null;
-  const d = cfgT?.diffusion ?? { timesteps: 1000, beta_start: 1e-4, beta_end: 0.02 };
-  const schedule = linearSchedule(d.timesteps, d.beta_start, d.beta_end);
-  const interval = intervalFlag(a["guidance-interval"], "guidance-interval", schedule.T);
   console.error(
     `${path}: stage ${c.stage}, step ${ck.step}${ck.ema && !a.raw ? ", EMA weights" : ""}; ` +
       `${prompts.length} samples, ${sampler}${sampler === "ancestral" ? "" : ` ${steps} steps`}, ` +

@@ -10,14 +10,14 @@ import {
   tensor,
   useHalfWeight,
 } from "../kernels/mod.ts";
-import { floatToHalf, halfToFloat } from "../io/safetensors.ts";
+import { roundToHalf } from "../io/safetensors.ts";
 import { conditionFor } from "../diffusion/generate.ts";
 import { modelFromCheckpoint, readCheckpoint } from "../model/checkpoint.ts";
 import { assertClose, maxAbs, rand, ready } from "./helpers.ts";
 
 await ready;
 
-const toHalf = (a: Float32Array) => a.map((v) => halfToFloat(floatToHalf(v)));
+const toHalf = (a: Float32Array) => a.map(roundToHalf);
 
 async function run(f: () => Tensor): Promise<Float32Array> {
   const t = f();
