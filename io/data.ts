@@ -47,12 +47,14 @@ export const FASHION_MNIST_CLASSES = [
 /**
  * The caption for one label. With `captions` (one per class, e.g. Fashion-MNIST's names or a
  * config's `data.captions`) it is `captions[label]`; otherwise the label is a digit and the
- * caption is its word or its numeral ("seven" or "7") with equal probability, drawn from `rng`.
+ * caption is its numeral ("7") with probability `numeralFraction` (the spec's 0.5), otherwise its
+ * word ("seven"), drawn from `rng`.
  */
 export function captionFor(
   label: number,
   rng: () => number,
   captions?: readonly string[] | null,
+  numeralFraction = 0.5,
 ): string {
   if (captions) {
     const c = captions[label];
@@ -64,7 +66,8 @@ export function captionFor(
   if (!Number.isInteger(label) || label < 0 || label > 9) {
     throw new Error(`digit captions need a label in 0..9, got ${label}`);
   }
-  return rng() < 0.5 ? MNIST_WORDS[label] : String(label);
+  // words below 1 − f: at f = 0.5 the same draws give the same captions as before the option
+  return rng() < 1 - numeralFraction ? MNIST_WORDS[label] : String(label);
 }
 
 /** captionFor over a batch of labels. */

@@ -34,6 +34,7 @@ import {
 } from "../io/data.ts";
 import { writeImageGrid } from "../io/png.ts";
 import { plotTrainingLog } from "../io/plot.ts";
+import { trimTrainingLog } from "../io/train_log.ts";
 import type { ModelConfig } from "../model/config.ts";
 import {
   modelFromCheckpoint,
@@ -248,6 +249,10 @@ async function train(cfg: Config, o: RunOptions): Promise<void> {
   );
   writeFileSync(join(o.out, "config.json"), JSON.stringify({ ...cfg, model: mc }, null, 2));
   const logPath = join(o.out, "train-log.jsonl");
+  if (resumed) {
+    const dropped = trimTrainingLog(logPath, step);
+    if (dropped) console.error(`dropped ${dropped} log records after step ${step} (redone now)`);
+  }
 
   const B = t.batch_size, C = mc.in_channels, S = mc.image_size;
   const lossSum = empty([1]).keep();
@@ -325,7 +330,10 @@ async function train(cfg: Config, o: RunOptions): Promise<void> {
         labels: Int32Array.from(batch.labels, (l, b) => (dropCond[b] ? mc.num_classes : l)),
       };
     } else {
-      const prompts = Array.from(batch.labels, (l) => captionFor(l, rng, captions));
+      const prompts = Array.from(
+        batch.labels,
+        (l) => captionFor(l, rng, captions, cfg.data.numeral_fraction),
+      );
       const { tokens, mask } = tokenize(prompts, mc.text_len);
       cond = { kind: "text", tokens, mask, drop: dropCond };
     }

@@ -135,6 +135,10 @@ Deno.test("unknown keys and wrong types are one-line errors naming key and file"
     "config c.yaml: 'data.holdout' must be < 1, got 1.5",
   );
   throwsExactly(
+    () => parseConfig("data:\n  numeral_fraction: 1.5\n", "c.yaml"),
+    "config c.yaml: 'data.numeral_fraction' must be <= 1, got 1.5",
+  );
+  throwsExactly(
     () => parseConfig("data:\n  captions: [a, 3]\n", "c.yaml"),
     "config c.yaml: 'data.captions[1]' must be a string, got number",
   );

@@ -215,6 +215,19 @@ Deno.test("captions and batches", () => {
     if (c === "seven") words++;
   }
   assert.ok(words > 900 && words < 1100, `${words} words of 2000`);
+  // the numeral share is a knob; 0.5 draws exactly what the default draws
+  const numerals = (f: number) => {
+    const r = mulberry32(7);
+    let n = 0;
+    for (let i = 0; i < 2000; i++) if (captionFor(2, r, null, f) === "2") n++;
+    return n;
+  };
+  const r1 = mulberry32(3), r2 = mulberry32(3);
+  for (let i = 0; i < 50; i++) assert.equal(captionFor(4, r1), captionFor(4, r2, null, 0.5));
+  assert.equal(numerals(0), 0);
+  assert.equal(numerals(1), 2000);
+  const n8 = numerals(0.8);
+  assert.ok(n8 > 1500 && n8 < 1700, `${n8} numerals of 2000 at 0.8`);
   assert.equal(captionFor(9, rng, FASHION_MNIST_CLASSES), "ankle boot");
   assert.deepEqual(captionChoices(3), ["three", "3"]);
   assert.deepEqual(captionsFor([0, 1], mulberry32(1), ["a", "b"]), ["a", "b"]);
