@@ -38,7 +38,7 @@ real-vs-real FID at the same count (the floor). Writes eval.json and one grid pe
   --checkpoint PATH    checkpoint file or folder (default: the bundled model, else the newest
                        in output/small_stage2)
   --per-prompt K       samples per prompt (default 20)
-  --guidance W         guidance scale (default 3)
+  --guidance W         guidance scale (default 2.5)
   --guidance-interval LO,HI
                        guide only at timesteps LO … HI, the conditional model alone elsewhere
   --sweep              evaluate at each of --scales instead (the lesson's guidance sweep)
@@ -69,7 +69,7 @@ await runTask(async () => {
   const perPrompt = intFlag(a["per-prompt"], "per-prompt") ?? 20;
   if (perPrompt < 1) fail("--per-prompt must be at least 1");
   const { sampler, steps, seed } = samplingFlags(a);
-  let scales = [numFlag(a.guidance, "guidance") ?? 3];
+  let scales = [numFlag(a.guidance, "guidance") ?? 2.5];
   if (a.sweep) {
     const list = ((a.scales as string) ?? "0,1,2,4,7,10,20").split(",");
     scales = list.map((s) => {
