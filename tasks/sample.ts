@@ -68,7 +68,7 @@ await runTask(async () => {
   const guidance = numFlag(a.guidance, "guidance") ?? 2.5;
   const out = (a.out as string) ?? "output/samples.png";
 
-  const { path, ck, model, classNames, schedule } = loadSamplingCheckpoint(
+  const { path, ck, model, weights, classNames, schedule } = loadSamplingCheckpoint(
     a.checkpoint as string | undefined,
     !!a.raw,
   );
@@ -76,7 +76,7 @@ await runTask(async () => {
   const c = model.config;
   if (c.stage === 2) tokenize(prompts, c.text_len); // fail early on a prompt it cannot encode
   console.error(
-    `${path}: stage ${c.stage}, step ${ck.step}${ck.ema && !a.raw ? ", EMA weights" : ""}; ` +
+    `${path}: stage ${c.stage}, step ${ck.step}${weights === "ema" ? ", EMA weights" : ""}; ` +
       `${prompts.length} samples, ${sampler}${sampler === "ancestral" ? "" : ` ${steps} steps`}, ` +
       `guidance ${guidance}${
         interval ? ` for t in [${interval}]` : ""

@@ -411,6 +411,8 @@ Deno.test("e2e export: an f16 sampling copy holds the EMA weights and no optimis
     tmp("exported.png"),
   ]);
   assertOk(s);
+  // the copy's weights are the EMA ones, and sampling says so
+  assert.match(s.stderr, /exported\.safetensors: stage 2, step 4, EMA weights; 1 samples/);
 });
 
 Deno.test("e2e sample: ancestral on a stage-1 model trained with 20 timesteps", async () => {
