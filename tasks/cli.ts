@@ -149,6 +149,9 @@ export function findCheckpoint(flag: string | undefined): string {
 }
 
 /** --sampler, --steps and --seed as `sample` and `eval` read them. */
+/** Guidance of `sample` and `eval` when none is given: the README's recommended setting. */
+export const DEFAULT_GUIDANCE = 2.5;
+
 export function samplingFlags(
   a: Record<string, unknown>,
 ): { sampler: SamplerName; steps: number; seed: number } {

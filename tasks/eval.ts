@@ -15,6 +15,7 @@ import {
   realReference,
 } from "../eval/prompt_eval.ts";
 import {
+  DEFAULT_GUIDANCE,
   fail,
   intervalFlag,
   intFlag,
@@ -38,7 +39,7 @@ real-vs-real FID at the same count (the floor). Writes eval.json and one grid pe
   --checkpoint PATH    checkpoint file or folder (default: the bundled model, else the newest
                        in output/small_stage2)
   --per-prompt K       samples per prompt (default 20)
-  --guidance W         guidance scale (default 2.5)
+  --guidance W         guidance scale (default ${DEFAULT_GUIDANCE})
   --guidance-interval LO,HI
                        guide only at timesteps LO … HI, the conditional model alone elsewhere
   --sweep              evaluate at each of --scales instead (the lesson's guidance sweep)
@@ -69,7 +70,7 @@ await runTask(async () => {
   const perPrompt = intFlag(a["per-prompt"], "per-prompt") ?? 20;
   if (perPrompt < 1) fail("--per-prompt must be at least 1");
   const { sampler, steps, seed } = samplingFlags(a);
-  let scales = [numFlag(a.guidance, "guidance") ?? 2.5];
+  let scales = [numFlag(a.guidance, "guidance") ?? DEFAULT_GUIDANCE];
   if (a.sweep) {
     const list = ((a.scales as string) ?? "0,1,2,4,7,10,20").split(",");
     scales = list.map((s) => {

@@ -7,6 +7,7 @@ import { writeImageGrid } from "../io/png.ts";
 import { tokenize } from "../model/tokenizer.ts";
 import { generate } from "../diffusion/generate.ts";
 import {
+  DEFAULT_GUIDANCE,
   fail,
   intervalFlag,
   intFlag,
@@ -32,7 +33,7 @@ Samples images from a PixArt-α checkpoint and writes them as one PNG grid.
   --checkpoint PATH    checkpoint file or folder (default: the bundled model, else the newest
                        in output/small_stage2)
   --num N              samples per prompt (default 8 for one prompt, else 1)
-  --guidance W         classifier-free guidance scale (default 2.5; 1 = none)
+  --guidance W         classifier-free guidance scale (default ${DEFAULT_GUIDANCE}; 1 = none)
   --guidance-interval LO,HI
                        guide only at timesteps LO … HI, the conditional model alone elsewhere
   --sampler NAME       ancestral | ddim | dpm-solver (default dpm-solver)
@@ -65,7 +66,7 @@ await runTask(async () => {
   if (num < 1) fail("--num must be at least 1");
   const prompts = base.flatMap((p) => Array(num).fill(p));
   const { sampler, steps, seed } = samplingFlags(a);
-  const guidance = numFlag(a.guidance, "guidance") ?? 2.5;
+  const guidance = numFlag(a.guidance, "guidance") ?? DEFAULT_GUIDANCE;
   const out = (a.out as string) ?? "output/samples.png";
 
   const { path, ck, model, weights, classNames, schedule } = loadSamplingCheckpoint(
