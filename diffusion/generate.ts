@@ -82,27 +82,49 @@ export function generate(
   const totalSteps = (o.sampler === "ancestral" ? schedule.T : o.steps) * Math.ceil(n / batch);
   let done = 0;
   const tick = () => o.onProgress?.(++done, totalSteps);
-  return noGrad(async () => {
+  return (async () => {
     for (let from = 0; from < n; from += batch) {
       const to = Math.min(n, from + batch);
-      const B = to - from;
       const bc = sliceCondition(cond, from, to, c.text_len);
-      const xT = gen.normal([B, c.in_channels, c.image_size, c.image_size]).keep();
-      const eps = model.guidedEps(bc, o.guidance, o.guidanceInterval);
-      let x: Tensor;
-      if (o.sampler === "ancestral") {
-        x = sampleAncestral(schedule, eps, xT, {
-          noise: () => tidy(() => gen.normal(xT.shape)),
-          onStep: tick,
-        });
-      } else if (o.sampler === "ddim") {
-        x = sampleDdim(schedule, eps, xT, { steps: o.steps, onStep: tick });
-      } else x = sampleDpmSolver(schedule, eps, xT, { steps: o.steps, onStep: tick });
-      out.set(await x.read(), from * per);
-      eps.dispose();
-      x.dispose();
-      xT.dispose();
+      // only the synchronous sampling runs without gradients; awaiting inside noGrad would
+      // switch recording back on for the next batch (see kernels/autograd.ts)
+      const x = noGrad(() => sampleBatch(model, schedule, bc, to - from, gen, o, tick));
+      try {
+        out.set(await x.read(), from * per);
+      } finally {
+        x.dispose();
+      }
     }
     return out;
-  });
+  })();
+}
+
+/** One batch of B samples of condition `cond` (no gradients); returns x₀ [B, C, H, W]. */
+function sampleBatch(
+  model: PixArt,
+  schedule: Schedule,
+  cond: Condition,
+  B: number,
+  gen: Generator,
+  o: GenerateOptions,
+  tick: () => void,
+): Tensor {
+  const c = model.config;
+  const xT = gen.normal([B, c.in_channels, c.image_size, c.image_size]).keep();
+  const eps = model.guidedEps(cond, o.guidance, o.guidanceInterval);
+  let x: Tensor = xT;
+  try {
+    if (o.sampler === "ancestral") {
+      x = sampleAncestral(schedule, eps, xT, {
+        noise: () => tidy(() => gen.normal(xT.shape)),
+        onStep: tick,
+      });
+    } else if (o.sampler === "ddim") {
+      x = sampleDdim(schedule, eps, xT, { steps: o.steps, onStep: tick });
+    } else x = sampleDpmSolver(schedule, eps, xT, { steps: o.steps, onStep: tick });
+    return x;
+  } finally {
+    eps.dispose();
+    if (x !== xT) xT.dispose();
+  }
 }

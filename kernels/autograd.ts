@@ -11,15 +11,32 @@ export function isGradEnabled(): boolean {
   return gradEnabled;
 }
 
-/** Runs fn with gradient recording off: no tape, and ops save no intermediates. */
+/**
+ * Runs fn with gradient recording off: no tape, and ops save no intermediates. fn must be
+ * synchronous: the flag is restored when fn returns, which for an async function is its first
+ * `await`, so everything after it would record again. Wrap the synchronous part of each step.
+ */
 export function noGrad<T>(fn: () => T): T {
   const prev = gradEnabled;
   gradEnabled = false;
+  let out: T;
   try {
-    return fn();
+    out = fn();
   } finally {
     gradEnabled = prev;
   }
+  if (typeof (out as { then?: unknown } | null)?.then === "function") {
+    throw new Error(
+      "noGrad(fn): fn returned a promise; gradients would be recorded again after its first " +
+        "await. Wrap only the synchronous work (e.g. each batch, before awaiting its read)",
+    );
+  }
+  return out;
+}
+
+/** Number of ops recorded on the tape and not yet consumed by backward() or clearTape(). */
+export function tapeLength(): number {
+  return tape.length;
 }
 
 /** True when an op with these inputs must record itself. */

@@ -13,6 +13,26 @@ export interface ParamSpec {
 
 export class Params {
   readonly map: Map<string, Tensor> = new Map();
+  #requiresGrad: boolean;
+
+  /**
+   * Weights loaded for sampling need no gradient (ops then record nothing and keep no
+   * intermediates); a trainer turns gradients on with requireGrad(true).
+   */
+  constructor(o: { requiresGrad?: boolean } = {}) {
+    this.#requiresGrad = o.requiresGrad ?? false;
+  }
+
+  /** Whether the parameters are trainable: every tensor's requiresGrad follows this flag. */
+  get requiresGrad(): boolean {
+    return this.#requiresGrad;
+  }
+
+  requireGrad(on: boolean): this {
+    this.#requiresGrad = on;
+    for (const t of this.map.values()) t.requiresGrad = on;
+    return this;
+  }
 
   get(name: string): Tensor {
     const t = this.map.get(name);
@@ -27,7 +47,7 @@ export class Params {
   set(name: string, t: Tensor): void {
     this.map.get(name)?.dispose();
     t.keep();
-    t.requiresGrad = true;
+    t.requiresGrad = this.#requiresGrad;
     this.map.set(name, t);
   }
 
@@ -65,10 +85,13 @@ export function initValues(spec: ParamSpec, rng: Rng): Float32Array {
   return normal(rng, n, init.normal);
 }
 
-/** Creates every parameter from its initialisation, in spec order, from one seed. */
+/**
+ * Creates every parameter from its initialisation, in spec order, from one seed. Fresh weights
+ * are made to be trained, so they require gradients.
+ */
 export function initParams(specs: ParamSpec[], seed: number): Params {
   const rng = new Rng(seed);
-  const P = new Params();
+  const P = new Params({ requiresGrad: true });
   for (const s of specs) P.set(s.name, tensor(initValues(s, rng), s.shape));
   return P;
 }

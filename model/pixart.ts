@@ -148,6 +148,7 @@ export function pixartForward(
   opts: ForwardOptions = {},
 ): Tensor {
   const B = x.shape[0], D = c.hidden_size, p = c.patch_size, C = c.in_channels;
+  const recording = isGradEnabled() && (P.requiresGrad || x.requiresGrad);
   // patch embedding (a stride-p conv as a linear map of each flattened patch) + positions
   const patches = patchify(x, p);
   const wPatch = reshape(P.get("x_embedder.proj.weight"), [D, C * p * p]);
@@ -188,7 +189,7 @@ export function pixartForward(
   for (let i = 0; i < c.depth; i++) {
     // without a tape nothing needs a block's intermediates once it is done: free them at once
     const hin = h;
-    h = isGradEnabled()
+    h = recording
       ? block(c, P, i, hin, t0, y, keyMask, opts)
       : tidy(() => block(c, P, i, hin, t0, y, keyMask, opts));
     tap(`block${i}_out`, h);

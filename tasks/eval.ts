@@ -3,7 +3,7 @@
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { deviceInfo } from "../kernels/mod.ts";
+import { deviceInfo, pool } from "../kernels/mod.ts";
 import { writeImageGrid } from "../io/png.ts";
 import { loadSource, prepareImages, splitHoldout } from "../io/data.ts";
 import { loadOrTrainClassifier } from "../eval/classifier.ts";
@@ -178,12 +178,16 @@ await runTask(async () => {
     data: source,
     per_prompt: perPrompt,
     seconds: (performance.now() - t0) / 1000,
+    peak_gpu_mb: pool.stats.peakInUseBytes / 2 ** 20,
     results,
   };
   writeFileSync(join(outDir, "eval.json"), JSON.stringify(report, null, 2) + "\n");
   if (results.length > 1) console.log(table(results));
   else console.log(classTable(results[0]));
-  console.error(`wrote ${join(outDir, "eval.json")} and ${results.length} grid(s) in ${outDir}`);
+  console.error(
+    `wrote ${join(outDir, "eval.json")} and ${results.length} grid(s) in ${outDir}; ` +
+      `${report.seconds.toFixed(0)} s, peak GPU memory ${report.peak_gpu_mb.toFixed(0)} MB`,
+  );
   model.dispose();
 });
 

@@ -209,6 +209,7 @@ async function train(cfg: Config, o: RunOptions): Promise<void> {
     model = PixArt.init(mc, t.seed);
     if (o.stage === 2) initFromStage1(model, o.initFrom ?? cfgInitFrom(cfg));
   }
+  model.params.requireGrad(true);
   const params = model.params.tensors();
   const opt = new Adam(params, {
     lr: t.lr,
@@ -230,7 +231,6 @@ async function train(cfg: Config, o: RunOptions): Promise<void> {
     for (const [name, p] of model.params.map) {
       const src = resumed?.ema?.get(name);
       ema.set(name, src ? tensor(src, p.shape) : copy(p));
-      ema.get(name).requiresGrad = false;
     }
   }
   if (resumed) {

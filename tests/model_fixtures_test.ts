@@ -18,7 +18,7 @@ function load(name: string) {
 function modelFrom(file: string): PixArt {
   const f = load(file);
   const config = modelConfigFromJson(f.metadata.config);
-  const P = new Params();
+  const P = new Params({ requiresGrad: true });
   for (const [name, e] of f.tensors) {
     if (name === "pos_embed") continue;
     P.set(name, tensor(e.data as Float32Array, e.shape));

@@ -101,7 +101,7 @@ Deno.test("guided ε, DDIM and DPM-Solver++(2M) trajectories match the fixture",
   const xT = fx(samp, "x_T");
   const tau = Array.from(fx(samp, "tau_10").data);
   if (timePoints(1000, 10).join() !== tau.join()) throw new Error("tau_10 differs");
-  await noGrad(async () => {
+  {
     // the two branches at τ_0
     const [ec, eu] = tidy(() => {
       const x = tensor(xT.data as Float32Array, xT.shape);
@@ -139,7 +139,7 @@ Deno.test("guided ε, DDIM and DPM-Solver++(2M) trajectories match the fixture",
     expectClose(await dpm.read(), fx(samp, "dpmpp2m_10").data, 1e-3, "dpmpp2m_10");
     for (const t of traj) t.dispose();
     for (const t of [...states, ddim, dpm, x0]) t.dispose();
-  });
+  }
   model.dispose();
 });
 
@@ -178,7 +178,7 @@ Deno.test("guidedEps computes the caption path once, matches the uncached pass, 
   const model = tinyModel();
   const cond = promptCond();
   const xT = fx(samp, "x_T");
-  await noGrad(async () => {
+  {
     const x = tensor(xT.data as Float32Array, xT.shape).keep();
     // the reference: both branches as one uncached forward
     const ref = tidy(() => {
@@ -204,7 +204,7 @@ Deno.test("guidedEps computes the caption path once, matches the uncached pass, 
       throw new Error(`${pool.stats.inUseBytes - before} bytes still in use after dispose`);
     }
     x.dispose();
-  });
+  }
   model.dispose();
 });
 
@@ -212,7 +212,7 @@ Deno.test("a guidance interval guides inside it and runs the conditional model a
   const model = tinyModel();
   const cond = promptCond();
   const xT = fx(samp, "x_T");
-  await noGrad(async () => {
+  {
     const x = tensor(xT.data as Float32Array, xT.shape).keep();
     const before = pool.stats.inUseBytes;
     const plain = model.guidedEps(cond, 3), cOnly = model.guidedEps(cond, 1);
@@ -242,6 +242,6 @@ Deno.test("a guidance interval guides inside it and runs the conditional model a
     }
     if (!msg.includes("lo ≤ hi")) throw new Error(`a reversed interval was accepted: ${msg}`);
     x.dispose();
-  });
+  }
   model.dispose();
 });
