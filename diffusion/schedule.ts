@@ -1,4 +1,4 @@
-// The DDPM noise schedule (Ho et al. 2020, §2 and §4), in float64 (PIXART.md §2).
+// The DDPM noise schedule (Ho et al. 2020, §2 and §4), in float64 (docs/spec.md §2).
 
 export interface Schedule {
   T: number;
@@ -49,7 +49,7 @@ export function linearSchedule(T = 1000, betaStart = 1e-4, betaEnd = 0.02): Sche
 
 /**
  * Time points of the fast samplers: τ_k = floor((T − 1)(1 − k/S) + 1/2), evaluated exactly in
- * integers as ⌊(2(T − 1)(S − k) + S) / (2S)⌋, k = 0 … S (PIXART.md §4b).
+ * integers as ⌊(2(T − 1)(S − k) + S) / (2S)⌋, k = 0 … S (docs/spec.md §4b).
  */
 export function timePoints(T: number, S: number): number[] {
   if (!Number.isInteger(S) || S < 1 || S > T - 1) {

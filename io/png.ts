@@ -1,5 +1,5 @@
 // Minimal PNG encoder/decoder (8-bit grey, grey+alpha, RGB, RGBA; non-interlaced) and the
-// sample grid of PIXART.md §5: images in [-1, 1] tiled with black padding around and between.
+// sample grid of docs/spec.md §5: images in [-1, 1] tiled with black padding around and between.
 
 import { deflateSync, inflateSync } from "node:zlib";
 import { dirname } from "node:path";

@@ -1,4 +1,4 @@
-// Checkpoints (PIXART.md §6): safetensors with the model's tensors under the official names,
+// Checkpoints (docs/spec.md §6): safetensors with the model's tensors under the official names,
 // optional EMA weights and optimiser moments under their own prefixes, and the config, stage,
 // step and tokenizer settings in `__metadata__`. Written to a temporary file and renamed.
 

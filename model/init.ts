@@ -1,4 +1,4 @@
-// Parameter initialisation on the CPU from a seeded generator, as PIXART.md §3 prescribes.
+// Parameter initialisation on the CPU from a seeded generator, as docs/spec.md §3 prescribes.
 
 /** A small seeded generator (mulberry32) with normal draws by Box–Muller. */
 export class Rng {

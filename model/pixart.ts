@@ -1,7 +1,7 @@
 // The PixArt-α transformer (Chen et al. 2023, §2.3 and Fig. 4), as DiT (Peebles & Xie 2023) with
 // adaLN-single: one shared `t_block` maps the conditioning to 6·D numbers, and each block adds
 // its own learned `scale_shift_table` to them. Stage 1 conditions on a class label through
-// `y_embedder.embedding_table`; stage 2 on a caption through cross-attention (PIXART.md §3–§4).
+// `y_embedder.embedding_table`; stage 2 on a caption through cross-attention (docs/spec.md §3–§4).
 
 import {
   add,

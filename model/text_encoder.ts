@@ -1,4 +1,4 @@
-// The text encoder of PIXART.md §4: PixArt-α reads captions with a frozen T5; with no pretrained
+// The text encoder of docs/spec.md §4: PixArt-α reads captions with a frozen T5; with no pretrained
 // language model to hand, a small pre-LN transformer over UTF-8 bytes is trained jointly and plays
 // T5's role. Padding tokens run through it but are masked out as keys everywhere.
 

@@ -1,4 +1,4 @@
-// The byte tokenizer of PIXART.md §4: lower-case, trim, collapse white-space runs to one space,
+// The byte tokenizer of docs/spec.md §4: lower-case, trim, collapse white-space runs to one space,
 // take the UTF-8 bytes; token = byte + 1; pad with 0 up to L; mask = (token ≠ 0).
 
 /** Token ids run 0 … 256: 0 is padding, byte b is b + 1. */

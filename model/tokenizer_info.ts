@@ -1,4 +1,4 @@
-// The tokenizer settings recorded in stage-2 checkpoints (PIXART.md §4).
+// The tokenizer settings recorded in stage-2 checkpoints (docs/spec.md §4).
 export const TOKENIZER_INFO = {
   kind: "utf8-bytes",
   lowercase: true,

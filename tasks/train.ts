@@ -1,4 +1,4 @@
-// deno task train:stage1 / train:stage2 — the two-stage PixArt-α recipe (PIXART.md §5).
+// deno task train:stage1 / train:stage2 — the two-stage PixArt-α recipe (docs/spec.md §5).
 
 import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -12,6 +12,7 @@ import {
   fill,
   Generator,
   lerpInPlace,
+  type LrDecay,
   pool,
   tensor,
   tidy,
@@ -218,12 +219,7 @@ async function train(cfg: Config, o: RunOptions): Promise<void> {
     decoupled: t.weight_decay > 0,
     warmupSteps: t.warmup_steps,
     clipNorm: t.clip_norm,
-    decay: t.lr_decay === "constant" ? undefined : {
-      shape: t.lr_decay,
-      start: Math.max(t.decay_start, t.warmup_steps),
-      end: t.steps,
-      minLr: t.min_lr,
-    },
+    decay: lrDecayOf(t),
   });
   let ema: Params | null = null;
   if (t.ema_decay > 0) {
@@ -411,6 +407,23 @@ async function train(cfg: Config, o: RunOptions): Promise<void> {
   opt.dispose();
   ema?.dispose();
   model.dispose();
+}
+
+/**
+ * The learning-rate decay of the config, or none when the run ends before the decay would start
+ * (a short demo run of a long recipe): said in one line rather than an error.
+ */
+function lrDecayOf(t: Config["train"]): LrDecay | undefined {
+  if (t.lr_decay === "constant") return undefined;
+  const start = Math.max(t.decay_start, t.warmup_steps);
+  if (start >= t.steps) {
+    console.error(
+      `note: train.decay_start ${start} is not before the run's last step ${t.steps}: ` +
+        `the learning rate stays at ${t.lr} (no ${t.lr_decay} decay in this run)`,
+    );
+    return undefined;
+  }
+  return { shape: t.lr_decay, start, end: t.steps, minLr: t.min_lr };
 }
 
 function cfgInitFrom(cfg: Config): string {

@@ -1,4 +1,4 @@
-// The model against the independent PyTorch implementation's fixtures (../shared/fixtures).
+// The model against the independent PyTorch implementation's fixtures (tests/fixtures, README there).
 
 import { backward, noGrad, type Tensor, tensor, tidy } from "../kernels/mod.ts";
 import { readSafetensors } from "../io/safetensors.ts";
@@ -9,7 +9,7 @@ import { maxAbs, ready } from "./helpers.ts";
 
 await ready;
 
-const FIX = new URL("../../shared/fixtures/", import.meta.url);
+const FIX = new URL("./fixtures/", import.meta.url);
 
 function load(name: string) {
   return readSafetensors(new URL(name, FIX));

@@ -21,7 +21,7 @@ import {
   writeSafetensors,
 } from "../io/safetensors.ts";
 
-const FIXTURE = new URL("../../shared/fixtures/tiny_stage2.safetensors", import.meta.url);
+const FIXTURE = new URL("./fixtures/tiny_stage2.safetensors", import.meta.url);
 const fixturePath = decodeURIComponent(FIXTURE.pathname);
 
 function tmpDir(): string {

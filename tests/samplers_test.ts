@@ -23,7 +23,7 @@ import { maxAbs, ready } from "./helpers.ts";
 
 await ready;
 
-const FIX = new URL("../../shared/fixtures/", import.meta.url);
+const FIX = new URL("./fixtures/", import.meta.url);
 const load = (name: string) => readSafetensors(new URL(name, FIX));
 const sched = load("schedule.safetensors").tensors;
 const samp = load("samplers_tiny.safetensors").tensors;

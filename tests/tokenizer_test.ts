@@ -18,7 +18,7 @@ interface Case {
 }
 
 const cases: Case[] = JSON.parse(
-  await Deno.readTextFile(new URL("../../shared/fixtures/tokenizer_cases.json", import.meta.url)),
+  await Deno.readTextFile(new URL("./fixtures/tokenizer_cases.json", import.meta.url)),
 );
 
 function errorOf(fn: () => unknown): Error {
