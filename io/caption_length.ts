@@ -49,25 +49,22 @@ export function checkCaptionLengths(
   if (!set.captions) return set;
   const log = o.log ?? ((line: string) => console.error(line));
   const name = (i: number) => set.files?.[i] ?? `image ${i}`;
-  let cut = 0, first = -1;
-  const captions = set.captions.map((caption, i) => {
-    const norm = o.normalize(caption);
-    const bytes = encoder.encode(norm).length;
-    if (bytes <= maxBytes) return caption;
-    if (!o.truncate) {
-      throw new Error(
-        `the caption of '${name(i)}' is ${bytes} bytes, over the text limit of ${maxBytes} ` +
-          `(model.text_len): shorten it, raise model.text_len, or set ` +
-          `data.truncate_captions: true to cut long captions at a word`,
-      );
-    }
-    if (first < 0) first = i;
-    cut++;
-    return truncateAtWord(norm, maxBytes);
-  });
-  if (cut === 0) return set;
+  const bytes = set.captions.map((c) => encoder.encode(o.normalize(c)).length);
+  const over = bytes.flatMap((b, i) => (b > maxBytes ? [i] : []));
+  if (over.length === 0) return set;
+  const first = over[0];
+  if (!o.truncate) {
+    const more = over.length > 1 ? ` (and ${over.length - 1} more)` : "";
+    throw new Error(
+      `the caption of '${name(first)}' is ${bytes[first]} bytes${more}, over the text limit ` +
+        `of ${maxBytes} (model.text_len): shorten it, raise model.text_len, or set ` +
+        `data.truncate_captions: true to cut long captions at a word`,
+    );
+  }
+  const captions = set.captions.slice();
+  for (const i of over) captions[i] = truncateAtWord(o.normalize(captions[i]), maxBytes);
   log(
-    `warning: cut ${cut} caption(s) to ${maxBytes} bytes at a word boundary ` +
+    `warning: cut ${over.length} caption(s) to ${maxBytes} bytes at a word boundary ` +
       `(data.truncate_captions), first of '${name(first)}': "${captions[first]}"`,
   );
   return { ...set, captions };

@@ -340,6 +340,10 @@ Deno.test("caption lengths: the tokenizer's bytes; too long names the file, or i
     () => checkCaptionLengths(set, 20, o),
     /the caption of 'wave\.png' is 29 bytes, over the text limit of 20 \(model\.text_len\).*data\.truncate_captions: true/,
   );
+  assert.throws(
+    () => checkCaptionLengths(set, 4, o),
+    /the caption of 'heart\.png' is 11 bytes \(and 2 more\), over the text limit of 4/,
+  );
   const cut = checkCaptionLengths(set, 20, { ...o, truncate: true });
   assert.deepEqual(cut.captions, [set.captions![0], "waving hand: medium", "short"]);
   assert.equal(log.length, 1);
