@@ -55,5 +55,7 @@ export {
 // files and data
 export { type Config, loadConfig } from "./io/config.ts";
 export { loadIdx, loadMnistNpm, loadSource, prepareImages } from "./io/data.ts";
+export { loadImageFolder } from "./io/image_folder.ts";
+export { checkCaptionLengths } from "./io/caption_length.ts";
 export { readSafetensors, writeSafetensors } from "./io/safetensors.ts";
 export { decodePng, encodePng, imageGrid, writeImageGrid } from "./io/png.ts";

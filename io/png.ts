@@ -1,7 +1,8 @@
-// Minimal PNG encoder/decoder (8-bit grey, grey+alpha, RGB, RGBA; non-interlaced) and the
-// sample grid of docs/spec.md §5: images in [-1, 1] tiled with black padding around and between.
+// PNG files through the npm package pngjs (any bit depth, palette, interlacing, CRC checks), and
+// the sample grid of docs/spec.md §5: images in [-1, 1] tiled with black padding around and between.
 
-import { deflateSync, inflateSync } from "node:zlib";
+import { PNG } from "pngjs";
+import { Buffer } from "node:buffer";
 import { dirname } from "node:path";
 
 export type Channels = 1 | 2 | 3 | 4;
@@ -15,53 +16,66 @@ export interface RawImage {
   pixels: Uint8Array;
 }
 
-const SIGNATURE = new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]);
-const COLOR_TYPE: Record<Channels, number> = { 1: 0, 2: 4, 3: 2, 4: 6 };
-const CHANNELS_OF: Record<number, Channels> = { 0: 1, 4: 2, 2: 3, 6: 4 };
-
-// ---------------------------------------------------------------------------------------------
-// CRC-32 (ISO 3309 / PNG), table-driven
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-/** CRC-32 of `bytes` (continuing from `crc` when given). */
-export function crc32(bytes: Uint8Array, crc = 0): number {
-  let c = (crc ^ 0xffffffff) >>> 0;
-  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
+/** What `PNG.sync.read` returns (the package ships no types): the header and RGBA pixels. */
+export interface PngjsImage {
+  width: number;
+  height: number;
+  /** bits per sample in the file: 1, 2, 4, 8 or 16 */
+  depth: number;
+  /** 0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA */
+  colorType: number;
+  /** true when the file has an alpha channel or a tRNS transparency chunk */
+  alpha: boolean;
+  /** RGBA, 4 samples a pixel: bytes, or with `skipRescale` the file's own range (16-bit in a
+   * Uint16Array, 1-4-bit as 0 … 2^depth − 1; palette entries are always bytes) */
+  data: Uint8Array | Uint16Array;
 }
 
-// ---------------------------------------------------------------------------------------------
-// encoding
-
-function chunk(type: string, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12 + data.length);
-  const v = new DataView(out.buffer);
-  v.setUint32(0, data.length);
-  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
-  out.set(data, 8);
-  v.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
-  return out;
+interface PngjsSync {
+  read(bytes: Buffer, options?: { skipRescale?: boolean }): PngjsImage;
+  write(
+    image: { width: number; height: number; data: Buffer },
+    options: { colorType: number; inputColorType: number; bitDepth: 8 },
+  ): Buffer;
 }
 
-function paeth(a: number, b: number, c: number): number {
-  const p = a + b - c;
-  const pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
-  return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+const pngjs: PngjsSync = PNG.sync;
+
+/** pngjs works on Node buffers: a view of the same bytes, not a copy. */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+const SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
+
+/** Whether `bytes` start with the PNG signature. */
+export function isPng(bytes: Uint8Array): boolean {
+  return bytes.length >= 8 && SIGNATURE.every((b, i) => bytes[i] === b);
 }
 
 /**
+ * Any PNG as pngjs decodes it: RGBA, rescaled to bytes unless `skipRescale` keeps the file's own
+ * sample range. Errors are pngjs's own messages, prefixed "png: ".
+ */
+export function readPngRgba(bytes: Uint8Array, skipRescale = false): PngjsImage {
+  // checked here because pngjs reports only its last error ("unrecognised content at end of
+  // stream" for a file that is not a PNG at all)
+  if (!isPng(bytes)) throw new Error("png: not a PNG file (no PNG signature)");
+  try {
+    return pngjs.read(asBuffer(bytes), { skipRescale });
+  } catch (e) {
+    throw new Error(`png: ${(e as Error).message}`);
+  }
+}
+
+// PNG colour types by channel count
+const COLOR_TYPE: Record<Channels, number> = { 1: 0, 2: 4, 3: 2, 4: 6 };
+// where each channel sits in pngjs's RGBA pixels: grey is in R (= G = B), alpha is last
+const PICK: Record<Channels, number[]> = { 1: [0], 2: [0, 3], 3: [0, 1, 2], 4: [0, 1, 2, 3] };
+
+/**
  * Encodes 8-bit pixels as PNG. `pixels` is row-major with interleaved channels
- * (height·width·channels bytes). Each row gets the filter with the smallest sum of absolute
- * residuals (the usual heuristic), then the whole image is deflated.
+ * (height·width·channels bytes), stored with the colour type of that many channels.
  */
 export function encodePng(
   width: number,
@@ -75,74 +89,20 @@ export function encodePng(
   if (!(channels in COLOR_TYPE)) {
     throw new Error(`png: channels must be 1, 2, 3 or 4, got ${channels}`);
   }
-  const stride = width * channels;
-  if (pixels.length !== stride * height) {
+  if (pixels.length !== width * height * channels) {
     throw new Error(
       `png: expected ${
-        stride * height
+        width * height * channels
       } bytes for ${width}×${height}×${channels}, got ${pixels.length}`,
     );
   }
-  const bpp = channels;
-  const filtered = new Uint8Array((stride + 1) * height);
-  const cand = new Uint8Array(stride);
-  const zero = new Uint8Array(stride);
-  for (let y = 0; y < height; y++) {
-    const row = pixels.subarray(y * stride, (y + 1) * stride);
-    const prev = y > 0 ? pixels.subarray((y - 1) * stride, y * stride) : zero;
-    let bestType = 0;
-    let bestSum = Infinity;
-    const dst = filtered.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
-    for (let type = 0; type < 5; type++) {
-      let sum = 0;
-      for (let i = 0; i < stride; i++) {
-        const a = i >= bpp ? row[i - bpp] : 0;
-        const b = prev[i];
-        const c = i >= bpp ? prev[i - bpp] : 0;
-        const pred = type === 0
-          ? 0
-          : type === 1
-          ? a
-          : type === 2
-          ? b
-          : type === 3
-          ? (a + b) >> 1
-          : paeth(a, b, c);
-        const r = (row[i] - pred) & 0xff;
-        cand[i] = r;
-        sum += r < 128 ? r : 256 - r;
-      }
-      if (sum < bestSum) {
-        bestSum = sum;
-        bestType = type;
-        dst.set(cand);
-      }
-    }
-    filtered[y * (stride + 1)] = bestType;
-  }
-  const ihdr = new Uint8Array(13);
-  const hv = new DataView(ihdr.buffer);
-  hv.setUint32(0, width);
-  hv.setUint32(4, height);
-  ihdr[8] = 8; // bit depth
-  ihdr[9] = COLOR_TYPE[channels];
-  ihdr[10] = 0; // deflate
-  ihdr[11] = 0; // adaptive filtering
-  ihdr[12] = 0; // no interlace
-  const idat = new Uint8Array(deflateSync(filtered, { level: 9 }));
-  const parts = [
-    SIGNATURE,
-    chunk("IHDR", ihdr),
-    chunk("IDAT", idat),
-    chunk("IEND", new Uint8Array()),
-  ];
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
+  const type = COLOR_TYPE[channels];
+  const bytes = pngjs.write({ width, height, data: asBuffer(pixels) }, {
+    colorType: type,
+    inputColorType: type,
+    bitDepth: 8,
+  });
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** Encodes and writes a PNG file (creating its folder). */
@@ -158,91 +118,23 @@ export function writePng(
   Deno.writeFileSync(path, bytes);
 }
 
-// ---------------------------------------------------------------------------------------------
-// decoding
-
-/** Decodes an 8-bit, non-interlaced grey / grey+alpha / RGB / RGBA PNG. */
+/**
+ * Decodes any PNG to 8-bit pixels with the channels its colour type implies: grey 1, grey+alpha
+ * 2, RGB 3, RGBA 4; a palette is expanded to RGB, or RGBA when it has transparency, and a tRNS
+ * colour key adds an alpha channel. 16-bit samples are rounded to 8 bits.
+ */
 export function decodePng(bytes: Uint8Array): RawImage {
-  const bad = (m: string): never => {
-    throw new Error(`png: ${m}`);
-  };
-  if (bytes.length < 8 || !SIGNATURE.every((b, i) => bytes[i] === b)) bad("not a PNG file");
-  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let off = 8;
-  let width = 0, height = 0, channels: Channels = 1;
-  let seenHeader = false;
-  const idat: Uint8Array[] = [];
-  let ended = false;
-  while (off + 12 <= bytes.length) {
-    const len = v.getUint32(off);
-    const type = String.fromCharCode(...bytes.subarray(off + 4, off + 8));
-    if (off + 12 + len > bytes.length) bad(`chunk ${type} runs past the end of the file`);
-    const data = bytes.subarray(off + 8, off + 8 + len);
-    const crc = v.getUint32(off + 8 + len);
-    if (crc32(bytes.subarray(off + 4, off + 8 + len)) !== crc) bad(`CRC mismatch in chunk ${type}`);
-    off += 12 + len;
-    if (type === "IHDR") {
-      const h = new DataView(data.buffer, data.byteOffset, data.byteLength);
-      width = h.getUint32(0);
-      height = h.getUint32(4);
-      const depth = data[8], colorType = data[9], interlace = data[12];
-      if (depth !== 8) bad(`bit depth ${depth} is not supported (only 8)`);
-      if (!(colorType in CHANNELS_OF)) bad(`color type ${colorType} is not supported`);
-      if (interlace !== 0) bad("interlaced images are not supported");
-      channels = CHANNELS_OF[colorType];
-      seenHeader = true;
-    } else if (type === "IDAT") {
-      idat.push(data);
-    } else if (type === "IEND") {
-      ended = true;
-      break;
-    }
+  const img = readPngRgba(bytes);
+  const colour = img.colorType === 2 || img.colorType === 3 || img.colorType === 6;
+  const channels = ((colour ? 3 : 1) + (img.alpha ? 1 : 0)) as Channels;
+  const n = img.width * img.height;
+  const pixels = new Uint8Array(n * channels);
+  const rgba = img.data;
+  const pick = PICK[channels];
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < channels; c++) pixels[i * channels + c] = rgba[i * 4 + pick[c]];
   }
-  if (!seenHeader) bad("missing IHDR");
-  if (!ended) bad("missing IEND (truncated file?)");
-  const total = idat.reduce((s, d) => s + d.length, 0);
-  const z = new Uint8Array(total);
-  let zo = 0;
-  for (const d of idat) {
-    z.set(d, zo);
-    zo += d.length;
-  }
-  const raw = new Uint8Array(inflateSync(z));
-  const stride = width * channels;
-  if (raw.length < (stride + 1) * height) bad("image data is too short");
-  const pixels = new Uint8Array(stride * height);
-  const bpp = channels;
-  for (let y = 0; y < height; y++) {
-    const type = raw[y * (stride + 1)];
-    const src = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
-    const row = pixels.subarray(y * stride, (y + 1) * stride);
-    for (let i = 0; i < stride; i++) {
-      const a = i >= bpp ? row[i - bpp] : 0;
-      const b = y > 0 ? pixels[(y - 1) * stride + i] : 0;
-      const c = i >= bpp && y > 0 ? pixels[(y - 1) * stride + i - bpp] : 0;
-      let pred = 0;
-      switch (type) {
-        case 0:
-          break;
-        case 1:
-          pred = a;
-          break;
-        case 2:
-          pred = b;
-          break;
-        case 3:
-          pred = (a + b) >> 1;
-          break;
-        case 4:
-          pred = paeth(a, b, c);
-          break;
-        default:
-          bad(`bad filter type ${type} in row ${y}`);
-      }
-      row[i] = (src[i] + pred) & 0xff;
-    }
-  }
-  return { width, height, channels, pixels };
+  return { width: img.width, height: img.height, channels, pixels };
 }
 
 // ---------------------------------------------------------------------------------------------

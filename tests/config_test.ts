@@ -189,3 +189,38 @@ Deno.test("loadConfig: files, missing file, overrides", () => {
   );
   Deno.removeSync(dir, { recursive: true });
 });
+
+Deno.test("image-folder keys: label_field, skip_bad_images, truncate_captions", () => {
+  const d = parseConfig("", "c.yaml").data;
+  assert.deepEqual([d.label_field, d.skip_bad_images, d.truncate_captions], [
+    "label",
+    false,
+    false,
+  ]);
+  const c = parseConfig(
+    "data:\n  source: data/emoji\n  label_field: category\n  skip_bad_images: true\n" +
+      "  truncate_captions: true\n",
+    "c.yaml",
+  ).data;
+  assert.deepEqual([c.label_field, c.skip_bad_images, c.truncate_captions], [
+    "category",
+    true,
+    true,
+  ]);
+  throwsExactly(
+    () => parseConfig("data:\n  skip_bad_images: yes please\n", "c.yaml"),
+    "config c.yaml: 'data.skip_bad_images' must be true or false, got string",
+  );
+  throwsExactly(
+    () => parseConfig("data:\n  truncate_captions: 1\n", "c.yaml"),
+    "config c.yaml: 'data.truncate_captions' must be true or false, got number",
+  );
+  throwsExactly(
+    () => parseConfig("data:\n  label_field: ''\n", "c.yaml"),
+    "config c.yaml: 'data.label_field' must not be empty",
+  );
+  throwsExactly(
+    () => parseConfig("data:\n  label_fields: x\n", "c.yaml"),
+    "config c.yaml: unknown key 'data.label_fields'",
+  );
+});

@@ -1,47 +1,119 @@
 import assert from "node:assert/strict";
+import { PNG } from "pngjs";
+import { Buffer } from "node:buffer";
 import {
-  crc32,
   decodePng,
   encodePng,
   imageGrid,
+  type RawImage,
   toByte,
   writeImageGrid,
   writePng,
 } from "../io/png.ts";
+import { pngFile } from "./png_fixtures.ts";
 
-Deno.test("crc32 check value", () => {
-  assert.equal(crc32(new TextEncoder().encode("123456789")), 0xcbf43926);
-  assert.equal(crc32(new Uint8Array()), 0);
-});
+/** A file read back by pngjs itself, not by the code under test: size, colour type, RGBA. */
+function readByPngjs(bytes: Uint8Array) {
+  return PNG.sync.read(Buffer.from(bytes)) as {
+    width: number;
+    height: number;
+    depth: number;
+    colorType: number;
+    data: Uint8Array;
+  };
+}
+
+/** `pixels` of `channels` channels as pngjs's RGBA (grey spread to R, G, B; alpha 255 if none). */
+function asRgba(pixels: Uint8Array, channels: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < pixels.length / channels; i++) {
+    const p = pixels.subarray(i * channels, (i + 1) * channels);
+    const grey = channels <= 2;
+    out.push(p[0], grey ? p[0] : p[1], grey ? p[0] : p[2]);
+    out.push(channels === 2 ? p[1] : channels === 4 ? p[3] : 255);
+  }
+  return out;
+}
 
 function pattern(n: number, seed: number): Uint8Array {
   const a = new Uint8Array(n);
   let s = seed;
   for (let i = 0; i < n; i++) {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    // mix smooth gradients and noise so every filter type gets picked somewhere
+    // smooth gradients and noise, so the encoder's filters get varied rows
     a[i] = i % 7 < 3 ? (i * 3) & 0xff : s >>> 24;
   }
   return a;
 }
 
-Deno.test("PNG round trip: grey, RGB, RGBA, odd sizes", () => {
+Deno.test("encodePng: grey, grey+alpha, RGB, RGBA, odd sizes, read back by pngjs", () => {
+  const colourType: Record<number, number> = { 1: 0, 2: 4, 3: 2, 4: 6 };
   for (const [w, h, c] of [[1, 1, 1], [5, 3, 1], [17, 9, 3], [32, 32, 3], [7, 4, 4], [3, 8, 2]]) {
     const px = pattern(w * h * c, w * 31 + h);
     const png = encodePng(w, h, c as 1 | 2 | 3 | 4, px);
-    assert.deepEqual([...png.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10]);
+    const back = readByPngjs(png);
+    assert.equal(back.width, w);
+    assert.equal(back.height, h);
+    assert.equal(back.depth, 8);
+    assert.equal(back.colorType, colourType[c]);
+    assert.deepEqual([...back.data], asRgba(px, c));
+    // and decodePng gives the bytes back in the file's own channels
     const img = decodePng(png);
-    assert.equal(img.width, w);
-    assert.equal(img.height, h);
-    assert.equal(img.channels, c);
+    assert.deepEqual([img.width, img.height, img.channels], [w, h, c]);
     assert.deepEqual(img.pixels, px);
   }
   assert.throws(() => encodePng(2, 2, 1, new Uint8Array(3)), /expected 4 bytes/);
+  assert.throws(() => encodePng(0, 2, 1, new Uint8Array(0)), /bad size/);
+});
+
+Deno.test("decodePng: palette, tRNS, 16-bit and 1-bit files; damaged files are errors", () => {
+  const plte = decodePng(pngFile({
+    width: 3,
+    height: 1,
+    depth: 8,
+    colorType: 3,
+    samples: [2, 0, 1],
+    palette: [[255, 0, 0], [0, 255, 0], [0, 0, 255]],
+  }));
+  assert.equal(plte.channels, 3);
+  assert.deepEqual([...plte.pixels], [0, 0, 255, 255, 0, 0, 0, 255, 0]);
+  // a palette with transparency becomes RGBA
+  const trns = decodePng(pngFile({
+    width: 2,
+    height: 1,
+    depth: 4,
+    colorType: 3,
+    samples: [1, 0],
+    palette: [[10, 20, 30], [40, 50, 60]],
+    trns: [0, 128],
+  }));
+  assert.equal(trns.channels, 4);
+  assert.deepEqual([...trns.pixels], [40, 50, 60, 128, 10, 20, 30, 0]);
+  // 16-bit grey rounds to bytes; 1-bit grey is 0 or 255
+  const g16 = decodePng(
+    pngFile({ width: 2, height: 1, depth: 16, colorType: 0, samples: [0, 65535] }),
+  );
+  assert.deepEqual([g16.channels, ...g16.pixels], [1, 0, 255]);
+  const g1 = decodePng(
+    pngFile({ width: 9, height: 1, depth: 1, colorType: 0, samples: [1, 0, 0, 0, 0, 0, 0, 0, 1] }),
+  );
+  assert.deepEqual([...g1.pixels], [255, 0, 0, 0, 0, 0, 0, 0, 255]);
+  // a grey colour key adds an alpha channel
+  const key = decodePng(
+    pngFile({ width: 2, height: 1, depth: 8, colorType: 0, samples: [7, 9], trns: [7] }),
+  );
+  assert.equal(key.channels, 2);
+  assert.deepEqual([...key.pixels], [0, 0, 9, 255]);
+
   const png = encodePng(4, 4, 1, new Uint8Array(16));
   const broken = png.slice();
   broken[20] ^= 1; // inside IHDR
-  assert.throws(() => decodePng(broken), /CRC mismatch in chunk IHDR/);
-  assert.throws(() => decodePng(png.subarray(0, png.length - 12)), /missing IEND/);
+  assert.throws(() => decodePng(broken), /^Error: png: /);
+  assert.throws(() => decodePng(png.subarray(0, png.length - 20)), /^Error: png: /);
+  assert.throws(
+    () => decodePng(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9])),
+    /png: not a PNG file/,
+  );
 });
 
 Deno.test("imageGrid: 8×8 of 32×32 with 2-px padding is 274×274", () => {
@@ -91,15 +163,25 @@ Deno.test("imageGrid: RGB, partial last row, few images", () => {
   assert.equal(one.width, 2 * 2 + 3 * 2); // cols = min(8, n)
 });
 
-Deno.test("writePng / writeImageGrid write decodable files", () => {
+Deno.test("writePng / writeImageGrid write files pngjs reads back", () => {
   const dir = Deno.makeTempDirSync({ prefix: "png_test_" });
   writePng(`${dir}/a/b.png`, 2, 1, 3, new Uint8Array([1, 2, 3, 4, 5, 6]));
-  assert.deepEqual([...decodePng(Deno.readFileSync(`${dir}/a/b.png`)).pixels], [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual([...readByPngjs(Deno.readFileSync(`${dir}/a/b.png`)).data], [
+    1,
+    2,
+    3,
+    255,
+    4,
+    5,
+    6,
+    255,
+  ]);
   const imgs = new Float32Array(64 * 32 * 32).map((_, i) => Math.sin(i));
-  const g = writeImageGrid(`${dir}/grid.png`, imgs, 64, 1, 32, 32);
-  const d = decodePng(Deno.readFileSync(`${dir}/grid.png`));
+  const g: RawImage = writeImageGrid(`${dir}/grid.png`, imgs, 64, 1, 32, 32);
+  const d = readByPngjs(Deno.readFileSync(`${dir}/grid.png`));
   assert.equal(d.width, 274);
   assert.equal(d.height, 274);
-  assert.deepEqual(d.pixels, g.pixels);
+  assert.equal(d.colorType, 0);
+  assert.deepEqual([...d.data], asRgba(g.pixels, 1));
   Deno.removeSync(dir, { recursive: true });
 });

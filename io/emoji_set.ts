@@ -1,0 +1,338 @@
+// The emoji image folder: the 64×64 Noto Color Emoji PNGs of the npm package
+// emoji-datasource-google, captioned with their names, as an image folder with metadata.jsonl
+// (io/image_folder.ts). `deno task data:emoji` (tasks/data_emoji.ts) runs it on the package
+// itself; the tests run it on a small fake package of the same layout.
+//
+// Captions are the package's emoji names, lower-cased, in the style of Unicode CLDR's short
+// names ("waving hand: medium skin tone"). The package names single-character emoji by their
+// Unicode character names, some of which describe the glyph of 1990s fonts rather than the
+// picture (❤️ is "HEAVY BLACK HEART", ☀️ "BLACK SUN WITH RAYS") or say nothing of it
+// ("SQUARED CJK UNIFIED IDEOGRAPH-7121"); ALIASES, keyed by the package's unique short name,
+// gives those CLDR's name instead.
+
+import { join } from "node:path";
+
+/** The fields of an entry of the package's emoji.json that the set uses. */
+export interface EmojiEntry {
+  name: string;
+  unified: string;
+  image: string;
+  short_name: string;
+  category: string;
+  subcategory: string;
+  sort_order: number;
+  has_img_google: boolean;
+  /** skin-tone variants by tone code points ("1F3FD", or "1F3FB-1F3FF" for two people) */
+  skin_variations?: Record<string, { unified: string; image: string; has_img_google: boolean }>;
+}
+
+/** CLDR's names of the five Fitzpatrick modifiers, by code point. */
+export const SKIN_TONES: Readonly<Record<string, string>> = {
+  "1F3FB": "light skin tone",
+  "1F3FC": "medium-light skin tone",
+  "1F3FD": "medium skin tone",
+  "1F3FE": "medium-dark skin tone",
+  "1F3FF": "dark skin tone",
+};
+
+const button = (meaning: string) => `japanese "${meaning}" button`;
+
+/** CLDR's name where the package's misleads or is opaque, by the package's short name. */
+export const ALIASES: Readonly<Record<string, string>> = {
+  // "black" and "white" in Unicode names mean filled and outlined glyphs, "heavy" a bold one
+  heart: "red heart",
+  sunny: "sun",
+  phone: "telephone",
+  relaxed: "smiling face",
+  point_up: "index pointing up",
+  point_up_2: "backhand index pointing up",
+  point_down: "backhand index pointing down",
+  point_left: "backhand index pointing left",
+  point_right: "backhand index pointing right",
+  spades: "spade suit",
+  clubs: "club suit",
+  hearts: "heart suit",
+  diamonds: "diamond suit",
+  recycle: "recycling symbol",
+  scissors: "scissors",
+  black_joker: "joker",
+  white_check_mark: "check mark button",
+  heavy_check_mark: "check mark",
+  heavy_multiplication_x: "multiply",
+  heavy_plus_sign: "plus",
+  heavy_minus_sign: "minus",
+  heavy_division_sign: "divide",
+  eight_pointed_black_star: "eight-pointed star",
+  question: "red question mark",
+  grey_question: "white question mark",
+  exclamation: "red exclamation mark",
+  grey_exclamation: "white exclamation mark",
+  o: "hollow red circle",
+  star: "star",
+  arrow_right: "right arrow",
+  arrow_left: "left arrow",
+  arrow_up: "up arrow",
+  arrow_down: "down arrow",
+  fast_forward: "fast-forward button",
+  rewind: "fast reverse button",
+  arrow_double_up: "fast up button",
+  arrow_double_down: "fast down button",
+  arrow_forward: "play button",
+  arrow_backward: "reverse button",
+  // letters, keycaps and Japanese signs named by their code points
+  hash: "keycap: #",
+  keycap_ten: "keycap: 10",
+  a: "a button (blood type)",
+  b: "b button (blood type)",
+  ab: "ab button (blood type)",
+  o2: "o button (blood type)",
+  parking: "p button",
+  koko: button("here"),
+  sa: button("service charge"),
+  u7121: button("free of charge"),
+  u6307: button("reserved"),
+  u7981: button("prohibited"),
+  u7a7a: button("vacancy"),
+  u5408: button("passing grade"),
+  u6e80: button("no vacancy"),
+  u6709: button("not free of charge"),
+  u6708: button("monthly amount"),
+  u7533: button("application"),
+  u5272: button("discount"),
+  u55b6: button("open for business"),
+  ideograph_advantage: button("bargain"),
+  accept: button("acceptable"),
+  congratulations: button("congratulations"),
+  secret: button("secret"),
+  // names that say something else than the picture shows
+  imp: "angry face with horns",
+  rage: "enraged face",
+  triumph: "face with steam from nose",
+  dizzy_face: "face with crossed-out eyes",
+  hugging_face: "smiling face with open hands",
+  moyai: "moai",
+  hocho: "kitchen knife",
+  gun: "water pistol",
+  computer: "laptop",
+  minidisc: "computer disk",
+  blue_car: "sport utility vehicle",
+  pouch: "clutch bag",
+  school_satchel: "backpack",
+  izakaya_lantern: "red paper lantern",
+  "8ball": "pool 8 ball",
+  dart: "bullseye",
+  smoking: "cigarette",
+  no_entry_sign: "prohibited",
+  octagonal_sign: "stop sign",
+  put_litter_in_its_place: "litter in bin sign",
+  mens: "men's room",
+  womens: "women's room",
+  atm: "atm sign",
+  scooter: "kick scooter",
+  probing_cane: "white cane",
+  // people: the gender-neutral CLDR name, matching the "man …" and "woman …" variants
+  runner: "person running",
+  surfer: "person surfing",
+  swimmer: "person swimming",
+  walking: "person walking",
+  bicyclist: "person biking",
+  mountain_bicyclist: "person mountain biking",
+  rowboat: "person rowing boat",
+  bath: "person taking bath",
+  sleeping_accommodation: "person in bed",
+  massage: "person getting massage",
+  haircut: "person getting haircut",
+  no_good: "person gesturing no",
+  ok_woman: "person gesturing ok",
+  information_desk_person: "person tipping hand",
+  raising_hand: "person raising hand",
+  person_with_pouting_face: "person pouting",
+  bow: "person bowing",
+  face_palm: "person facepalming",
+  shrug: "person shrugging",
+  dancers: "people with bunny ears",
+  dancer: "woman dancing",
+  santa: "santa claus",
+  mrs_claus: "mrs. claus",
+  guardsman: "guard",
+  man_with_gua_pi_mao: "person with skullcap",
+  man_with_turban: "person wearing turban",
+  person_in_tuxedo: "person in tuxedo",
+  bride_with_veil: "person with veil",
+  person_with_headscarf: "woman with headscarf",
+  person_with_blond_hair: "person: blond hair",
+  bearded_person: "person: beard",
+  // hands, which come in every skin tone: the "sign" of their Unicode names dropped
+  wave: "waving hand",
+  "+1": "thumbs up",
+  "-1": "thumbs down",
+  ok_hand: "ok hand",
+  clap: "clapping hands",
+  open_hands: "open hands",
+  facepunch: "oncoming fist",
+  i_love_you_hand_sign: "love-you gesture",
+  "spock-hand": "vulcan salute",
+  middle_finger: "middle finger",
+  crossed_fingers: "crossed fingers",
+  pray: "folded hands",
+  raised_hands: "raising hands",
+  // the skin-tone swatches themselves
+  "skin-tone-2": "light skin tone",
+  "skin-tone-3": "medium-light skin tone",
+  "skin-tone-4": "medium skin tone",
+  "skin-tone-5": "medium-dark skin tone",
+  "skin-tone-6": "dark skin tone",
+};
+
+/** The caption of an emoji without a skin tone. */
+export function baseCaption(e: EmojiEntry): string {
+  const alias = ALIASES[e.short_name];
+  if (alias) return alias;
+  const name = e.name.toLowerCase();
+  // "Andorra Flag" → "flag: andorra", "KEYCAP 7" → "keycap: 7", as CLDR writes them
+  const flag = /^(.+) flag$/.exec(name);
+  if (flag && /-flag$/.test(e.subcategory)) return `flag: ${flag[1]}`;
+  const keycap = /^keycap ([^:]+)$/.exec(name);
+  if (keycap) return `keycap: ${keycap[1]}`;
+  return name;
+}
+
+/**
+ * The caption of an emoji in a skin tone (`tones` as the package's skin_variations keys:
+ * "1F3FD", or "1F3FB-1F3FF" for two people), in CLDR's order: after the base name and a colon;
+ * after the person of "man: red hair" (→ "man: light skin tone, red hair"); after the people of
+ * "kiss: woman, man" (→ "kiss: woman, man, light skin tone"); a tone shared by both people is
+ * named once.
+ */
+export function emojiCaption(e: EmojiEntry, tones?: string): string {
+  const base = baseCaption(e);
+  if (!tones) return base;
+  const names = [...new Set(tones.split("-").map((t) => SKIN_TONES[t]))];
+  if (names.some((n) => n === undefined)) {
+    throw new Error(`emoji ${e.unified}: unknown skin tone '${tones}'`);
+  }
+  const colon = base.indexOf(": ");
+  if (colon < 0) return `${base}: ${names.join(", ")}`;
+  const [who, what] = [base.slice(0, colon), base.slice(colon + 2)];
+  // "kiss: woman, man" lists people; "man: red hair" one person's feature
+  const people = /^(man|woman|person|people)(, (man|woman|person|people))*$/.test(what);
+  return people ? `${base}, ${names.join(", ")}` : `${who}: ${names.join(", ")}, ${what}`;
+}
+
+/** One row of metadata.jsonl. */
+export interface EmojiRow {
+  file_name: string;
+  text: string;
+  category: string;
+  subcategory: string;
+  /** the class for stage 1: the subcategory */
+  label: string;
+}
+
+export interface EmojiSetSummary {
+  images: number;
+  /** emoji (and variants) the package has no Google image for, left out */
+  missing: number;
+  categories: number;
+  subcategories: number;
+  /** the longest caption, in UTF-8 bytes */
+  longestCaptionBytes: number;
+  longestCaption: string;
+  packageName: string;
+  packageVersion: string;
+}
+
+/** The rows of the set, in the package's sort order, and how many images are missing. */
+export function emojiRows(entries: EmojiEntry[]): { rows: EmojiRow[]; missing: number } {
+  const rows: EmojiRow[] = [];
+  let missing = 0;
+  const sorted = [...entries].sort((a, b) => a.sort_order - b.sort_order);
+  for (const e of sorted) {
+    const variants: [string | undefined, { image: string; has_img_google: boolean }][] = [
+      [undefined, e],
+      ...Object.entries(e.skin_variations ?? {}),
+    ];
+    for (const [tones, v] of variants) {
+      if (!v.has_img_google) {
+        missing++;
+        continue;
+      }
+      rows.push({
+        file_name: `images/${v.image}`,
+        text: emojiCaption(e, tones),
+        category: e.category,
+        subcategory: e.subcategory,
+        label: e.subcategory,
+      });
+    }
+  }
+  return { rows, missing };
+}
+
+function readme(s: EmojiSetSummary): string {
+  return `# Emoji images with captions
+
+${
+    s.images.toLocaleString("en")
+  } emoji images, 64×64 RGBA PNG, from the npm package \`${s.packageName}@${s.packageVersion}\`
+(\`img/google/64/\`: Google's Noto Color Emoji), written by \`deno task data:emoji\`.
+
+- \`images/\`: the PNGs, named by their code points as in the package.
+- \`metadata.jsonl\`: one line per image: \`file_name\`, \`text\` (the caption: the emoji's name,
+  lower-case, in Unicode CLDR's style, e.g. "waving hand: medium skin tone"), \`category\`
+  (${s.categories}), \`subcategory\` (${s.subcategories}) and \`label\` (= subcategory, the class of
+  class-conditional training; \`data.label_field: category\` picks the ${s.categories} categories instead).
+
+Longest caption: ${s.longestCaptionBytes} bytes ("${s.longestCaption}"). Left out for want of a
+Google image: ${s.missing}.
+
+## Licences
+
+- Images: Noto Emoji, Copyright Google Inc., Apache License 2.0
+  (https://github.com/googlefonts/noto-emoji/blob/main/LICENSE).
+- Names and categories: the package's emoji data, MIT licence (Copyright Cal Henderson).
+`;
+}
+
+/**
+ * Writes the set from an unpacked emoji-datasource-google package folder (emoji.json,
+ * package.json, img/google/64/) to `outDir`: images/, metadata.jsonl and README.md.
+ */
+export function writeEmojiSet(packageDir: string, outDir: string): EmojiSetSummary {
+  const read = (f: string) => JSON.parse(Deno.readTextFileSync(join(packageDir, f)));
+  const pkg = read("package.json") as { name: string; version: string };
+  const entries = read("emoji.json") as EmojiEntry[];
+  const { rows, missing } = emojiRows(entries);
+  if (rows.length === 0) throw new Error(`${packageDir}: emoji.json has no emoji with an image`);
+  Deno.mkdirSync(join(outDir, "images"), { recursive: true });
+  const imgDir = join(packageDir, "img", "google", "64");
+  for (const r of rows) {
+    const src = join(imgDir, r.file_name.slice("images/".length));
+    try {
+      Deno.copyFileSync(src, join(outDir, r.file_name));
+    } catch (e) {
+      throw new Error(`${src}: cannot copy (${(e as Error).message}): is the package complete?`);
+    }
+  }
+  Deno.writeTextFileSync(
+    join(outDir, "metadata.jsonl"),
+    rows.map((r) => JSON.stringify(r)).join("\n") + "\n",
+  );
+  const encoder = new TextEncoder();
+  const longest = rows.reduce(
+    (a, r) => encoder.encode(r.text).length > encoder.encode(a).length ? r.text : a,
+    "",
+  );
+  const summary: EmojiSetSummary = {
+    images: rows.length,
+    missing,
+    categories: new Set(rows.map((r) => r.category)).size,
+    subcategories: new Set(rows.map((r) => r.subcategory)).size,
+    longestCaptionBytes: encoder.encode(longest).length,
+    longestCaption: longest,
+    packageName: pkg.name,
+    packageVersion: pkg.version,
+  };
+  Deno.writeTextFileSync(join(outDir, "README.md"), readme(summary));
+  return summary;
+}

@@ -1,0 +1,448 @@
+// Image folders as a data source, in either of the two common layouts:
+//
+// - metadata.jsonl beside the images (Hugging Face `imagefolder`): one JSON object a line with
+//   `file_name` (the image's path inside the folder) and `text` (its caption); every other
+//   string or number field is a column, and the column named by `data.label_field` (default
+//   "label") gives the classes: its distinct values, sorted, are the class names. Without that
+//   column the set has no classes: every label is 0 and `classNames` is null (stage 2 needs only
+//   the captions; stage 1 stops with an error naming data.label_field).
+// - one subfolder per class (torchvision `ImageFolder`): the folder's name is the class and the
+//   caption of every image in it (at any depth); classes are the folder names, sorted.
+//
+// Every image, PNG or JPEG of any size, becomes [channels, size, size] in [0, 1]
+// (io/image_file.ts). Decoding thousands of files takes a while, so the result is cached in the
+// user's cache folder (never in the data folder) and rebuilt whenever the folder's listing,
+// metadata.jsonl, the size, the channels or this loader's version change.
+
+import { createHash } from "node:crypto";
+import { join, resolve } from "node:path";
+import { DEFAULT_CONFIG } from "./config.ts";
+import type { ImageSet } from "./data.ts";
+import { imageToSquare } from "./image_file.ts";
+import { readSafetensors, writeSafetensors } from "./safetensors.ts";
+
+export const METADATA_FILE = "metadata.jsonl";
+
+/** Files read as images, by extension (any case). */
+export const IMAGE_EXTENSIONS: readonly string[] = [".png", ".jpg", ".jpeg"];
+
+/** Part of every cache key: raise it when decoding or resizing changes what a file becomes. */
+export const LOADER_VERSION = 1;
+
+export interface ImageFolderOptions {
+  /** side of the square images */
+  size: number;
+  /** 1 (grey, BT.601 luma) or 3 (RGB) */
+  channels: number;
+  /** metadata.jsonl's class column (default: the config's data.label_field) */
+  labelField?: string;
+  /** skip images that cannot be decoded, with a warning that counts them (default: the config's
+   * data.skip_bad_images) */
+  skipBadImages?: boolean;
+  /** folder of the decoded-image cache (default: `defaultCacheDir()`); null: no cache */
+  cacheDir?: string | null;
+  /** progress and warning lines (default: standard error) */
+  log?: (line: string) => void;
+}
+
+/** One image of the set: its file, caption and columns, and its metadata.jsonl line if any. */
+interface Entry {
+  /** path inside the folder, "/"-separated */
+  file: string;
+  caption: string;
+  columns: Record<string, string | number>;
+  line: number | null;
+}
+
+type Layout = "metadata" | "class-folders";
+
+interface Listing {
+  layout: Layout;
+  entries: Entry[];
+  /** what the cache key covers: the files' paths, sizes and modification times, and the
+   * metadata.jsonl text */
+  fingerprint: string;
+}
+
+/** The decoded folder, as cached. */
+interface Decoded {
+  layout: Layout;
+  entries: Entry[];
+  /** [entries, channels, size, size] */
+  images: Float32Array;
+  /** files that could not be decoded (skipped), with the reason */
+  skipped: { file: string; reason: string }[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// the cache's place
+
+/**
+ * The user's cache folder for this project: $PIXART_CACHE_DIR, else $XDG_CACHE_HOME/pixart-webgpu,
+ * else ~/.cache/pixart-webgpu; null when none of these variables is set. `env` reads a variable.
+ */
+export function defaultCacheDir(
+  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
+): string | null {
+  const get = (name: string) => env(name) || undefined; // set but empty counts as unset
+  const own = get("PIXART_CACHE_DIR");
+  if (own) return own;
+  const xdg = get("XDG_CACHE_HOME");
+  if (xdg) return join(xdg, "pixart-webgpu");
+  const home = get("HOME") ?? get("USERPROFILE");
+  return home ? join(home, ".cache", "pixart-webgpu") : null;
+}
+
+function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+// ---------------------------------------------------------------------------------------------
+// listing
+
+const byCodeUnits = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+function isImageName(name: string): boolean {
+  const lower = name.toLowerCase();
+  return IMAGE_EXTENSIONS.some((e) => lower.endsWith(e));
+}
+
+/** Entries of a folder, hidden ones (".git", ".DS_Store") left out, in code-unit order. */
+function readDirSorted(dir: string): Deno.DirEntry[] {
+  return [...Deno.readDirSync(dir)].filter((e) => !e.name.startsWith("."))
+    .sort((a, b) => byCodeUnits(a.name, b.name));
+}
+
+/** Image files under `dir` at any depth, as "/"-separated paths relative to it. */
+function imagesUnder(dir: string, prefix = ""): string[] {
+  const out: string[] = [];
+  for (const e of readDirSorted(dir)) {
+    const rel = prefix ? `${prefix}/${e.name}` : e.name;
+    if (e.isDirectory) out.push(...imagesUnder(join(dir, e.name), rel));
+    else if (e.isFile && isImageName(e.name)) out.push(rel);
+  }
+  return out;
+}
+
+/** [path, size, mtime] of a file, or null when it is missing or not a file. */
+function statFile(dir: string, file: string): [string, number, number] | null {
+  try {
+    const st = Deno.statSync(join(dir, file));
+    return st.isFile ? [file, st.size, st.mtime?.getTime() ?? 0] : null;
+  } catch {
+    return null;
+  }
+}
+
+function noImages(dir: string): Error {
+  return new Error(
+    `data folder ${dir} has no images: put PNG or JPEG files in one subfolder per class, or ` +
+      `list them with their captions in ${join(dir, METADATA_FILE)}`,
+  );
+}
+
+/** Reads metadata.jsonl: one entry a non-blank line; each error names the line. */
+function listFromMetadata(dir: string): Listing {
+  const path = join(dir, METADATA_FILE);
+  const text = Deno.readTextFileSync(path);
+  const entries: Entry[] = [];
+  const stats = new Map<string, [string, number, number]>();
+  const lines = text.replace(/^\uFEFF/, "").split(/\r?\n/);
+  const example = `{"file_name": "images/a.png", "text": "a red heart"}`;
+  lines.forEach((raw, i) => {
+    const line = i + 1;
+    if (raw.trim() === "") return;
+    const bad = (m: string): never => {
+      throw new Error(`${path} line ${line}: ${m}`);
+    };
+    let row: unknown;
+    try {
+      row = JSON.parse(raw);
+    } catch (e) {
+      bad(
+        `not valid JSON (${(e as Error).message}): write one JSON object a line, e.g. ${example}`,
+      );
+    }
+    if (typeof row !== "object" || row === null || Array.isArray(row)) {
+      bad(`not a JSON object: write one object a line, e.g. ${example}`);
+    }
+    const r = row as Record<string, unknown>;
+    if (typeof r.file_name !== "string" || r.file_name === "") {
+      bad(`no 'file_name' (the image's path inside the folder), e.g. ${example}`);
+    }
+    if (typeof r.text !== "string" || r.text.trim() === "") {
+      bad(`no 'text' (the image's caption, not empty), e.g. ${example}`);
+    }
+    const file = (r.file_name as string).replace(/\\/g, "/").replace(/^\.\//, "");
+    if (file.startsWith("/") || /^[A-Za-z]:/.test(file) || file.split("/").includes("..")) {
+      bad(`file_name '${r.file_name}' must be a path inside the folder ${dir}`);
+    }
+    if (!stats.has(file)) {
+      const st = statFile(dir, file);
+      if (!st) bad(`'${file}' not found in ${dir}: fix its file_name or add the file`);
+      stats.set(file, st!);
+    }
+    const columns: Record<string, string | number> = {};
+    for (const [k, v] of Object.entries(r)) {
+      if (k === "file_name" || k === "text") continue;
+      if (typeof v === "string" || (typeof v === "number" && Number.isFinite(v))) columns[k] = v;
+    }
+    entries.push({ file, caption: r.text as string, columns, line });
+  });
+  if (entries.length === 0) {
+    throw new Error(`${path} lists no images: write one line per image, e.g. ${example}`);
+  }
+  const fingerprint = JSON.stringify({ metadata: text, files: [...stats.values()] });
+  return { layout: "metadata", entries, fingerprint };
+}
+
+/** One subfolder per class; the folder name is the class and the caption. */
+function listFromClassFolders(dir: string): Listing {
+  const entries: Entry[] = [];
+  const stats: [string, number, number][] = [];
+  let topLevelImages = 0;
+  for (const e of readDirSorted(dir)) {
+    if (e.isFile && isImageName(e.name)) topLevelImages++;
+    if (!e.isDirectory) continue;
+    const files = imagesUnder(join(dir, e.name), e.name);
+    if (files.length === 0) {
+      throw new Error(
+        `data folder ${dir}: class folder '${e.name}' has no PNG or JPEG images: add some or ` +
+          `remove the folder`,
+      );
+    }
+    for (const file of files) {
+      entries.push({ file, caption: e.name, columns: { label: e.name }, line: null });
+      stats.push(statFile(dir, file)!);
+    }
+  }
+  if (entries.length === 0 && topLevelImages > 0) {
+    throw new Error(
+      `data folder ${dir}: ${topLevelImages} images but no ${METADATA_FILE}: caption them in ` +
+        `${join(dir, METADATA_FILE)}, or move them into one subfolder per class`,
+    );
+  }
+  if (entries.length === 0) throw noImages(dir);
+  return { layout: "class-folders", entries, fingerprint: JSON.stringify({ files: stats }) };
+}
+
+function listImageFolder(dir: string): Listing {
+  let hasMetadata = false;
+  try {
+    hasMetadata = Deno.statSync(join(dir, METADATA_FILE)).isFile;
+  } catch { /* the class-folder layout */ }
+  return hasMetadata ? listFromMetadata(dir) : listFromClassFolders(dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// decoding
+
+function decodeAll(
+  dir: string,
+  listing: Listing,
+  size: number,
+  channels: 1 | 3,
+  skipBad: boolean,
+): Decoded {
+  const per = channels * size * size;
+  const byFile = new Map<string, Float32Array | null>();
+  const skipped: { file: string; reason: string }[] = [];
+  for (const e of listing.entries) {
+    if (byFile.has(e.file)) continue;
+    try {
+      byFile.set(e.file, imageToSquare(Deno.readFileSync(join(dir, e.file)), size, channels));
+    } catch (err) {
+      const reason = (err as Error).message.split("\n")[0];
+      if (!skipBad) {
+        const where = e.line ? ` (${METADATA_FILE} line ${e.line})` : "";
+        throw new Error(
+          `data folder ${dir}: cannot read image '${e.file}'${where}: ${reason}: replace or ` +
+            `remove it, or set data.skip_bad_images: true to skip such files`,
+        );
+      }
+      byFile.set(e.file, null);
+      skipped.push({ file: e.file, reason });
+    }
+  }
+  const entries = listing.entries.filter((e) => byFile.get(e.file));
+  if (entries.length === 0) {
+    throw new Error(`data folder ${dir}: none of its ${byFile.size} images could be decoded`);
+  }
+  const images = new Float32Array(entries.length * per);
+  entries.forEach((e, i) => images.set(byFile.get(e.file)!, i * per));
+  return { layout: listing.layout, entries, images, skipped };
+}
+
+// ---------------------------------------------------------------------------------------------
+// the cache
+
+const CACHE_FORMAT = "pixart-webgpu-image-folder";
+
+function readCache(path: string, key: string, per: number): Decoded | null {
+  try {
+    Deno.statSync(path);
+  } catch {
+    return null; // not built yet
+  }
+  try {
+    const f = readSafetensors(path);
+    const m = f.metadata;
+    if (m.format !== CACHE_FORMAT || m.key !== key) return null;
+    const entries = JSON.parse(m.entries) as Entry[];
+    const images = f.tensors.get("images");
+    if (!images || !(images.data instanceof Float32Array)) throw new Error("no images tensor");
+    if (images.data.length !== entries.length * per) throw new Error("images do not match");
+    return {
+      layout: m.layout as Layout,
+      entries,
+      images: images.data,
+      skipped: JSON.parse(m.skipped),
+    };
+  } catch {
+    return null; // damaged: rebuilt and rewritten
+  }
+}
+
+function writeCache(path: string, key: string, d: Decoded, size: number, channels: number) {
+  const n = d.entries.length;
+  writeSafetensors(path, { images: { shape: [n, channels, size, size], data: d.images } }, {
+    format: CACHE_FORMAT,
+    key,
+    layout: d.layout,
+    entries: JSON.stringify(d.entries),
+    skipped: JSON.stringify(d.skipped),
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// classes
+
+/** Labels and class names from the class column; null names when no image has the column. */
+function classesOf(
+  path: string,
+  entries: Entry[],
+  column: string,
+): { labels: Int32Array; classNames: string[] | null } {
+  const values = entries.map((e) => e.columns[column]);
+  if (values.every((v) => v === undefined)) {
+    return { labels: new Int32Array(entries.length), classNames: null };
+  }
+  const missing = values.findIndex((v) => v === undefined);
+  if (missing >= 0) {
+    throw new Error(
+      `${path} line ${entries[missing].line} has no string or number '${column}' ` +
+        `(data.label_field) while other lines have one: give every line a class, or none`,
+    );
+  }
+  // numbers sort as numbers (2 before 10); anything else by code units
+  const numeric = values.every((v) => typeof v === "number");
+  const distinct = [...new Set(values)].sort((a, b) =>
+    numeric ? (a as number) - (b as number) : byCodeUnits(String(a), String(b))
+  );
+  const index = new Map(distinct.map((v, i) => [v, i]));
+  return {
+    labels: Int32Array.from(values, (v) => index.get(v!)!),
+    classNames: distinct.map(String),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// loading
+
+/** Whether `dir` is a folder (what loadSource reads as an image folder when it has no IDX files). */
+export function isFolder(dir: string): boolean {
+  try {
+    return Deno.statSync(dir).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Loads an image folder as [n, channels, size, size] images in [0, 1] with one caption per image,
+ * labels from the class column (or folder), the class names, and each image's file.
+ */
+export function loadImageFolder(dir: string, o: ImageFolderOptions): ImageSet {
+  const { size } = o;
+  if (!Number.isInteger(size) || size < 1) {
+    throw new Error(`image folder ${dir}: the image size must be a positive integer, got ${size}`);
+  }
+  if (o.channels !== 1 && o.channels !== 3) {
+    throw new Error(
+      `image folder ${dir}: images become 1 (grey) or 3 (RGB) channels, not ${o.channels}: ` +
+        `set model.in_channels to 1 or 3`,
+    );
+  }
+  const channels = o.channels;
+  const labelField = o.labelField ?? DEFAULT_CONFIG.data.label_field;
+  const skipBad = o.skipBadImages ?? DEFAULT_CONFIG.data.skip_bad_images;
+  const log = o.log ?? ((line: string) => console.error(line));
+  if (!isFolder(dir)) throw new Error(`data folder ${dir} not found`);
+
+  const listing = listImageFolder(dir);
+  const per = channels * size * size;
+  const cacheDir = o.cacheDir === undefined ? defaultCacheDir() : o.cacheDir;
+  // one file per (folder, size, channels, skipping), replaced when the folder changes
+  const slot = sha256(JSON.stringify([resolve(dir), size, channels, skipBad])).slice(0, 24);
+  const cachePath = cacheDir ? join(cacheDir, "image-folders", `${slot}.safetensors`) : null;
+  const key = sha256(
+    JSON.stringify([LOADER_VERSION, size, channels, skipBad, listing.fingerprint]),
+  );
+
+  let d = cachePath ? readCache(cachePath, key, per) : null;
+  if (d) log(`data folder ${dir}: ${d.entries.length} images from the cache ${cachePath}`);
+  else {
+    const files = new Set(listing.entries.map((e) => e.file)).size;
+    log(`data folder ${dir}: decoding ${files} images to ${channels}×${size}×${size}`);
+    d = decodeAll(dir, listing, size, channels, skipBad);
+    if (cachePath) {
+      try {
+        writeCache(cachePath, key, d, size, channels);
+      } catch (e) {
+        log(`warning: could not write the image cache: ${(e as Error).message.split("\n")[0]}`);
+      }
+    }
+  }
+  if (d.skipped.length) {
+    const first = d.skipped[0];
+    log(
+      `warning: data folder ${dir}: skipped ${d.skipped.length} image(s) that could not be ` +
+        `decoded (data.skip_bad_images), first '${first.file}': ${first.reason}`,
+    );
+  }
+  const { labels, classNames } = classesOf(
+    join(dir, METADATA_FILE),
+    d.entries,
+    d.layout === "class-folders" ? "label" : labelField,
+  );
+  return {
+    images: d.images,
+    labels,
+    n: d.entries.length,
+    channels,
+    height: size,
+    width: size,
+    captions: d.entries.map((e) => e.caption),
+    classNames,
+    files: d.entries.map((e) => e.file),
+  };
+}
+
+/**
+ * The class names of a set for class-conditional training; a one-line error when the set is an
+ * image folder without a class column. Null for sets whose classes the config names (IDX, MNIST).
+ */
+export function requireClasses(
+  set: ImageSet,
+  source: string,
+  labelField: string,
+): string[] | null {
+  if (set.classNames === null) {
+    throw new Error(
+      `data '${source}' has no '${labelField}' column (data.label_field) in its ` +
+        `${METADATA_FILE}: class-conditional training needs a class per image; set ` +
+        `data.label_field to one of its columns or use one subfolder per class`,
+    );
+  }
+  return set.classNames ?? null;
+}

@@ -1,0 +1,129 @@
+import assert from "node:assert/strict";
+import jpeg from "jpeg-js";
+import { decodeImage, imageToSquare, LUMA_601, toChannels } from "../io/image_file.ts";
+import { encodePng } from "../io/png.ts";
+import { fitSquare, resizeArea } from "../io/resize_area.ts";
+import { pngFile } from "./png_fixtures.ts";
+
+const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-6) => {
+  assert.equal(a.length, b.length);
+  for (let i = 0; i < a.length; i++) {
+    assert.ok(Math.abs(a[i] - b[i]) <= tol, `[${i}] ${a[i]} vs ${b[i]}`);
+  }
+};
+
+Deno.test("decodeImage: grey, RGB, RGBA on white, palette, 16-bit PNG and JPEG", () => {
+  // grey is replicated to R, G, B
+  const grey = decodeImage(encodePng(2, 1, 1, new Uint8Array([0, 51])));
+  assert.deepEqual([grey.width, grey.height], [2, 1]);
+  close(grey.rgb, [0, 0.2, 0, 0.2, 0, 0.2]);
+  // RGB planes [3, h, w]
+  const rgb = decodeImage(encodePng(2, 1, 3, new Uint8Array([255, 0, 51, 0, 102, 255])));
+  close(rgb.rgb, [1, 0, 0, 0.4, 0.2, 1]);
+  // alpha composited on white: a·c + (1 − a)
+  const rgba = decodeImage(
+    encodePng(3, 1, 4, new Uint8Array([255, 0, 0, 255, 255, 0, 0, 0, 0, 0, 255, 51])),
+  );
+  close(rgba.rgb, [1, 1, 0.8, 0, 1, 0.8, 0, 1, 1]);
+  // grey + alpha
+  const ga = decodeImage(encodePng(1, 1, 2, new Uint8Array([0, 102])));
+  close(ga.rgb, [0.6, 0.6, 0.6]);
+  // a palette with one half-transparent entry
+  const pal = decodeImage(pngFile({
+    width: 2,
+    height: 1,
+    depth: 8,
+    colorType: 3,
+    samples: [0, 1],
+    palette: [[0, 0, 255], [255, 0, 0]],
+    trns: [255, 0],
+  }));
+  close(pal.rgb, [0, 1, 0, 1, 1, 1]);
+  // 16-bit keeps its precision: 1/65535 is not a multiple of 1/255
+  const g16 = decodeImage(
+    pngFile({ width: 2, height: 1, depth: 16, colorType: 0, samples: [1, 32768] }),
+  );
+  close(g16.rgb.subarray(0, 2), [1 / 65535, 32768 / 65535], 1e-7);
+  // JPEG: a flat colour comes back within a few levels
+  const w = 16, h = 8;
+  const data = new Uint8Array(w * h * 4);
+  for (let i = 0; i < w * h; i++) data.set([200, 40, 90, 255], i * 4);
+  const jpg = decodeImage(jpeg.encode({ width: w, height: h, data }, 100).data);
+  assert.deepEqual([jpg.width, jpg.height], [w, h]);
+  for (const [c, v] of [[0, 200], [1, 40], [2, 90]]) {
+    for (let i = 0; i < w * h; i++) assert.ok(Math.abs(jpg.rgb[c * w * h + i] * 255 - v) <= 3);
+  }
+  assert.throws(() => decodeImage(new TextEncoder().encode("GIF89a...")), /not a PNG or JPEG/);
+  assert.throws(
+    () => decodeImage(new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 0, 16])),
+    /^Error: jpeg: /,
+  );
+});
+
+Deno.test("toChannels: RGB to grey by BT.601 luma, RGB unchanged", () => {
+  assert.deepEqual([...LUMA_601], [0.299, 0.587, 0.114]);
+  const rgb = Float32Array.from([1, 0.2, 0, 0.4, 0, 0.6]); // two pixels: (1, 0, 0), (0.2, 0.4, 0.6)
+  close(toChannels(rgb, 1), [0.299, 0.299 * 0.2 + 0.587 * 0.4 + 0.114 * 0.6]);
+  assert.equal(toChannels(rgb, 3), rgb);
+});
+
+Deno.test("resizeArea: the mean of the covered area, for integer and fractional ratios", () => {
+  // 4 → 2: means of 2×2 blocks
+  const a = Float32Array.from({ length: 16 }, (_, i) => i);
+  close(resizeArea(a, 1, 1, 4, 4, 2, 2), [
+    (0 + 1 + 4 + 5) / 4,
+    (2 + 3 + 6 + 7) / 4,
+    (8 + 9 + 12 + 13) / 4,
+    (10 + 11 + 14 + 15) / 4,
+  ]);
+  // 3 → 2: each output covers 1.5 × 1.5 pixels; the middle row and column count half
+  const [p, q, r, s, t, u, v, w, x] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const b = Float32Array.from([p, q, r, s, t, u, v, w, x]);
+  close(resizeArea(b, 1, 1, 3, 3, 2, 2), [
+    (p + q / 2 + s / 2 + t / 4) / 2.25,
+    (r + q / 2 + u / 2 + t / 4) / 2.25,
+    (v + s / 2 + w / 2 + t / 4) / 2.25,
+    (x + u / 2 + w / 2 + t / 4) / 2.25,
+  ]);
+  // 2 → 3 along a row: the middle output straddles both pixels equally
+  close(resizeArea(Float32Array.from([3, 9]), 1, 1, 1, 2, 1, 3), [3, 6, 9]);
+  // 2 → 4: pixel replication
+  close(resizeArea(Float32Array.from([3, 9]), 1, 1, 1, 2, 1, 4), [3, 3, 9, 9]);
+  // 5 → 3: outputs cover [0, 5/3), [5/3, 10/3), [10/3, 5)
+  const f = Float32Array.from([1, 2, 3, 4, 5]);
+  close(resizeArea(f, 1, 1, 1, 5, 1, 3), [
+    (1 + 2 * (2 / 3)) / (5 / 3),
+    (2 / 3 + 3 + 4 / 3) / (5 / 3),
+    (4 * (2 / 3) + 5) / (5 / 3),
+  ]);
+  // the mean is kept, and planes (images × channels) stay separate
+  const g = Float32Array.from({ length: 2 * 3 * 7 * 5 }, (_, i) => Math.sin(i) + 1);
+  const o = resizeArea(g, 2, 3, 7, 5, 3, 2);
+  for (let k = 0; k < 6; k++) {
+    const m = (arr: Float32Array, n: number) =>
+      arr.subarray(k * n, (k + 1) * n).reduce((s, x) => s + x, 0) / n;
+    assert.ok(Math.abs(m(g, 35) - m(o, 6)) < 1e-5);
+  }
+});
+
+Deno.test("fitSquare: the short side scaled to the size, the long side centre-cropped", () => {
+  // 2 high × 3 wide → 2: columns [0.5, 2.5) of the source, half of each edge column
+  const wide = Float32Array.from([1, 2, 3, 4, 5, 6]);
+  close(fitSquare(wide, 1, 1, 2, 3, 2), [1.5, 2.5, 4.5, 5.5]);
+  // 4 high × 2 wide → 1: the middle two rows, averaged
+  const tall = Float32Array.from([0, 0, 1, 2, 3, 4, 9, 9]);
+  close(fitSquare(tall, 1, 1, 4, 2, 1), [2.5]);
+  // 3 × 5 → 2: the centre 3 × 3 square (columns 1 … 3), then 3 → 2 as above
+  const m = Float32Array.from({ length: 15 }, (_, i) => i);
+  const sq = Float32Array.from([1, 2, 3, 6, 7, 8, 11, 12, 13]);
+  close(fitSquare(m, 1, 1, 3, 5, 2), resizeArea(sq, 1, 1, 3, 3, 2, 2));
+  // a square source is only resized
+  close(fitSquare(sq, 1, 1, 3, 3, 2), resizeArea(sq, 1, 1, 3, 3, 2, 2));
+  // whole pipeline: a 4×2 RGB PNG, left half red, right half blue, to a grey 1×1
+  const px = new Uint8Array(4 * 2 * 3);
+  for (let y = 0; y < 2; y++) {
+    for (let x = 0; x < 4; x++) px.set(x < 2 ? [255, 0, 0] : [0, 0, 255], (y * 4 + x) * 3);
+  }
+  close(imageToSquare(encodePng(4, 2, 3, px), 1, 1), [(0.299 + 0.114) / 2]);
+  close(imageToSquare(encodePng(4, 2, 3, px), 2, 3), [1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 1]);
+});

