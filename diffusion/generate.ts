@@ -12,6 +12,11 @@ import {
 } from "./samplers.ts";
 import type { Schedule } from "./schedule.ts";
 
+/** Guidance when none is given (sample, eval, the web page): the README's recommended setting. */
+export const DEFAULT_GUIDANCE = 2.5;
+/** DDIM and DPM-Solver++ steps when none are given. */
+export const DEFAULT_STEPS = 20;
+
 export interface GenerateOptions {
   sampler: SamplerName;
   steps: number;
