@@ -9,6 +9,7 @@ import {
   sampleDpmSolver,
   type SamplerName,
   SAMPLERS,
+  type StepInfo,
 } from "./samplers.ts";
 import type { Schedule } from "./schedule.ts";
 
@@ -27,6 +28,16 @@ export interface GenerateOptions {
   /** samples per forward batch (memory bound); default all */
   batch?: number;
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Called after every sampler step with the batch's x_t. It is freed a step later: start a read
+   * there (`x.read()` records its copy at once), do not keep it.
+   */
+  onStep?: (s: GenerateStep) => void;
+}
+
+/** A sampler step of one batch: its x holds samples first … first + B − 1 of the prompts. */
+export interface GenerateStep extends StepInfo {
+  first: number;
 }
 
 /** Class labels a stage-1 model understands: "7", "seven" (and class names, when given). */
@@ -86,7 +97,6 @@ export function generate(
   const gen = new Generator(o.seed);
   const totalSteps = (o.sampler === "ancestral" ? schedule.T : o.steps) * Math.ceil(n / batch);
   let done = 0;
-  const tick = () => o.onProgress?.(++done, totalSteps);
   return noGrad(async () => {
     for (let from = 0; from < n; from += batch) {
       const to = Math.min(n, from + batch);
@@ -94,6 +104,10 @@ export function generate(
       const bc = sliceCondition(cond, from, to, c.text_len);
       const xT = gen.normal([B, c.in_channels, c.image_size, c.image_size]).keep();
       const eps = model.guidedEps(bc, o.guidance, o.guidanceInterval);
+      const tick = (s: StepInfo) => {
+        o.onProgress?.(++done, totalSteps);
+        o.onStep?.({ ...s, first: from });
+      };
       let x: Tensor;
       if (o.sampler === "ancestral") {
         x = sampleAncestral(schedule, eps, xT, {
