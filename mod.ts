@@ -18,6 +18,7 @@ export { normalizePrompt, tokenize } from "./model/tokenizer.ts";
 export {
   modelFromCheckpoint,
   newestCheckpoint,
+  parseCheckpoint,
   readCheckpoint,
   saveCheckpoint,
 } from "./model/checkpoint.ts";

@@ -9,8 +9,14 @@ import {
   sampleDpmSolver,
   type SamplerName,
   SAMPLERS,
+  type StepInfo,
 } from "./samplers.ts";
 import type { Schedule } from "./schedule.ts";
+
+/** Guidance when none is given (sample, eval, the web page): the README's recommended setting. */
+export const DEFAULT_GUIDANCE = 2.5;
+/** DDIM and DPM-Solver++ steps when none are given. */
+export const DEFAULT_STEPS = 20;
 
 export interface GenerateOptions {
   sampler: SamplerName;
@@ -22,6 +28,16 @@ export interface GenerateOptions {
   /** samples per forward batch (memory bound); default all */
   batch?: number;
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Called after every sampler step with the batch's x_t. It is freed a step later: start a read
+   * there (`x.read()` records its copy at once), do not keep it.
+   */
+  onStep?: (s: GenerateStep) => void;
+}
+
+/** A sampler step of one batch: its x holds samples first … first + B − 1 of the prompts. */
+export interface GenerateStep extends StepInfo {
+  first: number;
 }
 
 /** Class labels a stage-1 model understands: "7", "seven" (and class names, when given). */
@@ -81,13 +97,16 @@ export function generate(
   const gen = new Generator(o.seed);
   const totalSteps = (o.sampler === "ancestral" ? schedule.T : o.steps) * Math.ceil(n / batch);
   let done = 0;
-  const tick = () => o.onProgress?.(++done, totalSteps);
   return (async () => {
     for (let from = 0; from < n; from += batch) {
       const to = Math.min(n, from + batch);
       const bc = sliceCondition(cond, from, to, c.text_len);
       // only the synchronous sampling runs without gradients; awaiting inside noGrad would
       // switch recording back on for the next batch (see kernels/autograd.ts)
+      const tick = (st: StepInfo) => {
+        o.onProgress?.(++done, totalSteps);
+        o.onStep?.({ ...st, first: from });
+      };
       const x = noGrad(() => sampleBatch(model, schedule, bc, to - from, gen, o, tick));
       try {
         out.set(await x.read(), from * per);
@@ -107,7 +126,7 @@ function sampleBatch(
   B: number,
   gen: Generator,
   o: GenerateOptions,
-  tick: () => void,
+  tick: (s: StepInfo) => void,
 ): Tensor {
   const c = model.config;
   const xT = gen.normal([B, c.in_channels, c.image_size, c.image_size]).keep();

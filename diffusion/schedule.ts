@@ -15,6 +15,15 @@ export interface Schedule {
   varLarge: Float64Array;
 }
 
+/**
+ * The schedule a checkpoint's model was trained with: the `diffusion` section of its
+ * `train_config` metadata, else linearSchedule's defaults.
+ */
+export function checkpointSchedule(metadata: Record<string, string>): Schedule {
+  const d = metadata.train_config ? JSON.parse(metadata.train_config)?.diffusion : undefined;
+  return linearSchedule(d?.timesteps, d?.beta_start, d?.beta_end);
+}
+
 /** Linear betas from 1e-4·(1000/T) to 0.02·(1000/T). */
 export function linearSchedule(T = 1000, betaStart = 1e-4, betaEnd = 0.02): Schedule {
   const scale = 1000 / T;

@@ -4,6 +4,9 @@
 import { PNG } from "pngjs";
 import { Buffer } from "node:buffer";
 import { dirname } from "node:path";
+import { toByte } from "./pixels.ts";
+
+export { toByte };
 
 export type Channels = 1 | 2 | 3 | 4;
 
@@ -139,12 +142,6 @@ export function decodePng(bytes: Uint8Array): RawImage {
 
 // ---------------------------------------------------------------------------------------------
 // sample grids
-
-/** Maps a value in [-1, 1] to a byte like torchvision's save_image: round((x+1)/2·255), clamped. */
-export function toByte(x: number): number {
-  const v = Math.floor(((x + 1) / 2) * 255 + 0.5);
-  return v > 255 ? 255 : v >= 0 ? v : 0; // NaN → 0
-}
 
 /**
  * Tiles n images ([n, C, H, W] in [-1, 1], C = 1 or 3) into one picture, `cols` per row

@@ -1,51 +1,22 @@
 // Checkpoints (docs/spec.md §6): safetensors with the model's tensors under the official names,
 // optional EMA weights and optimiser moments under their own prefixes, and the config, stage,
-// step and tokenizer settings in `__metadata__`. Written to a temporary file and renamed.
+// step and tokenizer settings in `__metadata__`. Written to a temporary file and renamed. Turning
+// a file's bytes into its contents and a model is model/checkpoint_bytes.ts, re-exported here.
 
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { tensor } from "../kernels/mod.ts";
-import {
-  readSafetensors,
-  roundToHalf,
-  type TensorInput,
-  writeSafetensors,
-} from "../io/safetensors.ts";
-import { checkModelConfig, DEFAULT_MODEL, type ModelConfig } from "./config.ts";
-import { Params } from "./params.ts";
-import { PixArt, pixartSpecs } from "./pixart.ts";
+import { readSafetensors, type TensorInput, writeSafetensors } from "../io/safetensors.ts";
+import type { Params } from "./params.ts";
+import type { PixArt } from "./pixart.ts";
 import { TOKENIZER_INFO } from "./tokenizer_info.ts";
+import {
+  type CheckpointContents,
+  checkpointContents,
+  EMA_PREFIX,
+  OPTIM_PREFIX,
+} from "./checkpoint_bytes.ts";
 
-export const EMA_PREFIX = "ema.";
-export const OPTIM_PREFIX = "optim.";
-
-/** A model config from checkpoint metadata JSON; unknown keys are an error. */
-export function modelConfigFromJson(json: string, where = "checkpoint"): ModelConfig {
-  let raw: Record<string, unknown>;
-  try {
-    raw = JSON.parse(json);
-  } catch {
-    throw new Error(`${where}: its config metadata is not valid JSON`);
-  }
-  const c: Record<string, unknown> = { ...DEFAULT_MODEL };
-  for (const [k, v] of Object.entries(raw)) {
-    if (!(k in DEFAULT_MODEL)) continue; // training keys live beside the model's
-    if (typeof v !== "number") throw new Error(`${where}: config '${k}' must be a number`);
-    c[k] = v;
-  }
-  const cfg = c as unknown as ModelConfig;
-  checkModelConfig(cfg);
-  return cfg;
-}
-
-export interface CheckpointContents {
-  model: ModelConfig;
-  params: Map<string, Float32Array>;
-  ema: Map<string, Float32Array> | null;
-  optim: Map<string, Float32Array>;
-  metadata: Record<string, string>;
-  step: number;
-}
+export * from "./checkpoint_bytes.ts";
 
 export interface SaveOptions {
   ema?: Params | null;
@@ -89,62 +60,7 @@ export function readCheckpoint(path: string): CheckpointContents {
   if (!existsSync(path)) {
     throw new Error(`checkpoint '${path}' not found: train one first or pass --checkpoint PATH`);
   }
-  const f = readSafetensors(path);
-  if (!f.metadata.config) {
-    throw new Error(
-      `checkpoint '${path}' has no model config in its metadata: not a PixArt checkpoint`,
-    );
-  }
-  const model = modelConfigFromJson(f.metadata.config, `checkpoint '${path}'`);
-  const params = new Map<string, Float32Array>();
-  const optim = new Map<string, Float32Array>();
-  let ema: Map<string, Float32Array> | null = null;
-  for (const [name, e] of f.tensors) {
-    if (!(e.data instanceof Float32Array)) continue;
-    if (name.startsWith(EMA_PREFIX)) (ema ??= new Map()).set(name.slice(EMA_PREFIX.length), e.data);
-    else if (name.startsWith(OPTIM_PREFIX)) optim.set(name.slice(OPTIM_PREFIX.length), e.data);
-    else params.set(name, e.data);
-  }
-  return { model, params, ema, optim, metadata: f.metadata, step: Number(f.metadata.step ?? 0) };
-}
-
-/**
- * Builds a model from checkpoint tensors; every expected name must be present with its shape.
- * With `useEma`, the EMA weights are loaded when the checkpoint has them.
- */
-export function modelFromCheckpoint(ck: CheckpointContents, path: string, useEma = false): PixArt {
-  const src = useEma && ck.ema ? ck.ema : ck.params;
-  const P = new Params();
-  try {
-    for (const s of pixartSpecs(ck.model)) {
-      const data = src.get(s.name);
-      if (!data) throw new Error(`checkpoint '${path}' is missing '${s.name}'`);
-      const n = s.shape.reduce((a, b) => a * b, 1);
-      if (data.length !== n) {
-        throw new Error(
-          `checkpoint '${path}': '${s.name}' has ${data.length} values, the model expects [${s.shape}]`,
-        );
-      }
-      P.set(s.name, tensor(data, s.shape));
-    }
-  } catch (e) {
-    P.dispose();
-    throw e;
-  }
-  const model = new PixArt(ck.model, P);
-  model.halfExact = new Set(
-    pixartSpecs(ck.model).filter((s) => s.shape.length === 2 && isHalfExact(src.get(s.name)!))
-      .map((s) => s.name),
-  );
-  return model;
-}
-
-/** Whether every value survives a round trip through f16 (e.g. it was stored as f16). */
-function isHalfExact(data: Float32Array): boolean {
-  for (let i = 0; i < data.length; i++) {
-    if (roundToHalf(data[i]) !== data[i]) return false;
-  }
-  return true;
+  return checkpointContents(readSafetensors(path), path);
 }
 
 /** The newest checkpoint (by step in the name, then mtime) in a folder, or null. */

@@ -4,6 +4,7 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { existsSync, readFileSync } from "node:fs";
 import { initDevice } from "../kernels/mod.ts";
 import {
+  checkpointClassNames,
   type CheckpointContents,
   modelFromCheckpoint,
   newestCheckpoint,
@@ -12,7 +13,8 @@ import {
 import type { PixArt } from "../model/pixart.ts";
 import { MNIST_WORDS } from "../io/data.ts";
 import { type SamplerName, SAMPLERS } from "../diffusion/samplers.ts";
-import { linearSchedule, type Schedule } from "../diffusion/schedule.ts";
+import { checkpointSchedule, type Schedule } from "../diffusion/schedule.ts";
+import { DEFAULT_GUIDANCE, DEFAULT_STEPS } from "../diffusion/generate.ts";
 
 export type Options = NonNullable<ParseArgsConfig["options"]>;
 
@@ -148,8 +150,7 @@ export function findCheckpoint(flag: string | undefined): string {
   return flag;
 }
 
-/** Guidance of `sample` and `eval` when none is given: the README's recommended setting. */
-export const DEFAULT_GUIDANCE = 2.5;
+export { DEFAULT_GUIDANCE };
 
 /** --sampler, --steps and --seed as `sample` and `eval` read them. */
 export function samplingFlags(
@@ -161,7 +162,7 @@ export function samplingFlags(
   }
   return {
     sampler,
-    steps: intFlag(a.steps, "steps") ?? 20,
+    steps: intFlag(a.steps, "steps") ?? DEFAULT_STEPS,
     seed: intFlag(a.seed, "seed") ?? 0,
   };
 }
@@ -184,12 +185,9 @@ export function loadSamplingCheckpoint(flag: string | undefined, raw: boolean): 
   const path = findCheckpoint(flag);
   const ck = readCheckpoint(path);
   const model = modelFromCheckpoint(ck, path, !raw);
-  const classNames: readonly string[] = ck.metadata.classes
-    ? JSON.parse(ck.metadata.classes)
-    : MNIST_WORDS;
+  const classNames = checkpointClassNames(ck.metadata) ?? MNIST_WORDS;
   const trainConfig = ck.metadata.train_config ? JSON.parse(ck.metadata.train_config) : null;
-  const d = trainConfig?.diffusion ?? { timesteps: 1000, beta_start: 1e-4, beta_end: 0.02 };
-  const schedule = linearSchedule(d.timesteps, d.beta_start, d.beta_end);
+  const schedule = checkpointSchedule(ck.metadata);
   const kept = ck.ema ? (raw ? "raw" : "ema") : ck.metadata.weights;
   const weights = kept === "ema" ? "ema" : "raw";
   return { path, ck, model, weights, classNames, schedule, trainConfig };

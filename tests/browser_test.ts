@@ -1,0 +1,234 @@
+// The web page in a real browser: `deno task serve` serves it, headless Chromium draws with the
+// project's kernels, model and sampler on WebGPU (its SwiftShader adapter when there is no GPU),
+// and the evaluation classifier, here in Deno, reads the canvases back. Without a browser the test
+// fails: install chromium (as .ci/run does) or set PIXART_CHROMIUM to a Chrome or Chromium binary.
+// With PIXART_SCREENSHOT=1 it also saves the page after its first drawing as docs/web_page.png.
+
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import { Classifier } from "../eval/classifier.ts";
+import { ready } from "./helpers.ts";
+
+await ready;
+
+// Functions given to page.evaluate and $eval run in the page; Deno's types have no DOM, so the
+// page's objects are loosely typed in them.
+declare const document: any;
+
+const ROOT = new URL("../", import.meta.url);
+const CHROMIUM = Deno.env.get("PIXART_CHROMIUM") ?? "/usr/bin/chromium";
+/** WebGPU is off by default on Linux; root in a container has no user namespaces to sandbox with */
+const FLAGS = ["--enable-unsafe-webgpu", "--no-sandbox"];
+/** DPM-Solver++ draws 8 of 8 sevens from 6 steps on (seeds 0–2); each step costs seconds here */
+const STEPS = 8;
+const SLOW = 600_000;
+
+/** `deno task serve --port 0`: the address it prints, and a way to stop it. */
+async function startServer(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["task", "serve", "--port", "0"],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let errors = "";
+  const stderr = child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
+    new WritableStream({ write: (s) => void (errors += s) }),
+  );
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* it has exited */ }
+    await lines.cancel();
+    await child.status;
+    await stderr.catch(() => {});
+  };
+  let out = "";
+  while (!/http:\/\/localhost:\d+\//.test(out)) {
+    const { value, done } = await lines.read();
+    if (done) {
+      await stop();
+      throw new Error(`deno task serve exited without an address: ${errors.trim()}`);
+    }
+    out += value;
+  }
+  return { url: out.match(/http:\/\/localhost:\d+\//)![0], stop };
+}
+
+function launch(args: string[]): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `no browser at ${CHROMIUM}: install chromium (apt-get install chromium) or set ` +
+        `PIXART_CHROMIUM to a Chrome or Chromium binary`,
+    );
+  }
+  return puppeteer.launch({ executablePath: CHROMIUM, headless: true, args });
+}
+
+/** Opens the page and waits until it has settled: ready, or it cannot run here. */
+async function open(browser: Browser, url: string, problems: string[]): Promise<Page> {
+  const page = await browser.newPage();
+  page.on("pageerror", (e) => problems.push(`page error: ${e}`));
+  page.on("console", (m) => {
+    if (m.type() === "error") problems.push(`console error: ${m.text()}`);
+  });
+  await page.setViewport({ width: 900, height: 700 });
+  await page.goto(url);
+  await page.waitForFunction(
+    () => !["starting", "loading"].includes(document.getElementById("app")!.dataset.state!),
+    { timeout: SLOW },
+  );
+  return page;
+}
+
+const state = (page: Page) =>
+  page.$eval(
+    "#app",
+    (e: any) => ({ ...e.dataset, status: e.querySelector("#status")!.textContent! }),
+  );
+
+async function setInput(page: Page, id: string, value: string | number): Promise<void> {
+  await page.$eval(`#${id}`, (e: any, v) => {
+    e.value = v;
+    e.dispatchEvent(new Event("input"));
+  }, String(value));
+}
+
+/** Fills the form, presses Draw and waits for request `nth` to finish. */
+async function draw(
+  page: Page,
+  nth: number,
+  o: { prompt: string; num: number; seed: number },
+): Promise<void> {
+  await setInput(page, "prompt", o.prompt);
+  await setInput(page, "num", o.num);
+  await setInput(page, "seed", o.seed);
+  await setInput(page, "steps", STEPS);
+  await page.click("#draw");
+  await page.waitForFunction(
+    (n) => {
+      const d = document.getElementById("app")!.dataset;
+      return d.state === "error" || (d.draws === String(n) && d.state === "ready");
+    },
+    { timeout: SLOW },
+    nth,
+  );
+  const s = await state(page);
+  assert.equal(s.state, "ready", `request ${nth} failed: ${s.status}`);
+}
+
+/** The grid's images as [n, 1, S, S] values in [-1, 1] (the red channel of grey pixels). */
+async function canvasImages(page: Page): Promise<{ images: Float32Array; n: number }> {
+  const rows = await page.$$eval("#grid canvas", (cs) =>
+    cs.map((c: any) => {
+      const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+      return Array.from({ length: d.length / 4 }, (_, i) => d[4 * i]);
+    }));
+  const images = Float32Array.from(rows.flat(), (b) => (b / 255) * 2 - 1);
+  return { images, n: rows.length };
+}
+
+Deno.test({
+  name: "web page in Chromium: draws sevens, again without leaking, and explains bad prompts",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async (t) => {
+    const server = await startServer();
+    let browser: Browser | null = null;
+    const problems: string[] = [];
+    try {
+      browser = await launch(FLAGS);
+      const page = await open(browser, server.url, problems);
+      const start = await state(page);
+      assert.equal(start.state, "ready", start.status);
+      const bytes = start.poolBytes;
+      assert.ok(Number(bytes) > 0, "the model's weights are in the pool");
+
+      await t.step("'seven' ×8: the classifier recognises at least 7 of 8", async () => {
+        await draw(page, 1, { prompt: "seven", num: 8, seed: 0 });
+        if (Deno.env.get("PIXART_SCREENSHOT") === "1") {
+          await page.screenshot({
+            path: new URL("docs/web_page.png", ROOT).pathname,
+            fullPage: true,
+          });
+        }
+        assert.equal((await state(page)).stepsShown, String(STEPS), "every step was shown");
+        const { images, n } = await canvasImages(page);
+        assert.equal(n, 8);
+        const clf = Classifier.load(
+          new URL("checkpoints/classifier-mnist.safetensors", ROOT).pathname,
+        );
+        const { probs } = await clf.predict(images, n);
+        clf.dispose();
+        const K = 10;
+        let sevens = 0;
+        for (let i = 0; i < n; i++) {
+          const row = probs.subarray(i * K, (i + 1) * K);
+          if (row.indexOf(Math.max(...row)) === 7) sevens++;
+        }
+        assert.ok(sevens >= 7, `${sevens} of 8 drawn sevens recognised`);
+        assert.equal((await state(page)).poolBytes, bytes, "GPU memory in use after request 1");
+      });
+
+      await t.step(
+        "a second request: two prompts, captions in order, memory unchanged",
+        async () => {
+          // 8 images again: the same shapes, so no kernels to compile
+          await draw(page, 2, { prompt: "3 | seven", num: 4, seed: 1 });
+          const captions = await page.$$eval(
+            "#grid figcaption",
+            (fs) => fs.map((f) => f.textContent),
+          );
+          assert.deepEqual(captions, ["3", "3", "3", "3", "seven", "seven", "seven", "seven"]);
+          const { images } = await canvasImages(page);
+          assert.ok(
+            images.some((v) => v > 0) && images.some((v) => v < 0),
+            "the canvases are drawn",
+          );
+          assert.equal((await state(page)).poolBytes, bytes, "GPU memory in use after request 2");
+        },
+      );
+
+      await t.step(
+        "a too-long or empty prompt is a message beside the box; nothing is drawn",
+        async () => {
+          for (
+            const [prompt, says] of [["a prompt far too long", "max_length 16"], [
+              "seven |",
+              "empty",
+            ]]
+          ) {
+            await setInput(page, "prompt", prompt);
+            const msg = await page.$eval("#prompt-msg", (e) => e.textContent!);
+            assert.match(msg, new RegExp(says), `message for ${JSON.stringify(prompt)}`);
+            assert.equal(
+              await page.$eval("#prompt", (e) => e.getAttribute("aria-invalid")),
+              "true",
+            );
+            await page.click("#draw");
+            const s = await state(page);
+            assert.equal(s.state, "ready");
+            assert.equal(s.draws, "2", "no request was started");
+          }
+          await setInput(page, "prompt", "seven");
+          assert.equal(await page.$eval("#prompt-msg", (e) => e.textContent), "");
+        },
+      );
+      assert.deepEqual(problems, [], "no errors in the page or its console");
+      await browser.close();
+
+      await t.step("no WebGPU adapter: the page says so and how to get one", async () => {
+        browser = await launch(["--no-sandbox", "--disable-gpu"]);
+        const page = await open(browser, server.url, problems);
+        const s = await state(page);
+        assert.equal(s.state, "no-webgpu", s.status);
+        assert.match(s.status, /no adapter.*enable-unsafe-webgpu/);
+      });
+    } finally {
+      await browser?.close();
+      await server.stop();
+    }
+  },
+});

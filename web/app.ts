@@ -1,0 +1,176 @@
+// The web page's script (built into web/dist/app.js by `deno task build:web`): it checks for
+// WebGPU, loads the chosen bundled model, and draws the prompts with the project's own kernels,
+// model and sampler, showing every sampler step. The page's state is in data- attributes of
+// <main>: data-state (starting, no-webgpu, loading, ready, drawing, error), data-draws (requests
+// finished), data-steps-shown (sampler steps painted in the last request) and data-pool-bytes
+// (GPU memory the tensors hold: the same before and after a request).
+
+import { DEFAULT_GUIDANCE, DEFAULT_STEPS, generate } from "../diffusion/generate.ts";
+import { deviceInfo, initDevice, pool } from "../kernels/mod.ts";
+import { SampleGrid } from "./grid.ts";
+import { type LoadedModel, loadModel } from "./loaded_model.ts";
+import { BUNDLED_MODELS } from "./models.ts";
+import { type DrawRequest, promptError, samplePrompts, splitPrompts } from "./request.ts";
+
+type State = "starting" | "no-webgpu" | "loading" | "ready" | "drawing" | "error";
+
+function element<T extends HTMLElement>(id: string): T {
+  const e = document.getElementById(id);
+  if (!e) throw new Error(`the page has no #${id}`);
+  return e as T;
+}
+
+/** Why this page cannot use WebGPU here (one sentence with the way out), or null. */
+async function webgpuProblem(): Promise<string | null> {
+  if (!globalThis.isSecureContext) {
+    return "WebGPU needs a secure page: open it at http://localhost (as `deno task serve` prints) or over https.";
+  }
+  if (!navigator.gpu) {
+    return "This browser has no WebGPU: open the page in a current Chrome or Edge, or turn WebGPU on (Firefox: dom.webgpu.enabled in about:config; Safari: Develop › Feature Flags › WebGPU).";
+  }
+  if (!(await navigator.gpu.requestAdapter())) {
+    return "WebGPU is on but found no adapter: update the graphics driver, or in Chrome enable chrome://flags/#enable-unsafe-webgpu, which also offers a CPU adapter.";
+  }
+  return null;
+}
+
+function main(): void {
+  const app = element("app");
+  const form = element<HTMLFormElement>("form");
+  const controls = element<HTMLFieldSetElement>("controls");
+  const promptBox = element<HTMLInputElement>("prompt");
+  const promptMsg = element("prompt-msg");
+  const num = element<HTMLInputElement>("num");
+  const guidance = element<HTMLInputElement>("guidance");
+  const steps = element<HTMLInputElement>("steps");
+  const seed = element<HTMLInputElement>("seed");
+  const select = element<HTMLSelectElement>("model");
+  const status = element("status");
+  const gridRoot = element("grid");
+
+  let loaded: LoadedModel | null = null;
+  let draws = 0;
+
+  const setState = (state: State, message: string) => {
+    app.dataset.state = state;
+    app.dataset.poolBytes = String(pool.stats.inUseBytes);
+    status.textContent = message;
+  };
+
+  guidance.value = String(DEFAULT_GUIDANCE);
+  steps.value = String(DEFAULT_STEPS);
+  for (const m of BUNDLED_MODELS) select.add(new Option(m.label, m.id));
+
+  /** The prompts' problem shown next to the box; true when there is none. */
+  const checkPrompts = (): boolean => {
+    if (!loaded) return false;
+    const why = promptError(loaded, splitPrompts(promptBox.value));
+    promptMsg.textContent = why ?? "";
+    promptBox.setAttribute("aria-invalid", String(why !== null));
+    return why === null;
+  };
+
+  const useModel = async (id: string) => {
+    const entry = BUNDLED_MODELS.find((m) => m.id === id)!;
+    controls.disabled = true;
+    loaded?.model.dispose();
+    loaded = null;
+    setState("loading", `Loading the ${entry.label} model…`);
+    try {
+      loaded = await loadModel(entry);
+      steps.max = String(loaded.schedule.T - 1);
+      promptBox.value ||= entry.prompt;
+      checkPrompts();
+      const c = loaded.model.config;
+      const mb = (loaded.bytes / 1e6).toFixed(1);
+      setState(
+        "ready",
+        `Model ${entry.file} (${mb} MB, ${c.image_size}×${c.image_size}, stage ${c.stage}) ` +
+          `on ${adapterName()}. Ready to draw.`,
+      );
+    } catch (e) {
+      setState("error", (e as Error).message);
+    } finally {
+      controls.disabled = false;
+    }
+  };
+
+  const draw = async (m: LoadedModel, r: DrawRequest) => {
+    const prompts = samplePrompts(r);
+    const c = m.model.config;
+    const grid = new SampleGrid(gridRoot, c.in_channels, c.image_size);
+    // a row per prompt when it fits, as `deno task sample` lays out its grid
+    grid.reset(prompts, Math.min(8, r.num > 1 ? r.num : r.prompts.length));
+    setState("drawing", `Drawing ${prompts.length} images…`);
+    let shown = 0;
+    app.dataset.stepsShown = "0";
+    const t0 = performance.now();
+    const images = await generate(m.model, m.schedule, prompts, m.classNames, {
+      sampler: "dpm-solver",
+      steps: r.steps,
+      guidance: r.guidance,
+      seed: r.seed,
+      batch: 64,
+      onStep: (s) => {
+        // the step's values arrive when the GPU has done it; generate reports a failure itself
+        s.x.read().then((x) => {
+          grid.paint(s.first, x, s.step);
+          app.dataset.stepsShown = String(++shown);
+          if (app.dataset.state === "drawing") {
+            status.textContent = `Drawing ${prompts.length} images: step ${s.step} of ${s.total}…`;
+          }
+        }, () => {});
+      },
+    });
+    grid.paint(0, images, Infinity);
+    const seconds = (performance.now() - t0) / 1000;
+    app.dataset.draws = String(++draws);
+    setState(
+      "ready",
+      `${prompts.length} images, DPM-Solver++ ${r.steps} steps, guidance ${r.guidance}, seed ` +
+        `${r.seed}: ${seconds.toFixed(1)} s on ${adapterName()}.`,
+    );
+  };
+
+  promptBox.addEventListener("input", checkPrompts);
+  select.addEventListener("change", () => useModel(select.value));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (!loaded || !checkPrompts() || !form.reportValidity()) return;
+    const r: DrawRequest = {
+      prompts: splitPrompts(promptBox.value),
+      num: num.valueAsNumber,
+      guidance: guidance.valueAsNumber,
+      steps: steps.valueAsNumber,
+      seed: seed.valueAsNumber,
+    };
+    controls.disabled = true;
+    try {
+      await draw(loaded, r);
+    } catch (e) {
+      setState("error", (e as Error).message);
+    } finally {
+      controls.disabled = false;
+    }
+  });
+
+  (async () => {
+    setState("starting", "Looking for WebGPU…");
+    const problem = await webgpuProblem();
+    if (problem) {
+      setState("no-webgpu", problem);
+      return;
+    }
+    await initDevice();
+    await useModel(select.value);
+  })().catch((e) => setState("error", (e as Error).message));
+}
+
+function adapterName(): string {
+  const info = deviceInfo();
+  return `the WebGPU adapter "${info.adapter || "unnamed"}"${
+    info.fallback ? " (a CPU fallback)" : ""
+  }`;
+}
+
+main();
