@@ -12,11 +12,13 @@ import {
   type StepInfo,
 } from "./samplers.ts";
 import type { Schedule } from "./schedule.ts";
+import { DEFAULT_CONFIG } from "../io/config_schema.ts";
 
-/** Guidance when none is given (sample, eval, the web page): the README's recommended setting. */
-export const DEFAULT_GUIDANCE = 2.5;
+/** Guidance when none is given (sample, eval, the web page): the config's default, the README's
+ * recommended setting. */
+export const DEFAULT_GUIDANCE: number = DEFAULT_CONFIG.sample.guidance;
 /** DDIM and DPM-Solver++ steps when none are given. */
-export const DEFAULT_STEPS = 20;
+export const DEFAULT_STEPS: number = DEFAULT_CONFIG.sample.steps;
 
 export interface GenerateOptions {
   sampler: SamplerName;

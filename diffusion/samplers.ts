@@ -8,8 +8,8 @@ import { type Schedule, timePoints } from "./schedule.ts";
 import { dynamicThreshold } from "./threshold.ts";
 
 export type EpsFn = (x: Tensor, t: number) => Tensor;
-export type SamplerName = "ancestral" | "ddim" | "dpm-solver";
-export const SAMPLERS: SamplerName[] = ["ancestral", "ddim", "dpm-solver"];
+// the names a config or command line may use are declared with the config keys
+export { type SamplerName, SAMPLERS } from "../io/config_schema.ts";
 
 export interface StepInfo {
   step: number;

@@ -1,5 +1,7 @@
 // The DDPM noise schedule (Ho et al. 2020, §2 and §4), in float64 (docs/spec.md §2).
 
+import { DEFAULT_CONFIG } from "../io/config_schema.ts";
+
 export interface Schedule {
   T: number;
   betas: Float64Array;
@@ -24,8 +26,14 @@ export function checkpointSchedule(metadata: Record<string, string>): Schedule {
   return linearSchedule(d?.timesteps, d?.beta_start, d?.beta_end);
 }
 
-/** Linear betas from 1e-4·(1000/T) to 0.02·(1000/T). */
-export function linearSchedule(T = 1000, betaStart = 1e-4, betaEnd = 0.02): Schedule {
+const D = DEFAULT_CONFIG.diffusion;
+
+/** Linear betas from 1e-4·(1000/T) to 0.02·(1000/T) (the config's defaults). */
+export function linearSchedule(
+  T: number = D.timesteps,
+  betaStart: number = D.beta_start,
+  betaEnd: number = D.beta_end,
+): Schedule {
   const scale = 1000 / T;
   const b0 = betaStart * scale, b1 = betaEnd * scale;
   const betas = new Float64Array(T);

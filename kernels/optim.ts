@@ -325,6 +325,15 @@ export class Adam {
     return out;
   }
 
+  /**
+   * Counts a step without updating anything: the learning-rate schedule and the bias corrections
+   * move on as if it had been taken (a skipped non-finite step, kernels/train_step.ts).
+   */
+  skipStep(): void {
+    if (this.disposed) throw new Error("Adam: skipStep() after dispose()");
+    this.t++;
+  }
+
   /** Drops every gradient (back to the pool; the next backward allocates), or zeroes it in place. */
   zeroGrad(setToNone = true): void {
     for (const p of this.params) {

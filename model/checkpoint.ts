@@ -13,6 +13,7 @@ import {
   type CheckpointContents,
   checkpointContents,
   EMA_PREFIX,
+  firstNonFinite,
   OPTIM_PREFIX,
 } from "./checkpoint_bytes.ts";
 
@@ -41,6 +42,16 @@ export async function saveCheckpoint(path: string, model: PixArt, o: SaveOptions
   for (const [name, t] of o.optim ?? []) {
     tensors[OPTIM_PREFIX + name] = { shape: t.shape, data: t.data };
   }
+  // a diverged model is never written: the last good checkpoint stays the newest
+  for (const [name, t] of Object.entries(tensors)) {
+    const bad = t.data instanceof Float32Array ? firstNonFinite(t.data) : -1;
+    if (bad >= 0) {
+      throw new Error(
+        `not writing '${path}': '${name}' holds ${t.data[bad]} at index ${bad} (the weights ` +
+          `diverged)`,
+      );
+    }
+  }
   const metadata: Record<string, string> = {
     format: "pixart-webgpu",
     ...o.metadata,
@@ -63,14 +74,25 @@ export function readCheckpoint(path: string): CheckpointContents {
   return checkpointContents(readSafetensors(path), path);
 }
 
+/** The file name of a training run's checkpoint at `step`: the one pattern trainer and readers use. */
+export function checkpointFile(step: number): string {
+  return `checkpoint-${step}.safetensors`;
+}
+
+/** The step of a file named by checkpointFile, or null for any other name. */
+export function checkpointStep(fileName: string): number | null {
+  const m = /^checkpoint-(\d+)\.safetensors$/.exec(fileName);
+  return m ? Number(m[1]) : null;
+}
+
 /** The newest checkpoint (by step in the name, then mtime) in a folder, or null. */
 export function newestCheckpoint(dir: string): string | null {
   if (!existsSync(dir)) return null;
-  const files = readdirSync(dir).filter((f) => /^checkpoint-\d+\.safetensors$/.test(f));
+  const files = readdirSync(dir).filter((f) => checkpointStep(f) !== null);
   if (!files.length) return null;
-  files.sort((a, b) => {
-    const sa = Number(a.match(/\d+/)![0]), sb = Number(b.match(/\d+/)![0]);
-    return sa - sb || statSync(join(dir, a)).mtimeMs - statSync(join(dir, b)).mtimeMs;
-  });
+  files.sort((a, b) =>
+    checkpointStep(a)! - checkpointStep(b)! ||
+    statSync(join(dir, a)).mtimeMs - statSync(join(dir, b)).mtimeMs
+  );
   return join(dir, files[files.length - 1]);
 }

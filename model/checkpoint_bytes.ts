@@ -26,7 +26,11 @@ export function modelConfigFromJson(json: string, where = "checkpoint"): ModelCo
     c[k] = v;
   }
   const cfg = c as unknown as ModelConfig;
-  checkModelConfig(cfg);
+  try {
+    checkModelConfig(cfg);
+  } catch (e) {
+    throw new Error(`${where}: ${(e as Error).message}`);
+  }
   return cfg;
 }
 
@@ -35,8 +39,23 @@ export interface CheckpointContents {
   params: Map<string, Float32Array>;
   ema: Map<string, Float32Array> | null;
   optim: Map<string, Float32Array>;
+  /** every tensor's shape as stored, by its name in the file (with its `ema.`/`optim.` prefix) */
+  shapes: Map<string, readonly number[]>;
   metadata: Record<string, string>;
   step: number;
+}
+
+/** Steps above this are not a training run's: a hostile or corrupt file. */
+const MAX_STEP = 2 ** 40;
+
+/** The `step` metadata: a non-negative integer written in decimal, nothing else. */
+function stepOf(metadata: Record<string, string>, path: string): number {
+  const s = metadata.step ?? "0";
+  const n = Number(s);
+  if (!/^\d{1,15}$/.test(s) || !(n <= MAX_STEP)) {
+    throw new Error(`checkpoint '${path}': its step metadata ${JSON.stringify(s)} is not a step`);
+  }
+  return n;
 }
 
 /** A checkpoint's contents from its parsed file; `path` names it in errors. */
@@ -47,16 +66,19 @@ export function checkpointContents(f: SafetensorsFile, path: string): Checkpoint
     );
   }
   const model = modelConfigFromJson(f.metadata.config, `checkpoint '${path}'`);
+  const step = stepOf(f.metadata, path);
   const params = new Map<string, Float32Array>();
   const optim = new Map<string, Float32Array>();
+  const shapes = new Map<string, readonly number[]>();
   let ema: Map<string, Float32Array> | null = null;
   for (const [name, e] of f.tensors) {
     if (!(e.data instanceof Float32Array)) continue;
+    shapes.set(name, e.shape);
     if (name.startsWith(EMA_PREFIX)) (ema ??= new Map()).set(name.slice(EMA_PREFIX.length), e.data);
     else if (name.startsWith(OPTIM_PREFIX)) optim.set(name.slice(OPTIM_PREFIX.length), e.data);
     else params.set(name, e.data);
   }
-  return { model, params, ema, optim, metadata: f.metadata, step: Number(f.metadata.step ?? 0) };
+  return { model, params, ema, optim, shapes, metadata: f.metadata, step };
 }
 
 /** A checkpoint's contents from the bytes of its file (e.g. fetched); `name` labels errors. */
@@ -70,34 +92,51 @@ export function checkpointClassNames(metadata: Record<string, string>): readonly
 }
 
 /**
- * Builds a model from checkpoint tensors; every expected name must be present with its shape.
- * With `useEma`, the EMA weights are loaded when the checkpoint has them.
+ * Builds a model from checkpoint tensors, as PyTorch's strict `load_state_dict`: every expected
+ * name must be present with exactly its shape, and every value finite. With `useEma`, the EMA
+ * weights are loaded when the checkpoint has them. Errors name the file and the tensor.
  */
 export function modelFromCheckpoint(ck: CheckpointContents, path: string, useEma = false): PixArt {
-  const src = useEma && ck.ema ? ck.ema : ck.params;
+  const ema = useEma && !!ck.ema;
+  const src = ema ? ck.ema! : ck.params;
+  const specs = pixartSpecs(ck.model);
+  // everything is checked on the host before any GPU memory is taken
+  for (const s of specs) {
+    const stored = (ema ? EMA_PREFIX : "") + s.name;
+    const data = src.get(s.name);
+    if (!data) throw new Error(`checkpoint '${path}' is missing '${stored}'`);
+    const shape = ck.shapes.get(stored) ?? [data.length];
+    if (shape.length !== s.shape.length || shape.some((d, k) => d !== s.shape[k])) {
+      throw new Error(
+        `checkpoint '${path}': '${stored}' is [${shape}], the model expects [${s.shape}]`,
+      );
+    }
+    const bad = firstNonFinite(data);
+    if (bad >= 0) {
+      throw new Error(
+        `checkpoint '${path}': '${stored}' holds ${data[bad]} at index ${bad}: the weights ` +
+          `are not finite (a diverged run?); use an earlier checkpoint`,
+      );
+    }
+  }
   const P = new Params();
   try {
-    for (const s of pixartSpecs(ck.model)) {
-      const data = src.get(s.name);
-      if (!data) throw new Error(`checkpoint '${path}' is missing '${s.name}'`);
-      const n = s.shape.reduce((a, b) => a * b, 1);
-      if (data.length !== n) {
-        throw new Error(
-          `checkpoint '${path}': '${s.name}' has ${data.length} values, the model expects [${s.shape}]`,
-        );
-      }
-      P.set(s.name, tensor(data, s.shape));
-    }
+    for (const s of specs) P.set(s.name, tensor(src.get(s.name)!, s.shape));
   } catch (e) {
     P.dispose();
     throw e;
   }
   const model = new PixArt(ck.model, P);
   model.halfExact = new Set(
-    pixartSpecs(ck.model).filter((s) => s.shape.length === 2 && isHalfExact(src.get(s.name)!))
-      .map((s) => s.name),
+    specs.filter((s) => s.shape.length === 2 && isHalfExact(src.get(s.name)!)).map((s) => s.name),
   );
   return model;
+}
+
+/** The index of the first NaN or ±∞, or −1. */
+export function firstNonFinite(data: Float32Array): number {
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return i;
+  return -1;
 }
 
 /** Whether every value survives a round trip through f16 (e.g. it was stored as f16). */

@@ -3,14 +3,25 @@
 /**
  * 2-D sin-cos position table [N, D] (MAE / DiT): tokens row-major; the first D/2 channels encode
  * the column, the last D/2 the row, each as [sin(pos·ω), cos(pos·ω)], ω_i = 1/10000^(i/(D/4)).
+ * Positions are index·(baseSize/grid)/peInterpolation, as PixArt-α computes them: a model
+ * trained on a grid of g and moved to a grid of 2g with peInterpolation 2 sees its tokens on the
+ * same range of positions it learned, at half the spacing (docs/spec.md §7).
  */
-export function posEmbed2d(dim: number, grid: number, baseSize = grid): Float32Array {
+export function posEmbed2d(
+  dim: number,
+  grid: number,
+  baseSize = grid,
+  peInterpolation = 1,
+): Float32Array {
+  if (!(peInterpolation > 0)) {
+    throw new Error(`pe_interpolation must be positive, got ${peInterpolation}`);
+  }
   if (dim % 4 !== 0) {
     throw new Error(`hidden_size ${dim} must be a multiple of 4 for 2-D positions`);
   }
   const quarter = dim / 4;
   const out = new Float32Array(grid * grid * dim);
-  const scale = baseSize / grid;
+  const scale = baseSize / grid / peInterpolation;
   for (let r = 0; r < grid; r++) {
     for (let c = 0; c < grid; c++) {
       const n = r * grid + c;

@@ -131,7 +131,8 @@ export function pixartSpecs(c: ModelConfig): ParamSpec[] {
 /** The fixed position table [1, N, D] (a buffer, not a parameter). */
 export function posEmbedTensor(c: ModelConfig): Tensor {
   const grid = c.image_size / c.patch_size;
-  return tensor(posEmbed2d(c.hidden_size, grid), [1, numTokens(c), c.hidden_size]).keep();
+  const table = posEmbed2d(c.hidden_size, grid, grid, c.pe_interpolation);
+  return tensor(table, [1, numTokens(c), c.hidden_size]).keep();
 }
 
 /**
@@ -362,9 +363,18 @@ export class PixArt {
    * sampling reads them packed, with the same results (kernels/matmul.ts, useHalfWeight).
    */
   halfExact: ReadonlySet<string> = new Set();
-  constructor(readonly config: ModelConfig, readonly params: Params) {
+  /** false for a view over weights someone else owns (e.g. the trainer's EMA copy) */
+  readonly #ownsParams: boolean;
+
+  constructor(readonly config: ModelConfig, readonly params: Params, ownsParams = true) {
     checkModelConfig(config);
     this.posEmbed = posEmbedTensor(config);
+    this.#ownsParams = ownsParams;
+  }
+
+  /** A model that samples with `params` but leaves them alone on dispose(). */
+  static over(config: ModelConfig, params: Params): PixArt {
+    return new PixArt(config, params, false);
   }
 
   static init(config: ModelConfig, seed: number): PixArt {
@@ -449,7 +459,7 @@ export class PixArt {
   }
 
   dispose(): void {
-    this.params.dispose();
+    if (this.#ownsParams) this.params.dispose();
     this.posEmbed.dispose();
   }
 }

@@ -112,6 +112,7 @@ const BASE_MODEL = {
   drop_path: 0.1,
   text_depth: 2,
   text_heads: 4,
+  pe_interpolation: 1,
 };
 
 /** The model shapes: the CPU-sized one and the lesson's. */

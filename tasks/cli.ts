@@ -1,7 +1,8 @@
 // Shared by the command-line tasks: argument parsing with --help, one-line errors, progress.
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { initDevice } from "../kernels/mod.ts";
 import {
   checkpointClassNames,
@@ -18,11 +19,24 @@ import { DEFAULT_GUIDANCE, DEFAULT_STEPS } from "../diffusion/generate.ts";
 
 export type Options = NonNullable<ParseArgsConfig["options"]>;
 
-/** Parses argv; prints `usage` for --help; unknown flags are a one-line error. */
+/**
+ * Parses argv; prints `usage` for --help; unknown flags are a one-line error. A value that starts
+ * with a dash ("--seed -3") is taken as the flag's value, so that the flag's own check can say
+ * what is wrong with it.
+ */
 export function parseCli(argv: string[], options: Options, usage: string) {
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const name = argv[i].startsWith("--") ? argv[i].slice(2) : null;
+    const next = argv[i + 1];
+    if (name && options[name]?.type === "string" && next !== undefined && /^-\d/.test(next)) {
+      args.push(`--${name}=${next}`);
+      i++;
+    } else args.push(argv[i]);
+  }
   try {
     const r = parseArgs({
-      args: argv,
+      args,
       options: { ...options, help: { type: "boolean", short: "h" } },
       allowPositionals: false,
       strict: true,
@@ -53,6 +67,48 @@ export async function runTask(body: () => Promise<void>): Promise<void> {
     if (Deno.env.get("PIXART_DEBUG")) console.error(e);
     fail(msg.split("\n")[0]);
   }
+}
+
+/**
+ * Makes sure a file can be written at `path` before any work starts: its folder is created, and a
+ * file where a folder should be, or a folder at the path itself, is a one-line error.
+ */
+export function prepareOutput(path: string): void {
+  const dir = dirname(path) || ".";
+  if (existsSync(path) && Deno.statSync(path).isDirectory) {
+    fail(
+      `cannot write '${path}': it is a folder; pass a file name such as ${join(path, "out.png")}`,
+    );
+  }
+  // the nearest existing ancestor must be a folder
+  for (let d = dir;; d = dirname(d)) {
+    if (existsSync(d)) {
+      if (!Deno.statSync(d).isDirectory) fail(`cannot write '${path}': '${d}' is a file`);
+      break;
+    }
+    if (dirname(d) === d) break;
+  }
+  try {
+    Deno.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    fail(`cannot write '${path}': creating '${dir}' failed (${errnoText(e)})`);
+  }
+  try {
+    const probe = join(dir, `.pixart-write-test-${Deno.pid}`);
+    Deno.writeFileSync(probe, new Uint8Array());
+    Deno.removeSync(probe);
+  } catch (e) {
+    fail(`cannot write '${path}': the folder '${dir}' is not writable (${errnoText(e)})`);
+  }
+}
+
+/** An operating-system error as a few plain words ("permission denied", "no space left"). */
+export function errnoText(e: unknown): string {
+  if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (e instanceof Deno.errors.NotFound) return "no such file or folder";
+  if (e instanceof Deno.errors.AlreadyExists) return "it already exists";
+  const m = (e as Error).message ?? String(e);
+  return m.replace(/\s*\(os error \d+\).*$/, "").replace(/:.*$/, "").toLowerCase();
 }
 
 export function intFlag(v: unknown, name: string): number | undefined {
@@ -114,20 +170,6 @@ export function progressBar(done: number, total: number, label: string, t0: numb
     } ETA ${fmtTime(eta)}`,
     done === total,
   );
-}
-
-/** Prompts from a file: one per line, or several on a line separated by "|". */
-export function readPromptsFile(path: string): string[] {
-  if (!existsSync(path)) fail(`prompts file '${path}' not found`);
-  return readFileSync(path, "utf8").split(/\r?\n/)
-    .flatMap((l) => (l.includes("|") ? l.split("|") : [l]))
-    .map((p) => p.trim()).filter(Boolean);
-}
-
-/** The lesson's 64-prompt grid (8 per line, grid order). */
-export function lessonPrompts(): string[] {
-  const path = new URL("../configs/lesson_prompts.txt", import.meta.url);
-  return readFileSync(path, "utf8").split(/\s+/).filter(Boolean);
 }
 
 /** The bundled model first, then the newest checkpoint of the small stage-2 run. */

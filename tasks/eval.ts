@@ -23,6 +23,7 @@ import {
   loadSamplingCheckpoint,
   numFlag,
   parseCli,
+  prepareOutput,
   progressBar,
   runTask,
   samplingFlags,
@@ -81,6 +82,7 @@ await runTask(async () => {
     });
   } else if (a.scales) fail("--scales needs --sweep");
   const outDir = (a.out as string) ?? "output/eval";
+  prepareOutput(join(outDir, "eval.json"));
 
   const sc = loadSamplingCheckpoint(a.checkpoint as string | undefined, !!a.raw);
   const { path, ck, model, weights, classNames, schedule, trainConfig: cfgT } = sc;

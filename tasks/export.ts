@@ -1,10 +1,10 @@
 // deno task export — a checkpoint for sampling only: the weights (EMA by default) without the
 // optimiser state, in f32 or f16, keeping the metadata sampling and evaluation read.
 
-import { mkdirSync, statSync } from "node:fs";
-import { basename, dirname } from "node:path";
+import { statSync } from "node:fs";
+import { basename } from "node:path";
 import { modelFromCheckpoint, readCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
-import { fail, findCheckpoint, parseCli, runTask } from "./cli.ts";
+import { fail, findCheckpoint, parseCli, prepareOutput, runTask } from "./cli.ts";
 
 const USAGE = `
 Writes a sampling-only copy of a checkpoint: its EMA weights (or raw, with --raw), no optimiser
@@ -23,13 +23,13 @@ await runTask(async () => {
   if (!a.out) fail("--out FILE is required (e.g. checkpoints/pixart_mnist.safetensors)");
   const dtype = ((a.dtype as string) ?? "f16").toLowerCase();
   if (dtype !== "f16" && dtype !== "f32") fail(`--dtype must be f16 or f32, got '${a.dtype}'`);
+  prepareOutput(a.out as string);
   const path = findCheckpoint(a.checkpoint as string | undefined);
   const ck = readCheckpoint(path);
   const useEma = !a.raw && !!ck.ema;
   const model = modelFromCheckpoint(ck, path, useEma);
   const { data_state: _, ...metadata } = ck.metadata;
   const out = a.out as string;
-  mkdirSync(dirname(out) || ".", { recursive: true });
   await saveCheckpoint(out, model, {
     step: ck.step,
     dtype: dtype === "f16" ? "F16" : "F32",

@@ -1,7 +1,6 @@
 // deno task sample --prompt "seven" — draws images from a trained checkpoint.
 
-import { mkdirSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { writeFileSync } from "node:fs";
 import { deviceInfo } from "../kernels/mod.ts";
 import { writeImageGrid } from "../io/png.ts";
 import { tokenize } from "../model/tokenizer.ts";
@@ -12,16 +11,15 @@ import {
   fail,
   intervalFlag,
   intFlag,
-  lessonPrompts,
   loadSamplingCheckpoint,
   numFlag,
   parseCli,
+  prepareOutput,
   progressBar,
-  readPromptsFile,
   runTask,
   samplingFlags,
 } from "./cli.ts";
-import { promptsText } from "./prompts.ts";
+import { lessonPrompts, promptsText, readPromptsFile } from "../io/prompts.ts";
 
 const USAGE = `
 Samples images from a PixArt-α checkpoint and writes them as one PNG grid.
@@ -69,6 +67,7 @@ await runTask(async () => {
   const { sampler, steps, seed } = samplingFlags(a);
   const guidance = numFlag(a.guidance, "guidance") ?? DEFAULT_GUIDANCE;
   const out = (a.out as string) ?? "output/samples.png";
+  prepareOutput(out);
 
   const sc = loadSamplingCheckpoint(a.checkpoint as string | undefined, !!a.raw);
   const { model, classNames, schedule } = sc;
@@ -92,11 +91,10 @@ await runTask(async () => {
     batch: 64,
     onProgress: (done, total) => progressBar(done, total, "sampling", t0),
   });
-  mkdirSync(dirname(out) || ".", { recursive: true });
   const cols = base.length === 1 ? Math.min(8, num) : num > 1 ? num : 8;
   writeImageGrid(out, images, prompts.length, c.in_channels, c.image_size, c.image_size, cols);
   const txt = out.replace(/\.png$/i, "") + ".txt";
-  writeFileSync(txt, promptsText(prompts, cols));
+  writeFileSync(txt, promptsText(prompts));
   console.error(`wrote ${out} and ${txt} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   model.dispose();
 });

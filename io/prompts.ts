@@ -1,0 +1,50 @@
+// Prompt files: what `--prompts-file` reads and what is written beside every sample grid, in one
+// format so that a grid's prompts can be drawn again from its .txt. One prompt per line, in grid
+// order; a line may hold several prompts separated by "|". A backslash escapes what would break
+// that: "\n" a line break, "\|" a literal bar, "\\" a backslash.
+
+import { existsSync, readFileSync } from "node:fs";
+
+/** The text of a prompts file: one escaped prompt per line. */
+export function promptsText(prompts: readonly string[]): string {
+  return prompts.map(escapePrompt).join("\n") + "\n";
+}
+
+export function escapePrompt(p: string): string {
+  return p.replace(/\\/g, "\\\\").replace(/\r?\n/g, "\\n").replace(/\|/g, "\\|");
+}
+
+/** The prompts of a prompts file's text (blank lines and empty prompts are skipped). */
+export function parsePrompts(text: string): string[] {
+  const out: string[] = [];
+  for (const line of text.split(/\r?\n/)) {
+    let cur = "";
+    for (let i = 0; i < line.length; i++) {
+      const ch = line[i];
+      if (ch === "\\" && i + 1 < line.length) {
+        const next = line[++i];
+        cur += next === "n" ? "\n" : next;
+      } else if (ch === "|") {
+        out.push(cur);
+        cur = "";
+      } else cur += ch;
+    }
+    out.push(cur);
+  }
+  return out.map((p) => p.trim()).filter(Boolean);
+}
+
+/** Prompts from a file (one error line when it is missing). */
+export function readPromptsFile(path: string): string[] {
+  if (!existsSync(path)) throw new Error(`prompts file '${path}' not found`);
+  if (Deno.statSync(path).isDirectory) {
+    throw new Error(`prompts file '${path}' is a folder: pass a text file, one prompt per line`);
+  }
+  return parsePrompts(readFileSync(path, "utf8"));
+}
+
+/** The 64 prompts of the sample grid for digits (configs/lesson_prompts.txt, grid order). */
+export function lessonPrompts(): string[] {
+  const path = new URL("../configs/lesson_prompts.txt", import.meta.url);
+  return readFileSync(path, "utf8").split(/\s+/).filter(Boolean);
+}

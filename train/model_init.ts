@@ -1,0 +1,138 @@
+// Where a run's weights come from (docs/spec.md §5 and §7): fresh from their initialisation, from
+// the run's own newest checkpoint (--resume), or from the checkpoint of the stage before — stage
+// 2 from stage 1 (shared names load, the class table is dropped, the text path starts fresh),
+// stage 3 from stage 2 (every weight loads unchanged at a higher resolution; only the fixed
+// position table is recomputed, interpolated by model.pe_interpolation).
+
+import { existsSync } from "node:fs";
+import { tensor } from "../kernels/mod.ts";
+import {
+  type CheckpointContents,
+  firstNonFinite,
+  modelFromCheckpoint,
+  newestCheckpoint,
+  readCheckpoint,
+} from "../model/checkpoint.ts";
+import type { ModelConfig } from "../model/config.ts";
+import { type PixArt, pixartSpecs } from "../model/pixart.ts";
+
+/** The training stage that wrote a checkpoint (stage 3 trains a stage-2 model further). */
+export function trainStageOf(ck: CheckpointContents): 1 | 2 | 3 {
+  const s = Number(ck.metadata.train_stage ?? ck.model.stage);
+  return s === 3 ? 3 : s === 2 ? 2 : 1;
+}
+
+/** The model architecture a training stage uses. */
+export function modelStageOf(stage: 1 | 2 | 3): 1 | 2 {
+  return stage === 1 ? 1 : 2;
+}
+
+/** The newest checkpoint of the run in `dir`, checked against the stage and the model config. */
+export function resumeFrom(
+  path: string,
+  stage: 1 | 2 | 3,
+  mc: ModelConfig,
+): { ck: CheckpointContents; model: PixArt } {
+  const ck = readCheckpoint(path);
+  if (trainStageOf(ck) !== stage) {
+    throw new Error(`--resume: '${path}' is a stage-${trainStageOf(ck)} checkpoint`);
+  }
+  for (const k of Object.keys(ck.model) as (keyof ModelConfig)[]) {
+    if (k !== "drop_path" && ck.model[k] !== mc[k]) {
+      throw new Error(
+        `'${path}' has model.${k} = ${ck.model[k]}, the config says ${mc[k]}: ` +
+          `use the same config to resume`,
+      );
+    }
+  }
+  const model = modelFromCheckpoint(ck, path);
+  model.params.requireGrad(true);
+  return { ck, model };
+}
+
+/** A checkpoint file from a file or a folder (its newest), for --init-from. */
+export function earlierStageCheckpoint(from: string, stage: 2 | 3): string {
+  const earlier = stage - 1;
+  const task = `deno task train:stage${earlier}`;
+  if (!existsSync(from)) {
+    throw new Error(
+      `stage-${earlier} checkpoint '${from}' not found: run ${task} first or pass --init-from PATH`,
+    );
+  }
+  if (!Deno.statSync(from).isDirectory) return from;
+  const p = newestCheckpoint(from);
+  if (!p) {
+    throw new Error(
+      `no stage-${earlier} checkpoint in '${from}': run ${task} first or pass --init-from`,
+    );
+  }
+  return p;
+}
+
+/**
+ * Loads the earlier stage's trained weights (as PixArt-α does; the EMA copy is for sampling)
+ * into `model`, a fresh model of the next stage, and says what happened in `log`.
+ */
+export function initFromEarlierStage(
+  model: PixArt,
+  path: string,
+  stage: 2 | 3,
+  log: (line: string) => void,
+): void {
+  const ck = readCheckpoint(path);
+  const from = trainStageOf(ck);
+  if (stage === 3) {
+    if (ck.model.stage !== 2) {
+      throw new Error(
+        `'${path}' is a stage-${from} (class-conditional) checkpoint: stage 3 starts from a ` +
+          `stage-2 (text) checkpoint`,
+      );
+    }
+    // a higher resolution of the same model: every size but the image's must agree
+    for (const k of Object.keys(ck.model) as (keyof ModelConfig)[]) {
+      if (["image_size", "pe_interpolation", "drop_path"].includes(k)) continue;
+      if (ck.model[k] !== model.config[k]) {
+        throw new Error(
+          `'${path}' has model.${k} = ${ck.model[k]}, the stage-3 config says ` +
+            `${model.config[k]}: stage 3 changes only image_size (and pe_interpolation)`,
+        );
+      }
+    }
+  }
+  const src = ck.params;
+  const loaded: string[] = [], fresh: string[] = [], dropped: string[] = [];
+  for (const s of pixartSpecs(model.config)) {
+    const data = src.get(s.name);
+    if (!data) {
+      if (stage === 3) throw new Error(`'${path}' is missing '${s.name}', which stage 3 needs`);
+      fresh.push(s.name);
+      continue;
+    }
+    const shape = ck.shapes.get(s.name) ?? [data.length];
+    if (shape.length !== s.shape.length || shape.some((d, k) => d !== s.shape[k])) {
+      throw new Error(
+        `'${path}': '${s.name}' has another shape than the stage-${stage} model's [${s.shape}]`,
+      );
+    }
+    const bad = firstNonFinite(data);
+    if (bad >= 0) {
+      throw new Error(`'${path}': '${s.name}' holds ${data[bad]}: its weights are not finite`);
+    }
+    model.params.set(s.name, tensor(data, s.shape));
+    loaded.push(s.name);
+  }
+  for (const name of src.keys()) if (!model.params.has(name)) dropped.push(name);
+  const group = (names: string[]) =>
+    [...new Set(names.map((n) => n.replace(/\.\d+\./, ".*.").split(".").slice(0, 3).join(".")))]
+      .join(", ");
+  log(`initialised from '${path}' (trained weights): ${loaded.length} tensors loaded`);
+  log(`  dropped (stage-${from} only): ${dropped.length ? group(dropped) : "none"}`);
+  log(`  new, from their init: ${fresh.length ? group(fresh) : "none"}`);
+  if (stage === 3) {
+    log(
+      `  the position table is recomputed for ${model.config.image_size}×` +
+        `${model.config.image_size} (from ${ck.model.image_size}), pe_interpolation ` +
+        `${model.config.pe_interpolation}`,
+    );
+  }
+}

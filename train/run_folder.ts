@@ -1,0 +1,155 @@
+// The output folder of a training run and what it guarantees: one run at a time (a lock file that
+// the operating system releases when its process dies), no rerun over an earlier run's work
+// unless asked, rotation that only deletes checkpoints this run wrote, and no leftovers of a save
+// that was interrupted.
+
+import { existsSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { checkpointFile, checkpointStep } from "../model/checkpoint.ts";
+import { trimTrainingLog } from "../io/train_log.ts";
+
+export interface OpenOptions {
+  /** continue the run the folder holds */
+  resume: boolean;
+  /** start over: the run the folder holds is moved aside to a new `<folder>.old-N` first */
+  fresh: boolean;
+  log?: (line: string) => void;
+}
+
+const LOCK = ".lock";
+const LOG = "train-log.jsonl";
+
+/** A training run's output folder, held for the life of the run. */
+export class RunFolder {
+  readonly #lock: Deno.FsFile;
+  /** checkpoints written by this process, oldest first: the only ones rotation may delete */
+  readonly #written: string[] = [];
+  #closed = false;
+
+  private constructor(readonly dir: string, lock: Deno.FsFile) {
+    this.#lock = lock;
+  }
+
+  /**
+   * Takes the folder for a run: creates it, locks it (a second run gets a one-line error naming
+   * the holder), removes temporary files an interrupted save left, and refuses to start a new run
+   * over an earlier one's checkpoints unless `resume` (continue it) or `fresh` (move it aside).
+   */
+  static async open(dir: string, o: OpenOptions): Promise<RunFolder> {
+    const log = o.log ?? ((l: string) => console.error(l));
+    if (existsSync(dir) && !Deno.statSync(dir).isDirectory) {
+      throw new Error(`--out '${dir}' is a file, not a folder: pass a folder for the run's output`);
+    }
+    if (o.fresh && existsSync(dir) && readdirSync(dir).some((f) => checkpointStep(f) !== null)) {
+      if (o.resume) throw new Error("--fresh and --resume exclude each other: pick one");
+      const aside = freeName(dir);
+      // a running holder keeps its lock: refuse rather than move a live run
+      const held = await RunFolder.#lockOrFail(dir, () => {});
+      held.truncateSync(0);
+      held.close();
+      renameSync(dir, aside);
+      log(`moved the earlier run in '${dir}' aside to '${aside}'`);
+    }
+    Deno.mkdirSync(dir, { recursive: true });
+    const lock = await RunFolder.#lockOrFail(dir, log);
+    const folder = new RunFolder(dir, lock);
+    try {
+      folder.#removeLeftovers(log);
+      const existing = folder.checkpoints();
+      if (!o.resume && existing.length) {
+        throw new Error(
+          `'${dir}' already holds a run (${basename(existing.at(-1)!)}): pass --resume to ` +
+            `continue it, --out DIR for a new run, or --fresh to move it aside and start over`,
+        );
+      }
+    } catch (e) {
+      folder.close();
+      throw e;
+    }
+    return folder;
+  }
+
+  /** Locks `<dir>/.lock` (writing our pid into it) or fails naming the process that holds it. */
+  static async #lockOrFail(dir: string, log: (l: string) => void): Promise<Deno.FsFile> {
+    const path = join(dir, LOCK);
+    const file = await Deno.open(path, { read: true, write: true, create: true });
+    const before = new TextDecoder().decode(await Deno.readFile(path)).trim();
+    if (!(await file.tryLock(true))) {
+      file.close();
+      throw new Error(
+        `'${dir}' is in use by another training run (${before || "pid unknown"}): wait for it ` +
+          `to finish, or pass another --out`,
+      );
+    }
+    // a lock file whose process is gone: its holder died without removing it
+    if (before) log(`note: taking over '${path}' from a run that is no longer running (${before})`);
+    await file.truncate(0);
+    await file.write(new TextEncoder().encode(`pid ${Deno.pid}`));
+    return file;
+  }
+
+  /** Temporary files of a save that was interrupted (io/safetensors.ts writes `.name.tmp`). */
+  #removeLeftovers(log: (l: string) => void): void {
+    for (const f of readdirSync(this.dir)) {
+      if (f.startsWith(".") && f.endsWith(".tmp")) {
+        rmSync(join(this.dir, f));
+        log(`removed '${join(this.dir, f)}', left by an interrupted save`);
+      }
+    }
+  }
+
+  /** The folder's checkpoints, oldest (lowest step) first. */
+  checkpoints(): string[] {
+    return readdirSync(this.dir).filter((f) => checkpointStep(f) !== null)
+      .sort((a, b) => checkpointStep(a)! - checkpointStep(b)!).map((f) => join(this.dir, f));
+  }
+
+  checkpointPath(step: number): string {
+    return join(this.dir, checkpointFile(step));
+  }
+
+  /** Notes a checkpoint this run wrote, and deletes the oldest of those beyond the newest `keep`. */
+  wrote(path: string, keep: number): void {
+    if (!this.#written.includes(path)) this.#written.push(path);
+    if (keep <= 0) return;
+    while (this.#written.length > keep) {
+      const old = this.#written.shift()!;
+      if (existsSync(old)) rmSync(old);
+    }
+  }
+
+  get logPath(): string {
+    return join(this.dir, LOG);
+  }
+
+  /** Drops log records after `step` (a resumed run redoes them); returns how many. */
+  trimLog(step: number): number {
+    return trimTrainingLog(this.logPath, step);
+  }
+
+  appendLog(record: Record<string, unknown>): void {
+    Deno.writeTextFileSync(this.logPath, JSON.stringify(record) + "\n", { append: true });
+  }
+
+  path(name: string): string {
+    return join(this.dir, name);
+  }
+
+  /** Releases the lock (the process's exit would too). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#lock.truncateSync(0);
+      this.#lock.unlockSync();
+    } finally {
+      this.#lock.close();
+    }
+  }
+}
+
+/** `<dir>.old-1`, `<dir>.old-2`, …: the first name not taken. */
+function freeName(dir: string): string {
+  const base = join(dirname(dir), basename(dir));
+  for (let k = 1;; k++) if (!existsSync(`${base}.old-${k}`)) return `${base}.old-${k}`;
+}

@@ -1,0 +1,514 @@
+// The PixArt-α training loop (docs/spec.md §5 and §7), read top-down like DiT's train.py: open the
+// run's folder, load the data, build the model and its optimiser, then repeat a handful of named
+// parts — next batch, one step, log, evaluate, checkpoint — until the last step or a stop signal.
+//
+// What a user can rely on: checkpoints are written atomically and only with finite weights; a run
+// that diverges stops and keeps its last good checkpoint; an interrupted run saves one to resume
+// from; --resume continues exactly where it stopped (weights, optimiser, EMA, data order).
+
+import {
+  Adam,
+  deviceInfo,
+  Ema,
+  empty,
+  fill,
+  FiniteWatch,
+  Generator,
+  type LrDecay,
+  pool,
+  tensor,
+  trainStep,
+  trainStepOrSkip,
+  zero,
+} from "../kernels/mod.ts";
+import type { Config } from "../io/config.ts";
+import { Batcher, type BatcherState, gatherBatch, mixSeed, mulberry32 } from "../io/data.ts";
+import { writeImageGrid } from "../io/png.ts";
+import { plotTrainingLog } from "../io/plot.ts";
+import { lessonPrompts, promptsText } from "../io/prompts.ts";
+import { MNIST_WORDS, shuffledIndices } from "../io/data.ts";
+import { saveCheckpoint } from "../model/checkpoint.ts";
+import type { ModelConfig } from "../model/config.ts";
+import { checkTrainingFits } from "../model/memory.ts";
+import { Params } from "../model/params.ts";
+import { type Condition, PixArt } from "../model/pixart.ts";
+import { tokenize } from "../model/tokenizer.ts";
+import { epsLoss } from "../diffusion/ddpm.ts";
+import { generate } from "../diffusion/generate.ts";
+import { linearSchedule, type Schedule } from "../diffusion/schedule.ts";
+import { TrainingData } from "./data.ts";
+import {
+  classPromptEvaluator,
+  type Evaluator,
+  keepConfident,
+  runClassifier,
+} from "./evaluation.ts";
+import {
+  earlierStageCheckpoint,
+  initFromEarlierStage,
+  modelStageOf,
+  resumeFrom,
+} from "./model_init.ts";
+import { RunFolder } from "./run_folder.ts";
+import type { StopSignal } from "./stop_signal.ts";
+
+export interface TrainOptions {
+  stage: 1 | 2 | 3;
+  out: string;
+  /** continue the run in `out` */
+  resume: boolean;
+  /** move the run in `out` aside and start over */
+  fresh: boolean;
+  /** stages 2 and 3: the earlier stage's checkpoint or folder (else train.init_from) */
+  initFrom?: string;
+  /** checkpoints of this run to keep (0: all) */
+  keep: number;
+  /** write sample grids */
+  grid: boolean;
+  stop: StopSignal;
+  /** what the run says: "final" lines stay; a "log" line (the loss) may be overwritten by the
+   * next on a terminal and is printed elsewhere; "progress" is shown on a terminal only */
+  report: (line: string, kind?: ReportKind) => void;
+}
+
+export type ReportKind = "final" | "log" | "progress";
+
+export interface TrainResult {
+  step: number;
+  /** the signal that stopped the run early, or null when it reached its last step */
+  interrupted: string | null;
+  /** steps skipped for a non-finite loss (train.on_nonfinite: skip) */
+  skipped: number;
+}
+
+/** Everything a run holds between steps. */
+interface Run {
+  cfg: Config;
+  o: TrainOptions;
+  mc: ModelConfig;
+  folder: RunFolder;
+  data: TrainingData;
+  schedule: Schedule;
+  model: PixArt;
+  opt: Adam;
+  ema: Ema | null;
+  /** the EMA weights under the model's names (sampling and checkpoints read them) */
+  emaParams: Params | null;
+  batcher: Batcher;
+  watch: FiniteWatch;
+  lossSum: ReturnType<typeof empty>;
+  step: number;
+  /** the newest checkpoint on disk, for the divergence message */
+  lastGood: string | null;
+  skipped: number;
+  window: { steps: number; sum: number; n: number; t0: number; start: number };
+  evaluator: Evaluator | null;
+}
+
+export async function train(cfg: Config, o: TrainOptions): Promise<TrainResult> {
+  const folder = await RunFolder.open(o.out, {
+    resume: o.resume,
+    fresh: o.fresh,
+    log: (l) => o.report(l),
+  });
+  let run: Run | null = null;
+  try {
+    run = await start(cfg, o, folder);
+    const t = cfg.train;
+    while (run.step < t.steps && !o.stop.received) {
+      await step(run);
+      if (run.step % t.log_every === 0 || run.step === t.steps) await logWindow(run);
+      if (t.eval_every > 0 && run.step % t.eval_every === 0) await evaluate(run);
+      const saveNow = t.save_every > 0 && run.step % t.save_every === 0;
+      const gridNow = o.grid && t.sample_every > 0 && run.step % t.sample_every === 0;
+      if ((saveNow || gridNow) && run.step < t.steps) await checkpoint(run, gridNow);
+    }
+    if (o.stop.received) {
+      o.report(`interrupted (${o.stop.received}) at step ${run.step}: saving a checkpoint`);
+    }
+    await logWindow(run);
+    await checkpoint(run, o.grid && !o.stop.received);
+    return { step: run.step, interrupted: o.stop.received, skipped: run.skipped };
+  } finally {
+    if (run) dispose(run);
+    folder.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the parts
+
+/** Data, model (fresh, resumed or from the earlier stage), optimiser, EMA, batcher. */
+async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<Run> {
+  const t = cfg.train;
+  const mc: ModelConfig = { ...cfg.model, stage: modelStageOf(o.stage) };
+  checkTrainingFits(mc, t.batch_size);
+  const schedule = linearSchedule(
+    cfg.diffusion.timesteps,
+    cfg.diffusion.beta_start,
+    cfg.diffusion.beta_end,
+  );
+  const data = await TrainingData.load(cfg, mc, o.stage);
+
+  let model: PixArt;
+  let step = 0;
+  let resumed: ReturnType<typeof resumeFrom>["ck"] | null = null;
+  const newest = folder.checkpoints().at(-1) ?? null;
+  if (o.resume) {
+    if (!newest) throw new Error(`--resume: no checkpoint in '${o.out}' to resume from`);
+    ({ ck: resumed, model } = resumeFrom(newest, o.stage, mc));
+    step = resumed.step;
+    o.report(`resuming '${newest}' at step ${step}`);
+  } else {
+    model = PixArt.init(mc, t.seed);
+    if (o.stage > 1) {
+      const from = earlierStageCheckpoint(o.initFrom ?? initFromOf(cfg, o.stage), o.stage as 2 | 3);
+      initFromEarlierStage(model, from, o.stage as 2 | 3, (l) => o.report(l));
+    }
+  }
+  model.params.requireGrad(true);
+  const params = model.params.tensors();
+  const opt = new Adam(params, {
+    lr: t.lr,
+    betas: [t.beta1, t.beta2],
+    weightDecay: t.weight_decay,
+    decoupled: t.weight_decay > 0,
+    warmupSteps: t.warmup_steps,
+    clipNorm: t.clip_norm,
+    decay: lrDecayOf(cfg, o.report),
+  });
+  const names = model.params.names();
+  if (resumed) {
+    const m = names.map((n) => resumed!.optim.get(`m.${n}`));
+    const v = names.map((n) => resumed!.optim.get(`v.${n}`));
+    if (m.every(Boolean) && v.every(Boolean)) {
+      opt.loadState({ step, m: m as Float32Array[], v: v as Float32Array[] });
+    } else o.report("warning: the checkpoint has no optimiser state; Adam restarts");
+  }
+  const ema = t.ema_decay > 0
+    ? new Ema(params, t.ema_decay, names.map((n) => resumed?.ema?.get(n)))
+    : null;
+  let emaParams: Params | null = null;
+  if (ema) {
+    emaParams = new Params();
+    names.forEach((n, k) => emaParams!.set(n, ema.tensors[k]));
+  }
+
+  // stage 3 fine-tunes on a curated subset (the same filter on resume, so the data order holds)
+  let classifier = null;
+  if (o.stage === 3 && cfg.data.min_score > 0) {
+    classifier = await runClassifier(cfg, mc, (l) => o.report(l));
+    const before = data.train.length;
+    const kept = await keepConfident(data, mc, classifier, cfg.data.min_score);
+    o.report(
+      `quality filter (data.min_score ${cfg.data.min_score}): kept ${kept} of ${before} ` +
+        `training images`,
+    );
+  }
+  const batcherState: BatcherState | undefined = resumed?.metadata.data_state
+    ? JSON.parse(resumed.metadata.data_state)
+    : undefined;
+  const batcher = new Batcher(data.train, t.batch_size, t.seed, batcherState);
+
+  let evaluator: Evaluator | null = null;
+  if (t.eval_every > 0 && data.heldOut.length >= 2) {
+    if (data.hasImageCaptions) {
+      o.report("note: train.eval_every scores class prompts; this data set has captions");
+    } else {
+      classifier ??= await runClassifier(cfg, mc, (l) => o.report(l));
+      evaluator = await classPromptEvaluator(cfg, mc, data, schedule, classifier);
+    }
+  }
+
+  o.report(
+    `stage ${o.stage}: ${model.params.count().toLocaleString()} parameters, ` +
+      `${data.train.length} training images, batch ${t.batch_size}, steps ${step}/${t.steps}, ` +
+      `adapter ${deviceInfo().adapter}`,
+  );
+  Deno.writeTextFileSync(
+    folder.path("config.json"),
+    JSON.stringify({ ...cfg, model: mc }, null, 2),
+  );
+  if (resumed) {
+    const dropped = folder.trimLog(step);
+    if (dropped) o.report(`dropped ${dropped} log records after step ${step} (redone now)`);
+  }
+  const lossSum = empty([1]).keep();
+  zero(lossSum);
+  return {
+    cfg,
+    o,
+    mc,
+    folder,
+    data,
+    schedule,
+    model,
+    opt,
+    ema,
+    emaParams,
+    batcher,
+    watch: new FiniteWatch(),
+    lossSum,
+    step,
+    lastGood: newest,
+    skipped: 0,
+    window: { steps: 0, sum: 0, n: 0, t0: performance.now(), start: step },
+    evaluator,
+  };
+}
+
+/**
+ * One step on the next batch: noise levels, condition-dropping and drop-path draws come from the
+ * run seed and the step, so a resumed run draws what an uninterrupted one would.
+ */
+async function step(run: Run): Promise<void> {
+  const { cfg, mc, data, schedule, model } = run;
+  const B = cfg.train.batch_size, C = mc.in_channels, S = mc.image_size;
+  const idx = run.batcher.next();
+  const batch = gatherBatch(data.set, idx);
+  const rng = mulberry32(mixSeed(cfg.train.seed, run.step, 0x5eed));
+  const ts = Int32Array.from({ length: B }, () => Math.floor(rng() * schedule.T));
+  const drop = Uint8Array.from({ length: B }, () => (rng() < cfg.diffusion.p_uncond ? 1 : 0));
+  let cond: Condition;
+  if (mc.stage === 1) {
+    cond = {
+      kind: "class",
+      labels: Int32Array.from(batch.labels, (l, b) => (drop[b] ? mc.num_classes : l)),
+    };
+  } else {
+    const prompts = Array.from(idx, (i) => data.captionOf(i, rng));
+    const { tokens, mask } = tokenize(prompts, mc.text_len);
+    cond = { kind: "text", tokens, mask, drop };
+  }
+  const keepP = 1 - mc.drop_path;
+  const dropKeep = mc.drop_path > 0
+    ? Array.from(
+      { length: mc.depth * 2 },
+      () => Float32Array.from({ length: B }, () => (rng() < keepP ? 1 / keepP : 0)),
+    )
+    : null;
+  const loss = () =>
+    epsLoss(
+      schedule,
+      (xt, tt) =>
+        model.forward(xt, tt, cond, {
+          dropPathKeep: dropKeep ? (i, br) => tensor(dropKeep[i * 2 + br], [B]) : undefined,
+        }),
+      tensor(batch.images, [B, C, S, S]),
+      ts,
+      new Generator(mixSeed(cfg.train.seed, run.step, 0xe95)).normal([B, C, S, S]),
+      cfg.diffusion.min_snr_gamma,
+    );
+  const parts = { opt: run.opt, ema: run.ema, lossSum: run.lossSum, watch: run.watch };
+  if (cfg.train.on_nonfinite === "skip") {
+    if (!(await trainStepOrSkip(loss, run.step, { ...parts, watch: null }))) {
+      run.skipped++;
+      run.o.report(`step ${run.step + 1}: non-finite loss or gradient norm, step skipped`);
+    }
+  } else trainStep(loss, run.step, parts);
+  run.step++;
+  run.window.steps++;
+}
+
+/** The loss of the steps since the last log line: printed, logged, and checked for divergence. */
+async function logWindow(run: Run): Promise<void> {
+  const w = run.window;
+  if (w.steps === 0) return;
+  await stopIfDiverged(run);
+  const l = (await run.lossSum.read())[0] / w.steps;
+  fill(run.lossSum, 0);
+  w.sum += l * w.steps;
+  w.n += w.steps;
+  w.steps = 0;
+  const t = run.cfg.train;
+  const el = (performance.now() - w.t0) / 1000;
+  const sps = (run.step - w.start) / el;
+  run.o.report(
+    `step ${run.step}/${t.steps} loss ${l.toFixed(4)} avg ${(w.sum / w.n).toFixed(4)} ` +
+      `${sps.toFixed(2)} steps/s ETA ${fmtSeconds((t.steps - run.step) / sps)}`,
+    "log",
+  );
+  run.folder.appendLog({
+    step: run.step,
+    loss: l,
+    lr: run.opt.lrAt(run.step),
+    time: el,
+    pool_mb: pool.stats.allocatedBytes / 2 ** 20,
+    ...(run.skipped ? { skipped: run.skipped } : {}),
+  });
+}
+
+/**
+ * A non-finite loss or gradient norm stops the run (train.on_nonfinite: stop): nothing after it
+ * is saved, and the message points at the last checkpoint written before it.
+ */
+async function stopIfDiverged(run: Run): Promise<void> {
+  const bad = await run.watch.firstBadStep();
+  if (!bad) return;
+  const last = run.lastGood
+    ? `the last good checkpoint is '${run.lastGood}' (--resume continues from it)`
+    : "no checkpoint was written before it";
+  throw new Error(
+    `training diverged: the loss or gradient norm was not finite at step ${bad}; ${last}; ` +
+      `lower train.lr or set train.on_nonfinite: skip`,
+  );
+}
+
+/** Samples with the EMA weights and logs their prompt accuracy and FID. */
+async function evaluate(run: Run): Promise<void> {
+  if (!run.evaluator) return;
+  await stopIfDiverged(run);
+  const t0 = performance.now();
+  const model = samplingModel(run);
+  try {
+    const { record, line } = await run.evaluator.run(
+      model,
+      (done, total) =>
+        run.o.report(`step ${run.step}: evaluating, ${done}/${total} sampler steps`, "progress"),
+    );
+    run.folder.appendLog({ step: run.step, eval: record });
+    run.o.report(
+      `step ${run.step}: ${line}, ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+    );
+  } finally {
+    if (model !== run.model) model.dispose();
+  }
+}
+
+/**
+ * Writes checkpoint-<step>.safetensors (weights, EMA, Adam's moments, the data order; atomically,
+ * only when every weight is finite), rotates this run's older ones, plots the loss, and with
+ * `grid` samples the 8×8 grid beside it.
+ */
+async function checkpoint(run: Run, grid: boolean): Promise<void> {
+  await stopIfDiverged(run);
+  const { folder, model, opt, cfg, o } = run;
+  const st = await opt.readState();
+  const optim = new Map<string, { shape: readonly number[]; data: Float32Array }>();
+  model.params.names().forEach((n, k) => {
+    const shape = model.params.get(n).shape;
+    optim.set(`m.${n}`, { shape, data: st.m[k] });
+    optim.set(`v.${n}`, { shape, data: st.v[k] });
+  });
+  const path = folder.checkpointPath(run.step);
+  await saveCheckpoint(path, model, {
+    ema: run.emaParams,
+    optim,
+    step: run.step,
+    metadata: {
+      train_config: JSON.stringify(cfg),
+      train_stage: String(o.stage),
+      data_state: JSON.stringify(run.batcher.state()),
+      classes: JSON.stringify(run.data.classNames),
+    },
+  });
+  run.lastGood = path;
+  folder.wrote(path, o.keep);
+  o.report(`step ${run.step}: saved ${path}`);
+  try {
+    plotTrainingLog(folder.logPath, folder.path("loss.png"));
+  } catch { /* no loss records yet */ }
+  if (grid) await sampleGrid(run);
+}
+
+/** The 8×8 grid of the EMA weights at this step, with its prompts beside it. */
+async function sampleGrid(run: Run): Promise<void> {
+  const { cfg, mc, o } = run;
+  const prompts = gridPrompts(run);
+  const model = samplingModel(run);
+  const total = (cfg.sample.sampler === "ancestral" ? run.schedule.T : cfg.sample.steps) *
+    Math.ceil(prompts.length / 64);
+  try {
+    const images = await generate(model, run.schedule, prompts, run.data.classNames, {
+      sampler: cfg.sample.sampler,
+      steps: cfg.sample.steps,
+      guidance: cfg.sample.guidance,
+      seed: cfg.train.seed,
+      batch: 64,
+      onProgress: (done) =>
+        o.report(`step ${run.step}: sample grid, ${done}/${total} sampler steps`, "progress"),
+    });
+    const png = run.folder.path(`sample-${run.step}.png`);
+    writeImageGrid(png, images, prompts.length, mc.in_channels, mc.image_size, mc.image_size);
+    Deno.writeTextFileSync(png.replace(/\.png$/, ".txt"), promptsText(prompts));
+    o.report(`step ${run.step}: wrote ${png}`);
+  } finally {
+    if (model !== run.model) model.dispose();
+  }
+}
+
+/**
+ * The grid's 64 prompts: the digits' fixed grid, a class-conditional set's class names in turn,
+ * or 64 captions of training images drawn with the run seed.
+ */
+function gridPrompts(run: Run): string[] {
+  const { data, mc } = run;
+  if (data.classNames.join() === MNIST_WORDS.join() && !data.hasImageCaptions) {
+    return lessonPrompts();
+  }
+  if (mc.stage === 1 || !data.hasImageCaptions) {
+    return Array.from({ length: 64 }, (_, i) => data.classNames[i % data.classNames.length]);
+  }
+  const order = shuffledIndices(data.train.length, mixSeed(run.cfg.train.seed, 0x9e1d));
+  return Array.from(
+    { length: 64 },
+    (_, i) => data.set.captions![data.train[order[i % order.length]]],
+  );
+}
+
+/** The model sampling uses: over the EMA weights when there are some (it owns nothing). */
+function samplingModel(run: Run): PixArt {
+  return run.emaParams ? PixArt.over(run.model.config, run.emaParams) : run.model;
+}
+
+function dispose(run: Run): void {
+  run.lossSum.dispose();
+  run.watch.dispose();
+  run.opt.dispose();
+  run.ema?.dispose();
+  run.model.dispose();
+}
+
+// ---------------------------------------------------------------------------------------------
+// settings
+
+/** Stages 2 and 3 start from the stage before: train.init_from when no --init-from is given. */
+function initFromOf(cfg: Config, stage: 1 | 2 | 3): string {
+  const v = cfg.train.init_from;
+  if (!v) {
+    throw new Error(
+      `stage ${stage} starts from a stage-${stage - 1} checkpoint: pass --init-from PATH ` +
+        `(or set train.init_from)`,
+    );
+  }
+  return v;
+}
+
+/**
+ * The learning-rate decay of the config, or none when the run ends before the decay would start
+ * (a short demo run of a long recipe): said in one line rather than an error.
+ */
+function lrDecayOf(cfg: Config, report: TrainOptions["report"]): LrDecay | undefined {
+  const t = cfg.train;
+  if (t.lr_decay === "constant") return undefined;
+  const start = Math.max(t.decay_start, t.warmup_steps);
+  if (start >= t.steps) {
+    report(
+      `note: train.decay_start ${start} is not before the run's last step ${t.steps}: ` +
+        `the learning rate stays at ${t.lr} (no ${t.lr_decay} decay in this run)`,
+    );
+    return undefined;
+  }
+  return { shape: t.lr_decay, start, end: t.steps, minLr: t.min_lr };
+}
+
+function fmtSeconds(s: number): string {
+  if (!Number.isFinite(s)) return "?";
+  s = Math.round(s);
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+  return h
+    ? `${h}h${String(m).padStart(2, "0")}m`
+    : m
+    ? `${m}m${String(sec).padStart(2, "0")}s`
+    : `${sec}s`;
+}
