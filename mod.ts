@@ -34,7 +34,7 @@ export {
   type SamplerName,
   SAMPLERS,
 } from "./diffusion/samplers.ts";
-export { dynamicThreshold } from "./diffusion/threshold.ts";
+
 export { generate, type GenerateOptions } from "./diffusion/generate.ts";
 
 // evaluation: the classifier, prompt accuracy and FID

@@ -5,7 +5,7 @@
 
 import { lincomb, type Tensor, tidy } from "../kernels/mod.ts";
 import { type Schedule, timePoints } from "./schedule.ts";
-import { dynamicThreshold } from "./threshold.ts";
+import { dynamicThreshold } from "../kernels/threshold.ts";
 
 export type EpsFn = (x: Tensor, t: number) => Tensor;
 // the names a config or command line may use are declared with the config keys

@@ -38,12 +38,11 @@ import { readSafetensors, type TensorInput, writeSafetensors } from "../io/safet
 import {
   Batcher,
   loadSource,
-  mixSeed,
-  mulberry32,
   prepareImages,
   type SourceOptions,
   splitHoldout,
 } from "../io/data.ts";
+import { mixSeed, mulberry32 } from "../kernels/host_random.ts";
 
 export interface ClassifierConfig {
   /** input channels (1 or 3) */

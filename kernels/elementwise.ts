@@ -106,18 +106,9 @@ function gradB(op: BinOp, g: Tensor, a: Tensor, b: Tensor): Tensor {
       return reduceOwned(scale(g, -1), b.shape);
     case "mul":
       return reduceOwned(binary("mul", g, a), b.shape);
-    case "div": {
-      // d(a/b)/db = -a/b² = -(a/b)/b
-      const q = binary("div", a, b);
-      const t = binary("mul", g, q);
-      q.dispose();
-      const u = binary("div", t, b);
-      t.dispose();
-      const r = reduceOwned(u, b.shape);
-      const neg = scale(r, -1);
-      r.dispose();
-      return neg;
-    }
+    case "div":
+      // d(a/b)/db = -a/b² = -(a/b)/b (the temporaries go with the backward's scope)
+      return scale(sumTo(binary("div", binary("mul", g, binary("div", a, b)), b), b.shape), -1);
   }
 }
 

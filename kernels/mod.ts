@@ -1,13 +1,5 @@
 // The engine's public surface: tensors, autograd and every op.
 
-import { gradOps } from "./autograd.ts";
-import { accumulate, add, copy, full } from "./elementwise.ts";
-
-gradOps.add = add;
-gradOps.accumulate = accumulate;
-gradOps.ones = (shape) => full(shape, 1);
-gradOps.copy = copy;
-
 export * from "./device.ts";
 export * from "./tensor.ts";
 export * from "./autograd.ts";
@@ -32,3 +24,5 @@ export * from "./train_step.ts";
 export * from "./softmax.ts";
 export * from "./attention.ts";
 export * from "./conv.ts";
+export * from "./threshold.ts";
+export * from "./host_random.ts";

@@ -1,7 +1,8 @@
 // Named parameters: the official PixArt-α state-dict names mapped to GPU tensors.
 
 import { type Tensor, tensor } from "../kernels/mod.ts";
-import { normal, Rng, xavierUniform } from "./init.ts";
+import { Rng } from "../kernels/host_random.ts";
+import { normal, xavierUniform } from "./init.ts";
 
 export type Init = "zeros" | "ones" | "xavier" | { xavier: [number, number] } | { normal: number };
 

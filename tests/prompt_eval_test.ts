@@ -6,7 +6,7 @@ import assert from "node:assert";
 import { PixArt } from "../model/pixart.ts";
 import { DEFAULT_MODEL, type ModelConfig } from "../model/config.ts";
 import { linearSchedule } from "../diffusion/schedule.ts";
-import { FASHION_MNIST_CLASSES, MNIST_WORDS } from "../io/data.ts";
+import { FASHION_MNIST_CLASSES, MNIST_WORDS } from "../io/captions.ts";
 import {
   CLASSIFIER_SIZE,
   evalPrompts,

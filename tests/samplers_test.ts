@@ -18,7 +18,7 @@ import { Params } from "../model/params.ts";
 import { posEmbed2d, timestepFreq } from "../model/embeddings.ts";
 import { linearSchedule, timePoints } from "../diffusion/schedule.ts";
 import { ancestralStep, sampleDdim, sampleDpmSolver } from "../diffusion/samplers.ts";
-import { dynamicThreshold } from "../diffusion/threshold.ts";
+import { dynamicThreshold } from "../kernels/threshold.ts";
 import { maxAbs, ready } from "./helpers.ts";
 
 await ready;

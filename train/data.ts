@@ -5,16 +5,8 @@
 
 import { checkCaptionLengths } from "../io/caption_length.ts";
 import type { Config } from "../io/config.ts";
-import {
-  captionChoices,
-  captionFor,
-  defaultCaptions,
-  type ImageSet,
-  loadSource,
-  MNIST_WORDS,
-  prepareImages,
-  splitHoldout,
-} from "../io/data.ts";
+import { type ImageSet, loadSource, prepareImages, splitHoldout } from "../io/data.ts";
+import { captionChoices, captionFor, defaultCaptions, MNIST_WORDS } from "../io/captions.ts";
 import { requireClasses } from "../io/image_folder.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { normalizePrompt, tokenize } from "../model/tokenizer.ts";

@@ -22,11 +22,13 @@ import {
   zero,
 } from "../kernels/mod.ts";
 import type { Config } from "../io/config.ts";
-import { Batcher, type BatcherState, gatherBatch, mixSeed, mulberry32 } from "../io/data.ts";
+import { Batcher, type BatcherState, gatherBatch } from "../io/data.ts";
+import { mixSeed, mulberry32 } from "../kernels/host_random.ts";
 import { writeImageGrid } from "../io/png.ts";
 import { plotTrainingLog } from "../io/plot.ts";
 import { lessonPrompts, promptsText } from "../io/prompts.ts";
-import { MNIST_WORDS, shuffledIndices } from "../io/data.ts";
+import { MNIST_WORDS } from "../io/captions.ts";
+import { shuffledIndices } from "../kernels/host_random.ts";
 import { saveCheckpoint } from "../model/checkpoint.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { checkTrainingFits } from "../model/memory.ts";

@@ -2,9 +2,9 @@
 // clamped to [1, c], then x̂0 = clip(x̂0, −s, s)/s. The quantile is found on the GPU by ranking:
 // each element counts the elements below and equal to it, so no sort is needed.
 
-import { dispatch, kernel } from "../kernels/runtime.ts";
-import { empty, type Tensor } from "../kernels/tensor.ts";
-import { f32lit } from "../kernels/wgsl.ts";
+import { dispatch, kernel } from "./runtime.ts";
+import { empty, type Tensor } from "./tensor.ts";
+import { f32lit } from "./wgsl.ts";
 
 /** x [B, ...] → { x: thresholded x, s: the per-sample thresholds [B] }. No autograd. */
 export function dynamicThreshold(x: Tensor, p = 0.99, cmax = 1.7): { x: Tensor; s: Tensor } {
