@@ -1,4 +1,25 @@
-// pixart-webgpu: PixArt-α on WebGPU — the public API.
+/**
+ * pixart-webgpu: PixArt-α, the text-to-image diffusion transformer (Chen et al. 2023), from
+ * scratch in TypeScript on WebGPU — WGSL kernels with autograd, the model, its three training
+ * stages, DPM-Solver++/DDIM/ancestral sampling and evaluation. It runs wherever WebGPU does: a
+ * GPU, a laptop, a browser, or a CPU through Mesa.
+ *
+ * Draw with a bundled model (or a checkpoint file, or a training run's folder):
+ *
+ * ```ts
+ * import { loadPipeline } from "./mod.ts";
+ *
+ * const pipe = await loadPipeline("digits");
+ * const images = await pipe.generate(["seven", "3"], { guidance: 2.5 });
+ * // two 1×32×32 images, values about [-1, 1]
+ * if (images.length !== 2 * 32 * 32) throw new Error(`${images.length} values`);
+ * pipe.dispose();
+ * ```
+ *
+ * The engine alone (tensors, autograd, the ops, Adam) is `./kernels/mod.ts`.
+ *
+ * @module
+ */
 
 // the engine: tensors, autograd, ops, optimiser, random numbers
 export * from "./kernels/mod.ts";
@@ -24,6 +45,9 @@ export {
 } from "./model/checkpoint.ts";
 
 // diffusion
+export { loadPipeline } from "./diffusion/load_pipeline.ts";
+export { Pipeline, type PipelineOptions } from "./diffusion/pipeline.ts";
+export { BUNDLED_MODELS, type BundledModel } from "./model/bundled.ts";
 export { linearSchedule, type Schedule, timePoints } from "./diffusion/schedule.ts";
 export { epsLoss, minSnrWeight, qSample } from "./diffusion/ddpm.ts";
 export {

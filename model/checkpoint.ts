@@ -15,6 +15,7 @@ import {
   EMA_PREFIX,
   firstNonFinite,
   OPTIM_PREFIX,
+  POS_EMBED,
 } from "./checkpoint_bytes.ts";
 
 export * from "./checkpoint_bytes.ts";
@@ -42,6 +43,8 @@ export async function saveCheckpoint(path: string, model: PixArt, o: SaveOptions
   for (const [name, t] of o.optim ?? []) {
     tensors[OPTIM_PREFIX + name] = { shape: t.shape, data: t.data };
   }
+  // the fixed table too: the official PixArt-α class keeps it in its state dict (a buffer)
+  tensors[POS_EMBED] = { shape: model.posEmbed.shape, data: await model.posEmbed.read() };
   // a diverged model is never written: the last good checkpoint stays the newest
   for (const [name, t] of Object.entries(tensors)) {
     const bad = t.data instanceof Float32Array ? firstNonFinite(t.data) : -1;
@@ -95,4 +98,18 @@ export function newestCheckpoint(dir: string): string | null {
     statSync(join(dir, a)).mtimeMs - statSync(join(dir, b)).mtimeMs
   );
   return join(dir, files[files.length - 1]);
+}
+
+/**
+ * A checkpoint file from a path: the file itself, or a folder's newest checkpoint. A one-line error
+ * when there is none.
+ */
+export function resolveCheckpoint(path: string): string {
+  if (!existsSync(path)) {
+    throw new Error(`checkpoint '${path}' not found: train one first or pass --checkpoint PATH`);
+  }
+  if (!statSync(path).isDirectory()) return path;
+  const p = newestCheckpoint(path);
+  if (!p) throw new Error(`no checkpoint-*.safetensors in folder '${path}'`);
+  return p;
 }

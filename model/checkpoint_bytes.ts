@@ -5,11 +5,14 @@
 import { tensor } from "../kernels/mod.ts";
 import { parseSafetensors, roundToHalf, type SafetensorsFile } from "../io/safetensors_bytes.ts";
 import { checkModelConfig, DEFAULT_MODEL, type ModelConfig } from "./config.ts";
+import { posEmbed2d } from "./embeddings.ts";
 import { Params } from "./params.ts";
 import { PixArt, pixartSpecs } from "./pixart.ts";
 
 export const EMA_PREFIX = "ema.";
 export const OPTIM_PREFIX = "optim.";
+/** The fixed position table, stored beside the weights so PyTorch's strict loading finds it. */
+export const POS_EMBED = "pos_embed";
 
 /** A model config from checkpoint metadata JSON; unknown keys are an error. */
 export function modelConfigFromJson(json: string, where = "checkpoint"): ModelConfig {
@@ -39,6 +42,8 @@ export interface CheckpointContents {
   params: Map<string, Float32Array>;
   ema: Map<string, Float32Array> | null;
   optim: Map<string, Float32Array>;
+  /** the stored position table [1, N, D] (a buffer, not a parameter), or null */
+  posEmbed: Float32Array | null;
   /** every tensor's shape as stored, by its name in the file (with its `ema.`/`optim.` prefix) */
   shapes: Map<string, readonly number[]>;
   metadata: Record<string, string>;
@@ -71,14 +76,19 @@ export function checkpointContents(f: SafetensorsFile, path: string): Checkpoint
   const optim = new Map<string, Float32Array>();
   const shapes = new Map<string, readonly number[]>();
   let ema: Map<string, Float32Array> | null = null;
+  let posEmbed: Float32Array | null = null;
   for (const [name, e] of f.tensors) {
     if (!(e.data instanceof Float32Array)) continue;
     shapes.set(name, e.shape);
+    if (name === POS_EMBED) {
+      posEmbed = e.data;
+      continue;
+    }
     if (name.startsWith(EMA_PREFIX)) (ema ??= new Map()).set(name.slice(EMA_PREFIX.length), e.data);
     else if (name.startsWith(OPTIM_PREFIX)) optim.set(name.slice(OPTIM_PREFIX.length), e.data);
     else params.set(name, e.data);
   }
-  return { model, params, ema, optim, shapes, metadata: f.metadata, step };
+  return { model, params, ema, optim, posEmbed, shapes, metadata: f.metadata, step };
 }
 
 /** A checkpoint's contents from the bytes of its file (e.g. fetched); `name` labels errors. */
@@ -119,6 +129,7 @@ export function modelFromCheckpoint(ck: CheckpointContents, path: string, useEma
       );
     }
   }
+  if (ck.posEmbed) checkPosEmbed(ck, path);
   const P = new Params();
   try {
     for (const s of specs) P.set(s.name, tensor(src.get(s.name)!, s.shape));
@@ -131,6 +142,27 @@ export function modelFromCheckpoint(ck: CheckpointContents, path: string, useEma
     specs.filter((s) => s.shape.length === 2 && isHalfExact(src.get(s.name)!)).map((s) => s.name),
   );
   return model;
+}
+
+/**
+ * A stored position table must be the one the config describes (within f16 rounding): a file
+ * edited or exported with another image size or pe_interpolation is caught here.
+ */
+function checkPosEmbed(ck: CheckpointContents, path: string): void {
+  const c = ck.model;
+  const grid = c.image_size / c.patch_size;
+  const want = posEmbed2d(c.hidden_size, grid, grid, c.pe_interpolation);
+  const got = ck.posEmbed!;
+  let worst = got.length === want.length ? 0 : Infinity;
+  for (let i = 0; i < got.length && worst < Infinity; i++) {
+    worst = Math.max(worst, Math.abs(got[i] - want[i]));
+  }
+  if (!(worst <= 1e-3)) {
+    throw new Error(
+      `checkpoint '${path}': its pos_embed is not the table of its config (image_size ` +
+        `${c.image_size}, patch_size ${c.patch_size}, pe_interpolation ${c.pe_interpolation})`,
+    );
+  }
 }
 
 /** The index of the first NaN or ±∞, or −1. */

@@ -4,17 +4,11 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { initDevice } from "../kernels/mod.ts";
-import {
-  checkpointClassNames,
-  type CheckpointContents,
-  modelFromCheckpoint,
-  newestCheckpoint,
-  readCheckpoint,
-} from "../model/checkpoint.ts";
-import type { PixArt } from "../model/pixart.ts";
-import { MNIST_WORDS } from "../io/captions.ts";
+import { newestCheckpoint, readCheckpoint, resolveCheckpoint } from "../model/checkpoint.ts";
+import { BUNDLED_MODELS } from "../model/bundled.ts";
+import { Pipeline } from "../diffusion/pipeline.ts";
+import { bundledModelPath } from "../diffusion/load_pipeline.ts";
 import { type SamplerName, SAMPLERS } from "../diffusion/samplers.ts";
-import { checkpointSchedule, type Schedule } from "../diffusion/schedule.ts";
 import { DEFAULT_GUIDANCE, DEFAULT_STEPS } from "../diffusion/generate.ts";
 
 export type Options = NonNullable<ParseArgsConfig["options"]>;
@@ -172,24 +166,30 @@ export function progressBar(done: number, total: number, label: string, t0: numb
   );
 }
 
-/** The bundled model first, then the newest checkpoint of the small stage-2 run. */
-export const DEFAULT_CHECKPOINTS = ["checkpoints/pixart_mnist.safetensors", "output/small_stage2"];
+/** Without --checkpoint or --model: the bundled digit model, else the small stage-2 run's newest. */
+const DEFAULT_CHECKPOINTS = ["digits", "output/small_stage2"];
 
-/** A checkpoint file from a file or folder flag, or the default places when none is given. */
-export function findCheckpoint(flag: string | undefined): string {
+/**
+ * The checkpoint file that --checkpoint (a file or a run's folder) or --model (a bundled model's
+ * name) names, or the default places when neither is given.
+ */
+export function findCheckpoint(flag: string | undefined, model?: string): string {
+  if (flag && model) fail("pass --checkpoint PATH or --model NAME, not both");
+  if (model) {
+    const p = bundledModelPath(model);
+    if (!p) {
+      fail(`no bundled model '${model}': use one of ${BUNDLED_MODELS.map((m) => m.id).join(", ")}`);
+    }
+    return p;
+  }
   if (!flag) {
     for (const c of DEFAULT_CHECKPOINTS) {
-      const p = existsSync(c) && Deno.statSync(c).isDirectory ? newestCheckpoint(c) : c;
+      const p = bundledModelPath(c) ?? (existsSync(c) ? newestCheckpoint(c) : null);
       if (p && existsSync(p)) return p;
     }
     fail("no checkpoint found: train one (deno task train:stage2) or pass --checkpoint PATH");
   }
-  if (existsSync(flag) && Deno.statSync(flag).isDirectory) {
-    const p = newestCheckpoint(flag);
-    if (!p) fail(`no checkpoint-*.safetensors in folder '${flag}'`);
-    return p;
-  }
-  return flag;
+  return resolveCheckpoint(flag);
 }
 
 export { DEFAULT_GUIDANCE };
@@ -209,34 +209,17 @@ export function samplingFlags(
   };
 }
 
-export interface SamplingCheckpoint {
-  path: string;
-  ck: CheckpointContents;
-  /** the EMA weights unless `raw` (or the checkpoint has none) */
-  model: PixArt;
-  /** which weights `model` holds: "ema" or "raw" (an exported file's record of what it kept) */
-  weights: "ema" | "raw";
-  classNames: readonly string[];
-  schedule: Schedule;
-  /** the training config stored with the checkpoint, or null */
-  trainConfig: { data?: { source?: string; holdout?: number }; train?: { seed?: number } } | null;
-}
-
-/** The checkpoint `--checkpoint` names, its model, class names and the schedule it trained with. */
-export function loadSamplingCheckpoint(flag: string | undefined, raw: boolean): SamplingCheckpoint {
-  const path = findCheckpoint(flag);
-  const ck = readCheckpoint(path);
-  const model = modelFromCheckpoint(ck, path, !raw);
-  const classNames = checkpointClassNames(ck.metadata) ?? MNIST_WORDS;
-  const trainConfig = ck.metadata.train_config ? JSON.parse(ck.metadata.train_config) : null;
-  const schedule = checkpointSchedule(ck.metadata);
-  const kept = ck.ema ? (raw ? "raw" : "ema") : ck.metadata.weights;
-  const weights = kept === "ema" ? "ema" : "raw";
-  return { path, ck, model, weights, classNames, schedule, trainConfig };
+/** The pipeline of the checkpoint --checkpoint / --model names (its EMA weights unless `raw`). */
+export function loadSamplingCheckpoint(
+  flag: string | undefined,
+  raw: boolean,
+  model?: string,
+): Pipeline {
+  const path = findCheckpoint(flag, model);
+  return Pipeline.fromCheckpoint(readCheckpoint(path), path, { raw });
 }
 
 /** "PATH: stage S, step N[, EMA weights]", the first words `sample` and `eval` print. */
-export function describeCheckpoint(s: SamplingCheckpoint): string {
-  return `${s.path}: stage ${s.model.config.stage}, step ${s.ck.step}` +
-    (s.weights === "ema" ? ", EMA weights" : "");
+export function describeCheckpoint(s: Pipeline): string {
+  return s.describe();
 }

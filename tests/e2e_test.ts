@@ -420,6 +420,8 @@ Deno.test("e2e export: an f16 sampling copy holds the EMA weights and no optimis
   assert.equal(ck.optim.size, 0);
   assert.equal(ck.ema, null);
   assert.equal(ck.metadata.weights, "ema");
+  // the position table rides along, so PyTorch's strict loading finds every buffer
+  assert.deepEqual(readSafetensors(file).tensors.get("pos_embed")?.shape, [1, 16, 32]);
   assert.equal(ck.metadata.classes, src.metadata.classes);
   for (const [name, w] of src.ema!) {
     const got = ck.params.get(name)!;
@@ -677,6 +679,25 @@ Deno.test("e2e errors: bad input is a one-line error", async (t) => {
     assertOneLineError(
       await sample(["--checkpoint", s2, "--out", tmp("x.png")]),
       /^error: no prompt: pass --prompt TEXT/,
+    );
+  });
+  await t.step("model: an unknown bundled model, or both --model and --checkpoint", async () => {
+    assertOneLineError(
+      await sample(["--model", "nope", "--prompt", "7", "--out", tmp("x.png")]),
+      /^error: no bundled model 'nope': use one of digits/,
+    );
+    assertOneLineError(
+      await sample([
+        "--model",
+        "digits",
+        "--checkpoint",
+        s2,
+        "--prompt",
+        "7",
+        "--out",
+        tmp("x.png"),
+      ]),
+      /^error: pass --checkpoint PATH or --model NAME, not both$/,
     );
   });
   await t.step("sampler: unknown", async () => {

@@ -1,0 +1,88 @@
+// A checkpoint ready to draw: its model (the EMA weights unless asked for the raw ones), the noise
+// schedule and class names it trained with, and generate() with the recommended defaults. Built
+// from a checkpoint's contents, so it works on bytes (a web page) as on files (load_pipeline.ts).
+
+import {
+  checkpointClassNames,
+  type CheckpointContents,
+  modelFromCheckpoint,
+  parseCheckpoint,
+} from "../model/checkpoint_bytes.ts";
+import type { PixArt } from "../model/pixart.ts";
+import { MNIST_WORDS } from "../io/captions.ts";
+import { DEFAULT_GUIDANCE, DEFAULT_STEPS, generate, type GenerateOptions } from "./generate.ts";
+import { checkpointSchedule, type Schedule } from "./schedule.ts";
+
+export interface PipelineOptions {
+  /** sample with the raw weights even when the checkpoint has EMA weights */
+  raw?: boolean;
+}
+
+/** The training config a checkpoint recorded (the keys sampling and evaluation read). */
+export interface RecordedTrainConfig {
+  data?: { source?: string; holdout?: number; label_field?: string };
+  train?: { seed?: number };
+  model?: { in_channels?: number };
+}
+
+export class Pipeline {
+  private constructor(
+    /** the checkpoint's file (or the name it was given) */
+    readonly name: string,
+    readonly ck: CheckpointContents,
+    readonly model: PixArt,
+    /** which weights `model` holds: an exported file records what it kept */
+    readonly weights: "ema" | "raw",
+    readonly classNames: readonly string[],
+    readonly schedule: Schedule,
+    readonly trainConfig: RecordedTrainConfig | null,
+  ) {}
+
+  static fromCheckpoint(ck: CheckpointContents, name: string, o: PipelineOptions = {}): Pipeline {
+    const model = modelFromCheckpoint(ck, name, !o.raw);
+    const kept = ck.ema ? (o.raw ? "raw" : "ema") : ck.metadata.weights;
+    return new Pipeline(
+      name,
+      ck,
+      model,
+      kept === "ema" ? "ema" : "raw",
+      checkpointClassNames(ck.metadata) ?? MNIST_WORDS,
+      checkpointSchedule(ck.metadata),
+      ck.metadata.train_config ? JSON.parse(ck.metadata.train_config) : null,
+    );
+  }
+
+  /** From a checkpoint file's bytes (e.g. fetched by a web page). */
+  static fromBytes(bytes: Uint8Array, name: string, o: PipelineOptions = {}): Pipeline {
+    return Pipeline.fromCheckpoint(parseCheckpoint(bytes, name), name, o);
+  }
+
+  get step(): number {
+    return this.ck.step;
+  }
+
+  /** "NAME: stage S, step N[, EMA weights]" */
+  describe(): string {
+    return `${this.name}: stage ${this.model.config.stage}, step ${this.step}` +
+      (this.weights === "ema" ? ", EMA weights" : "");
+  }
+
+  /**
+   * One image per prompt, [n, C, H, W] values about [-1, 1]. Defaults: DPM-Solver++(2M), 20 steps,
+   * the recommended guidance, seed 0, 64 images per batch.
+   */
+  generate(prompts: string[], o: Partial<GenerateOptions> = {}): Promise<Float32Array> {
+    return generate(this.model, this.schedule, prompts, this.classNames, {
+      sampler: "dpm-solver",
+      steps: DEFAULT_STEPS,
+      guidance: DEFAULT_GUIDANCE,
+      seed: 0,
+      batch: 64,
+      ...o,
+    });
+  }
+
+  dispose(): void {
+    this.model.dispose();
+  }
+}
