@@ -1,4 +1,5 @@
-// A small line plot rendered straight to pixels (no font files): the training loss curve.
+// A small line plot rendered straight to pixels (no font files): the training loss curve, a
+// run's prompt accuracy by step, an evaluation's accuracy and FID by guidance.
 
 import { writePng } from "./png.ts";
 
@@ -26,6 +27,27 @@ const GLYPHS: Record<string, number[]> = {
   "a": [0, 3, 5, 5, 3],
   "v": [0, 5, 5, 5, 2],
   "g": [3, 5, 3, 1, 6],
+  "b": [4, 4, 6, 5, 6],
+  "c": [0, 3, 4, 4, 3],
+  "d": [1, 1, 3, 5, 3],
+  "f": [1, 2, 7, 2, 2],
+  "h": [4, 4, 6, 5, 5],
+  "i": [2, 0, 2, 2, 2],
+  "j": [1, 0, 1, 5, 2],
+  "m": [0, 7, 7, 5, 5],
+  "n": [0, 6, 5, 5, 5],
+  "q": [3, 5, 3, 1, 1],
+  "r": [0, 3, 4, 4, 4],
+  "u": [0, 5, 5, 5, 3],
+  "w": [0, 5, 5, 7, 7],
+  "x": [0, 5, 2, 2, 5],
+  "y": [5, 5, 3, 1, 6],
+  "z": [0, 7, 1, 4, 7],
+  "%": [5, 1, 2, 4, 5],
+  ":": [0, 2, 0, 2, 0],
+  "(": [1, 2, 2, 2, 1],
+  ")": [4, 2, 2, 2, 4],
+  "/": [1, 1, 2, 4, 4],
   " ": [0, 0, 0, 0, 0],
 };
 
@@ -71,59 +93,142 @@ class Canvas {
 
 const fmtTick = (v: number) => (v >= 1000 ? `${v / 1000}k` : String(Number(v.toPrecision(3))));
 
-/** Plots series on a linear x axis and a log-10 y axis; writes a PNG. */
-export function plotLogY(path: string, series: Series[], xLabel: string, yLabel: string): void {
+export interface PlotOptions {
+  xLabel: string;
+  yLabel: string;
+  /** a log-10 y axis (default: linear) */
+  logY?: boolean;
+  /** draw a dot at each point (for a few measured points rather than a curve) */
+  dots?: boolean;
+}
+
+/** Plots series on a linear x axis and a linear or log-10 y axis; writes a 640×400 PNG. */
+export function plot(path: string, series: Series[], o: PlotOptions): void {
   const W = 640, H = 400, L = 70, R = 20, T = 20, B = 50;
   const cv = new Canvas(W, H);
-  const xs = series.flatMap((s) => s.x), ys = series.flatMap((s) => s.y).filter((v) => v > 0);
+  const xs = series.flatMap((s) => s.x);
+  const ys = series.flatMap((s) => s.y).filter((v) => Number.isFinite(v) && (!o.logY || v > 0));
   if (!xs.length || !ys.length) throw new Error("plot: nothing to plot");
   const x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 1);
-  const ly0 = Math.floor(Math.log10(Math.min(...ys)) * 2) / 2;
-  const ly1 = Math.max(Math.ceil(Math.log10(Math.max(...ys)) * 2) / 2, ly0 + 0.5);
+  const f = o.logY ? Math.log10 : (v: number) => v;
+  let y0: number, y1: number;
+  if (o.logY) {
+    y0 = Math.floor(f(Math.min(...ys)) * 2) / 2;
+    y1 = Math.max(Math.ceil(f(Math.max(...ys)) * 2) / 2, y0 + 0.5);
+  } else {
+    const span = niceStep((Math.max(...ys) - Math.min(0, ...ys)) / 5 || 1);
+    y0 = Math.floor(Math.min(0, ...ys) / span) * span;
+    y1 = Math.max(Math.ceil(Math.max(...ys) / span) * span, y0 + span);
+  }
   const px = (x: number) => L + (x - x0) / (x1 - x0) * (W - L - R);
-  const py = (y: number) => H - B - (Math.log10(y) - ly0) / (ly1 - ly0) * (H - T - B);
+  const py = (y: number) => H - B - (f(y) - y0) / (y1 - y0) * (H - T - B);
   const grey: [number, number, number] = [200, 200, 200],
     black: [number, number, number] = [0, 0, 0];
-  // grid and ticks: decades and their 2× and 5×
-  for (let e = Math.floor(ly0); e <= Math.ceil(ly1); e++) {
-    for (const m of [1, 2, 5]) {
-      const v = m * 10 ** e;
-      const lv = Math.log10(v);
-      if (lv < ly0 - 1e-9 || lv > ly1 + 1e-9) continue;
-      cv.line(L, py(v), W - R, py(v), grey);
-      cv.text(L - 8 - 8 * fmtTick(v).length, py(v) - 5, fmtTick(v), black);
+  const ytick = (v: number) => {
+    cv.line(L, py(v), W - R, py(v), grey);
+    cv.text(L - 8 - 8 * fmtTick(v).length, py(v) - 5, fmtTick(v), black);
+  };
+  if (o.logY) {
+    // decades and their 2× and 5×
+    for (let e = Math.floor(y0); e <= Math.ceil(y1); e++) {
+      for (const m of [1, 2, 5]) {
+        const lv = Math.log10(m * 10 ** e);
+        if (lv >= y0 - 1e-9 && lv <= y1 + 1e-9) ytick(m * 10 ** e);
+      }
     }
+  } else {
+    const st = niceStep((y1 - y0) / 5);
+    for (let v = y0; v <= y1 + 1e-9; v += st) ytick(Number(v.toPrecision(6)));
   }
-  const step = 10 ** Math.floor(Math.log10((x1 - x0) / 4 || 1));
-  const xstep = [1, 2, 5, 10].map((m) => m * step).find((s) => (x1 - x0) / s <= 6) ?? step * 10;
-  for (let v = Math.ceil(x0 / xstep) * xstep; v <= x1; v += xstep) {
-    cv.line(px(v), T, px(v), H - B, grey);
-    cv.text(px(v) - 4 * fmtTick(v).length, H - B + 8, fmtTick(v), black);
+  const xstep = niceStep((x1 - x0) / 5);
+  for (let v = Math.ceil(x0 / xstep) * xstep; v <= x1 + 1e-9; v += xstep) {
+    const t = Number(v.toPrecision(6));
+    cv.line(px(t), T, px(t), H - B, grey);
+    cv.text(px(t) - 4 * fmtTick(t).length, H - B + 8, fmtTick(t), black);
   }
   cv.line(L, T, L, H - B, black);
   cv.line(L, H - B, W - R, H - B, black);
-  cv.text((L + W - R) / 2 - 4 * xLabel.length, H - 20, xLabel, black);
-  cv.text(8, T, yLabel, black);
+  cv.text((L + W - R) / 2 - 4 * o.xLabel.length, H - 20, o.xLabel, black);
+  cv.text(8, T - 14, o.yLabel, black);
+  const ok = (v: number) => Number.isFinite(v) && (!o.logY || v > 0);
   for (const s of series) {
-    for (let i = 1; i < s.x.length; i++) {
-      if (s.y[i - 1] > 0 && s.y[i] > 0) {
+    for (let i = 0; i < s.x.length; i++) {
+      if (i > 0 && ok(s.y[i - 1]) && ok(s.y[i])) {
         cv.line(px(s.x[i - 1]), py(s.y[i - 1]), px(s.x[i]), py(s.y[i]), s.color);
+      }
+      if (o.dots && ok(s.y[i])) {
+        for (let dy = -2; dy <= 2; dy++) {
+          for (let dx = -2; dx <= 2; dx++) cv.set(px(s.x[i]) + dx, py(s.y[i]) + dy, s.color);
+        }
       }
     }
   }
   writePng(path, W, H, 3, cv.px);
 }
 
-/** The loss curve of a training log (train-log.jsonl: the mean loss of each logging window). */
-export function plotTrainingLog(logPath: string, pngPath: string): void {
+/** 1, 2 or 5 times a power of ten, at least `raw`. */
+function niceStep(raw: number): number {
+  const p = 10 ** Math.floor(Math.log10(raw));
+  return [1, 2, 5, 10].map((m) => m * p).find((s) => s >= raw * 0.999) ?? 10 * p;
+}
+
+/** Plots series on a linear x axis and a log-10 y axis; writes a PNG. */
+export function plotLogY(path: string, series: Series[], xLabel: string, yLabel: string): void {
+  plot(path, series, { xLabel, yLabel, logY: true });
+}
+
+/** The loss curve of a training log (train-log.jsonl: the mean loss of each logging window);
+ * false when the log has no loss record. */
+export function plotTrainingLog(logPath: string, pngPath: string): boolean {
   // evaluation records share the log; only the loss records are plotted here
   const rows = Deno.readTextFileSync(logPath).split("\n").filter(Boolean).map((l) =>
     JSON.parse(l) as { step: number; loss?: number }
   ).filter((r): r is { step: number; loss: number } => typeof r.loss === "number");
+  if (!rows.some((r) => r.loss > 0)) return false;
   plotLogY(
     pngPath,
     [{ x: rows.map((r) => r.step), y: rows.map((r) => r.loss), color: [20, 60, 160] }],
     "step",
     "loss",
   );
+  return true;
+}
+
+/**
+ * The prompt accuracy of a training log's evaluations by step (train-log.jsonl records with an
+ * `eval`), in percent; false when the log has none.
+ */
+export function plotEvalAccuracy(logPath: string, pngPath: string): boolean {
+  const rows = Deno.readTextFileSync(logPath).split("\n").filter(Boolean).map((l) =>
+    JSON.parse(l) as { step: number; eval?: { accuracy?: number } }
+  ).filter((r) => typeof r.eval?.accuracy === "number");
+  if (!rows.length) return false;
+  plot(pngPath, [{
+    x: rows.map((r) => r.step),
+    y: rows.map((r) => 100 * r.eval!.accuracy!),
+    color: [20, 120, 40],
+  }], { xLabel: "step", yLabel: "prompt accuracy %", dots: true });
+  return true;
+}
+
+/**
+ * An evaluation's results by guidance scale (eval.json of `deno task eval --sweep`): prompt accuracy
+ * in percent to `accuracyPng`, and FID with its real-vs-real floor to `fidPng` (log scale).
+ */
+export function plotGuidanceSweep(evalJson: string, accuracyPng: string, fidPng: string): void {
+  const rep = JSON.parse(Deno.readTextFileSync(evalJson)) as {
+    results: { guidance: number; accuracy: number; fid: number; fid_floor: number }[];
+  };
+  const rs = [...rep.results].sort((a, b) => a.guidance - b.guidance);
+  if (rs.length < 2) throw new Error(`${evalJson}: a sweep needs at least two guidance scales`);
+  const x = rs.map((r) => r.guidance);
+  plot(accuracyPng, [{ x, y: rs.map((r) => 100 * r.accuracy), color: [20, 120, 40] }], {
+    xLabel: "guidance",
+    yLabel: "prompt accuracy %",
+    dots: true,
+  });
+  plot(fidPng, [
+    { x, y: rs.map((r) => r.fid), color: [180, 40, 40] },
+    { x, y: rs.map((r) => r.fid_floor), color: [150, 150, 150] },
+  ], { xLabel: "guidance", yLabel: "fid (grey: floor)", logY: true, dots: true });
 }

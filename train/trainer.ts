@@ -25,7 +25,7 @@ import type { Config } from "../io/config.ts";
 import { Batcher, type BatcherState, gatherBatch } from "../io/data.ts";
 import { mixSeed, mulberry32 } from "../kernels/host_random.ts";
 import { writeImageGrid } from "../io/png.ts";
-import { plotTrainingLog } from "../io/plot.ts";
+import { plotEvalAccuracy, plotTrainingLog } from "../io/plot.ts";
 import { lessonPrompts, promptsText } from "../io/prompts.ts";
 import { MNIST_WORDS } from "../io/captions.ts";
 import { shuffledIndices } from "../kernels/host_random.ts";
@@ -407,9 +407,8 @@ async function checkpoint(run: Run, grid: boolean): Promise<void> {
   run.lastGood = path;
   folder.wrote(path, o.keep);
   o.report(`step ${run.step}: saved ${path}`);
-  try {
-    plotTrainingLog(folder.logPath, folder.path("loss.png"));
-  } catch { /* no loss records yet */ }
+  plotTrainingLog(folder.logPath, folder.path("loss.png"));
+  plotEvalAccuracy(folder.logPath, folder.path("accuracy.png"));
   if (grid) await sampleGrid(run);
 }
 
