@@ -71,17 +71,17 @@ await runTask(async () => {
   if (!stage) fail("--stage must be 1, 2 or 3");
   const configPath = (a.config as string) ?? DEFAULT_CONFIGS[stage];
   const cfg = loadConfig(configPath, (a.set as string[]) ?? []);
-  const t = cfg.train;
-  t.steps = intFlag(a.steps, "steps") ?? t.steps;
-  t.batch_size = intFlag(a["batch-size"], "batch-size") ?? t.batch_size;
-  t.lr = numFlag(a.lr, "lr") ?? t.lr;
-  t.seed = intFlag(a.seed, "seed") ?? t.seed;
-  t.save_every = intFlag(a["save-every"], "save-every") ?? t.save_every;
-  t.sample_every = intFlag(a["sample-every"], "sample-every") ??
-    (a["save-every"] !== undefined ? t.save_every : t.sample_every);
-  t.log_every = intFlag(a["log-every"], "log-every") ?? t.log_every;
-  if (t.batch_size < 1) fail("--batch-size must be at least 1");
-  if (t.log_every < 1) fail("--log-every must be at least 1");
+  const tc = cfg.train;
+  tc.steps = intFlag(a.steps, "steps") ?? tc.steps;
+  tc.batch_size = intFlag(a["batch-size"], "batch-size") ?? tc.batch_size;
+  tc.lr = numFlag(a.lr, "lr") ?? tc.lr;
+  tc.seed = intFlag(a.seed, "seed") ?? tc.seed;
+  tc.save_every = intFlag(a["save-every"], "save-every") ?? tc.save_every;
+  tc.sample_every = intFlag(a["sample-every"], "sample-every") ??
+    (a["save-every"] !== undefined ? tc.save_every : tc.sample_every);
+  tc.log_every = intFlag(a["log-every"], "log-every") ?? tc.log_every;
+  if (tc.batch_size < 1) fail("--batch-size must be at least 1");
+  if (tc.log_every < 1) fail("--log-every must be at least 1");
   if (a.data) cfg.data.source = a.data as string;
   const result = await train(cfg, {
     stage,

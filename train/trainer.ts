@@ -116,14 +116,14 @@ export async function train(cfg: Config, o: TrainOptions): Promise<TrainResult> 
   let run: Run | null = null;
   try {
     run = await start(cfg, o, folder);
-    const t = cfg.train;
-    while (run.step < t.steps && !o.stop.received) {
+    const tc = cfg.train;
+    while (run.step < tc.steps && !o.stop.received) {
       await step(run);
-      if (run.step % t.log_every === 0 || run.step === t.steps) await logWindow(run);
-      if (t.eval_every > 0 && run.step % t.eval_every === 0) await evaluate(run);
-      const saveNow = t.save_every > 0 && run.step % t.save_every === 0;
-      const gridNow = o.grid && t.sample_every > 0 && run.step % t.sample_every === 0;
-      if ((saveNow || gridNow) && run.step < t.steps) await checkpoint(run, gridNow);
+      if (run.step % tc.log_every === 0 || run.step === tc.steps) await logWindow(run);
+      if (tc.eval_every > 0 && run.step % tc.eval_every === 0) await evaluate(run);
+      const saveNow = tc.save_every > 0 && run.step % tc.save_every === 0;
+      const gridNow = o.grid && tc.sample_every > 0 && run.step % tc.sample_every === 0;
+      if ((saveNow || gridNow) && run.step < tc.steps) await checkpoint(run, gridNow);
     }
     if (o.stop.received) {
       o.report(`interrupted (${o.stop.received}) at step ${run.step}: saving a checkpoint`);
@@ -142,9 +142,9 @@ export async function train(cfg: Config, o: TrainOptions): Promise<TrainResult> 
 
 /** Data, model (fresh, resumed or from the earlier stage), optimiser, EMA, batcher. */
 async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<Run> {
-  const t = cfg.train;
+  const tc = cfg.train;
   const mc: ModelConfig = { ...cfg.model, stage: modelStageOf(o.stage) };
-  checkTrainingFits(mc, t.batch_size);
+  checkTrainingFits(mc, tc.batch_size);
   const schedule = linearSchedule(
     cfg.diffusion.timesteps,
     cfg.diffusion.beta_start,
@@ -162,7 +162,7 @@ async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<R
     step = resumed.step;
     o.report(`resuming '${newest}' at step ${step}`);
   } else {
-    model = PixArt.init(mc, t.seed);
+    model = PixArt.init(mc, tc.seed);
     if (o.stage > 1) {
       const from = earlierStageCheckpoint(o.initFrom ?? initFromOf(cfg, o.stage), o.stage as 2 | 3);
       initFromEarlierStage(model, from, o.stage as 2 | 3, (l) => o.report(l));
@@ -171,12 +171,12 @@ async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<R
   model.params.requireGrad(true);
   const params = model.params.tensors();
   const opt = new Adam(params, {
-    lr: t.lr,
-    betas: [t.beta1, t.beta2],
-    weightDecay: t.weight_decay,
-    decoupled: t.weight_decay > 0,
-    warmupSteps: t.warmup_steps,
-    clipNorm: t.clip_norm,
+    lr: tc.lr,
+    betas: [tc.beta1, tc.beta2],
+    weightDecay: tc.weight_decay,
+    decoupled: tc.weight_decay > 0,
+    warmupSteps: tc.warmup_steps,
+    clipNorm: tc.clip_norm,
     decay: lrDecayOf(cfg, o.report),
   });
   const names = model.params.names();
@@ -187,8 +187,8 @@ async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<R
       opt.loadState({ step, m: m as Float32Array[], v: v as Float32Array[] });
     } else o.report("warning: the checkpoint has no optimiser state; Adam restarts");
   }
-  const ema = t.ema_decay > 0
-    ? new Ema(params, t.ema_decay, names.map((n) => resumed?.ema?.get(n)))
+  const ema = tc.ema_decay > 0
+    ? new Ema(params, tc.ema_decay, names.map((n) => resumed?.ema?.get(n)))
     : null;
   let emaParams: Params | null = null;
   if (ema) {
@@ -210,10 +210,10 @@ async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<R
   const batcherState: BatcherState | undefined = resumed?.metadata.data_state
     ? JSON.parse(resumed.metadata.data_state)
     : undefined;
-  const batcher = new Batcher(data.train, t.batch_size, t.seed, batcherState);
+  const batcher = new Batcher(data.train, tc.batch_size, tc.seed, batcherState);
 
   let evaluator: Evaluator | null = null;
-  if (t.eval_every > 0 && data.heldOut.length >= 2) {
+  if (tc.eval_every > 0 && data.heldOut.length >= 2) {
     if (data.hasImageCaptions) {
       o.report("note: train.eval_every scores class prompts; this data set has captions");
     } else {
@@ -224,7 +224,7 @@ async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<R
 
   o.report(
     `stage ${o.stage}: ${model.params.count().toLocaleString()} parameters, ` +
-      `${data.train.length} training images, batch ${t.batch_size}, steps ${step}/${t.steps}, ` +
+      `${data.train.length} training images, batch ${tc.batch_size}, steps ${step}/${tc.steps}, ` +
       `adapter ${deviceInfo().adapter}`,
   );
   Deno.writeTextFileSync(
@@ -322,12 +322,12 @@ async function logWindow(run: Run): Promise<void> {
   w.sum += l * w.steps;
   w.n += w.steps;
   w.steps = 0;
-  const t = run.cfg.train;
+  const tc = run.cfg.train;
   const el = (performance.now() - w.t0) / 1000;
   const sps = (run.step - w.start) / el;
   run.o.report(
-    `step ${run.step}/${t.steps} loss ${l.toFixed(4)} avg ${(w.sum / w.n).toFixed(4)} ` +
-      `${sps.toFixed(2)} steps/s ETA ${fmtSeconds((t.steps - run.step) / sps)}`,
+    `step ${run.step}/${tc.steps} loss ${l.toFixed(4)} avg ${(w.sum / w.n).toFixed(4)} ` +
+      `${sps.toFixed(2)} steps/s ETA ${fmtSeconds((tc.steps - run.step) / sps)}`,
     "log",
   );
   run.folder.appendLog({
@@ -490,17 +490,17 @@ function initFromOf(cfg: Config, stage: 1 | 2 | 3): string {
  * (a short demo run of a long recipe): said in one line rather than an error.
  */
 function lrDecayOf(cfg: Config, report: TrainOptions["report"]): LrDecay | undefined {
-  const t = cfg.train;
-  if (t.lr_decay === "constant") return undefined;
-  const start = Math.max(t.decay_start, t.warmup_steps);
-  if (start >= t.steps) {
+  const tc = cfg.train;
+  if (tc.lr_decay === "constant") return undefined;
+  const start = Math.max(tc.decay_start, tc.warmup_steps);
+  if (start >= tc.steps) {
     report(
-      `note: train.decay_start ${start} is not before the run's last step ${t.steps}: ` +
-        `the learning rate stays at ${t.lr} (no ${t.lr_decay} decay in this run)`,
+      `note: train.decay_start ${start} is not before the run's last step ${tc.steps}: ` +
+        `the learning rate stays at ${tc.lr} (no ${tc.lr_decay} decay in this run)`,
     );
     return undefined;
   }
-  return { shape: t.lr_decay, start, end: t.steps, minLr: t.min_lr };
+  return { shape: tc.lr_decay, start, end: tc.steps, minLr: tc.min_lr };
 }
 
 function fmtSeconds(s: number): string {
