@@ -2,6 +2,7 @@
 // (io/config_schema.ts, re-exported here).
 
 import { parse as parseYaml } from "yaml";
+import { errnoText } from "./errors.ts";
 import { basename, extname } from "node:path";
 import { type Config, parseConfigObject, typeName } from "./config_schema.ts";
 
@@ -57,7 +58,7 @@ export function loadConfig(path: string, overrides: readonly string[] = []): Con
     if (e instanceof Deno.errors.IsADirectory) {
       throw new Error(`config ${path} is a folder: pass a YAML file such as configs/tiny.yaml`);
     }
-    throw new Error(`config ${path} could not be read: ${(e as Error).message}`);
+    throw new Error(`config ${path} could not be read: ${errnoText(e)}`);
   }
   let doc: unknown;
   try {

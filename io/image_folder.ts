@@ -15,6 +15,7 @@
 // metadata.jsonl, the size, the channels or this loader's version change.
 
 import { createHash } from "node:crypto";
+import { errnoText } from "./errors.ts";
 import { join, resolve } from "node:path";
 import { DEFAULT_CONFIG } from "./config.ts";
 import type { ImageSet } from "./data.ts";
@@ -399,7 +400,7 @@ export function loadImageFolder(dir: string, o: ImageFolderOptions): ImageSet {
       try {
         writeCache(cachePath, key, d, size, channels);
       } catch (e) {
-        log(`warning: could not write the image cache: ${(e as Error).message.split("\n")[0]}`);
+        log(`warning: could not write the image cache: ${errnoText(e)}`);
       }
     }
   }

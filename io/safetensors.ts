@@ -4,6 +4,7 @@
 // re-exported here.
 
 import { basename, dirname, join } from "node:path";
+import { errnoText } from "./errors.ts";
 import {
   headerLength,
   parseHeader,
@@ -24,7 +25,7 @@ function readBytes(src: string | URL, what: string): Uint8Array {
     if (e instanceof Deno.errors.NotFound) {
       throw new Error(`${what} ${pathString(src)} not found: no such file`);
     }
-    throw new Error(`${what} ${pathString(src)} could not be read: ${(e as Error).message}`);
+    throw new Error(`${what} ${pathString(src)} could not be read: ${errnoText(e)}`);
   }
 }
 
@@ -51,7 +52,7 @@ export function readSafetensorsHeader(path: string | URL): SafetensorsHeader {
     if (e instanceof Deno.errors.NotFound) {
       throw new Error(`checkpoint ${label} not found: no such file`);
     }
-    throw new Error(`checkpoint ${label} could not be read: ${(e as Error).message}`);
+    throw new Error(`checkpoint ${label} could not be read: ${errnoText(e)}`);
   }
   try {
     const size = file.statSync().size;
@@ -109,7 +110,7 @@ export function writeSafetensors(
     try {
       Deno.removeSync(tmp);
     } catch { /* never created */ }
-    throw new Error(`could not write checkpoint ${path}: ${(e as Error).message}`);
+    throw new Error(`could not write checkpoint ${path}: ${errnoText(e)}`);
   }
 }
 

@@ -3,6 +3,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { errnoText } from "../io/errors.ts";
 import { initDevice } from "../kernels/mod.ts";
 import { newestCheckpoint, readCheckpoint, resolveCheckpoint } from "../model/checkpoint.ts";
 import { BUNDLED_MODELS } from "../model/bundled.ts";
@@ -94,15 +95,6 @@ export function prepareOutput(path: string): void {
   } catch (e) {
     fail(`cannot write '${path}': the folder '${dir}' is not writable (${errnoText(e)})`);
   }
-}
-
-/** An operating-system error as a few plain words ("permission denied", "no space left"). */
-export function errnoText(e: unknown): string {
-  if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
-  if (e instanceof Deno.errors.NotFound) return "no such file or folder";
-  if (e instanceof Deno.errors.AlreadyExists) return "it already exists";
-  const m = (e as Error).message ?? String(e);
-  return m.replace(/\s*\(os error \d+\).*$/, "").replace(/:.*$/, "").toLowerCase();
 }
 
 export function intFlag(v: unknown, name: string): number | undefined {

@@ -258,6 +258,12 @@ Deno.test("configs and flags: an empty file, a batch that cannot fit, bad paths 
     );
     assert.ok(!existsSync(join(tmp("big"), "checkpoint-0.safetensors")));
   });
+  await t.step("a folder where a config file should be", async () => {
+    assertOneLineError(
+      await train(["--stage", "1", "--config", dir, "--out", tmp("f")]),
+      /^error: config .* is a folder: pass a YAML file such as configs\/tiny\.yaml$/,
+    );
+  });
   await t.step("--data pointing at a file", async () => {
     const p = tmp("data.txt");
     writeFileSync(p, "not a folder");
