@@ -225,6 +225,14 @@ export function unary(name: UnaryName, x: Tensor): Tensor {
   });
 }
 
+/** g · gelu'(x) for the tanh-GELU, no autograd (the backward of a product with a fused GELU). */
+export function geluTanhBackward(x: Tensor, g: Tensor): Tensor {
+  const def = UNARY.gelu_tanh;
+  const out = empty(x.shape);
+  mapKernel("gelu_tanh_backward", def.bwd, def.lib ?? "", [x, g], out);
+  return out;
+}
+
 /** tanh-approximated GELU (PixArt's MLP). */
 export const geluTanh = (x: Tensor): Tensor => unary("gelu_tanh", x);
 /** exact erf GELU (the text encoder's MLP). */

@@ -29,3 +29,12 @@ export * from "./optim.ts";
 export * from "./softmax.ts";
 export * from "./attention.ts";
 export * from "./conv.ts";
+export {
+  cacheDir,
+  isCpuAdapter,
+  pendingTuning,
+  rememberedChoice,
+  resetTuningCache,
+  tuningEnabled,
+  withKernelVariant,
+} from "./tune.ts";

@@ -49,6 +49,41 @@ export function compiledKernelCount(): number {
   return kernels.size;
 }
 
+// ---- small uniform buffers of sizes ------------------------------------------------------------
+// Kernels that take their sizes from a uniform instead of WGSL constants compile once for every
+// shape (on CPU adapters a compile costs more than many runs). The buffers are keyed by their
+// contents and never written again, so a cached bind group always sees the same sizes.
+
+const uniforms = new Map<string, GPUBuffer>();
+const MAX_UNIFORMS = 4096;
+
+/** A uniform buffer holding these u32 words (padded to 16 bytes); one per distinct content. */
+export function uniformWords(words: readonly number[]): GPUBuffer {
+  const key = words.join(",");
+  let buf = uniforms.get(key);
+  if (!buf) {
+    if (uniforms.size >= MAX_UNIFORMS) {
+      // dropping buffers a recorded command may still bind is unsafe: only forget them (the GC
+      // frees them once the commands are done)
+      uniforms.clear();
+    }
+    const data = new Uint32Array(Math.max(4, Math.ceil(words.length / 4) * 4));
+    words.forEach((w, i) => {
+      if (!Number.isInteger(w) || w < 0 || w > 0xffffffff) {
+        throw new Error(`uniformWords: ${w} is not a u32`);
+      }
+      data[i] = w;
+    });
+    buf = device().createBuffer({
+      size: data.byteLength,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    device().queue.writeBuffer(buf, 0, data);
+    uniforms.set(key, buf);
+  }
+  return buf;
+}
+
 // ---- command recording ----------------------------------------------------------------------
 
 let encoder: GPUCommandEncoder | null = null;
