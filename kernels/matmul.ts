@@ -99,7 +99,7 @@ function shapeKey(p: Problem): string {
 }
 
 /** The variant each shape ran last (for the benchmark's report). */
-export const matmulChoices = new Map<string, string>();
+export const matmulChoices: Map<string, string> = new Map();
 
 function specName(s: MatmulSpec): string {
   return `${s.layout}${s.half ? "_hb" : ""}${s.bias ? "_bias" : ""}${
