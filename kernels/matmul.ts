@@ -88,9 +88,21 @@ function candidates(p: Problem): string[] {
   return out;
 }
 
-/** The variant an adapter runs when it has no timing: register tiles on a CPU, shared on a GPU. */
-function defaultVariant(cands: string[]): string {
-  const order = isCpuAdapter() ? ["reg8", "reg16", "scalar"] : ["shared", "reg8", "scalar"];
+/** Products of at least this many FLOPs take the 16×16 register tile by default on a CPU. */
+const LARGE_FLOP = 2 ** 28;
+
+/**
+ * The variant an adapter runs when it has no timing. A GPU: the shared tiles. A CPU: register
+ * tiles, 16×16 for a weight gradient (TN: the outer-product loop gains most from the larger tile)
+ * and for large products, 8×8 for small ones, where the larger tile's extra second of compile
+ * (paid on a machine's first run) would cost more than it saves.
+ */
+function defaultVariant(p: Problem, cands: string[]): string {
+  let order = ["shared", "reg8", "scalar"];
+  if (isCpuAdapter()) {
+    const large = p.spec.layout === "TN" || 2 * p.batch * p.M * p.K * p.N >= LARGE_FLOP;
+    order = large ? ["reg16", "reg8", "scalar"] : ["reg8", "reg16", "scalar"];
+  }
   return order.find((v) => cands.includes(v)) ?? cands[0];
 }
 
@@ -141,7 +153,7 @@ function runChosen(p: Problem, bufs: GPUBuffer[]): void {
     candidates: cands,
     prepare: () => tuneInputs(p),
   };
-  const v = chooseVariant(task, defaultVariant(cands));
+  const v = chooseVariant(task, defaultVariant(p, cands));
   matmulChoices.set(key, v);
   run(p, v, bufs);
 }
