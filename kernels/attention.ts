@@ -13,7 +13,7 @@
 // 4 and as scalars otherwise, with the head dimension unrolled.
 
 import { needsGrad, record } from "./autograd.ts";
-import { dispatch, kernel, uniformWords } from "./runtime.ts";
+import { dispatch, kernel, sizeWords } from "./runtime.ts";
 import { empty, shapeStr, type Tensor } from "./tensor.ts";
 import { f32lit, grid1d } from "./wgsl.ts";
 import { chooseVariant, isCpuAdapter } from "./tune.ts";
@@ -163,11 +163,11 @@ function splat(g: Geometry, x: string): string {
   return g.W === 4 ? `vec4<f32>(${x})` : x;
 }
 
-/** WGSL: sizes (a uniform at binding 0) and the flat invocation `i` decoded into batch b, head h
+/** WGSL: sizes (a small buffer at binding 0) and the flat invocation `i` decoded into batch b, head h
  * and first tile row `r0` (tiles of `tile` rows over `rows` = Nq or Nk). */
 const DIMS =
   `struct Dims { B: u32, Nq: u32, Nk: u32, H: u32, RS: u32, tiles: u32, total: u32, p0: u32 }
-@group(0) @binding(0) var<uniform> dims: Dims;`;
+@group(0) @binding(0) var<storage, read> dims: Dims;`;
 
 const ENTRY_A = `@compute @workgroup_size(${WGA})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
@@ -183,12 +183,12 @@ function tileIndex(tile: number): string {
   let b = bh / dims.H;`;
 }
 
-/** The sizes uniform and the grid of a kernel whose tiles of `tile` rows cover `rows` rows. */
+/** The sizes buffer and the grid of a kernel whose tiles of `tile` rows cover `rows` rows. */
 function launch(g: Geometry, rows: number, tile: number) {
   const tiles = Math.ceil(rows / tile);
   const total = g.B * g.H * tiles;
   const [gx, gy] = grid1d(total, WGA);
-  const dims = uniformWords([g.B, g.Nq, g.Nk, g.H, g.RS, tiles, total, 0]);
+  const dims = sizeWords([g.B, g.Nq, g.Nk, g.H, g.RS, tiles, total, 0]);
   return { dims, gx, gy };
 }
 

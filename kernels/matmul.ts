@@ -5,7 +5,7 @@
 //
 // Each product runs one of several variants (register tiles of two sizes, workgroup-shared tiles,
 // scalar), chosen per adapter and shape (kernels/tune.ts). They sum in the same order, so the
-// choice changes the speed and never the numbers. Sizes reach the kernels in a uniform: one
+// choice changes the speed and never the numbers. Sizes reach the kernels in a small buffer: one
 // pipeline per variant and epilogue serves every shape.
 //
 // On CPU adapters each invocation's global loads dominate, so every invocation computes a
@@ -13,7 +13,7 @@
 // are clamped on load and skipped on store, so any M and N work with any tile.
 
 import { needsGrad, record } from "./autograd.ts";
-import { dispatch, kernel, uniformWords } from "./runtime.ts";
+import { dispatch, kernel, sizeWords } from "./runtime.ts";
 import { empty, numel, shapeStr, type Tensor } from "./tensor.ts";
 import { reshape, transpose } from "./shape.ts";
 import { sumTo } from "./reduce.ts";
@@ -138,7 +138,7 @@ function grid(p: Problem, variant: string): [number, number, number] {
 
 /** Records the product with a given variant; `bufs` are A, B, C, then bias and pre if used. */
 function run(p: Problem, variant: string, bufs: GPUBuffer[]): void {
-  const dims = uniformWords([p.M, p.K, p.N, p.bStride, p.ldb, p.bOff, 0, 0]);
+  const dims = sizeWords([p.M, p.K, p.N, p.bStride, p.ldb, p.bOff, 0, 0]);
   const [gx, gy, gz] = grid(p, variant);
   dispatch(pipeline(p.spec, variant), [dims, ...bufs], gx, gy, gz);
 }

@@ -1,5 +1,5 @@
-// WGSL for the matrix products of matmul.ts, one generator per variant. Sizes come from a uniform
-// (struct Dims), not WGSL constants, so one pipeline serves every shape: on a CPU adapter compiling
+// WGSL for the matrix products of matmul.ts, one generator per variant. Sizes come from a buffer
+// (struct Dims, a small storage buffer), not WGSL constants, so one pipeline serves every shape: on a CPU adapter compiling
 // a large register tile costs about a second, far more than running it.
 //
 // Every variant computes each output as one chain of fma over k = 0 … K−1 in order, then adds the
@@ -11,14 +11,14 @@
 //   NT  A [M, K], B [N, K]     (Y = X·Wᵀ, nn.Linear: both read along contiguous k)
 //   TN  A [K, M], B [K, N]     (dW = dYᵀ·X)
 //   TT  A [K, M], B [N, K]     (only the scalar and shared variants)
-// Bindings: 0 Dims (uniform), 1 A, 2 B, 3 C, then Bias and Pre when used.
+// Bindings: 0 Dims, 1 A, 2 B, 3 C, then Bias and Pre when used.
 
 import { GELU_TANH_WGSL } from "./elementwise.ts";
 
 export type Layout = "NN" | "NT" | "TN" | "TT";
 export type Epilogue = "none" | "gelu" | "gelu_pre";
 
-/** What one pipeline is specialised on (everything else is a uniform). */
+/** What one pipeline is specialised on (everything else is in the sizes buffer). */
 export interface MatmulSpec {
   layout: Layout;
   /** B holds f16 pairs packed in u32 (a weight packed by useHalfWeight); NN only */
@@ -53,7 +53,7 @@ export type Tiling = RegTiling | SharedTiling | ScalarTiling;
 
 export const DIMS_WGSL =
   `struct Dims { M: u32, K: u32, N: u32, bStride: u32, ldb: u32, bOff: u32, p0: u32, p1: u32 }
-@group(0) @binding(0) var<uniform> dims: Dims;`;
+@group(0) @binding(0) var<storage, read> dims: Dims;`;
 
 /** Whether the vec4 register kernel of `spec` can run a problem of these sizes. */
 export function regFits(spec: MatmulSpec, M: number, K: number, N: number, t: RegTiling): boolean {

@@ -49,37 +49,39 @@ export function compiledKernelCount(): number {
   return kernels.size;
 }
 
-// ---- small uniform buffers of sizes ------------------------------------------------------------
-// Kernels that take their sizes from a uniform instead of WGSL constants compile once for every
-// shape (on CPU adapters a compile costs more than many runs). The buffers are keyed by their
-// contents and never written again, so a cached bind group always sees the same sizes.
+// ---- small buffers of sizes ---------------------------------------------------------------------
+// Kernels that take their sizes from a buffer instead of WGSL constants compile once for every
+// shape (on CPU adapters a compile costs more than many runs). It is a read-only storage buffer,
+// not a uniform: lavapipe inlines the values of small uniform buffers into the shader and
+// compiles it again for every new set of values, the very cost this avoids. The buffers are keyed
+// by their contents and never written again, so a cached bind group always sees the same sizes.
 
-const uniforms = new Map<string, GPUBuffer>();
-const MAX_UNIFORMS = 4096;
+const sizeBuffers = new Map<string, GPUBuffer>();
+const MAX_SIZE_BUFFERS = 4096;
 
-/** A uniform buffer holding these u32 words (padded to 16 bytes); one per distinct content. */
-export function uniformWords(words: readonly number[]): GPUBuffer {
+/** A storage buffer holding these u32 words (padded to 16 bytes); one per distinct content. */
+export function sizeWords(words: readonly number[]): GPUBuffer {
   const key = words.join(",");
-  let buf = uniforms.get(key);
+  let buf = sizeBuffers.get(key);
   if (!buf) {
-    if (uniforms.size >= MAX_UNIFORMS) {
-      // dropping buffers a recorded command may still bind is unsafe: only forget them (the GC
-      // frees them once the commands are done)
-      uniforms.clear();
+    if (sizeBuffers.size >= MAX_SIZE_BUFFERS) {
+      // destroying buffers a recorded command may still bind is unsafe: only forget them (the
+      // garbage collector frees them once nothing refers to them)
+      sizeBuffers.clear();
     }
     const data = new Uint32Array(Math.max(4, Math.ceil(words.length / 4) * 4));
     words.forEach((w, i) => {
       if (!Number.isInteger(w) || w < 0 || w > 0xffffffff) {
-        throw new Error(`uniformWords: ${w} is not a u32`);
+        throw new Error(`sizeWords: ${w} is not a u32`);
       }
       data[i] = w;
     });
     buf = device().createBuffer({
       size: data.byteLength,
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
     });
     device().queue.writeBuffer(buf, 0, data);
-    uniforms.set(key, buf);
+    sizeBuffers.set(key, buf);
   }
   return buf;
 }
