@@ -19,7 +19,7 @@ import { reshape, transpose } from "./shape.ts";
 import { sumTo } from "./reduce.ts";
 import { geluTanhBackward } from "./elementwise.ts";
 import { randomNormal } from "./random.ts";
-import { ENTRY, flatIndex, grid1d } from "./wgsl.ts";
+import { ENTRY_FLAT, grid1d, sizesDecl } from "./wgsl.ts";
 import { chooseVariant, isCpuAdapter, type TuneTask } from "./tune.ts";
 import {
   type Epilogue,
@@ -388,17 +388,18 @@ function packHalfKernel(w: Tensor, out: Tensor): void {
   const [N, K] = w.shape;
   const n2 = N / 2, count = K * n2;
   const [gx, gy] = grid1d(count);
+  // S = [count, N/2, K]
   const code = `
 @group(0) @binding(0) var<storage, read> W: array<f32>;
 @group(0) @binding(1) var<storage, read_write> P: array<u32>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${count}u) { return; }
-  let k = i / ${n2}u;
-  let n = 2u * (i % ${n2}u);
-  P[i] = pack2x16float(vec2<f32>(W[n * ${K}u + k], W[(n + 1u) * ${K}u + k]));
+${sizesDecl(2)}
+${ENTRY_FLAT()}
+  if (i >= S[0]) { return; }
+  let k = i / S[1];
+  let n = 2u * (i % S[1]);
+  P[i] = pack2x16float(vec2<f32>(W[n * S[2] + k], W[(n + 1u) * S[2] + k]));
 }`;
-  dispatch(kernel("pack_half_t", code), [w.buffer, out.buffer], gx, gy);
+  dispatch(kernel("pack_half_t", code), [w.buffer, out.buffer, sizeWords([count, n2, K])], gx, gy);
 }
 
 /**

@@ -1,9 +1,9 @@
 // Shape ops: reshape (a view, no copy), permute, concat and split along an axis.
 
 import { record, recordMulti } from "./autograd.ts";
-import { dispatch, kernel } from "./runtime.ts";
+import { dispatch, kernel, sizeWords } from "./runtime.ts";
 import { empty, numel, shapeStr, strides, Tensor } from "./tensor.ts";
-import { ENTRY, flatIndex, grid1d } from "./wgsl.ts";
+import { ENTRY, ENTRY_FLAT, flatIndex, grid1d, sizesDecl } from "./wgsl.ts";
 
 /** Same data, another shape; one dimension may be -1. */
 export function reshape(x: Tensor, shape: number[]): Tensor {
@@ -65,18 +65,18 @@ function copyBlock(
   const n = outer * len * inner;
   const [gx, gy] = grid1d(n);
   // forward: src block → dst slice; reverse: dst slice → src block (for split)
-  const a = `(i / ${len * inner}u) * ${
-    dstLen * inner
-  }u + (${at}u + (i / ${inner}u) % ${len}u) * ${inner}u + i % ${inner}u`;
+  // S = [n, len, inner, dstLen, at]
+  const a = `(i / (S[1] * S[2])) * (S[3] * S[2]) + (S[4] + (i / S[2]) % S[1]) * S[2] + i % S[2]`;
   const code = `
-@group(0) @binding(0) var<storage, read> S: array<u32>;
-@group(0) @binding(1) var<storage, read_write> D: array<u32>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${n}u) { return; }
-  ${reverse ? `D[i] = S[${a}];` : `D[${a}] = S[i];`}
+@group(0) @binding(0) var<storage, read> Src: array<u32>;
+@group(0) @binding(1) var<storage, read_write> Dst: array<u32>;
+${sizesDecl(2)}
+${ENTRY_FLAT()}
+  if (i >= S[0]) { return; }
+  ${reverse ? `Dst[i] = Src[${a}];` : `Dst[${a}] = Src[i];`}
 }`;
-  dispatch(kernel(reverse ? "split" : "concat", code), [src.buffer, dst.buffer], gx, gy);
+  const sizes = sizeWords([n, len, inner, dstLen, at]);
+  dispatch(kernel(reverse ? "split" : "concat", code), [src.buffer, dst.buffer, sizes], gx, gy);
 }
 
 function axisOf(x: Tensor, axis: number): number {
@@ -179,10 +179,10 @@ export function zero(t: Tensor): void {
   const [gx, gy] = grid1d(t.size);
   const code = `
 @group(0) @binding(0) var<storage, read_write> O: array<u32>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${t.size}u) { return; }
+${sizesDecl(1)}
+${ENTRY_FLAT()}
+  if (i >= S[0]) { return; }
   O[i] = 0u;
 }`;
-  dispatch(kernel("zero", code), [t.buffer], gx, gy);
+  dispatch(kernel("zero", code), [t.buffer, sizeWords([t.size])], gx, gy);
 }

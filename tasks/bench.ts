@@ -241,7 +241,7 @@ const FAMILIES: [string, RegExp][] = [
   [
     "elementwise",
     new RegExp(
-      "^(add|sub|mul|div|scale|fill|axpy|copy|lerp|zero|broadcast|lincomb\\d*|drop_path\\w*" +
+      "^((add|sub|mul|div)(_broadcast)?|scale|fill|axpy|copy|lerp|zero|broadcast|lincomb\\d*|drop_path\\w*" +
         "|gated_residual\\w*|gelu_\\w+|silu\\w*|tanh\\w*|relu\\w*|exp\\w*|square\\w*|sqrt\\w*)$",
     ),
   ],
