@@ -29,6 +29,7 @@ export * from "./optim.ts";
 export * from "./softmax.ts";
 export * from "./attention.ts";
 export * from "./conv.ts";
+export { warmUp, type WarmUpProgress, type WarmUpStats } from "./warmup.ts";
 export {
   cacheDir,
   isCpuAdapter,

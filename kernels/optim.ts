@@ -10,7 +10,7 @@
 // step, and each parameter's size and slot offset in a small u32 tensor written once, so the
 // kernels contain no per-step or per-parameter constants: four pipelines serve any model.
 
-import { copyBuffer, dispatch, kernel } from "./runtime.ts";
+import { copyBuffer, dispatch, isCollecting, kernel } from "./runtime.ts";
 import { empty, intTensor, type Tensor, tensor } from "./tensor.ts";
 import { zero } from "./shape.ts";
 import { grid1d } from "./wgsl.ts";
@@ -266,7 +266,8 @@ export class Adam {
         throw new Error(`Adam: gradient ${p.grad} does not match parameter ${p}`);
       }
     }
-    const t = ++this.t;
+    // a warm-up's dry run (kernels/warmup.ts) records nothing: the step count must not move
+    const t = isCollecting() ? this.t + 1 : ++this.t;
     const [b1, b2] = this.betas;
     const lrT = this.lrAt(t);
     const h = new Float32Array(H_SIZE);

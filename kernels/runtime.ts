@@ -7,7 +7,11 @@ import { bufferId } from "./pool.ts";
 
 export interface Kernel {
   name: string;
+  code: string;
+  /** the pipeline, created on first use (or ahead of it by warm-up's asynchronous compile) */
   pipeline: GPUComputePipeline;
+  /** whether a dispatch of it has been submitted (a CPU adapter compiles on first execution) */
+  ran: boolean;
 }
 
 const kernels = new Map<string, Kernel>();
@@ -25,10 +29,7 @@ function rethrowErrors(): void {
   checkDevice();
 }
 
-/** Compiles (once) a compute shader whose entry point is `main`. */
-export function kernel(name: string, code: string): Kernel {
-  const hit = kernels.get(code);
-  if (hit) return hit;
+function createPipeline(name: string, code: string): GPUComputePipeline {
   const dev = device();
   dev.pushErrorScope("validation");
   const module = dev.createShaderModule({ label: name, code });
@@ -40,7 +41,46 @@ export function kernel(name: string, code: string): Kernel {
   dev.popErrorScope().then((e) => {
     if (e) errors.push(`WGSL kernel '${name}' failed to compile: ${e.message}`);
   });
-  const k = { name, pipeline };
+  return pipeline;
+}
+
+class LazyKernel implements Kernel {
+  ran = false;
+  private made: GPUComputePipeline | null = null;
+  constructor(readonly name: string, readonly code: string) {}
+  get pipeline(): GPUComputePipeline {
+    return this.made ??= createPipeline(this.name, this.code);
+  }
+  get created(): boolean {
+    return this.made !== null;
+  }
+  /** Creates the pipeline without blocking (drivers may compile it on other threads). */
+  async createAsync(): Promise<void> {
+    if (this.made) return;
+    const dev = device();
+    dev.pushErrorScope("validation");
+    const module = dev.createShaderModule({ label: this.name, code: this.code });
+    let p: GPUComputePipeline | null = null;
+    try {
+      p = await dev.createComputePipelineAsync({
+        label: this.name,
+        layout: "auto",
+        compute: { module, entryPoint: "main" },
+      });
+    } catch (e) {
+      errors.push(`WGSL kernel '${this.name}' failed to compile: ${(e as Error).message}`);
+    }
+    const e = await dev.popErrorScope();
+    if (e) errors.push(`WGSL kernel '${this.name}' failed to compile: ${e.message}`);
+    this.made ??= p;
+  }
+}
+
+/** Compiles (once) a compute shader whose entry point is `main`. */
+export function kernel(name: string, code: string): Kernel {
+  const hit = kernels.get(code);
+  if (hit) return hit;
+  const k = new LazyKernel(name, code);
   kernels.set(code, k);
   return k;
 }
@@ -137,6 +177,11 @@ export function dispatch(k: Kernel, buffers: GPUBuffer[], x: number, y = 1, z = 
     throw new Error(`kernel '${k.name}': dispatch ${x}x${y}x${z} exceeds ${max} per dimension`);
   }
   if (x === 0 || y === 0 || z === 0) return;
+  if (collecting) {
+    collecting.add(k);
+    return;
+  }
+  k.ran = true;
   if (profiler) {
     profiledDispatch(k, buffers, x, y, z);
     return;
@@ -158,6 +203,7 @@ export function copyBuffer(
   srcOffset = 0,
   dstOffset = 0,
 ) {
+  if (collecting) return;
   if (pass) {
     pass.end();
     pass = null;
@@ -234,6 +280,41 @@ export async function sync(): Promise<void> {
   rethrowErrors();
 }
 
+// ---- collecting the kernels a step needs (warm-up) ---------------------------------------------
+// While collecting, dispatch() only notes which kernels would run and copies are skipped: the
+// step's host code runs (tensors are allocated and uploaded), the GPU does nothing. warmup.ts
+// uses this to compile everything a step needs before it runs.
+
+let collecting: Set<Kernel> | null = null;
+
+/** Runs fn (synchronous) recording nothing; returns the kernels its dispatches would have used. */
+export function collectKernels(fn: () => void): Kernel[] {
+  if (collecting) throw new Error("collectKernels: already collecting");
+  flush();
+  const seen = new Set<Kernel>();
+  collecting = seen;
+  try {
+    const out = fn() as unknown;
+    if (typeof (out as { then?: unknown } | null)?.then === "function") {
+      throw new Error("collectKernels(fn): fn must be synchronous");
+    }
+  } finally {
+    collecting = null;
+  }
+  return [...seen];
+}
+
+/** Whether dispatches are only being collected (a warm-up's dry run): state must not advance. */
+export function isCollecting(): boolean {
+  return collecting !== null;
+}
+
+/** Creates the pipelines of `ks` that do not exist yet, concurrently where the driver can. */
+export async function createPipelines(ks: Kernel[]): Promise<void> {
+  await Promise.all(ks.map((k) => k instanceof LazyKernel ? k.createAsync() : Promise.resolve()));
+  rethrowErrors();
+}
+
 // ---- profiling with timestamp queries -------------------------------------------------------
 // While a profile is on, every dispatch gets its own compute pass with begin/end timestamps, so
 // the GPU time of each kernel can be summed by name. This serialises work: use it to find where
@@ -268,6 +349,7 @@ function profiledDispatch(k: Kernel, buffers: GPUBuffer[], x: number, y: number,
   p.setBindGroup(0, bindGroup(k, buffers));
   p.dispatchWorkgroups(x, y, z);
   p.end();
+  k.ran = true;
   pr.names.push(k.name);
   for (const b of buffers) pendingUse.add(b);
   recorded.push(k.name);
