@@ -32,6 +32,7 @@ export * from "./conv.ts";
 export { warmUp, type WarmUpProgress, type WarmUpStats } from "./warmup.ts";
 export {
   cacheDir,
+  chosenVariants,
   isCpuAdapter,
   pendingTuning,
   rememberedChoice,

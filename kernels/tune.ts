@@ -145,13 +145,16 @@ export function rememberedChoice(family: string, key: string): Choice | undefine
  * `fallback`. A shape with no remembered choice is queued for timing when tuning is enabled.
  */
 export function chooseVariant(task: TuneTask, fallback: string): string {
+  const v = choose(task, fallback);
+  chosen.set(`${task.family}:${task.key}`, v);
+  return v;
+}
+
+function choose(task: TuneTask, fallback: string): string {
   const f = forced(task.family);
   if (f !== undefined) {
-    if (!task.candidates.includes(f)) {
-      // a forced variant that cannot run this shape (e.g. vec4 loads on odd sizes) falls back
-      return fallback;
-    }
-    return f;
+    // a forced variant that cannot run this shape (e.g. vec4 loads on odd sizes) falls back
+    return task.candidates.includes(f) ? f : fallback;
   }
   const c = rememberedChoice(task.family, task.key);
   if (c && task.candidates.includes(c.choice)) return c.choice;
@@ -160,6 +163,13 @@ export function chooseVariant(task: TuneTask, fallback: string): string {
     if (!pending.has(id)) pending.set(id, task);
   }
   return fallback;
+}
+
+const chosen = new Map<string, string>();
+
+/** The variant each "family:shape" ran last in this process (what a benchmark reports). */
+export function chosenVariants(): Map<string, string> {
+  return new Map(chosen);
 }
 
 /** Shapes waiting to be timed. */
