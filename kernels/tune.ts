@@ -167,9 +167,14 @@ function choose(task: TuneTask, fallback: string): string {
 
 const chosen = new Map<string, string>();
 
-/** The variant each "family:shape" ran last in this process (what a benchmark reports). */
-export function chosenVariants(): Map<string, string> {
-  return new Map(chosen);
+/**
+ * The variant each "family:shape" ran last in this process (what a benchmark reports); with
+ * `clear`, forgets them, so the next call lists only what ran in between.
+ */
+export function chosenVariants(clear = false): Map<string, string> {
+  const out = new Map(chosen);
+  if (clear) chosen.clear();
+  return out;
 }
 
 /** Shapes waiting to be timed. */

@@ -76,8 +76,10 @@ async function timeRun(run: () => void): Promise<number> {
 /**
  * Compiles every kernel `step` dispatches (timing the variants of untimed shapes first, where
  * tuning is on), before it runs for real. `step` must be synchronous and must not change host
- * state that matters: it runs once with its dispatches dropped (an optimiser's step counter does
- * not advance, but a data loader it calls would).
+ * state that matters: it runs with its dispatches dropped (an optimiser's step counter does not
+ * advance, but a data loader it calls would), so anything it computes once and caches would be
+ * cached unwritten: warm up with a throwaway ε function of PixArt.guidedEps (its caption path and
+ * packed weights), not the one that samples afterwards.
  */
 export async function warmUp(
   step: () => unknown,
