@@ -132,7 +132,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (i < arrayLength(&O)) { O[i] = 1.0; }
 }`;
   const [gx, gy] = grid1d(t.size, 64);
-  dispatch(kernel("attention_tune_fill", code), [t.buffer], gx, gy);
+  dispatch(kernel("attention_tune_fill", code), [t], gx, gy);
 }
 
 /** `f(c)` for every chunk c, one per line. */
@@ -212,15 +212,15 @@ function forwardKernel(
   const { n, T, HS } = g;
   const TQ = tileOf(variant, g.dh, 2);
   const { dims, gx, gy } = launch(g, g.Nq, TQ);
-  const bindings = [dims, q.buffer, k.buffer, v.buffer, out.buffer];
+  const bindings = [dims, q, k, v, out];
   let decl = "";
   if (lse) {
     decl += `@group(0) @binding(${bindings.length}) var<storage, read_write> LSE: array<f32>;\n`;
-    bindings.push(lse.buffer);
+    bindings.push(lse);
   }
   if (mask) {
     decl += maskDecl(bindings.length);
-    bindings.push(mask.buffer);
+    bindings.push(mask);
   }
   const rows = Array.from({ length: TQ }, (_, r) => r);
   const code = `${DIMS}
@@ -286,9 +286,9 @@ function backwardQKernel(
   const { n, T, HS } = g;
   const TQ = tileOf(variant, g.dh, 3);
   const { dims, gx, gy } = launch(g, g.Nq, TQ);
-  const bindings = [dims, q.buffer, k.buffer, v.buffer, out.buffer, lse.buffer, dout.buffer];
-  bindings.push(dq.buffer, delta.buffer);
-  if (mask) bindings.push(mask.buffer);
+  const bindings = [dims, q, k, v, out, lse, dout];
+  bindings.push(dq, delta);
+  if (mask) bindings.push(mask);
   const rows = Array.from({ length: TQ }, (_, r) => r);
   const code = `${DIMS}
 @group(0) @binding(1) var<storage, read> Q: array<${T}>;
@@ -358,9 +358,9 @@ function backwardKVKernel(
   let TK = tileOf(variant, g.dh, 4);
   while (TK > 1 && (TK > g.Nk || Math.ceil(g.Nk / TK) * TK > g.Nk * 1.25)) TK >>= 1;
   const { dims, gx, gy } = launch(g, g.Nk, TK);
-  const bindings = [dims, q.buffer, k.buffer, v.buffer, lse.buffer, delta.buffer, dout.buffer];
-  bindings.push(dk.buffer, dv.buffer);
-  if (mask) bindings.push(mask.buffer);
+  const bindings = [dims, q, k, v, lse, delta, dout];
+  bindings.push(dk, dv);
+  if (mask) bindings.push(mask);
   const rows = Array.from({ length: TK }, (_, r) => r);
   const zeroIfMasked = (r: number, x: string) => mask ? `select(${T}(0.0), ${x}, keep${r})` : x;
   const code = `${DIMS}

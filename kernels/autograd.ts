@@ -106,16 +106,16 @@ function compact(ts: (Tensor | null | undefined)[]): Tensor[] {
  * `backward()`: it is the "saved activations" term of a training step's memory budget.
  */
 export function tapeSavedBytes(exclude: Iterable<Tensor> = []): number {
-  const skip = new Set<GPUBuffer>();
-  for (const t of exclude) if (!t.disposed) skip.add(t.buffer);
-  const seen = new Set<GPUBuffer>();
+  const skip = new Set<object>();
+  for (const t of exclude) if (!t.disposed) skip.add(t.storageKey);
+  const seen = new Set<object>();
   let bytes = 0;
   for (const out of tape) {
     const node = out.node;
     if (!node) continue;
     for (const t of node.saved ?? node.inputs) {
       if (t.disposed) continue;
-      const buf = t.buffer;
+      const buf = t.storageKey;
       if (skip.has(buf) || seen.has(buf)) continue;
       seen.add(buf);
       // the logical size, not the pool's size class: rounding is overhead, not a requirement
@@ -174,7 +174,7 @@ export function backward(loss: Tensor, grad?: Tensor): void {
       const gin = node.outputs ? node.backwardMulti!(gs) : node.backward(gs[0]!);
       // A backward may return `g` itself or one tensor for several inputs; give each input its
       // own tensor before any is consumed.
-      const owned = new Set<GPUBuffer>();
+      const owned = new Set<object>();
       const pairs: [Tensor, Tensor][] = [];
       for (let j = 0; j < node.inputs.length; j++) {
         const x = node.inputs[j];
@@ -186,8 +186,10 @@ export function backward(loss: Tensor, grad?: Tensor): void {
           );
         }
         // compare storage, not identity: a view of g (or of the caller's grad) shares its buffer
-        if (owned.has(gx.buffer) || (grad && gx.buffer === grad.buffer)) gx = gradOps.copy(gx);
-        owned.add(gx.buffer);
+        if (owned.has(gx.storageKey) || (grad && gx.storageKey === grad.storageKey)) {
+          gx = gradOps.copy(gx);
+        }
+        owned.add(gx.storageKey);
         pairs.push([x, gx]);
       }
       const kept = new Set(pairs.map(([, gx]) => gx));

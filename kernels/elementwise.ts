@@ -64,7 +64,7 @@ ${ENTRY_FLAT()}
   O[i] = ${BIN_EXPR[op]};
 }`;
     const sizes = sizeWords([out.size]);
-    dispatch(kernel(`${op}`, code), [a.buffer, b.buffer, out.buffer, sizes], gx, gy);
+    dispatch(kernel(`${op}`, code), [a, b, out, sizes], gx, gy);
     return;
   }
   const code = `
@@ -78,7 +78,7 @@ ${ENTRY()} {
   let b = B[${ib}];
   O[i] = ${BIN_EXPR[op]};
 }`;
-  dispatch(kernel(`${op}_broadcast`, code), [a.buffer, b.buffer, out.buffer], gx, gy);
+  dispatch(kernel(`${op}_broadcast`, code), [a, b, out], gx, gy);
 }
 
 function binary(op: BinOp, a: Tensor, b: Tensor): Tensor {
@@ -227,7 +227,7 @@ ${ENTRY_FLAT()}
   ${lets}
   O[i] = ${expr};
 }`;
-  const bufs = [...inputs.map((t) => t.buffer), out.buffer, sizeWords([out.size])];
+  const bufs = [...inputs, out, sizeWords([out.size])];
   dispatch(kernel(name, code), bufs, gx, gy);
 }
 
@@ -281,7 +281,7 @@ ${ENTRY_FLAT()}
   if (i >= S[0]) { return; }
   O[i] = ${f32lit(value)};
 }`;
-  dispatch(kernel("fill", code), [t.buffer, sizeWords([t.size])], gx, gy);
+  dispatch(kernel("fill", code), [t, sizeWords([t.size])], gx, gy);
 }
 
 /** into += x (in place, no autograd): gradient accumulation. */
@@ -303,7 +303,7 @@ ${ENTRY_FLAT()}
   if (i >= S[0]) { return; }
   Y[i] = Y[i] + ${f32lit(a)} * X[i];
 }`;
-  dispatch(kernel("axpy", code), [x.buffer, y.buffer, sizeWords([y.size])], gx, gy);
+  dispatch(kernel("axpy", code), [x, y, sizeWords([y.size])], gx, gy);
 }
 
 /** A copy (no autograd). */
@@ -318,7 +318,7 @@ ${ENTRY_FLAT()}
   if (i >= S[0]) { return; }
   O[i] = X[i];
 }`;
-  dispatch(kernel("copy", code), [x.buffer, out.buffer, sizeWords([x.size])], gx, gy);
+  dispatch(kernel("copy", code), [x, out, sizeWords([x.size])], gx, gy);
   return out;
 }
 
@@ -340,5 +340,5 @@ ${ENTRY_FLAT()}
   if (i >= S[0]) { return; }
   Y[i] = Y[i] + W[0] * (X[i] - Y[i]);
 }`;
-  dispatch(kernel("lerp", code), [x.buffer, w.buffer, y.buffer, sizeWords([y.size])], gx, gy);
+  dispatch(kernel("lerp", code), [x, w, y, sizeWords([y.size])], gx, gy);
 }

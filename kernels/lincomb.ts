@@ -32,7 +32,7 @@ ${ENTRY_FLAT()}
 }`;
   dispatch(
     kernel(`lincomb${xs.length}`, code),
-    [...xs.map((x) => x.buffer), c.buffer, out.buffer, sizeWords([n])],
+    [...xs, c, out, sizeWords([n])],
     gx,
     gy,
   );

@@ -13,7 +13,7 @@
 // are clamped on load and skipped on store, so any M and N work with any tile.
 
 import { needsGrad, record } from "./autograd.ts";
-import { dispatch, kernel, sizeWords } from "./runtime.ts";
+import { type Binding, dispatch, kernel, sizeWords } from "./runtime.ts";
 import { empty, numel, shapeStr, type Tensor } from "./tensor.ts";
 import { reshape, transpose } from "./shape.ts";
 import { sumTo } from "./reduce.ts";
@@ -137,14 +137,14 @@ function grid(p: Problem, variant: string): [number, number, number] {
 }
 
 /** Records the product with a given variant; `bufs` are A, B, C, then bias and pre if used. */
-function run(p: Problem, variant: string, bufs: GPUBuffer[]): void {
+function run(p: Problem, variant: string, bufs: Binding[]): void {
   const dims = sizeWords([p.M, p.K, p.N, p.bStride, p.ldb, p.bOff, 0, 0]);
   const [gx, gy, gz] = grid(p, variant);
   dispatch(pipeline(p.spec, variant), [dims, ...bufs], gx, gy, gz);
 }
 
 /** Chooses the variant for a problem (timed once per adapter when tuning is on) and runs it. */
-function runChosen(p: Problem, bufs: GPUBuffer[]): void {
+function runChosen(p: Problem, bufs: Binding[]): void {
   const cands = candidates(p);
   const key = shapeKey(p);
   const task: TuneTask = {
@@ -169,9 +169,9 @@ function tuneInputs(p: Problem) {
   const c = empty([batch * M * N]);
   const bias = randomNormal([N], 3);
   const pre = empty([batch * M * N]);
-  const bufs = [a.buffer, b.buffer, c.buffer];
-  if (spec.bias) bufs.push(bias.buffer);
-  if (spec.epilogue === "gelu_pre") bufs.push(pre.buffer);
+  const bufs = [a, b, c];
+  if (spec.bias) bufs.push(bias);
+  if (spec.epilogue === "gelu_pre") bufs.push(pre);
   return {
     run: (variant: string) => run(p, variant, bufs),
     dispose: () => {
@@ -204,9 +204,9 @@ function matmulKernel(
     ldb: 0,
     bOff: 0,
   };
-  const bufs = [a.buffer, b.buffer, out.buffer];
-  if (bias) bufs.push(bias.buffer);
-  if (pre) bufs.push(pre.buffer);
+  const bufs = [a, b, out];
+  if (bias) bufs.push(bias);
+  if (pre) bufs.push(pre);
   runChosen(p, bufs);
 }
 
@@ -350,8 +350,8 @@ export function linearHalfRows(
     throw new Error(`linear: bias ${shapeStr(bias.shape)} does not match ${count} outputs`);
   }
   const out = empty([...x.shape.slice(0, -1), count]);
-  const bufs = [x.buffer, half.buffer, out.buffer];
-  if (bias) bufs.push(bias.buffer);
+  const bufs = [x, half, out];
+  if (bias) bufs.push(bias);
   runChosen({
     spec: {
       layout: "NN",
@@ -399,7 +399,7 @@ ${ENTRY_FLAT()}
   let n = 2u * (i % S[1]);
   P[i] = pack2x16float(vec2<f32>(W[n * S[2] + k], W[(n + 1u) * S[2] + k]));
 }`;
-  dispatch(kernel("pack_half_t", code), [w.buffer, out.buffer, sizeWords([count, n2, K])], gx, gy);
+  dispatch(kernel("pack_half_t", code), [w, out, sizeWords([count, n2, K])], gx, gy);
 }
 
 /**

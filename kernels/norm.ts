@@ -11,7 +11,7 @@
 // a fixed order (deterministic, no atomics).
 
 import { needsGrad, record } from "./autograd.ts";
-import { dispatch, kernel, sizeWords } from "./runtime.ts";
+import { type Binding, dispatch, kernel, sizeWords } from "./runtime.ts";
 import { empty, numel, shapeStr, type Tensor } from "./tensor.ts";
 import { ENTRY_FLAT, f32lit, grid1d, sizesDecl } from "./wgsl.ts";
 
@@ -74,8 +74,8 @@ ${ENTRY_FLAT(ROWS_WG)}
   }
   ${stats ? "ST[2u * row] = mean; ST[2u * row + 1u] = rstd;" : ""}
 }`;
-  const bufs = [x.buffer, mulP.buffer, addP.buffer, out.buffer];
-  if (stats) bufs.push(stats.buffer);
+  const bufs: Binding[] = [x, mulP, addP, out];
+  if (stats) bufs.push(stats);
   bufs.push(sizeWords([rows, D / v, perGroup, D]));
   dispatch(kernel(mode === "onePlus" ? "ln_modulate" : "layer_norm", code), bufs, gx, gy);
   return out;
@@ -133,11 +133,11 @@ ${ENTRY_FLAT(ROWS_WG)}
   dispatch(
     kernel(mode === "onePlus" ? "ln_modulate_backward_x" : "layer_norm_backward_x", code),
     [
-      x.buffer,
-      g.buffer,
-      mulP.buffer,
-      stats.buffer,
-      dx.buffer,
+      x,
+      g,
+      mulP,
+      stats,
+      dx,
       sizeWords([rows, D / v, perGroup, D]),
     ],
     gx,
@@ -188,7 +188,7 @@ ${ENTRY_FLAT()}
 }`;
   dispatch(
     kernel("norm_backward_params", code),
-    [x.buffer, g.buffer, stats.buffer, dm.buffer, da.buffer, sizeWords([n, D, perGroup])],
+    [x, g, stats, dm, da, sizeWords([n, D, perGroup])],
     gx,
     gy,
   );

@@ -10,7 +10,7 @@
 // step, and each parameter's size and slot offset in a small u32 tensor written once, so the
 // kernels contain no per-step or per-parameter constants: four pipelines serve any model.
 
-import { copyBuffer, dispatch, isCollecting, kernel } from "./runtime.ts";
+import { copyTensor, dispatch, isCollecting, kernel } from "./runtime.ts";
 import { empty, intTensor, type Tensor, tensor } from "./tensor.ts";
 import { zero } from "./shape.ts";
 import { grid1d } from "./wgsl.ts";
@@ -294,12 +294,12 @@ export class Adam {
       for (const k of withGrad) {
         dispatch(
           sumsq,
-          [this.meta[k].buffer, params[k].grad!.buffer, this.partials.buffer],
+          [this.meta[k], params[k].grad!, this.partials],
           this.partialCount[k],
         );
       }
       const norm = kernel("adam_norm", normWGSL(this.partials.size));
-      dispatch(norm, [this.partials.buffer, this.hyper.buffer, this.scalars.buffer], 1);
+      dispatch(norm, [this.partials, this.hyper, this.scalars], 1);
     }
     const update = kernel("adam_update", UPDATE_WGSL);
     for (const k of withGrad) {
@@ -308,13 +308,13 @@ export class Adam {
       dispatch(
         update,
         [
-          this.meta[k].buffer,
-          this.hyper.buffer,
-          this.scalars.buffer,
-          p.grad!.buffer,
-          this.m[k].buffer,
-          this.v[k].buffer,
-          p.buffer,
+          this.meta[k],
+          this.hyper,
+          this.scalars,
+          p.grad!,
+          this.m[k],
+          this.v[k],
+          p,
         ],
         gx,
         gy,
@@ -322,7 +322,7 @@ export class Adam {
     }
     if (!returnNorm) return null;
     const out = empty([]);
-    copyBuffer(this.scalars.buffer, out.buffer, 4);
+    copyTensor(this.scalars, out, 4);
     return out;
   }
 
@@ -364,7 +364,7 @@ export class Adam {
       const n = src instanceof Float32Array ? src.length : src.size;
       if (n !== dst.size) throw new Error(`Adam: moment of ${n} values for ${dst}`);
       if (src instanceof Float32Array) dst.write(src);
-      else copyBuffer(src.buffer, dst.buffer, n * 4);
+      else copyTensor(src, dst, n * 4);
     };
     for (let k = 0; k < this.params.length; k++) {
       put(this.m[k], s.m[k]);

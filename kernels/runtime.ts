@@ -4,6 +4,14 @@
 
 import { checkDevice, device } from "./device.ts";
 import { bufferId } from "./pool.ts";
+import type { BufferRange, Tensor } from "./tensor.ts";
+
+/** What a kernel binds: a whole buffer, or a tensor (its range of a buffer, see kernels/arena.ts). */
+export type Binding = GPUBuffer | Tensor;
+
+function rangeOf(b: Binding): BufferRange {
+  return b instanceof GPUBuffer ? { buffer: b, offset: 0, size: b.size } : b.range;
+}
 
 export interface Kernel {
   name: string;
@@ -138,16 +146,22 @@ export const counters = { dispatches: 0, submits: 0, readbacks: 0 };
 const bindGroups = new Map<string, GPUBindGroup>();
 const MAX_BIND_GROUPS = 8192;
 
-function bindGroup(k: Kernel, buffers: GPUBuffer[]): GPUBindGroup {
+function bindGroup(k: Kernel, ranges: BufferRange[]): GPUBindGroup {
   let key = k.name + "#" + kernelId(k);
-  for (const b of buffers) key += "," + bufferId(b);
+  for (const r of ranges) {
+    key += "," + bufferId(r.buffer);
+    if (r.offset || r.size !== r.buffer.size) key += `@${r.offset}+${r.size}`;
+  }
   let bg = bindGroups.get(key);
   if (!bg) {
     if (bindGroups.size >= MAX_BIND_GROUPS) bindGroups.clear();
     bg = device().createBindGroup({
       label: k.name,
       layout: k.pipeline.getBindGroupLayout(0),
-      entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+      entries: ranges.map(({ buffer, offset, size }, binding) => ({
+        binding,
+        resource: { buffer, offset, size },
+      })),
     });
     bindGroups.set(key, bg);
   }
@@ -171,7 +185,7 @@ function currentPass(): GPUComputePassEncoder {
 }
 
 /** Records one dispatch; `buffers` bind to @binding(0..n-1) of @group(0) in order. */
-export function dispatch(k: Kernel, buffers: GPUBuffer[], x: number, y = 1, z = 1): void {
+export function dispatch(k: Kernel, buffers: Binding[], x: number, y = 1, z = 1): void {
   const max = device().limits.maxComputeWorkgroupsPerDimension;
   if (x > max || y > max || z > max) {
     throw new Error(`kernel '${k.name}': dispatch ${x}x${y}x${z} exceeds ${max} per dimension`);
@@ -182,15 +196,16 @@ export function dispatch(k: Kernel, buffers: GPUBuffer[], x: number, y = 1, z = 
     return;
   }
   k.ran = true;
+  const ranges = buffers.map(rangeOf);
   if (profiler) {
-    profiledDispatch(k, buffers, x, y, z);
+    profiledDispatch(k, ranges, x, y, z);
     return;
   }
   const p = currentPass();
   p.setPipeline(k.pipeline);
-  p.setBindGroup(0, bindGroup(k, buffers));
+  p.setBindGroup(0, bindGroup(k, ranges));
   p.dispatchWorkgroups(x, y, z);
-  for (const b of buffers) pendingUse.add(b);
+  for (const r of ranges) pendingUse.add(r.buffer);
   recorded.push(k.name);
   counters.dispatches++;
 }
@@ -212,6 +227,12 @@ export function copyBuffer(
   encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
   pendingUse.add(src);
   pendingUse.add(dst);
+}
+
+/** Records a copy of `bytes` (default: all of src) from one tensor's memory to another's. */
+export function copyTensor(src: Tensor, dst: Tensor, bytes = src.size * 4): void {
+  const a = src.range, b = dst.range;
+  copyBuffer(a.buffer, b.buffer, bytes, a.offset, b.offset);
 }
 
 /** Submits everything recorded so far. */
@@ -329,7 +350,7 @@ interface Profiler {
 }
 let profiler: Profiler | null = null;
 
-function profiledDispatch(k: Kernel, buffers: GPUBuffer[], x: number, y: number, z: number) {
+function profiledDispatch(k: Kernel, ranges: BufferRange[], x: number, y: number, z: number) {
   const pr = profiler!;
   if (pass) {
     pass.end();
@@ -346,12 +367,12 @@ function profiledDispatch(k: Kernel, buffers: GPUBuffer[], x: number, y: number,
     },
   });
   p.setPipeline(k.pipeline);
-  p.setBindGroup(0, bindGroup(k, buffers));
+  p.setBindGroup(0, bindGroup(k, ranges));
   p.dispatchWorkgroups(x, y, z);
   p.end();
   k.ran = true;
   pr.names.push(k.name);
-  for (const b of buffers) pendingUse.add(b);
+  for (const r of ranges) pendingUse.add(r.buffer);
   recorded.push(k.name);
   counters.dispatches++;
 }

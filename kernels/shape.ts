@@ -37,7 +37,7 @@ ${ENTRY()} {
   if (i >= ${out.size}u) { return; }
   O[i] = X[${idx}];
 }`;
-  dispatch(kernel("permute", code), [x.buffer, out.buffer], gx, gy);
+  dispatch(kernel("permute", code), [x, out], gx, gy);
   const inv: number[] = [];
   perm.forEach((p, k) => (inv[p] = k));
   return record(out, "permute", [x], (g) => [permute(g, inv)], []);
@@ -76,7 +76,7 @@ ${ENTRY_FLAT()}
   ${reverse ? `Dst[i] = Src[${a}];` : `Dst[${a}] = Src[i];`}
 }`;
   const sizes = sizeWords([n, len, inner, dstLen, at]);
-  dispatch(kernel(reverse ? "split" : "concat", code), [src.buffer, dst.buffer, sizes], gx, gy);
+  dispatch(kernel(reverse ? "split" : "concat", code), [src, dst, sizes], gx, gy);
 }
 
 function axisOf(x: Tensor, axis: number): number {
@@ -184,5 +184,5 @@ ${ENTRY_FLAT()}
   if (i >= S[0]) { return; }
   O[i] = 0u;
 }`;
-  dispatch(kernel("zero", code), [t.buffer, sizeWords([t.size])], gx, gy);
+  dispatch(kernel("zero", code), [t, sizeWords([t.size])], gx, gy);
 }
