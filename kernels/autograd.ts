@@ -145,6 +145,9 @@ export const gradOps = {
   copy: (_a: Tensor): Tensor => {
     throw new Error("autograd: gradOps.copy not installed");
   },
+  copyInto: (_src: Tensor, _dst: Tensor): void => {
+    throw new Error("autograd: gradOps.copyInto not installed");
+  },
 };
 
 /**
@@ -196,8 +199,13 @@ export function backward(loss: Tensor, grad?: Tensor): void {
       for (const t of [...gs, ...gin]) if (t && t !== grad && !kept.has(t)) t.dispose();
       for (const [x, gx] of pairs) {
         if (!x.node) {
-          // a leaf
-          if (!x.grad) x.grad = gx.keep();
+          // a leaf; its first gradient goes to its slot in an optimiser's arena if it has one
+          const slot = x.gradSlot;
+          if (!x.grad && slot && !slot.disposed && slot.size === gx.size) {
+            gradOps.copyInto(gx, slot);
+            gx.dispose();
+            x.grad = slot;
+          } else if (!x.grad) x.grad = gx.keep();
           else {
             gradOps.accumulate(x.grad, gx);
             gx.dispose();

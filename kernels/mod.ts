@@ -2,11 +2,13 @@
 
 import { gradOps } from "./autograd.ts";
 import { accumulate, add, copy, full } from "./elementwise.ts";
+import { copyTensor } from "./runtime.ts";
 
 gradOps.add = add;
 gradOps.accumulate = accumulate;
 gradOps.ones = (shape) => full(shape, 1);
 gradOps.copy = copy;
+gradOps.copyInto = (src, dst) => copyTensor(src, dst);
 
 export * from "./device.ts";
 export * from "./tensor.ts";
@@ -29,6 +31,7 @@ export * from "./optim.ts";
 export * from "./softmax.ts";
 export * from "./attention.ts";
 export * from "./conv.ts";
+export { type Arena, arenaLayout, arenaOf, lerpAll, newArena, packInArena } from "./arena.ts";
 export { warmUp, type WarmUpProgress, type WarmUpStats } from "./warmup.ts";
 export {
   cacheDir,

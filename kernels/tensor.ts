@@ -44,7 +44,7 @@ export interface GradNode {
 
 let nextId = 1;
 
-interface Storage {
+export interface Storage {
   buffer: GPUBuffer;
   refs: number;
   /** bytes from the start of the buffer (a tensor packed into an arena, kernels/arena.ts) */
@@ -82,8 +82,11 @@ export class Tensor {
   /** kept tensors (parameters, optimiser state) are never disposed by a scope */
   kept = false;
 
-  /** A new tensor; with `share`, a view of that tensor's buffer (same size, other shape). */
-  constructor(shape: Shape, dtype: DType = "f32", share?: Tensor) {
+  /**
+   * A new tensor; with `share`, a view of that tensor's buffer (same size, other shape); with
+   * `at`, a tensor in memory someone else manages (an arena's slot, kernels/arena.ts).
+   */
+  constructor(shape: Shape, dtype: DType = "f32", share?: Tensor, at?: Omit<Storage, "refs">) {
     for (const d of shape) {
       if (!Number.isInteger(d) || d < 0) throw new Error(`invalid tensor shape ${shapeStr(shape)}`);
     }
@@ -94,6 +97,8 @@ export class Tensor {
       if (share.size !== this.size) throw new Error("view: sizes differ");
       this.storage = share.storage!;
       this.storage.refs++;
+    } else if (at) {
+      this.storage = { ...at, refs: 1 };
     } else {
       const buffer = pool.acquire(this.size * 4);
       this.storage = {

@@ -106,14 +106,18 @@ Deno.test("warmUp: compiles without running the step; the step then gives the sa
   const x = tensor(rand(M * K, 7), [M, K]), w = tensor(rand(N * K, 8), [N, K]);
   const before = await x.read();
   let out: Float32Array | null = null;
-  const step = () => noGrad(() => tidy(() => matmul(x, w, { transB: true, activation: "gelu_tanh" })));
+  const step = () =>
+    noGrad(() => tidy(() => matmul(x, w, { transB: true, activation: "gelu_tanh" })));
   const s = await warmUp(step);
   if (s.kernels < 1) throw new Error(`the dry run saw ${s.kernels} kernels`);
   assertClose(await x.read(), before, 0, "inputs untouched");
   const y = noGrad(() => matmul(x, w, { transB: true, activation: "gelu_tanh" }));
   out = await y.read();
-  const ref = withKernelVariant("matmul", "scalar", () =>
-    noGrad(() => matmul(x, w, { transB: true, activation: "gelu_tanh" })));
+  const ref = withKernelVariant(
+    "matmul",
+    "scalar",
+    () => noGrad(() => matmul(x, w, { transB: true, activation: "gelu_tanh" })),
+  );
   assertClose(out, await ref.read(), 0, "after warm-up");
   for (const t of [x, w, y, ref]) t.dispose();
 });
