@@ -141,6 +141,8 @@ let pass: GPUComputePassEncoder | null = null;
 let recorded: string[] = [];
 /** Buffers that commands recorded since the last flush read or write. */
 const pendingUse = new Set<GPUBuffer>();
+/** Staging buffers of writes recorded as copies (writeBuffer), destroyed once submitted. */
+let stagingBuffers: GPUBuffer[] = [];
 export const counters = { dispatches: 0, submits: 0, readbacks: 0 };
 
 const bindGroups = new Map<string, GPUBindGroup>();
@@ -255,13 +257,33 @@ export function flush(): void {
   recorded = [];
   pendingUse.clear();
   counters.submits++;
+  if (stagingBuffers.length) {
+    const done = stagingBuffers;
+    stagingBuffers = [];
+    dev.queue.onSubmittedWorkDone().then(() => done.forEach((b) => b.destroy()));
+  }
 }
 
 /** Writes data into a buffer in stream order (after everything recorded before it). */
 export function writeBuffer(buf: GPUBuffer, data: ArrayBufferView, offset = 0): void {
-  // queue.writeBuffer runs before any command still unsubmitted; submit those first if they use
-  // this buffer, else a reused pool buffer would be overwritten before its earlier readers ran.
-  if (pendingUse.has(buf)) flush();
+  // queue.writeBuffer runs before any command still unsubmitted. If those use this buffer (a
+  // reused pool buffer), the data goes through a staging buffer and a recorded copy instead, so
+  // the step keeps one command encoder rather than being submitted here.
+  if (pendingUse.has(buf) && !collecting) {
+    const size = Math.ceil(data.byteLength / 4) * 4;
+    const staging = device().createBuffer({
+      size,
+      usage: GPUBufferUsage.COPY_SRC,
+      mappedAtCreation: true,
+    });
+    new Uint8Array(staging.getMappedRange()).set(
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    );
+    staging.unmap();
+    copyBuffer(staging, buf, size, 0, offset);
+    stagingBuffers.push(staging);
+    return;
+  }
   device().queue.writeBuffer(
     buf,
     offset,
