@@ -116,7 +116,7 @@ export const matmulChoices: Map<string, string> = new Map();
 function specName(s: MatmulSpec): string {
   return `${s.layout}${s.half ? "_hb" : ""}${s.bias ? "_bias" : ""}${
     s.epilogue === "none" ? "" : "_" + s.epilogue
-  }`;
+  }${s.sumA ? "_sumA" : ""}`;
 }
 
 function pipeline(spec: MatmulSpec, variant: string) {
@@ -169,13 +169,15 @@ function tuneInputs(p: Problem) {
   const c = empty([batch * M * N]);
   const bias = randomNormal([N], 3);
   const pre = empty([batch * M * N]);
+  const sa = empty([batch * M]);
   const bufs = [a, b, c];
   if (spec.bias) bufs.push(bias);
   if (spec.epilogue === "gelu_pre") bufs.push(pre);
+  if (spec.sumA) bufs.push(sa);
   return {
     run: (variant: string) => run(p, variant, bufs),
     dispose: () => {
-      for (const t of new Set([a, w, b, c, bias, pre])) t.dispose();
+      for (const t of new Set([a, w, b, c, bias, pre, sa])) t.dispose();
     },
   };
 }
@@ -288,7 +290,14 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
         // B is shared: its gradient sums over the batch, i.e. one product over all rows
         const rowsA = transA ? null : reshape(a, [batch * M, K]);
         const gf = reshape(g, [batch * M, N]);
-        if (rowsA) {
+        if (rowsA && transB && bias?.requiresGrad) {
+          // a linear layer's weight and bias gradients in one product: dW = gᵀ·A, db = Σ rows g
+          const [w, s] = productWithRowSums(gf, rowsA);
+          gb = w;
+          gbias = reshape(s, [...bias.shape]);
+          s.dispose();
+          rowsA.dispose();
+        } else if (rowsA) {
           gb = transB ? matmul(gf, rowsA, { transA: true }) : matmul(rowsA, gf, { transA: true });
           rowsA.dispose();
         } else {
@@ -302,7 +311,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
         gf.dispose();
       }
     }
-    if (bias?.requiresGrad) {
+    if (bias?.requiresGrad && !gbias) {
       const s = sumTo(g, [N]);
       gbias = reshape(s, [...bias.shape]);
       if (s !== g) s.dispose();
@@ -310,6 +319,23 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     if (g !== gOut) g.dispose();
     return [ga, gb, gbias];
   }, pre ? [...inputs, pre] : inputs);
+}
+
+/** aᵀ·b and the row sums of aᵀ (Σ over a's rows): a [K, M], b [K, N] → [M, N], [M]. No autograd. */
+function productWithRowSums(a: Tensor, b: Tensor): [Tensor, Tensor] {
+  const [K, M] = a.shape, N = b.shape[1];
+  const out = empty([M, N]), sums = empty([M]);
+  runChosen({
+    spec: { layout: "TN", half: false, bias: false, epilogue: "none", sumA: true },
+    batch: 1,
+    M,
+    K,
+    N,
+    bStride: 0,
+    ldb: 0,
+    bOff: 0,
+  }, [a, b, out, sums]);
+  return [out, sums];
 }
 
 /** x·Wᵀ + b as in torch.nn.Linear (then the activation): x [..., in], weight [out, in], bias [out]. */

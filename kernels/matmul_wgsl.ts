@@ -11,7 +11,7 @@
 //   NT  A [M, K], B [N, K]     (Y = X·Wᵀ, nn.Linear: both read along contiguous k)
 //   TN  A [K, M], B [K, N]     (dW = dYᵀ·X)
 //   TT  A [K, M], B [N, K]     (only the scalar and shared variants)
-// Bindings: 0 Dims, 1 A, 2 B, 3 C, then Bias and Pre when used.
+// Bindings: 0 Dims, 1 A, 2 B, 3 C, then Bias, Pre and SA when used.
 
 import { GELU_TANH_WGSL } from "./elementwise.ts";
 
@@ -26,6 +26,11 @@ export interface MatmulSpec {
   bias: boolean;
   /** gelu: C = gelu(acc + bias); gelu_pre: the same, and Pre = acc + bias (for the backward) */
   epilogue: Epilogue;
+  /**
+   * TN only: also SA[m] = Σ_k A[k, m], the row sums of op(A), summed in order of k. For a weight
+   * gradient dYᵀ·X that is the bias gradient Σ dY, computed from loads the product makes anyway.
+   */
+  sumA?: boolean;
 }
 
 /** How a variant tiles the output. */
@@ -81,6 +86,7 @@ function decls(spec: MatmulSpec, aT: string, bT: string, cT: string): string {
   if (spec.epilogue === "gelu_pre") {
     s += `@group(0) @binding(${b++}) var<storage, read_write> Pre: array<${cT}>;\n`;
   }
+  if (spec.sumA) s += `@group(0) @binding(${b++}) var<storage, read_write> SA: array<${aT}>;\n`;
   return (spec.epilogue !== "none" ? GELU_TANH_WGSL : "") + s;
 }
 
@@ -244,8 +250,10 @@ ${ENTRY_REG(size)}
   ${lines(TM4, (r) => `let am${r} = min(row4 + ${r}u, M4 - 1u);`)}
   ${lines(TN4, (c) => `let bc${c} = min(col4 + ${c}u, N4 - 1u);`)}
   ${lines2(TM, TN4, (r, c) => `var acc${r}_${c} = ${v}(0.0);`)}
+  ${spec.sumA ? lines(TM4, (r) => `var sa${r} = ${v}(0.0);`) : ""}
   for (var k = 0u; k < K; k++) {
     ${lines(TM4, (r) => `let a${r} = A[aBase + k * M4 + am${r}];`)}
+    ${spec.sumA ? lines(TM4, (r) => `sa${r} += a${r};`) : ""}
     ${lines(TN4, (c) => `let b${c} = B[bBase + k * N4 + bc${c}];`)}
     ${
       lines2(TM, TN4, (r, c) =>
@@ -263,6 +271,12 @@ ${ENTRY_REG(size)}
             true,
           )
         } }`)
+    }
+  ${
+      spec.sumA
+        ? lines(TM4, (r) =>
+          `if (ct == 0u && row4 + ${r}u < M4) { SA[z * M4 + row4 + ${r}u] = sa${r}; }`)
+        : ""
     }
 }`;
   }
@@ -305,8 +319,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   ${lines(TM, (r) => `let r${r} = min(row0 + ${r}u, M - 1u);`)}
   ${lines(TN, (c) => `let c${c} = min(col0 + ${c}u, N - 1u);`)}
   ${lines2(TM, TN, (r, c) => `var acc${r}_${c} = 0.0;`)}
+  ${spec.sumA ? lines(TM, (r) => `var sa${r} = 0.0;`) : ""}
   for (var k = 0u; k < K; k++) {
     ${lines(TM, (r) => `let a${r} = A[${idx.a(`r${r}`, "k")}];`)}
+    ${spec.sumA ? lines(TM, (r) => `sa${r} += a${r};`) : ""}
     ${lines(TN, (c) => `let b${c} = ${bValue(spec, "k", `c${c}`)};`)}
     ${lines2(TM, TN, (r, c) => `acc${r}_${c} = fma(a${r}, b${c}, acc${r}_${c});`)}
   }
@@ -321,6 +337,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
           false,
         )
       } }`)
+  }
+  ${
+    spec.sumA
+      ? lines(TM, (r) =>
+        `if (gid.x == 0u && row0 + ${r}u < M) { SA[z * M + row0 + ${r}u] = sa${r}; }`)
+      : ""
   }
 }`;
 }
@@ -352,6 +374,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let n0 = wid.x * ${T}u;
   let t = lid.y * 16u + lid.x;
   ${lines2(4, 4, (r, c) => `var acc${r}_${c} = 0.0;`)}
+  ${spec.sumA ? lines(4, (r) => `var sa${r} = 0.0;`) : ""}
   for (var k0 = 0u; k0 < K; k0 += ${SK}u) {
     // 256 invocations stage 4 elements of each block; As[kk][m], Bs[kk][n]
     for (var e = 0u; e < 4u; e++) {
@@ -367,6 +390,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     workgroupBarrier();
     for (var kk = 0u; kk < ${SK}u; kk++) {
       ${lines(4, (r) => `let a${r} = As[kk * ${T}u + lid.y * 4u + ${r}u];`)}
+      ${spec.sumA ? lines(4, (r) => `sa${r} += a${r};`) : ""}
       ${lines(4, (c) => `let b${c} = Bs[kk * ${T}u + lid.x * 4u + ${c}u];`)}
       ${lines2(4, 4, (r, c) => `acc${r}_${c} = fma(a${r}, b${c}, acc${r}_${c});`)}
     }
@@ -378,6 +402,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   if (row < M && col < N) { ${
         epilogue(spec, `acc${r}_${c}`, "cBase + row * N + col", "col", false)
       } } }`)
+  }
+  ${
+    spec.sumA
+      ? lines(4, (r) =>
+        `if (wid.x == 0u && lid.x == 0u && m0 + lid.y * 4u + ${r}u < M) { SA[z * M + m0 + lid.y * 4u + ${r}u] = sa${r}; }`)
+      : ""
   }
 }`;
 }
