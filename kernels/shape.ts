@@ -1,7 +1,8 @@
 // Shape ops: reshape (a view, no copy), permute, concat and split along an axis.
 
 import { record, recordMulti } from "./autograd.ts";
-import { dispatch, kernel, sizeWords } from "./runtime.ts";
+import { copyBuffer, dispatch, kernel, sizeWords } from "./runtime.ts";
+import { device } from "./device.ts";
 import { empty, numel, shapeStr, strides, Tensor } from "./tensor.ts";
 import { ENTRY, ENTRY_FLAT, flatIndex, grid1d, sizesDecl } from "./wgsl.ts";
 
@@ -79,6 +80,12 @@ ${ENTRY_FLAT()}
   dispatch(kernel(reverse ? "split" : "concat", code), [src, dst, sizes], gx, gy);
 }
 
+/** Records a copy of n elements of src from `from` to dst at `to` (a copy command, no kernel). */
+function copyRange(src: Tensor, from: number, dst: Tensor, to: number, n: number): void {
+  const a = src.range, b = dst.range;
+  copyBuffer(a.buffer, b.buffer, n * 4, a.offset + from * 4, b.offset + to * 4);
+}
+
 function axisOf(x: Tensor, axis: number): number {
   const a = axis < 0 ? axis + x.rank : axis;
   if (a < 0 || a >= x.rank) throw new Error(`axis ${axis} out of range for ${shapeStr(x.shape)}`);
@@ -104,7 +111,9 @@ export function concat(xs: Tensor[], axis: number): Tensor {
   const offsets: number[] = [];
   for (const x of xs) {
     offsets.push(at);
-    copyBlock(x, out, outer, x.shape[a], inner, total, at, false);
+    // along the first non-trivial axis each input is one contiguous range of the output
+    if (outer === 1) copyRange(x, 0, out, at * inner, x.size);
+    else copyBlock(x, out, outer, x.shape[a], inner, total, at, false);
     at += x.shape[a];
   }
   return record(
@@ -147,11 +156,24 @@ export function split(x: Tensor, sizes: number[], axis: number): Tensor[] {
   const inner = numel(x.shape.slice(a + 1));
   const starts: number[] = [];
   let at = 0;
+  // along the first non-trivial axis each piece is one contiguous range of x: a view where the
+  // adapter can bind it there, else a recorded copy; neither needs a kernel
+  const align = device().limits.minStorageBufferOffsetAlignment;
   const pieces = sizes.map((len) => {
     const shape = [...x.shape];
     shape[a] = len;
-    const p = empty(shape, x.dtype);
-    copyBlock(x, p, outer, len, inner, x.shape[a], at, true);
+    let p: Tensor;
+    if (outer === 1) {
+      const start = at * inner;
+      if ((x.range.offset + start * 4) % align === 0) p = x.rangeView(start, shape);
+      else {
+        p = empty(shape, x.dtype);
+        copyRange(x, start, p, 0, len * inner);
+      }
+    } else {
+      p = empty(shape, x.dtype);
+      copyBlock(x, p, outer, len, inner, x.shape[a], at, true);
+    }
     starts.push(at);
     at += len;
     return p;
@@ -160,7 +182,9 @@ export function split(x: Tensor, sizes: number[], axis: number): Tensor[] {
     const gx = empty(x.shape);
     if (gs.some((g) => !g)) zero(gx);
     gs.forEach((g, k) => {
-      if (g) copyBlock(g, gx, outer, sizes[k], inner, x.shape[a], starts[k], false);
+      if (!g) return;
+      if (outer === 1) copyRange(g, 0, gx, starts[k] * inner, sizes[k] * inner);
+      else copyBlock(g, gx, outer, sizes[k], inner, x.shape[a], starts[k], false);
     });
     return [gx];
   }, []);

@@ -138,6 +138,30 @@ export class Tensor {
   }
 
   /**
+   * A tensor of `shape` over this tensor's elements from `start` on (no copy; it keeps the memory
+   * alive). The start must meet the adapter's storage-binding alignment to be bound by kernels.
+   */
+  rangeView(start: number, shape: Shape): Tensor {
+    const s = this.live();
+    const n = numel(shape);
+    if (!Number.isInteger(start) || start < 0 || start + n > this.size) {
+      throw new Error(`rangeView: elements ${start}…${start + n} of ${shapeStr(this.shape)}`);
+    }
+    s.refs++;
+    let done = false;
+    return new Tensor(shape, this.dtype, undefined, {
+      buffer: s.buffer,
+      offset: s.offset + start * 4,
+      bytes: n * 4,
+      release: () => {
+        if (done) return;
+        done = true;
+        if (--s.refs === 0) s.release();
+      },
+    });
+  }
+
+  /**
    * Moves the contents into `bytes` bytes of another buffer at `offset` (recorded as a copy) and
    * uses that memory from now on; `release` runs when the last user disposes it. The tensor and its
    * views must be the only users of the old memory. For arenas (kernels/arena.ts).
