@@ -1,6 +1,14 @@
 // Prompts in, images out: conditions from prompts, start noise from a seed, one of the samplers.
 
-import { Generator, noGrad, type Tensor, tidy } from "../kernels/mod.ts";
+import {
+  empty,
+  Generator,
+  noGrad,
+  type Tensor,
+  tidy,
+  warmUp,
+  type WarmUpProgress,
+} from "../kernels/mod.ts";
 import type { Condition, PixArt } from "../model/pixart.ts";
 import { tokenize } from "../model/tokenizer.ts";
 import {
@@ -35,6 +43,12 @@ export interface GenerateOptions {
    * there (`x.read()` records its copy at once), do not keep it.
    */
   onStep?: (s: GenerateStep) => void;
+  /**
+   * Progress of the warm-up before the first step: the kernels sampling needs are compiled first
+   * (a fresh machine's CPU adapter spends seconds on it) and, where tuning is on, their variants
+   * timed (kernels/warmup.ts).
+   */
+  onWarmUp?: (p: WarmUpProgress) => void;
 }
 
 /** A sampler step of one batch: its x holds samples first … first + B − 1 of the prompts. */
@@ -100,6 +114,7 @@ export function generate(
   const totalSteps = (o.sampler === "ancestral" ? schedule.T : o.steps) * Math.ceil(n / batch);
   let done = 0;
   return (async () => {
+    await warmUpSampling(model, schedule, sliceCondition(cond, 0, batch, c.text_len), batch, o);
     for (let from = 0; from < n; from += batch) {
       const to = Math.min(n, from + batch);
       const bc = sliceCondition(cond, from, to, c.text_len);
@@ -118,6 +133,30 @@ export function generate(
     }
     return out;
   })();
+}
+
+/** Compiles the kernels of one guided step (at both ends of the schedule) before sampling. */
+async function warmUpSampling(
+  model: PixArt,
+  schedule: Schedule,
+  cond: Condition,
+  B: number,
+  o: GenerateOptions,
+): Promise<void> {
+  // its own ε function: the dry run leaves the cached caption path and packed weights unwritten
+  const eps = model.guidedEps(cond, o.guidance, o.guidanceInterval);
+  const c = model.config;
+  const x = empty([B, c.in_channels, c.image_size, c.image_size]);
+  try {
+    await warmUp(() =>
+      noGrad(() => {
+        eps(x, schedule.T - 1);
+        eps(x, 0);
+      }), { onProgress: o.onWarmUp });
+  } finally {
+    eps.dispose();
+    x.dispose();
+  }
 }
 
 /** One batch of B samples of condition `cond` (no gradients); returns x₀ [B, C, H, W]. */

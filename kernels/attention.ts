@@ -13,9 +13,10 @@
 // 4 and as scalars otherwise, with the head dimension unrolled.
 
 import { needsGrad, record } from "./autograd.ts";
-import { dispatch, kernel } from "./runtime.ts";
+import { dispatch, kernel, sizeWords } from "./runtime.ts";
 import { empty, shapeStr, type Tensor } from "./tensor.ts";
-import { ENTRY, f32lit, flatIndex, grid1d } from "./wgsl.ts";
+import { f32lit, grid1d } from "./wgsl.ts";
+import { chooseVariant, isCpuAdapter } from "./tune.ts";
 
 export interface AttentionOptions {
   /** number of heads; must divide D */
@@ -78,15 +79,60 @@ const WGA = 64;
 const STATE_BUDGET = 1024;
 
 /**
- * Rows per tile for `rows` rows when each tile row keeps `perRow` head-sized vectors: the largest
- * of 8, 4, 2, 1 within the register budget that wastes at most a quarter of the work on padding.
+ * Variants: rows of one (batch, head) per invocation ("tile8" … "tile1"). Larger tiles load each
+ * streamed row once for more rows (a CPU adapter's speed), smaller ones give a GPU more
+ * invocations and compile faster. A tile is capped by the register budget: `perRow` head-sized
+ * vectors per row (2 forward, 3 dQ, 4 dK/dV).
  */
-function tileRows(rows: number, dh: number, perRow: number): number {
-  for (const t of [8, 4, 2]) {
-    if (t * perRow * dh > STATE_BUDGET || t > rows) continue;
-    if (Math.ceil(rows / t) * t <= rows * 1.25) return t;
-  }
-  return 1;
+export const ATTENTION_VARIANTS: readonly string[] = ["tile8", "tile4", "tile2", "tile1"];
+
+function tileOf(variant: string, dh: number, perRow: number): number {
+  let t = Number(variant.slice(4));
+  while (t > 1 && t * perRow * dh > STATE_BUDGET) t >>= 1;
+  return t;
+}
+
+/** Attention problems of at least this many FLOPs take the largest tile by default on a CPU. */
+const LARGE_FLOP = 2 ** 26;
+
+/** The variant of a problem: timed per adapter when tuning is on, else a default by size. */
+function attentionVariant(g: Geometry, mask: boolean): string {
+  const flop = 4 * g.B * g.Nq * g.Nk * g.D;
+  // by default the largest tile that wastes at most a quarter of its rows on padding
+  const fit = ATTENTION_VARIANTS.filter((v) => {
+    const t = Number(v.slice(4));
+    return t === 1 || (t <= g.Nq && Math.ceil(g.Nq / t) * t <= g.Nq * 1.25);
+  });
+  const small = ATTENTION_VARIANTS.indexOf("tile2");
+  const fallback = isCpuAdapter() && flop >= LARGE_FLOP
+    ? fit[0]
+    : fit.find((v) => ATTENTION_VARIANTS.indexOf(v) >= small)!;
+  return chooseVariant({
+    family: "attention",
+    key: `${g.B}x${g.H}x${g.Nq}x${g.Nk}x${g.dh}${mask ? "m" : ""}`,
+    candidates: ATTENTION_VARIANTS,
+    prepare: () => {
+      const q = empty([g.B, g.Nq, g.D]), k = empty([g.B, g.Nk, g.D]), v = empty([g.B, g.Nk, g.D]);
+      const m = mask ? empty([g.B, g.Nk]) : null;
+      const o = empty([g.B, g.Nq, g.D]);
+      for (const t of [q, k, v, m]) if (t) fillOnes(t);
+      return {
+        run: (variant: string) => forwardKernel(g, variant, q, k, v, m, o, null),
+        dispose: () => [q, k, v, m, o].forEach((t) => t?.dispose()),
+      };
+    },
+  }, fallback);
+}
+
+function fillOnes(t: Tensor): void {
+  const code = `@group(0) @binding(0) var<storage, read_write> O: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.y * nwg.x * 64u + gid.x;
+  if (i < arrayLength(&O)) { O[i] = 1.0; }
+}`;
+  const [gx, gy] = grid1d(t.size, 64);
+  dispatch(kernel("attention_tune_fill", code), [t], gx, gy);
 }
 
 /** `f(c)` for every chunk c, one per line. */
@@ -117,21 +163,45 @@ function splat(g: Geometry, x: string): string {
   return g.W === 4 ? `vec4<f32>(${x})` : x;
 }
 
-/** WGSL decoding flat invocation `i` into batch b, head h and first tile row `r0`. */
-function tileIndex(g: Geometry, rows: number, tile: number): string {
-  const nt = Math.ceil(rows / tile);
-  return `let bh = i / ${nt}u;
-  let r0 = (i % ${nt}u) * ${tile}u;
-  let h = bh % ${g.H}u;
-  let b = bh / ${g.H}u;`;
+/** WGSL: sizes (a small buffer at binding 0) and the flat invocation `i` decoded into batch b, head h
+ * and first tile row `r0` (tiles of `tile` rows over `rows` = Nq or Nk). */
+const DIMS =
+  `struct Dims { B: u32, Nq: u32, Nk: u32, H: u32, RS: u32, tiles: u32, total: u32, p0: u32 }
+@group(0) @binding(0) var<storage, read> dims: Dims;`;
+
+const ENTRY_A = `@compute @workgroup_size(${WGA})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = (wid.y * nwg.x + wid.x) * ${WGA}u + lid.x;
+  if (i >= dims.total) { return; }
+  let Nq = dims.Nq; let Nk = dims.Nk; let RS = dims.RS;`;
+
+function tileIndex(tile: number): string {
+  return `let bh = i / dims.tiles;
+  let r0 = (i % dims.tiles) * ${tile}u;
+  let h = bh % dims.H;
+  let b = bh / dims.H;`;
+}
+
+/** The sizes buffer and the grid of a kernel whose tiles of `tile` rows cover `rows` rows. */
+function launch(g: Geometry, rows: number, tile: number) {
+  const tiles = Math.ceil(rows / tile);
+  const total = g.B * g.H * tiles;
+  const [gx, gy] = grid1d(total, WGA);
+  const dims = sizeWords([g.B, g.Nq, g.Nk, g.H, g.RS, tiles, total, 0]);
+  return { dims, gx, gy };
 }
 
 const maskDecl = (binding: number) =>
   `@group(0) @binding(${binding}) var<storage, read> M: array<f32>;`;
 
+const kname = (base: string, g: Geometry, tile: number, mask: boolean) =>
+  `${base}${g.W === 4 ? "_v4" : ""}_dh${g.dh}_t${tile}${mask ? "_mask" : ""}`;
+
 // q [B, Nq, D], k, v [B, Nk, D] (, mask [B, Nk]) → o [B, Nq, D] (, lse [B, H, Nq] in log2 units)
 function forwardKernel(
   g: Geometry,
+  variant: string,
   q: Tensor,
   k: Tensor,
   v: Tensor,
@@ -139,42 +209,36 @@ function forwardKernel(
   out: Tensor,
   lse: Tensor | null,
 ): void {
-  const { B, Nq, Nk, H, W, n, T, RS, HS } = g;
-  const TQ = tileRows(Nq, g.dh, 2);
-  const total = B * H * Math.ceil(Nq / TQ);
-  const [gx, gy] = grid1d(total, WGA);
-  const bindings = [q.buffer, k.buffer, v.buffer, out.buffer];
+  const { n, T, HS } = g;
+  const TQ = tileOf(variant, g.dh, 2);
+  const { dims, gx, gy } = launch(g, g.Nq, TQ);
+  const bindings = [dims, q, k, v, out];
   let decl = "";
   if (lse) {
     decl += `@group(0) @binding(${bindings.length}) var<storage, read_write> LSE: array<f32>;\n`;
-    bindings.push(lse.buffer);
+    bindings.push(lse);
   }
   if (mask) {
     decl += maskDecl(bindings.length);
-    bindings.push(mask.buffer);
+    bindings.push(mask);
   }
   const rows = Array.from({ length: TQ }, (_, r) => r);
-  const code = `
-@group(0) @binding(0) var<storage, read> Q: array<${T}>;
-@group(0) @binding(1) var<storage, read> K: array<${T}>;
-@group(0) @binding(2) var<storage, read> V: array<${T}>;
-@group(0) @binding(3) var<storage, read_write> O: array<${T}>;
+  const code = `${DIMS}
+@group(0) @binding(1) var<storage, read> Q: array<${T}>;
+@group(0) @binding(2) var<storage, read> K: array<${T}>;
+@group(0) @binding(3) var<storage, read> V: array<${T}>;
+@group(0) @binding(4) var<storage, read_write> O: array<${T}>;
 ${decl}
-${ENTRY(WGA)} {
-  ${flatIndex(gx, WGA)}
-  if (i >= ${total}u) { return; }
-  ${tileIndex(g, Nq, TQ)}
-  ${
-    each(TQ, (r) =>
-      `let qo${r} = b * ${Nq * RS}u + min(r0 + ${r}u, ${Nq - 1}u) * ${RS}u + h * ${HS}u;`)
-  }
+${ENTRY_A}
+  ${tileIndex(TQ)}
+  ${each(TQ, (r) => `let qo${r} = (b * Nq + min(r0 + ${r}u, Nq - 1u)) * RS + h * ${HS}u;`)}
   ${each2(TQ, n, (r, c) => `let q${r}_${c} = Q[qo${r} + ${c}u] * ${g.s2};`)}
   ${each2(TQ, n, (r, c) => `var a${r}_${c} = ${T}(0.0);`)}
   ${each(TQ, (r) => `var m${r} = -1.0e30;\n  var l${r} = 0.0;`)}
-  let kb = b * ${Nk * RS}u + h * ${HS}u;
-  for (var j = 0u; j < ${Nk}u; j++) {
-    let ko = kb + j * ${RS}u;
-    ${mask ? `let keep = M[b * ${Nk}u + j] != 0.0;` : ""}
+  let kb = b * Nk * RS + h * ${HS}u;
+  for (var j = 0u; j < Nk; j++) {
+    let ko = kb + j * RS;
+    ${mask ? `let keep = M[b * Nk + j] != 0.0;` : ""}
     ${each(n, (c) => `let k${c} = K[ko + ${c}u];`)}
     ${
     rows.map((r) => `
@@ -194,20 +258,21 @@ ${ENTRY(WGA)} {
   }
   ${
     rows.map((r) => `
-  if (r0 + ${r}u < ${Nq}u) {
+  if (r0 + ${r}u < Nq) {
     // a row whose keys are all masked has l = 0: output zeros
     let inv = select(0.0, 1.0 / l${r}, l${r} > 0.0);
     ${each(n, (c) => `O[qo${r} + ${c}u] = a${r}_${c} * inv;`)}
-    ${lse ? `LSE[bh * ${Nq}u + r0 + ${r}u] = select(0.0, m${r} + log2(l${r}), l${r} > 0.0);` : ""}
+    ${lse ? `LSE[bh * Nq + r0 + ${r}u] = select(0.0, m${r} + log2(l${r}), l${r} > 0.0);` : ""}
   }`).join("")
   }
 }`;
-  dispatch(kernel(`attention${W === 4 ? "_v4" : ""}`, code), bindings, gx, gy);
+  dispatch(kernel(kname("attention", g, TQ, !!mask), code), bindings, gx, gy);
 }
 
 // q, o, dO [B, Nq, D], k, v [B, Nk, D], lse [B, H, Nq] (, mask) → dq [B, Nq, D], delta [B, H, Nq]
 function backwardQKernel(
   g: Geometry,
+  variant: string,
   q: Tensor,
   k: Tensor,
   v: Tensor,
@@ -218,43 +283,40 @@ function backwardQKernel(
   dq: Tensor,
   delta: Tensor,
 ): void {
-  const { B, Nq, Nk, H, W, n, T, RS, HS } = g;
-  const TQ = tileRows(Nq, g.dh, 3);
-  const total = B * H * Math.ceil(Nq / TQ);
-  const [gx, gy] = grid1d(total, WGA);
-  const bindings = [q.buffer, k.buffer, v.buffer, out.buffer, lse.buffer, dout.buffer];
-  bindings.push(dq.buffer, delta.buffer);
-  if (mask) bindings.push(mask.buffer);
+  const { n, T, HS } = g;
+  const TQ = tileOf(variant, g.dh, 3);
+  const { dims, gx, gy } = launch(g, g.Nq, TQ);
+  const bindings = [dims, q, k, v, out, lse, dout];
+  bindings.push(dq, delta);
+  if (mask) bindings.push(mask);
   const rows = Array.from({ length: TQ }, (_, r) => r);
-  const code = `
-@group(0) @binding(0) var<storage, read> Q: array<${T}>;
-@group(0) @binding(1) var<storage, read> K: array<${T}>;
-@group(0) @binding(2) var<storage, read> V: array<${T}>;
-@group(0) @binding(3) var<storage, read> O: array<${T}>;
-@group(0) @binding(4) var<storage, read> LSE: array<f32>;
-@group(0) @binding(5) var<storage, read> DO: array<${T}>;
-@group(0) @binding(6) var<storage, read_write> DQ: array<${T}>;
-@group(0) @binding(7) var<storage, read_write> DELTA: array<f32>;
-${mask ? maskDecl(8) : ""}
-${ENTRY(WGA)} {
-  ${flatIndex(gx, WGA)}
-  if (i >= ${total}u) { return; }
-  ${tileIndex(g, Nq, TQ)}
+  const code = `${DIMS}
+@group(0) @binding(1) var<storage, read> Q: array<${T}>;
+@group(0) @binding(2) var<storage, read> K: array<${T}>;
+@group(0) @binding(3) var<storage, read> V: array<${T}>;
+@group(0) @binding(4) var<storage, read> O: array<${T}>;
+@group(0) @binding(5) var<storage, read> LSE: array<f32>;
+@group(0) @binding(6) var<storage, read> DO: array<${T}>;
+@group(0) @binding(7) var<storage, read_write> DQ: array<${T}>;
+@group(0) @binding(8) var<storage, read_write> DELTA: array<f32>;
+${mask ? maskDecl(9) : ""}
+${ENTRY_A}
+  ${tileIndex(TQ)}
   ${
     rows.map((r) => `
-  let row${r} = min(r0 + ${r}u, ${Nq - 1}u);
-  let qo${r} = b * ${Nq * RS}u + row${r} * ${RS}u + h * ${HS}u;
+  let row${r} = min(r0 + ${r}u, Nq - 1u);
+  let qo${r} = (b * Nq + row${r}) * RS + h * ${HS}u;
   ${each(n, (c) => `let q${r}_${c} = Q[qo${r} + ${c}u] * ${g.s2};`)}
   ${each(n, (c) => `let do${r}_${c} = DO[qo${r} + ${c}u];`)}
   ${each(n, (c) => `var dq${r}_${c} = ${T}(0.0);`)}
   // delta = rowsum(dP ⊙ P) = dO · O
   let delta${r} = ${dots(g, (c) => `do${r}_${c}`, (c) => `O[qo${r} + ${c}u]`)};
-  let L${r} = LSE[bh * ${Nq}u + row${r}];`).join("")
+  let L${r} = LSE[bh * Nq + row${r}];`).join("")
   }
-  let kb = b * ${Nk * RS}u + h * ${HS}u;
-  for (var j = 0u; j < ${Nk}u; j++) {
-    let ko = kb + j * ${RS}u;
-    ${mask ? `let keep = M[b * ${Nk}u + j] != 0.0;` : ""}
+  let kb = b * Nk * RS + h * ${HS}u;
+  for (var j = 0u; j < Nk; j++) {
+    let ko = kb + j * RS;
+    ${mask ? `let keep = M[b * Nk + j] != 0.0;` : ""}
     ${each(n, (c) => `let k${c} = K[ko + ${c}u];`)}
     ${each(n, (c) => `let v${c} = V[ko + ${c}u];`)}
     ${
@@ -268,18 +330,19 @@ ${ENTRY(WGA)} {
   }
   ${
     rows.map((r) => `
-  if (r0 + ${r}u < ${Nq}u) {
+  if (r0 + ${r}u < Nq) {
     ${each(n, (c) => `DQ[qo${r} + ${c}u] = dq${r}_${c} * ${g.scale};`)}
-    DELTA[bh * ${Nq}u + row${r}] = delta${r};
+    DELTA[bh * Nq + row${r}] = delta${r};
   }`).join("")
   }
 }`;
-  dispatch(kernel(`attention_backward_q${W === 4 ? "_v4" : ""}`, code), bindings, gx, gy);
+  dispatch(kernel(kname("attention_backward_q", g, TQ, !!mask), code), bindings, gx, gy);
 }
 
 // q, dO [B, Nq, D], k, v [B, Nk, D], lse, delta [B, H, Nq] (, mask) → dk, dv [B, Nk, D]
 function backwardKVKernel(
   g: Geometry,
+  variant: string,
   q: Tensor,
   k: Tensor,
   v: Tensor,
@@ -290,43 +353,42 @@ function backwardKVKernel(
   dk: Tensor,
   dv: Tensor,
 ): void {
-  const { B, Nq, Nk, H, W, n, T, RS, HS } = g;
-  const TK = tileRows(Nk, g.dh, 4);
-  const total = B * H * Math.ceil(Nk / TK);
-  const [gx, gy] = grid1d(total, WGA);
-  const bindings = [q.buffer, k.buffer, v.buffer, lse.buffer, delta.buffer, dout.buffer];
-  bindings.push(dk.buffer, dv.buffer);
-  if (mask) bindings.push(mask.buffer);
+  const { n, T, HS } = g;
+  // the key tiles cover Nk rows: the variant's tile, within the budget and Nk
+  let TK = tileOf(variant, g.dh, 4);
+  while (TK > 1 && (TK > g.Nk || Math.ceil(g.Nk / TK) * TK > g.Nk * 1.25)) TK >>= 1;
+  const { dims, gx, gy } = launch(g, g.Nk, TK);
+  const bindings = [dims, q, k, v, lse, delta, dout];
+  bindings.push(dk, dv);
+  if (mask) bindings.push(mask);
   const rows = Array.from({ length: TK }, (_, r) => r);
   const zeroIfMasked = (r: number, x: string) => mask ? `select(${T}(0.0), ${x}, keep${r})` : x;
-  const code = `
-@group(0) @binding(0) var<storage, read> Q: array<${T}>;
-@group(0) @binding(1) var<storage, read> K: array<${T}>;
-@group(0) @binding(2) var<storage, read> V: array<${T}>;
-@group(0) @binding(3) var<storage, read> LSE: array<f32>;
-@group(0) @binding(4) var<storage, read> DELTA: array<f32>;
-@group(0) @binding(5) var<storage, read> DO: array<${T}>;
-@group(0) @binding(6) var<storage, read_write> DK: array<${T}>;
-@group(0) @binding(7) var<storage, read_write> DV: array<${T}>;
-${mask ? maskDecl(8) : ""}
-${ENTRY(WGA)} {
-  ${flatIndex(gx, WGA)}
-  if (i >= ${total}u) { return; }
-  ${tileIndex(g, Nk, TK)}
+  const code = `${DIMS}
+@group(0) @binding(1) var<storage, read> Q: array<${T}>;
+@group(0) @binding(2) var<storage, read> K: array<${T}>;
+@group(0) @binding(3) var<storage, read> V: array<${T}>;
+@group(0) @binding(4) var<storage, read> LSE: array<f32>;
+@group(0) @binding(5) var<storage, read> DELTA: array<f32>;
+@group(0) @binding(6) var<storage, read> DO: array<${T}>;
+@group(0) @binding(7) var<storage, read_write> DK: array<${T}>;
+@group(0) @binding(8) var<storage, read_write> DV: array<${T}>;
+${mask ? maskDecl(9) : ""}
+${ENTRY_A}
+  ${tileIndex(TK)}
   ${
     rows.map((r) => `
-  let key${r} = min(r0 + ${r}u, ${Nk - 1}u);
-  let ko${r} = b * ${Nk * RS}u + key${r} * ${RS}u + h * ${HS}u;
+  let key${r} = min(r0 + ${r}u, Nk - 1u);
+  let ko${r} = (b * Nk + key${r}) * RS + h * ${HS}u;
   ${each(n, (c) => `let k${r}_${c} = K[ko${r} + ${c}u] * ${g.s2};`)}
   ${each(n, (c) => `let v${r}_${c} = V[ko${r} + ${c}u];`)}
   ${each(n, (c) => `var dk${r}_${c} = ${T}(0.0);`)}
   ${each(n, (c) => `var dv${r}_${c} = ${T}(0.0);`)}`).join("")
   }
-  let qb = b * ${Nq * RS}u + h * ${HS}u;
-  for (var qi = 0u; qi < ${Nq}u; qi++) {
-    let qo = qb + qi * ${RS}u;
-    let L = LSE[bh * ${Nq}u + qi];
-    let dl = DELTA[bh * ${Nq}u + qi];
+  let qb = b * Nq * RS + h * ${HS}u;
+  for (var qi = 0u; qi < Nq; qi++) {
+    let qo = qb + qi * RS;
+    let L = LSE[bh * Nq + qi];
+    let dl = DELTA[bh * Nq + qi];
     ${each(n, (c) => `let q${c} = Q[qo + ${c}u];`)}
     ${each(n, (c) => `let do${c} = DO[qo + ${c}u];`)}
     ${
@@ -342,14 +404,14 @@ ${ENTRY(WGA)} {
   }
   ${
     rows.map((r) => `
-  if (r0 + ${r}u < ${Nk}u) {
-    ${mask ? `let keep${r} = M[b * ${Nk}u + key${r}] != 0.0;` : ""}
+  if (r0 + ${r}u < Nk) {
+    ${mask ? `let keep${r} = M[b * Nk + key${r}] != 0.0;` : ""}
     ${each(n, (c) => `DK[ko${r} + ${c}u] = ${zeroIfMasked(r, `dk${r}_${c} * ${g.scale}`)};`)}
     ${each(n, (c) => `DV[ko${r} + ${c}u] = ${zeroIfMasked(r, `dv${r}_${c}`)};`)}
   }`).join("")
   }
 }`;
-  dispatch(kernel(`attention_backward_kv${W === 4 ? "_v4" : ""}`, code), bindings, gx, gy);
+  dispatch(kernel(kname("attention_backward_kv", g, TK, !!mask), code), bindings, gx, gy);
 }
 
 /**
@@ -385,15 +447,16 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const g = geometry(q, k, heads);
   const out = empty([B, Nq, D]);
   const lse = needsGrad(q, k, v) ? empty([B, heads, Nq]) : null;
-  forwardKernel(g, q, k, v, mask, out, lse);
+  const variant = attentionVariant(g, !!mask);
+  forwardKernel(g, variant, q, k, v, mask, out, lse);
   if (!lse) return out;
   return record(out, "attention", [q, k, v], (dout) => {
     const dq = empty(q.shape);
     const dk = empty(k.shape);
     const dv = empty(v.shape);
     const delta = empty([B, heads, Nq]);
-    backwardQKernel(g, q, k, v, mask, out, lse, dout, dq, delta);
-    backwardKVKernel(g, q, k, v, mask, lse, delta, dout, dk, dv);
+    backwardQKernel(g, variant, q, k, v, mask, out, lse, dout, dq, delta);
+    backwardKVKernel(g, variant, q, k, v, mask, lse, delta, dout, dk, dv);
     delta.dispose();
     lse.dispose();
     return [dq, dk, dv];

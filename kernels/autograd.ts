@@ -5,6 +5,7 @@
 // elementwise.ts imports this module too: the cycle is safe because neither uses the other's
 // exports while it is being evaluated, only inside functions
 import { accumulate, add, copy, full } from "./elementwise.ts";
+import { copyTensor } from "./runtime.ts";
 import { type GradNode, type Tensor, tidy } from "./tensor.ts";
 
 let gradEnabled = true;
@@ -109,16 +110,16 @@ function compact(ts: (Tensor | null | undefined)[]): Tensor[] {
  * `backward()`: it is the "saved activations" term of a training step's memory budget.
  */
 export function tapeSavedBytes(exclude: Iterable<Tensor> = []): number {
-  const skip = new Set<GPUBuffer>();
-  for (const t of exclude) if (!t.disposed) skip.add(t.buffer);
-  const seen = new Set<GPUBuffer>();
+  const skip = new Set<object>();
+  for (const t of exclude) if (!t.disposed) skip.add(t.storageKey);
+  const seen = new Set<object>();
   let bytes = 0;
   for (const out of tape) {
     const node = out.node;
     if (!node) continue;
     for (const t of node.saved ?? node.inputs) {
       if (t.disposed) continue;
-      const buf = t.buffer;
+      const buf = t.storageKey;
       if (skip.has(buf) || seen.has(buf)) continue;
       seen.add(buf);
       // the logical size, not the pool's size class: rounding is overhead, not a requirement
@@ -162,7 +163,7 @@ export function backward(loss: Tensor, grad?: Tensor): void {
       const gin = tidy(() => (node.outputs ? node.backwardMulti!(gs) : node.backward(gs[0]!)));
       // A backward may return `g` itself or one tensor for several inputs; give each input its
       // own tensor before any is consumed.
-      const owned = new Set<GPUBuffer>();
+      const owned = new Set<object>();
       const pairs: [Tensor, Tensor][] = [];
       for (let j = 0; j < node.inputs.length; j++) {
         const x = node.inputs[j];
@@ -174,16 +175,23 @@ export function backward(loss: Tensor, grad?: Tensor): void {
           );
         }
         // compare storage, not identity: a view of g (or of the caller's grad) shares its buffer
-        if (owned.has(gx.buffer) || (grad && gx.buffer === grad.buffer)) gx = copy(gx);
-        owned.add(gx.buffer);
+        if (owned.has(gx.storageKey) || (grad && gx.storageKey === grad.storageKey)) {
+          gx = copy(gx);
+        }
+        owned.add(gx.storageKey);
         pairs.push([x, gx]);
       }
       const kept = new Set(pairs.map(([, gx]) => gx));
       for (const t of [...gs, ...gin]) if (t && t !== grad && !kept.has(t)) t.dispose();
       for (const [x, gx] of pairs) {
         if (!x.node) {
-          // a leaf
-          if (!x.grad) x.grad = gx.keep();
+          // a leaf; its first gradient goes to its slot in an optimiser's arena if it has one
+          const slot = x.gradSlot;
+          if (!x.grad && slot && !slot.disposed && slot.size === gx.size) {
+            copyTensor(gx, slot);
+            gx.dispose();
+            x.grad = slot;
+          } else if (!x.grad) x.grad = gx.keep();
           else {
             accumulate(x.grad, gx);
             gx.dispose();

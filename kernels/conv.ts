@@ -104,7 +104,7 @@ ${ENTRY()} {
   }
   O[i] = v;
 }`;
-  dispatch(kernel(`unfold_${g.layout}`, code), [x.buffer, out.buffer], gx, gy);
+  dispatch(kernel(`unfold_${g.layout}`, code), [x, out], gx, gy);
   return out;
 }
 
@@ -148,7 +148,7 @@ ${ENTRY()} {
   }
   O[i] = acc;
 }`;
-  dispatch(kernel(`unfold_backward_${g.layout}`, code), [gcols.buffer, out.buffer], gx, gy);
+  dispatch(kernel(`unfold_backward_${g.layout}`, code), [gcols, out], gx, gy);
   return out;
 }
 

@@ -23,7 +23,7 @@ ${ENTRY()} {
   if (i >= ${n}u) { return; }
   O[i] = X[i] * K[i / ${inner}u];
 }`;
-  dispatch(kernel(name, code), [x.buffer, keep.buffer, out.buffer], gx, gy);
+  dispatch(kernel(name, code), [x, keep, out], gx, gy);
   return out;
 }
 

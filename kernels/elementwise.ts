@@ -2,9 +2,9 @@
 // Each kernel is specialised to its shapes (strides are WGSL constants).
 
 import { record } from "./autograd.ts";
-import { dispatch, kernel } from "./runtime.ts";
+import { dispatch, kernel, sizeWords } from "./runtime.ts";
 import { empty, type Shape, shapeStr, type Tensor } from "./tensor.ts";
-import { ENTRY, f32lit, flatIndex, grid1d } from "./wgsl.ts";
+import { ENTRY, ENTRY_FLAT, f32lit, flatIndex, grid1d, sizesDecl } from "./wgsl.ts";
 import { sumTo } from "./reduce.ts";
 
 export function broadcastShape(a: Shape, b: Shape): number[] {
@@ -49,6 +49,24 @@ const BIN_EXPR: Record<BinOp, string> = { add: "a + b", sub: "a - b", mul: "a * 
 
 function binaryKernel(op: BinOp, a: Tensor, b: Tensor, out: Tensor): void {
   const [gx, gy] = grid1d(out.size);
+  const ia = broadcastIndex(a.shape, out.shape), ib = broadcastIndex(b.shape, out.shape);
+  if (ia === "i" && ib === "i") {
+    // no broadcasting (the common case): one pipeline for every size
+    const code = `
+@group(0) @binding(0) var<storage, read> A: array<f32>;
+@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(2) var<storage, read_write> O: array<f32>;
+${sizesDecl(3)}
+${ENTRY_FLAT()}
+  if (i >= S[0]) { return; }
+  let a = A[i];
+  let b = B[i];
+  O[i] = ${BIN_EXPR[op]};
+}`;
+    const sizes = sizeWords([out.size]);
+    dispatch(kernel(`${op}`, code), [a, b, out, sizes], gx, gy);
+    return;
+  }
   const code = `
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<f32>;
@@ -56,11 +74,11 @@ function binaryKernel(op: BinOp, a: Tensor, b: Tensor, out: Tensor): void {
 ${ENTRY()} {
   ${flatIndex(gx)}
   if (i >= ${out.size}u) { return; }
-  let a = A[${broadcastIndex(a.shape, out.shape)}];
-  let b = B[${broadcastIndex(b.shape, out.shape)}];
+  let a = A[${ia}];
+  let b = B[${ib}];
   O[i] = ${BIN_EXPR[op]};
 }`;
-  dispatch(kernel(`${op}`, code), [a.buffer, b.buffer, out.buffer], gx, gy);
+  dispatch(kernel(`${op}_broadcast`, code), [a, b, out], gx, gy);
 }
 
 function binary(op: BinOp, a: Tensor, b: Tensor): Tensor {
@@ -194,13 +212,14 @@ function mapKernel(name: string, expr: string, lib: string, inputs: Tensor[], ou
   const code = `${lib}
 ${decls}
 @group(0) @binding(${inputs.length}) var<storage, read_write> O: array<f32>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${out.size}u) { return; }
+${sizesDecl(inputs.length + 1)}
+${ENTRY_FLAT()}
+  if (i >= S[0]) { return; }
   ${lets}
   O[i] = ${expr};
 }`;
-  dispatch(kernel(name, code), [...inputs.map((t) => t.buffer), out.buffer], gx, gy);
+  const bufs = [...inputs, out, sizeWords([out.size])];
+  dispatch(kernel(name, code), bufs, gx, gy);
 }
 
 export type UnaryName = keyof typeof UNARY;
@@ -214,6 +233,14 @@ export function unary(name: UnaryName, x: Tensor): Tensor {
     mapKernel(`${name}_backward`, def.bwd, def.lib ?? "", [x, g], gx);
     return [gx];
   });
+}
+
+/** g · gelu'(x) for the tanh-GELU, no autograd (the backward of a product with a fused GELU). */
+export function geluTanhBackward(x: Tensor, g: Tensor): Tensor {
+  const def = UNARY.gelu_tanh;
+  const out = empty(x.shape);
+  mapKernel("gelu_tanh_backward", def.bwd, def.lib ?? "", [x, g], out);
+  return out;
 }
 
 /** tanh-approximated GELU (PixArt's MLP). */
@@ -240,12 +267,12 @@ export function fill(t: Tensor, value: number): void {
   const [gx, gy] = grid1d(t.size);
   const code = `
 @group(0) @binding(0) var<storage, read_write> O: array<f32>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${t.size}u) { return; }
+${sizesDecl(1)}
+${ENTRY_FLAT()}
+  if (i >= S[0]) { return; }
   O[i] = ${f32lit(value)};
 }`;
-  dispatch(kernel("fill", code), [t.buffer], gx, gy);
+  dispatch(kernel("fill", code), [t, sizeWords([t.size])], gx, gy);
 }
 
 /** into += x (in place, no autograd): gradient accumulation. */
@@ -262,12 +289,12 @@ export function axpy(y: Tensor, x: Tensor, a: number): void {
   const code = `
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read_write> Y: array<f32>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${y.size}u) { return; }
+${sizesDecl(2)}
+${ENTRY_FLAT()}
+  if (i >= S[0]) { return; }
   Y[i] = Y[i] + ${f32lit(a)} * X[i];
 }`;
-  dispatch(kernel("axpy", code), [x.buffer, y.buffer], gx, gy);
+  dispatch(kernel("axpy", code), [x, y, sizeWords([y.size])], gx, gy);
 }
 
 /** A copy (no autograd). */
@@ -277,12 +304,12 @@ export function copy(x: Tensor): Tensor {
   const code = `
 @group(0) @binding(0) var<storage, read> X: array<u32>;
 @group(0) @binding(1) var<storage, read_write> O: array<u32>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${x.size}u) { return; }
+${sizesDecl(2)}
+${ENTRY_FLAT()}
+  if (i >= S[0]) { return; }
   O[i] = X[i];
 }`;
-  dispatch(kernel("copy", code), [x.buffer, out.buffer], gx, gy);
+  dispatch(kernel("copy", code), [x, out, sizeWords([x.size])], gx, gy);
   return out;
 }
 
@@ -299,10 +326,10 @@ export function lerpInPlace(y: Tensor, x: Tensor, w: Tensor): void {
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read> W: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${y.size}u) { return; }
+${sizesDecl(3)}
+${ENTRY_FLAT()}
+  if (i >= S[0]) { return; }
   Y[i] = Y[i] + W[0] * (X[i] - Y[i]);
 }`;
-  dispatch(kernel("lerp", code), [x.buffer, w.buffer, y.buffer], gx, gy);
+  dispatch(kernel("lerp", code), [x, w, y, sizeWords([y.size])], gx, gy);
 }

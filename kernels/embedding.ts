@@ -39,7 +39,7 @@ ${ENTRY()} {
   let v = u32(clamp(id, 0, ${V - 1}));
   O[i] = select(0.0, T[v * ${E}u + i % ${E}u], id == i32(v));
 }`;
-    dispatch(kernel("embedding", code), [table.buffer, ids.buffer, out.buffer], gx, gy);
+    dispatch(kernel("embedding", code), [table, ids, out], gx, gy);
   }
   return record(
     out,
@@ -73,6 +73,6 @@ ${ENTRY(WG_E)} {
   }
   DT[u32(v) * ${E}u + e] = acc;
 }`;
-  dispatch(kernel("embedding_backward", code), [g.buffer, ids.buffer, dt.buffer], gx, gy);
+  dispatch(kernel("embedding_backward", code), [g, ids, dt], gx, gy);
   return dt;
 }

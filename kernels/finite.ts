@@ -32,7 +32,7 @@ export class FiniteWatch {
       throw new Error(`FiniteWatch: step must be a positive integer, got ${step}`);
     }
     const s = intTensor([step], [1]);
-    dispatch(kernel("finite_watch", WGSL), [a.buffer, b.buffer, s.buffer, this.#first.buffer], 1);
+    dispatch(kernel("finite_watch", WGSL), [a, b, s, this.#first], 1);
     s.dispose();
   }
 

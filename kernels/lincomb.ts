@@ -1,9 +1,9 @@
 // out = Σ_k c_k·x_k with the coefficients in a GPU tensor, so a sampler's per-step constants
 // need no new pipeline. No autograd.
 
-import { dispatch, kernel } from "./runtime.ts";
+import { dispatch, kernel, sizeWords } from "./runtime.ts";
 import { empty, shapeStr, type Tensor, tensor } from "./tensor.ts";
-import { ENTRY, flatIndex, grid1d } from "./wgsl.ts";
+import { ENTRY_FLAT, grid1d, sizesDecl } from "./wgsl.ts";
 
 /** Σ_k coefs[k]·xs[k] (all xs of one shape); coefs are host numbers uploaded as one tensor. */
 export function lincomb(xs: Tensor[], coefs: number[]): Tensor {
@@ -25,14 +25,14 @@ export function lincomb(xs: Tensor[], coefs: number[]): Tensor {
   const code = `${decls}
 @group(0) @binding(${xs.length}) var<storage, read> C: array<f32>;
 @group(0) @binding(${xs.length + 1}) var<storage, read_write> O: array<f32>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${n}u) { return; }
+${sizesDecl(xs.length + 2)}
+${ENTRY_FLAT()}
+  if (i >= S[0]) { return; }
   O[i] = ${terms};
 }`;
   dispatch(
     kernel(`lincomb${xs.length}`, code),
-    [...xs.map((x) => x.buffer), c.buffer, out.buffer],
+    [...xs, c, out, sizeWords([n])],
     gx,
     gy,
   );

@@ -3,7 +3,7 @@
 // P = 1). The backward is one fused pointwise kernel for pred and target.
 
 import { record } from "./autograd.ts";
-import { dispatch, kernel } from "./runtime.ts";
+import { type Binding, dispatch, kernel } from "./runtime.ts";
 import { empty, shapeStr, type Tensor } from "./tensor.ts";
 import { ENTRY, f32lit, flatIndex, grid1d } from "./wgsl.ts";
 
@@ -20,7 +20,7 @@ function reduceKernel(
   name: string,
   decls: string[],
   expr: string,
-  bufs: GPUBuffer[],
+  bufs: Binding[],
   out: Tensor,
   n: number,
   parts: number,
@@ -50,7 +50,7 @@ ${ENTRY(WG_R)} {
   }
   if (t == 0u) { O[p] = red[0] * ${f32lit(mul)}; }
 }`;
-  dispatch(kernel(name, code), [...bufs, out.buffer], parts);
+  dispatch(kernel(name, code), [...bufs, out], parts);
 }
 
 /** mean((pred − target)²) over all elements → a scalar (shape []). Gradients for both inputs. */
@@ -68,11 +68,11 @@ export function mseLoss(pred: Tensor, target: Tensor): Tensor {
   const sq = "(P[k] - T[k]) * (P[k] - T[k])";
   // pred, target [n] → loss [] (one stage) or partials [parts] → loss []
   if (parts === 1) {
-    reduceKernel("mse", ["P", "T"], sq, [pred.buffer, target.buffer], out, n, 1, 1 / n);
+    reduceKernel("mse", ["P", "T"], sq, [pred, target], out, n, 1, 1 / n);
   } else {
     const partial = empty([parts]);
-    reduceKernel("mse_partial", ["P", "T"], sq, [pred.buffer, target.buffer], partial, n, parts, 1);
-    reduceKernel("mse_final", ["X"], "X[k]", [partial.buffer], out, parts, 1, 1 / n);
+    reduceKernel("mse_partial", ["P", "T"], sq, [pred, target], partial, n, parts, 1);
+    reduceKernel("mse_final", ["X"], "X[k]", [partial], out, parts, 1, 1 / n);
     partial.dispose();
   }
   return record(out, "mse_loss", [pred, target], (g) => {
@@ -114,7 +114,7 @@ ${ENTRY()} {
 }`;
   dispatch(
     kernel("mse_backward", code),
-    [pred.buffer, target.buffer, g.buffer, ...outs.map(([, t]) => t.buffer)],
+    [pred, target, g, ...outs.map(([, t]) => t)],
     gx,
     gy,
   );
@@ -141,11 +141,11 @@ export function crossEntropy(logits: Tensor, labels: Tensor): Tensor {
   const out = empty([]);
   const parts = Math.min(MAX_PARTIALS, Math.ceil(B / CHUNK));
   if (parts === 1) {
-    reduceKernel("cross_entropy_mean", ["X"], "X[k]", [rows.buffer], out, B, 1, 1 / B);
+    reduceKernel("cross_entropy_mean", ["X"], "X[k]", [rows], out, B, 1, 1 / B);
   } else {
     const partial = empty([parts]);
-    reduceKernel("cross_entropy_partial", ["X"], "X[k]", [rows.buffer], partial, B, parts, 1);
-    reduceKernel("cross_entropy_final", ["X"], "X[k]", [partial.buffer], out, parts, 1, 1 / B);
+    reduceKernel("cross_entropy_partial", ["X"], "X[k]", [rows], partial, B, parts, 1);
+    reduceKernel("cross_entropy_final", ["X"], "X[k]", [partial], out, parts, 1, 1 / B);
     partial.dispose();
   }
   rows.dispose();
@@ -191,7 +191,7 @@ ${ENTRY()} {
   }
   O[r] = m + log2(l) * ${LN2} - X[base + u32(y)];
 }`;
-  dispatch(kernel("cross_entropy", code), [x.buffer, labels.buffer, out.buffer], gx, gy);
+  dispatch(kernel("cross_entropy", code), [x, labels, out], gx, gy);
 }
 
 // logits [B, K], labels [B], g [] → dlogits [B, K] = g·(softmax − onehot)/B
@@ -225,7 +225,7 @@ ${ENTRY()} {
 }`;
   dispatch(
     kernel("cross_entropy_backward", code),
-    [x.buffer, labels.buffer, g.buffer, dx.buffer],
+    [x, labels, g, dx],
     gx,
     gy,
   );

@@ -1,218 +1,215 @@
-// Matrix multiply C = op(A)·op(B) (+ bias), op = identity or transpose, batched over leading axes.
-// Two layouts run natively, each reading both operands along their contiguous axis with vec4
-// loads:
-//   NN  C[m,n] = Σ_k A[m,k]·B[k,n]    (dX = dY·W)
-//   TN  C[m,n] = Σ_k A[k,m]·B[k,n]    (dW = dYᵀ·X)
-// For B transposed (Y = X·Wᵀ, the forward of nn.Linear) Bᵀ is materialised first: it is the small
-// weight, and the NN kernel then reads both operands along contiguous rows. Shapes that are not
-// multiples of 4 along the loaded axes take a scalar kernel that handles every layout.
+// Matrix multiply C = op(A)·op(B) (+ bias) (+ tanh-GELU), op = identity or transpose, batched
+// over leading axes. Every layout runs natively (kernels/matmul_wgsl.ts): NN, NT (nn.Linear's
+// X·Wᵀ, no transposed copy of the weight), TN (a weight gradient dYᵀ·X) with vec4 loads along
+// the contiguous axes, and any layout or size through the scalar and workgroup-shared kernels.
 //
-// On CPU adapters each invocation's global loads dominate, so every invocation computes a large
-// register tile (up to 16×16 outputs): the FMAs per load decide the speed. Rows and columns past
-// the edge are clamped on load and skipped on store, so any M and N work with any tile.
+// Each product runs one of several variants (register tiles of two sizes, workgroup-shared tiles,
+// scalar), chosen per adapter and shape (kernels/tune.ts). They sum in the same order, so the
+// choice changes the speed and never the numbers. Sizes reach the kernels in a small buffer: one
+// pipeline per variant and epilogue serves every shape.
+//
+// On CPU adapters each invocation's global loads dominate, so every invocation computes a
+// register tile of outputs: the FMAs per load decide the speed. Rows and columns past the edge
+// are clamped on load and skipped on store, so any M and N work with any tile.
 
 import { needsGrad, record } from "./autograd.ts";
-import { dispatch, kernel } from "./runtime.ts";
+import { type Binding, dispatch, kernel, sizeWords } from "./runtime.ts";
 import { empty, numel, shapeStr, type Tensor } from "./tensor.ts";
 import { reshape, transpose } from "./shape.ts";
 import { sumTo } from "./reduce.ts";
-import { GELU_TANH_WGSL, geluTanh } from "./elementwise.ts";
-import { ENTRY, flatIndex, grid1d } from "./wgsl.ts";
+import { geluTanhBackward } from "./elementwise.ts";
+import { randomNormal } from "./random.ts";
+import { ENTRY_FLAT, grid1d, sizesDecl } from "./wgsl.ts";
+import { chooseVariant, isCpuAdapter, type TuneTask } from "./tune.ts";
+import {
+  type Epilogue,
+  type Layout,
+  type MatmulSpec,
+  regFits,
+  regGrid,
+  regWGSL,
+  scalarWGSL,
+  SHARED_TILE,
+  sharedWGSL,
+  type Tiling,
+} from "./matmul_wgsl.ts";
 
 export interface MatmulOptions {
   transA?: boolean;
   transB?: boolean;
   bias?: Tensor | null;
   /**
-   * tanh-GELU of the result (+ bias). Without gradients it runs in the product's store, saving the
-   * activation's pass over the output (an MLP's widest tensor); with them the two ops are recorded
-   * apart, as the activation's backward needs the pre-activation.
+   * tanh-GELU of the result (+ bias), applied in the product's store. With gradients the kernel
+   * also stores the pre-activation, which the activation's backward reads.
    */
   activation?: "gelu_tanh" | null;
 }
 
-interface Dims {
+/** One product as the kernels see it. */
+interface Problem {
+  spec: MatmulSpec;
   batch: number;
   M: number;
   K: number;
   N: number;
-  transA: boolean;
-  transB: boolean;
   /** elements between consecutive batches of B (0: shared) */
   bStride: number;
-  gelu?: boolean;
-  /** B holds f16 pairs along n packed in u32 (a weight packed by `useHalfWeight`); NN only */
-  halfB?: boolean;
-  /** halfB: B's row length and the first column read (a slice of a wider packed weight) */
-  ldb?: number;
-  bOff?: number;
+  /** half: B's row length in f16 values and the first column read (a slice of a packed weight) */
+  ldb: number;
+  bOff: number;
 }
 
-const WX = 8, WY = 8;
+// ---- variants -------------------------------------------------------------------------------
 
-function tileOf(n: number, max: number): number {
-  for (const t of [16, 8, 4, 2, 1]) if (t <= max && (t <= n || t === 1)) return t;
-  return 1;
+/** The matmul variants by name (see matmul_wgsl.ts). */
+export const MATMUL_VARIANTS: Readonly<Record<string, Tiling>> = {
+  // today's CPU tiling: 256 outputs per invocation, the most FMAs per load; ~1.4 s to compile on
+  // lavapipe
+  reg16: { kind: "reg", TM: 16, TN: 16, map: "grid" },
+  // a quarter of the register tile: a quarter of the compile time, more loads per FMA
+  reg8: { kind: "reg", TM: 8, TN: 8, map: "grid" },
+  // the GPU tiling: 64×64 tiles staged in workgroup memory
+  shared: { kind: "shared" },
+  // 4×4 outputs, scalar loads: any layout and size
+  scalar: { kind: "scalar" },
+};
+
+/** Names of the variants that can run this problem. */
+function candidates(p: Problem): string[] {
+  const out: string[] = [];
+  for (const [name, t] of Object.entries(MATMUL_VARIANTS)) {
+    if (t.kind === "reg" && !regFits(p.spec, p.M, p.K, p.N, t)) continue;
+    if (t.kind === "reg") {
+      const [gx, gy] = regGrid(t, p.M, p.N);
+      if (Math.max(gx, gy, p.batch) > 65535) continue;
+    }
+    out.push(name);
+  }
+  return out;
 }
 
-// C [batch, M, N] = op(A)·op(B) + bias — one invocation per TM×TN tile.
-function matmulKernel(a: Tensor, b: Tensor, bias: Tensor | null, out: Tensor, d: Dims): void {
-  const { batch, M, K, N, transA, transB, bStride } = d;
-  const act = (e: string, vec: boolean) => d.gelu ? `${vec ? "gelu_t4" : "gelu_t"}(${e})` : e;
-  const biasDecl = (t = "f32") =>
-    bias ? `@group(0) @binding(3) var<storage, read> Bias: array<${t}>;` : "";
-  const bufs = [a.buffer, b.buffer, out.buffer];
-  if (bias) bufs.push(bias.buffer);
-  const mode = `${transA ? "T" : "N"}${transB ? "T" : "N"}`;
-  let code: string | null = null, TM = 1, TN = 1;
-  const header = (aT: string, bT: string, cT = "f32") => `
-@group(0) @binding(0) var<storage, read> A: array<${aT}>;
-@group(0) @binding(1) var<storage, read> B: array<${bT}>;
-@group(0) @binding(2) var<storage, read_write> C: array<${cT}>;
-${biasDecl(cT)}
-@compute @workgroup_size(${WX}, ${WY})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let col0 = gid.x * TN;
-  let row0 = gid.y * TM;
-  if (col0 >= ${N}u || row0 >= ${M}u) { return; }
-  let z = gid.z;
-  let aBase = z * ${M * K}u;
-  let bBase = z * ${bStride}u;
-  let cBase = z * ${M * N}u;`;
-  const rowsDecl = (tm: number) =>
-    Array.from({ length: tm }, (_, r) => `let r${r} = min(row0 + ${r}u, ${M - 1}u);`).join("\n");
-  const colsDecl = (tn: number) =>
-    Array.from({ length: tn }, (_, c) => `let c${c} = min(col0 + ${c}u, ${N - 1}u);`).join("\n");
-  // store: acc(r, c) is a WGSL expression for output (row0 + r, col0 + c)
-  const store = (acc: (r: number, c: number) => string) => {
-    let s = "";
-    for (let r = 0; r < TM; r++) {
-      for (let c = 0; c < TN; c++) {
-        const guard = [];
-        if (M % TM !== 0) guard.push(`row0 + ${r}u < ${M}u`);
-        if (N % TN !== 0) guard.push(`col0 + ${c}u < ${N}u`);
-        const st = `C[cBase + (row0 + ${r}u) * ${N}u + col0 + ${c}u] = ${
-          act(acc(r, c) + (bias ? ` + Bias[col0 + ${c}u]` : ""), false)
-        };`;
-        s += guard.length ? `if (${guard.join(" && ")}) { ${st} }\n` : st + "\n";
-      }
-    }
-    return s;
+/** Products of at least this many FLOPs take the 16×16 register tile by default on a CPU. */
+const LARGE_FLOP = 2 ** 28;
+
+/**
+ * The variant an adapter runs when it has no timing. A GPU: the shared tiles. A CPU: register
+ * tiles, 16×16 for a weight gradient (TN: the outer-product loop gains most from the larger tile)
+ * and for large products, 8×8 for small ones, where the larger tile's extra second of compile
+ * (paid on a machine's first run) would cost more than it saves.
+ */
+function defaultVariant(p: Problem, cands: string[]): string {
+  let order = ["shared", "reg8", "scalar"];
+  if (isCpuAdapter()) {
+    const large = p.spec.layout === "TN" || 2 * p.batch * p.M * p.K * p.N >= LARGE_FLOP;
+    order = large ? ["reg16", "reg8", "scalar"] : ["reg8", "reg16", "scalar"];
+  }
+  return order.find((v) => cands.includes(v)) ?? cands[0];
+}
+
+function shapeKey(p: Problem): string {
+  return `${p.spec.layout}${p.spec.half ? "h" : ""} ${p.batch}x${p.M}x${p.K}x${p.N}`;
+}
+
+/** The variant each shape ran last (for the benchmark's report). */
+export const matmulChoices: Map<string, string> = new Map();
+
+function specName(s: MatmulSpec): string {
+  return `${s.layout}${s.half ? "_hb" : ""}${s.bias ? "_bias" : ""}${
+    s.epilogue === "none" ? "" : "_" + s.epilogue
+  }${s.sumA ? "_sumA" : ""}`;
+}
+
+function pipeline(spec: MatmulSpec, variant: string) {
+  const t = MATMUL_VARIANTS[variant];
+  const code = t.kind === "reg"
+    ? regWGSL(spec, t)
+    : t.kind === "shared"
+    ? sharedWGSL(spec)
+    : scalarWGSL(spec);
+  return kernel(`matmul_${specName(spec)}_${variant}`, code);
+}
+
+function grid(p: Problem, variant: string): [number, number, number] {
+  const t = MATMUL_VARIANTS[variant];
+  if (t.kind === "reg") return [...regGrid(t, p.M, p.N), p.batch];
+  const T = t.kind === "shared" ? SHARED_TILE : 32;
+  return [Math.ceil(p.N / T), Math.ceil(p.M / T), p.batch];
+}
+
+/** Records the product with a given variant; `bufs` are A, B, C, then bias and pre if used. */
+function run(p: Problem, variant: string, bufs: Binding[]): void {
+  const dims = sizeWords([p.M, p.K, p.N, p.bStride, p.ldb, p.bOff, 0, 0]);
+  const [gx, gy, gz] = grid(p, variant);
+  dispatch(pipeline(p.spec, variant), [dims, ...bufs], gx, gy, gz);
+}
+
+/** Chooses the variant for a problem (timed once per adapter when tuning is on) and runs it. */
+function runChosen(p: Problem, bufs: Binding[]): void {
+  const cands = candidates(p);
+  const key = shapeKey(p);
+  const task: TuneTask = {
+    family: "matmul",
+    key,
+    candidates: cands,
+    prepare: () => tuneInputs(p),
   };
-  // vec4 store: acc(r, c4) is the vec4 of output (row0 + r, col0 + 4·c4 …); N % TN == 0 here
-  const store4 = (acc: (r: number, c4: number) => string) => {
-    let s = "";
-    for (let r = 0; r < TM; r++) {
-      for (let c = 0; c < TN / 4; c++) {
-        const st = `C[(cBase + (row0 + ${r}u) * ${N}u + col0) / 4u + ${c}u] = ${
-          act(acc(r, c) + (bias ? ` + Bias[col0 / 4u + ${c}u]` : ""), true)
-        };`;
-        s += M % TM !== 0 ? `if (row0 + ${r}u < ${M}u) { ${st} }\n` : st + "\n";
-      }
-    }
-    return s;
+  const v = chooseVariant(task, defaultVariant(p, cands));
+  matmulChoices.set(key, v);
+  run(p, v, bufs);
+}
+
+/** Inputs of a problem's shape for timing its candidates (plain f32 epilogue-free product). */
+function tuneInputs(p: Problem) {
+  const { batch, M, K, N, spec } = p;
+  const a = randomNormal([batch * M * K], 1);
+  const bRows = p.bStride ? batch : 1;
+  const w = spec.half ? randomNormal([p.ldb, K], 2) : randomNormal([bRows * K * N], 2);
+  const b = spec.half ? empty([K, p.ldb / 2], "i32") : w;
+  if (spec.half) packHalfKernel(w, b);
+  const c = empty([batch * M * N]);
+  const bias = randomNormal([N], 3);
+  const pre = empty([batch * M * N]);
+  const sa = empty([batch * M]);
+  const bufs = [a, b, c];
+  if (spec.bias) bufs.push(bias);
+  if (spec.epilogue === "gelu_pre") bufs.push(pre);
+  if (spec.sumA) bufs.push(sa);
+  return {
+    run: (variant: string) => run(p, variant, bufs),
+    dispose: () => {
+      for (const t of new Set([a, w, b, c, bias, pre, sa])) t.dispose();
+    },
   };
-  if (d.halfB && !(mode === "NN" && K % 4 === 0 && N % 8 === 0)) {
-    throw new Error(`matmul: a packed f16 B needs the NN layout, K % 4 == 0 and N % 8 == 0`);
-  }
-  if (mode === "NN" && K % 4 === 0 && N % 4 === 0) {
-    // A rows as vec4 along k; B rows as vec4 along n; acc vec4 per (row, 4 columns)
-    TM = tileOf(M, 16);
-    TN = N % 16 === 0 ? 16 : N % 8 === 0 ? 8 : 4;
-    const TN4 = TN / 4;
-    let body = "";
-    for (let r = 0; r < TM; r++) body += `let a${r} = A[(aBase + r${r} * ${K}u + k) / 4u];\n`;
-    for (let kk = 0; kk < 4; kk++) {
-      for (let c = 0; c < TN4; c++) {
-        // a packed B row: vec4<u32> c/2 holds columns 8·(c/2) … +7 as f16 pairs
-        body += d.halfB
-          ? (c % 2 === 0
-            ? `let w${kk}_${c >> 1} = B[((k + ${kk}u) * ${d.ldb ?? N}u + ${
-              d.bOff ?? 0
-            }u + col0) / 8u + ${c >> 1}u];\n`
-            : "") +
-            `let b${kk}_${c} = vec4<f32>(unpack2x16float(w${kk}_${c >> 1}.${
-              c % 2 ? "z" : "x"
-            }), unpack2x16float(w${kk}_${c >> 1}.${c % 2 ? "w" : "y"}));\n`
-          : `let b${kk}_${c} = B[(bBase + (k + ${kk}u) * ${N}u + col0) / 4u + ${c}u];\n`;
-      }
-    }
-    for (let kk = 0; kk < 4; kk++) {
-      for (let r = 0; r < TM; r++) {
-        for (let c = 0; c < TN4; c++) {
-          body += `acc${r}_${c} = fma(vec4<f32>(a${r}[${kk}]), b${kk}_${c}, acc${r}_${c});\n`;
-        }
-      }
-    }
-    let decl = "";
-    for (let r = 0; r < TM; r++) {
-      for (let c = 0; c < TN4; c++) decl += `var acc${r}_${c} = vec4<f32>(0.0);\n`;
-    }
-    code = header("vec4<f32>", d.halfB ? "vec4<u32>" : "vec4<f32>", "vec4<f32>") + `
-  ${rowsDecl(TM)}
-  ${decl}
-  for (var k = 0u; k < ${K}u; k += 4u) {
-    ${body}
-  }
-  ${store4((r, c) => `acc${r}_${c}`)}
-}`;
-  } else if (mode === "TN" && M % 4 === 0 && N % 4 === 0) {
-    // outer products: A[k, m..m+TM] and B[k, n..n+TN] as vec4s
-    TM = M % 16 === 0 ? 16 : M % 8 === 0 ? 8 : 4;
-    TN = N % 16 === 0 ? 16 : N % 8 === 0 ? 8 : 4;
-    const TM4 = TM / 4, TN4 = TN / 4;
-    let body = "";
-    for (let r = 0; r < TM4; r++) {
-      body += `let a${r} = A[(aBase + k * ${M}u + row0) / 4u + ${r}u];\n`;
-    }
-    for (let c = 0; c < TN4; c++) {
-      body += `let b${c} = B[(bBase + k * ${N}u + col0) / 4u + ${c}u];\n`;
-    }
-    for (let r = 0; r < TM; r++) {
-      for (let c = 0; c < TN4; c++) {
-        body += `acc${r}_${c} = fma(vec4<f32>(a${r >> 2}[${r & 3}]), b${c}, acc${r}_${c});\n`;
-      }
-    }
-    let decl = "";
-    for (let r = 0; r < TM; r++) {
-      for (let c = 0; c < TN4; c++) decl += `var acc${r}_${c} = vec4<f32>(0.0);\n`;
-    }
-    code = header("vec4<f32>", "vec4<f32>", "vec4<f32>") + `
-  ${decl}
-  for (var k = 0u; k < ${K}u; k++) {
-    ${body}
-  }
-  ${store4((r, c) => `acc${r}_${c}`)}
-}`;
-  }
-  if (!code) {
-    // scalar fallback, any layout
-    TM = 4;
-    TN = 4;
-    const aIdx = (r: string) => transA ? `aBase + k * ${M}u + ${r}` : `aBase + ${r} * ${K}u + k`;
-    const bIdx = (c: string) => transB ? `bBase + ${c} * ${K}u + k` : `bBase + k * ${N}u + ${c}`;
-    let body = "";
-    for (let r = 0; r < TM; r++) body += `let a${r} = A[${aIdx(`r${r}`)}];\n`;
-    for (let c = 0; c < TN; c++) body += `let b${c} = B[${bIdx(`c${c}`)}];\n`;
-    for (let r = 0; r < TM; r++) {
-      for (let c = 0; c < TN; c++) body += `acc${r}_${c} = fma(a${r}, b${c}, acc${r}_${c});\n`;
-    }
-    let decl = "";
-    for (let r = 0; r < TM; r++) for (let c = 0; c < TN; c++) decl += `var acc${r}_${c} = 0.0;\n`;
-    code = header("f32", "f32") + `
-  ${rowsDecl(TM)}
-  ${colsDecl(TN)}
-  ${decl}
-  for (var k = 0u; k < ${K}u; k++) {
-    ${body}
-  }
-  ${store((r, c) => `acc${r}_${c}`)}
-}`;
-  }
-  code = `const TM = ${TM}u;\nconst TN = ${TN}u;\n` + (d.gelu ? GELU_TANH_WGSL : "") + code;
-  const gx = Math.ceil(N / TN / WX), gy = Math.ceil(M / TM / WY);
-  const name = `matmul_${mode}_${TM}x${TN}${d.halfB ? "_hb" : ""}${d.gelu ? "_gelu" : ""}`;
-  dispatch(kernel(name, code), bufs, gx, gy, batch);
+}
+
+function layoutOf(transA: boolean, transB: boolean): Layout {
+  return `${transA ? "T" : "N"}${transB ? "T" : "N"}` as Layout;
+}
+
+// C [batch, M, N] = op(A)·op(B) (+ bias) (→ GELU, with Pre the pre-activation)
+function matmulKernel(
+  a: Tensor,
+  b: Tensor,
+  bias: Tensor | null,
+  out: Tensor,
+  pre: Tensor | null,
+  d: { batch: number; M: number; K: number; N: number; layout: Layout; bStride: number },
+  epilogue: Epilogue,
+): void {
+  const p: Problem = {
+    spec: { layout: d.layout, half: false, bias: !!bias, epilogue },
+    batch: d.batch,
+    M: d.M,
+    K: d.K,
+    N: d.N,
+    bStride: d.bStride,
+    ldb: 0,
+    bOff: 0,
+  };
+  const bufs = [a, b, out];
+  if (bias) bufs.push(bias);
+  if (pre) bufs.push(pre);
+  runChosen(p, bufs);
 }
 
 /**
@@ -225,7 +222,6 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const bias = opts.bias ?? null;
   const gelu = opts.activation === "gelu_tanh";
   if (opts.activation && !gelu) throw new Error(`matmul: unknown activation '${opts.activation}'`);
-  if (gelu && needsGrad(a, b, bias)) return geluTanh(matmul(a, b, { ...opts, activation: null }));
   if (a.rank < 2 || b.rank < 2) {
     throw new Error(
       `matmul: operands need rank ≥ 2, got ${shapeStr(a.shape)}·${shapeStr(b.shape)}`,
@@ -251,61 +247,26 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   if (bias && bias.size !== N) {
     throw new Error(`matmul: bias ${shapeStr(bias.shape)} does not match ${N} columns`);
   }
+  const grad = needsGrad(a, b, bias);
   const out = empty([...batchShape, M, N]);
-  if (transB && (transA || K % 4 === 0 && N % 4 === 0)) {
-    // Bᵀ is materialised (for a linear layer it is the small weight) so the NN or TN kernel,
-    // which read both operands along contiguous rows, can run
-    const bt = transpose(b);
-    const st = bBatched ? K * N : 0;
-    if (!bBatched && !transA) {
-      matmulKernel(a, bt, bias, out, {
-        batch: 1,
-        M: batch * M,
-        K,
-        N,
-        transA,
-        transB: false,
-        bStride: 0,
-        gelu,
-      });
-    } else {matmulKernel(a, bt, bias, out, {
-        batch,
-        M,
-        K,
-        N,
-        transA,
-        transB: false,
-        bStride: st,
-        gelu,
-      });}
-    bt.dispose();
-  } else if (!bBatched && !transA) {
-    // fold the batch into M: one large product instead of many small ones
-    matmulKernel(a, b, bias, out, {
-      batch: 1,
-      M: batch * M,
-      K,
-      N,
-      transA,
-      transB,
-      bStride: 0,
-      gelu,
-    });
-  } else {
-    matmulKernel(a, b, bias, out, {
-      batch,
-      M,
-      K,
-      N,
-      transA,
-      transB,
-      bStride: bBatched ? K * N : 0,
-      gelu,
-    });
-  }
-  if (!needsGrad(a, b, bias)) return out;
+  // with gradients, GELU's backward needs the pre-activation: the kernel stores both
+  const pre = gelu && grad ? empty(out.shape) : null;
+  const layout = layoutOf(transA, transB);
+  // a shared B with A's rows contiguous: fold the batch into M (one large product)
+  const fold = !bBatched && !transA;
+  matmulKernel(a, b, bias, out, pre, {
+    batch: fold ? 1 : batch,
+    M: fold ? batch * M : M,
+    K,
+    N,
+    layout,
+    bStride: bBatched ? K * N : 0,
+  }, gelu ? (pre ? "gelu_pre" : "gelu") : "none");
+  if (!grad) return out;
   const inputs = bias ? [a, b, bias] : [a, b];
-  return record(out, "matmul", inputs, (g) => {
+  return record(out, gelu ? "matmul_gelu" : "matmul", inputs, (gOut) => {
+    // through the activation first: d pre = g · gelu'(pre)
+    const g = pre ? geluTanhBackward(pre, gOut) : gOut;
     let ga: Tensor | null = null, gb: Tensor | null = null, gbias: Tensor | null = null;
     if (a.requiresGrad) {
       // C = op(A)·op(B): d op(A) = dC·op(B)ᵀ; dA is its transpose when A was transposed
@@ -329,7 +290,14 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
         // B is shared: its gradient sums over the batch, i.e. one product over all rows
         const rowsA = transA ? null : reshape(a, [batch * M, K]);
         const gf = reshape(g, [batch * M, N]);
-        if (rowsA) {
+        if (rowsA && transB && bias?.requiresGrad) {
+          // a linear layer's weight and bias gradients in one product: dW = gᵀ·A, db = Σ rows g
+          const [w, s] = productWithRowSums(gf, rowsA);
+          gb = w;
+          gbias = reshape(s, [...bias.shape]);
+          s.dispose();
+          rowsA.dispose();
+        } else if (rowsA) {
           gb = transB ? matmul(gf, rowsA, { transA: true }) : matmul(rowsA, gf, { transA: true });
           rowsA.dispose();
         } else {
@@ -343,13 +311,31 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
         gf.dispose();
       }
     }
-    if (bias?.requiresGrad) {
+    if (bias?.requiresGrad && !gbias) {
       const s = sumTo(g, [N]);
       gbias = reshape(s, [...bias.shape]);
       if (s !== g) s.dispose();
     }
+    if (g !== gOut) g.dispose();
     return [ga, gb, gbias];
-  });
+  }, pre ? [...inputs, pre] : inputs);
+}
+
+/** aᵀ·b and the row sums of aᵀ (Σ over a's rows): a [K, M], b [K, N] → [M, N], [M]. No autograd. */
+function productWithRowSums(a: Tensor, b: Tensor): [Tensor, Tensor] {
+  const [K, M] = a.shape, N = b.shape[1];
+  const out = empty([M, N]), sums = empty([M]);
+  runChosen({
+    spec: { layout: "TN", half: false, bias: false, epilogue: "none", sumA: true },
+    batch: 1,
+    M,
+    K,
+    N,
+    bStride: 0,
+    ldb: 0,
+    bOff: 0,
+  }, [a, b, out, sums]);
+  return [out, sums];
 }
 
 /** x·Wᵀ + b as in torch.nn.Linear (then the activation): x [..., in], weight [out, in], bias [out]. */
@@ -390,19 +376,23 @@ export function linearHalfRows(
     throw new Error(`linear: bias ${shapeStr(bias.shape)} does not match ${count} outputs`);
   }
   const out = empty([...x.shape.slice(0, -1), count]);
-  matmulKernel(x, half, bias ?? null, out, {
+  const bufs = [x, half, out];
+  if (bias) bufs.push(bias);
+  runChosen({
+    spec: {
+      layout: "NN",
+      half: true,
+      bias: !!bias,
+      epilogue: activation === "gelu_tanh" ? "gelu" : "none",
+    },
     batch: 1,
     M: x.size / K,
     K,
     N: count,
-    transA: false,
-    transB: false,
     bStride: 0,
-    gelu: activation === "gelu_tanh",
-    halfB: true,
     ldb: N,
     bOff: start,
-  });
+  }, bufs);
   return out;
 }
 
@@ -424,17 +414,18 @@ function packHalfKernel(w: Tensor, out: Tensor): void {
   const [N, K] = w.shape;
   const n2 = N / 2, count = K * n2;
   const [gx, gy] = grid1d(count);
+  // S = [count, N/2, K]
   const code = `
 @group(0) @binding(0) var<storage, read> W: array<f32>;
 @group(0) @binding(1) var<storage, read_write> P: array<u32>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${count}u) { return; }
-  let k = i / ${n2}u;
-  let n = 2u * (i % ${n2}u);
-  P[i] = pack2x16float(vec2<f32>(W[n * ${K}u + k], W[(n + 1u) * ${K}u + k]));
+${sizesDecl(2)}
+${ENTRY_FLAT()}
+  if (i >= S[0]) { return; }
+  let k = i / S[1];
+  let n = 2u * (i % S[1]);
+  P[i] = pack2x16float(vec2<f32>(W[n * S[2] + k], W[(n + 1u) * S[2] + k]));
 }`;
-  dispatch(kernel("pack_half_t", code), [w.buffer, out.buffer], gx, gy);
+  dispatch(kernel("pack_half_t", code), [w, out, sizeWords([count, n2, K])], gx, gy);
 }
 
 /**

@@ -26,3 +26,15 @@ export * from "./attention.ts";
 export * from "./conv.ts";
 export * from "./threshold.ts";
 export * from "./host_random.ts";
+export { type Arena, arenaLayout, arenaOf, lerpAll, newArena, packInArena } from "./arena.ts";
+export { warmUp, type WarmUpProgress, type WarmUpStats } from "./warmup.ts";
+export {
+  cacheDir,
+  chosenVariants,
+  isCpuAdapter,
+  pendingTuning,
+  rememberedChoice,
+  resetTuningCache,
+  tuningEnabled,
+  withKernelVariant,
+} from "./tune.ts";

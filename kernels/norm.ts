@@ -11,9 +11,9 @@
 // a fixed order (deterministic, no atomics).
 
 import { needsGrad, record } from "./autograd.ts";
-import { dispatch, kernel } from "./runtime.ts";
+import { type Binding, dispatch, kernel, sizeWords } from "./runtime.ts";
 import { empty, numel, shapeStr, type Tensor } from "./tensor.ts";
-import { ENTRY, f32lit, flatIndex, grid1d } from "./wgsl.ts";
+import { ENTRY_FLAT, f32lit, grid1d, sizesDecl } from "./wgsl.ts";
 
 /** How the multiplier is formed from the parameter: `1 + scale` (adaLN) or `weight` (affine). */
 type MulMode = "onePlus" | "plain";
@@ -53,26 +53,30 @@ function normForward(
 @group(0) @binding(1) var<storage, read> M: array<${T}>;
 @group(0) @binding(2) var<storage, read> A: array<${T}>;
 @group(0) @binding(3) var<storage, read_write> O: array<${T}>;
-${stats ? "@group(0) @binding(4) var<storage, read_write> S: array<f32>;" : ""}
-${ENTRY(ROWS_WG)} {
-  ${flatIndex(gx, ROWS_WG)}
+${stats ? "@group(0) @binding(4) var<storage, read_write> ST: array<f32>;" : ""}
+${sizesDecl(stats ? 5 : 4)}
+${ENTRY_FLAT(ROWS_WG)}
+  // S = [rows, D / v, perGroup, D]
   let row = i;
-  if (row >= ${rows}u) { return; }
-  let base = row * ${D / v}u;
-  let pbase = (row / ${perGroup}u) * ${D / v}u;
+  if (row >= S[0]) { return; }
+  let Dv = S[1];
+  let invD = 1.0 / f32(S[3]);
+  let base = row * Dv;
+  let pbase = (row / S[2]) * Dv;
   var acc = ${T}(0.0);
-  for (var d = 0u; d < ${D / v}u; d++) { acc += X[base + d]; }
-  let mean = ${sum("acc")} * ${f32lit(1 / D)};
+  for (var d = 0u; d < Dv; d++) { acc += X[base + d]; }
+  let mean = ${sum("acc")} * invD;
   var acc2 = ${T}(0.0);
-  for (var d = 0u; d < ${D / v}u; d++) { let c = X[base + d] - mean; acc2 += c * c; }
-  let rstd = inverseSqrt(${sum("acc2")} * ${f32lit(1 / D)} + ${f32lit(eps)});
-  for (var d = 0u; d < ${D / v}u; d++) {
+  for (var d = 0u; d < Dv; d++) { let c = X[base + d] - mean; acc2 += c * c; }
+  let rstd = inverseSqrt(${sum("acc2")} * invD + ${f32lit(eps)});
+  for (var d = 0u; d < Dv; d++) {
     O[base + d] = (X[base + d] - mean) * rstd * ${mulExpr(mode, "pbase + d")} + A[pbase + d];
   }
-  ${stats ? "S[2u * row] = mean; S[2u * row + 1u] = rstd;" : ""}
+  ${stats ? "ST[2u * row] = mean; ST[2u * row + 1u] = rstd;" : ""}
 }`;
-  const bufs = [x.buffer, mulP.buffer, addP.buffer, out.buffer];
-  if (stats) bufs.push(stats.buffer);
+  const bufs: Binding[] = [x, mulP, addP, out];
+  if (stats) bufs.push(stats);
+  bufs.push(sizeWords([rows, D / v, perGroup, D]));
   dispatch(kernel(mode === "onePlus" ? "ln_modulate" : "layer_norm", code), bufs, gx, gy);
   return out;
 }
@@ -96,28 +100,31 @@ function normBackwardX(
 @group(0) @binding(0) var<storage, read> X: array<${T}>;
 @group(0) @binding(1) var<storage, read> G: array<${T}>;
 @group(0) @binding(2) var<storage, read> M: array<${T}>;
-@group(0) @binding(3) var<storage, read> S: array<f32>;
+@group(0) @binding(3) var<storage, read> ST: array<f32>;
 @group(0) @binding(4) var<storage, read_write> DX: array<${T}>;
-${ENTRY(ROWS_WG)} {
-  ${flatIndex(gx, ROWS_WG)}
+${sizesDecl(5)}
+${ENTRY_FLAT(ROWS_WG)}
+  // S = [rows, D / v, perGroup, D]
   let row = i;
-  if (row >= ${rows}u) { return; }
-  let base = row * ${D / v}u;
-  let pbase = (row / ${perGroup}u) * ${D / v}u;
-  let mean = S[2u * row];
-  let rstd = S[2u * row + 1u];
+  if (row >= S[0]) { return; }
+  let Dv = S[1];
+  let invD = 1.0 / f32(S[3]);
+  let base = row * Dv;
+  let pbase = (row / S[2]) * Dv;
+  let mean = ST[2u * row];
+  let rstd = ST[2u * row + 1u];
   // dxh = g·mul; dx = rstd·(dxh − mean(dxh) − xh·mean(dxh·xh))
   var s1 = ${T}(0.0);
   var s2 = ${T}(0.0);
-  for (var d = 0u; d < ${D / v}u; d++) {
+  for (var d = 0u; d < Dv; d++) {
     let xh = (X[base + d] - mean) * rstd;
     let dxh = G[base + d] * ${mulExpr(mode, "pbase + d")};
     s1 += dxh;
     s2 += dxh * xh;
   }
-  let m1 = ${sum("s1")} * ${f32lit(1 / D)};
-  let m2 = ${sum("s2")} * ${f32lit(1 / D)};
-  for (var d = 0u; d < ${D / v}u; d++) {
+  let m1 = ${sum("s1")} * invD;
+  let m2 = ${sum("s2")} * invD;
+  for (var d = 0u; d < Dv; d++) {
     let xh = (X[base + d] - mean) * rstd;
     let dxh = G[base + d] * ${mulExpr(mode, "pbase + d")};
     DX[base + d] = rstd * (dxh - m1 - xh * m2);
@@ -125,7 +132,14 @@ ${ENTRY(ROWS_WG)} {
 }`;
   dispatch(
     kernel(mode === "onePlus" ? "ln_modulate_backward_x" : "layer_norm_backward_x", code),
-    [x.buffer, g.buffer, mulP.buffer, stats.buffer, dx.buffer],
+    [
+      x,
+      g,
+      mulP,
+      stats,
+      dx,
+      sizeWords([rows, D / v, perGroup, D]),
+    ],
     gx,
     gy,
   );
@@ -150,20 +164,22 @@ function normBackwardParams(
   const code = `
 @group(0) @binding(0) var<storage, read> X: array<f32>;
 @group(0) @binding(1) var<storage, read> G: array<f32>;
-@group(0) @binding(2) var<storage, read> S: array<f32>;
+@group(0) @binding(2) var<storage, read> ST: array<f32>;
 @group(0) @binding(3) var<storage, read_write> DM: array<f32>;
 @group(0) @binding(4) var<storage, read_write> DA: array<f32>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${n}u) { return; }
-  let d = i % ${D}u;
-  let row0 = (i / ${D}u) * ${perGroup}u;
+${sizesDecl(5)}
+${ENTRY_FLAT()}
+  // S = [groups · D, D, perGroup]
+  if (i >= S[0]) { return; }
+  let D = S[1];
+  let d = i % D;
+  let row0 = (i / D) * S[2];
   var am = 0.0;
   var aa = 0.0;
-  for (var r = 0u; r < ${perGroup}u; r++) {
+  for (var r = 0u; r < S[2]; r++) {
     let row = row0 + r;
-    let gv = G[row * ${D}u + d];
-    let xh = (X[row * ${D}u + d] - S[2u * row]) * S[2u * row + 1u];
+    let gv = G[row * D + d];
+    let xh = (X[row * D + d] - ST[2u * row]) * ST[2u * row + 1u];
     am += gv * xh;
     aa += gv;
   }
@@ -172,7 +188,7 @@ ${ENTRY()} {
 }`;
   dispatch(
     kernel("norm_backward_params", code),
-    [x.buffer, g.buffer, stats.buffer, dm.buffer, da.buffer],
+    [x, g, stats, dm, da, sizeWords([n, D, perGroup])],
     gx,
     gy,
   );

@@ -1,19 +1,24 @@
 // Adam / AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019) entirely on the GPU.
 //
-// One step records, without any readback:
-//   1. (with clipping or when the norm is asked for) a sum of squares of every gradient into a
-//      small buffer of partial sums (each parameter owns a few slots), then one tiny kernel that
-//      adds them up into the global norm and the clip factor min(1, clipNorm / (norm + 1e-6));
-//   2. one fused update per parameter that applies the clip factor, weight decay, the moment
-//      updates and the bias-corrected step.
+// The parameters are packed into one arena (kernels/arena.ts), and so are their gradients (each
+// parameter's `gradSlot`: backward writes a leaf's gradient there), moments m and v. One step then
+// records, without any readback, three dispatches whatever the number of parameters:
+//   1. (with clipping or when the norm is asked for) a sum of squares of the gradient arena into
+//      a small buffer of partial sums, then one tiny kernel that adds them up into the global
+//      norm and the clip factor min(1, clipNorm / (norm + 1e-6));
+//   2. one fused update of the whole arena that applies the clip factor, weight decay, the moment
+//      updates and the bias-corrected step (the zero gaps between parameters stay zero).
+// A step in which some parameter has no gradient (its moments must stay as they are) takes the
+// same kernels once per parameter instead.
 // The step's scalars (scheduled lr, bias corrections, …) go in one small tensor written once per
 // step, and each parameter's size and slot offset in a small u32 tensor written once, so the
 // kernels contain no per-step or per-parameter constants: four pipelines serve any model.
 
-import { copyBuffer, dispatch, kernel } from "./runtime.ts";
-import { empty, intTensor, type Tensor, tensor } from "./tensor.ts";
+import { copyTensor, dispatch, isCollecting, kernel, readBuffer, sizeWords } from "./runtime.ts";
+import { empty, intTensor, type Tensor, Tensor as TensorClass, tensor } from "./tensor.ts";
 import { zero } from "./shape.ts";
 import { grid1d } from "./wgsl.ts";
+import { type Arena, newArena, packInArena } from "./arena.ts";
 
 export interface AdamOptions {
   /** base learning rate (default 1e-3) */
@@ -62,6 +67,8 @@ export interface AdamStateInput {
 const WG = 256;
 /** Partial sums per parameter: at most this many workgroups reduce one gradient. */
 const MAX_PARTIALS = 64;
+/** Partial sums of the whole gradient arena. */
+const FLAT_PARTIALS = 256;
 /** Elements per thread (at least) before another workgroup joins a gradient's reduction. */
 const PER_THREAD = 8;
 
@@ -105,16 +112,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   if (lid.x == 0u) { Part[Meta[1] + wid.x] = sh[0]; }
 }`;
 
-function normWGSL(partials: number): string {
-  return `
+// the number of partial sums comes in a sizes buffer: one pipeline for the arena's and the
+// per-parameter path's partials
+const NORM_WGSL = `
 @group(0) @binding(0) var<storage, read> Part: array<f32>;
 @group(0) @binding(1) var<storage, read> Hp: array<f32>;
 @group(0) @binding(2) var<storage, read_write> S: array<f32>;
+@group(0) @binding(3) var<storage, read> Count: array<u32>;
 var<workgroup> sh: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
   var acc = 0.0;
-  for (var j = lid.x; j < ${partials}u; j += ${WG}u) { acc += Part[j]; }
+  for (var j = lid.x; j < Count[0]; j += ${WG}u) { acc += Part[j]; }
   sh[lid.x] = acc;
   workgroupBarrier();
   for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
@@ -128,7 +137,6 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
     S[1] = select(1.0, min(1.0, clip / (norm + 1e-6)), clip > 0.0);
   }
 }`;
-}
 
 const UPDATE_WGSL = `
 @group(0) @binding(0) var<storage, read> Meta: array<u32>;
@@ -173,6 +181,11 @@ export class Adam {
   private t = 0;
   private m: Tensor[];
   private v: Tensor[];
+  /** the parameters, gradient slots and moments, each packed into one arena of the same layout */
+  private arenas: { p: Arena; g: Arena; m: Arena; v: Arena };
+  /** the whole arenas as flat tensors, and their meta [floats, 0, partial count, 0] */
+  private flat: { p: Tensor; g: Tensor; m: Tensor; v: Tensor; meta: Tensor; parts: Tensor };
+  private flatPartials: number;
   /** per parameter: [size, first partial slot, partial count, 0] */
   private meta: Tensor[];
   private partialCount: number[];
@@ -201,8 +214,33 @@ export class Adam {
     this.clipNorm = opts.clipNorm ?? 0;
     this.decay = opts.decay ?? null;
     this.validate();
-    this.m = params.map((p) => zeros(p.shape));
-    this.v = params.map((p) => zeros(p.shape));
+    const shapes = params.map((p) => p.shape);
+    const pa = packInArena(params);
+    const g = newArena(shapes), m = newArena(shapes), v = newArena(shapes);
+    for (const t of [...g.tensors, ...m.tensors, ...v.tensors]) t.keep();
+    this.arenas = { p: pa, g, m, v };
+    params.forEach((p, k) => {
+      // backward writes the first gradient of a step into the slot (autograd.ts)
+      p.gradSlot = g.tensors[k];
+      if (p.grad && p.grad !== g.tensors[k]) {
+        copyTensor(p.grad, g.tensors[k]);
+        p.grad.dispose();
+        p.grad = g.tensors[k];
+      }
+    });
+    this.m = m.tensors;
+    this.v = v.tensors;
+    const n = pa.floats;
+    this.flatPartials = Math.min(FLAT_PARTIALS, Math.max(1, Math.ceil(n / (WG * PER_THREAD))));
+    const view = (a: Arena) => arenaView(a, this.params.length ? a.tensors[0] : null);
+    this.flat = {
+      p: view(pa),
+      g: view(g),
+      m: view(m),
+      v: view(v),
+      meta: intTensor([n, 0, this.flatPartials, 0], [4]).keep(),
+      parts: zeros([this.flatPartials]),
+    };
     let slot = 0;
     this.partialCount = [];
     this.meta = params.map((p) => {
@@ -266,7 +304,8 @@ export class Adam {
         throw new Error(`Adam: gradient ${p.grad} does not match parameter ${p}`);
       }
     }
-    const t = ++this.t;
+    // a warm-up's dry run (kernels/warmup.ts) records nothing: the step count must not move
+    const t = isCollecting() ? this.t + 1 : ++this.t;
     const [b1, b2] = this.betas;
     const lrT = this.lrAt(t);
     const h = new Float32Array(H_SIZE);
@@ -286,6 +325,40 @@ export class Adam {
 
     const withGrad = params.map((_, k) => k).filter((k) => params[k].grad);
     const returnNorm = opts.returnNorm ?? false;
+    if (withGrad.length === params.length && params.length > 0) {
+      // every parameter has a gradient: move any that is not in its slot there, then update the
+      // whole arena at once
+      params.forEach((p, k) => {
+        const slot = this.arenas.g.tensors[k];
+        if (p.grad !== slot) {
+          copyTensor(p.grad!, slot);
+          p.grad!.dispose();
+          p.grad = slot;
+        }
+      });
+      const f = this.flat;
+      if (this.clipNorm > 0 || returnNorm) {
+        dispatch(kernel("adam_sumsq", SUMSQ_WGSL), [f.meta, f.g, f.parts], this.flatPartials);
+        const norm = kernel("adam_norm", NORM_WGSL);
+        dispatch(norm, [f.parts, this.hyper, this.scalars, sizeWords([this.flatPartials])], 1);
+      }
+      const [gx, gy] = grid1d(f.p.size, WG);
+      dispatch(
+        kernel("adam_update", UPDATE_WGSL),
+        [
+          f.meta,
+          this.hyper,
+          this.scalars,
+          f.g,
+          f.m,
+          f.v,
+          f.p,
+        ],
+        gx,
+        gy,
+      );
+      return returnNorm ? this.normTensor() : null;
+    }
     if (this.clipNorm > 0 || returnNorm) {
       // slots of parameters without a gradient must read as 0
       if (withGrad.length < params.length) zero(this.partials);
@@ -293,12 +366,12 @@ export class Adam {
       for (const k of withGrad) {
         dispatch(
           sumsq,
-          [this.meta[k].buffer, params[k].grad!.buffer, this.partials.buffer],
+          [this.meta[k], params[k].grad!, this.partials],
           this.partialCount[k],
         );
       }
-      const norm = kernel("adam_norm", normWGSL(this.partials.size));
-      dispatch(norm, [this.partials.buffer, this.hyper.buffer, this.scalars.buffer], 1);
+      const norm = kernel("adam_norm", NORM_WGSL);
+      dispatch(norm, [this.partials, this.hyper, this.scalars, sizeWords([this.partials.size])], 1);
     }
     const update = kernel("adam_update", UPDATE_WGSL);
     for (const k of withGrad) {
@@ -307,21 +380,25 @@ export class Adam {
       dispatch(
         update,
         [
-          this.meta[k].buffer,
-          this.hyper.buffer,
-          this.scalars.buffer,
-          p.grad!.buffer,
-          this.m[k].buffer,
-          this.v[k].buffer,
-          p.buffer,
+          this.meta[k],
+          this.hyper,
+          this.scalars,
+          p.grad!,
+          this.m[k],
+          this.v[k],
+          p,
         ],
         gx,
         gy,
       );
     }
-    if (!returnNorm) return null;
+    return returnNorm ? this.normTensor() : null;
+  }
+
+  /** The global norm of the last step as a new scalar tensor. */
+  private normTensor(): Tensor {
     const out = empty([]);
-    copyBuffer(this.scalars.buffer, out.buffer, 4);
+    copyTensor(this.scalars, out, 4);
     return out;
   }
 
@@ -336,13 +413,14 @@ export class Adam {
 
   /** Drops every gradient (back to the pool; the next backward allocates), or zeroes it in place. */
   zeroGrad(setToNone = true): void {
-    for (const p of this.params) {
-      if (!p.grad) continue;
+    this.params.forEach((p, k) => {
+      if (!p.grad) return;
       if (setToNone) {
-        p.grad.dispose();
+        // a gradient slot stays (the next backward overwrites it); any other tensor is freed
+        if (p.grad !== this.arenas.g.tensors[k]) p.grad.dispose();
         p.grad = null;
       } else zero(p.grad);
-    }
+    });
   }
 
   /** The moments and step count (live tensors: read them to save a checkpoint). */
@@ -353,10 +431,12 @@ export class Adam {
   /** Reads the state back to the host (for writing a checkpoint). */
   async readState(): Promise<{ step: number; m: Float32Array[]; v: Float32Array[] }> {
     const step = this.t;
-    const m: Float32Array[] = [], v: Float32Array[] = [];
-    for (const t of this.m) m.push(await t.read());
-    for (const t of this.v) v.push(await t.read());
-    return { step, m, v };
+    // one readback per moment arena, cut into the parameters' pieces
+    const read = async (a: Arena) => {
+      const all = new Float32Array(await readBuffer(a.buffer, a.floats * 4));
+      return a.tensors.map((t, k) => all.slice(a.offsets[k], a.offsets[k] + t.size));
+    };
+    return { step, m: await read(this.arenas.m), v: await read(this.arenas.v) };
   }
 
   /** Restores a saved state (copies into the optimiser's own tensors). */
@@ -372,7 +452,7 @@ export class Adam {
       const n = src instanceof Float32Array ? src.length : src.size;
       if (n !== dst.size) throw new Error(`Adam: moment of ${n} values for ${dst}`);
       if (src instanceof Float32Array) dst.write(src);
-      else copyBuffer(src.buffer, dst.buffer, n * 4);
+      else copyTensor(src, dst, n * 4);
     };
     for (let k = 0; k < this.params.length; k++) {
       put(this.m[k], s.m[k]);
@@ -385,7 +465,13 @@ export class Adam {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const t of [...this.m, ...this.v, ...this.meta]) t.dispose();
+    for (const t of [...this.m, ...this.v, ...this.meta, ...this.arenas.g.tensors]) t.dispose();
+    this.params.forEach((p, k) => {
+      if (p.grad === this.arenas.g.tensors[k]) p.grad = null;
+      if (p.gradSlot === this.arenas.g.tensors[k]) p.gradSlot = null;
+    });
+    const f = this.flat;
+    for (const t of [f.p, f.g, f.m, f.v, f.meta, f.parts]) t.dispose();
     this.partials.dispose();
     this.hyper.dispose();
     this.scalars.dispose();
@@ -396,4 +482,16 @@ function zeros(shape: readonly number[]): Tensor {
   const t = empty(shape).keep();
   zero(t);
   return t;
+}
+
+/** The whole arena as one flat tensor sharing its memory (kept alive by the arena's tensors). */
+function arenaView(a: Arena, first: Tensor | null): Tensor {
+  if (!first) return empty([1]).keep();
+  const r = first.range;
+  return new TensorClass([a.floats], "f32", undefined, {
+    buffer: r.buffer,
+    offset: 0,
+    bytes: a.floats * 4,
+    release: () => {},
+  }).keep();
 }

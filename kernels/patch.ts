@@ -66,7 +66,7 @@ ${ENTRY()} {
   if (i >= ${n}u) { return; }
   ${body}
 }`;
-  dispatch(kernel(name, code), [src.buffer, out.buffer], gx, gy);
+  dispatch(kernel(name, code), [src, out], gx, gy);
   return out;
 }
 

@@ -79,7 +79,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     if (i + l < ${n}u) { O[i + l] = v[l]; }
   }
 }`;
-  dispatch(kernel(`random_${kind}`, code), [params.buffer, out.buffer], gx, gy);
+  dispatch(kernel(`random_${kind}`, code), [params, out], gx, gy);
 }
 
 function checkWord64(x: number, what: string): void {

@@ -43,7 +43,7 @@ ${ENTRY()} {
   }
   O[i] = acc * ${f32lit(chunks > 1 ? 1 : mul)};
 }`;
-  dispatch(kernel("sum", code), [x.buffer, partial.buffer], gx, gy);
+  dispatch(kernel("sum", code), [x, partial], gx, gy);
   if (chunks === 1) return out;
   // [chunks, n] → [n]
   const [hx, hy] = grid1d(out.size);
@@ -57,7 +57,7 @@ ${ENTRY()} {
   for (var c = 0u; c < ${chunks}u; c++) { acc += P[c * ${out.size}u + i]; }
   O[i] = acc * ${f32lit(mul)};
 }`;
-  dispatch(kernel("sum_partials", code2), [partial.buffer, out.buffer], hx, hy);
+  dispatch(kernel("sum_partials", code2), [partial, out], hx, hy);
   partial.dispose();
   return out;
 }
@@ -108,7 +108,7 @@ ${ENTRY()} {
   if (i >= ${out.size}u) { return; }
   O[i] = G[${idx}] * ${f32lit(mul)};
 }`;
-  dispatch(kernel("broadcast", code), [g.buffer, out.buffer], gx, gy);
+  dispatch(kernel("broadcast", code), [g, out], gx, gy);
   return out;
 }
 

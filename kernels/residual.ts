@@ -52,8 +52,8 @@ ${ENTRY()} {
   let gb = GATE[b * ${D / v}u + i % ${D / v}u] * BR[i];
   O[i] = X[i] + ${keep ? "gb * K[b]" : "gb"};
 }`;
-  const bufs = [x.buffer, gate.buffer, branch.buffer, out.buffer];
-  if (keep) bufs.push(keep.buffer);
+  const bufs = [x, gate, branch, out];
+  if (keep) bufs.push(keep);
   dispatch(kernel("gated_residual", code), bufs, gx, gy);
   return out;
 }
@@ -77,8 +77,8 @@ ${ENTRY()} {
   let b = i / ${(N * D) / v}u;
   O[i] = ${keep ? "(G[i] * K[b])" : "G[i]"} * GATE[b * ${D / v}u + i % ${D / v}u];
 }`;
-  const bufs = [g.buffer, gate.buffer, out.buffer];
-  if (keep) bufs.push(keep.buffer);
+  const bufs = [g, gate, out];
+  if (keep) bufs.push(keep);
   dispatch(kernel("gated_residual_backward_branch", code), bufs, gx, gy);
   return out;
 }
@@ -114,8 +114,8 @@ ${ENTRY()} {
   }
   O[i] = ${keep ? "acc * K[b]" : "acc"};
 }`;
-  const bufs = [g.buffer, branch.buffer, out.buffer];
-  if (keep) bufs.push(keep.buffer);
+  const bufs = [g, branch, out];
+  if (keep) bufs.push(keep);
   dispatch(kernel("gated_residual_backward_gate", code), bufs, gx, gy);
   return out;
 }

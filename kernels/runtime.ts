@@ -4,10 +4,22 @@
 
 import { checkDevice, device } from "./device.ts";
 import { bufferId } from "./pool.ts";
+import type { BufferRange, Tensor } from "./tensor.ts";
+
+/** What a kernel binds: a whole buffer, or a tensor (its range of a buffer, see kernels/arena.ts). */
+export type Binding = GPUBuffer | Tensor;
+
+function rangeOf(b: Binding): BufferRange {
+  return b instanceof GPUBuffer ? { buffer: b, offset: 0, size: b.size } : b.range;
+}
 
 export interface Kernel {
   name: string;
+  code: string;
+  /** the pipeline, created on first use (or ahead of it by warm-up's asynchronous compile) */
   pipeline: GPUComputePipeline;
+  /** whether a dispatch of it has been submitted (a CPU adapter compiles on first execution) */
+  ran: boolean;
 }
 
 const kernels = new Map<string, Kernel>();
@@ -25,10 +37,7 @@ function rethrowErrors(): void {
   checkDevice();
 }
 
-/** Compiles (once) a compute shader whose entry point is `main`. */
-export function kernel(name: string, code: string): Kernel {
-  const hit = kernels.get(code);
-  if (hit) return hit;
+function createPipeline(name: string, code: string): GPUComputePipeline {
   const dev = device();
   dev.pushErrorScope("validation");
   const module = dev.createShaderModule({ label: name, code });
@@ -40,13 +49,89 @@ export function kernel(name: string, code: string): Kernel {
   dev.popErrorScope().then((e) => {
     if (e) errors.push(`WGSL kernel '${name}' failed to compile: ${e.message}`);
   });
-  const k = { name, pipeline };
+  return pipeline;
+}
+
+class LazyKernel implements Kernel {
+  ran = false;
+  private made: GPUComputePipeline | null = null;
+  constructor(readonly name: string, readonly code: string) {}
+  get pipeline(): GPUComputePipeline {
+    return this.made ??= createPipeline(this.name, this.code);
+  }
+  get created(): boolean {
+    return this.made !== null;
+  }
+  /** Creates the pipeline without blocking (drivers may compile it on other threads). */
+  async createAsync(): Promise<void> {
+    if (this.made) return;
+    const dev = device();
+    dev.pushErrorScope("validation");
+    const module = dev.createShaderModule({ label: this.name, code: this.code });
+    let p: GPUComputePipeline | null = null;
+    try {
+      p = await dev.createComputePipelineAsync({
+        label: this.name,
+        layout: "auto",
+        compute: { module, entryPoint: "main" },
+      });
+    } catch (e) {
+      errors.push(`WGSL kernel '${this.name}' failed to compile: ${(e as Error).message}`);
+    }
+    const e = await dev.popErrorScope();
+    if (e) errors.push(`WGSL kernel '${this.name}' failed to compile: ${e.message}`);
+    this.made ??= p;
+  }
+}
+
+/** Compiles (once) a compute shader whose entry point is `main`. */
+export function kernel(name: string, code: string): Kernel {
+  const hit = kernels.get(code);
+  if (hit) return hit;
+  const k = new LazyKernel(name, code);
   kernels.set(code, k);
   return k;
 }
 
 export function compiledKernelCount(): number {
   return kernels.size;
+}
+
+// ---- small buffers of sizes ---------------------------------------------------------------------
+// Kernels that take their sizes from a buffer instead of WGSL constants compile once for every
+// shape (on CPU adapters a compile costs more than many runs). It is a read-only storage buffer,
+// not a uniform: lavapipe inlines the values of small uniform buffers into the shader and
+// compiles it again for every new set of values, the very cost this avoids. The buffers are keyed
+// by their contents and never written again, so a cached bind group always sees the same sizes.
+
+const sizeBuffers = new Map<string, GPUBuffer>();
+const MAX_SIZE_BUFFERS = 4096;
+
+/** A storage buffer holding these u32 words (padded to 16 bytes); one per distinct content. */
+export function sizeWords(words: readonly number[]): GPUBuffer {
+  const key = words.join(",");
+  let buf = sizeBuffers.get(key);
+  if (!buf) {
+    if (sizeBuffers.size >= MAX_SIZE_BUFFERS) {
+      // destroying buffers a recorded command may still bind is unsafe: only forget them (the
+      // garbage collector frees them once nothing refers to them)
+      sizeBuffers.clear();
+    }
+    const data = new Uint32Array(Math.max(4, Math.ceil(words.length / 4) * 4));
+    words.forEach((w, i) => {
+      if (!Number.isInteger(w) || w < 0 || w > 0xffffffff) {
+        throw new Error(`sizeWords: ${w} is not a u32`);
+      }
+      data[i] = w;
+    });
+    buf = device().createBuffer({
+      size: data.byteLength,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    });
+    device().queue.writeBuffer(buf, 0, data);
+    sizeBuffers.set(key, buf);
+  }
+  return buf;
 }
 
 // ---- command recording ----------------------------------------------------------------------
@@ -56,21 +141,29 @@ let pass: GPUComputePassEncoder | null = null;
 let recorded: string[] = [];
 /** Buffers that commands recorded since the last flush read or write. */
 const pendingUse = new Set<GPUBuffer>();
+/** Staging buffers of writes recorded as copies (writeBuffer), destroyed once submitted. */
+let stagingBuffers: GPUBuffer[] = [];
 export const counters = { dispatches: 0, submits: 0, readbacks: 0 };
 
 const bindGroups = new Map<string, GPUBindGroup>();
 const MAX_BIND_GROUPS = 8192;
 
-function bindGroup(k: Kernel, buffers: GPUBuffer[]): GPUBindGroup {
+function bindGroup(k: Kernel, ranges: BufferRange[]): GPUBindGroup {
   let key = k.name + "#" + kernelId(k);
-  for (const b of buffers) key += "," + bufferId(b);
+  for (const r of ranges) {
+    key += "," + bufferId(r.buffer);
+    if (r.offset || r.size !== r.buffer.size) key += `@${r.offset}+${r.size}`;
+  }
   let bg = bindGroups.get(key);
   if (!bg) {
     if (bindGroups.size >= MAX_BIND_GROUPS) bindGroups.clear();
     bg = device().createBindGroup({
       label: k.name,
       layout: k.pipeline.getBindGroupLayout(0),
-      entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+      entries: ranges.map(({ buffer, offset, size }, binding) => ({
+        binding,
+        resource: { buffer, offset, size },
+      })),
     });
     bindGroups.set(key, bg);
   }
@@ -94,21 +187,27 @@ function currentPass(): GPUComputePassEncoder {
 }
 
 /** Records one dispatch; `buffers` bind to @binding(0..n-1) of @group(0) in order. */
-export function dispatch(k: Kernel, buffers: GPUBuffer[], x: number, y = 1, z = 1): void {
+export function dispatch(k: Kernel, buffers: Binding[], x: number, y = 1, z = 1): void {
   const max = device().limits.maxComputeWorkgroupsPerDimension;
   if (x > max || y > max || z > max) {
     throw new Error(`kernel '${k.name}': dispatch ${x}x${y}x${z} exceeds ${max} per dimension`);
   }
   if (x === 0 || y === 0 || z === 0) return;
+  if (collecting) {
+    collecting.add(k);
+    return;
+  }
+  k.ran = true;
+  const ranges = buffers.map(rangeOf);
   if (profiler) {
-    profiledDispatch(k, buffers, x, y, z);
+    profiledDispatch(k, ranges, x, y, z);
     return;
   }
   const p = currentPass();
   p.setPipeline(k.pipeline);
-  p.setBindGroup(0, bindGroup(k, buffers));
+  p.setBindGroup(0, bindGroup(k, ranges));
   p.dispatchWorkgroups(x, y, z);
-  for (const b of buffers) pendingUse.add(b);
+  for (const r of ranges) pendingUse.add(r.buffer);
   recorded.push(k.name);
   counters.dispatches++;
 }
@@ -121,6 +220,7 @@ export function copyBuffer(
   srcOffset = 0,
   dstOffset = 0,
 ) {
+  if (collecting) return;
   if (pass) {
     pass.end();
     pass = null;
@@ -129,6 +229,12 @@ export function copyBuffer(
   encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
   pendingUse.add(src);
   pendingUse.add(dst);
+}
+
+/** Records a copy of `bytes` (default: all of src) from one tensor's memory to another's. */
+export function copyTensor(src: Tensor, dst: Tensor, bytes = src.size * 4): void {
+  const a = src.range, b = dst.range;
+  copyBuffer(a.buffer, b.buffer, bytes, a.offset, b.offset);
 }
 
 /** Submits everything recorded so far. */
@@ -151,13 +257,33 @@ export function flush(): void {
   recorded = [];
   pendingUse.clear();
   counters.submits++;
+  if (stagingBuffers.length) {
+    const done = stagingBuffers;
+    stagingBuffers = [];
+    dev.queue.onSubmittedWorkDone().then(() => done.forEach((b) => b.destroy()));
+  }
 }
 
 /** Writes data into a buffer in stream order (after everything recorded before it). */
 export function writeBuffer(buf: GPUBuffer, data: ArrayBufferView, offset = 0): void {
-  // queue.writeBuffer runs before any command still unsubmitted; submit those first if they use
-  // this buffer, else a reused pool buffer would be overwritten before its earlier readers ran.
-  if (pendingUse.has(buf)) flush();
+  // queue.writeBuffer runs before any command still unsubmitted. If those use this buffer (a
+  // reused pool buffer), the data goes through a staging buffer and a recorded copy instead, so
+  // the step keeps one command encoder rather than being submitted here.
+  if (pendingUse.has(buf) && !collecting) {
+    const size = Math.ceil(data.byteLength / 4) * 4;
+    const staging = device().createBuffer({
+      size,
+      usage: GPUBufferUsage.COPY_SRC,
+      mappedAtCreation: true,
+    });
+    new Uint8Array(staging.getMappedRange()).set(
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    );
+    staging.unmap();
+    copyBuffer(staging, buf, size, 0, offset);
+    stagingBuffers.push(staging);
+    return;
+  }
   device().queue.writeBuffer(
     buf,
     offset,
@@ -197,6 +323,41 @@ export async function sync(): Promise<void> {
   rethrowErrors();
 }
 
+// ---- collecting the kernels a step needs (warm-up) ---------------------------------------------
+// While collecting, dispatch() only notes which kernels would run and copies are skipped: the
+// step's host code runs (tensors are allocated and uploaded), the GPU does nothing. warmup.ts
+// uses this to compile everything a step needs before it runs.
+
+let collecting: Set<Kernel> | null = null;
+
+/** Runs fn (synchronous) recording nothing; returns the kernels its dispatches would have used. */
+export function collectKernels(fn: () => void): Kernel[] {
+  if (collecting) throw new Error("collectKernels: already collecting");
+  flush();
+  const seen = new Set<Kernel>();
+  collecting = seen;
+  try {
+    const out = fn() as unknown;
+    if (typeof (out as { then?: unknown } | null)?.then === "function") {
+      throw new Error("collectKernels(fn): fn must be synchronous");
+    }
+  } finally {
+    collecting = null;
+  }
+  return [...seen];
+}
+
+/** Whether dispatches are only being collected (a warm-up's dry run): state must not advance. */
+export function isCollecting(): boolean {
+  return collecting !== null;
+}
+
+/** Creates the pipelines of `ks` that do not exist yet, concurrently where the driver can. */
+export async function createPipelines(ks: Kernel[]): Promise<void> {
+  await Promise.all(ks.map((k) => k instanceof LazyKernel ? k.createAsync() : Promise.resolve()));
+  rethrowErrors();
+}
+
 // ---- profiling with timestamp queries -------------------------------------------------------
 // While a profile is on, every dispatch gets its own compute pass with begin/end timestamps, so
 // the GPU time of each kernel can be summed by name. This serialises work: use it to find where
@@ -211,7 +372,7 @@ interface Profiler {
 }
 let profiler: Profiler | null = null;
 
-function profiledDispatch(k: Kernel, buffers: GPUBuffer[], x: number, y: number, z: number) {
+function profiledDispatch(k: Kernel, ranges: BufferRange[], x: number, y: number, z: number) {
   const pr = profiler!;
   if (pass) {
     pass.end();
@@ -228,11 +389,12 @@ function profiledDispatch(k: Kernel, buffers: GPUBuffer[], x: number, y: number,
     },
   });
   p.setPipeline(k.pipeline);
-  p.setBindGroup(0, bindGroup(k, buffers));
+  p.setBindGroup(0, bindGroup(k, ranges));
   p.dispatchWorkgroups(x, y, z);
   p.end();
+  k.ran = true;
   pr.names.push(k.name);
-  for (const b of buffers) pendingUse.add(b);
+  for (const r of ranges) pendingUse.add(r.buffer);
   recorded.push(k.name);
   counters.dispatches++;
 }

@@ -1,9 +1,10 @@
 // Shape ops: reshape (a view, no copy), permute, concat and split along an axis.
 
 import { record, recordMulti } from "./autograd.ts";
-import { dispatch, kernel } from "./runtime.ts";
+import { copyBuffer, dispatch, kernel, sizeWords } from "./runtime.ts";
+import { device } from "./device.ts";
 import { empty, numel, shapeStr, strides, Tensor } from "./tensor.ts";
-import { ENTRY, flatIndex, grid1d } from "./wgsl.ts";
+import { ENTRY, ENTRY_FLAT, flatIndex, grid1d, sizesDecl } from "./wgsl.ts";
 
 /** Same data, another shape; one dimension may be -1. */
 export function reshape(x: Tensor, shape: number[]): Tensor {
@@ -37,7 +38,7 @@ ${ENTRY()} {
   if (i >= ${out.size}u) { return; }
   O[i] = X[${idx}];
 }`;
-  dispatch(kernel("permute", code), [x.buffer, out.buffer], gx, gy);
+  dispatch(kernel("permute", code), [x, out], gx, gy);
   const inv: number[] = [];
   perm.forEach((p, k) => (inv[p] = k));
   return record(out, "permute", [x], (g) => [permute(g, inv)], []);
@@ -65,18 +66,24 @@ function copyBlock(
   const n = outer * len * inner;
   const [gx, gy] = grid1d(n);
   // forward: src block → dst slice; reverse: dst slice → src block (for split)
-  const a = `(i / ${len * inner}u) * ${
-    dstLen * inner
-  }u + (${at}u + (i / ${inner}u) % ${len}u) * ${inner}u + i % ${inner}u`;
+  // S = [n, len, inner, dstLen, at]
+  const a = `(i / (S[1] * S[2])) * (S[3] * S[2]) + (S[4] + (i / S[2]) % S[1]) * S[2] + i % S[2]`;
   const code = `
-@group(0) @binding(0) var<storage, read> S: array<u32>;
-@group(0) @binding(1) var<storage, read_write> D: array<u32>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${n}u) { return; }
-  ${reverse ? `D[i] = S[${a}];` : `D[${a}] = S[i];`}
+@group(0) @binding(0) var<storage, read> Src: array<u32>;
+@group(0) @binding(1) var<storage, read_write> Dst: array<u32>;
+${sizesDecl(2)}
+${ENTRY_FLAT()}
+  if (i >= S[0]) { return; }
+  ${reverse ? `Dst[i] = Src[${a}];` : `Dst[${a}] = Src[i];`}
 }`;
-  dispatch(kernel(reverse ? "split" : "concat", code), [src.buffer, dst.buffer], gx, gy);
+  const sizes = sizeWords([n, len, inner, dstLen, at]);
+  dispatch(kernel(reverse ? "split" : "concat", code), [src, dst, sizes], gx, gy);
+}
+
+/** Records a copy of n elements of src from `from` to dst at `to` (a copy command, no kernel). */
+function copyRange(src: Tensor, from: number, dst: Tensor, to: number, n: number): void {
+  const a = src.range, b = dst.range;
+  copyBuffer(a.buffer, b.buffer, n * 4, a.offset + from * 4, b.offset + to * 4);
 }
 
 function axisOf(x: Tensor, axis: number): number {
@@ -104,7 +111,9 @@ export function concat(xs: Tensor[], axis: number): Tensor {
   const offsets: number[] = [];
   for (const x of xs) {
     offsets.push(at);
-    copyBlock(x, out, outer, x.shape[a], inner, total, at, false);
+    // along the first non-trivial axis each input is one contiguous range of the output
+    if (outer === 1) copyRange(x, 0, out, at * inner, x.size);
+    else copyBlock(x, out, outer, x.shape[a], inner, total, at, false);
     at += x.shape[a];
   }
   return record(
@@ -147,11 +156,24 @@ export function split(x: Tensor, sizes: number[], axis: number): Tensor[] {
   const inner = numel(x.shape.slice(a + 1));
   const starts: number[] = [];
   let at = 0;
+  // along the first non-trivial axis each piece is one contiguous range of x: a view where the
+  // adapter can bind it there, else a recorded copy; neither needs a kernel
+  const align = device().limits.minStorageBufferOffsetAlignment;
   const pieces = sizes.map((len) => {
     const shape = [...x.shape];
     shape[a] = len;
-    const p = empty(shape, x.dtype);
-    copyBlock(x, p, outer, len, inner, x.shape[a], at, true);
+    let p: Tensor;
+    if (outer === 1) {
+      const start = at * inner;
+      if ((x.range.offset + start * 4) % align === 0) p = x.rangeView(start, shape);
+      else {
+        p = empty(shape, x.dtype);
+        copyRange(x, start, p, 0, len * inner);
+      }
+    } else {
+      p = empty(shape, x.dtype);
+      copyBlock(x, p, outer, len, inner, x.shape[a], at, true);
+    }
     starts.push(at);
     at += len;
     return p;
@@ -160,7 +182,9 @@ export function split(x: Tensor, sizes: number[], axis: number): Tensor[] {
     const gx = empty(x.shape);
     if (gs.some((g) => !g)) zero(gx);
     gs.forEach((g, k) => {
-      if (g) copyBlock(g, gx, outer, sizes[k], inner, x.shape[a], starts[k], false);
+      if (!g) return;
+      if (outer === 1) copyRange(g, 0, gx, starts[k] * inner, sizes[k] * inner);
+      else copyBlock(g, gx, outer, sizes[k], inner, x.shape[a], starts[k], false);
     });
     return [gx];
   }, []);
@@ -179,10 +203,10 @@ export function zero(t: Tensor): void {
   const [gx, gy] = grid1d(t.size);
   const code = `
 @group(0) @binding(0) var<storage, read_write> O: array<u32>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${t.size}u) { return; }
+${sizesDecl(1)}
+${ENTRY_FLAT()}
+  if (i >= S[0]) { return; }
   O[i] = 0u;
 }`;
-  dispatch(kernel("zero", code), [t.buffer], gx, gy);
+  dispatch(kernel("zero", code), [t, sizeWords([t.size])], gx, gy);
 }

@@ -40,7 +40,7 @@ ${ENTRY()} {
     O[base + c] = exp2((X[base + c] - m) * ${LOG2E}) * inv;
   }
 }`;
-  dispatch(kernel(v4 ? "softmax_v4" : "softmax", code), [x.buffer, out.buffer], gx, gy);
+  dispatch(kernel(v4 ? "softmax_v4" : "softmax", code), [x, out], gx, gy);
 }
 
 // y [R, C], g [R, C] → dx [R, C]
@@ -68,7 +68,7 @@ ${ENTRY()} {
 }`;
   dispatch(
     kernel(v4 ? "softmax_backward_v4" : "softmax_backward", code),
-    [y.buffer, g.buffer, dx.buffer],
+    [y, g, dx],
     gx,
     gy,
   );

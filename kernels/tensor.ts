@@ -3,7 +3,7 @@
 // returned, so a training step leaves nothing behind.
 
 import { pool } from "./pool.ts";
-import { readBuffer, writeBuffer } from "./runtime.ts";
+import { copyBuffer, readBuffer, writeBuffer } from "./runtime.ts";
 
 export type DType = "f32" | "i32";
 export type Shape = readonly number[];
@@ -44,11 +44,24 @@ export interface GradNode {
 
 let nextId = 1;
 
-interface Storage {
+export interface Storage {
   buffer: GPUBuffer;
   refs: number;
+  /** bytes from the start of the buffer (a tensor packed into an arena, kernels/arena.ts) */
+  offset: number;
+  /** bytes a kernel may bind: the tensor's bytes rounded up to its slot (pool size class) */
+  bytes: number;
+  /** called when the last tensor using this storage is disposed */
+  release: () => void;
 }
 const scopes: Set<Tensor>[] = [];
+
+/** What a kernel binds for a tensor: its buffer range. */
+export interface BufferRange {
+  buffer: GPUBuffer;
+  offset: number;
+  size: number;
+}
 
 export class Tensor {
   readonly id = nextId++;
@@ -60,12 +73,20 @@ export class Tensor {
   requiresGrad = false;
   /** accumulated gradient of a leaf (a parameter) */
   grad: Tensor | null = null;
+  /**
+   * Where backward puts this leaf's gradient when it has none yet: a slot of an optimiser's
+   * gradient arena (kernels/optim.ts), so one kernel can update every parameter.
+   */
+  gradSlot: Tensor | null = null;
   node: GradNode | null = null;
   /** kept tensors (parameters, optimiser state) are never disposed by a scope */
   kept = false;
 
-  /** A new tensor; with `share`, a view of that tensor's buffer (same size, other shape). */
-  constructor(shape: Shape, dtype: DType = "f32", share?: Tensor) {
+  /**
+   * A new tensor; with `share`, a view of that tensor's buffer (same size, other shape); with
+   * `at`, a tensor in memory someone else manages (an arena's slot, kernels/arena.ts).
+   */
+  constructor(shape: Shape, dtype: DType = "f32", share?: Tensor, at?: Omit<Storage, "refs">) {
     for (const d of shape) {
       if (!Number.isInteger(d) || d < 0) throw new Error(`invalid tensor shape ${shapeStr(shape)}`);
     }
@@ -76,13 +97,83 @@ export class Tensor {
       if (share.size !== this.size) throw new Error("view: sizes differ");
       this.storage = share.storage!;
       this.storage.refs++;
-    } else this.storage = { buffer: pool.acquire(this.size * 4), refs: 1 };
+    } else if (at) {
+      this.storage = { ...at, refs: 1 };
+    } else {
+      const buffer = pool.acquire(this.size * 4);
+      this.storage = {
+        buffer,
+        refs: 1,
+        offset: 0,
+        bytes: buffer.size,
+        release: () => pool.release(buffer),
+      };
+    }
     scopes[scopes.length - 1]?.add(this);
   }
 
+  /** The whole GPU buffer; only for a tensor that starts it (use `range` or pass the tensor). */
   get buffer(): GPUBuffer {
+    const s = this.live();
+    if (s.offset !== 0) {
+      throw new Error(`tensor ${shapeStr(this.shape)} lives inside an arena: bind its range`);
+    }
+    return s.buffer;
+  }
+
+  /** The buffer range kernels bind (pass the tensor itself to dispatch). */
+  get range(): BufferRange {
+    const s = this.live();
+    return { buffer: s.buffer, offset: s.offset, size: s.bytes };
+  }
+
+  /** An object that identifies the memory: tensors share it exactly when one is a view of the other. */
+  get storageKey(): object {
+    return this.live();
+  }
+
+  private live(): Storage {
     if (!this.storage) throw new Error(`tensor ${shapeStr(this.shape)} used after dispose()`);
-    return this.storage.buffer;
+    return this.storage;
+  }
+
+  /**
+   * A tensor of `shape` over this tensor's elements from `start` on (no copy; it keeps the memory
+   * alive). The start must meet the adapter's storage-binding alignment to be bound by kernels.
+   */
+  rangeView(start: number, shape: Shape): Tensor {
+    const s = this.live();
+    const n = numel(shape);
+    if (!Number.isInteger(start) || start < 0 || start + n > this.size) {
+      throw new Error(`rangeView: elements ${start}…${start + n} of ${shapeStr(this.shape)}`);
+    }
+    s.refs++;
+    let done = false;
+    return new Tensor(shape, this.dtype, undefined, {
+      buffer: s.buffer,
+      offset: s.offset + start * 4,
+      bytes: n * 4,
+      release: () => {
+        if (done) return;
+        done = true;
+        if (--s.refs === 0) s.release();
+      },
+    });
+  }
+
+  /**
+   * Moves the contents into `bytes` bytes of another buffer at `offset` (recorded as a copy) and
+   * uses that memory from now on; `release` runs when the last user disposes it. The tensor and its
+   * views must be the only users of the old memory. For arenas (kernels/arena.ts).
+   */
+  moveTo(buffer: GPUBuffer, offset: number, bytes: number, release: () => void): void {
+    const s = this.live();
+    copyBuffer(s.buffer, buffer, this.size * 4, s.offset, offset);
+    s.release();
+    s.buffer = buffer;
+    s.offset = offset;
+    s.bytes = bytes;
+    s.release = release;
   }
 
   get disposed(): boolean {
@@ -95,7 +186,7 @@ export class Tensor {
 
   dispose(): void {
     if (!this.storage) return;
-    if (--this.storage.refs === 0) pool.release(this.storage.buffer);
+    if (--this.storage.refs === 0) this.storage.release();
     this.storage = null;
     this.node = null;
   }
@@ -109,11 +200,13 @@ export class Tensor {
 
   async read(): Promise<Float32Array> {
     if (this.dtype !== "f32") throw new Error("read(): tensor is not f32; use readInt()");
-    return new Float32Array(await readBuffer(this.buffer, this.size * 4));
+    const { buffer, offset } = this.range;
+    return new Float32Array(await readBuffer(buffer, this.size * 4, offset));
   }
 
   async readInt(): Promise<Int32Array> {
-    return new Int32Array(await readBuffer(this.buffer, this.size * 4));
+    const { buffer, offset } = this.range;
+    return new Int32Array(await readBuffer(buffer, this.size * 4, offset));
   }
 
   /** Overwrites the contents (in stream order). */
@@ -121,7 +214,8 @@ export class Tensor {
     if (data.length !== this.size) {
       throw new Error(`write(): ${data.length} values for a tensor of ${this.size}`);
     }
-    writeBuffer(this.buffer, data);
+    const { buffer, offset } = this.range;
+    writeBuffer(buffer, data, offset);
   }
 
   toString(): string {

@@ -37,7 +37,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   if (lt <= ${lo}u && ${lo}u < lt + eq) { S[b * 2u] = v; }
   if (lt <= ${hi}u && ${hi}u < lt + eq) { S[b * 2u + 1u] = v; }
 }`;
-  dispatch(kernel("threshold_rank", rankCode), [x.buffer, sel.buffer], Math.ceil(n / WG), B);
+  dispatch(kernel("threshold_rank", rankCode), [x, sel], Math.ceil(n / WG), B);
   // 2) s and the clipped, rescaled x̂0
   const s = empty([B]);
   const out = empty(x.shape);
@@ -58,7 +58,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 }`;
   dispatch(
     kernel("threshold_clip", clipCode),
-    [x.buffer, sel.buffer, out.buffer, s.buffer],
+    [x, sel, out, s],
     Math.ceil(n / WG),
     B,
   );

@@ -29,6 +29,13 @@ import {
 import { compiledKernelCount } from "../kernels/runtime.ts";
 import { captionFor } from "../io/captions.ts";
 import { mixSeed, mulberry32 } from "../kernels/host_random.ts";
+import {
+  chosenVariants,
+  rememberedChoice,
+  tuningEnabled,
+  warmUp,
+  type WarmUpStats,
+} from "../kernels/mod.ts";
 import { type ModelConfig, numTokens } from "../model/config.ts";
 import { type Condition, PixArt } from "../model/pixart.ts";
 import { tokenize } from "../model/tokenizer.ts";
@@ -49,6 +56,9 @@ Benchmarks the kernels and the model; prints one JSON line per measurement:
                  to 1), after one untimed warm-up
   --skip-seed    skip the lesson-shape model steps (train_step/seed, memory/train_step/seed,
                  sample_step/seed: minutes per step on a CPU adapter)
+  --tune         time every kernel variant for each shape first (as a GPU does on first use;
+                 PIXART_TUNE=always) and remember the choices; default: the adapter's usual
+                 behaviour (CPU adapters use their default variants)
   --list         print the measurement names and exit
 
 Measurements: adapter; matmul/MxKxN (a 1024³ product and the forward and backward products of a
@@ -66,7 +76,10 @@ for backward; "ratio" is peak / required); profile/train_step/small and profile/
 (one step with a timestamp query around every dispatch: the share of GPU time per op family —
 matmul, attention, norms, elementwise, optimiser, other — and the top kernels; needs the
 adapter's timestamp-query feature). FLOPs of model steps count matmuls and attention only; a
-training step is counted as 3 × its forward. MB = 2^20 bytes.
+training step is counted as 3 × its forward. MB = 2^20 bytes. Each measurement is warmed up
+first (kernels/warmup.ts: compiled, and timed per variant where tuning is on); its line names
+the variant each product and attention ran ("variant"/"variants"), and a last line "variants"
+lists them all with the adapter's remembered timings.
 `;
 
 const T0 = performance.now();
@@ -215,6 +228,21 @@ interface Timing {
   ms: number[];
 }
 
+/** The variants "family:shape" → name that `body` runs (its dispatches are only collected). */
+async function variantsOf(body: () => void): Promise<Record<string, string>> {
+  const all = chosenVariants(true);
+  const stats = await warmUp(body);
+  const mine = chosenVariants();
+  for (const [k, v] of all) if (!mine.has(k)) chosenForReport.set(k, v);
+  for (const [k, v] of mine) chosenForReport.set(k, v);
+  lastWarmUp = stats;
+  return Object.fromEntries(mine);
+}
+
+/** Every shape's variant over the run, for the last line. */
+const chosenForReport = new Map<string, string>();
+let lastWarmUp: WarmUpStats | null = null;
+
 /** Runs `body` once untimed, then `reps` times between two syncs; returns each rep's ms. */
 async function timeReps(reps: number, body: () => void): Promise<Timing> {
   await sync();
@@ -243,7 +271,7 @@ const FAMILIES: [string, RegExp][] = [
   [
     "elementwise",
     new RegExp(
-      "^(add|sub|mul|div|scale|fill|axpy|copy|lerp|zero|broadcast|lincomb\\d*|drop_path\\w*" +
+      "^((add|sub|mul|div)(_broadcast)?|scale|fill|axpy|copy|lerp|zero|broadcast|lincomb\\d*|drop_path\\w*" +
         "|gated_residual\\w*|gelu_\\w+|silu\\w*|tanh\\w*|relu\\w*|exp\\w*|square\\w*|sqrt\\w*)$",
     ),
   ],
@@ -377,8 +405,10 @@ async function benchMatmul(s: MatmulShape, reps: number): Promise<void> {
   const times = (f: () => void) => () => {
     for (let i = 0; i < per; i++) f();
   };
-  const plain = await timeReps(reps, times(() => matmul(a, b).dispose()));
   const opts: MatmulOptions = s.trans === "A" ? { transA: true } : { transB: true };
+  const variant = Object.values(await variantsOf(() => matmul(a, b).dispose()))[0];
+  const transVariant = Object.values(await variantsOf(() => matmul(aT ?? a, bT ?? b, opts)))[0];
+  const plain = await timeReps(reps, times(() => matmul(a, b).dispose()));
   const trans = await timeReps(reps, times(() => matmul(aT ?? a, bT ?? b, opts).dispose()));
   for (const t of [a, b, aT, bT]) t?.dispose();
   const ms = median(plain.ms) / per, tms = median(trans.ms) / per;
@@ -388,7 +418,9 @@ async function benchMatmul(s: MatmulShape, reps: number): Promise<void> {
     gflops: gflops(flop, ms),
     role: s.role,
     flop,
+    variant,
     trans: s.trans === "A" ? "Aᵀ·B" : "A·Bᵀ",
+    trans_variant: transVariant,
     trans_ms: r3(tms),
     trans_gflops: gflops(flop, tms),
     warmup_ms: r3(plain.warmup),
@@ -409,6 +441,10 @@ async function benchAttention(key: string, reps: number): Promise<void> {
     }
   };
   // forward alone (with its log-sum-exp saved, as in training), then forward + backward
+  const variants = await variantsOf(() =>
+    tidy(() => backward(attention(q, k, v, { heads }), dout))
+  );
+  dropGrads();
   const fwd = await timeReps(reps, () =>
     tidy(() => {
       attention(q, k, v, { heads });
@@ -433,6 +469,7 @@ async function benchAttention(key: string, reps: number): Promise<void> {
     fwd_ms: r3(fms),
     fwd_gflops: gflops(fwdFlop, fms),
     bwd_ms: r3(ms - fms),
+    variants,
     warmup_ms: r3(both.warmup + fwd.warmup),
     reps,
   });
@@ -517,6 +554,8 @@ async function benchTrain(
   progress(`${key} training step: warm-up (compiles the shaders)`);
   await sync();
   let t = performance.now();
+  const variants = await variantsOf(step);
+  const compile = lastWarmUp!;
   step();
   await sync();
   const warmupMs = performance.now() - t;
@@ -585,6 +624,10 @@ async function benchTrain(
       dispatches,
       submits,
       warmup_ms: r3(warmupMs),
+      warmup_kernels: compile.kernels,
+      warmup_compiled: compile.compiled,
+      warmup_tuned: compile.tuned,
+      variants,
       loss: loss === null ? null : r3(loss),
       reps,
     };
@@ -663,6 +706,10 @@ async function benchSample(
       noGrad(() => eps(x, 500));
     });
   };
+  // a throwaway ε for the dry run: it would cache an unwritten caption path and packed weights
+  const dry = model.guidedEps(cond, GUIDANCE);
+  const variants = await variantsOf(() => tidy(() => noGrad(() => dry(x, 500))));
+  dry.dispose();
   const res = await timeReps(wantTime ? reps : 0, () => {
     pool.resetPeak();
     one();
@@ -696,6 +743,7 @@ async function benchSample(
     model: modelSummary(c, 2 * B),
     peak_in_use_mb: MB(peak),
     warmup_ms: r3(res.warmup),
+    variants,
     reps,
   });
 }
@@ -713,6 +761,7 @@ await runTask(async () => {
     only: { type: "string", multiple: true },
     reps: { type: "string" },
     "skip-seed": { type: "boolean" },
+    tune: { type: "boolean" },
     list: { type: "boolean" },
   }, USAGE);
   if (a.list) {
@@ -724,6 +773,7 @@ await runTask(async () => {
   const reps = repsFlag ?? 5;
   const seedReps = repsFlag ?? 1;
   const want = select((a.only as string[]) ?? [], !!a["skip-seed"]);
+  if (a.tune) Deno.env.set("PIXART_TUNE", "always");
 
   if (want.has("adapter")) {
     const d = deviceInfo();
@@ -759,6 +809,21 @@ await runTask(async () => {
     const halfProf = want.has(`profile/sample_step/${key}/f16`);
     if (half || halfProf) await benchSample(key, r, half, halfProf, true);
   }
+  for (const [k, v] of chosenVariants()) chosenForReport.set(k, v);
+  const choices: Record<string, unknown> = {};
+  for (const [k, v] of [...chosenForReport].sort()) {
+    const [family, ...shape] = k.split(":");
+    const timed = rememberedChoice(family, shape.join(":"))?.ms;
+    choices[k] = timed ? { variant: v, ms: timed } : v;
+  }
+  emit({
+    name: "variants",
+    ms: null,
+    gflops: null,
+    adapter: deviceInfo().adapter,
+    tuning: tuningEnabled(),
+    choices,
+  });
   progress(
     `done in ${((performance.now() - T0) / 1000).toFixed(1)} s, ${compiledKernelCount()} kernels`,
   );

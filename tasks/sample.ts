@@ -97,6 +97,9 @@ await runTask(async () => {
     seed,
     batch: 64,
     onProgress: (done, total) => progressBar(done, total, "sampling", t0),
+    onWarmUp: (p) =>
+      p.total &&
+      progressBar(p.done, p.total, `${p.phase === "tune" ? "timing" : "compiling"} kernels`, t0),
   });
   const cols = base.length === 1 ? Math.min(8, num) : num > 1 ? num : 8;
   writeImageGrid(out, images, prompts.length, c.in_channels, c.image_size, c.image_size, cols);

@@ -1,4 +1,13 @@
-import { attention, noGrad, softmax, tensor, tidy } from "../kernels/mod.ts";
+import {
+  attention,
+  ATTENTION_VARIANTS,
+  backward,
+  noGrad,
+  softmax,
+  tensor,
+  tidy,
+  withKernelVariant,
+} from "../kernels/mod.ts";
 import { assertClose, rand, ready } from "./helpers.ts";
 import { check } from "./gradcheck.ts";
 
@@ -230,4 +239,58 @@ Deno.test("attention rejects bad shapes", () => {
     expectThrow(() => attention(q, t([1, 4, 8]), t([1, 4, 8]), { heads: 2 }), "batch differs");
     expectThrow(() => attention(q, k, k, { heads: 2, mask: t([2, 3]) }), "mask shape");
   });
+});
+
+Deno.test("attention variants: every row tile gives the reference and the same bits", async () => {
+  for (
+    const [d, masked] of [
+      [{ B: 2, Nq: 7, Nk: 9, D: 16, H: 2 }, false],
+      [{ B: 2, Nq: 9, Nk: 5, D: 12, H: 2 }, true],
+      [{ B: 1, Nq: 16, Nk: 16, D: 64, H: 2 }, false],
+      [{ B: 2, Nq: 5, Nk: 6, D: 6, H: 2 }, true], // scalar path
+    ] as const
+  ) {
+    const { B, Nq, Nk, D, H } = d;
+    const qd = rand(B * Nq * D, 1), kd = rand(B * Nk * D, 2), vd = rand(B * Nk * D, 3);
+    const gd = rand(B * Nq * D, 4);
+    const md = masked
+      ? Float32Array.from({ length: B * Nk }, (_, i) => (i % 3 === 1 ? 0 : 1))
+      : null;
+    const ref = refAttention(
+      Float64Array.from(qd),
+      Float64Array.from(kd),
+      Float64Array.from(vd),
+      d,
+      md ? Float64Array.from(md) : undefined,
+    );
+    let first: Float32Array[] | null = null;
+    for (const variant of ATTENTION_VARIANTS) {
+      const q = tensor(qd, [B, Nq, D]), k = tensor(kd, [B, Nk, D]), v = tensor(vd, [B, Nk, D]);
+      const m = md ? tensor(md, [B, Nk]) : null;
+      for (const t of [q, k, v]) t.requiresGrad = true;
+      const y = withKernelVariant("attention", variant, () =>
+        tidy(() => {
+          const y = attention(q, k, v, { heads: H, mask: m });
+          backward(y, tensor(gd, y.shape));
+          return y;
+        }));
+      const got = [
+        await y.read(),
+        await q.grad!.read(),
+        await k.grad!.read(),
+        await v.grad!.read(),
+      ];
+      assertClose(got[0], ref, 1e-5, `${JSON.stringify(d)} ${variant}`);
+      if (!first) first = got;
+      else {
+        got.forEach((x, i) => {
+          if (x.some((e, j) => e !== first![i][j])) {
+            throw new Error(`${JSON.stringify(d)} ${variant}: output ${i} differs from tile8's`);
+          }
+        });
+      }
+      for (const t of [q, k, v]) t.grad!.dispose();
+      for (const t of [q, k, v, m, y]) t?.dispose();
+    }
+  }
 });

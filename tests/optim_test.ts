@@ -1,10 +1,18 @@
 import {
   Adam,
   type AdamOptions,
+  arenaOf,
+  backward,
   counters,
+  lerpAll,
   type LrDecay,
+  matmul,
+  newArena,
+  packInArena,
+  sum,
   type Tensor,
   tensor,
+  tidy,
 } from "../kernels/mod.ts";
 import { compiledKernelCount } from "../kernels/runtime.ts";
 import { assertClose, rand, ready } from "./helpers.ts";
@@ -279,4 +287,62 @@ Deno.test("state save/restore continues exactly; zeroGrad(false) zeroes in place
   if (b[0].grad) throw new Error("zeroGrad() kept the gradient");
   for (const o of [optA, optB, optC]) o.dispose();
   for (const p of [...a, ...b]) p.dispose();
+});
+
+Deno.test("arenas: packing keeps contents and views; lerpAll over arenas is one dispatch", async () => {
+  const shapes = [[3], [70], [2, 5]];
+  const data = shapes.map((sh, k) => rand(sh.reduce((a, b) => a * b, 1), 50 + k));
+  const ts = data.map((d, k) => tensor(d, shapes[k]).keep());
+  const a = packInArena(ts);
+  if (!arenaOf(ts) || a.offsets.some((o) => o % 64)) throw new Error("not laid out as an arena");
+  for (let k = 0; k < ts.length; k++) assertClose(await ts[k].read(), data[k], 0, `tensor ${k}`);
+  // the same tensors, laid out already: not moved again
+  if (packInArena(ts).buffer !== a.buffer) throw new Error("an arena was packed twice");
+  // y += w·(x − y) over every pair: one dispatch over arenas, the per-tensor result
+  const ys = newArena(shapes);
+  const w = tensor([0.25], [1]);
+  const d0 = counters.dispatches;
+  lerpAll(ys.tensors, ts, w);
+  if (counters.dispatches - d0 !== 1) {
+    throw new Error(`lerpAll took ${counters.dispatches - d0} dispatches`);
+  }
+  for (let k = 0; k < ts.length; k++) {
+    assertClose(await ys.tensors[k].read(), data[k].map((x) => 0.25 * x), 1e-7, `ema ${k}`);
+  }
+  for (const t of [...ts, ...ys.tensors, w]) t.dispose();
+});
+
+Deno.test("Adam: backward fills the gradient arena; a step is three dispatches for any model", async () => {
+  const shapes = [[8, 4], [4], [4, 6], [6], [6, 2]];
+  const ps = shapes.map((sh, k) => {
+    const t = tensor(rand(sh.reduce((a, b) => a * b, 1), 60 + k), sh).keep();
+    t.requiresGrad = true;
+    return t;
+  });
+  const opt = new Adam(ps, { lr: 1e-2, clipNorm: 1 });
+  const x = tensor(rand(5 * 8, 70), [5, 8]).keep();
+  const loss = () =>
+    tidy(() => {
+      const h = matmul(matmul(x, ps[0], { bias: ps[1] }), ps[2], { bias: ps[3] });
+      backward(sum(matmul(h, ps[4])));
+    });
+  for (let s = 0; s < 3; s++) {
+    loss();
+    ps.forEach((p, k) => {
+      if (p.grad !== p.gradSlot) throw new Error(`parameter ${k}'s gradient is not in its slot`);
+    });
+    const d0 = counters.dispatches;
+    opt.step();
+    if (counters.dispatches - d0 !== 3) {
+      throw new Error(`a step took ${counters.dispatches - d0} dispatches, not 3`);
+    }
+    opt.zeroGrad();
+  }
+  const st = await opt.readState();
+  if (st.m.length !== ps.length || st.m.some((m, k) => m.length !== ps[k].size)) {
+    throw new Error("readState: wrong pieces");
+  }
+  assertClose(st.m[2], await opt.state.m[2].read(), 0, "readState matches the live moment");
+  opt.dispose();
+  for (const t of [...ps, x]) t.dispose();
 });

@@ -1,0 +1,413 @@
+// WGSL for the matrix products of matmul.ts, one generator per variant. Sizes come from a buffer
+// (struct Dims, a small storage buffer), not WGSL constants, so one pipeline serves every shape: on a CPU adapter compiling
+// a large register tile costs about a second, far more than running it.
+//
+// Every variant computes each output as one chain of fma over k = 0 … K−1 in order, then adds the
+// bias: the variants differ in speed, never in results (bitwise), so which one an adapter picks
+// cannot change a training run.
+//
+// Layouts, with op(A) [M, K] and op(B) [K, N] per batch:
+//   NN  A [M, K], B [K, N]     (dX = dY·W)
+//   NT  A [M, K], B [N, K]     (Y = X·Wᵀ, nn.Linear: both read along contiguous k)
+//   TN  A [K, M], B [K, N]     (dW = dYᵀ·X)
+//   TT  A [K, M], B [N, K]     (only the scalar and shared variants)
+// Bindings: 0 Dims, 1 A, 2 B, 3 C, then Bias, Pre and SA when used.
+
+import { GELU_TANH_WGSL } from "./elementwise.ts";
+
+export type Layout = "NN" | "NT" | "TN" | "TT";
+export type Epilogue = "none" | "gelu" | "gelu_pre";
+
+/** What one pipeline is specialised on (everything else is in the sizes buffer). */
+export interface MatmulSpec {
+  layout: Layout;
+  /** B holds f16 pairs packed in u32 (a weight packed by useHalfWeight); NN only */
+  half: boolean;
+  bias: boolean;
+  /** gelu: C = gelu(acc + bias); gelu_pre: the same, and Pre = acc + bias (for the backward) */
+  epilogue: Epilogue;
+  /**
+   * TN only: also SA[m] = Σ_k A[k, m], the row sums of op(A), summed in order of k. For a weight
+   * gradient dYᵀ·X that is the bias gradient Σ dY, computed from loads the product makes anyway.
+   */
+  sumA?: boolean;
+}
+
+/** How a variant tiles the output. */
+export interface RegTiling {
+  kind: "reg";
+  /** output rows and columns per invocation */
+  TM: number;
+  TN: number;
+  /**
+   * "grid": 8×8 workgroups over (column tile, row tile); "rows": 64 invocations along the
+   * columns of one row tile, so the rows an invocation reads are the same across its workgroup.
+   */
+  map: "grid" | "rows";
+}
+
+export interface SharedTiling {
+  kind: "shared";
+}
+
+export interface ScalarTiling {
+  kind: "scalar";
+}
+
+export type Tiling = RegTiling | SharedTiling | ScalarTiling;
+
+export const DIMS_WGSL =
+  `struct Dims { M: u32, K: u32, N: u32, bStride: u32, ldb: u32, bOff: u32, p0: u32, p1: u32 }
+@group(0) @binding(0) var<storage, read> dims: Dims;`;
+
+/** Whether the vec4 register kernel of `spec` can run a problem of these sizes. */
+export function regFits(spec: MatmulSpec, M: number, K: number, N: number, t: RegTiling): boolean {
+  switch (spec.layout) {
+    case "NN":
+      return K % 4 === 0 && N % 4 === 0 && t.TN % 4 === 0 &&
+        (!spec.half || (N % 8 === 0 && t.TN % 8 === 0));
+    case "NT":
+      return !spec.half && K % 4 === 0 && N % 4 === 0 && t.TN % 4 === 0;
+    case "TN":
+      return !spec.half && M % 4 === 0 && N % 4 === 0 && t.TM % 4 === 0 && t.TN % 4 === 0;
+    case "TT":
+      return false;
+  }
+}
+
+function decls(spec: MatmulSpec, aT: string, bT: string, cT: string): string {
+  let s = `${DIMS_WGSL}
+@group(0) @binding(1) var<storage, read> A: array<${aT}>;
+@group(0) @binding(2) var<storage, read> B: array<${bT}>;
+@group(0) @binding(3) var<storage, read_write> C: array<${cT}>;
+`;
+  let b = 4;
+  if (spec.bias) s += `@group(0) @binding(${b++}) var<storage, read> Bias: array<${cT}>;\n`;
+  if (spec.epilogue === "gelu_pre") {
+    s += `@group(0) @binding(${b++}) var<storage, read_write> Pre: array<${cT}>;\n`;
+  }
+  if (spec.sumA) s += `@group(0) @binding(${b++}) var<storage, read_write> SA: array<${aT}>;\n`;
+  return (spec.epilogue !== "none" ? GELU_TANH_WGSL : "") + s;
+}
+
+/** Statements storing value `v` at C[idx], bias element `bi`: bias, pre-activation, GELU. */
+function epilogue(spec: MatmulSpec, v: string, idx: string, bi: string, vec: boolean): string {
+  const y = spec.bias ? `${v} + Bias[${bi}]` : v;
+  const g = vec ? "gelu_t4" : "gelu_t";
+  switch (spec.epilogue) {
+    case "none":
+      return `C[${idx}] = ${y};`;
+    case "gelu":
+      return `C[${idx}] = ${g}(${y});`;
+    case "gelu_pre":
+      return `{ let y = ${y}; Pre[${idx}] = y; C[${idx}] = ${g}(y); }`;
+  }
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+const lines = (n: number, f: (i: number) => string) => range(n).map(f).join("\n  ");
+const lines2 = (n: number, m: number, f: (i: number, j: number) => string) =>
+  range(n).flatMap((i) => range(m).map((j) => f(i, j))).join("\n  ");
+
+/** Tile coordinates: `ct` (column tile) and `rt` (row tile), and the workgroup size. */
+function tileCoords(t: RegTiling): { size: string; coords: string } {
+  return t.map === "grid" ? { size: "8, 8", coords: "let ct = gid.x; let rt = gid.y;" } : {
+    size: "64",
+    coords: "let ct = wid.x * 64u + lid.x; let rt = wid.y;",
+  };
+}
+
+/** Workgroups for a register tiling: [x, y] (z is the batch). */
+export function regGrid(t: RegTiling, M: number, N: number): [number, number] {
+  const ct = Math.ceil(N / t.TN), rt = Math.ceil(M / t.TM);
+  return t.map === "grid" ? [Math.ceil(ct / 8), Math.ceil(rt / 8)] : [Math.ceil(ct / 64), rt];
+}
+
+const ENTRY_REG = (size: string) =>
+  `@compute @workgroup_size(${size})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>) {`;
+
+/** The vec4 register-tiled kernel of one layout (regFits must hold). */
+export function regWGSL(spec: MatmulSpec, t: RegTiling): string {
+  const { TM, TN } = t;
+  const TN4 = TN / 4;
+  const { size, coords } = tileCoords(t);
+  const v = "vec4<f32>";
+  if (spec.layout === "NN") {
+    // a row of A as vec4 along k; 4 rows of B (k … k+3) as vec4s along n; acc vec4 per (row, 4 cols)
+    const bLoad = spec.half
+      ? (kk: number, c: number) =>
+        (c % 2 === 0
+          ? `let w${kk}_${
+            c >> 1
+          } = B[min(((k4 * 4u + ${kk}u) * dims.ldb + dims.bOff + col4 * 4u) / 8u + ${
+            c >> 1
+          }u, wLast + (k4 * 4u + ${kk}u) * (dims.ldb / 8u))];\n  `
+          : "") +
+        `let b${kk}_${c} = ${v}(unpack2x16float(w${kk}_${c >> 1}.${
+          c % 2 ? "z" : "x"
+        }), unpack2x16float(w${kk}_${c >> 1}.${c % 2 ? "w" : "y"}));`
+      : (kk: number, c: number) => `let b${kk}_${c} = B[kb + ${kk}u * N4 + bc${c}];`;
+    return decls(spec, v, spec.half ? "vec4<u32>" : v, v) + `
+${ENTRY_REG(size)}
+  ${coords}
+  let M = dims.M; let K4 = dims.K / 4u; let N4 = dims.N / 4u;
+  let col4 = ct * ${TN4}u;
+  let row0 = rt * ${TM}u;
+  if (col4 >= N4 || row0 >= M) { return; }
+  let z = gid.z;
+  let aBase = z * M * K4;
+  let bBase = z * (dims.bStride / 4u);
+  let cBase = z * M * N4;
+  ${lines(TM, (r) => `let ar${r} = aBase + min(row0 + ${r}u, M - 1u) * K4;`)}
+  ${lines(TN4, (c) => `let bc${c} = min(col4 + ${c}u, N4 - 1u);`)}
+  ${spec.half ? "let wLast = (dims.bOff + dims.N) / 8u - 1u;" : ""}
+  ${lines2(TM, TN4, (r, c) => `var acc${r}_${c} = ${v}(0.0);`)}
+  for (var k4 = 0u; k4 < K4; k4++) {
+    let kb = bBase + k4 * 4u * N4;
+    ${lines(TM, (r) => `let a${r} = A[ar${r} + k4];`)}
+    ${
+      range(4).map((kk) =>
+        lines(TN4, (c) => bLoad(kk, c)) + "\n    " +
+        lines2(
+          TM,
+          TN4,
+          (r, c) => `acc${r}_${c} = fma(${v}(a${r}[${kk}]), b${kk}_${c}, acc${r}_${c});`,
+        )
+      ).join("\n    ")
+    }
+  }
+  ${
+      lines2(TM, TN4, (r, c) =>
+        `if (row0 + ${r}u < M && col4 + ${c}u < N4) { ${
+          epilogue(
+            spec,
+            `acc${r}_${c}`,
+            `cBase + (row0 + ${r}u) * N4 + col4 + ${c}u`,
+            `col4 + ${c}u`,
+            true,
+          )
+        } }`)
+    }
+}`;
+  }
+  if (spec.layout === "NT") {
+    // rows of A and of B as vec4s along k; one scalar accumulator per output, stored as vec4s
+    return decls(spec, v, v, v) + `
+${ENTRY_REG(size)}
+  ${coords}
+  let M = dims.M; let K4 = dims.K / 4u; let N = dims.N; let N4 = N / 4u;
+  let col4 = ct * ${TN4}u;
+  let row0 = rt * ${TM}u;
+  if (col4 >= N4 || row0 >= M) { return; }
+  let z = gid.z;
+  let aBase = z * M * K4;
+  let bBase = z * (dims.bStride / 4u);
+  let cBase = z * M * N4;
+  ${lines(TM, (r) => `let ar${r} = aBase + min(row0 + ${r}u, M - 1u) * K4;`)}
+  ${lines(TN, (c) => `let br${c} = bBase + min(col4 * 4u + ${c}u, N - 1u) * K4;`)}
+  ${lines2(TM, TN, (r, c) => `var acc${r}_${c} = 0.0;`)}
+  for (var k4 = 0u; k4 < K4; k4++) {
+    ${lines(TM, (r) => `let a${r} = A[ar${r} + k4];`)}
+    ${lines(TN, (c) => `let b${c} = B[br${c} + k4];`)}
+    ${
+      ["x", "y", "z", "w"].map((e) =>
+        lines2(TM, TN, (r, c) => `acc${r}_${c} = fma(a${r}.${e}, b${c}.${e}, acc${r}_${c});`)
+      ).join("\n    ")
+    }
+  }
+  ${
+      lines2(TM, TN4, (r, c) =>
+        `if (row0 + ${r}u < M && col4 + ${c}u < N4) { ${
+          epilogue(
+            spec,
+            `${v}(acc${r}_${4 * c}, acc${r}_${4 * c + 1}, acc${r}_${4 * c + 2}, acc${r}_${
+              4 * c + 3
+            })`,
+            `cBase + (row0 + ${r}u) * N4 + col4 + ${c}u`,
+            `col4 + ${c}u`,
+            true,
+          )
+        } }`)
+    }
+}`;
+  }
+  if (spec.layout === "TN") {
+    // outer products: A[k, m … m+TM] and B[k, n … n+TN] as vec4s
+    const TM4 = TM / 4;
+    return decls(spec, v, v, v) + `
+${ENTRY_REG(size)}
+  ${coords}
+  let M = dims.M; let M4 = M / 4u; let K = dims.K; let N4 = dims.N / 4u;
+  let col4 = ct * ${TN4}u;
+  let row4 = rt * ${TM4}u;
+  if (col4 >= N4 || row4 >= M4) { return; }
+  let z = gid.z;
+  let aBase = z * K * M4;
+  let bBase = z * (dims.bStride / 4u);
+  let cBase = z * M * N4;
+  ${lines(TM4, (r) => `let am${r} = min(row4 + ${r}u, M4 - 1u);`)}
+  ${lines(TN4, (c) => `let bc${c} = min(col4 + ${c}u, N4 - 1u);`)}
+  ${lines2(TM, TN4, (r, c) => `var acc${r}_${c} = ${v}(0.0);`)}
+  ${spec.sumA ? lines(TM4, (r) => `var sa${r} = ${v}(0.0);`) : ""}
+  for (var k = 0u; k < K; k++) {
+    ${lines(TM4, (r) => `let a${r} = A[aBase + k * M4 + am${r}];`)}
+    ${spec.sumA ? lines(TM4, (r) => `sa${r} += a${r};`) : ""}
+    ${lines(TN4, (c) => `let b${c} = B[bBase + k * N4 + bc${c}];`)}
+    ${
+      lines2(TM, TN4, (r, c) =>
+        `acc${r}_${c} = fma(${v}(a${r >> 2}[${r & 3}]), b${c}, acc${r}_${c});`)
+    }
+  }
+  ${
+      lines2(TM, TN4, (r, c) =>
+        `if (row4 * 4u + ${r}u < M && col4 + ${c}u < N4) { ${
+          epilogue(
+            spec,
+            `acc${r}_${c}`,
+            `cBase + (row4 * 4u + ${r}u) * N4 + col4 + ${c}u`,
+            `col4 + ${c}u`,
+            true,
+          )
+        } }`)
+    }
+  ${
+      spec.sumA
+        ? lines(TM4, (r) =>
+          `if (ct == 0u && row4 + ${r}u < M4) { SA[z * M4 + row4 + ${r}u] = sa${r}; }`)
+        : ""
+    }
+}`;
+  }
+  throw new Error(`matmul: no register kernel for layout ${spec.layout}`);
+}
+
+/** Scalar index expressions of A[m, k] and B[k, n] for a layout (bases aBase, bBase in scope). */
+function scalarIndex(
+  spec: MatmulSpec,
+): { a: (m: string, k: string) => string; b: (k: string, n: string) => string } {
+  const tA = spec.layout[0] === "T", tB = spec.layout[1] === "T";
+  return {
+    a: (m, k) => tA ? `aBase + (${k}) * M + (${m})` : `aBase + (${m}) * K + (${k})`,
+    b: (k, n) => tB ? `bBase + (${n}) * K + (${k})` : `bBase + (${k}) * N + (${n})`,
+  };
+}
+
+/** B[k, n] as an f32 expression: plain, or an f16 of a packed row (ldb halves, from bOff). */
+function bValue(spec: MatmulSpec, k: string, n: string): string {
+  if (!spec.half) return `B[${scalarIndex(spec).b(k, n)}]`;
+  const h = `((${k}) * dims.ldb + dims.bOff + (${n}))`;
+  return `unpack2x16float(B[${h} / 2u])[${h} % 2u]`;
+}
+
+/** The scalar kernel: 4×4 outputs per invocation, any layout and any sizes. */
+export function scalarWGSL(spec: MatmulSpec): string {
+  const TM = 4, TN = 4;
+  const idx = scalarIndex(spec);
+  return decls(spec, "f32", spec.half ? "u32" : "f32", "f32") + `
+@compute @workgroup_size(8, 8)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let M = dims.M; let K = dims.K; let N = dims.N;
+  let col0 = gid.x * ${TN}u;
+  let row0 = gid.y * ${TM}u;
+  if (col0 >= N || row0 >= M) { return; }
+  let z = gid.z;
+  let aBase = z * M * K;
+  let bBase = z * dims.bStride;
+  let cBase = z * M * N;
+  ${lines(TM, (r) => `let r${r} = min(row0 + ${r}u, M - 1u);`)}
+  ${lines(TN, (c) => `let c${c} = min(col0 + ${c}u, N - 1u);`)}
+  ${lines2(TM, TN, (r, c) => `var acc${r}_${c} = 0.0;`)}
+  ${spec.sumA ? lines(TM, (r) => `var sa${r} = 0.0;`) : ""}
+  for (var k = 0u; k < K; k++) {
+    ${lines(TM, (r) => `let a${r} = A[${idx.a(`r${r}`, "k")}];`)}
+    ${spec.sumA ? lines(TM, (r) => `sa${r} += a${r};`) : ""}
+    ${lines(TN, (c) => `let b${c} = ${bValue(spec, "k", `c${c}`)};`)}
+    ${lines2(TM, TN, (r, c) => `acc${r}_${c} = fma(a${r}, b${c}, acc${r}_${c});`)}
+  }
+  ${
+    lines2(TM, TN, (r, c) =>
+      `if (row0 + ${r}u < M && col0 + ${c}u < N) { ${
+        epilogue(
+          spec,
+          `acc${r}_${c}`,
+          `cBase + (row0 + ${r}u) * N + col0 + ${c}u`,
+          `col0 + ${c}u`,
+          false,
+        )
+      } }`)
+  }
+  ${
+    spec.sumA
+      ? lines(TM, (r) =>
+        `if (gid.x == 0u && row0 + ${r}u < M) { SA[z * M + row0 + ${r}u] = sa${r}; }`)
+      : ""
+  }
+}`;
+}
+
+/** Output tile of the shared kernel: 16×16 invocations, 4×4 outputs each. */
+export const SHARED_TILE = 64;
+const SK = 16;
+
+/**
+ * The workgroup-shared kernel (the classic GPU tiling): a 64×64 output tile per workgroup of
+ * 16×16 invocations, 4×4 outputs each; 64×16 blocks of A and B staged in workgroup memory, each
+ * loaded once per workgroup instead of once per invocation. Any layout and sizes (scalar loads,
+ * zero-padded at the edges). On CPU adapters the barriers cost more than the loads they save.
+ */
+export function sharedWGSL(spec: MatmulSpec): string {
+  const T = SHARED_TILE;
+  const idx = scalarIndex(spec);
+  return decls(spec, "f32", spec.half ? "u32" : "f32", "f32") + `
+var<workgroup> As: array<f32, ${SK * T}>;
+var<workgroup> Bs: array<f32, ${SK * T}>;
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let M = dims.M; let K = dims.K; let N = dims.N;
+  let z = wid.z;
+  let aBase = z * M * K;
+  let bBase = z * dims.bStride;
+  let cBase = z * M * N;
+  let m0 = wid.y * ${T}u;
+  let n0 = wid.x * ${T}u;
+  let t = lid.y * 16u + lid.x;
+  ${lines2(4, 4, (r, c) => `var acc${r}_${c} = 0.0;`)}
+  ${spec.sumA ? lines(4, (r) => `var sa${r} = 0.0;`) : ""}
+  for (var k0 = 0u; k0 < K; k0 += ${SK}u) {
+    // 256 invocations stage 4 elements of each block; As[kk][m], Bs[kk][n]
+    for (var e = 0u; e < 4u; e++) {
+      let flat = e * 256u + t;
+      let kk = flat / ${T}u;
+      let j = flat % ${T}u;
+      let k = k0 + kk;
+      let m = m0 + j;
+      let n = n0 + j;
+      As[flat] = select(0.0, A[${idx.a("min(m, M - 1u)", "min(k, K - 1u)")}], m < M && k < K);
+      Bs[flat] = select(0.0, ${bValue(spec, "min(k, K - 1u)", "min(n, N - 1u)")}, n < N && k < K);
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < ${SK}u; kk++) {
+      ${lines(4, (r) => `let a${r} = As[kk * ${T}u + lid.y * 4u + ${r}u];`)}
+      ${spec.sumA ? lines(4, (r) => `sa${r} += a${r};`) : ""}
+      ${lines(4, (c) => `let b${c} = Bs[kk * ${T}u + lid.x * 4u + ${c}u];`)}
+      ${lines2(4, 4, (r, c) => `acc${r}_${c} = fma(a${r}, b${c}, acc${r}_${c});`)}
+    }
+    workgroupBarrier();
+  }
+  ${
+    lines2(4, 4, (r, c) =>
+      `{ let row = m0 + lid.y * 4u + ${r}u; let col = n0 + lid.x * 4u + ${c}u;
+  if (row < M && col < N) { ${
+        epilogue(spec, `acc${r}_${c}`, "cBase + row * N + col", "col", false)
+      } } }`)
+  }
+  ${
+    spec.sumA
+      ? lines(4, (r) =>
+        `if (wid.x == 0u && lid.x == 0u && m0 + lid.y * 4u + ${r}u < M) { SA[z * M + m0 + lid.y * 4u + ${r}u] = sa${r}; }`)
+      : ""
+  }
+}`;
+}
