@@ -1,7 +1,8 @@
 // An exponential moving average of the trained weights (Polyak averaging): the copy PixArt-α and
 // DiT sample with. Each update moves every average toward its parameter by 1 − d.
 
-import { copy, lerpInPlace } from "./elementwise.ts";
+import { lerpAll, packInArena } from "./arena.ts";
+import { copy } from "./elementwise.ts";
 import { type Tensor, tensor } from "./tensor.ts";
 
 export class Ema {
@@ -19,7 +20,7 @@ export class Ema {
     init: readonly (Float32Array | null | undefined)[] = [],
   ) {
     if (!(decay >= 0 && decay < 1)) throw new Error(`Ema: decay must be in [0, 1), got ${decay}`);
-    this.tensors = sources.map((p, k) => {
+    const tensors = sources.map((p, k) => {
       const v = init[k];
       if (v && v.length !== p.size) {
         throw new Error(`Ema: initial values of ${v.length} for a tensor of ${p.size}`);
@@ -29,6 +30,9 @@ export class Ema {
       t.requiresGrad = false;
       return t;
     });
+    // laid out as the sources are (an optimiser packs its parameters): one dispatch per update
+    if (tensors.length) packInArena(tensors);
+    this.tensors = tensors;
   }
 
   /**
@@ -44,7 +48,7 @@ export class Ema {
     if (this.#disposed) throw new Error("Ema: update() after dispose()");
     const w = tensor([1 - this.decayAt(n)], [1]);
     try {
-      this.sources.forEach((p, k) => lerpInPlace(this.tensors[k], p, w));
+      lerpAll(this.tensors, this.sources, w);
     } finally {
       w.dispose();
     }

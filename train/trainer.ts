@@ -19,6 +19,7 @@ import {
   tensor,
   trainStep,
   trainStepOrSkip,
+  warmUp,
   zero,
 } from "../kernels/mod.ts";
 import type { Config } from "../io/config.ts";
@@ -243,7 +244,7 @@ async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<R
   }
   const lossSum = empty([1]).keep();
   zero(lossSum);
-  return {
+  const run: Run = {
     cfg,
     o,
     mc,
@@ -263,6 +264,51 @@ async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<R
     window: { steps: 0, sum: 0, n: 0, t0: performance.now(), start: step },
     evaluator,
   };
+  await compileStep(run);
+  run.window.t0 = performance.now();
+  return run;
+}
+
+/**
+ * Compiles the kernels of a training step before the first one (a dry run on a fixed batch: it
+ * draws no data and changes no state), with a progress line: on a CPU adapter this is seconds.
+ */
+async function compileStep(run: Run): Promise<void> {
+  const { cfg, mc, data, model } = run;
+  const B = cfg.train.batch_size, C = mc.in_channels, S = mc.image_size;
+  const first = data.train[0];
+  const cond: Condition = mc.stage === 1 ? { kind: "class", labels: new Int32Array(B) } : {
+    kind: "text",
+    ...tokenize(Array(B).fill(data.captionOf(first, () => 0)), mc.text_len),
+    drop: new Uint8Array(B),
+  };
+  const keep = mc.drop_path > 0 ? new Float32Array(B).fill(1) : null;
+  const loss = () =>
+    epsLoss(
+      run.schedule,
+      (xt, tt) =>
+        model.forward(xt, tt, cond, {
+          dropPathKeep: keep ? () => tensor(keep, [B]) : undefined,
+        }),
+      tensor(new Float32Array(B * C * S * S), [B, C, S, S]),
+      new Int32Array(B).fill(run.schedule.T - 1),
+      new Generator(0).normal([B, C, S, S]),
+      cfg.diffusion.min_snr_gamma,
+    );
+  const parts = { opt: run.opt, ema: run.ema, lossSum: run.lossSum, watch: run.watch };
+  const stats = await warmUp(() => trainStep(loss, run.step, parts), {
+    onProgress: (p) =>
+      run.o.report(
+        `${p.phase === "tune" ? "timing kernels" : "compiling kernels"} ${p.done}/${p.total}`,
+        "progress",
+      ),
+  });
+  if (stats.compiled) {
+    run.o.report(
+      `compiled ${stats.compiled} kernels in ${(stats.ms / 1000).toFixed(1)} s`,
+      "progress",
+    );
+  }
 }
 
 /**
