@@ -12,6 +12,8 @@ import {
   clearTape,
   counters,
   deviceInfo,
+  Ema,
+  empty,
   Generator,
   matmul,
   type MatmulOptions,
@@ -22,9 +24,10 @@ import {
   stopProfile,
   sync,
   tapeSavedBytes,
-  type Tensor,
   tensor,
   tidy,
+  trainStep,
+  zero,
 } from "../kernels/mod.ts";
 import { compiledKernelCount } from "../kernels/runtime.ts";
 import { captionFor } from "../io/captions.ts";
@@ -36,9 +39,10 @@ import {
   warmUp,
   type WarmUpStats,
 } from "../kernels/mod.ts";
-import { type ModelConfig, numTokens } from "../model/config.ts";
+import type { ModelConfig } from "../model/config.ts";
 import { type Condition, PixArt } from "../model/pixart.ts";
 import { tokenize } from "../model/tokenizer.ts";
+import { forwardFlops } from "../model/cost.ts";
 import { roundToHalf } from "../io/safetensors.ts";
 import { epsLoss } from "../diffusion/ddpm.ts";
 import { linearSchedule, type Schedule } from "../diffusion/schedule.ts";
@@ -246,17 +250,17 @@ let lastWarmUp: WarmUpStats | null = null;
 /** Runs `body` once untimed, then `reps` times between two syncs; returns each rep's ms. */
 async function timeReps(reps: number, body: () => void): Promise<Timing> {
   await sync();
-  let t = performance.now();
+  let t0 = performance.now();
   body();
   await sync();
-  const warmup = performance.now() - t;
+  const warmup = performance.now() - t0;
   const ms: number[] = [];
   for (let r = 0; r < reps; r++) {
     await sync();
-    t = performance.now();
+    t0 = performance.now();
     body();
     await sync();
-    ms.push(performance.now() - t);
+    ms.push(performance.now() - t0);
   }
   return { warmup, ms };
 }
@@ -298,10 +302,10 @@ async function profileStep(name: string, body: () => void): Promise<void> {
   await sync();
   const d0 = counters.dispatches;
   startProfile();
-  const t = performance.now();
+  const t0 = performance.now();
   body();
   const totals = await stopProfile();
-  const wall = performance.now() - t;
+  const wall = performance.now() - t0;
   const byFamily: Record<string, number> = {};
   for (const [f] of FAMILIES) byFamily[f] = 0;
   byFamily.other = 0;
@@ -332,63 +336,6 @@ async function profileStep(name: string, body: () => void): Promise<void> {
 }
 
 // ---- FLOP counts ----------------------------------------------------------------------------------
-
-interface Flops {
-  matmul: number;
-  attention: number;
-  total: number;
-  /** the caption path (text encoder, y_proj, cross-attention K/V): once per sampling run */
-  caption: number;
-  /** GFLOP by part: the image tokens' linear layers, the caption K/V projections of the
-   * cross-attentions, the text encoder + y_proj, attention, and the rest (embeddings, final) */
-  split: Record<string, number>;
-}
-
-/**
- * Multiply-adds ×2 of one forward pass of PixArt-α on a batch of B (stage 2: the text encoder over
- * all B captions), counting the linear layers and attention (QKᵀ and P·V, padded keys included,
- * as the kernel visits them); elementwise work, norms and softmax are left out.
- */
-function forwardFlops(c: ModelConfig, B: number): Flops {
-  const D = c.hidden_size, N = numTokens(c), T = B * N, H = D * c.mlp_ratio;
-  const pp = c.patch_size * c.patch_size * c.in_channels;
-  const lin = (rows: number, inp: number, out: number) => 2 * rows * inp * out;
-  const other = lin(T, pp, D) + lin(B, 256, D) + lin(B, D, D) + lin(B, D, 6 * D) + lin(T, D, pp);
-  let blocks = 0, crossKV = 0, text = 0, att = 0, textAtt = 0;
-  const L = c.text_len, E = c.text_width, TL = B * L;
-  if (c.stage === 2) {
-    for (let j = 0; j < c.text_depth; j++) {
-      text += lin(TL, E, 3 * E) + lin(TL, E, E) + lin(TL, E, 4 * E) + lin(TL, 4 * E, E);
-      att += 4 * B * L * L * E;
-      textAtt += 4 * B * L * L * E;
-    }
-    text += lin(TL, E, D) + lin(TL, D, D); // y_proj
-  }
-  for (let i = 0; i < c.depth; i++) {
-    blocks += lin(T, D, 3 * D) + lin(T, D, D) + lin(T, D, H) + lin(T, H, D);
-    att += 4 * B * N * N * D;
-    if (c.stage === 2) {
-      blocks += lin(T, D, D) + lin(T, D, D);
-      crossKV += lin(TL, D, 2 * D);
-      att += 4 * B * N * L * D;
-    }
-  }
-  const mm = other + blocks + crossKV + text;
-  const g = (x: number) => r3(x / 1e9);
-  return {
-    matmul: mm,
-    attention: att,
-    total: mm + att,
-    caption: crossKV + text + textAtt,
-    split: {
-      blocks: g(blocks),
-      cross_kv: g(crossKV),
-      text: g(text),
-      attention: g(att),
-      other: g(other),
-    },
-  };
-}
 
 // ---- measurements ---------------------------------------------------------------------------------
 
@@ -535,30 +482,33 @@ async function benchTrain(
     );
   };
   const paramSet = new Set(params);
-  let lastLoss: Tensor | null = null;
+  // the trainer's step (kernels/train_step.ts): forward, loss, backward, Adam, EMA
+  const ema = new Ema(params, 0.999);
+  const lastLoss = empty([1]).keep();
   // what the tape holds for backward, and what the pool holds, between forward and backward
-  let savedBytes = 0, afterForward = 0;
+  let savedBytes = 0, afterForward = 0, taken = 0;
   const step = () => {
-    lastLoss?.dispose();
-    lastLoss = tidy(() => {
-      const loss = forwardLoss();
-      savedBytes = tapeSavedBytes(paramSet);
-      afterForward = pool.stats.inUseBytes;
-      backward(loss);
-      opt.step();
-      opt.zeroGrad();
-      return loss;
-    });
+    zero(lastLoss);
+    trainStep(
+      () => {
+        const loss = forwardLoss();
+        savedBytes = tapeSavedBytes(paramSet);
+        afterForward = pool.stats.inUseBytes;
+        return loss;
+      },
+      taken++,
+      { opt, ema, lossSum: lastLoss },
+    );
   };
 
   progress(`${key} training step: warm-up (compiles the shaders)`);
   await sync();
-  let t = performance.now();
+  let t0 = performance.now();
   const variants = await variantsOf(step);
   const compile = lastWarmUp!;
   step();
   await sync();
-  const warmupMs = performance.now() - t;
+  const warmupMs = performance.now() - t0;
   progress(`${key} training step: warm-up took ${(warmupMs / 1000).toFixed(1)} s`);
 
   const ms: number[] = [], host: number[] = [];
@@ -573,11 +523,11 @@ async function benchTrain(
     pool.resetPeak();
     before = pool.stats.inUseBytes;
     const d0 = counters.dispatches, s0 = counters.submits;
-    t = performance.now();
+    t0 = performance.now();
     step();
-    host.push(performance.now() - t);
+    host.push(performance.now() - t0);
     await sync();
-    ms.push(performance.now() - t);
+    ms.push(performance.now() - t0);
     dispatches = counters.dispatches - d0;
     submits = counters.submits - s0;
     if (pool.stats.peakInUseBytes >= peak) {
@@ -586,24 +536,24 @@ async function benchTrain(
       forwardHeld = afterForward;
     }
     if (!phases || !wantTime) continue;
-    t = performance.now();
+    t0 = performance.now();
     tidy(() => {
       forwardLoss();
       clearTape();
     });
     await sync();
-    ph.fwd.push(performance.now() - t);
-    t = performance.now();
+    ph.fwd.push(performance.now() - t0);
+    t0 = performance.now();
     tidy(() => backward(forwardLoss()));
     await sync();
-    ph.fwdBwd.push(performance.now() - t);
-    t = performance.now();
+    ph.fwdBwd.push(performance.now() - t0);
+    t0 = performance.now();
     tidy(() => opt.step());
     await sync();
-    ph.optim.push(performance.now() - t);
+    ph.optim.push(performance.now() - t0);
     opt.zeroGrad();
   }
-  const loss = lastLoss ? (await (lastLoss as Tensor).read())[0] : null;
+  const loss = taken ? (await lastLoss.read())[0] : null;
 
   const fwd = forwardFlops(c, B);
   const flop = 3 * fwd.total;
@@ -667,7 +617,8 @@ async function benchTrain(
     });
   }
   if (wantProfile) await profileStep(`profile/train_step/${key}`, step);
-  (lastLoss as Tensor | null)?.dispose();
+  lastLoss.dispose();
+  ema.dispose();
   opt.dispose();
   model.dispose();
   pool.trim();
