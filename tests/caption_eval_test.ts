@@ -2,10 +2,12 @@
 // colours, each with its own caption, a subcategory (colour and shape) and a category (colour).
 // The classifier trains on it in seconds; the bookkeeping (allocation, the seeded caption draw,
 // the category map, cosine neighbours and recall) is checked against written-out answers; a
-// random model runs through evaluateCaptions.
+// random model runs through evaluateCaptions and, as a checkpoint, through `deno task eval`.
 
 import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { classifierName, loadOrTrainClassifier } from "../eval/classifier.ts";
 import {
   allocate,
@@ -18,15 +20,18 @@ import {
   prepareCaptionEval,
   scoreCaptionSamples,
 } from "../eval/caption_eval.ts";
+import { DEFAULT_CONFIG } from "../io/config.ts";
 import { gatherBatch, loadSource, prepareImages, splitHoldout } from "../io/data.ts";
 import { encodePng } from "../io/png.ts";
 import { linearSchedule } from "../diffusion/schedule.ts";
+import { saveCheckpoint } from "../model/checkpoint.ts";
 import { DEFAULT_MODEL, type ModelConfig } from "../model/config.ts";
 import { PixArt } from "../model/pixart.ts";
 import { ready } from "./helpers.ts";
 
 await ready;
 
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const HOLDOUT = 0.25;
 const NETWORK = { widths: [8, 16, 16, 16], hidden: 32 };
 const RECIPE = { epochs: 20, batchSize: 16, lr: 5e-3 };
@@ -324,4 +329,86 @@ Deno.test("evaluateCaptions end to end with a random model: numbers in range, JS
     model.dispose();
     ref.dispose();
   }
+});
+
+Deno.test("deno task eval on a checkpoint of an image folder scores its captions", async () => {
+  const { f } = await shapes();
+  const model = tinyModel();
+  const ck = join(f.root, "checkpoint-0.safetensors");
+  const cfg = structuredClone(DEFAULT_CONFIG) as Record<string, any>;
+  cfg.model = { ...model.config };
+  cfg.data = { ...cfg.data, source: f.folder, holdout: HOLDOUT, label_field: "label" };
+  await saveCheckpoint(ck, model, {
+    step: 0,
+    metadata: {
+      train_config: JSON.stringify(cfg),
+      classes: JSON.stringify(Object.keys(KINDS).sort()),
+    },
+  });
+  model.dispose();
+  // run where the test's classifier is cached (checkpoints/ of the temporary root)
+  const run = async (args: string[]) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        `--config=${join(ROOT, "deno.json")}`,
+        "-P=eval",
+        "-q",
+        join(ROOT, "tasks/eval.ts"),
+        "--checkpoint",
+        ck,
+        ...args,
+      ],
+      cwd: f.root,
+      env: { XDG_RUNTIME_DIR: "/tmp", PIXART_CACHE_DIR: f.imageCacheDir, NO_COLOR: "1" },
+      stdin: "null",
+    }).output();
+    const dec = new TextDecoder();
+    return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  };
+  const out = join(f.root, "eval");
+  const r = await run([
+    "--captions",
+    "5",
+    "--per-prompt",
+    "2",
+    "--sampler",
+    "ddim",
+    "--steps",
+    "2",
+    "--guidance",
+    "3",
+    "--out",
+    out,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const rep = JSON.parse(readFileSync(join(out, "eval.json"), "utf8"));
+  assert.equal(rep.classifier.label_field, "subcategory");
+  assert.equal(
+    rep.classifier.path,
+    join("checkpoints", "classifier-shapes-subcategory.safetensors"),
+  );
+  assert.equal(rep.category_field, "category");
+  assert.equal(rep.captions.length, 5);
+  assert.equal(rep.results.length, 1);
+  assert.equal(rep.results[0].samples, 10);
+  assert.equal(rep.results[0].guidance, 3);
+  assert.ok(existsSync(join(out, "samples-w3.png")));
+  assert.deepEqual(
+    readFileSync(join(out, "samples-w3.txt"), "utf8").trim().split("\n"),
+    rep.captions,
+  );
+  assert.match(
+    r.stdout,
+    /\| category +\| captions \| class acc\. \| category acc\. \| recall@1 \| recall@5 \|/,
+  );
+  assert.match(r.stdout, /\| all +\| 5 +\|/);
+  assert.match(r.stdout, /FID [0-9.]+ \(real-vs-real floor [0-9.]+, 10 images\)/);
+  // too few captions to cover the categories: one line
+  const bad = await run(["--captions", "2", "--out", out]);
+  assert.equal(bad.code, 1);
+  assert.match(
+    bad.stderr.trim(),
+    /^error: 2 evaluation captions cannot cover 3 categories: ask for at least 3$/m,
+  );
 });
