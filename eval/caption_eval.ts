@@ -13,11 +13,15 @@
 //                             nearest): does the sample show *this* image, not just its class?
 //   fid, fid_floor            FID on the classifier's features against held-out real images,
 //                             beside the real-vs-real FID at the same count (eval/prompt_eval.ts)
+//   recall_at_1_real, …_5_    recall of the captions' own images moved by one pixel: what a
+//                             faithful drawing scores, beside the model's recall
 //
 // Neighbours are ranked by cosine similarity of the penultimate (ReLU) features: their length
 // grows with how strongly the network responds at all — contrast, saturation, how sure it is —
 // while their direction says which patterns it sees, and "which image is this?" is a question
-// about the second.
+// about the second. On the emoji set the two agree closely: training images moved by a pixel
+// (movedByOnePixel) find themselves 92.3% of the time by cosine, 92.0% by Euclidean distance;
+// held-out images' nearest training image has their subcategory 72.6% and 72.8% of the time.
 //
 // The captions come from the diffusion trainer's training split, so the held-out images stay
 // unseen and serve as the FID reference. Each category gets captions in proportion to its share
@@ -41,6 +45,7 @@ import type { Schedule } from "../diffusion/schedule.ts";
 import { DEFAULT_CONFIG } from "../io/config.ts";
 import {
   gatherBatch,
+  type ImageSet,
   loadSource,
   mulberry32,
   prepareImages,
@@ -49,7 +54,12 @@ import {
 } from "../io/data.ts";
 import { columnClasses } from "../io/image_folder.ts";
 import type { PixArt } from "../model/pixart.ts";
-import { type Classifier, loadOrTrainClassifier, type LoadOrTrainOptions } from "./classifier.ts";
+import {
+  augmentBatch,
+  type Classifier,
+  loadOrTrainClassifier,
+  type LoadOrTrainOptions,
+} from "./classifier.ts";
 import {
   CLASSIFIER_SIZE,
   type RealReference,
@@ -242,6 +252,25 @@ function rankOfLabel(probs: Float32Array, i: number, K: number, label: number): 
   return rank;
 }
 
+/**
+ * Copies of images `idx` of a set, each moved by one pixel — right, down, left, up in turn — the
+ * uncovered border repeating the edge, as the classifier's training shifts do.
+ */
+export function movedByOnePixel(set: ImageSet, idx: readonly number[]): Float32Array {
+  const C = set.channels, S = set.height, per = C * S * S;
+  const out = new Float32Array(idx.length * per);
+  // augmentBatch draws a move v ∈ {-1, 0, 1} at shift 1 as floor(3r) − 1
+  const draw = (v: number) => (v + 1.5) / 3;
+  idx.forEach((i, j) => {
+    const [dx, dy] = [[1, 0], [0, 1], [-1, 0], [0, -1]][j % 4];
+    const r = [draw(dx), draw(dy)];
+    let k = 0;
+    const dst = out.subarray(j * per, (j + 1) * per);
+    augmentBatch(set.images, [i], C, S, 1, false, () => r[k++], dst, true);
+  });
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // setting up
 
@@ -295,6 +324,9 @@ export interface CaptionEval {
   captions: EvalCaption[];
   perCaption: number;
   real: RealReference;
+  /** recall@1 and @5 of each caption's own image moved by one pixel: what a faithful drawing
+   * scores, the counterpart of the FID floor */
+  realRecall: [number, number];
   /** every training image's classifier features [trainCaptions.length, featureDim] */
   trainFeatures: Float32Array;
   trainCaptions: string[];
@@ -385,6 +417,18 @@ export async function prepareCaptionEval(
     const real = await realReference(classifier, data, held, train, captions.length * perCaption);
     const trainImages = gatherBatch(data, train).images;
     const { features, featureDim } = await classifier.predict(trainImages, train.length);
+    const trainCaptions = Array.from(train, (i) => set.captions![i]);
+    const moved = await classifier.predict(
+      movedByOnePixel(data, captions.map((e) => e.image)),
+      captions.length,
+    );
+    const ranks = captionRanks(
+      nearestByCosine(moved.features, captions.length, features, train.length, featureDim, 5),
+      5,
+      captions.map((e) => e.caption),
+      trainCaptions,
+    );
+    const share = (ok: (r: number) => boolean) => ranks.filter(ok).length / ranks.length;
     log(
       `caption evaluation: ${captions.length} captions over ${groups.classNames.length} ` +
         `${categories ? "categories" : "classes"}, ${train.length} training images to search`,
@@ -403,8 +447,9 @@ export async function prepareCaptionEval(
       captions,
       perCaption,
       real,
+      realRecall: [share((r) => r === 0), share((r) => r >= 0)],
       trainFeatures: features,
-      trainCaptions: Array.from(train, (i) => set.captions![i]),
+      trainCaptions,
       featureDim,
       dispose: () => classifier.dispose(),
     };
@@ -443,6 +488,10 @@ export interface CaptionEvalResult extends CaptionScore {
   /** real-vs-real FID at the same count */
   fid_floor: number;
   fid_samples: number;
+  /** recall@1 and @5 of the captions' own images moved by one pixel (what a faithful drawing
+   * scores) */
+  recall_at_1_real: number;
+  recall_at_5_real: number;
   /** per category (per class without a category column), in the groups' order */
   per_category: (CaptionScore & { name: string; captions: number })[];
   /** per caption, in the evaluation's order */
@@ -568,6 +617,8 @@ export async function scoreCaptionSamples(
     fid: fid.fid,
     fid_floor: ref.real.floor,
     fid_samples: fid.count,
+    recall_at_1_real: ref.realRecall[0],
+    recall_at_5_real: ref.realRecall[1],
     per_category: ref.groupNames.map((name, g) => {
       const idx = ref.captions.flatMap((e, j) => (e.category === g ? [j] : []));
       return { name, captions: idx.length, ...score(samplesOf(idx)) };

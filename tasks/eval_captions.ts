@@ -67,7 +67,9 @@ export async function runCaptionEval(r: CaptionEvalRun): Promise<void> {
     console.error(
       `classifier ${ref.classifierPath}: ${ref.labelNames.length} '${ref.labelField}' ` +
         `classes, held-out accuracy ${pct(ref.heldOutAccuracy)}; FID reference: ${ref.real.n} ` +
-        `held-out images, the floor beside it: ${ref.real.n} training images`,
+        `held-out images, the floor beside it: ${ref.real.n} training images; the captions' ` +
+        `own images moved by a pixel reach recall@1 ${pct(ref.realRecall[0])}, @5 ` +
+        `${pct(ref.realRecall[1])}`,
     );
     mkdirSync(r.outDir, { recursive: true });
     const results: CaptionEvalResult[] = [];
@@ -173,7 +175,7 @@ function scaleTable(rs: CaptionEvalResult[]): string {
   return markdown(head, rows);
 }
 
-/** One row per category and the totals, then the FID line. */
+/** One row per category and the totals, then the other scores and the references. */
 function categoryTable(r: CaptionEvalResult): string {
   const row = (name: string, captions: number, s: CaptionEvalResult["per_category"][0]) => [
     name,
@@ -190,6 +192,8 @@ function categoryTable(r: CaptionEvalResult): string {
     rows,
   ) +
     `\ntop-5 class accuracy ${pct(r.top5_accuracy)}, confidence ${r.confidence.toFixed(3)}; ` +
+    `recall of the captions' own images moved by a pixel ${pct(r.recall_at_1_real)} @1, ` +
+    `${pct(r.recall_at_5_real)} @5; ` +
     `FID ${r.fid.toFixed(2)} (real-vs-real floor ${
       r.fid_floor.toFixed(2)
     }, ${r.fid_samples} images)`;

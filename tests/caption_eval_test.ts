@@ -16,6 +16,7 @@ import {
   categoryOfLabels,
   drawEvalCaptions,
   evaluateCaptions,
+  movedByOnePixel,
   nearestByCosine,
   prepareCaptionEval,
   scoreCaptionSamples,
@@ -263,6 +264,9 @@ function checkScores(r: Awaited<ReturnType<typeof scoreCaptionSamples>>, ref: Ca
   assert.ok(r.category_accuracy! >= r.accuracy, "a right class is a right category");
   assert.ok(r.top5_accuracy >= r.accuracy && r.recall_at_5 >= r.recall_at_1);
   assert.ok(Number.isFinite(r.fid) && r.fid >= 0 && r.fid_floor >= 0);
+  assert.ok(r.recall_at_1_real >= 0 && r.recall_at_5_real <= 1);
+  assert.ok(r.recall_at_5_real >= r.recall_at_1_real);
+  assert.deepEqual([r.recall_at_1_real, r.recall_at_5_real], ref.realRecall);
   assert.equal(r.fid_samples, Math.min(r.samples, ref.real.n));
   assert.deepEqual(r.per_category.map((c) => c.name), ["blue", "green", "red"]);
   assert.equal(r.per_category.reduce((s, c) => s + c.samples, 0), r.samples);
@@ -291,6 +295,22 @@ Deno.test("scoring the captions' own training images: recall@1 is 1, the classif
     const other = gatherBatch(set, next).images;
     const wrong = await scoreCaptionSamples(ref, other, 1, 32);
     assert.equal(wrong.recall_at_1, 0);
+    // the reference recall is the score of the captions' own images moved by a pixel
+    const idx = ref.captions.map((e) => e.image);
+    const moved = movedByOnePixel(set, idx);
+    const m = await scoreCaptionSamples(ref, moved, 1, 32);
+    assert.deepEqual([m.recall_at_1, m.recall_at_5], ref.realRecall);
+    // right, down, left, up in turn; the edge repeats into the uncovered border
+    const per = 3 * 32 * 32;
+    const at = (img: Float32Array, j: number, c: number, y: number, x: number) =>
+      img[j * per + (c * 32 + y) * 32 + x];
+    const src = gatherBatch(set, idx).images;
+    for (const [j, dx, dy] of [[0, 1, 0], [1, 0, 1], [2, -1, 0], [3, 0, -1]]) {
+      for (const [y, x] of [[5, 7], [16, 16], [0, 0], [31, 31]]) {
+        const sy = Math.min(31, Math.max(0, y - dy)), sx = Math.min(31, Math.max(0, x - dx));
+        assert.equal(at(moved, j, 1, y, x), at(src, j, 1, sy, sx), `image ${j} (${y}, ${x})`);
+      }
+    }
   } finally {
     ref.dispose();
   }
@@ -404,6 +424,7 @@ Deno.test("deno task eval on a checkpoint of an image folder scores its captions
   );
   assert.match(r.stdout, /\| all +\| 5 +\|/);
   assert.match(r.stdout, /FID [0-9.]+ \(real-vs-real floor [0-9.]+, 10 images\)/);
+  assert.match(r.stdout, /moved by a pixel [0-9.]+% @1, [0-9.]+% @5/);
   // too few captions to cover the categories: one line
   const bad = await run(["--captions", "2", "--out", out]);
   assert.equal(bad.code, 1);
