@@ -13,8 +13,8 @@
 //                             nearest): does the sample show *this* image, not just its class?
 //   fid, fid_floor            FID on the classifier's features against held-out real images,
 //                             beside the real-vs-real FID at the same count (eval/prompt_eval.ts)
-//   recall_at_1_real, …_5_    recall of the captions' own images moved by one pixel: what a
-//                             faithful drawing scores, beside the model's recall
+//   recall_at_1_real,         recall of the captions' own images moved by one pixel: what a
+//   recall_at_5_real          faithful drawing scores, beside the model's recall
 //
 // Neighbours are ranked by cosine similarity of the penultimate (ReLU) features: their length
 // grows with how strongly the network responds at all — contrast, saturation, how sure it is —
@@ -28,7 +28,7 @@
 // of the training captions, at least one each: the reference is a random draw of the data, so a
 // category-balanced draw would be scored for its mix of categories rather than its drawing.
 //
-// Use (the trainer's periodic evaluation calls the same two functions):
+// Use, once per run and once per evaluation (a trainer's periodic evaluation as well):
 //
 //   const ref = await prepareCaptionEval("data/emoji", {
 //     channels: 3, holdout: 0.1, splitSeed: 0, captions: 100, perCaption: 4 });
@@ -298,9 +298,10 @@ export interface CaptionEvalSetupOptions {
   /** the seed of their draw (default 0), fixed apart from the sampling seed so that every
    * evaluation asks for the same captions */
   captionSeed?: number;
-  /** samples per caption (default 4); the FID reference holds captions × perCaption images */
+  /** samples per caption (default 4); the FID reference holds as many images as there are
+   * samples, or all the held-out images when they are fewer */
   perCaption?: number;
-  /** the classifier's cache folder, recipe overrides, verification, progress lines */
+  /** the classifier's cache folder, overrides of its recipe and size, verification */
   classifier?: Pick<LoadOrTrainOptions, "cacheDir" | "train" | "network" | "verify">;
   log?: (line: string) => void;
 }
