@@ -16,8 +16,7 @@
 import { basename, join } from "node:path";
 import {
   Adam,
-  axpy,
-  backward,
+  type AdamOptions,
   conv2d,
   crossEntropy,
   empty,
@@ -32,6 +31,7 @@ import {
   type Tensor,
   tensor,
   tidy,
+  trainStep,
   unary,
 } from "../kernels/mod.ts";
 import { initParams, Params, type ParamSpec } from "../model/params.ts";
@@ -291,11 +291,20 @@ export interface TrainClassifierOptions {
   weightDecay?: number;
 }
 
-/** The cosine schedule with linear warm-up: the learning rate of step t (1-based) of `total`. */
-export function lrAt(t: number, total: number, peak: number, warmup: number): number {
-  if (warmup > 0 && t <= warmup) return (peak * t) / warmup;
-  const p = Math.min(1, (t - warmup) / Math.max(1, total - warmup));
-  return peak * 0.5 * (1 + Math.cos(Math.PI * p));
+/**
+ * The classifier's learning-rate schedule as Adam runs it (kernels/optim.ts): a linear warm-up to
+ * `peak`, then a cosine to 0 at step `total`.
+ */
+export function classifierSchedule(
+  total: number,
+  peak: number,
+  warmup: number,
+): Pick<AdamOptions, "lr" | "warmupSteps" | "decay"> {
+  return {
+    lr: peak,
+    warmupSteps: warmup,
+    decay: warmup < total ? { shape: "cosine", start: warmup, end: total, minLr: 0 } : undefined,
+  };
 }
 
 /**
@@ -377,7 +386,11 @@ export async function trainClassifier(
   const flip = opts.flip ?? false;
   const edge = opts.edge ?? false;
   const weightDecay = opts.weightDecay ?? 0;
-  const opt = new Adam(clf.params.tensors(), { lr, weightDecay, decoupled: weightDecay > 0 });
+  const opt = new Adam(clf.params.tensors(), {
+    ...classifierSchedule(total, lr, warmup),
+    weightDecay,
+    decoupled: weightDecay > 0,
+  });
   const batcher = new Batcher(train.n, B, mixSeed(seed, 0xba7c));
   const labels = Int32Array.from(train.labels);
   const images = new Float32Array(B * C * S * S);
@@ -401,15 +414,12 @@ export async function trainClassifier(
         edge,
       );
       for (let b = 0; b < B; b++) ys[b] = labels[idx[b]];
-      opt.lr = lrAt(step, total, lr, warmup);
-      tidy(() => {
-        const { logits } = clf.forward(tensor(images, [B, C, S, S]));
-        const loss = crossEntropy(logits, intTensor(ys, [B]));
-        backward(loss);
-        axpy(lossSum, loss, 1);
-        opt.step();
-        opt.zeroGrad();
-      });
+      // the step every trainer of this engine takes (kernels/train_step.ts)
+      trainStep(
+        () => crossEntropy(clf.forward(tensor(images, [B, C, S, S])).logits, intTensor(ys, [B])),
+        step - 1,
+        { opt, lossSum },
+      );
       flush();
       if (step % stepsPerEpoch === 0 || step === total) {
         const k = step % stepsPerEpoch || stepsPerEpoch;
@@ -418,7 +428,7 @@ export async function trainClassifier(
         const el = (performance.now() - t0) / 1000;
         log(
           `epoch ${Math.ceil(step / stepsPerEpoch)}/${Math.ceil(total / stepsPerEpoch)} ` +
-            `step ${step}/${total} loss ${mean.toFixed(4)} lr ${opt.lr.toExponential(2)} ` +
+            `step ${step}/${total} loss ${mean.toFixed(4)} lr ${opt.lrAt(step).toExponential(2)} ` +
             `${el.toFixed(0)} s`,
         );
       }
