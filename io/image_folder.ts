@@ -15,6 +15,7 @@
 // metadata.jsonl, the size, the channels or this loader's version change.
 
 import { createHash } from "node:crypto";
+import { userCacheDir } from "../kernels/cache_dir.ts";
 import { errnoText } from "./errors.ts";
 import { join, resolve } from "node:path";
 import { DEFAULT_CONFIG } from "./config.ts";
@@ -78,21 +79,8 @@ interface Decoded {
 // ---------------------------------------------------------------------------------------------
 // the cache's place
 
-/**
- * The user's cache folder for this project: $PIXART_CACHE_DIR, else $XDG_CACHE_HOME/pixart-webgpu,
- * else ~/.cache/pixart-webgpu; null when none of these variables is set. `env` reads a variable.
- */
-export function defaultCacheDir(
-  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
-): string | null {
-  const get = (name: string) => env(name) || undefined; // set but empty counts as unset
-  const own = get("PIXART_CACHE_DIR");
-  if (own) return own;
-  const xdg = get("XDG_CACHE_HOME");
-  if (xdg) return join(xdg, "pixart-webgpu");
-  const home = get("HOME") ?? get("USERPROFILE");
-  return home ? join(home, ".cache", "pixart-webgpu") : null;
-}
+/** The user's cache folder for this project (kernels/cache_dir.ts). */
+export const defaultCacheDir = userCacheDir;
 
 function sha256(text: string): string {
   return createHash("sha256").update(text).digest("hex");

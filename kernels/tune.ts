@@ -19,6 +19,7 @@
 // `withKernelVariant` does so for a block of synchronous code (tests).
 
 import { deviceInfo } from "./device.ts";
+import { userCacheDir } from "./cache_dir.ts";
 
 export interface Choice {
   choice: string;
@@ -58,13 +59,7 @@ function env(name: string): string | undefined {
 
 /** The folder of the kernel-choice file (null where there is no file system). */
 export function cacheDir(): string | null {
-  if (!hasDeno) return null;
-  const own = env("PIXART_CACHE_DIR");
-  if (own) return own;
-  const xdg = env("XDG_CACHE_HOME");
-  if (xdg) return `${xdg}/pixart-webgpu`;
-  const home = env("HOME") ?? env("USERPROFILE");
-  return home ? `${home}/.cache/pixart-webgpu` : null;
+  return userCacheDir();
 }
 
 function emptyCache(): CacheFile {

@@ -84,7 +84,8 @@ function writeFolder(): Fixture {
   return {
     root,
     folder,
-    cacheDir: join(root, "checkpoints"),
+    // where a classifier trained for the user's data goes: the cache folder's classifiers/
+    cacheDir: join(root, "cache", "classifiers"),
     imageCacheDir: join(root, "cache"),
   };
 }
@@ -366,7 +367,7 @@ Deno.test("deno task eval on a checkpoint of an image folder scores its captions
     },
   });
   model.dispose();
-  // run where the test's classifier is cached (checkpoints/ of the temporary root)
+  // run with the test's cache folder, where its classifier is (cache/classifiers/)
   const run = async (args: string[]) => {
     const out = await new Deno.Command(Deno.execPath(), {
       args: [
@@ -406,7 +407,7 @@ Deno.test("deno task eval on a checkpoint of an image folder scores its captions
   assert.equal(rep.classifier.label_field, "subcategory");
   assert.equal(
     rep.classifier.path,
-    join("checkpoints", "classifier-shapes-subcategory.safetensors"),
+    join("cache", "classifiers", "classifier-shapes-subcategory.safetensors"),
   );
   assert.equal(rep.category_field, "category");
   assert.equal(rep.captions.length, 5);

@@ -5,8 +5,8 @@ import {
   augmentBatch,
   Classifier,
   classifierName,
-  loadOrTrainClassifier,
   classifierSchedule,
+  loadOrTrainClassifier,
   trainClassifier,
 } from "../eval/classifier.ts";
 import { mulberry32 } from "../kernels/host_random.ts";

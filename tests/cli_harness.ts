@@ -3,6 +3,9 @@
 // pass (a one-line error, exit status 1, no stack trace).
 
 import assert from "node:assert/strict";
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { writePng } from "../io/png.ts";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -140,4 +143,37 @@ export class LiveRun {
   done(): Promise<Run> {
     return this.#done;
   }
+}
+
+/**
+ * A small colour image folder shaped like the emoji set: metadata.jsonl with captions, category
+ * and subcategory columns, 12 images of coloured squares (the real set is not in the repository).
+ */
+export function tinyImageFolder(dir: string): string {
+  if (existsSync(join(dir, "metadata.jsonl"))) return dir;
+  const colours: [string, number[]][] = [["red", [220, 40, 40]], ["green", [40, 200, 60]], [
+    "blue",
+    [40, 60, 220],
+  ]];
+  const lines: string[] = [];
+  colours.forEach(([name, rgb], c) => {
+    for (let k = 0; k < 4; k++) {
+      const px = new Uint8Array(20 * 20 * 3);
+      for (let i = 0; i < 400; i++) {
+        const inside = Math.abs((i % 20) - 10) < 3 + k && Math.abs(Math.floor(i / 20) - 10) < 3 + k;
+        px.set(inside ? rgb : [255, 255, 255], 3 * i);
+      }
+      const file = `images/${name}-${k}.png`;
+      writePng(join(dir, file), 20, 20, 3, px);
+      lines.push(JSON.stringify({
+        file_name: file,
+        text: `${name} square number ${k}`,
+        category: ["warm", "cool", "cool"][c],
+        subcategory: name,
+        label: name,
+      }));
+    }
+  });
+  writeFileSync(join(dir, "metadata.jsonl"), lines.join("\n") + "\n");
+  return dir;
 }

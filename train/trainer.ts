@@ -41,6 +41,7 @@ import { generate } from "../diffusion/generate.ts";
 import { linearSchedule, type Schedule } from "../diffusion/schedule.ts";
 import { TrainingData } from "./data.ts";
 import {
+  captionEvaluator,
   classPromptEvaluator,
   type Evaluator,
   keepConfident,
@@ -221,8 +222,8 @@ async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<R
 
   let evaluator: Evaluator | null = null;
   if (tc.eval_every > 0 && data.heldOut.length >= 2) {
-    if (data.hasImageCaptions) {
-      o.report("note: train.eval_every scores class prompts; this data set has captions");
+    if (data.hasImageCaptions && mc.stage === 2) {
+      evaluator = await captionEvaluator(cfg, mc, schedule, (l) => o.report(l));
     } else {
       classifier ??= await runClassifier(cfg, mc, (l) => o.report(l));
       evaluator = await classPromptEvaluator(cfg, mc, data, schedule, classifier);
@@ -515,6 +516,7 @@ function samplingModel(run: Run): PixArt {
 }
 
 function dispose(run: Run): void {
+  run.evaluator?.dispose?.();
   run.lossSum.dispose();
   run.watch.dispose();
   run.opt.dispose();
