@@ -53,7 +53,7 @@ export function fail(message: string): never {
 }
 
 /** Runs a task body; any error becomes a one-line message. */
-export async function runTask(body: () => Promise<void>): Promise<void> {
+export async function runTask(body: () => Promise<void> | void): Promise<void> {
   try {
     await initDevice();
     await body();

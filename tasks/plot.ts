@@ -13,7 +13,7 @@ Draws a run's curves as PNG files.
   --out DIR   where the PNGs go (default: beside the input)
 `;
 
-await runTask(async () => {
+await runTask(() => {
   const a = parseCli(Deno.args, {
     log: { type: "string" },
     eval: { type: "string" },
