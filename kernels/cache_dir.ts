@@ -3,14 +3,27 @@
 // user's data): $PIXART_CACHE_DIR, else $XDG_CACHE_HOME/pixart-webgpu, else
 // ~/.cache/pixart-webgpu; null without a file system (a web page) or any of these variables.
 
-const hasDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
+/**
+ * The few host operations the engine's caches use, typed here rather than through Deno's global
+ * so that the web page's build (DOM types only) type-checks the same modules; null in a browser.
+ */
+export interface HostFs {
+  env: { get(name: string): string | undefined };
+  pid: number;
+  readTextFileSync(path: string): string;
+  writeTextFileSync(path: string, text: string): void;
+  mkdirSync(path: string, options?: { recursive?: boolean }): void;
+  renameSync(from: string, to: string): void;
+}
 
-function readEnv(name: string): string | undefined {
-  if (!hasDeno) return undefined;
+export const hostFs: HostFs | null = (globalThis as { Deno?: HostFs }).Deno ?? null;
+
+/** A variable of the environment, or undefined (no environment, or no permission to read it). */
+export function readEnv(name: string): string | undefined {
   try {
-    return Deno.env.get(name);
+    return hostFs?.env.get(name);
   } catch {
-    return undefined; // no env permission
+    return undefined;
   }
 }
 

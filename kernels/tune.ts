@@ -19,7 +19,7 @@
 // `withKernelVariant` does so for a block of synchronous code (tests).
 
 import { deviceInfo } from "./device.ts";
-import { userCacheDir } from "./cache_dir.ts";
+import { hostFs, readEnv, userCacheDir } from "./cache_dir.ts";
 
 export interface Choice {
   choice: string;
@@ -46,16 +46,7 @@ let cache: CacheFile | null = null;
 const pending = new Map<string, TuneTask>();
 const overrides = new Map<string, string>();
 
-const hasDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
-
-function env(name: string): string | undefined {
-  if (!hasDeno) return undefined;
-  try {
-    return Deno.env.get(name);
-  } catch {
-    return undefined; // no env permission
-  }
-}
+const env = readEnv;
 
 /** The folder of the kernel-choice file (null where there is no file system). */
 export function cacheDir(): string | null {
@@ -70,9 +61,9 @@ function load(): CacheFile {
   if (cache) return cache;
   cache = emptyCache();
   const dir = cacheDir();
-  if (!dir) return cache;
+  if (!dir || !hostFs) return cache;
   try {
-    const parsed = JSON.parse(Deno.readTextFileSync(`${dir}/${FILE}`));
+    const parsed = JSON.parse(hostFs.readTextFileSync(`${dir}/${FILE}`));
     if (parsed?.version === 1 && parsed.adapters && typeof parsed.adapters === "object") {
       cache = parsed as CacheFile;
     }
@@ -82,10 +73,10 @@ function load(): CacheFile {
 
 function save(): void {
   const dir = cacheDir();
-  if (!dir || !cache) return;
+  if (!dir || !cache || !hostFs) return;
   try {
     // another process may have added choices since we read the file: keep them
-    const disk = JSON.parse(Deno.readTextFileSync(`${dir}/${FILE}`));
+    const disk = JSON.parse(hostFs.readTextFileSync(`${dir}/${FILE}`));
     if (disk?.version === 1 && disk.adapters && typeof disk.adapters === "object") {
       for (const [name, choices] of Object.entries(disk.adapters as CacheFile["adapters"])) {
         cache.adapters[name] = { ...choices, ...cache.adapters[name] };
@@ -93,10 +84,10 @@ function save(): void {
     }
   } catch { /* no file yet, or a corrupt one: ours replaces it */ }
   try {
-    Deno.mkdirSync(dir, { recursive: true });
-    const tmp = `${dir}/${FILE}.${Deno.pid}.${Date.now()}.tmp`;
-    Deno.writeTextFileSync(tmp, JSON.stringify(cache, null, 1) + "\n");
-    Deno.renameSync(tmp, `${dir}/${FILE}`);
+    hostFs.mkdirSync(dir, { recursive: true });
+    const tmp = `${dir}/${FILE}.${hostFs.pid}.${Date.now()}.tmp`;
+    hostFs.writeTextFileSync(tmp, JSON.stringify(cache, null, 1) + "\n");
+    hostFs.renameSync(tmp, `${dir}/${FILE}`);
   } catch { /* no write permission or a read-only disk: keep the choices in memory */ }
 }
 
