@@ -62,13 +62,9 @@ export {
 export { generate, type GenerateOptions } from "./diffusion/generate.ts";
 
 // evaluation: the classifier, prompt accuracy and FID, captioned sets
-export {
-  accuracy,
-  Classifier,
-  type ClassifierConfig,
-  loadOrTrainClassifier,
-  trainClassifier,
-} from "./eval/classifier.ts";
+export { Classifier, type ClassifierConfig } from "./eval/classifier.ts";
+export { accuracy, trainClassifier } from "./eval/classifier_training.ts";
+export { loadOrTrainClassifier } from "./eval/classifier_cache.ts";
 export { fid, frechetDistance, gaussianOf } from "./eval/fid.ts";
 export {
   evalPrompts,

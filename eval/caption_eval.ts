@@ -1,6 +1,6 @@
 // Does the model draw the image a caption names? The evaluation of a captioned image folder (the
 // emoji set: 3,786 captions, one per image), where no digit classifier applies. Its instrument
-// is a classifier trained with this engine on one of the folder's columns (eval/classifier.ts;
+// is a classifier trained with this engine on one of the folder's columns (eval/classifier_cache.ts;
 // for the emoji set the 99 subcategories), and on a fixed, seeded set of training captions that
 // covers every category it scores:
 //
@@ -47,12 +47,9 @@ import { gatherBatch, type ImageSet, loadSource, prepareImages, splitHoldout } f
 import { mulberry32, shuffleInPlace } from "../kernels/host_random.ts";
 import { columnClasses } from "../io/image_folder.ts";
 import type { PixArt } from "../model/pixart.ts";
-import {
-  augmentBatch,
-  type Classifier,
-  loadOrTrainClassifier,
-  type LoadOrTrainOptions,
-} from "./classifier.ts";
+import type { Classifier } from "./classifier.ts";
+import { loadOrTrainClassifier, type LoadOrTrainOptions } from "./classifier_cache.ts";
+import { augmentBatch } from "./classifier_training.ts";
 import {
   CLASSIFIER_SIZE,
   type RealReference,

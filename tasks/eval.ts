@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { deviceInfo, pool } from "../kernels/mod.ts";
 import { writeImageGrid } from "../io/png.ts";
 import { isImageFolderSource, loadSource, prepareImages, splitHoldout } from "../io/data.ts";
-import { loadOrTrainClassifier } from "../eval/classifier.ts";
+import { loadOrTrainClassifier } from "../eval/classifier_cache.ts";
 import {
   CLASSIFIER_SIZE,
   evalPrompts,

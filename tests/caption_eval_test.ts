@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { classifierName, loadOrTrainClassifier } from "../eval/classifier.ts";
+import { classifierName, loadOrTrainClassifier } from "../eval/classifier_cache.ts";
 import {
   allocate,
   type CaptionEval,

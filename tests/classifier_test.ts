@@ -1,14 +1,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { Classifier } from "../eval/classifier.ts";
 import {
   accuracy,
   augmentBatch,
-  Classifier,
-  classifierName,
   classifierSchedule,
-  loadOrTrainClassifier,
   trainClassifier,
-} from "../eval/classifier.ts";
+} from "../eval/classifier_training.ts";
+import { classifierName, loadOrTrainClassifier } from "../eval/classifier_cache.ts";
 import { mulberry32 } from "../kernels/host_random.ts";
 import { writeSafetensors } from "../io/safetensors.ts";
 import { Adam, tensor, tidy } from "../kernels/mod.ts";

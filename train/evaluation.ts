@@ -8,7 +8,8 @@ import type { Config } from "../io/config.ts";
 import type { Schedule } from "../diffusion/schedule.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { PixArt } from "../model/pixart.ts";
-import { type Classifier, loadOrTrainClassifier } from "../eval/classifier.ts";
+import type { Classifier } from "../eval/classifier.ts";
+import { loadOrTrainClassifier } from "../eval/classifier_cache.ts";
 import {
   CLASSIFIER_SIZE,
   evalPrompts,
