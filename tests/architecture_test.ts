@@ -51,3 +51,20 @@ Deno.test("the modules a web page loads import no node: or npm: module", () => {
   visit("web/app.ts");
   assert.ok(seen.has("kernels/mod.ts") && seen.has("model/pixart.ts"), [...seen].join(", "));
 });
+
+Deno.test("no file holds a merge's conflict markers", () => {
+  const found: string[] = [];
+  const walk = (dir: string) => {
+    for (const e of Deno.readDirSync(join(ROOT, dir))) {
+      const path = dir ? `${dir}/${e.name}` : e.name;
+      if (e.isDirectory) {
+        if (![".git", "output", "data", "node_modules", "dist"].includes(e.name)) walk(path);
+      } else if (/\.(ts|md|yaml|json|html|css)$/.test(e.name)) {
+        const text = readFileSync(join(ROOT, path), "utf8");
+        if (/^(<{7}|>{7}) /m.test(text)) found.push(path);
+      }
+    }
+  };
+  walk("");
+  assert.deepEqual(found, []);
+});
