@@ -25,6 +25,8 @@ import { DEFAULT_CONFIG } from "../io/config_schema.ts";
 /** Guidance when none is given (sample, eval, the web page): the config's default, the README's
  * recommended setting. */
 export const DEFAULT_GUIDANCE: number = DEFAULT_CONFIG.sample.guidance;
+/** The sampler when none is given. */
+export const DEFAULT_SAMPLER: SamplerName = DEFAULT_CONFIG.sample.sampler;
 /** DDIM and DPM-Solver++ steps when none are given. */
 export const DEFAULT_STEPS: number = DEFAULT_CONFIG.sample.steps;
 

@@ -10,7 +10,13 @@ import {
 } from "../model/checkpoint_bytes.ts";
 import type { PixArt } from "../model/pixart.ts";
 import { MNIST_WORDS } from "../io/captions.ts";
-import { DEFAULT_GUIDANCE, DEFAULT_STEPS, generate, type GenerateOptions } from "./generate.ts";
+import {
+  DEFAULT_GUIDANCE,
+  DEFAULT_SAMPLER,
+  DEFAULT_STEPS,
+  generate,
+  type GenerateOptions,
+} from "./generate.ts";
 import { checkpointSchedule, type Schedule } from "./schedule.ts";
 
 export interface PipelineOptions {
@@ -73,7 +79,7 @@ export class Pipeline {
    */
   generate(prompts: string[], o: Partial<GenerateOptions> = {}): Promise<Float32Array> {
     return generate(this.model, this.schedule, prompts, this.classNames, {
-      sampler: "dpm-solver",
+      sampler: DEFAULT_SAMPLER,
       steps: DEFAULT_STEPS,
       guidance: DEFAULT_GUIDANCE,
       seed: 0,

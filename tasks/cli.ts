@@ -10,7 +10,7 @@ import { BUNDLED_MODELS } from "../model/bundled.ts";
 import { Pipeline } from "../diffusion/pipeline.ts";
 import { bundledModelPath } from "../diffusion/load_pipeline.ts";
 import { type SamplerName, SAMPLERS } from "../diffusion/samplers.ts";
-import { DEFAULT_GUIDANCE, DEFAULT_STEPS } from "../diffusion/generate.ts";
+import { DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS } from "../diffusion/generate.ts";
 
 export type Options = NonNullable<ParseArgsConfig["options"]>;
 
@@ -184,13 +184,13 @@ export function findCheckpoint(flag: string | undefined, model?: string): string
   return resolveCheckpoint(flag);
 }
 
-export { DEFAULT_GUIDANCE };
+export { DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS };
 
 /** --sampler, --steps and --seed as `sample` and `eval` read them. */
 export function samplingFlags(
   a: Record<string, unknown>,
 ): { sampler: SamplerName; steps: number; seed: number } {
-  const sampler = ((a.sampler as string) ?? "dpm-solver") as SamplerName;
+  const sampler = ((a.sampler as string) ?? DEFAULT_SAMPLER) as SamplerName;
   if (!SAMPLERS.includes(sampler)) {
     fail(`unknown sampler '${sampler}': use one of ${SAMPLERS.join(", ")}`);
   }

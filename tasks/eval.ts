@@ -16,6 +16,8 @@ import {
 } from "../eval/prompt_eval.ts";
 import {
   DEFAULT_GUIDANCE,
+  DEFAULT_SAMPLER,
+  DEFAULT_STEPS,
   describeCheckpoint,
   fail,
   intervalFlag,
@@ -59,8 +61,8 @@ and FID beside its floor.
                        guide only at timesteps LO … HI, the conditional model alone elsewhere
   --sweep              evaluate at each of --scales instead (the lesson's guidance sweep)
   --scales LIST        comma-separated scales for --sweep (default 0,1,2,4,7,10,20)
-  --sampler NAME       ancestral | ddim | dpm-solver (default dpm-solver)
-  --steps N            sampler steps for ddim / dpm-solver (default 20)
+  --sampler NAME       ancestral | ddim | dpm-solver (default ${DEFAULT_SAMPLER})
+  --steps N            sampler steps for ddim / dpm-solver (default ${DEFAULT_STEPS})
   --seed N             start noise seed (default 0)
   --data SOURCE        real images to compare with (default: the checkpoint's training data)
   --raw                use the raw weights even if the checkpoint has EMA weights

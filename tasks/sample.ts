@@ -7,6 +7,8 @@ import { tokenize } from "../model/tokenizer.ts";
 import { generate } from "../diffusion/generate.ts";
 import {
   DEFAULT_GUIDANCE,
+  DEFAULT_SAMPLER,
+  DEFAULT_STEPS,
   describeCheckpoint,
   fail,
   intervalFlag,
@@ -37,8 +39,8 @@ Samples images from a PixArt-α checkpoint and writes them as one PNG grid.
   --guidance W         classifier-free guidance scale (default ${DEFAULT_GUIDANCE}; 1 = none)
   --guidance-interval LO,HI
                        guide only at timesteps LO … HI, the conditional model alone elsewhere
-  --sampler NAME       ancestral | ddim | dpm-solver (default dpm-solver)
-  --steps N            sampler steps for ddim / dpm-solver (default 20; ancestral uses all T)
+  --sampler NAME       ancestral | ddim | dpm-solver (default ${DEFAULT_SAMPLER})
+  --steps N            sampler steps for ddim / dpm-solver (default ${DEFAULT_STEPS}; ancestral uses all T)
   --seed N             start noise seed (default 0)
   --raw                use the raw weights even if the checkpoint has EMA weights
   --out PATH           PNG path (default output/samples.png); the prompts go beside it (.txt)

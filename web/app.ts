@@ -5,7 +5,12 @@
 // finished), data-steps-shown (sampler steps painted in the last request) and data-pool-bytes
 // (GPU memory the tensors hold: the same before and after a request).
 
-import { DEFAULT_GUIDANCE, DEFAULT_STEPS, generate } from "../diffusion/generate.ts";
+import {
+  DEFAULT_GUIDANCE,
+  DEFAULT_SAMPLER,
+  DEFAULT_STEPS,
+  generate,
+} from "../diffusion/generate.ts";
 import { deviceInfo, initDevice, pool } from "../kernels/mod.ts";
 import { SampleGrid } from "./grid.ts";
 import { type LoadedModel, loadModel } from "./loaded_model.ts";
@@ -106,7 +111,7 @@ function main(): void {
     app.dataset.stepsShown = "0";
     const t0 = performance.now();
     const images = await generate(m.model, m.schedule, prompts, m.classNames, {
-      sampler: "dpm-solver",
+      sampler: DEFAULT_SAMPLER,
       steps: r.steps,
       guidance: r.guidance,
       seed: r.seed,
