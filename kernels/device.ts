@@ -7,6 +7,8 @@ export interface DeviceInfo {
   features: string[];
   timestampQuery: boolean;
   shaderF16: boolean;
+  /** subgroup builtins in WGSL (`enable subgroups;`): the matmul's subgroup variant needs them */
+  subgroups: boolean;
 }
 
 let current: GPUDevice | null = null;
@@ -30,7 +32,7 @@ async function acquire(): Promise<GPUDevice> {
   if (!gpu) throw new Error(`WebGPU is not available (no navigator.gpu): ${HOW_TO_GET_ONE}`);
   const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
   if (!adapter) throw new Error(`no WebGPU adapter found: ${HOW_TO_GET_ONE}`);
-  const wanted: GPUFeatureName[] = ["shader-f16", "timestamp-query"];
+  const wanted: GPUFeatureName[] = ["shader-f16", "timestamp-query", "subgroups"];
   const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
   const l = adapter.limits;
   const dev = await adapter.requestDevice({
@@ -61,6 +63,7 @@ async function acquire(): Promise<GPUDevice> {
     features: [...dev.features],
     timestampQuery: dev.features.has("timestamp-query"),
     shaderF16: dev.features.has("shader-f16"),
+    subgroups: dev.features.has("subgroups"),
   };
   current = dev;
   return dev;

@@ -4,9 +4,10 @@
 // the contiguous axes, and any layout or size through the scalar and workgroup-shared kernels.
 //
 // Each product runs one of several variants (register tiles of two sizes, workgroup-shared tiles,
-// scalar), chosen per adapter and shape (kernels/tune.ts). They sum in the same order, so the
-// choice changes the speed and never the numbers. Sizes reach the kernels in a small buffer: one
-// pipeline per variant and epilogue serves every shape.
+// subgroup shuffles where the device has subgroups, scalar), chosen per adapter and shape
+// (kernels/tune.ts). They sum in the same order, so the choice changes the speed and never the
+// numbers. Sizes reach the kernels in a small buffer: one pipeline per variant and epilogue serves
+// every shape.
 //
 // On CPU adapters each invocation's global loads dominate, so every invocation computes a
 // register tile of outputs: the FMAs per load decide the speed. Rows and columns past the edge
@@ -21,6 +22,7 @@ import { geluTanhBackward } from "./elementwise.ts";
 import { randomNormal } from "./random.ts";
 import { ENTRY_FLAT, grid1d, sizesDecl } from "./wgsl.ts";
 import { chooseVariant, isCpuAdapter, type TuneTask } from "./tune.ts";
+import { deviceInfo } from "./device.ts";
 import {
   type Epilogue,
   type Layout,
@@ -31,6 +33,8 @@ import {
   scalarWGSL,
   SHARED_TILE,
   sharedWGSL,
+  subgroupGrid,
+  subgroupWGSL,
   type Tiling,
 } from "./matmul_wgsl.ts";
 
@@ -72,15 +76,29 @@ export const MATMUL_VARIANTS: Readonly<Record<string, Tiling>> = {
   shared: { kind: "shared" },
   // 4×4 outputs, scalar loads: any layout and size
   scalar: { kind: "scalar" },
+  // devices with the subgroups feature: 8×4 outputs per invocation, A's loads shared across a
+  // subgroup by shuffles; any layout and size. Never a default: only timing picks it
+  subgroup: { kind: "subgroup", TM: 8, TN: 4, wg: 64 },
 };
+
+/**
+ * Whether this device can run a variant at all (the subgroup variant needs the `subgroups`
+ * feature). One it cannot is never a candidate: forcing it runs the default instead, as forcing a
+ * variant on a shape it cannot tile does.
+ */
+export function matmulVariantSupported(variant: string): boolean {
+  const t = MATMUL_VARIANTS[variant];
+  return !!t && (t.kind !== "subgroup" || deviceInfo().subgroups);
+}
 
 /** Names of the variants that can run this problem. */
 function candidates(p: Problem): string[] {
   const out: string[] = [];
   for (const [name, t] of Object.entries(MATMUL_VARIANTS)) {
+    if (!matmulVariantSupported(name)) continue;
     if (t.kind === "reg" && !regFits(p.spec, p.M, p.K, p.N, t)) continue;
-    if (t.kind === "reg") {
-      const [gx, gy] = regGrid(t, p.M, p.N);
+    if (t.kind === "reg" || t.kind === "subgroup") {
+      const [gx, gy] = t.kind === "reg" ? regGrid(t, p.M, p.N) : subgroupGrid(t, p.M, p.N);
       if (Math.max(gx, gy, p.batch) > 65535) continue;
     }
     out.push(name);
@@ -125,6 +143,8 @@ function pipeline(spec: MatmulSpec, variant: string) {
     ? regWGSL(spec, t)
     : t.kind === "shared"
     ? sharedWGSL(spec)
+    : t.kind === "subgroup"
+    ? subgroupWGSL(spec, t)
     : scalarWGSL(spec);
   return kernel(`matmul_${specName(spec)}_${variant}`, code);
 }
@@ -132,6 +152,7 @@ function pipeline(spec: MatmulSpec, variant: string) {
 function grid(p: Problem, variant: string): [number, number, number] {
   const t = MATMUL_VARIANTS[variant];
   if (t.kind === "reg") return [...regGrid(t, p.M, p.N), p.batch];
+  if (t.kind === "subgroup") return [...subgroupGrid(t, p.M, p.N), p.batch];
   const T = t.kind === "shared" ? SHARED_TILE : 32;
   return [Math.ceil(p.N / T), Math.ceil(p.M / T), p.batch];
 }

@@ -10,7 +10,7 @@
 //   NN  A [M, K], B [K, N]     (dX = dY·W)
 //   NT  A [M, K], B [N, K]     (Y = X·Wᵀ, nn.Linear: both read along contiguous k)
 //   TN  A [K, M], B [K, N]     (dW = dYᵀ·X)
-//   TT  A [K, M], B [N, K]     (only the scalar and shared variants)
+//   TT  A [K, M], B [N, K]     (only the scalar, shared and subgroup variants)
 // Bindings: 0 Dims, 1 A, 2 B, 3 C, then Bias, Pre and SA when used.
 
 import { GELU_TANH_WGSL } from "./elementwise.ts";
@@ -54,7 +54,16 @@ export interface ScalarTiling {
   kind: "scalar";
 }
 
-export type Tiling = RegTiling | SharedTiling | ScalarTiling;
+export interface SubgroupTiling {
+  kind: "subgroup";
+  /** output rows (the same for the whole workgroup) and columns (`wg` apart) per invocation */
+  TM: number;
+  TN: number;
+  /** invocations per workgroup, along the columns */
+  wg: number;
+}
+
+export type Tiling = RegTiling | SharedTiling | ScalarTiling | SubgroupTiling;
 
 export const DIMS_WGSL =
   `struct Dims { M: u32, K: u32, N: u32, bStride: u32, ldb: u32, bOff: u32, p0: u32, p1: u32 }
@@ -407,6 +416,81 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     spec.sumA
       ? lines(4, (r) =>
         `if (wid.x == 0u && lid.x == 0u && m0 + lid.y * 4u + ${r}u < M) { SA[z * M + m0 + lid.y * 4u + ${r}u] = sa${r}; }`)
+      : ""
+  }
+}`;
+}
+
+/** Workgroups for the subgroup kernel: [x, y] (z is the batch). */
+export function subgroupGrid(t: SubgroupTiling, M: number, N: number): [number, number] {
+  return [Math.ceil(N / (t.wg * t.TN)), Math.ceil(M / t.TM)];
+}
+
+/**
+ * The subgroup kernel (devices with the `subgroups` feature). C [batch, M, N] = op(A)·op(B); a
+ * workgroup per TM rows × wg·TN columns × batch.
+ *
+ * TM×TN outputs per invocation, the TM rows shared by the whole workgroup, so by every subgroup in
+ * it however the adapter groups invocations. A's values come through subgroupShuffle instead of
+ * workgroup memory: for S values of k (S the subgroup size) each lane loads its rows at one k,
+ * then every lane takes them from lane 0, 1, … in turn, so an invocation loads A once per S steps
+ * of k and needs no barrier. Any layout and sizes (scalar loads, clamped at the edges).
+ *
+ * The shuffles run in uniform control flow (WGSL requires it): the loop bounds depend only on the
+ * sizes and S, out-of-range rows and columns are clamped on load and skipped only at the store. A
+ * subgroup with lanes missing (a workgroup smaller than, or not a multiple of, S) cannot hand out
+ * every k, so its invocations load A themselves; the values, and the sums, are the same.
+ */
+export function subgroupWGSL(spec: MatmulSpec, t: SubgroupTiling): string {
+  const { TM, TN, wg } = t;
+  const idx = scalarIndex(spec);
+  return "enable subgroups;\n" + decls(spec, "f32", spec.half ? "u32" : "f32", "f32") + `
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) S: u32) {
+  let M = dims.M; let K = dims.K; let N = dims.N;
+  let z = wid.z;
+  let aBase = z * M * K;
+  let bBase = z * dims.bStride;
+  let cBase = z * M * N;
+  let row0 = wid.y * ${TM}u;
+  let col0 = wid.x * ${wg * TN}u + lid.x;
+  ${lines(TM, (r) => `let r${r} = min(row0 + ${r}u, M - 1u);`)}
+  ${lines(TN, (c) => `let c${c} = min(col0 + ${c * wg}u, N - 1u);`)}
+  let partial = subgroupAdd(1u) != S;
+  ${lines2(TM, TN, (r, c) => `var acc${r}_${c} = 0.0;`)}
+  ${spec.sumA ? lines(TM, (r) => `var sa${r} = 0.0;`) : ""}
+  for (var k0 = 0u; k0 < K; k0 += S) {
+    let kl = min(k0 + lane, K - 1u);
+    ${lines(TM, (r) => `let l${r} = A[${idx.a(`r${r}`, "kl")}];`)}
+    let kn = min(S, K - k0);
+    for (var j = 0u; j < kn; j++) {
+      let k = k0 + j;
+      ${lines(TM, (r) => `var a${r} = subgroupShuffle(l${r}, j);`)}
+      if (partial) {
+        ${lines(TM, (r) => `a${r} = A[${idx.a(`r${r}`, "k")}];`)}
+      }
+      ${spec.sumA ? lines(TM, (r) => `sa${r} += a${r};`) : ""}
+      ${lines(TN, (c) => `let b${c} = ${bValue(spec, "k", `c${c}`)};`)}
+      ${lines2(TM, TN, (r, c) => `acc${r}_${c} = fma(a${r}, b${c}, acc${r}_${c});`)}
+    }
+  }
+  ${
+    lines2(TM, TN, (r, c) =>
+      `if (row0 + ${r}u < M && col0 + ${c * wg}u < N) { ${
+        epilogue(
+          spec,
+          `acc${r}_${c}`,
+          `cBase + (row0 + ${r}u) * N + col0 + ${c * wg}u`,
+          `col0 + ${c * wg}u`,
+          false,
+        )
+      } }`)
+  }
+  ${
+    spec.sumA
+      ? lines(TM, (r) =>
+        `if (wid.x == 0u && lid.x == 0u && row0 + ${r}u < M) { SA[z * M + row0 + ${r}u] = sa${r}; }`)
       : ""
   }
 }`;

@@ -737,6 +737,7 @@ await runTask(async () => {
       features: d.features,
       timestamp_query: d.timestampQuery,
       shader_f16: d.shaderF16,
+      subgroups: d.subgroups,
       deno: Deno.version.deno,
       cpus: navigator.hardwareConcurrency,
       // other processes on the machine slow every measurement down

@@ -50,6 +50,9 @@ Deno.test("the modules a web page loads import no node: or npm: module", () => {
   };
   visit("web/app.ts");
   assert.ok(seen.has("kernels/mod.ts") && seen.has("model/pixart.ts"), [...seen].join(", "));
+  // the browser test's own page (tests/browser_test.ts bundles it)
+  visit("tests/browser_matmul_page.ts");
+  assert.ok(seen.has("tests/matmul_cases.ts"), [...seen].join(", "));
 });
 
 Deno.test("no file holds a merge's conflict markers", () => {

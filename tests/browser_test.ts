@@ -3,12 +3,18 @@
 // and the evaluation classifier, here in Deno, reads the canvases back. Without a browser the test
 // fails: install chromium (as .ci/run does) or set PIXART_CHROMIUM to a Chrome or Chromium binary.
 // With PIXART_SCREENSHOT=1 it also saves the page after its first drawing as docs/web_page.png.
+//
+// A second test runs the matmul's subgroup variant where it exists: Chromium's adapter (SwiftShader
+// too) has the `subgroups` feature that Deno's lavapipe lacks. A page of its own
+// (tests/browser_matmul_page.ts, bundled here) checks it against the scalar variant and the
+// reference, and times every variant on one product.
 
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { Classifier } from "../eval/classifier.ts";
 import { ready } from "./helpers.ts";
+import type { MatmulReport } from "./browser_matmul_page.ts";
 
 await ready;
 
@@ -226,6 +232,83 @@ Deno.test({
         assert.equal(s.state, "no-webgpu", s.status);
         assert.match(s.status, /no adapter.*enable-unsafe-webgpu/);
       });
+    } finally {
+      await browser?.close();
+      await server.stop();
+    }
+  },
+});
+
+/** Bundles tests/browser_matmul_page.ts for the browser and serves it in a blank page. */
+async function serveMatmulPage(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const dir = await Deno.makeTempDir();
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "bundle",
+      "--platform",
+      "browser",
+      "--format",
+      "esm",
+      "-o",
+      `${dir}/page.js`,
+      "tests/browser_matmul_page.ts",
+    ],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) throw new Error(`deno bundle failed: ${new TextDecoder().decode(out.stderr)}`);
+  const js = await Deno.readFile(`${dir}/page.js`);
+  await Deno.remove(dir, { recursive: true });
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    switch (new URL(req.url).pathname) {
+      case "/":
+        return new Response(
+          '<!doctype html><link rel="icon" href="data:,"><script type="module" src="/page.js"></script>',
+          {
+            headers: { "content-type": "text/html; charset=utf-8" },
+          },
+        );
+      case "/page.js":
+        return new Response(js, { headers: { "content-type": "text/javascript; charset=utf-8" } });
+      default:
+        return new Response("not found\n", { status: 404 });
+    }
+  });
+  return { url: `http://127.0.0.1:${server.addr.port}/`, stop: () => server.shutdown() };
+}
+
+Deno.test({
+  name: "matmul in Chromium: the subgroup variant, every layout and epilogue, the scalar's bits",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const server = await serveMatmulPage();
+    let browser: Browser | null = null;
+    const problems: string[] = [];
+    try {
+      browser = await launch(FLAGS);
+      const page = await browser.newPage();
+      page.on("pageerror", (e) => problems.push(`page error: ${e}`));
+      page.on("console", (m) => {
+        if (m.type() === "error") problems.push(`console error: ${m.text()}`);
+      });
+      await page.goto(server.url);
+      await page.waitForFunction(() => typeof (globalThis as any).runMatmulChecks === "function");
+      const r: MatmulReport = await page.evaluate(() => (globalThis as any).runMatmulChecks());
+      console.log(
+        `${r.adapter}, subgroup size ${r.subgroupSize}: ms per ${r.timed} product ` +
+          JSON.stringify(r.ms),
+      );
+      assert.ok(
+        r.subgroups,
+        `the adapter '${r.adapter}' lacks the subgroups feature, so the subgroup variant cannot ` +
+          "be tested here (Chromium's SwiftShader has it)",
+      );
+      assert.deepEqual(r.ran, { scalar: ["scalar"], subgroup: ["subgroup"] }, "what ran");
+      assert.deepEqual(r.partial, [3, 6], "workgroups that leave subgroups partly empty");
+      assert.ok(r.ms.subgroup > 0, "the subgroup variant was timed");
+      assert.deepEqual(problems, [], "no errors in the page or its console");
     } finally {
       await browser?.close();
       await server.stop();

@@ -74,3 +74,35 @@ export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) s += a[i] * b[i];
   return s;
 }
+
+/** op(A)·op(B) (+ bias) (→ tanh-GELU) in f64, B shared by the batch: the matmul's reference. */
+export function refMatmul(
+  a: Float32Array,
+  b: Float32Array,
+  batch: number,
+  M: number,
+  K: number,
+  N: number,
+  tA: boolean,
+  tB: boolean,
+  bias: Float32Array | null,
+  gelu: boolean,
+): Float64Array {
+  const o = new Float64Array(batch * M * N);
+  for (let z = 0; z < batch; z++) {
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) {
+          const av = tA ? a[z * K * M + k * M + i] : a[z * M * K + i * K + k];
+          const bv = tB ? b[j * K + k] : b[k * N + j];
+          s += av * bv;
+        }
+        if (bias) s += bias[j];
+        if (gelu) s = 0.5 * s * (1 + Math.tanh(0.7978845608028654 * (s + 0.044715 * s * s * s)));
+        o[z * M * N + i * N + j] = s;
+      }
+    }
+  }
+  return o;
+}

@@ -1,192 +1,96 @@
-// Every matmul variant (register tiles, workgroup-shared tiles, scalar) forced in turn on the
-// same inputs: forward against the plain-TypeScript reference, and forward and gradients equal
-// bit for bit across variants (each sums over k in the same order), for every layout, odd and
-// aligned sizes, bias, the fused GELU with its saved pre-activation, and packed f16 weights.
+// Every matmul variant this device can run (register tiles, workgroup-shared tiles, subgroup
+// shuffles where the device has subgroups, scalar) forced in turn on the same inputs: forward
+// against the plain-TypeScript reference, and forward and gradients equal bit for bit across
+// variants (each sums over k in the same order), for every layout, odd and aligned sizes, bias,
+// the fused GELU with its saved pre-activation, and packed f16 weights (tests/matmul_cases.ts; the
+// browser test runs the same checks on Chromium's adapter, which has subgroups). Without the
+// subgroups feature the subgroup variant is no candidate: forcing it runs the default.
 
 import {
-  backward,
+  deviceInfo,
   linear,
   matmul,
   MATMUL_VARIANTS,
+  matmulChoices,
+  matmulVariantSupported,
+  rememberedChoice,
+  resetTuningCache,
   type Tensor,
   tensor,
-  tidy,
-  useHalfWeight,
+  warmUp,
   withKernelVariant,
 } from "../kernels/mod.ts";
-import { roundToHalf } from "../io/safetensors.ts";
-import { assertClose, rand, ready } from "./helpers.ts";
+import { assertClose, rand, ready, refMatmul } from "./helpers.ts";
 import { check } from "./gradcheck.ts";
+import { checkHalf, checkLarge, checkLayouts, type Ran, same } from "./matmul_cases.ts";
 
 await ready;
 
-const VARIANTS = Object.keys(MATMUL_VARIANTS);
+const VARIANTS = Object.keys(MATMUL_VARIANTS).filter(matmulVariantSupported);
 
-function refMatmul(
-  a: Float32Array,
-  b: Float32Array,
-  batch: number,
-  M: number,
-  K: number,
-  N: number,
-  tA: boolean,
-  tB: boolean,
-  bias: Float32Array | null,
-  gelu: boolean,
-): Float64Array {
-  const o = new Float64Array(batch * M * N);
-  for (let z = 0; z < batch; z++) {
-    for (let i = 0; i < M; i++) {
-      for (let j = 0; j < N; j++) {
-        let s = 0;
-        for (let k = 0; k < K; k++) {
-          const av = tA ? a[z * K * M + k * M + i] : a[z * M * K + i * K + k];
-          const bv = tB ? b[j * K + k] : b[k * N + j];
-          s += av * bv;
-        }
-        if (bias) s += bias[j];
-        if (gelu) s = 0.5 * s * (1 + Math.tanh(0.7978845608028654 * (s + 0.044715 * s * s * s)));
-        o[z * M * N + i * N + j] = s;
-      }
+/** The variants that can run any shape ran themselves when forced, not a fallback. */
+function ranThemselves(ran: Ran): void {
+  for (const v of ["shared", "scalar", "subgroup"]) {
+    const got = ran.get(v);
+    if (got && (got.size !== 1 || !got.has(v))) {
+      throw new Error(`forced '${v}', the products ran ${[...got].join(", ")}`);
     }
   }
-  return o;
-}
-
-function same(a: Float32Array, b: Float32Array, what: string): void {
-  if (a.length !== b.length) throw new Error(`${what}: lengths ${a.length} vs ${b.length}`);
-  for (let i = 0; i < a.length; i++) {
-    if (a[i] !== b[i] && !(Number.isNaN(a[i]) && Number.isNaN(b[i]))) {
-      throw new Error(
-        `${what}: element ${i} is ${a[i]}, not ${b[i]} (variants must agree exactly)`,
-      );
-    }
-  }
-}
-
-/** Forward and gradients of one product under a forced variant. */
-async function runVariant(
-  variant: string,
-  shapes: { a: number[]; b: number[]; n: number },
-  data: { a: Float32Array; b: Float32Array; bias: Float32Array; g: Float32Array },
-  opts: { tA: boolean; tB: boolean; bias: boolean; gelu: boolean },
-): Promise<Float32Array[]> {
-  const a = tensor(data.a, shapes.a), b = tensor(data.b, shapes.b);
-  const bias = opts.bias ? tensor(data.bias, [shapes.n]) : null;
-  for (const t of [a, b, bias]) if (t) t.requiresGrad = true;
-  const y = withKernelVariant("matmul", variant, () =>
-    tidy(() => {
-      const y = matmul(a, b, {
-        transA: opts.tA,
-        transB: opts.tB,
-        bias,
-        activation: opts.gelu ? "gelu_tanh" : null,
-      });
-      backward(y, tensor(data.g, y.shape));
-      return y;
-    }));
-  const out = [await y.read()];
-  for (const t of [a, b, bias]) {
-    if (!t) continue;
-    out.push(await t.grad!.read());
-    t.grad!.dispose();
-    t.dispose();
-  }
-  y.dispose();
-  return out;
 }
 
 Deno.test("matmul variants: every layout and size, the same bits as each other and the reference", async () => {
-  const cases: [number, number, number, number][] = [
-    [1, 5, 7, 3], // odd: scalar and shared only
-    [2, 8, 12, 16],
-    [1, 37, 16, 24], // M not a multiple of any tile
-    [1, 64, 32, 72], // N not a multiple of 16 or 64
-    [3, 12, 8, 20],
-  ];
-  for (const [batch, M, K, N] of cases) {
-    for (const [tA, tB] of [[false, false], [false, true], [true, false], [true, true]]) {
-      for (const [bias, gelu] of [[false, false], [true, false], [true, true]]) {
-        const shapes = {
-          a: tA ? [batch, K, M] : [batch, M, K],
-          b: tB ? [N, K] : [K, N],
-          n: N,
-        };
-        const data = {
-          a: rand(batch * M * K, 1),
-          b: rand(K * N, 2),
-          bias: rand(N, 3),
-          g: rand(batch * M * N, 4),
-        };
-        const what = `b${batch} ${M}x${K}x${N} tA=${tA} tB=${tB} bias=${bias} gelu=${gelu}`;
-        const ref = refMatmul(
-          data.a,
-          data.b,
-          batch,
-          M,
-          K,
-          N,
-          tA,
-          tB,
-          bias ? data.bias : null,
-          gelu,
-        );
-        let first: Float32Array[] | null = null;
-        for (const v of VARIANTS) {
-          const got = await runVariant(v, shapes, data, { tA, tB, bias, gelu });
-          assertClose(got[0], ref, 1e-5, `${what} ${v} forward`);
-          if (!first) first = got;
-          else got.forEach((x, i) => same(x, first![i], `${what} ${v} output ${i}`));
-        }
-      }
-    }
-  }
+  ranThemselves(await checkLayouts(VARIANTS));
 });
 
 Deno.test("matmul variants: large products across several workgroups and tiles", async () => {
-  for (
-    const [M, K, N, tA, tB] of [[130, 68, 136, false, true], [136, 130, 68, true, false]] as const
-  ) {
-    const a = rand(M * K, 5), b = rand(K * N, 6), bias = rand(N, 7);
-    const ref = refMatmul(a, b, 1, M, K, N, tA, tB, bias, false);
-    let first: Float32Array | null = null;
-    for (const v of VARIANTS) {
-      const at = tensor(a, tA ? [K, M] : [M, K]), bt = tensor(b, tB ? [N, K] : [K, N]);
-      const ct = tensor(bias, [N]);
-      const y = withKernelVariant(
-        "matmul",
-        v,
-        () => matmul(at, bt, { transA: tA, transB: tB, bias: ct }),
-      );
-      const got = await y.read();
-      assertClose(got, ref, 1e-5, `${M}x${K}x${N} ${v}`);
-      if (!first) first = got;
-      else same(got, first, `${M}x${K}x${N} ${v}`);
-      for (const t of [at, bt, ct, y]) t.dispose();
-    }
-  }
+  ranThemselves(await checkLarge(VARIANTS));
 });
 
 Deno.test("matmul variants: packed f16 weights give the f32 product exactly", async () => {
-  for (const [M, K, N] of [[5, 12, 24], [37, 16, 32], [70, 64, 80]]) {
-    const x = tensor(rand(M * K, 8), [M, K]);
-    const w = tensor(rand(N * K, 9).map(roundToHalf), [N, K]);
-    const b = tensor(rand(N, 10), [N]);
-    const want = await (async () => {
-      const y = linear(x, w, b, "gelu_tanh");
-      const r = await y.read();
-      y.dispose();
-      return r;
-    })();
-    const h = useHalfWeight(w);
-    for (const v of VARIANTS) {
-      const y = withKernelVariant("matmul", v, () => linear(x, w, b, "gelu_tanh"));
-      same(await y.read(), want, `packed ${M}x${K}x${N} ${v}`);
-      y.dispose();
+  ranThemselves(await checkHalf(VARIANTS));
+});
+
+Deno.test({
+  name:
+    "matmul subgroup variant: no candidate without the device feature; forced, the default runs",
+  ignore: deviceInfo().subgroups,
+  fn: async () => {
+    if (matmulVariantSupported("subgroup")) throw new Error("supported without subgroups");
+    // timing tries every candidate and remembers each one's time: subgroup must not be among them
+    const dir = await Deno.makeTempDir();
+    const prev = [Deno.env.get("PIXART_CACHE_DIR"), Deno.env.get("PIXART_TUNE")];
+    Deno.env.set("PIXART_CACHE_DIR", dir);
+    Deno.env.set("PIXART_TUNE", "always");
+    resetTuningCache();
+    const [M, K, N] = [5, 7, 3];
+    const a = tensor(rand(M * K, 11), [M, K]), b = tensor(rand(K * N, 12), [K, N]);
+    const key = `NN 1x${M}x${K}x${N}`;
+    try {
+      await warmUp(() => matmul(a, b));
+      const timed = Object.keys(rememberedChoice("matmul", key)?.ms ?? {}).sort();
+      if (timed.join() !== "scalar,shared") throw new Error(`timed candidates: ${timed}`);
+    } finally {
+      for (const [k, v] of [["PIXART_CACHE_DIR", prev[0]], ["PIXART_TUNE", prev[1]]] as const) {
+        if (v === undefined) Deno.env.delete(k);
+        else Deno.env.set(k, v);
+      }
+      resetTuningCache();
+      await Deno.remove(dir, { recursive: true });
     }
-    h.dispose();
-    for (const t of [x, w, b]) t.dispose();
-  }
+    const y = withKernelVariant("matmul", "subgroup", () => matmul(a, b));
+    const ranAs = matmulChoices.get(key);
+    const y0 = withKernelVariant("matmul", "scalar", () => matmul(a, b));
+    if (ranAs === "subgroup" || !ranAs) throw new Error(`forced subgroup ran as ${ranAs}`);
+    const got = await y.read();
+    same(got, await y0.read(), `forced subgroup (ran ${ranAs})`);
+    assertClose(
+      got,
+      refMatmul(await a.read(), await b.read(), 1, M, K, N, false, false, null, false),
+      1e-5,
+      "forced subgroup",
+    );
+    for (const t of [a, b, y, y0]) t.dispose();
+  },
 });
 
 Deno.test("matmul with a fused GELU: gradients against finite differences", async () => {
