@@ -76,8 +76,9 @@ sample_step/small/f16 (the same with weights rounded to f16, as "deno task expor
 sampling then reads the linear weights packed as f16 pairs; "speedup_vs_f32" when both ran);
 memory/train_step/small and /seed (the pool's peak in-use bytes during a step against the
 required bytes: parameters + Adam moments + gradients + the activations the autograd tape saves
-for backward; "ratio" is peak / required); profile/train_step/small and profile/sample_step/small
-(one step with a timestamp query around every dispatch: the share of GPU time per op family —
+for backward; "ratio" is peak / required); train_step/emoji, profile/train_step/emoji and
+sample_step/emoji (configs/emoji_stage2.yaml's model: RGB, D 160, depth 6, 80-byte captions);
+profile/train_step/small and profile/sample_step/small (one step with a timestamp query around every dispatch: the share of GPU time per op family —
 matmul, attention, norms, elementwise, optimiser, other — and the top kernels; needs the
 adapter's timestamp-query feature). FLOPs of model steps count matmuls and attention only; a
 training step is counted as 3 × its forward. MB = 2^20 bytes. Each measurement is warmed up
@@ -133,7 +134,7 @@ const BASE_MODEL = {
   pe_interpolation: 1,
 };
 
-/** The model shapes: the CPU-sized one and the lesson's. */
+/** The model shapes: the CPU-sized digit one, the lesson's, and the emoji one. */
 const MODELS: Record<string, { config: ModelConfig; batch: number; lr: number; warmup: number }> = {
   small: {
     config: {
@@ -163,6 +164,23 @@ const MODELS: Record<string, { config: ModelConfig; batch: number; lr: number; w
     lr: 2e-4,
     warmup: 1000,
   },
+  // configs/emoji_stage2.yaml: colour, a wider model, 80-byte captions
+  emoji: {
+    config: {
+      ...BASE_MODEL,
+      in_channels: 3,
+      drop_path: 0,
+      patch_size: 4,
+      hidden_size: 160,
+      depth: 6,
+      num_heads: 5,
+      text_len: 80,
+      text_width: 96,
+    },
+    batch: 32,
+    lr: 1e-3,
+    warmup: 500,
+  },
 };
 
 const SAMPLE_BATCH = 64;
@@ -185,6 +203,9 @@ const ALL_NAMES = [
   "train_step/seed",
   "memory/train_step/seed",
   "sample_step/seed",
+  "train_step/emoji",
+  "profile/train_step/emoji",
+  "sample_step/emoji",
 ];
 
 /** The names to run: for each pattern its exact name if there is one, else every name containing it. */
