@@ -55,6 +55,8 @@ import {
   type RealReference,
   realReference,
   sampleFid,
+  type SamplingSettings,
+  samplingSettings,
   toClassifierSize,
 } from "./prompt_eval.ts";
 
@@ -463,13 +465,7 @@ export interface CaptionScore {
   recall_at_5: number;
 }
 
-export interface CaptionEvalResult extends CaptionScore {
-  sampler: string;
-  steps: number;
-  guidance: number;
-  /** [lo, hi] timesteps the guidance applied in; absent: all */
-  guidance_interval?: [number, number];
-  seed: number;
+export interface CaptionEvalResult extends CaptionScore, SamplingSettings {
   captions: number;
   samples_per_caption: number;
   top5_accuracy: number;
@@ -524,24 +520,12 @@ export async function evaluateCaptions(
     onProgress: o.onProgress,
   });
   const scores = await scoreCaptionSamples(ref, images, per, c.image_size);
-  const result: CaptionEvalResult = {
-    sampler: o.sampler,
-    steps: o.sampler === "ancestral" ? schedule.T : o.steps,
-    guidance: o.guidance,
-    ...(o.guidanceInterval
-      ? { guidance_interval: [...o.guidanceInterval] as [number, number] }
-      : {}),
-    seed: o.seed,
-    ...scores,
-  };
+  const result: CaptionEvalResult = { ...samplingSettings(o, schedule.T), ...scores };
   return { result, images, prompts: list };
 }
 
 /** What scoreCaptionSamples measures: the result less the sampling settings. */
-export type CaptionScores = Omit<
-  CaptionEvalResult,
-  "sampler" | "steps" | "guidance" | "guidance_interval" | "seed"
->;
+export type CaptionScores = Omit<CaptionEvalResult, keyof SamplingSettings>;
 
 /**
  * Scores images drawn for the evaluation captions: `perCaption` per caption, caption-major,

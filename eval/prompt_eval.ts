@@ -119,13 +119,34 @@ export interface ClassScore {
   samples: number;
 }
 
-export interface PromptEvalResult {
+/** How an evaluation's samples were drawn, as its JSON records them. */
+export interface SamplingSettings {
   sampler: string;
+  /** the sampler's steps (ancestral: all T) */
   steps: number;
   guidance: number;
   /** [lo, hi] timesteps the guidance applied in; absent: all */
   guidance_interval?: [number, number];
   seed: number;
+}
+
+/** The settings record of generate options `o` on a schedule of `T` steps. */
+export function samplingSettings(
+  o: Pick<GenerateOptions, "sampler" | "steps" | "guidance" | "guidanceInterval" | "seed">,
+  T: number,
+): SamplingSettings {
+  return {
+    sampler: o.sampler,
+    steps: o.sampler === "ancestral" ? T : o.steps,
+    guidance: o.guidance,
+    ...(o.guidanceInterval
+      ? { guidance_interval: [...o.guidanceInterval] as [number, number] }
+      : {}),
+    seed: o.seed,
+  };
+}
+
+export interface PromptEvalResult extends SamplingSettings {
   samples: number;
   accuracy: number;
   confidence: number;
@@ -196,13 +217,7 @@ export async function evaluatePrompts(
   }
   const fidOf = sampleFid(features, n, featureDim, real);
   const result: PromptEvalResult = {
-    sampler: o.sampler,
-    steps: o.sampler === "ancestral" ? schedule.T : o.steps,
-    guidance: o.guidance,
-    ...(o.guidanceInterval
-      ? { guidance_interval: [...o.guidanceInterval] as [number, number] }
-      : {}),
-    seed: o.seed,
+    ...samplingSettings(o, schedule.T),
     samples: n,
     accuracy: hits / n,
     confidence: confSum / n,

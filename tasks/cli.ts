@@ -1,5 +1,6 @@
 // Shared by the command-line tasks: argument parsing with --help, one-line errors, progress.
 
+import { formatDuration } from "../io/duration.ts";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -125,17 +126,6 @@ export function intervalFlag(v: unknown, name: string, T: number): [number, numb
   return [lo, hi];
 }
 
-export function fmtTime(s: number): string {
-  if (!Number.isFinite(s)) return "?";
-  s = Math.round(s);
-  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
-  return h
-    ? `${h}h${String(m).padStart(2, "0")}m`
-    : m
-    ? `${m}m${String(sec).padStart(2, "0")}s`
-    : `${sec}s`;
-}
-
 const enc = new TextEncoder();
 const tty = Deno.stderr.isTerminal();
 
@@ -152,8 +142,8 @@ export function progressBar(done: number, total: number, label: string, t0: numb
   const eta = done ? el / done * (total - done) : NaN;
   status(
     `${label} [${"#".repeat(Math.round(f * w)).padEnd(w, ".")}] ${done}/${total} ${
-      fmtTime(el)
-    } ETA ${fmtTime(eta)}`,
+      formatDuration(el)
+    } ETA ${formatDuration(eta)}`,
     done === total,
   );
 }

@@ -6,6 +6,7 @@
 // that diverges stops and keeps its last good checkpoint; an interrupted run saves one to resume
 // from; --resume continues exactly where it stopped (weights, optimiser, EMA, data order).
 
+import { formatDuration } from "../io/duration.ts";
 import {
   Adam,
   deviceInfo,
@@ -380,7 +381,7 @@ async function logWindow(run: Run): Promise<void> {
   const sps = (run.step - w.start) / el;
   run.o.report(
     `step ${run.step}/${tc.steps} loss ${l.toFixed(4)} avg ${(w.sum / w.n).toFixed(4)} ` +
-      `${sps.toFixed(2)} steps/s ETA ${fmtSeconds((tc.steps - run.step) / sps)}`,
+      `${sps.toFixed(2)} steps/s ETA ${formatDuration((tc.steps - run.step) / sps)}`,
     "log",
   );
   run.folder.appendLog({
@@ -555,15 +556,4 @@ function lrDecayOf(cfg: Config, report: TrainOptions["report"]): LrDecay | undef
     return undefined;
   }
   return { shape: tc.lr_decay, start, end: tc.steps, minLr: tc.min_lr };
-}
-
-function fmtSeconds(s: number): string {
-  if (!Number.isFinite(s)) return "?";
-  s = Math.round(s);
-  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
-  return h
-    ? `${h}h${String(m).padStart(2, "0")}m`
-    : m
-    ? `${m}m${String(sec).padStart(2, "0")}s`
-    : `${sec}s`;
 }
