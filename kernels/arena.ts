@@ -4,11 +4,10 @@
 // parameter, in one dispatch each — while every other kernel still binds each tensor's own range.
 // The gaps between tensors are zero and stay zero under the elementwise updates that use arenas.
 
-import { dispatch, kernel, sizeWords } from "./runtime.ts";
 import { pool } from "./pool.ts";
 import { type Shape, type Tensor, Tensor as TensorClass } from "./tensor.ts";
 import { zero } from "./shape.ts";
-import { ENTRY_FLAT, grid1d, sizesDecl } from "./wgsl.ts";
+import { lerpInPlace } from "./elementwise.ts";
 
 /** Floats per alignment unit (256 bytes). */
 const ALIGN = 64;
@@ -141,28 +140,13 @@ export function lerpAll(ys: readonly Tensor[], xs: readonly Tensor[], w: Tensor)
   const ay = arenaOf(ys), ax = arenaOf(xs);
   if (ay && ax && ay.floats === ax.floats) {
     const y = flat(ys, ay.floats), x = flat(xs, ax.floats);
-    lerpKernel(y, x, w, ay.floats);
+    lerpInPlace(y, x, w);
     y.dispose();
     x.dispose();
     return;
   }
   ys.forEach((y, k) => {
     if (y.size !== xs[k].size) throw new Error(`lerpAll: ${xs[k]} into ${y}`);
-    lerpKernel(y, xs[k], w, y.size);
+    lerpInPlace(y, xs[k], w);
   });
-}
-
-// y [n] += w[0]·(x − y)
-function lerpKernel(y: Tensor, x: Tensor, w: Tensor, n: number): void {
-  const [gx, gy] = grid1d(n);
-  const code = `
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read> W: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-${sizesDecl(3)}
-${ENTRY_FLAT()}
-  if (i >= S[0]) { return; }
-  Y[i] = Y[i] + W[0] * (X[i] - Y[i]);
-}`;
-  dispatch(kernel("lerp", code), [x, w, y, sizeWords([n])], gx, gy);
 }

@@ -118,6 +118,39 @@ const lines = (n: number, f: (i: number) => string) => range(n).map(f).join("\n 
 const lines2 = (n: number, m: number, f: (i: number, j: number) => string) =>
   range(n).flatMap((i) => range(m).map((j) => f(i, j))).join("\n  ");
 
+/**
+ * Stores a TM×TN tile of accumulators: value(r, c) at row `row(r)` and column `col(c)` of C
+ * (`cols` wide), through the epilogue; rows and columns past `rows`/`cols` are skipped.
+ */
+function storeTile(
+  spec: MatmulSpec,
+  TM: number,
+  TN: number,
+  o: {
+    row: (r: number) => string;
+    col: (c: number) => string;
+    rows: string;
+    cols: string;
+    value: (r: number, c: number) => string;
+    vec: boolean;
+  },
+): string {
+  return lines2(
+    TM,
+    TN,
+    (r, c) =>
+      `if (${o.row(r)} < ${o.rows} && ${o.col(c)} < ${o.cols}) { ${
+        epilogue(
+          spec,
+          o.value(r, c),
+          `cBase + (${o.row(r)}) * ${o.cols} + ${o.col(c)}`,
+          o.col(c),
+          o.vec,
+        )
+      } }`,
+  );
+}
+
 /** Tile coordinates: `ct` (column tile) and `rt` (row tile), and the workgroup size. */
 function tileCoords(t: RegTiling): { size: string; coords: string } {
   return t.map === "grid" ? { size: "8, 8", coords: "let ct = gid.x; let rt = gid.y;" } : {
@@ -188,16 +221,14 @@ ${ENTRY_REG(size)}
     }
   }
   ${
-      lines2(TM, TN4, (r, c) =>
-        `if (row0 + ${r}u < M && col4 + ${c}u < N4) { ${
-          epilogue(
-            spec,
-            `acc${r}_${c}`,
-            `cBase + (row0 + ${r}u) * N4 + col4 + ${c}u`,
-            `col4 + ${c}u`,
-            true,
-          )
-        } }`)
+      storeTile(spec, TM, TN4, {
+        row: (r) => `row0 + ${r}u`,
+        col: (c) => `col4 + ${c}u`,
+        rows: "M",
+        cols: "N4",
+        value: (r, c) => `acc${r}_${c}`,
+        vec: true,
+      })
     }
 }`;
   }
@@ -227,18 +258,17 @@ ${ENTRY_REG(size)}
     }
   }
   ${
-      lines2(TM, TN4, (r, c) =>
-        `if (row0 + ${r}u < M && col4 + ${c}u < N4) { ${
-          epilogue(
-            spec,
-            `${v}(acc${r}_${4 * c}, acc${r}_${4 * c + 1}, acc${r}_${4 * c + 2}, acc${r}_${
-              4 * c + 3
-            })`,
-            `cBase + (row0 + ${r}u) * N4 + col4 + ${c}u`,
-            `col4 + ${c}u`,
-            true,
-          )
-        } }`)
+      storeTile(spec, TM, TN4, {
+        row: (r) => `row0 + ${r}u`,
+        col: (c) => `col4 + ${c}u`,
+        rows: "M",
+        cols: "N4",
+        value: (r, c) =>
+          `${v}(acc${r}_${4 * c}, acc${r}_${4 * c + 1}, acc${r}_${4 * c + 2}, acc${r}_${
+            4 * c + 3
+          })`,
+        vec: true,
+      })
     }
 }`;
   }
@@ -270,16 +300,14 @@ ${ENTRY_REG(size)}
     }
   }
   ${
-      lines2(TM, TN4, (r, c) =>
-        `if (row4 * 4u + ${r}u < M && col4 + ${c}u < N4) { ${
-          epilogue(
-            spec,
-            `acc${r}_${c}`,
-            `cBase + (row4 * 4u + ${r}u) * N4 + col4 + ${c}u`,
-            `col4 + ${c}u`,
-            true,
-          )
-        } }`)
+      storeTile(spec, TM, TN4, {
+        row: (r) => `row4 * 4u + ${r}u`,
+        col: (c) => `col4 + ${c}u`,
+        rows: "M",
+        cols: "N4",
+        value: (r, c) => `acc${r}_${c}`,
+        vec: true,
+      })
     }
   ${
       spec.sumA
@@ -336,16 +364,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     ${lines2(TM, TN, (r, c) => `acc${r}_${c} = fma(a${r}, b${c}, acc${r}_${c});`)}
   }
   ${
-    lines2(TM, TN, (r, c) =>
-      `if (row0 + ${r}u < M && col0 + ${c}u < N) { ${
-        epilogue(
-          spec,
-          `acc${r}_${c}`,
-          `cBase + (row0 + ${r}u) * N + col0 + ${c}u`,
-          `col0 + ${c}u`,
-          false,
-        )
-      } }`)
+    storeTile(spec, TM, TN, {
+      row: (r) => `row0 + ${r}u`,
+      col: (c) => `col0 + ${c}u`,
+      rows: "M",
+      cols: "N",
+      value: (r, c) => `acc${r}_${c}`,
+      vec: false,
+    })
   }
   ${
     spec.sumA
@@ -476,16 +502,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     }
   }
   ${
-    lines2(TM, TN, (r, c) =>
-      `if (row0 + ${r}u < M && col0 + ${c * wg}u < N) { ${
-        epilogue(
-          spec,
-          `acc${r}_${c}`,
-          `cBase + (row0 + ${r}u) * N + col0 + ${c * wg}u`,
-          `col0 + ${c * wg}u`,
-          false,
-        )
-      } }`)
+    storeTile(spec, TM, TN, {
+      row: (r) => `row0 + ${r}u`,
+      col: (c) => `col0 + ${c * wg}u`,
+      rows: "M",
+      cols: "N",
+      value: (r, c) => `acc${r}_${c}`,
+      vec: false,
+    })
   }
   ${
     spec.sumA
