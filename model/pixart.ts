@@ -98,8 +98,11 @@ export function pixartSpecs(c: ModelConfig): ParamSpec[] {
     });
   } else {
     s.push(...textEncoderSpecs(c));
-    lin("y_embedder.y_proj.fc1", D, c.text_width, { normal: 0.02 });
-    lin("y_embedder.y_proj.fc2", D, D, { normal: 0.02 });
+    // Xavier, not PixArt-α's N(0, 0.02): that std suits T5's 4096 channels, but over our
+    // E ≈ 100 it shrinks the caption to y ≈ 0.005 rms, the cross-attention sees next to nothing and
+    // the caption is ignored (the emoji model, docs/RESULTS.md); Xavier keeps y near unit scale.
+    lin("y_embedder.y_proj.fc1", D, c.text_width);
+    lin("y_embedder.y_proj.fc2", D, D);
     s.push({
       name: "y_embedder.y_embedding",
       shape: [c.text_len, c.text_width],

@@ -193,6 +193,39 @@ Deno.test("e2e stage 2 --init-from: says what was loaded, dropped and new", asyn
   assert.deepEqual([g.width, g.height], [146, 146]);
 });
 
+Deno.test("e2e stage 2 train.init_fresh: the named part starts afresh, the rest loads", async () => {
+  const { out: s2 } = await stage2();
+  const src = join(s2, "checkpoint-2.safetensors");
+  // another seed than the source run's, whose y_proj started from the same draw
+  const run = (out: string, fresh: string) =>
+    train([
+      ...["--stage", "2", "--config", TINY, "--out", out, "--init-from", src, "--steps", "1"],
+      ...["--set", "train.seed=1", "--set", `train.init_fresh=[${fresh}]`],
+    ]);
+  const out = tmp("stage2-fresh");
+  const r = await run(out, "y_embedder.y_proj");
+  assertOk(r);
+  const before = readCheckpoint(src).params;
+  const m = r.stderr.match(/\(trained weights\): (\d+) tensors loaded/);
+  assert.equal(Number(m?.[1]), before.size - 4, describe(r)); // y_proj's two weights, two biases
+  assert.match(
+    r.stderr,
+    /new, from their init: y_embedder\.y_proj\.fc1, y_embedder\.y_proj\.fc2\n/,
+  );
+  // one Adam step moves a weight by about lr (1e-3, less in the warm-up): a loaded weight stays
+  // within a few lr of its source, a fresh one is another draw
+  const after = readCheckpoint(join(out, "checkpoint-1.safetensors")).params;
+  const maxDiff = (name: string) =>
+    before.get(name)!.reduce((w, v, i) => Math.max(w, Math.abs(v - after.get(name)![i])), 0);
+  assert.ok(maxDiff("text_encoder.token_embedding.weight") < 3e-3);
+  assert.ok(maxDiff("y_embedder.y_proj.fc1.weight") > 0.05);
+
+  assertOneLineError(
+    await run(tmp("stage2-fresh-typo"), "y_embeder"),
+    /^error: train\.init_fresh: 'y_embeder' names no parameter of the stage-2 model/,
+  );
+});
+
 Deno.test("e2e stage 2 --resume: continues with the optimiser state, like a run never stopped", async () => {
   const { out: s1 } = await stage1();
   const { out, r } = await resumed();

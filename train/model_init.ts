@@ -78,7 +78,19 @@ export function initFromEarlierStage(
   path: string,
   stage: 2 | 3,
   log: (line: string) => void,
+  keepFresh: readonly string[] = [],
 ): void {
+  const specs = pixartSpecs(model.config);
+  const under = (name: string, p: string) => name === p || name.startsWith(p + ".");
+  const isFresh = (name: string) => keepFresh.some((p) => under(name, p));
+  for (const p of keepFresh) {
+    if (!specs.some((s) => under(s.name, p))) {
+      throw new Error(
+        `train.init_fresh: '${p}' names no parameter of the stage-${stage} model ` +
+          `(give a parameter name or a prefix of names, e.g. 'y_embedder.y_proj')`,
+      );
+    }
+  }
   const ck = readCheckpoint(path);
   const from = trainStageOf(ck);
   if (stage === 3) {
@@ -101,7 +113,11 @@ export function initFromEarlierStage(
   }
   const src = ck.params;
   const loaded: string[] = [], fresh: string[] = [], dropped: string[] = [];
-  for (const s of pixartSpecs(model.config)) {
+  for (const s of specs) {
+    if (isFresh(s.name)) {
+      fresh.push(s.name);
+      continue;
+    }
     const data = src.get(s.name);
     if (!data) {
       if (stage === 3) throw new Error(`'${path}' is missing '${s.name}', which stage 3 needs`);

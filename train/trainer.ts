@@ -174,7 +174,7 @@ async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<R
     model = PixArt.init(mc, tc.seed);
     if (o.stage > 1) {
       const from = earlierStageCheckpoint(o.initFrom ?? initFromOf(cfg, o.stage), o.stage as 2 | 3);
-      initFromEarlierStage(model, from, o.stage as 2 | 3, (l) => o.report(l));
+      initFromEarlierStage(model, from, o.stage as 2 | 3, (l) => o.report(l), tc.init_fresh ?? []);
     }
   }
   model.params.requireGrad(true);
