@@ -370,6 +370,11 @@ Deno.test("e2e train: eval_every scores prompt accuracy and FID into the log", a
   assert.equal(pc.length, 10);
   assert.ok(pc.every((a) => a === 0 || a === 0.5 || a === 1), `${pc}`);
   assert.ok(Math.abs(pc.reduce((s: number, a) => s + a, 0) / 10 - e.eval.accuracy) < 1e-9);
+  // a stage-2 run also says how much its captions matter (eval/caption_gap.ts)
+  const g = e.eval.caption_gap;
+  assert.equal(g.t, 500);
+  assert.ok(g.own > 0 && g.other > 0 && g.none > 0, JSON.stringify(g));
+  assert.ok(Math.abs(g.gap - (g.other - g.own) / g.other) < 1e-12);
 });
 
 Deno.test("e2e eval: a guidance sweep writes eval.json, a grid per scale and the table", async () => {

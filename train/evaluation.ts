@@ -18,6 +18,9 @@ import {
   realReference,
 } from "../eval/prompt_eval.ts";
 import { evaluateCaptions, prepareCaptionEval } from "../eval/caption_eval.ts";
+import { captionGap } from "../eval/caption_gap.ts";
+import { gatherBatch } from "../io/data.ts";
+import { mulberry32 } from "../kernels/host_random.ts";
 import type { TrainingData } from "./data.ts";
 
 /** What the trainer logs for one evaluation (a JSON-serialisable summary). */
@@ -139,6 +142,37 @@ export async function captionEvaluator(
       };
     },
     dispose: () => ref.dispose(),
+  };
+}
+
+/**
+ * Adds to each of `inner`'s evaluations the caption gap (eval/caption_gap.ts) of up to 128
+ * training images, evenly spread over the training split, with the captions they train with.
+ */
+export function withCaptionGap(
+  inner: Evaluator,
+  data: TrainingData,
+  schedule: Schedule,
+  seed: number,
+): Evaluator {
+  const k = Math.min(128, data.train.length);
+  const idx = Array.from(
+    { length: k },
+    (_, i) => data.train[Math.floor(i * data.train.length / k)],
+  );
+  const rng = mulberry32(seed);
+  const captions = idx.map((i) => data.captionOf(i, rng));
+  const { images } = gatherBatch(data.set, idx);
+  return {
+    async run(model, onProgress) {
+      const { record, line } = await inner.run(model, onProgress);
+      const g = await captionGap(model, schedule, images, captions, { seed });
+      return {
+        record: { ...record, caption_gap: g },
+        line: `${line}, caption gap ${(g.gap * 100).toFixed(1)}% at t = ${g.t}`,
+      };
+    },
+    dispose: () => inner.dispose?.(),
   };
 }
 

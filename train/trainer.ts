@@ -47,6 +47,7 @@ import {
   type Evaluator,
   keepConfident,
   runClassifier,
+  withCaptionGap,
 } from "./evaluation.ts";
 import {
   earlierStageCheckpoint,
@@ -229,6 +230,7 @@ async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<R
       classifier ??= await runClassifier(cfg, mc, (l) => o.report(l));
       evaluator = await classPromptEvaluator(cfg, mc, data, schedule, classifier);
     }
+    if (mc.stage === 2) evaluator = withCaptionGap(evaluator, data, schedule, tc.seed);
   }
 
   o.report(

@@ -1,0 +1,85 @@
+// Does a text model read its caption at all? Long before samples follow their prompts, the
+// ε-prediction error tells: at one timestep, with the same images and noise, the error with each
+// image's own caption, with another image's caption, and with the null caption. A model that
+// ignores the caption gives three equal errors; the gap (other − own)/other is the share of the
+// error that the right caption removes. It is cheap (three forward passes per image, no sampling),
+// so the trainer logs it with every evaluation. Measured on the digit model, the gap at t = 500
+// grew from 3% to 8% in the 1,000 steps before its prompt accuracy started to rise; an emoji model
+// whose caption embedding had collapsed stayed under 1% (docs/RESULTS.md).
+
+import { Generator, mseLoss, noGrad, tensor, tidy } from "../kernels/mod.ts";
+import { qSample } from "../diffusion/ddpm.ts";
+import type { Schedule } from "../diffusion/schedule.ts";
+import type { Condition, PixArt } from "../model/pixart.ts";
+import { tokenize } from "../model/tokenizer.ts";
+
+export interface CaptionGap {
+  /** the timestep measured */
+  t: number;
+  /** images measured */
+  n: number;
+  /** mean ε-MSE with each image's own caption, another image's caption, the null caption */
+  own: number;
+  other: number;
+  none: number;
+  /** (other − own) / other: the share of the error the right caption removes */
+  gap: number;
+}
+
+export interface CaptionGapOptions {
+  /** timestep (default 500: noisy enough that the caption decides what is drawn) */
+  t?: number;
+  /** seed of the noise (default 0) */
+  seed?: number;
+  /** images per forward pass (default 32) */
+  batch?: number;
+}
+
+/**
+ * The caption gap of a stage-2 `model` on `images` [n, C, S, S] (values in [-1, 1]) with their
+ * `captions`; image i's "other" caption is image (i + ⌊n/2⌋ mod n)'s.
+ */
+export async function captionGap(
+  model: PixArt,
+  schedule: Schedule,
+  images: Float32Array,
+  captions: readonly string[],
+  o: CaptionGapOptions = {},
+): Promise<CaptionGap> {
+  const mc = model.config;
+  if (mc.stage !== 2) throw new Error("captionGap: the model has no caption (a stage-1 model)");
+  const n = captions.length, C = mc.in_channels, S = mc.image_size, D = C * S * S;
+  if (n < 2 || images.length !== n * D) {
+    throw new Error(`captionGap: ${images.length} values for ${n} captions of [${C}, ${S}, ${S}]`);
+  }
+  const t = o.t ?? 500, B = o.batch ?? 32;
+  const others = captions.map((_, i) => captions[(i + Math.floor(n / 2)) % n]);
+  const noise = new Generator(o.seed ?? 0);
+  const sums = { own: 0, other: 0, none: 0 };
+  for (let b0 = 0; b0 < n; b0 += B) {
+    const b = Math.min(B, n - b0);
+    const text = (cs: readonly string[]): Condition => {
+      const { tokens, mask } = tokenize(cs.slice(b0, b0 + b), mc.text_len);
+      return { kind: "text", tokens, mask, drop: new Uint8Array(b) };
+    };
+    const conds = { own: text(captions), other: text(others), none: model.nullCondition(b) };
+    const errors = noGrad(() =>
+      tidy(() => {
+        const x0 = tensor(images.subarray(b0 * D, (b0 + b) * D), [b, C, S, S]);
+        const eps = noise.normal([b, C, S, S]);
+        const ts = new Array(b).fill(t);
+        const xt = qSample(schedule, x0, ts, eps);
+        return (["own", "other", "none"] as const).map((k) =>
+          mseLoss(model.forward(xt, ts, conds[k]), eps)
+        );
+      })
+    );
+    const values = await Promise.all(errors.map((e) => e.read()));
+    errors.forEach((e) => e.dispose());
+    sums.own += values[0][0] * b;
+    sums.other += values[1][0] * b;
+    sums.none += values[2][0] * b;
+  }
+  const own = sums.own / n, other = sums.other / n, none = sums.none / n;
+  return { t, n, own, other, none, gap: (other - own) / other };
+}
