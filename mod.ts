@@ -63,6 +63,7 @@ export { generate, type GenerateOptions } from "./diffusion/generate.ts";
 
 // evaluation: the classifier, prompt accuracy and FID, captioned sets
 export { Classifier, type ClassifierConfig } from "./eval/classifier.ts";
+export { type CaptionGap, captionGap, type CaptionGapOptions } from "./eval/caption_gap.ts";
 export { accuracy, trainClassifier } from "./eval/classifier_training.ts";
 export { loadOrTrainClassifier } from "./eval/classifier_cache.ts";
 export { fid, frechetDistance, gaussianOf } from "./eval/fid.ts";
