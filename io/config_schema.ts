@@ -188,8 +188,9 @@ export const SCHEMA = {
     /** stages 2 and 3: the checkpoint of the stage before (or a folder of them) to start from */
     init_from: strOrNull(null),
     /**
-     * stages 2 and 3: parameters (names or name prefixes, e.g. "y_embedder.y_proj") that start
-     * from their initialisation instead of loading from init_from, to retrain one part afresh
+     * stages 2 and 3: parameters (names or prefixes of whole name segments, `*` for any one
+     * segment: "y_embedder.y_proj", "blocks.*.cross_attn") that start from their initialisation
+     * instead of loading from init_from, to retrain one part afresh
      */
     init_fresh: strListOrNull(null),
     /** a non-finite loss or gradient norm: stop (the last good checkpoint stays) or skip it */

@@ -203,14 +203,15 @@ Deno.test("e2e stage 2 train.init_fresh: the named part starts afresh, the rest 
       ...["--set", "train.seed=1", "--set", `train.init_fresh=[${fresh}]`],
     ]);
   const out = tmp("stage2-fresh");
-  const r = await run(out, "y_embedder.y_proj");
+  const r = await run(out, "y_embedder.y_proj, blocks.*.cross_attn.proj");
   assertOk(r);
   const before = readCheckpoint(src).params;
   const m = r.stderr.match(/\(trained weights\): (\d+) tensors loaded/);
-  assert.equal(Number(m?.[1]), before.size - 4, describe(r)); // y_proj's two weights, two biases
+  // y_proj's two weights and two biases, the one block's cross-attention projection and its bias
+  assert.equal(Number(m?.[1]), before.size - 6, describe(r));
   assert.match(
     r.stderr,
-    /new, from their init: y_embedder\.y_proj\.fc1, y_embedder\.y_proj\.fc2\n/,
+    /new, from their init: y_embedder\.y_proj\.fc1, y_embedder\.y_proj\.fc2, blocks\.\*\.cross_attn\n/,
   );
   // one Adam step moves a weight by about lr (1e-3, less in the warm-up): a loaded weight stays
   // within a few lr of its source, a fresh one is another draw

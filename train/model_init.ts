@@ -81,13 +81,20 @@ export function initFromEarlierStage(
   keepFresh: readonly string[] = [],
 ): void {
   const specs = pixartSpecs(model.config);
-  const under = (name: string, p: string) => name === p || name.startsWith(p + ".");
-  const isFresh = (name: string) => keepFresh.some((p) => under(name, p));
-  for (const p of keepFresh) {
-    if (!specs.some((s) => under(s.name, p))) {
+  // a pattern names a parameter or a prefix of names, whole segments, `*` for any one segment
+  const patterns = keepFresh.map((p) =>
+    new RegExp(
+      `^${
+        p.split(".").map((seg) => seg === "*" ? "[^.]+" : RegExp.escape(seg)).join("\\.")
+      }(\\.|$)`,
+    )
+  );
+  const isFresh = (name: string) => patterns.some((re) => re.test(name));
+  for (const [k, p] of keepFresh.entries()) {
+    if (!specs.some((s) => patterns[k].test(s.name))) {
       throw new Error(
         `train.init_fresh: '${p}' names no parameter of the stage-${stage} model ` +
-          `(give a parameter name or a prefix of names, e.g. 'y_embedder.y_proj')`,
+          `(give a parameter name or a prefix of names, e.g. 'y_embedder.y_proj' or 'blocks.*.cross_attn')`,
       );
     }
   }
