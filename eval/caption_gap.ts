@@ -3,9 +3,10 @@
 // image's own caption, with another image's caption, and with the null caption. A model that
 // ignores the caption gives three equal errors; the gap (other − own)/other is the share of the
 // error that the right caption removes. It is cheap (three forward passes per image, no sampling),
-// so the trainer logs it with every evaluation. Measured on the digit model, the gap at t = 500
-// grew from 3% to 8% in the 1,000 steps before its prompt accuracy started to rise; an emoji model
-// whose caption embedding had collapsed stayed under 1% (docs/RESULTS.md).
+// so the trainer logs it with every evaluation. On the digit model the conditional and the
+// unconditional error at t = 500 drew apart from 3% to 8% in the 1,000 steps before its prompt
+// accuracy started to rise; an emoji model whose caption embedding had collapsed stayed under 1%
+// (docs/RESULTS.md).
 
 import { Generator, mseLoss, noGrad, tensor, tidy } from "../kernels/mod.ts";
 import { qSample } from "../diffusion/ddpm.ts";

@@ -70,6 +70,15 @@ export function earlierStageCheckpoint(from: string, stage: 2 | 3): string {
 }
 
 /**
+ * A parameter name or a prefix of whole name segments, `*` standing for any one segment
+ * ("blocks.*.cross_attn" matches "blocks.3.cross_attn.proj.weight"; "blocks.*.cross" does not).
+ */
+function namePattern(p: string): RegExp {
+  const segments = p.split(".").map((seg) => seg === "*" ? "[^.]+" : RegExp.escape(seg));
+  return new RegExp(`^${segments.join("\\.")}(\\.|$)`);
+}
+
+/**
  * Loads the earlier stage's trained weights (as PixArt-α does; the EMA copy is for sampling)
  * into `model`, a fresh model of the next stage, and says what happened in `log`.
  */
@@ -81,14 +90,7 @@ export function initFromEarlierStage(
   keepFresh: readonly string[] = [],
 ): void {
   const specs = pixartSpecs(model.config);
-  // a pattern names a parameter or a prefix of names, whole segments, `*` for any one segment
-  const patterns = keepFresh.map((p) =>
-    new RegExp(
-      `^${
-        p.split(".").map((seg) => seg === "*" ? "[^.]+" : RegExp.escape(seg)).join("\\.")
-      }(\\.|$)`,
-    )
-  );
+  const patterns = keepFresh.map(namePattern);
   const isFresh = (name: string) => patterns.some((re) => re.test(name));
   for (const [k, p] of keepFresh.entries()) {
     if (!specs.some((s) => patterns[k].test(s.name))) {
