@@ -4,29 +4,16 @@
 
 import assert from "node:assert/strict";
 import { Generator, mseLoss, noGrad, tensor } from "../kernels/mod.ts";
-import { DEFAULT_MODEL, type ModelConfig } from "../model/config.ts";
 import { PixArt } from "../model/pixart.ts";
 import { tokenize } from "../model/tokenizer.ts";
 import { linearSchedule } from "../diffusion/schedule.ts";
 import { qSample } from "../diffusion/ddpm.ts";
 import { captionGap } from "../eval/caption_gap.ts";
-import { rand, ready } from "./helpers.ts";
+import { rand, ready, TINY_TEXT_MODEL } from "./helpers.ts";
 
 await ready;
 
-const TINY: ModelConfig = {
-  ...DEFAULT_MODEL,
-  image_size: 8,
-  patch_size: 2,
-  hidden_size: 32,
-  depth: 2,
-  num_heads: 2,
-  stage: 2,
-  text_len: 8,
-  text_width: 16,
-  text_depth: 1,
-  text_heads: 2,
-};
+const TINY = TINY_TEXT_MODEL;
 
 Deno.test("caption gap: 0 without cross-attention, 0 for the same caption, else the ε-MSE", async () => {
   const model = PixArt.init(TINY, 3);

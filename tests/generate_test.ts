@@ -4,28 +4,15 @@
 
 import assert from "node:assert/strict";
 import { noGrad, pool, tapeLength } from "../kernels/mod.ts";
-import { DEFAULT_MODEL, type ModelConfig } from "../model/config.ts";
 import { PixArt } from "../model/pixart.ts";
 import { linearSchedule } from "../diffusion/schedule.ts";
 import { generate } from "../diffusion/generate.ts";
 import type { SamplerName } from "../diffusion/samplers.ts";
-import { ready } from "./helpers.ts";
+import { ready, TINY_TEXT_MODEL } from "./helpers.ts";
 
 await ready;
 
-const TINY: ModelConfig = {
-  ...DEFAULT_MODEL,
-  image_size: 8,
-  patch_size: 2,
-  hidden_size: 32,
-  depth: 2,
-  num_heads: 2,
-  stage: 2,
-  text_len: 8,
-  text_width: 16,
-  text_depth: 1,
-  text_heads: 2,
-};
+const TINY = TINY_TEXT_MODEL;
 
 Deno.test("generate over several batches records nothing and peaks at one batch's memory", async () => {
   // freshly initialised weights require gradients: generate itself must switch recording off

@@ -1,8 +1,24 @@
 // Test helpers: device setup, plain-TypeScript references and f64 finite differences.
 
 import { initDevice } from "../kernels/mod.ts";
+import { DEFAULT_MODEL, type ModelConfig } from "../model/config.ts";
 
 export const ready = initDevice();
+
+/** A stage-2 model small enough to run in milliseconds: 8×8 grey, D 32, 8-byte captions. */
+export const TINY_TEXT_MODEL: ModelConfig = {
+  ...DEFAULT_MODEL,
+  image_size: 8,
+  patch_size: 2,
+  hidden_size: 32,
+  depth: 2,
+  num_heads: 2,
+  stage: 2,
+  text_len: 8,
+  text_width: 16,
+  text_depth: 1,
+  text_heads: 2,
+};
 
 export function rand(n: number, seed = 1, scale = 1): Float32Array {
   // xorshift for reproducible test data
