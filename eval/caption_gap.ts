@@ -8,8 +8,8 @@
 // accuracy started to rise; an emoji model whose caption embedding had collapsed stayed under 1%
 // (docs/RESULTS.md).
 
-import { Generator, mseLoss, noGrad, tensor, tidy } from "../kernels/mod.ts";
-import { qSample } from "../diffusion/ddpm.ts";
+import { Generator, noGrad, tensor, tidy } from "../kernels/mod.ts";
+import { epsLoss } from "../diffusion/ddpm.ts";
 import type { Schedule } from "../diffusion/schedule.ts";
 import type { Condition, PixArt } from "../model/pixart.ts";
 import { tokenize } from "../model/tokenizer.ts";
@@ -69,9 +69,9 @@ export async function captionGap(
         const x0 = tensor(images.subarray(b0 * D, (b0 + b) * D), [b, C, S, S]);
         const eps = noise.normal([b, C, S, S]);
         const ts = new Array(b).fill(t);
-        const xt = qSample(schedule, x0, ts, eps);
+        // the training objective without its weighting (diffusion/ddpm.ts)
         return (["own", "other", "none"] as const).map((k) =>
-          mseLoss(model.forward(xt, ts, conds[k]), eps)
+          epsLoss(schedule, (xt, tt) => model.forward(xt, tt, conds[k]), x0, ts, eps)
         );
       })
     );
