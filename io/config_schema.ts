@@ -217,6 +217,12 @@ export const SCHEMA = {
      * least this confidence in their own label (0 keeps all)
      */
     min_score: num(0, { min: 0, max: 1 }),
+    /**
+     * how far training evens out the classes (data.label_field's, or the digits'): an image is
+     * drawn in proportion to its class's count^−balance_power; 0 draws every image equally often,
+     * 1 every class
+     */
+    balance_power: num(0, { min: 0, max: 1 }),
   },
   sample: {
     sampler: oneOf<SamplerName>("dpm-solver", SAMPLERS),

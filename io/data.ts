@@ -62,11 +62,17 @@ export interface BatcherState {
  * continues into the next one, so every batch has exactly `batchSize` entries. The position
  * (epoch, index) can be saved with `state()` and restored with `restore()` (or the constructor),
  * and the batches that follow are then the same as in an uninterrupted run.
+ *
+ * With `weights` (one per entry of `indices`) an epoch is instead as many draws, with
+ * replacement, in proportion to the weights — still fixed by (seed, epoch), so saved positions
+ * mean the same.
  */
 export class Batcher {
   readonly indices: Int32Array;
   readonly batchSize: number;
   readonly seed: number;
+  /** running sums of the weights, for drawing by binary search; null: plain epochs */
+  readonly #cumulative: Float64Array | null;
   #epoch = 0;
   #index = 0;
   #order: Int32Array;
@@ -76,6 +82,7 @@ export class Batcher {
     batchSize: number,
     seed: number,
     state?: BatcherState,
+    weights?: Float64Array,
   ) {
     this.indices = typeof indices === "number"
       ? Int32Array.from({ length: indices }, (_, i) => i)
@@ -86,13 +93,26 @@ export class Batcher {
     }
     this.batchSize = batchSize;
     this.seed = seed >>> 0;
+    this.#cumulative = weights ? cumulativeWeights(weights, this.indices.length) : null;
     this.#order = this.#orderOf(0);
     if (state) this.restore(state);
   }
 
   #orderOf(epoch: number): Int32Array {
-    const order = this.indices.slice();
-    return shuffleInPlace(order, mulberry32(mixSeed(this.seed, epoch)));
+    const rng = mulberry32(mixSeed(this.seed, epoch));
+    const cum = this.#cumulative;
+    if (!cum) return shuffleInPlace(this.indices.slice(), rng);
+    const total = cum[cum.length - 1];
+    return Int32Array.from(this.indices, () => {
+      const u = rng() * total;
+      let lo = 0, hi = cum.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (cum[mid] > u) hi = mid;
+        else lo = mid + 1;
+      }
+      return this.indices[lo];
+    });
   }
 
   /** The order of `epoch` (a copy). */
@@ -141,6 +161,61 @@ export class Batcher {
     this.#index = index;
   }
 }
+
+function cumulativeWeights(weights: Float64Array, n: number): Float64Array {
+  if (weights.length !== n) {
+    throw new Error(`Batcher: ${weights.length} weights for ${n} indices`);
+  }
+  const cum = new Float64Array(n);
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    if (!(weights[i] >= 0) || !Number.isFinite(weights[i])) {
+      throw new Error(`Batcher: weight ${i} is ${weights[i]}; weights must be finite and ≥ 0`);
+    }
+    cum[i] = sum += weights[i];
+  }
+  if (!(sum > 0)) throw new Error("Batcher: the weights are all zero");
+  return cum;
+}
+
+/**
+ * Sampling weights that even out the classes: image i weighs count(label_i)^−power among
+ * `indices`, so power 0 draws every image equally often (classes as frequent as in the data) and
+ * power 1 every class equally often; ½ is between (a common-class image is seen less often, a
+ * rare one more, without repeating the rarest dozens of times).
+ */
+export function classBalanceWeights(
+  labels: Int32Array,
+  indices: Int32Array,
+  power: number,
+): Float64Array {
+  const count = new Map<number, number>();
+  for (const i of indices) count.set(labels[i], (count.get(labels[i]) ?? 0) + 1);
+  return Float64Array.from(indices, (i) => count.get(labels[i])! ** -power);
+}
+
+/** One line on what class balancing does: the most common and the rarest class's share, before → after. */
+export function describeBalance(
+  labels: Int32Array,
+  indices: Int32Array,
+  weights: Float64Array,
+  power: number,
+): string {
+  const count = new Map<number, number>(), weight = new Map<number, number>();
+  let total = 0;
+  indices.forEach((i, k) => {
+    count.set(labels[i], (count.get(labels[i]) ?? 0) + 1);
+    weight.set(labels[i], (weight.get(labels[i]) ?? 0) + weights[k]);
+    total += weights[k];
+  });
+  const byCount = [...count.keys()].sort((a, b) => count.get(b)! - count.get(a)!);
+  const share = (l: number) =>
+    `${pct(count.get(l)! / indices.length)} → ${pct(weight.get(l)! / total)}`;
+  return `class balance (data.balance_power ${power}): ${count.size} classes; the most common ` +
+    `one's share of the draws ${share(byCount[0])}, the rarest's ${share(byCount.at(-1)!)}`;
+}
+
+const pct = (x: number) => `${(100 * x).toPrecision(2)}%`;
 
 // ---------------------------------------------------------------------------------------------
 // sources

@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import {
   Batcher,
+  classBalanceWeights,
+  describeBalance,
   gatherBatch,
   loadIdx,
   loadMnistNpm,
@@ -203,6 +205,47 @@ Deno.test("Batcher: epochs, fixed batch size, save and resume", () => {
   assert.deepEqual(big.state(), { epoch: 2, index: 1 });
   assert.throws(() => new Batcher(idxs, 4, 7, { epoch: 0, index: 11 }), /past the epoch size/);
   assert.throws(() => new Batcher([], 4, 7), /no indices/);
+});
+
+Deno.test("Batcher with class-balancing weights: draws in proportion, resumes the same", () => {
+  // 90 images of class 0 and 10 of class 1 (data-set indices 200 … 299, labels by index)
+  const labels = new Int32Array(300);
+  for (let i = 290; i < 300; i++) labels[i] = 1;
+  const idxs = Int32Array.from({ length: 100 }, (_, i) => 200 + i);
+  const share = (power: number) => {
+    const b = new Batcher(idxs, 50, 3, undefined, classBalanceWeights(labels, idxs, power));
+    let ones = 0;
+    const n = 400;
+    for (let k = 0; k < n; k++) for (const i of b.next()) ones += labels[i];
+    for (const i of b.next()) assert.ok(i >= 200 && i < 300, `index ${i} is not one of idxs`);
+    return ones / (50 * n);
+  };
+  // the rare class's share: 10% as in the data, 50% when even, 25% at ½ (√10 / (√90 + √10))
+  assert.ok(Math.abs(share(0) - 0.1) < 0.01, `power 0: ${share(0)}`);
+  assert.ok(Math.abs(share(1) - 0.5) < 0.01, `power 1: ${share(1)}`);
+  assert.ok(Math.abs(share(0.5) - 0.25) < 0.01, `power ½: ${share(0.5)}`);
+  // within a class every image is drawn: all ten rare ones appear
+  const b = new Batcher(idxs, 50, 3, undefined, classBalanceWeights(labels, idxs, 1));
+  const seen = new Set<number>();
+  for (let k = 0; k < 20; k++) for (const i of b.next()) if (labels[i]) seen.add(i);
+  assert.equal(seen.size, 10);
+  // a saved position resumes the same draws
+  const w = classBalanceWeights(labels, idxs, 0.5);
+  const ref = new Batcher(idxs, 30, 9, undefined, w);
+  const stream = Array.from({ length: 8 }, () => [...ref.next()]);
+  const run = new Batcher(idxs, 30, 9, undefined, w);
+  for (let k = 0; k < 5; k++) run.next();
+  const resumed = new Batcher(idxs, 30, 9, run.state(), w);
+  for (let k = 5; k < 8; k++) assert.deepEqual([...resumed.next()], stream[k]);
+  assert.match(
+    describeBalance(labels, idxs, classBalanceWeights(labels, idxs, 1), 1),
+    /2 classes; the most common one's share of the draws 90% → 50%, the rarest's 10% → 50%/,
+  );
+  assert.throws(() => new Batcher(idxs, 4, 7, undefined, new Float64Array(3)), /3 weights for 100/);
+  assert.throws(() => new Batcher(idxs, 4, 7, undefined, new Float64Array(100)), /all zero/);
+  const bad = new Float64Array(100).fill(1);
+  bad[4] = -1;
+  assert.throws(() => new Batcher(idxs, 4, 7, undefined, bad), /weight 4 is -1/);
 });
 
 Deno.test("captions and batches", () => {

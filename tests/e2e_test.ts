@@ -55,6 +55,8 @@ const stage1 = once(async () => {
     "4",
     "--save-every",
     "2",
+    "--set",
+    "data.balance_power=0.5",
   ]);
   assertOk(r);
   return { out, r };
@@ -132,6 +134,7 @@ Deno.test("e2e stage 1: checkpoints, 8×8 sample grids and their prompts; the ch
   }
   assert.ok(!files.some((f) => f.endsWith(".tmp")), `temporary files left: ${files}`);
   assert.deepEqual(logSteps(out), [1, 2, 3, 4]);
+  assert.match(r.stderr, /class balance \(data.balance_power 0.5\): 10 classes; the most common/);
 
   // grids: 8×8 tiles of 16×16 with 2-px black padding = 146×146 grey
   const prompts = lessonPrompts();

@@ -24,7 +24,13 @@ import {
   zero,
 } from "../kernels/mod.ts";
 import type { Config } from "../io/config.ts";
-import { Batcher, type BatcherState, gatherBatch } from "../io/data.ts";
+import {
+  Batcher,
+  type BatcherState,
+  classBalanceWeights,
+  describeBalance,
+  gatherBatch,
+} from "../io/data.ts";
 import { mixSeed, mulberry32 } from "../kernels/host_random.ts";
 import { writeImageGrid } from "../io/png.ts";
 import { plotEvalAccuracy, plotTrainingLog } from "../io/plot.ts";
@@ -220,7 +226,13 @@ async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<R
   const batcherState: BatcherState | undefined = resumed?.metadata.data_state
     ? JSON.parse(resumed.metadata.data_state)
     : undefined;
-  const batcher = new Batcher(data.train, tc.batch_size, tc.seed, batcherState);
+  const balance = cfg.data.balance_power > 0
+    ? classBalanceWeights(data.set.labels, data.train, cfg.data.balance_power)
+    : undefined;
+  if (balance) {
+    o.report(describeBalance(data.set.labels, data.train, balance, cfg.data.balance_power));
+  }
+  const batcher = new Batcher(data.train, tc.batch_size, tc.seed, batcherState, balance);
 
   let evaluator: Evaluator | null = null;
   if (tc.eval_every > 0 && data.heldOut.length >= 2) {
