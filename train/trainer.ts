@@ -230,7 +230,7 @@ async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<R
     ? classBalanceWeights(data.set.labels, data.train, cfg.data.balance_power)
     : undefined;
   if (balance) {
-    o.report(describeBalance(data.set.labels, data.train, balance, cfg.data.balance_power));
+    o.report(describeBalance(data.set.labels, data.train, cfg.data.balance_power));
   }
   const batcher = new Batcher(data.train, tc.batch_size, tc.seed, batcherState, balance);
 
