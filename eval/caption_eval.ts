@@ -320,6 +320,9 @@ export interface CaptionEval {
   /** recall@1 and @5 of each caption's own image moved by one pixel: what a faithful drawing
    * scores, the counterpart of the FID floor */
   realRecall: [number, number];
+  /** per caption, 1 when the classifier puts its own image, moved by one pixel, in its class:
+   * the class accuracy a faithful drawing would score */
+  realHit: Uint8Array;
   /** every training image's classifier features [trainCaptions.length, featureDim] */
   trainFeatures: Float32Array;
   trainCaptions: string[];
@@ -422,6 +425,11 @@ export async function prepareCaptionEval(
       trainCaptions,
     );
     const share = (ok: (r: number) => boolean) => ranks.filter(ok).length / ranks.length;
+    const K = classes.classNames.length;
+    const realHit = Uint8Array.from(
+      captions,
+      (e, j) => rankOfLabel(moved.probs, j, K, e.label) === 0 ? 1 : 0,
+    );
     log(
       `caption evaluation: ${captions.length} captions over ${groups.classNames.length} ` +
         `${categories ? "categories" : "classes"}, ${train.length} training images to search`,
@@ -441,6 +449,7 @@ export async function prepareCaptionEval(
       perCaption,
       real,
       realRecall: [share((r) => r === 0), share((r) => r >= 0)],
+      realHit,
       trainFeatures: features,
       trainCaptions,
       featureDim,
@@ -459,6 +468,8 @@ export async function prepareCaptionEval(
 export interface CaptionScore {
   samples: number;
   accuracy: number;
+  /** the same classifier's accuracy on the captions' own images moved by one pixel */
+  accuracy_real: number;
   /** null without a category column */
   category_accuracy: number | null;
   recall_at_1: number;
@@ -577,6 +588,7 @@ export async function scoreCaptionSamples(
     return {
       samples: samples.length,
       accuracy: mean((i) => hit[i]),
+      accuracy_real: mean((i) => ref.realHit[Math.floor(i / per)]),
       category_accuracy: ref.categoryOfLabel ? mean((i) => catHit[i]) : null,
       recall_at_1: mean((i) => (ranks[i] === 0 ? 1 : 0)),
       recall_at_5: mean((i) => (ranks[i] >= 0 ? 1 : 0)),

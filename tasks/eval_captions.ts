@@ -68,8 +68,9 @@ export async function runCaptionEval(r: CaptionEvalRun): Promise<void> {
       `classifier ${ref.classifierPath}: ${ref.labelNames.length} '${ref.labelField}' ` +
         `classes, held-out accuracy ${pct(ref.heldOutAccuracy)}; FID reference: ${ref.real.n} ` +
         `held-out images, the floor beside it: ${ref.real.n} training images; the captions' ` +
-        `own images moved by a pixel reach recall@1 ${pct(ref.realRecall[0])}, @5 ` +
-        `${pct(ref.realRecall[1])}`,
+        `own images moved by a pixel reach class accuracy ` +
+        `${pct(ref.realHit.reduce((s, h) => s + h, 0) / ref.realHit.length)}, recall@1 ` +
+        `${pct(ref.realRecall[0])}, @5 ${pct(ref.realRecall[1])}`,
     );
     mkdirSync(r.outDir, { recursive: true });
     const results: CaptionEvalResult[] = [];
@@ -181,6 +182,7 @@ function categoryTable(r: CaptionEvalResult): string {
     name,
     String(captions),
     pct(s.accuracy),
+    pct(s.accuracy_real),
     num(s.category_accuracy),
     pct(s.recall_at_1),
     pct(s.recall_at_5),
@@ -188,7 +190,7 @@ function categoryTable(r: CaptionEvalResult): string {
   const rows = r.per_category.map((k) => row(k.name, k.captions, k));
   rows.push(row("all", r.captions, { ...r, name: "all", captions: r.captions }));
   return markdown(
-    ["category", "captions", "class acc.", "category acc.", "recall@1", "recall@5"],
+    ["category", "captions", "class acc.", "(real)", "category acc.", "recall@1", "recall@5"],
     rows,
   ) +
     `\ntop-5 class accuracy ${pct(r.top5_accuracy)}, confidence ${r.confidence.toFixed(3)}; ` +

@@ -259,7 +259,9 @@ function tinyModel(): PixArt {
 function checkScores(r: Awaited<ReturnType<typeof scoreCaptionSamples>>, ref: CaptionEval) {
   assert.deepEqual(JSON.parse(JSON.stringify(r)), r, "plain JSON");
   assert.equal(r.samples, r.captions * r.samples_per_caption);
-  for (const k of ["accuracy", "top5_accuracy", "recall_at_1", "recall_at_5"] as const) {
+  for (
+    const k of ["accuracy", "accuracy_real", "top5_accuracy", "recall_at_1", "recall_at_5"] as const
+  ) {
     assert.ok(r[k] >= 0 && r[k] <= 1, `${k} ${r[k]}`);
   }
   assert.ok(r.category_accuracy! >= r.accuracy, "a right class is a right category");
@@ -301,6 +303,11 @@ Deno.test("scoring the captions' own training images: recall@1 is 1, the classif
     const moved = movedByOnePixel(set, idx);
     const m = await scoreCaptionSamples(ref, moved, 1, 32);
     assert.deepEqual([m.recall_at_1, m.recall_at_5], ref.realRecall);
+    // and the reference accuracy, per category and per caption too, is their class accuracy
+    assert.equal(m.accuracy_real, m.accuracy);
+    for (const c of m.per_category) assert.equal(c.accuracy_real, c.accuracy, c.name);
+    m.per_caption.forEach((c, j) => assert.equal(c.accuracy_real, ref.realHit[j], c.caption));
+    assert.equal(r.accuracy_real, m.accuracy, "the reference does not depend on the samples");
     // right, down, left, up in turn; the edge repeats into the uncovered border
     const per = 3 * 32 * 32;
     const at = (img: Float32Array, j: number, c: number, y: number, x: number) =>
@@ -421,7 +428,7 @@ Deno.test("deno task eval on a checkpoint of an image folder scores its captions
   );
   assert.match(
     r.stdout,
-    /\| category +\| captions \| class acc\. \| category acc\. \| recall@1 \| recall@5 \|/,
+    /\| category +\| captions \| class acc\. \| \(real\) +\| category acc\. \| recall@1 \| recall@5 \|/,
   );
   assert.match(r.stdout, /\| all +\| 5 +\|/);
   assert.match(r.stdout, /FID [0-9.]+ \(real-vs-real floor [0-9.]+, 10 images\)/);
