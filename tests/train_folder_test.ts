@@ -56,7 +56,10 @@ Deno.test("stages 2 and 3 on an image folder: caption evaluation, then the quali
     "train.eval_per_prompt=1",
   ]);
   assertOk(r2);
-  assert.match(r2.stderr, /step 2: label accuracy [\d.]+%, category [\d.]+%, recall@1 [\d.]+%, @5/);
+  assert.match(
+    r2.stderr,
+    /step 2: label accuracy [\d.]+% \(real [\d.]+%\), category [\d.]+%, recall@1 [\d.]+%, @5/,
+  );
   assert.match(r2.stderr, /step 2: .*, caption gap -?[\d.]+% at t = 500, \d+ s\n/);
   const evals = readFileSync(join(s2, "train-log.jsonl"), "utf8").trim().split("\n")
     .map((l) => JSON.parse(l)).filter((e) => e.eval);

@@ -134,7 +134,7 @@ export async function captionEvaluator(
       const pc = (x: number) => `${(x * 100).toFixed(1)}%`;
       return {
         record: { ...summary, per_category_accuracy },
-        line: `label accuracy ${pc(result.accuracy)}` +
+        line: `label accuracy ${pc(result.accuracy)} (real ${pc(result.accuracy_real)})` +
           (result.category_accuracy === null ? "" : `, category ${pc(result.category_accuracy)}`) +
           `, recall@1 ${pc(result.recall_at_1)}, @5 ${pc(result.recall_at_5)}, FID ` +
           `${result.fid.toFixed(1)} (floor ${result.fid_floor.toFixed(1)}) at guidance ` +
