@@ -20,6 +20,12 @@ export const BUNDLED_MODELS: readonly BundledModel[] = [
     file: "checkpoints/pixart_mnist.safetensors",
     prompt: "seven",
   },
+  {
+    id: "emoji",
+    label: "emoji (Noto, 32×32, colour)",
+    file: "checkpoints/pixart_emoji.safetensors",
+    prompt: "couple with heart",
+  },
 ];
 
 /** The bundled model called `id`, or null. */

@@ -2,6 +2,7 @@
 // project's kernels, model and sampler on WebGPU (its SwiftShader adapter when there is no GPU),
 // and the evaluation classifier, here in Deno, reads the canvases back. Without a browser the test
 // fails: install chromium (as .ci/run does) or set PIXART_CHROMIUM to a Chrome or Chromium binary.
+// It then switches to the emoji model and checks that it draws in colour.
 // With PIXART_SCREENSHOT=1 it also saves the page after its first drawing as docs/web_page.png.
 //
 // A second test runs the matmul's subgroup variant where it exists: Chromium's adapter (SwiftShader
@@ -13,6 +14,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { Classifier } from "../eval/classifier.ts";
+import { BUNDLED_MODELS } from "../model/bundled.ts";
 import { ready } from "./helpers.ts";
 import type { MatmulReport } from "./browser_matmul_page.ts";
 
@@ -137,7 +139,8 @@ async function canvasImages(page: Page): Promise<{ images: Float32Array; n: numb
 }
 
 Deno.test({
-  name: "web page in Chromium: draws sevens, again without leaking, and explains bad prompts",
+  name:
+    "web page in Chromium: draws sevens, again without leaking, explains bad prompts, draws emoji",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async (t) => {
@@ -220,6 +223,45 @@ Deno.test({
           }
           await setInput(page, "prompt", "seven");
           assert.equal(await page.$eval("#prompt-msg", (e) => e.textContent), "");
+        },
+      );
+      await t.step(
+        "the emoji model: its example prompt replaces the digits' one, drawn in colour",
+        async () => {
+          const emoji = BUNDLED_MODELS.find((m) => m.id === "emoji");
+          assert.ok(emoji, "no bundled emoji model");
+          await page.select("#model", "emoji");
+          await page.waitForFunction(
+            (file) => {
+              const app = document.getElementById("app")!;
+              return app.dataset.state === "error" ||
+                (app.dataset.state === "ready" && app.textContent.includes(file));
+            },
+            { timeout: SLOW },
+            emoji.file,
+          );
+          const s = await state(page);
+          assert.equal(s.state, "ready", s.status);
+          assert.equal(await page.$eval("#prompt", (e) => e.value), emoji.prompt);
+          await draw(page, 3, { prompt: emoji.prompt, num: 2, seed: 0 });
+          const rgb = await page.$$eval(
+            "#grid canvas",
+            (cs) =>
+              cs.map((c: any) =>
+                Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data)
+              ),
+          );
+          assert.equal(rgb.length, 2);
+          // grey pixels have r = g = b; an emoji has colours
+          let coloured = 0;
+          for (const d of rgb as number[][]) {
+            for (let i = 0; i < d.length; i += 4) {
+              if (Math.max(d[i], d[i + 1], d[i + 2]) - Math.min(d[i], d[i + 1], d[i + 2]) > 40) {
+                coloured++;
+              }
+            }
+          }
+          assert.ok(coloured >= 50, `${coloured} coloured pixels in two emoji`);
         },
       );
       assert.deepEqual(problems, [], "no errors in the page or its console");

@@ -55,6 +55,8 @@ function main(): void {
 
   let loaded: LoadedModel | null = null;
   let draws = 0;
+  /** the example prompt the box was last filled with */
+  let example = "";
 
   const setState = (state: State, message: string) => {
     app.dataset.state = state;
@@ -84,7 +86,9 @@ function main(): void {
     try {
       loaded = await loadModel(entry);
       steps.max = String(loaded.schedule.T - 1);
-      promptBox.value ||= entry.prompt;
+      // the previous model's example gives way to this one's; the user's own prompt stays
+      if (promptBox.value === "" || promptBox.value === example) promptBox.value = entry.prompt;
+      example = entry.prompt;
       checkPrompts();
       const c = loaded.model.config;
       const mb = (loaded.bytes / 1e6).toFixed(1);

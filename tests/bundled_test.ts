@@ -1,0 +1,37 @@
+// The bundled models: each loads by its name, from wherever the caller runs, and draws its example
+// prompt in its own channels and size — what `deno task sample --model NAME` and the web page do.
+
+import assert from "node:assert/strict";
+import { existsSync, statSync } from "node:fs";
+import { BUNDLED_MODELS } from "../model/bundled.ts";
+import { bundledModelPath, loadPipeline } from "../diffusion/load_pipeline.ts";
+import { ready } from "./helpers.ts";
+
+await ready;
+
+for (const m of BUNDLED_MODELS) {
+  Deno.test(`bundled model '${m.id}': loads by name and draws '${m.prompt}'`, async () => {
+    const path = bundledModelPath(m.id)!;
+    assert.ok(existsSync(path), `${m.file} is missing`);
+    // the size the issue allows a shipped model, so that a clone stays small
+    assert.ok(statSync(path).size <= 10 * 2 ** 20, `${m.file} is over 10 MB`);
+    const pipe = await loadPipeline(m.id);
+    try {
+      assert.equal(pipe.model.config.stage, 2, "a bundled model draws from text");
+      assert.equal(pipe.weights, "ema");
+      const c = pipe.model.config;
+      const images = await pipe.generate([m.prompt], { steps: 4 });
+      assert.equal(images.length, c.in_channels * c.image_size * c.image_size);
+      assert.ok(images.every(Number.isFinite), "non-finite pixels");
+      // four DPM-Solver steps from noise give a picture, not the noise itself nor a flat field
+      let mean = 0;
+      for (const v of images) mean += v / images.length;
+      let sd = 0;
+      for (const v of images) sd += (v - mean) ** 2 / images.length;
+      sd = Math.sqrt(sd);
+      assert.ok(sd > 0.05 && sd < 0.9, `pixel spread ${sd.toFixed(3)}: not a drawing`);
+    } finally {
+      pipe.dispose();
+    }
+  });
+}
