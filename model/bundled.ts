@@ -26,6 +26,12 @@ export const BUNDLED_MODELS: readonly BundledModel[] = [
     file: "checkpoints/pixart_emoji.safetensors",
     prompt: "couple with heart",
   },
+  {
+    id: "emoji-64",
+    label: "emoji (Noto, 64×64, colour)",
+    file: "checkpoints/pixart_emoji_64.safetensors",
+    prompt: "couple with heart",
+  },
 ];
 
 /** The bundled model called `id`, or null. */
