@@ -14,7 +14,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { Classifier } from "../eval/classifier.ts";
-import { BUNDLED_MODELS } from "../model/bundled.ts";
+import { bundledModel } from "../model/bundled.ts";
 import { ready } from "./helpers.ts";
 import type { MatmulReport } from "./browser_matmul_page.ts";
 
@@ -228,7 +228,7 @@ Deno.test({
       await t.step(
         "the emoji model: its example prompt replaces the digits' one, drawn in colour",
         async () => {
-          const emoji = BUNDLED_MODELS.find((m) => m.id === "emoji");
+          const emoji = bundledModel("emoji");
           assert.ok(emoji, "no bundled emoji model");
           await page.select("#model", "emoji");
           await page.waitForFunction(
