@@ -52,6 +52,7 @@ import { loadOrTrainClassifier, type LoadOrTrainOptions } from "./classifier_cac
 import { augmentBatch } from "./classifier_training.ts";
 import {
   CLASSIFIER_SIZE,
+  evalSampling,
   type RealReference,
   realReference,
   sampleFid,
@@ -521,15 +522,8 @@ export async function evaluateCaptions(
   }
   const per = o.perCaption ?? ref.perCaption;
   const list = ref.captions.map((e) => e.caption);
-  const images = await generate(model, schedule, list.flatMap((p) => Array(per).fill(p)), [], {
-    sampler: o.sampler,
-    steps: o.steps,
-    guidance: o.guidance,
-    guidanceInterval: o.guidanceInterval,
-    seed: o.seed,
-    batch: o.batch ?? 64,
-    onProgress: o.onProgress,
-  });
+  const prompts = list.flatMap((p) => Array(per).fill(p));
+  const images = await generate(model, schedule, prompts, [], evalSampling(o));
   const scores = await scoreCaptionSamples(ref, images, per, c.image_size);
   const result: CaptionEvalResult = { ...samplingSettings(o, schedule.T), ...scores };
   return { result, images, prompts: list };

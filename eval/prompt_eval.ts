@@ -146,6 +146,15 @@ export function samplingSettings(
   };
 }
 
+/**
+ * The generate options an evaluation samples with: its own sampling settings, in batches of 64
+ * unless told (whole-set batches would not fit a CPU adapter's memory).
+ */
+export function evalSampling(o: GenerateOptions): GenerateOptions {
+  const { sampler, steps, guidance, guidanceInterval, seed, onProgress } = o;
+  return { sampler, steps, guidance, guidanceInterval, seed, batch: o.batch ?? 64, onProgress };
+}
+
 export interface PromptEvalResult extends SamplingSettings {
   samples: number;
   accuracy: number;
@@ -184,15 +193,7 @@ export async function evaluatePrompts(
       forms.push(p.form);
     }
   }
-  const images = await generate(model, schedule, prompts, classNames, {
-    sampler: o.sampler,
-    steps: o.steps,
-    guidance: o.guidance,
-    guidanceInterval: o.guidanceInterval,
-    seed: o.seed,
-    batch: o.batch ?? 64,
-    onProgress: o.onProgress,
-  });
+  const images = await generate(model, schedule, prompts, classNames, evalSampling(o));
   const n = prompts.length;
   const c = model.config;
   const { probs, features, featureDim } = await classifier.predict(

@@ -151,6 +151,14 @@ export function progressBar(done: number, total: number, label: string, t0: numb
 /** Without --checkpoint or --model: the bundled digit model, else the small stage-2 run's newest. */
 const DEFAULT_CHECKPOINTS = ["digits", "output/small_stage2"];
 
+/** The help lines of --checkpoint and --model, for `sample` and `eval`. */
+export const CHECKPOINT_USAGE =
+  `  --checkpoint PATH    checkpoint file or folder (default: the bundled ${
+    DEFAULT_CHECKPOINTS[0]
+  } model, else the
+                       newest in ${DEFAULT_CHECKPOINTS[1]})
+  --model NAME         a bundled model by name (${BUNDLED_MODELS.map((m) => m.id).join(", ")})`;
+
 /**
  * The checkpoint file that --checkpoint (a file or a run's folder) or --model (a bundled model's
  * name) names, or the default places when neither is given.

@@ -15,6 +15,7 @@ import {
   realReference,
 } from "../eval/prompt_eval.ts";
 import {
+  CHECKPOINT_USAGE,
   DEFAULT_GUIDANCE,
   DEFAULT_SAMPLER,
   DEFAULT_STEPS,
@@ -30,7 +31,6 @@ import {
   runTask,
   samplingFlags,
 } from "./cli.ts";
-import { BUNDLED_MODELS } from "../model/bundled.ts";
 import { runCaptionEval } from "./eval_captions.ts";
 import { markdown, pct } from "./table.ts";
 
@@ -49,9 +49,7 @@ and FID beside its floor.
 
   deno task eval [flags]
 
-  --checkpoint PATH    checkpoint file or folder (default: the bundled model, else the newest
-                       in output/small_stage2)
-  --model NAME         a bundled model by name (${BUNDLED_MODELS.map((m) => m.id).join(", ")})
+${CHECKPOINT_USAGE}
   --per-prompt K       samples per prompt (default 20; image folders: per caption, default 4)
   --captions N         image folders: how many evaluation captions (default 100)
   --label-field NAME   image folders: the classifier's class column (default subcategory when

@@ -6,6 +6,7 @@ import { writeImageGrid } from "../io/png.ts";
 import { tokenize } from "../model/tokenizer.ts";
 import { generate } from "../diffusion/generate.ts";
 import {
+  CHECKPOINT_USAGE,
   DEFAULT_GUIDANCE,
   DEFAULT_SAMPLER,
   DEFAULT_STEPS,
@@ -21,7 +22,6 @@ import {
   runTask,
   samplingFlags,
 } from "./cli.ts";
-import { BUNDLED_MODELS } from "../model/bundled.ts";
 import { lessonPrompts, promptsText, readPromptsFile } from "../io/prompts.ts";
 
 const USAGE = `
@@ -32,9 +32,7 @@ Samples images from a PixArt-α checkpoint and writes them as one PNG grid.
   --prompt TEXT        a prompt (repeatable); a stage-1 model takes class names or digits
   --prompts-file PATH  prompts, one per line ("|" separates several on one line)
   --grid               the lesson's 64-prompt grid (configs/lesson_prompts.txt)
-  --checkpoint PATH    checkpoint file or folder (default: the bundled model, else the newest
-                       in output/small_stage2)
-  --model NAME         a bundled model by name (${BUNDLED_MODELS.map((m) => m.id).join(", ")})
+${CHECKPOINT_USAGE}
   --num N              samples per prompt (default 8 for one prompt, else 1)
   --guidance W         classifier-free guidance scale (default ${DEFAULT_GUIDANCE}; 1 = none)
   --guidance-interval LO,HI
