@@ -126,6 +126,18 @@ export function intervalFlag(v: unknown, name: string, T: number): [number, numb
   return [lo, hi];
 }
 
+/** A comma-separated list of timesteps 0 … T − 1; none when the flag is absent. */
+export function timestepsFlag(v: unknown, name: string, T: number): number[] {
+  if (v === undefined) return [];
+  return String(v).split(",").map((p) => {
+    const t = Number(p.trim());
+    if (p.trim() === "" || !Number.isInteger(t) || t < 0 || t >= T) {
+      fail(`--${name} takes timesteps 0 … ${T - 1} separated by commas, got '${v}'`);
+    }
+    return t;
+  });
+}
+
 const enc = new TextEncoder();
 const tty = Deno.stderr.isTerminal();
 

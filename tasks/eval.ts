@@ -30,6 +30,7 @@ import {
   progressBar,
   runTask,
   samplingFlags,
+  timestepsFlag,
 } from "./cli.ts";
 import { runCaptionEval } from "./eval_captions.ts";
 import { markdown, pct } from "./table.ts";
@@ -52,6 +53,9 @@ and FID beside its floor.
 ${CHECKPOINT_USAGE}
   --per-prompt K       samples per prompt (default 20; image folders: per caption, default 4)
   --captions N         image folders: how many evaluation captions (default 100)
+  --caption-gap LIST   image folders: also the caption gap at these timesteps (e.g. 500,618), on
+                       the evaluation captions' own images: how much lower the ε error is with
+                       the own caption than with another's
   --label-field NAME   image folders: the classifier's class column (default subcategory when
                        the folder has one, else the checkpoint's data.label_field)
   --guidance W         guidance scale (default ${DEFAULT_GUIDANCE})
@@ -84,6 +88,7 @@ await runTask(async () => {
     out: { type: "string" },
     captions: { type: "string" },
     "label-field": { type: "string" },
+    "caption-gap": { type: "string" },
   }, USAGE);
   const perPromptFlag = intFlag(a["per-prompt"], "per-prompt");
   if (perPromptFlag === 0) fail("--per-prompt must be at least 1");
@@ -135,13 +140,18 @@ await runTask(async () => {
       steps,
       seed,
       interval,
+      gapTimesteps: timestepsFlag(a["caption-gap"], "caption-gap", schedule.T),
       outDir,
     });
     model.dispose();
     return;
   }
-  if (a.captions !== undefined || a["label-field"] !== undefined) {
-    fail("--captions and --label-field apply to text-conditioned models of image folders");
+  if (
+    a.captions !== undefined || a["label-field"] !== undefined || a["caption-gap"] !== undefined
+  ) {
+    fail(
+      "--captions, --caption-gap and --label-field apply to text-conditioned models of image folders",
+    );
   }
   const perPrompt = perPromptFlag ?? 20;
   const sourceOptions = { channels: c.in_channels, labelField: dataCfg?.label_field };

@@ -7,14 +7,17 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { deviceInfo, pool } from "../kernels/mod.ts";
 import { writeImageGrid } from "../io/png.ts";
+import { gatherBatch, loadSource, prepareImages } from "../io/data.ts";
 import type { SamplerName } from "../diffusion/samplers.ts";
 import type { Schedule } from "../diffusion/schedule.ts";
 import type { PixArt } from "../model/pixart.ts";
 import {
+  type CaptionEval,
   type CaptionEvalResult,
   evaluateCaptions,
   prepareCaptionEval,
 } from "../eval/caption_eval.ts";
+import { type CaptionGap, captionGap } from "../eval/caption_gap.ts";
 import { progressBar } from "./cli.ts";
 import { markdown, pct } from "./table.ts";
 
@@ -40,6 +43,8 @@ export interface CaptionEvalRun {
   steps: number;
   seed: number;
   interval: [number, number] | null;
+  /** timesteps to measure the caption gap at, on the evaluation captions' own images */
+  gapTimesteps: number[];
   outDir: string;
 }
 
@@ -73,8 +78,9 @@ export async function runCaptionEval(r: CaptionEvalRun): Promise<void> {
         `${pct(ref.realRecall[0])}, @5 ${pct(ref.realRecall[1])}`,
     );
     mkdirSync(r.outDir, { recursive: true });
-    const results: CaptionEvalResult[] = [];
     const t0 = performance.now();
+    const gaps = await captionGaps(r, ref);
+    const results: CaptionEvalResult[] = [];
     for (const w of r.scales) {
       const { result, images, prompts } = await evaluateCaptions(r.model, r.schedule, ref, {
         sampler: r.sampler,
@@ -104,6 +110,7 @@ export async function runCaptionEval(r: CaptionEvalRun): Promise<void> {
       captions: ref.captions.map((e) => e.caption),
       seconds: (performance.now() - t0) / 1000,
       peak_gpu_mb: pool.stats.peakInUseBytes / 2 ** 20,
+      ...(gaps.length ? { caption_gap: gaps } : {}),
       results,
     };
     writeFileSync(join(r.outDir, "eval.json"), JSON.stringify(report, null, 2) + "\n");
@@ -115,6 +122,38 @@ export async function runCaptionEval(r: CaptionEvalRun): Promise<void> {
   } finally {
     ref.dispose();
   }
+}
+
+/**
+ * The caption gap at each of r.gapTimesteps, on the evaluation captions' own images read at the
+ * model's size, printed as they come. Across image sizes compare it at equal SNR per pixel count,
+ * not at equal t (eval/caption_gap.ts).
+ */
+async function captionGaps(r: CaptionEvalRun, ref: CaptionEval): Promise<CaptionGap[]> {
+  if (!r.gapTimesteps.length) return [];
+  const c = r.model.config;
+  const set = await loadSource(r.source, {
+    size: c.image_size,
+    channels: c.in_channels,
+    labelField: r.configLabelField,
+    skipBadImages: r.skipBadImages,
+    log: (s) => console.error(s),
+  });
+  const { images } = gatherBatch(
+    prepareImages(set, c.image_size),
+    ref.captions.map((e) => e.image),
+  );
+  const captions = ref.captions.map((e) => e.caption);
+  const gaps: CaptionGap[] = [];
+  for (const t of r.gapTimesteps) {
+    const g = await captionGap(r.model, r.schedule, images, captions, { t, seed: r.seed });
+    console.error(
+      `caption gap at t = ${t}: ${pct(g.gap)} (ε-MSE with the own caption ${g.own.toFixed(5)}, ` +
+        `another's ${g.other.toFixed(5)}, none ${g.none.toFixed(5)}; ${g.n} images)`,
+    );
+    gaps.push(g);
+  }
+  return gaps;
 }
 
 /** One row per caption, at most 16 of its samples; the captions, one a line, in NAME.txt. */

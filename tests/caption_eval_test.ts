@@ -25,6 +25,7 @@ import { DEFAULT_CONFIG } from "../io/config.ts";
 import { gatherBatch, loadSource, prepareImages, splitHoldout } from "../io/data.ts";
 import { encodePng } from "../io/png.ts";
 import { linearSchedule } from "../diffusion/schedule.ts";
+import { type CaptionGap, captionGap } from "../eval/caption_gap.ts";
 import { saveCheckpoint } from "../model/checkpoint.ts";
 import { DEFAULT_MODEL, type ModelConfig } from "../model/config.ts";
 import { PixArt } from "../model/pixart.ts";
@@ -406,6 +407,8 @@ Deno.test("deno task eval on a checkpoint of an image folder scores its captions
     "2",
     "--guidance",
     "3",
+    "--caption-gap",
+    "100,500",
     "--out",
     out,
   ]);
@@ -433,6 +436,35 @@ Deno.test("deno task eval on a checkpoint of an image folder scores its captions
   assert.match(r.stdout, /\| all +\| 5 +\|/);
   assert.match(r.stdout, /FID [0-9.]+ \(real-vs-real floor [0-9.]+, 10 images\)/);
   assert.match(r.stdout, /moved by a pixel [0-9.]+% @1, [0-9.]+% @5/);
+  // the caption gap on the evaluation captions' own images: what captionGap gives on them
+  assert.deepEqual(rep.caption_gap.map((g: CaptionGap) => g.t), [100, 500]);
+  const set = await loadSource(f.folder, { size: 16, channels: 3, cacheDir: f.imageCacheDir });
+  const idx = rep.captions.map((c: string) => set.captions!.indexOf(c));
+  const again = tinyModel();
+  try {
+    for (const g of rep.caption_gap as CaptionGap[]) {
+      const want = await captionGap(
+        again,
+        linearSchedule(),
+        gatherBatch(prepareImages(set, 16), idx).images,
+        rep.captions,
+        { t: g.t, seed: 0 },
+      );
+      assert.equal(g.n, 5);
+      for (const k of ["own", "other", "none", "gap"] as const) {
+        assert.ok(Math.abs(g[k] - want[k]) <= 1e-5 * Math.abs(want[k]) + 1e-9, `${k} at t ${g.t}`);
+      }
+      assert.match(r.stderr, new RegExp(`caption gap at t = ${g.t}: -?[0-9.]+%`));
+    }
+  } finally {
+    again.dispose();
+  }
+  const badT = await run(["--caption-gap", "100,1000", "--out", out]);
+  assert.equal(badT.code, 1);
+  assert.match(
+    badT.stderr.trim(),
+    /^error: --caption-gap takes timesteps 0 … 999 separated by commas, got '100,1000'$/m,
+  );
   // too few captions to cover the categories: one line
   const bad = await run(["--captions", "2", "--out", out]);
   assert.equal(bad.code, 1);
