@@ -193,6 +193,11 @@ export const SCHEMA = {
      * instead of loading from init_from, to retrain one part afresh
      */
     init_fresh: strListOrNull(null),
+    /**
+     * stages 2 and 3: start from init_from's EMA weights instead of its trained ones (PixArt-α
+     * starts from the trained ones; the emoji model's EMA weights read their captions better)
+     */
+    init_ema: bool(false),
     /** a non-finite loss or gradient norm: stop (the last good checkpoint stays) or skip it */
     on_nonfinite: oneOf<NonFiniteAction>("stop", NON_FINITE_ACTIONS),
   },

@@ -5,10 +5,12 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { decodePng } from "../io/png.ts";
-import { readCheckpoint } from "../model/checkpoint.ts";
+import { readCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
+import { PixArt } from "../model/pixart.ts";
+import { initFromEarlierStage } from "../train/model_init.ts";
 import { posEmbed2d } from "../model/embeddings.ts";
 import { assertOk, assertOneLineError, sample, TINY, train } from "./cli_harness.ts";
-import { ready } from "./helpers.ts";
+import { ready, TINY_TEXT_MODEL } from "./helpers.ts";
 
 await ready;
 
@@ -100,4 +102,33 @@ Deno.test("stage 3 starts from stage 2 at twice the size, trains, and samples th
   const g = decodePng(readFileSync(png));
   assert.deepEqual([g.width, g.height], [2 * 32 + 3 * 2, 32 + 2 * 2]);
   assert.ok(existsSync(tmp("s3.txt")));
+});
+
+Deno.test("train.init_ema: the next stage starts from the EMA weights, and says so", async () => {
+  const trained = PixArt.init(TINY_TEXT_MODEL, 1), ema = PixArt.init(TINY_TEXT_MODEL, 2);
+  const withEma = tmp("with-ema.safetensors"), without = tmp("without-ema.safetensors");
+  await saveCheckpoint(withEma, trained, { step: 1, ema: ema.params });
+  await saveCheckpoint(without, trained, { step: 1 });
+  const next = { ...TINY_TEXT_MODEL, image_size: 2 * TINY_TEXT_MODEL.image_size };
+  try {
+    for (const [useEma, want] of [[false, trained], [true, ema]] as const) {
+      const m = PixArt.init({ ...next, pe_interpolation: 2 }, 3);
+      const log: string[] = [];
+      initFromEarlierStage(m, withEma, 3, (l) => log.push(l), [], useEma);
+      assert.match(log[0], useEma ? /\(EMA weights\)/ : /\(trained weights\)/);
+      for (const name of m.params.names()) {
+        assert.deepEqual(await m.params.get(name).read(), await want.params.get(name).read(), name);
+      }
+      m.dispose();
+    }
+    const m = PixArt.init({ ...next, pe_interpolation: 2 }, 3);
+    assert.throws(
+      () => initFromEarlierStage(m, without, 3, () => {}, [], true),
+      /^Error: '.*without-ema\.safetensors' has no EMA weights to start from: set train\.init_ema to false/,
+    );
+    m.dispose();
+  } finally {
+    trained.dispose();
+    ema.dispose();
+  }
 });

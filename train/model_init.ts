@@ -79,8 +79,9 @@ function namePattern(p: string): RegExp {
 }
 
 /**
- * Loads the earlier stage's trained weights (as PixArt-α does; the EMA copy is for sampling)
- * into `model`, a fresh model of the next stage, and says what happened in `log`.
+ * Loads the earlier stage's trained weights (as PixArt-α does; the EMA copy is for sampling), or
+ * its EMA weights with `ema`, into `model`, a fresh model of the next stage, and says what
+ * happened in `log`.
  */
 export function initFromEarlierStage(
   model: PixArt,
@@ -88,6 +89,7 @@ export function initFromEarlierStage(
   stage: 2 | 3,
   log: (line: string) => void,
   keepFresh: readonly string[] = [],
+  ema = false,
 ): void {
   const specs = pixartSpecs(model.config);
   const patterns = keepFresh.map(namePattern);
@@ -120,7 +122,13 @@ export function initFromEarlierStage(
       }
     }
   }
-  const src = ck.params;
+  if (ema && !ck.ema) {
+    throw new Error(
+      `'${path}' has no EMA weights to start from: set train.init_ema to false (an exported ` +
+        `checkpoint's weights are already its EMA ones)`,
+    );
+  }
+  const src = ema ? ck.ema! : ck.params;
   const loaded: string[] = [], fresh: string[] = [], dropped: string[] = [];
   for (const s of specs) {
     if (isFresh(s.name)) {
@@ -150,7 +158,10 @@ export function initFromEarlierStage(
   const group = (names: string[]) =>
     [...new Set(names.map((n) => n.replace(/\.\d+\./, ".*.").split(".").slice(0, 3).join(".")))]
       .join(", ");
-  log(`initialised from '${path}' (trained weights): ${loaded.length} tensors loaded`);
+  log(
+    `initialised from '${path}' (${ema ? "EMA" : "trained"} weights): ${loaded.length} ` +
+      `tensors loaded`,
+  );
   log(`  dropped (stage-${from} only): ${dropped.length ? group(dropped) : "none"}`);
   log(`  new, from their init: ${fresh.length ? group(fresh) : "none"}`);
   if (stage === 3) {

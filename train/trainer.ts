@@ -181,7 +181,9 @@ async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<R
     model = PixArt.init(mc, tc.seed);
     if (o.stage > 1) {
       const from = earlierStageCheckpoint(o.initFrom ?? initFromOf(cfg, o.stage), o.stage as 2 | 3);
-      initFromEarlierStage(model, from, o.stage as 2 | 3, (l) => o.report(l), tc.init_fresh ?? []);
+      const stage = o.stage as 2 | 3;
+      const log = (l: string) => o.report(l);
+      initFromEarlierStage(model, from, stage, log, tc.init_fresh ?? [], tc.init_ema);
     }
   }
   model.params.requireGrad(true);
