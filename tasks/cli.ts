@@ -164,12 +164,12 @@ export function progressBar(done: number, total: number, label: string, t0: numb
 const DEFAULT_CHECKPOINTS = ["digits", "output/small_stage2"];
 
 /** The help lines of --checkpoint and --model, for `sample` and `eval`. */
-export const CHECKPOINT_USAGE =
-  `  --checkpoint PATH    checkpoint file or folder (default: the bundled ${
-    DEFAULT_CHECKPOINTS[0]
-  } model, else the
-                       newest in ${DEFAULT_CHECKPOINTS[1]})
-  --model NAME         a bundled model by name (${BUNDLED_MODELS.map((m) => m.id).join(", ")})`;
+const [DEFAULT_BUNDLED, DEFAULT_RUN] = DEFAULT_CHECKPOINTS;
+export const CHECKPOINT_USAGE = `
+  --checkpoint PATH    checkpoint file or folder (default: the bundled ${DEFAULT_BUNDLED} model, else the
+                       newest in ${DEFAULT_RUN})
+  --model NAME         a bundled model by name (${BUNDLED_MODELS.map((m) => m.id).join(", ")})`
+  .slice(1);
 
 /**
  * The checkpoint file that --checkpoint (a file or a run's folder) or --model (a bundled model's
