@@ -23,10 +23,28 @@ export interface Schedule {
  */
 export function checkpointSchedule(metadata: Record<string, string>): Schedule {
   const d = metadata.train_config ? JSON.parse(metadata.train_config)?.diffusion : undefined;
-  return linearSchedule(d?.timesteps, d?.beta_start, d?.beta_end);
+  return configSchedule(d ?? {});
 }
 
 const D = DEFAULT_CONFIG.diffusion;
+
+/** The schedule a config's `diffusion` section names (the defaults for what it lacks). */
+export function configSchedule(d: Partial<typeof D>): Schedule {
+  const s = linearSchedule(d.timesteps, d.beta_start, d.beta_end);
+  return d.snr_shift === undefined || d.snr_shift === 1 ? s : shiftedSchedule(s, d.snr_shift);
+}
+
+/**
+ * `s` with its signal-to-noise ratio ᾱ/(1 − ᾱ) divided by `k` at every t: ᾱ' = ᾱ / (k(1 − ᾱ) + ᾱ),
+ * and the betas that multiply up to it, β'_t = 1 − ᾱ'_t / ᾱ'_{t−1}. A larger image keeps more of
+ * itself recoverable at the same ᾱ; SNR/k with k = (side ratio)² restores each t's meaning
+ * (Hoogeboom et al. 2023, "simple diffusion"; Chen 2023).
+ */
+export function shiftedSchedule(s: Schedule, k: number): Schedule {
+  if (!(k > 0) || !Number.isFinite(k)) throw new Error(`snr_shift must be > 0, got ${k}`);
+  const ac = s.alphasCumprod.map((a) => a / (k * (1 - a) + a));
+  return fromBetas(ac.map((a, t) => 1 - a / (t === 0 ? 1 : ac[t - 1])));
+}
 
 /** Linear betas from 1e-4·(1000/T) to 0.02·(1000/T) (the config's defaults). */
 export function linearSchedule(
@@ -38,6 +56,12 @@ export function linearSchedule(
   const b0 = betaStart * scale, b1 = betaEnd * scale;
   const betas = new Float64Array(T);
   for (let i = 0; i < T; i++) betas[i] = T === 1 ? b0 : b0 + (b1 - b0) * i / (T - 1);
+  return fromBetas(betas);
+}
+
+/** ᾱ, the posterior coefficients and variances of a schedule's betas. */
+function fromBetas(betas: Float64Array): Schedule {
+  const T = betas.length;
   const alphas = betas.map((b) => 1 - b);
   const ac = new Float64Array(T);
   let p = 1;

@@ -160,6 +160,12 @@ export const SCHEMA = {
     p_uncond: num(0.2, { min: 0, max: 1 }),
     /** min-SNR-γ loss weighting (Hang et al. 2023); 0 = the plain ε-MSE */
     min_snr_gamma: num(0, { min: 0 }),
+    /**
+     * divides the schedule's signal-to-noise ratio ᾱ/(1 − ᾱ) at every t by this: 4 when the image
+     * side doubles keeps each t's noise per picture what the model learned at the smaller size
+     * (Hoogeboom et al. 2023, "simple diffusion"); 1 = the linear schedule as it is (PixArt-α)
+     */
+    snr_shift: num(1, { min: 0, above: true }),
   },
   train: {
     steps: int(30000, 0, 1e9),

