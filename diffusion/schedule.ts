@@ -19,7 +19,7 @@ export interface Schedule {
 
 /**
  * The schedule a checkpoint's model was trained with: the `diffusion` section of its
- * `train_config` metadata, else linearSchedule's defaults.
+ * `train_config` metadata (snr_shift included), else the defaults.
  */
 export function checkpointSchedule(metadata: Record<string, string>): Schedule {
   const d = metadata.train_config ? JSON.parse(metadata.train_config)?.diffusion : undefined;
