@@ -8,8 +8,8 @@
 // accuracy started to rise; an emoji model whose caption embedding had collapsed stayed under 1%
 // (docs/RESULTS.md). The gap at one t is not comparable across image sizes: at 64×64 a timestep
 // leaves more of an image recoverable from neighbouring pixels than at 32×32, so the caption has
-// less error left to remove (the 32×32 emoji model's 15.0% at t = 500 is 3.4% at 64×64 before any
-// stage-3 step, 7.3% at the matched t). Compare sizes at the signal-to-noise ratio divided by the
+// less error left to remove (the 32×32 emoji model's 15.0% at t = 500 is 5.8% at 64×64 before any
+// stage-3 step, 9.9% at the matched t). Compare sizes at the signal-to-noise ratio divided by the
 // side's growth squared, SNR/4 when the side doubles (Hoogeboom et al. 2023, "simple diffusion";
 // Chen 2023, "On the importance of noise scheduling"): t = 618 at 64×64 for t = 500 at 32×32.
 
