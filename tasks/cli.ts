@@ -3,7 +3,7 @@
 import { formatDuration } from "../io/duration.ts";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, isAbsolute, join, relative } from "node:path";
 import { errnoText } from "../io/errors.ts";
 import { initDevice } from "../kernels/mod.ts";
 import { newestCheckpoint, readCheckpoint, resolveCheckpoint } from "../model/checkpoint.ts";
@@ -172,6 +172,16 @@ export const CHECKPOINT_USAGE = `
   .slice(1);
 
 /**
+ * A bundled model's path (absolute, so that it loads from any folder) as the user would type it:
+ * relative to the working folder when it lies inside it, so that what a task prints and records
+ * does not carry the folders of the machine it ran on.
+ */
+function shownPath(p: string): string {
+  const r = relative(Deno.cwd(), p);
+  return r && !r.startsWith("..") && !isAbsolute(r) ? r : p;
+}
+
+/**
  * The checkpoint file that --checkpoint (a file or a run's folder) or --model (a bundled model's
  * name) names, or the default places when neither is given.
  */
@@ -182,12 +192,12 @@ export function findCheckpoint(flag: string | undefined, model?: string): string
     if (!p) {
       fail(`no bundled model '${model}': use one of ${BUNDLED_MODELS.map((m) => m.id).join(", ")}`);
     }
-    return p;
+    return shownPath(p);
   }
   if (!flag) {
     for (const c of DEFAULT_CHECKPOINTS) {
       const p = bundledModelPath(c) ?? (existsSync(c) ? newestCheckpoint(c) : null);
-      if (p && existsSync(p)) return p;
+      if (p && existsSync(p)) return shownPath(p);
     }
     fail("no checkpoint found: train one (deno task train:stage2) or pass --checkpoint PATH");
   }

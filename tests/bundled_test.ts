@@ -3,9 +3,11 @@
 
 import assert from "node:assert/strict";
 import { existsSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { BUNDLED_MODELS } from "../model/bundled.ts";
 import { bundledModelPath, loadPipeline } from "../diffusion/load_pipeline.ts";
 import { ready } from "./helpers.ts";
+import { assertOk, ROOT, sample } from "./cli_harness.ts";
 
 await ready;
 
@@ -35,3 +37,28 @@ for (const m of BUNDLED_MODELS) {
     }
   });
 }
+
+Deno.test("`sample --model NAME` names the model's file as the user would, not by this machine's folders", async () => {
+  const m = BUNDLED_MODELS[0];
+  const out = join(Deno.makeTempDirSync({ prefix: "pixart-bundled-" }), "one.png");
+  const r = await sample([
+    "--model",
+    m.id,
+    "--prompt",
+    m.prompt,
+    "--num",
+    "1",
+    "--steps",
+    "1",
+    "--out",
+    out,
+  ]);
+  assertOk(r);
+  // run from the repository's root, where the file lies at its relative path
+  assert.match(r.stdout + r.stderr, new RegExp(`(^|\\s)${RegExp.escape(m.file)}: `, "m"));
+  assert.ok(
+    !(r.stdout + r.stderr).includes(ROOT),
+    "the output names the repository's absolute folder",
+  );
+  Deno.removeSync(dirname(out), { recursive: true });
+});
