@@ -5,6 +5,12 @@
 
 import { existsSync, readFileSync } from "node:fs";
 
+/**
+ * The most a prompts file may hold: a million characters is thousands of prompts, far more than
+ * a grid draws; anything larger is a mistake (a device, a log, a data set) read into memory.
+ */
+export const PROMPTS_FILE_MAX_BYTES = 2 ** 20;
+
 /** The text of a prompts file: one escaped prompt per line. */
 export function promptsText(prompts: readonly string[]): string {
   return prompts.map(escapePrompt).join("\n") + "\n";
@@ -37,10 +43,41 @@ export function parsePrompts(text: string): string[] {
 /** Prompts from a file (one error line when it is missing). */
 export function readPromptsFile(path: string): string[] {
   if (!existsSync(path)) throw new Error(`prompts file '${path}' not found`);
-  if (Deno.statSync(path).isDirectory) {
+  const st = Deno.statSync(path);
+  if (st.isDirectory) {
     throw new Error(`prompts file '${path}' is a folder: pass a text file, one prompt per line`);
   }
-  return parsePrompts(readFileSync(path, "utf8"));
+  // a device (/dev/zero), a pipe or a socket can be endless: only a file has a size to bound
+  if (!st.isFile) {
+    throw new Error(
+      `prompts file '${path}' is not a regular file: pass a text file, one prompt per line`,
+    );
+  }
+  const bytes = readAtMost(path, PROMPTS_FILE_MAX_BYTES + 1);
+  if (bytes.length > PROMPTS_FILE_MAX_BYTES) {
+    throw new Error(
+      `prompts file '${path}' is over 1 MiB (${Math.max(st.size, bytes.length)} bytes): split ` +
+        `it into smaller files`,
+    );
+  }
+  return parsePrompts(new TextDecoder().decode(bytes));
+}
+
+/** The first `limit` bytes of a file (a file that grows while read cannot exceed it). */
+function readAtMost(path: string, limit: number): Uint8Array {
+  const f = Deno.openSync(path, { read: true });
+  try {
+    const buf = new Uint8Array(limit);
+    let n = 0;
+    while (n < limit) {
+      const r = f.readSync(buf.subarray(n));
+      if (r === null) break;
+      n += r;
+    }
+    return buf.subarray(0, n);
+  } finally {
+    f.close();
+  }
 }
 
 /** The 64 prompts of the sample grid for digits (configs/lesson_prompts.txt, grid order). */

@@ -3,7 +3,7 @@
 import { formatDuration } from "../io/duration.ts";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { existsSync } from "node:fs";
-import { dirname, isAbsolute, join, relative } from "node:path";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { errnoText } from "../io/errors.ts";
 import { initDevice } from "../kernels/mod.ts";
 import { newestCheckpoint, readCheckpoint, resolveCheckpoint } from "../model/checkpoint.ts";
@@ -96,6 +96,13 @@ export function prepareOutput(path: string): void {
   } catch (e) {
     fail(`cannot write '${path}': the folder '${dir}' is not writable (${errnoText(e)})`);
   }
+}
+
+/** Whether two existing paths are one file (by its device and inode, so links count too). */
+export function sameFile(a: string, b: string): boolean {
+  if (resolve(a) === resolve(b)) return true;
+  const x = Deno.statSync(a), y = Deno.statSync(b);
+  return x.ino !== null && x.dev === y.dev && x.ino === y.ino;
 }
 
 export function intFlag(v: unknown, name: string): number | undefined {

@@ -1,6 +1,7 @@
 // deno task sample --prompt "seven" — draws images from a trained checkpoint.
 
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { deviceInfo } from "../kernels/mod.ts";
 import { writeImageGrid } from "../io/png.ts";
 import { tokenize } from "../model/tokenizer.ts";
@@ -20,6 +21,7 @@ import {
   prepareOutput,
   progressBar,
   runTask,
+  sameFile,
   samplingFlags,
 } from "./cli.ts";
 import { lessonPrompts, promptsText, readPromptsFile } from "../io/prompts.ts";
@@ -70,6 +72,8 @@ await runTask(async () => {
   const { sampler, steps, seed } = samplingFlags(a);
   const guidance = numFlag(a.guidance, "guidance") ?? DEFAULT_GUIDANCE;
   const out = (a.out as string) ?? "output/samples.png";
+  const txt = out.replace(/\.png$/i, "") + ".txt";
+  if (a["prompts-file"]) keepPromptsFile(a["prompts-file"] as string, out, txt);
   prepareOutput(out);
 
   const sc = loadSamplingCheckpoint(
@@ -103,8 +107,23 @@ await runTask(async () => {
   });
   const cols = base.length === 1 ? Math.min(8, num) : num > 1 ? num : 8;
   writeImageGrid(out, images, prompts.length, c.in_channels, c.image_size, c.image_size, cols);
-  const txt = out.replace(/\.png$/i, "") + ".txt";
   writeFileSync(txt, promptsText(prompts));
   console.error(`wrote ${out} and ${txt} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   model.dispose();
 });
+
+/** Neither the grid nor the prompts written beside it may land on the prompts file being read. */
+function keepPromptsFile(promptsFile: string, png: string, txt: string): void {
+  for (const [path, what] of [[txt, "its prompts go to"], [png, "the grid is"]] as const) {
+    if (existsSync(path) && sameFile(path, promptsFile)) {
+      const instead = join(
+        dirname(png),
+        `${basename(promptsFile).replace(/\.[^.]*$/, "")}-samples.png`,
+      );
+      fail(
+        `--out '${png}' would write over the --prompts-file '${promptsFile}' (${what} ` +
+          `'${path}'): pass another --out, e.g. ${instead}`,
+      );
+    }
+  }
+}

@@ -1,7 +1,15 @@
 // Prompt files: what is written beside a grid reads back as the same prompts, one per line.
 
 import assert from "node:assert/strict";
-import { escapePrompt, parsePrompts, promptsText } from "../io/prompts.ts";
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  escapePrompt,
+  parsePrompts,
+  PROMPTS_FILE_MAX_BYTES,
+  promptsText,
+  readPromptsFile,
+} from "../io/prompts.ts";
 
 Deno.test("a grid's prompts file reads back as the same prompts, whatever they hold", () => {
   const prompts = ["seven", "blue heart", "a | b", "two\nlines", "back\\slash", "7"];
@@ -11,4 +19,30 @@ Deno.test("a grid's prompts file reads back as the same prompts, whatever they h
   assert.equal(escapePrompt("a | b"), "a \\| b");
   // a hand-written file may put several prompts on a line with "|"
   assert.deepEqual(parsePrompts("seven | 3\n\n  dog face  \n"), ["seven", "3", "dog face"]);
+});
+
+Deno.test("a prompts file must be a regular text file of bounded size", () => {
+  for (const device of ["/dev/zero", "/dev/null"]) {
+    if (!existsSync(device)) continue;
+    assert.throws(
+      () => readPromptsFile(device),
+      new RegExp(
+        `^Error: prompts file '${device}' is not a regular file: pass a text file, one prompt per line$`,
+      ),
+    );
+  }
+  const dir = Deno.makeTempDirSync({ prefix: "pixart-prompts-" });
+  try {
+    const big = join(dir, "big.txt");
+    writeFileSync(big, "seven\n".repeat((PROMPTS_FILE_MAX_BYTES / 6) + 1));
+    assert.throws(
+      () => readPromptsFile(big),
+      /^Error: prompts file '.*big\.txt' is over 1 MiB \(\d+ bytes\): split it into smaller files$/,
+    );
+    const ok = join(dir, "ok.txt");
+    writeFileSync(ok, "seven | 3\n");
+    assert.deepEqual(readPromptsFile(ok), ["seven", "3"]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });

@@ -11,6 +11,7 @@ import {
   assertOk,
   assertOneLineError,
   describe,
+  exportTask,
   LiveRun,
   sample,
   TINY,
@@ -287,4 +288,58 @@ Deno.test("configs and flags: an empty file, a batch that cannot fit, bad paths 
     assertOneLineError(r, /^error: cannot write '.*a-file\/x\.png': '.*a-file' is a file/);
     assert.doesNotMatch(r.stderr, /sampling \[/);
   });
+});
+
+Deno.test("export never replaces its input, never writes what --resume would continue from, and keeps an export's label", async () => {
+  const out = tmp("export");
+  assertOk(await train(tiny(out, "--steps", "2")));
+  const ck = join(out, "checkpoint-2.safetensors");
+  const before = readFileSync(ck);
+  assertOneLineError(
+    await exportTask(["--checkpoint", ck, "--out", ck]),
+    /^error: --out '.*checkpoint-2\.safetensors' is the checkpoint being exported: write the export to another file, e\.g\. .*export-2\.safetensors$/,
+  );
+  // the same file under another name (a folder resolves to its newest checkpoint)
+  assertOneLineError(
+    await exportTask(["--checkpoint", out, "--out", join(out, ".", "checkpoint-2.safetensors")]),
+    /is the checkpoint being exported/,
+  );
+  assert.deepEqual(readFileSync(ck), before);
+  assertOneLineError(
+    await exportTask(["--checkpoint", ck, "--out", join(out, "checkpoint-3.safetensors")]),
+    /^error: --out '.*checkpoint-3\.safetensors' is named like a training checkpoint, which --resume would continue from: name the export otherwise, e\.g\. .*export-2\.safetensors$/,
+  );
+  assert.deepEqual(checkpoints(out), ["checkpoint-2.safetensors"]);
+
+  // an export (EMA weights only) exported again stays labelled as EMA weights
+  const first = join(out, "export-2.safetensors");
+  assertOk(await exportTask(["--checkpoint", ck, "--out", first]));
+  const again = await exportTask(["--checkpoint", first, "--out", tmp("export-again.safetensors")]);
+  assertOk(again);
+  assert.match(again.stderr, /wrote .*export-again\.safetensors: EMA weights of step 2/);
+  assert.equal(readCheckpoint(tmp("export-again.safetensors")).metadata.weights, "ema");
+  assertOneLineError(
+    await exportTask(["--checkpoint", first, "--raw", "--out", tmp("raw.safetensors")]),
+    /^error: --raw: '.*export-2\.safetensors' holds only its EMA weights \(an export\): export --raw from the training checkpoint it came from, checkpoint-2\.safetensors$/,
+  );
+
+  // an export that found its way into a run folder under a checkpoint's name is not resumed from
+  Deno.renameSync(first, join(out, "checkpoint-3.safetensors"));
+  assertOneLineError(
+    await train(tiny(out, "--steps", "4", "--resume")),
+    /^error: --resume: '.*checkpoint-3\.safetensors' is an export \(weights for sampling, no optimiser state\), not a training checkpoint: move it out of '.*export' to resume from the run's own checkpoints$/,
+  );
+});
+
+Deno.test("sample never writes over the prompts file it reads", async () => {
+  const prompts = tmp("p.txt");
+  writeFileSync(prompts, "seven | 3\n");
+  for (const out of [tmp("p.png"), prompts]) {
+    const r = await sample(["--prompts-file", prompts, "--steps", "1", "--out", out]);
+    assertOneLineError(
+      r,
+      /^error: --out '.*p\.(png|txt)' would write over the --prompts-file '.*p\.txt' \((its prompts go to|the grid is) '.*'\): pass another --out, e\.g\. .*p-samples\.png$/,
+    );
+    assert.equal(readFileSync(prompts, "utf8"), "seven | 3\n");
+  }
 });

@@ -5,6 +5,7 @@
 // position table is recomputed, interpolated by model.pe_interpolation).
 
 import { existsSync } from "node:fs";
+import { dirname } from "node:path";
 import { tensor } from "../kernels/mod.ts";
 import {
   type CheckpointContents,
@@ -34,6 +35,14 @@ export function resumeFrom(
   mc: ModelConfig,
 ): { ck: CheckpointContents; model: PixArt } {
   const ck = readCheckpoint(path);
+  if (ck.metadata.exported_from !== undefined) {
+    // Adam's moments and the data order are gone: continuing would silently restart both
+    throw new Error(
+      `--resume: '${path}' is an export (weights for sampling, no optimiser state), not a ` +
+        `training checkpoint: move it out of '${dirname(path)}' to resume from the run's own ` +
+        `checkpoints`,
+    );
+  }
   if (trainStageOf(ck) !== stage) {
     throw new Error(`--resume: '${path}' is a stage-${trainStageOf(ck)} checkpoint`);
   }
