@@ -25,14 +25,22 @@
 export * from "./kernels/mod.ts";
 
 // the model
-export { checkModelConfig, DEFAULT_MODEL, type ModelConfig, numTokens } from "./model/config.ts";
+export {
+  checkModelConfig,
+  DEFAULT_MODEL,
+  type ModelConfig,
+  numTokens,
+  withModelDefaults,
+} from "./model/config.ts";
 export {
   type Condition,
   type ForwardOptions,
   PixArt,
   pixartForward,
+  pixartLayers,
   pixartSpecs,
 } from "./model/pixart.ts";
+export { bind, type Bound, module, param, specsOf } from "./model/layers.ts";
 export { encodeText, textEncoderSpecs } from "./model/text_encoder.ts";
 export { initParams, Params, type ParamSpec } from "./model/params.ts";
 export { normalizePrompt, tokenize } from "./model/tokenizer.ts";

@@ -25,3 +25,9 @@ export function checkModelConfig(c: ModelConfig): void {
 export function numTokens(c: ModelConfig): number {
   return (c.image_size / c.patch_size) ** 2;
 }
+
+/** A full model config: the keys `c` gives, the defaults (io/config_schema.ts) for the rest. */
+export function withModelDefaults(c: Partial<ModelConfig>): ModelConfig {
+  const given = Object.entries(c).filter(([, v]) => v !== undefined);
+  return { ...DEFAULT_MODEL, ...Object.fromEntries(given) };
+}

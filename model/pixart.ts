@@ -2,22 +2,21 @@
 // adaLN-single: one shared `t_block` maps the conditioning to 6·D numbers, and each block adds
 // its own learned `scale_shift_table` to them. Stage 1 conditions on a class label through
 // `y_embedder.embedding_table`; stage 2 on a caption through cross-attention (docs/spec.md §3–§4).
+// Each layer is declared once, as in PixArt-α's `PixArt.py` (model/layers.ts): its path in
+// `pixartLayers` is its state-dict name, and its math sits beside its declaration.
 
 import {
   add,
   attention,
   chunk,
   concat,
-  embedding,
   gatedResidual,
   geluTanh,
   halfPackable,
   intTensor,
   isGradEnabled,
-  layerNormModulate,
   lincomb,
   linear,
-  linearHalfRows,
   mul,
   noGrad,
   patchify,
@@ -30,10 +29,23 @@ import {
   unpatchify,
   useHalfWeight,
 } from "../kernels/mod.ts";
-import { checkModelConfig, type ModelConfig, numTokens } from "./config.ts";
+import { checkModelConfig, type ModelConfig, numTokens, withModelDefaults } from "./config.ts";
 import { posEmbed2d, timestepFreq } from "./embeddings.ts";
-import { initParams, type Params, type ParamSpec } from "./params.ts";
-import { encodeText, textEncoderSpecs } from "./text_encoder.ts";
+import {
+  Attention,
+  bind,
+  type Bound,
+  Embedding,
+  type LayerHook,
+  Linear,
+  Mlp,
+  ModulatedLayerNorm,
+  module,
+  param,
+  specsOf,
+} from "./layers.ts";
+import { type Init, initParams, type Params, type ParamSpec } from "./params.ts";
+import { TextEncoder } from "./text_encoder.ts";
 
 const LN_EPS = 1e-6;
 
@@ -51,7 +63,10 @@ export type Condition =
   };
 
 export interface ForwardOptions {
-  /** called with named intermediate activations (for debugging and tests); keep() what you hold */
+  /**
+   * Called with named intermediate activations (for debugging and tests: the names of
+   * tests/fixtures/README.md, read off the layer calls by `tapHook`); keep() what you hold.
+   */
   tap?: (name: string, t: Tensor) => void;
   /**
    * Drop-path multipliers [B] (training only) for block i's self-attention (branch 0) and MLP
@@ -72,64 +87,165 @@ export interface TextCache {
   kv: [Tensor, Tensor][];
 }
 
+// ---- the layers, declared once: their paths are the official PixArt-α state-dict names ----
+
+const N002: Init = { normal: 0.02 };
+
+/** The whole model: every parameter, in the order `initParams` draws them (§3). */
+export function pixartLayers(c: ModelConfig) {
+  const D = c.hidden_size, p = c.patch_size, C = c.in_channels;
+  return {
+    x_embedder: PatchEmbed(C, D, p),
+    t_embedder: TimestepEmbedder(D),
+    // adaLN-single: t0 = Linear(SiLU(c)), 6·D numbers shared by every block
+    t_block: module(
+      { 1: Linear(D, 6 * D, N002) },
+      (l) => (cVec: Tensor): Tensor => reshape(l[1](silu(cVec)), [cVec.shape[0], 6, D]),
+    ),
+    text_encoder: c.stage === 2 ? TextEncoder(c) : undefined,
+    y_embedder: c.stage === 1
+      ? LabelEmbedder(c.num_classes, D)
+      : CaptionEmbedder(c.text_len, c.text_width, D),
+    blocks: Array.from(
+      { length: c.depth },
+      () => PixArtBlock(D, c.num_heads, c.mlp_ratio, c.stage),
+    ),
+    final_layer: T2IFinalLayer(D, p, C),
+  };
+}
+
+/** The model bound to its tensors (model/layers.ts `bind`). */
+export type PixArtLayers = Bound<ReturnType<typeof pixartLayers>>;
+
 /** Every parameter of the model with its shape and initialisation (§3). */
 export function pixartSpecs(c: ModelConfig): ParamSpec[] {
-  const D = c.hidden_size, p = c.patch_size, C = c.in_channels;
-  const hidden = D * c.mlp_ratio;
-  const s: ParamSpec[] = [
-    { name: "x_embedder.proj.weight", shape: [D, C, p, p], init: { xavier: [D, C * p * p] } },
-    { name: "x_embedder.proj.bias", shape: [D], init: "zeros" },
-    { name: "t_embedder.mlp.0.weight", shape: [D, 256], init: { normal: 0.02 } },
-    { name: "t_embedder.mlp.0.bias", shape: [D], init: "zeros" },
-    { name: "t_embedder.mlp.2.weight", shape: [D, D], init: { normal: 0.02 } },
-    { name: "t_embedder.mlp.2.bias", shape: [D], init: "zeros" },
-    { name: "t_block.1.weight", shape: [6 * D, D], init: { normal: 0.02 } },
-    { name: "t_block.1.bias", shape: [6 * D], init: "zeros" },
-  ];
-  const lin = (name: string, out: number, inp: number, init: ParamSpec["init"] = "xavier") => {
-    s.push({ name: `${name}.weight`, shape: [out, inp], init });
-    s.push({ name: `${name}.bias`, shape: [out], init: "zeros" });
-  };
-  if (c.stage === 1) {
-    s.push({
-      name: "y_embedder.embedding_table.weight",
-      shape: [c.num_classes + 1, D],
-      init: { normal: 0.02 },
-    });
-  } else {
-    s.push(...textEncoderSpecs(c));
-    // Xavier, not PixArt-α's N(0, 0.02): that std suits T5's 4096 channels, but over our
-    // E ≈ 100 it shrinks the caption to y ≈ 0.005 rms, the cross-attention sees next to nothing and
-    // the caption is ignored (the emoji model, docs/RESULTS.md); Xavier keeps y near unit scale.
-    lin("y_embedder.y_proj.fc1", D, c.text_width);
-    lin("y_embedder.y_proj.fc2", D, D);
-    s.push({
-      name: "y_embedder.y_embedding",
-      shape: [c.text_len, c.text_width],
-      init: { normal: 1 / Math.sqrt(c.text_width) },
-    });
-  }
-  for (let i = 0; i < c.depth; i++) {
-    const b = `blocks.${i}`;
-    s.push({ name: `${b}.scale_shift_table`, shape: [6, D], init: { normal: 1 / Math.sqrt(D) } });
-    lin(`${b}.attn.qkv`, 3 * D, D);
-    lin(`${b}.attn.proj`, D, D);
-    if (c.stage === 2) {
-      lin(`${b}.cross_attn.q_linear`, D, D);
-      lin(`${b}.cross_attn.kv_linear`, 2 * D, D);
-      lin(`${b}.cross_attn.proj`, D, D, "zeros");
-    }
-    lin(`${b}.mlp.fc1`, hidden, D);
-    lin(`${b}.mlp.fc2`, D, hidden);
-  }
-  s.push({
-    name: "final_layer.scale_shift_table",
-    shape: [2, D],
-    init: { normal: 1 / Math.sqrt(D) },
-  });
-  lin("final_layer.linear", p * p * C, D, "zeros");
-  return s;
+  return specsOf(pixartLayers(c));
 }
+
+/** The patch embedding: a stride-p conv, computed as a linear map of each flattened patch. */
+function PatchEmbed(C: number, D: number, p: number) {
+  const proj = module(
+    { weight: param([D, C, p, p], { xavier: [D, C * p * p] }), bias: param([D], "zeros") },
+    ({ weight, bias }) => (x: Tensor): Tensor =>
+      linear(patchify(x, p), reshape(weight, [D, C * p * p]), bias),
+  );
+  // x [B, C, H, W] → [B, N, D]
+  return module({ proj }, (l) => (x: Tensor): Tensor => l.proj(x));
+}
+
+/** t (host numbers) → [B, D]: the 256-d sinusoid, then Linear, SiLU, Linear. */
+function TimestepEmbedder(D: number) {
+  return module(
+    { mlp: { 0: Linear(256, D, N002), 2: Linear(D, D, N002) } },
+    ({ mlp }) => (t: ArrayLike<number>): Tensor =>
+      mlp[2](silu(mlp[0](tensor(timestepFreq(t), [t.length, 256])))),
+  );
+}
+
+/** Stage 1 (DiT's LabelEmbedder): a table row per class, the last row the null class. */
+function LabelEmbedder(numClasses: number, D: number) {
+  return module(
+    { embedding_table: Embedding(numClasses + 1, D, N002) },
+    (l) => (labels: Tensor): Tensor => l.embedding_table(labels),
+  );
+}
+
+/**
+ * Stage 2 (PixArt-α's CaptionEmbedder): dropped captions become the learned null caption
+ * `y_embedding` (text null: every caption dropped), then the caption MLP `y_proj`.
+ * text [B, L, E] → y [B, L, D].
+ */
+function CaptionEmbedder(L: number, E: number, D: number) {
+  return module({
+    // Xavier, not PixArt-α's N(0, 0.02): that std suits T5's 4096 channels, but over our
+    // E ≈ 100 it shrinks the caption to y ≈ 0.005 rms, the cross-attention sees next to nothing
+    // and the caption is ignored (the emoji model, docs/RESULTS.md); Xavier keeps y near unit scale.
+    y_proj: Mlp(E, D, D, geluTanh),
+    y_embedding: param([L, E], { normal: 1 / Math.sqrt(E) }),
+  }, (l) => (text: Tensor | null, drop: Uint8Array): Tensor => {
+    const nullCap = reshape(l.y_embedding, [1, L, E]);
+    const dropCol = tensor(Float32Array.from(drop, (d) => (d ? 1 : 0)), [drop.length, 1, 1]);
+    const keepCol = () => tensor(Float32Array.from(drop, (d) => (d ? 0 : 1)), [drop.length, 1, 1]);
+    const features = text === null
+      ? mul(nullCap, dropCol)
+      : drop.every((d) => !d)
+      ? text
+      : add(mul(text, keepCol()), mul(nullCap, dropCol));
+    return l.y_proj(features);
+  });
+}
+
+/** What a block's cross-attention reads: the caption y, its key mask, and K/V if cached. */
+export interface CrossInput {
+  y: Tensor;
+  keyMask: Tensor;
+  kv?: [Tensor, Tensor];
+}
+
+/** PixArt-α's MultiHeadCrossAttention: the image tokens x [B, N, D] attend to the caption. */
+function MultiHeadCrossAttention(D: number, heads: number) {
+  return module({
+    q_linear: Linear(D, D),
+    kv_linear: Linear(D, 2 * D),
+    proj: Linear(D, D, "zeros"),
+  }, (l) => {
+    const kv = (y: Tensor) => l.kv_linear.split(y, 2) as [Tensor, Tensor];
+    return Object.assign((x: Tensor, cap: CrossInput): Tensor => {
+      const [k, v] = cap.kv ?? kv(cap.y);
+      return l.proj(attention(l.q_linear(x), k, v, { heads, mask: cap.keyMask }));
+    }, { kv });
+  });
+}
+
+/** Drop-path multipliers [B] of a block's self-attention (0) and MLP (1) branches, or null. */
+export type DropPath = (branch: 0 | 1) => Tensor | null;
+
+/** t [B, n, D] → n tensors [B, D]. */
+function unbind(t: Tensor): Tensor[] {
+  const [B, n, D] = t.shape;
+  return split(t, Array(n).fill(1), 1).map((v) => reshape(v, [B, D]));
+}
+
+/**
+ * PixArt-α's PixArtBlock: self-attention, cross-attention (stage 2) and an MLP, the first and
+ * last modulated and gated by adaLN-single (§2.3): the block's own `scale_shift_table` plus the
+ * shared t0 gives the six [B, D] numbers of shift, scale and gate.
+ */
+function PixArtBlock(D: number, heads: number, mlpRatio: number, stage: 1 | 2) {
+  return module({
+    scale_shift_table: param([6, D], { normal: 1 / Math.sqrt(D) }),
+    norm1: ModulatedLayerNorm(LN_EPS),
+    attn: Attention(D, heads),
+    cross_attn: stage === 2 ? MultiHeadCrossAttention(D, heads) : undefined,
+    norm2: ModulatedLayerNorm(LN_EPS),
+    mlp: Mlp(D, D * mlpRatio, D, "gelu_tanh"),
+  }, (b) => (x: Tensor, t0: Tensor, cap: CrossInput | null, drop: DropPath): Tensor => {
+    const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = unbind(
+      add(b.scale_shift_table, t0),
+    );
+    // x += drop_path(gate_msa · attn(t2i_modulate(norm1(x), shift_msa, scale_msa))), the gate
+    // and drop-path fused into the residual add (kernels/residual.ts)
+    x = gatedResidual(x, gateMsa, b.attn(b.norm1(x, shiftMsa, scaleMsa)), drop(0));
+    // x += cross_attn(x, y, mask): no norm, no gate
+    if (b.cross_attn && cap) x = add(x, b.cross_attn(x, cap));
+    // x += drop_path(gate_mlp · mlp(t2i_modulate(norm2(x), shift_mlp, scale_mlp)))
+    return gatedResidual(x, gateMlp, b.mlp(b.norm2(x, shiftMlp, scaleMlp)), drop(1));
+  });
+}
+
+/** PixArt-α's T2IFinalLayer: (shift, scale) = table + c, then a linear map to patches. */
+function T2IFinalLayer(D: number, p: number, C: number) {
+  return module({
+    scale_shift_table: param([2, D], { normal: 1 / Math.sqrt(D) }),
+    norm_final: ModulatedLayerNorm(LN_EPS),
+    linear: Linear(D, p * p * C, "zeros"),
+  }, (l) => (x: Tensor, cVec: Tensor): Tensor => {
+    const [shift, scale] = unbind(add(l.scale_shift_table, reshape(cVec, [cVec.shape[0], 1, D])));
+    return l.linear(l.norm_final(x, shift, scale));
+  });
+}
+
+// ---- the forward pass ----
 
 /** The fixed position table [1, N, D] (a buffer, not a parameter). */
 export function posEmbedTensor(c: ModelConfig): Tensor {
@@ -139,8 +255,8 @@ export function posEmbedTensor(c: ModelConfig): Tensor {
 }
 
 /**
- * ε̂(x_t, t, c): x [B, C, H, W], t the B timesteps (CPU numbers), cond the condition.
- * Returns [B, C, H, W].
+ * ε̂(x_t, t, c) as PixArt-α's `PixArt.forward`: x [B, C, H, W], t the B timesteps (host numbers),
+ * cond the condition. Returns [B, C, H, W].
  */
 export function pixartForward(
   c: ModelConfig,
@@ -151,134 +267,96 @@ export function pixartForward(
   cond: Condition,
   opts: ForwardOptions = {},
 ): Tensor {
-  const B = x.shape[0], D = c.hidden_size, p = c.patch_size, C = c.in_channels;
+  const m = bind(pixartLayers(c), P, "", opts.tap && tapHook(c, opts.tap));
+  // without a tape nothing needs a block's intermediates once it is done: free them at once
   const recording = isGradEnabled() && (P.requiresGrad || x.requiresGrad);
-  // patch embedding (a stride-p conv as a linear map of each flattened patch) + positions
-  const patches = patchify(x, p);
-  const wPatch = reshape(P.get("x_embedder.proj.weight"), [D, C * p * p]);
-  let h = add(linear(patches, wPatch, P.get("x_embedder.proj.bias")), posEmbed);
-  const tap = opts.tap ?? (() => {});
-  tap("x_embed", h);
+  const perBlock = (f: () => Tensor) => (recording ? f() : tidy(f));
 
-  // timestep embedding and the conditioning vector c
-  const tFreq = tensor(timestepFreq(t), [B, 256]);
-  const tEmb = mlp2(P, "t_embedder.mlp.0", "t_embedder.mlp.2", tFreq, silu);
-  tap("t_freq", tFreq);
-  tap("t_emb", tEmb);
-  let cVec = tEmb;
-  let y: Tensor | null = null;
-  let keyMask: Tensor | null = null;
+  let h = add(m.x_embedder(x), posEmbed);
+  let cVec = m.t_embedder(t);
+  let caption: TextCache | null = null;
   if (cond.kind === "class") {
-    const labels = intTensor(cond.labels, [B]);
-    const labelEmb = embedding(P.get("y_embedder.embedding_table.weight"), labels);
-    tap("label_emb", labelEmb);
-    cVec = add(tEmb, labelEmb);
-  } else if (opts.text) {
-    y = opts.text.y;
-    keyMask = opts.text.keyMask;
-  } else {
-    const text = captionEmbedding(c, P, cond, tap);
-    y = text.y;
-    keyMask = text.keyMask;
+    cVec = add(cVec, labelEmbedder(m)(intTensor(cond.labels, [cond.labels.length])));
+  } else caption = opts.text ?? captionPath(c, m, cond);
+  const t0 = m.t_block(cVec);
+  for (const [i, block] of m.blocks.entries()) {
+    const cap = caption && { y: caption.y, keyMask: caption.keyMask, kv: caption.kv[i] };
+    const drop: DropPath = (branch) => opts.dropPathKeep?.(i, branch) ?? null;
+    h = perBlock(() => block(h, t0, cap, drop));
   }
-  // adaLN-single: t0 = Linear(SiLU(c)), shared by every block
-  const t0 = reshape(linear(silu(cVec), P.get("t_block.1.weight"), P.get("t_block.1.bias")), [
-    B,
-    6,
-    D,
-  ]);
-
-  tap("c", cVec);
-  tap("t0", t0);
-  for (let i = 0; i < c.depth; i++) {
-    // without a tape nothing needs a block's intermediates once it is done: free them at once
-    const hin = h;
-    h = recording
-      ? block(c, P, i, hin, t0, y, keyMask, opts)
-      : tidy(() => block(c, P, i, hin, t0, y, keyMask, opts));
-    tap(`block${i}_out`, h);
-  }
-  // final layer: (shift, scale) = table + c
-  const ff = add(P.get("final_layer.scale_shift_table"), reshape(cVec, [B, 1, D]));
-  const [shift, scl] = split(ff, [1, 1], 1).map((v) => reshape(v, [B, D]));
-  h = layerNormModulate(h, shift, scl, LN_EPS);
-  h = linear(h, P.get("final_layer.linear.weight"), P.get("final_layer.linear.bias"));
-  tap("final_tokens", h);
-  return unpatchify(h, p, C, c.image_size, c.image_size);
+  return unpatchify(
+    m.final_layer(h, cVec),
+    c.patch_size,
+    c.in_channels,
+    c.image_size,
+    c.image_size,
+  );
 }
 
-/** One PixArt block: self-attention, cross-attention (stage 2), MLP, each gated by adaLN-single. */
-function block(
+function labelEmbedder(m: PixArtLayers) {
+  const y = m.y_embedder;
+  if (!("embedding_table" in y)) throw new Error("a class condition needs a stage-1 model");
+  return y;
+}
+
+/**
+ * Stage 2's caption path: text features (the text encoder is skipped when every caption is
+ * dropped), the caption embedding y and the cross-attention key mask (all ones for a null
+ * caption: it attends to every row of `y_embedding`).
+ */
+function captionPath(
   c: ModelConfig,
-  P: Params,
-  i: number,
-  x: Tensor,
-  t0: Tensor,
-  y: Tensor | null,
-  keyMask: Tensor | null,
-  opts: ForwardOptions,
-): Tensor {
-  const B = x.shape[0], D = c.hidden_size, b = `blocks.${i}`;
-  const mod = add(P.get(`${b}.scale_shift_table`), t0); // [B, 6, D]
-  const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = split(
-    mod,
-    [1, 1, 1, 1, 1, 1],
-    1,
-  )
-    .map((v) => reshape(v, [B, D]));
-
-  // x += gate_msa · attn(LN(x)·(1 + scale_msa) + shift_msa)
-  const [q, k, v] = linearPieces(
-    layerNormModulate(x, shiftMsa, scaleMsa, LN_EPS),
-    P.get(`${b}.attn.qkv.weight`),
-    P.get(`${b}.attn.qkv.bias`),
-    3,
-  );
-  const a = linear(
-    attention(q, k, v, { heads: c.num_heads }),
-    P.get(`${b}.attn.proj.weight`),
-    P.get(`${b}.attn.proj.bias`),
-  );
-  // the gate and drop-path fused into the residual add (kernels/residual.ts)
-  x = gatedResidual(x, gateMsa, a, opts.dropPathKeep?.(i, 0));
-  opts.tap?.(`block${i}_after_attn`, x);
-
-  // x += cross_attn(x, y, mask): no gate, no norm (§3)
-  if (y) {
-    const cq = linear(
-      x,
-      P.get(`${b}.cross_attn.q_linear.weight`),
-      P.get(`${b}.cross_attn.q_linear.bias`),
-    );
-    const [ck, cv] = opts.text?.kv[i] ?? crossKv(P, i, y);
-    const ca = attention(cq, ck, cv, { heads: c.num_heads, mask: keyMask ?? undefined });
-    x = add(
-      x,
-      linear(ca, P.get(`${b}.cross_attn.proj.weight`), P.get(`${b}.cross_attn.proj.bias`)),
-    );
-    opts.tap?.(`block${i}_after_cross`, x);
+  m: PixArtLayers,
+  cond: Extract<Condition, { kind: "text" }>,
+): { y: Tensor; keyMask: Tensor; kv: [Tensor, Tensor][] } {
+  const { text_encoder, y_embedder } = m;
+  if (!text_encoder || !("y_proj" in y_embedder)) {
+    throw new Error("a text condition needs a stage-2 model");
   }
-
-  // x += gate_mlp · mlp(LN(x)·(1 + scale_mlp) + shift_mlp)
-  const hid = linear(
-    layerNormModulate(x, shiftMlp, scaleMlp, LN_EPS),
-    P.get(`${b}.mlp.fc1.weight`),
-    P.get(`${b}.mlp.fc1.bias`),
-    "gelu_tanh",
-  );
-  const m = linear(hid, P.get(`${b}.mlp.fc2.weight`), P.get(`${b}.mlp.fc2.bias`));
-  return gatedResidual(x, gateMlp, m, opts.dropPathKeep?.(i, 1));
+  const B = cond.drop.length, L = c.text_len;
+  const text = cond.drop.every((d) => d)
+    ? null
+    : text_encoder(intTensor(cond.tokens, [B, L]), tensor(cond.mask, [B, L]));
+  const mask = Float32Array.from(cond.mask, (v, i) => (cond.drop[Math.floor(i / L)] ? 1 : v));
+  return { y: y_embedder(text, cond.drop), keyMask: tensor(mask, [B, L]), kv: [] };
 }
 
-/** Block i's cross-attention keys and values of the caption embedding y. */
-function crossKv(P: Params, i: number, y: Tensor): [Tensor, Tensor] {
-  const [k, v] = linearPieces(
-    y,
-    P.get(`blocks.${i}.cross_attn.kv_linear.weight`),
-    P.get(`blocks.${i}.cross_attn.kv_linear.bias`),
-    2,
-  );
-  return [k, v];
+/**
+ * ForwardOptions.tap's named activations, the fixtures' debug names (tests/fixtures/README.md),
+ * each read off a layer call: one of its arguments or its result.
+ */
+function tapHook(c: ModelConfig, tap: (name: string, t: Tensor) => void): LayerHook {
+  const textIn = c.text_depth > 0 ? "text_encoder.layers.0" : "text_encoder.norm";
+  return (path, args, out) => {
+    const input = args[0] as Tensor, result = out as Tensor;
+    const block = /^blocks\.(\d+)(?:\.(cross_attn|norm2))?$/.exec(path);
+    if (block) {
+      const [, i, part] = block;
+      if (part === "cross_attn") {
+        tap(`block${i}_after_attn`, input);
+        if (i === "0") tap("key_mask", (args[1] as CrossInput).keyMask);
+      } else if (part === "norm2") {
+        tap(`block${i}_after_${c.stage === 2 ? "cross" : "attn"}`, input);
+      } else {
+        if (i === "0") tap("x_embed", input);
+        tap(`block${i}_out`, result);
+      }
+      return;
+    }
+    const named: Record<string, [string, Tensor]> = {
+      "t_embedder.mlp.0": ["t_freq", input],
+      "t_embedder": ["t_emb", result],
+      "y_embedder": [c.stage === 1 ? "label_emb" : "y", result],
+      "y_embedder.y_proj": ["caption_features", input],
+      [textIn]: ["text_embed", input],
+      "text_encoder": ["text_features", result],
+      "final_layer": ["final_tokens", result],
+    };
+    if (path === "t_block") {
+      tap("c", input);
+      tap("t0", result);
+    } else if (named[path]) tap(...named[path]);
+  };
 }
 
 /** The caption path of a text condition, kept until dispose (for reuse over sampling steps). */
@@ -289,73 +367,15 @@ export function prepareText(
 ): TextCache & { dispose(): void } {
   return noGrad(() => {
     const cache = tidy(() => {
-      const { y, keyMask } = captionEmbedding(c, P, cond);
-      const kv = Array.from({ length: c.depth }, (_, i) => crossKv(P, i, y));
+      const m = bind(pixartLayers(c), P);
+      const { y, keyMask } = captionPath(c, m, cond);
+      const kv = m.blocks.map((b) => b.cross_attn!.kv(y));
       return { y, keyMask, kv };
     });
     const all = [cache.y, cache.keyMask, ...cache.kv.flat()];
     for (const t of all) t.keep();
     return { ...cache, dispose: () => all.forEach((t) => t.dispose()) };
   });
-}
-
-/**
- * linear(x, w, bias) split into n equal pieces along its output features, computed as n products
- * with row blocks of w: splitting the packed [.., n·D] output instead would copy it and keep it
- * alive until the step ends although no backward reads it (at the seed shape, 455 MB of a
- * training step's peak). The weight blocks are small copies.
- */
-function linearPieces(x: Tensor, w: Tensor, bias: Tensor, n: number): Tensor[] {
-  const size = w.shape[0] / n;
-  const sizes = Array(n).fill(size);
-  const bs = split(bias, sizes, 0);
-  // sampling from an f16 checkpoint reads the pieces straight from the packed weight
-  const half = bs.map((b, k) => linearHalfRows(x, w, k * size, size, b));
-  if (half.every((t) => t !== null)) return half as Tensor[];
-  return split(w, sizes, 0).map((wk, k) => linear(x, wk, bs[k]));
-}
-
-function mlp2(P: Params, l1: string, l2: string, x: Tensor, act: (t: Tensor) => Tensor): Tensor {
-  const h = act(linear(x, P.get(`${l1}.weight`), P.get(`${l1}.bias`)));
-  return linear(h, P.get(`${l2}.weight`), P.get(`${l2}.bias`));
-}
-
-/**
- * Stage 2's caption path: text features (or the learned null caption for dropped rows), the
- * caption MLP y_proj, and the cross-attention key mask (all ones for a null caption).
- */
-export function captionEmbedding(
-  c: ModelConfig,
-  P: Params,
-  cond: Extract<Condition, { kind: "text" }>,
-  tap: (name: string, t: Tensor) => void = () => {},
-): { features: Tensor; y: Tensor; keyMask: Tensor } {
-  const B = cond.drop.length, L = c.text_len, E = c.text_width;
-  const nullCap = reshape(P.get("y_embedder.y_embedding"), [1, L, E]);
-  const dropped = cond.drop.reduce((s, d) => s + (d ? 1 : 0), 0);
-  const m = new Float32Array(B * L);
-  for (let b = 0; b < B; b++) {
-    for (let j = 0; j < L; j++) m[b * L + j] = cond.drop[b] ? 1 : cond.mask[b * L + j];
-  }
-  const keyMask = tensor(m, [B, L]);
-  const dropCol = tensor(Float32Array.from(cond.drop, (d) => (d ? 1 : 0)), [B, 1, 1]);
-  let features: Tensor;
-  if (dropped === B) {
-    // every caption dropped (the unconditional pass of guidance): the text encoder is skipped
-    features = mul(nullCap, dropCol);
-  } else {
-    const text = encodeText(c, P, intTensor(cond.tokens, [B, L]), tensor(cond.mask, [B, L]), tap);
-    if (dropped === 0) features = text;
-    else {
-      const keepCol = tensor(Float32Array.from(cond.drop, (d) => (d ? 0 : 1)), [B, 1, 1]);
-      features = add(mul(text, keepCol), mul(nullCap, dropCol));
-    }
-  }
-  const y = mlp2(P, "y_embedder.y_proj.fc1", "y_embedder.y_proj.fc2", features, geluTanh);
-  tap("caption_features", features);
-  tap("key_mask", keyMask);
-  tap("y", y);
-  return { features, y, keyMask };
 }
 
 /** A PixArt-α model: its config, named parameters and fixed position table. */
@@ -380,8 +400,10 @@ export class PixArt {
     return new PixArt(config, params, false);
   }
 
-  static init(config: ModelConfig, seed: number): PixArt {
-    return new PixArt(config, initParams(pixartSpecs(config), seed));
+  /** A freshly initialised model; the keys `config` leaves out take their defaults. */
+  static init(config: Partial<ModelConfig>, seed: number): PixArt {
+    const full = withModelDefaults(config);
+    return new PixArt(full, initParams(pixartSpecs(full), seed));
   }
 
   forward(x: Tensor, t: ArrayLike<number>, cond: Condition, opts: ForwardOptions = {}): Tensor {
