@@ -3,6 +3,10 @@
 // (io/image_folder.ts). `deno task data:emoji` (tasks/data_emoji.ts) runs it on the package
 // itself; the tests run it on a small fake package of the same layout.
 //
+// A second style, Twemoji (emoji-datasource-twitter, the same emoji.json and layout), makes its
+// own folder with the same file names, captioned "<name>, twitter style": the plain name is the
+// Noto drawing, so a model trained on both draws either, Noto by default.
+//
 // Captions are the package's emoji names, lower-cased, in the style of Unicode CLDR's short
 // names ("waving hand: medium skin tone"). The package names single-character emoji by their
 // Unicode character names, some of which describe the glyph of 1990s fonts rather than the
@@ -22,8 +26,54 @@ export interface EmojiEntry {
   subcategory: string;
   sort_order: number;
   has_img_google: boolean;
+  has_img_twitter?: boolean;
   /** skin-tone variants by tone code points ("1F3FD", or "1F3FB-1F3FF" for two people) */
-  skin_variations?: Record<string, { unified: string; image: string; has_img_google: boolean }>;
+  skin_variations?: Record<
+    string,
+    { unified: string; image: string; has_img_google: boolean; has_img_twitter?: boolean }
+  >;
+}
+
+/** The drawings a folder can hold: Google's Noto Color Emoji (the default) or Twitter's Twemoji. */
+export type EmojiStyle = "noto" | "twitter";
+export const EMOJI_STYLES: readonly EmojiStyle[] = ["noto", "twitter"];
+
+export interface EmojiStyleInfo {
+  /** the npm package of the drawings, pinned */
+  package: string;
+  /** the 64×64 PNGs inside it */
+  imageDir: string;
+  /** emoji.json's flag for "this set draws it" */
+  flag: "has_img_google" | "has_img_twitter";
+  /** what the README calls the drawings */
+  artwork: string;
+  /** their licence, for the README */
+  licence: string;
+}
+
+export const EMOJI_STYLE_INFO: Readonly<Record<EmojiStyle, EmojiStyleInfo>> = {
+  noto: {
+    package: "emoji-datasource-google@16.0.0",
+    imageDir: "img/google/64",
+    flag: "has_img_google",
+    artwork: "Google's Noto Color Emoji",
+    licence: "Noto Emoji, Copyright Google Inc., Apache License 2.0\n" +
+      "  (https://github.com/googlefonts/noto-emoji/blob/main/LICENSE)",
+  },
+  twitter: {
+    package: "emoji-datasource-twitter@16.0.0",
+    imageDir: "img/twitter/64",
+    flag: "has_img_twitter",
+    artwork: "Twitter's Twemoji",
+    licence: "Twemoji, Copyright Twitter, Inc. and other contributors, Creative Commons\n" +
+      "  Attribution 4.0 International (CC-BY 4.0, https://creativecommons.org/licenses/by/4.0/;\n" +
+      "  https://github.com/jdecked/twemoji/blob/main/LICENSE-GRAPHICS); the images are unchanged",
+  },
+};
+
+/** A caption in a style: the plain name for Noto, "<name>, twitter style" for Twemoji. */
+export function styleCaption(caption: string, style: EmojiStyle): string {
+  return style === "noto" ? caption : `${caption}, ${style} style`;
 }
 
 /** CLDR's names of the five Fitzpatrick modifiers, by code point. */
@@ -227,6 +277,8 @@ export interface EmojiRow {
   subcategory: string;
   /** the class for stage 1: the subcategory */
   label: string;
+  /** the drawings' style; absent in the Noto folder, which is as it was before styles */
+  style?: EmojiStyle;
 }
 
 export interface EmojiSetSummary {
@@ -242,28 +294,37 @@ export interface EmojiSetSummary {
   packageVersion: string;
 }
 
-/** The rows of the set, in the package's sort order, and how many images are missing. */
-export function emojiRows(entries: EmojiEntry[]): { rows: EmojiRow[]; missing: number } {
+/**
+ * The rows of the set in a style, in the package's sort order, and how many images the style's
+ * set lacks.
+ */
+export function emojiRows(
+  entries: EmojiEntry[],
+  style: EmojiStyle = "noto",
+): { rows: EmojiRow[]; missing: number } {
+  const flag = EMOJI_STYLE_INFO[style].flag;
   const rows: EmojiRow[] = [];
   let missing = 0;
   const sorted = [...entries].sort((a, b) => a.sort_order - b.sort_order);
   for (const e of sorted) {
-    const variants: [string | undefined, { image: string; has_img_google: boolean }][] = [
+    const variants: [string | undefined, Pick<EmojiEntry, "image" | typeof flag>][] = [
       [undefined, e],
       ...Object.entries(e.skin_variations ?? {}),
     ];
     for (const [tones, v] of variants) {
-      if (!v.has_img_google) {
+      if (!v[flag]) {
         missing++;
         continue;
       }
-      rows.push({
+      const row: EmojiRow = {
         file_name: `images/${v.image}`,
-        text: emojiCaption(e, tones),
+        text: styleCaption(emojiCaption(e, tones), style),
         category: e.category,
         subcategory: e.subcategory,
         label: e.subcategory,
-      });
+      };
+      if (style !== "noto") row.style = style;
+      rows.push(row);
     }
   }
   return { rows, missing };

@@ -1,0 +1,168 @@
+import assert from "node:assert/strict";
+import { parseWordTable, type WordTable, wordTableBytes } from "../io/word_table.ts";
+import {
+  nearestWords,
+  promptPieces,
+  tokenizeWords,
+  WORD_RULES,
+  wordTokenizerSpec,
+  wordTokens,
+} from "../model/word_tokenizer.ts";
+
+const WORDS = [
+  "the",
+  "red",
+  "heart",
+  ":",
+  ",",
+  "'",
+  "(",
+  ")",
+  '"',
+  "'s",
+  "n't",
+  "do",
+  "men",
+  "room",
+  "medium",
+  "light",
+  "skin",
+  "tone",
+  "t-shirt",
+  "purple",
+  "purpose",
+  "pure",
+  "hello",
+  "flag",
+  "côte",
+  "d'ivoire",
+  "waving",
+  "hand",
+  "kiss",
+  "woman",
+  "man",
+  "café",
+  "7",
+  "keycap",
+  "o'clock",
+];
+
+async function table(words = WORDS): Promise<WordTable> {
+  const v = Float32Array.from({ length: words.length * 2 }, (_, i) => i / 10);
+  return await parseWordTable(wordTableBytes(words, v, 2, {}), "t");
+}
+
+const ids = (t: WordTable, ...w: string[]) => w.map((x) => t.index.get(x)! + 1);
+
+Deno.test("word tokenizer: emoji names with ':', ',', '’', hyphens, accents and clitics", async () => {
+  const t = await table();
+  const cases: [string, string[]][] = [
+    ["  Waving   Hand: Medium-Light Skin Tone ", [
+      "waving",
+      "hand",
+      ":",
+      "medium",
+      "light",
+      "skin",
+      "tone",
+    ]],
+    ["kiss: woman, man", ["kiss", ":", "woman", ",", "man"]],
+    // a hyphenated word the table holds stays whole
+    ["red T-Shirt", ["red", "t-shirt"]],
+    // ’ is read as '; the table's "d'ivoire" stays whole, and a decomposed é is composed
+    ["flag: co\u0302te d’ivoire", ["flag", ":", "côte", "d'ivoire"]],
+    ["CAFÉ", ["café"]],
+    // GloVe's clitics split off a word the table lacks; a word the table has is kept whole
+    ["men’s room", ["men", "'s", "room"]],
+    ["don't", ["do", "n't"]],
+    ["o'clock", ["o'clock"]],
+    // apostrophes at the ends are quotes
+    ["'hello'", ["'", "hello", "'"]],
+    // punctuation the table lacks is dropped; digits are words
+    ["red heart!!! ☺ (7)", ["red", "heart", "(", "7", ")"]],
+    ['"keycap: 7"', ['"', "keycap", ":", "7", '"']],
+    ["heart-heart", ["heart", "heart"]],
+  ];
+  for (const [prompt, words] of cases) {
+    assert.deepEqual(wordTokens(prompt, t), ids(t, ...words), prompt);
+  }
+  // the pieces themselves, with which are words
+  assert.deepEqual(promptPieces("men's (red)", (w) => w === "red"), [
+    { text: "men", word: true },
+    { text: "'s", word: true },
+    { text: "(", word: false },
+    { text: "red", word: true },
+    { text: ")", word: false },
+  ]);
+  assert.deepEqual(
+    promptPieces("teachers' desk", () => false).map((p) => p.text),
+    ["teachers", "'", "desk"],
+  );
+});
+
+Deno.test("word tokenizer: a word outside the table names the nearest words", async () => {
+  const t = await table();
+  assert.throws(
+    () => wordTokens("a purpel heart", t),
+    (e: Error) => {
+      assert.equal(e.message.split("\n").length, 1);
+      // "a" is the first piece the table lacks
+      assert.match(e.message, /^word 'a' is not in the model's vocabulary \(35 words\); nearest: /);
+      return true;
+    },
+  );
+  assert.throws(
+    () => wordTokens("purpel heart", t),
+    new Error(
+      "word 'purpel' is not in the model's vocabulary (35 words); nearest: 'purple', 'pure', " +
+        "'purpose'",
+    ),
+  );
+  // nearness counts a swap of neighbours as one edit; ties go to the earlier (more frequent) row
+  assert.deepEqual(nearestWords("haert", t), ["heart", "hand", "the"]); // 1, 3, 4 edits
+  assert.deepEqual(nearestWords("men", t, 2), ["men", "man"]);
+  // punctuation is never offered
+  assert.ok(!nearestWords(",", t).includes(","));
+  // a table of thousands of words answers in a moment
+  const many = Array.from({ length: 5000 }, (_, i) => `w${i.toString(36)}x`);
+  const big = await table([...many, "purple"]);
+  assert.deepEqual(nearestWords("purpel", big, 1), ["purple"]);
+});
+
+Deno.test("word tokenizer: batches, padding, mask, empty and too-long prompts", async () => {
+  const t = await table();
+  const b = tokenizeWords(["red heart", "the red heart, red"], t, 5);
+  assert.equal(b.n, 2);
+  assert.equal(b.length, 5);
+  assert.deepEqual([...b.tokens], [
+    ...ids(t, "red", "heart"),
+    0,
+    0,
+    0,
+    ...ids(t, "the", "red", "heart", ",", "red"),
+  ]);
+  assert.deepEqual([...b.mask], [1, 1, 0, 0, 0, 1, 1, 1, 1, 1]);
+  assert.throws(
+    () => tokenizeWords(["red", "!!!"], t, 5),
+    /^Error: prompt is empty after tokenizing \("!!!"\); prompts need 1 to max_length 5 words .*\(prompt 1 of 2\)$/,
+  );
+  assert.throws(() => tokenizeWords(["   "], t, 5), /empty after tokenizing/);
+  assert.throws(
+    () => tokenizeWords(["the red heart, the red heart"], t, 5),
+    new Error(`prompt "the red heart, the red heart" is 7 tokens, over the limit max_length 5`),
+  );
+  assert.throws(() => tokenizeWords(["red"], t, 0), /max_length must be a positive integer/);
+  assert.throws(() => tokenizeWords(["red", "blue"], t, 4), /word 'blue' .*\(prompt 1 of 2\)$/);
+  const spec = wordTokenizerSpec(t, 16);
+  assert.deepEqual(spec, {
+    dim: 2,
+    kind: "words",
+    max_length: 16,
+    pad: 0,
+    rules: WORD_RULES,
+    sha256: t.sha256,
+    size: 35,
+    token: "row+1",
+  });
+  assert.match(t.sha256, /^[0-9a-f]{64}$/);
+});
