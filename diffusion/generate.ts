@@ -36,6 +36,12 @@ export interface GenerateOptions {
   guidance: number;
   /** guide only for timesteps lo ≤ t ≤ hi, the conditional model alone elsewhere (PixArt.guidedEps) */
   guidanceInterval?: readonly [number, number] | null;
+  /**
+   * A negative prompt for every sample: guidance steers away from it, its prediction taking the
+   * null caption's place (PixArt.guidedEps). Blank or absent: the learned null caption, as the
+   * PixArt-α repository samples.
+   */
+  negative?: string | null;
   seed: number;
   /** samples per forward batch (memory bound); default all */
   batch?: number;
@@ -85,6 +91,21 @@ export function conditionFor(
   return { kind: "text", tokens, mask, drop: new Uint8Array(prompts.length) };
 }
 
+/** The negative prompt's condition for n samples; its errors say it is the negative prompt. */
+function negativeCondition(
+  model: PixArt,
+  negative: string,
+  n: number,
+  classNames: readonly string[],
+): Condition {
+  try {
+    conditionFor(model, [negative], classNames); // its errors, said of one prompt
+  } catch (e) {
+    throw new Error(`negative prompt: ${(e as Error).message}`);
+  }
+  return conditionFor(model, Array(n).fill(negative), classNames);
+}
+
 function sliceCondition(c: Condition, from: number, to: number, L: number): Condition {
   if (c.kind === "class") return { kind: "class", labels: c.labels.slice(from, to) };
   return {
@@ -107,8 +128,9 @@ export function generate(
     throw new Error(`unknown sampler '${o.sampler}': use one of ${SAMPLERS.join(", ")}`);
   }
   const cond = conditionFor(model, prompts, classNames);
-  const c = model.config;
   const n = prompts.length;
+  const neg = o.negative?.trim() ? negativeCondition(model, o.negative, n, classNames) : null;
+  const c = model.config;
   const per = c.in_channels * c.image_size * c.image_size;
   const out = new Float32Array(n * per);
   const batch = Math.max(1, Math.min(o.batch ?? n, n));
@@ -116,17 +138,22 @@ export function generate(
   const totalSteps = (o.sampler === "ancestral" ? schedule.T : o.steps) * Math.ceil(n / batch);
   let done = 0;
   return (async () => {
-    await warmUpSampling(model, schedule, sliceCondition(cond, 0, batch, c.text_len), batch, o);
+    const slice = (from: number, to: number) =>
+      [
+        sliceCondition(cond, from, to, c.text_len),
+        neg && sliceCondition(neg, from, to, c.text_len),
+      ] as const;
+    await warmUpSampling(model, schedule, ...slice(0, batch), batch, o);
     for (let from = 0; from < n; from += batch) {
       const to = Math.min(n, from + batch);
-      const bc = sliceCondition(cond, from, to, c.text_len);
+      const [bc, bn] = slice(from, to);
       // only the synchronous sampling runs without gradients; awaiting inside noGrad would
       // switch recording back on for the next batch (see kernels/autograd.ts)
       const tick = (st: StepInfo) => {
         o.onProgress?.(++done, totalSteps);
         o.onStep?.({ ...st, first: from });
       };
-      const x = noGrad(() => sampleBatch(model, schedule, bc, to - from, gen, o, tick));
+      const x = noGrad(() => sampleBatch(model, schedule, bc, bn, to - from, gen, o, tick));
       try {
         out.set(await x.read(), from * per);
       } finally {
@@ -142,11 +169,12 @@ async function warmUpSampling(
   model: PixArt,
   schedule: Schedule,
   cond: Condition,
+  negative: Condition | null,
   B: number,
   o: GenerateOptions,
 ): Promise<void> {
   // its own ε function: the dry run leaves the cached caption path and packed weights unwritten
-  const eps = model.guidedEps(cond, o.guidance, o.guidanceInterval);
+  const eps = model.guidedEps(cond, o.guidance, o.guidanceInterval, negative);
   const c = model.config;
   const x = empty([B, c.in_channels, c.image_size, c.image_size]);
   try {
@@ -166,6 +194,7 @@ function sampleBatch(
   model: PixArt,
   schedule: Schedule,
   cond: Condition,
+  negative: Condition | null,
   B: number,
   gen: Generator,
   o: GenerateOptions,
@@ -173,7 +202,7 @@ function sampleBatch(
 ): Tensor {
   const c = model.config;
   const xT = gen.normal([B, c.in_channels, c.image_size, c.image_size]).keep();
-  const eps = model.guidedEps(cond, o.guidance, o.guidanceInterval);
+  const eps = model.guidedEps(cond, o.guidance, o.guidanceInterval, negative);
   let x: Tensor = xT;
   try {
     if (o.sampler === "ancestral") {

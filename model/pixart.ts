@@ -431,16 +431,25 @@ export class PixArt {
    * model alone elsewhere (guidance in a limited interval, Kynkäänniemi et al. 2024: strong
    * guidance at the noisiest and the cleanest steps costs realism and buys little). A text
    * condition's caption path is computed once per branch set and reused; dispose() frees it.
+   * A `negative` condition (a negative prompt) takes the null condition's place as ε_∅, as the
+   * PixArt-α repository's and diffusers' pipelines encode `negative_prompt` for the unconditional
+   * branch.
    */
   guidedEps(
     cond: Condition,
     w: number,
     interval?: readonly [number, number] | null,
+    negative?: Condition | null,
   ): ((x: Tensor, t: number) => Tensor) & { dispose(): void } {
-    const B = cond.kind === "class" ? cond.labels.length : cond.drop.length;
+    const size = (c: Condition) => c.kind === "class" ? c.labels.length : c.drop.length;
+    const B = size(cond);
     if (interval && !(interval[0] <= interval[1])) {
       throw new Error(`guidance interval [${interval}] must have lo ≤ hi`);
     }
+    if (negative && size(negative) !== B) {
+      throw new Error(`guidedEps: the negative condition has ${size(negative)} samples, cond ${B}`);
+    }
+    const uncond = () => negative ?? this.nullCondition(B);
     const runs = new Map<
       number,
       { cond: Condition; text: TextCache & { dispose(): void } | null }
@@ -450,11 +459,7 @@ export class PixArt {
       const key = wt === 1 ? 1 : wt === 0 ? 0 : 2;
       let r = runs.get(key);
       if (!r) {
-        const c = key === 1
-          ? cond
-          : key === 0
-          ? this.nullCondition(B)
-          : concatConditions(cond, this.nullCondition(B));
+        const c = key === 1 ? cond : key === 0 ? uncond() : concatConditions(cond, uncond());
         r = { cond: c, text: c.kind === "text" ? prepareText(this.config, this.params, c) : null };
         runs.set(key, r);
       }

@@ -39,6 +39,7 @@ ${CHECKPOINT_USAGE}
   --guidance W         classifier-free guidance scale (default ${DEFAULT_GUIDANCE}; 1 = none)
   --guidance-interval LO,HI
                        guide only at timesteps LO … HI, the conditional model alone elsewhere
+  --negative TEXT      a negative prompt: guidance steers away from it (default: the null caption)
   --sampler NAME       ancestral | ddim | dpm-solver (default ${DEFAULT_SAMPLER})
   --steps N            sampler steps for ddim / dpm-solver (default ${DEFAULT_STEPS}; ancestral uses all T)
   --seed N             start noise seed (default 0)
@@ -56,6 +57,7 @@ await runTask(async () => {
     num: { type: "string" },
     guidance: { type: "string" },
     "guidance-interval": { type: "string" },
+    negative: { type: "string" },
     sampler: { type: "string" },
     steps: { type: "string" },
     seed: { type: "string" },
@@ -84,12 +86,13 @@ await runTask(async () => {
   const { model, classNames, schedule } = sc;
   const interval = intervalFlag(a["guidance-interval"], "guidance-interval", schedule.T);
   const c = model.config;
+  const negative = (a.negative as string | undefined)?.trim() || null;
   if (c.stage === 2) tokenize(prompts, c.text_len); // fail early on a prompt it cannot encode
   console.error(
     `${describeCheckpoint(sc)}; ` +
       `${prompts.length} samples, ${sampler}${sampler === "ancestral" ? "" : ` ${steps} steps`}, ` +
-      `guidance ${guidance}${
-        interval ? ` for t in [${interval}]` : ""
+      `guidance ${guidance}${interval ? ` for t in [${interval}]` : ""}${
+        negative ? `, negative '${negative}'` : ""
       }, on ${deviceInfo().adapter}`,
   );
   const t0 = performance.now();
@@ -98,6 +101,7 @@ await runTask(async () => {
     steps,
     guidance,
     guidanceInterval: interval,
+    negative,
     seed,
     batch: 64,
     onProgress: (done, total) => progressBar(done, total, "sampling", t0),

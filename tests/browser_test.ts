@@ -15,6 +15,7 @@ import { existsSync } from "node:fs";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { Classifier } from "../eval/classifier.ts";
 import { bundledModel } from "../model/bundled.ts";
+import { DEFAULT_GUIDANCE } from "../diffusion/generate.ts";
 import { ready } from "./helpers.ts";
 import type { MatmulReport } from "./browser_matmul_page.ts";
 
@@ -108,12 +109,14 @@ async function setInput(page: Page, id: string, value: string | number): Promise
 async function draw(
   page: Page,
   nth: number,
-  o: { prompt: string; num: number; seed: number },
+  o: { prompt: string; num: number; seed: number; negative?: string; guidance?: number },
 ): Promise<void> {
   await setInput(page, "prompt", o.prompt);
+  await setInput(page, "negative", o.negative ?? "");
   await setInput(page, "num", o.num);
   await setInput(page, "seed", o.seed);
   await setInput(page, "steps", STEPS);
+  await setInput(page, "guidance", o.guidance ?? DEFAULT_GUIDANCE);
   await page.click("#draw");
   await page.waitForFunction(
     (n) => {
@@ -140,7 +143,7 @@ async function canvasImages(page: Page): Promise<{ images: Float32Array; n: numb
 
 Deno.test({
   name:
-    "web page in Chromium: draws sevens, again without leaking, explains bad prompts, draws emoji",
+    "web page in Chromium: draws sevens, again without leaking, explains bad prompts, takes a negative prompt, draws emoji",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async (t) => {
@@ -225,6 +228,34 @@ Deno.test({
           assert.equal(await page.$eval("#prompt-msg", (e) => e.textContent), "");
         },
       );
+
+      await t.step(
+        "a negative prompt: the prompt as its own negative draws what guidance 1 draws",
+        async () => {
+          await setInput(page, "negative", "a prompt far too long");
+          assert.match(await page.$eval("#negative-msg", (e) => e.textContent!), /max_length 16/);
+          await page.click("#draw");
+          assert.equal((await state(page)).draws, "2", "no request was started");
+          // ε_n + w·(ε_c − ε_n) with n = c is ε_c: guidance without effect
+          await draw(page, 3, { prompt: "seven", num: 8, seed: 2, negative: "seven" });
+          assert.match((await state(page)).status, /negative "seven"/);
+          const self = (await canvasImages(page)).images;
+          await draw(page, 4, { prompt: "seven", num: 8, seed: 2, guidance: 1 });
+          const unguided = (await canvasImages(page)).images;
+          let most = 0;
+          for (let i = 0; i < self.length; i++) {
+            most = Math.max(most, Math.abs(self[i] - unguided[i]) * 127.5);
+          }
+          assert.ok(most <= 2, `the two drawings differ by up to ${most} levels`);
+          await draw(page, 5, { prompt: "seven", num: 8, seed: 2 });
+          const guided = (await canvasImages(page)).images;
+          assert.ok(
+            guided.some((v, i) => Math.abs(v - unguided[i]) * 127.5 > 50),
+            "guidance 2.5 without the negative draws differently",
+          );
+          assert.equal((await state(page)).poolBytes, bytes, "GPU memory in use after request 5");
+        },
+      );
       await t.step(
         "the emoji model: its example prompt replaces the digits' one, drawn in colour",
         async () => {
@@ -243,7 +274,7 @@ Deno.test({
           const s = await state(page);
           assert.equal(s.state, "ready", s.status);
           assert.equal(await page.$eval("#prompt", (e) => e.value), emoji.prompt);
-          await draw(page, 3, { prompt: emoji.prompt, num: 2, seed: 0 });
+          await draw(page, 6, { prompt: emoji.prompt, num: 2, seed: 0 });
           const rgb = await page.$$eval(
             "#grid canvas",
             (cs) =>

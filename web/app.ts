@@ -15,7 +15,13 @@ import { deviceInfo, initDevice, pool } from "../kernels/mod.ts";
 import { SampleGrid } from "./grid.ts";
 import { type LoadedModel, loadModel } from "./loaded_model.ts";
 import { BUNDLED_MODELS } from "./models.ts";
-import { type DrawRequest, promptError, samplePrompts, splitPrompts } from "./request.ts";
+import {
+  type DrawRequest,
+  negativeError,
+  promptError,
+  samplePrompts,
+  splitPrompts,
+} from "./request.ts";
 
 type State = "starting" | "no-webgpu" | "loading" | "ready" | "drawing" | "error";
 
@@ -45,6 +51,8 @@ function main(): void {
   const controls = element<HTMLFieldSetElement>("controls");
   const promptBox = element<HTMLInputElement>("prompt");
   const promptMsg = element("prompt-msg");
+  const negative = element<HTMLInputElement>("negative");
+  const negativeMsg = element("negative-msg");
   const num = element<HTMLInputElement>("num");
   const guidance = element<HTMLInputElement>("guidance");
   const steps = element<HTMLInputElement>("steps");
@@ -68,13 +76,21 @@ function main(): void {
   steps.value = String(DEFAULT_STEPS);
   for (const m of BUNDLED_MODELS) select.add(new Option(m.label, m.id));
 
-  /** The prompts' problem shown next to the box; true when there is none. */
+  /** The prompts' problems shown next to their boxes; true when there are none. */
   const checkPrompts = (): boolean => {
     if (!loaded) return false;
-    const why = promptError(loaded, splitPrompts(promptBox.value));
-    promptMsg.textContent = why ?? "";
-    promptBox.setAttribute("aria-invalid", String(why !== null));
-    return why === null;
+    let ok = true;
+    for (
+      const [box, msg, why] of [
+        [promptBox, promptMsg, promptError(loaded, splitPrompts(promptBox.value))],
+        [negative, negativeMsg, negativeError(loaded, negative.value)],
+      ] as const
+    ) {
+      msg.textContent = why ?? "";
+      box.setAttribute("aria-invalid", String(why !== null));
+      ok &&= why === null;
+    }
+    return ok;
   };
 
   const useModel = async (id: string) => {
@@ -118,6 +134,7 @@ function main(): void {
       sampler: DEFAULT_SAMPLER,
       steps: r.steps,
       guidance: r.guidance,
+      negative: r.negative,
       seed: r.seed,
       batch: 64,
       onStep: (s) => {
@@ -136,18 +153,21 @@ function main(): void {
     app.dataset.draws = String(++draws);
     setState(
       "ready",
-      `${prompts.length} images, DPM-Solver++ ${r.steps} steps, guidance ${r.guidance}, seed ` +
-        `${r.seed}: ${seconds.toFixed(1)} s on ${adapterName()}.`,
+      `${prompts.length} images, DPM-Solver++ ${r.steps} steps, guidance ${r.guidance}` +
+        `${r.negative.trim() ? `, negative "${r.negative.trim()}"` : ""}, seed ${r.seed}: ` +
+        `${seconds.toFixed(1)} s on ${adapterName()}.`,
     );
   };
 
   promptBox.addEventListener("input", checkPrompts);
+  negative.addEventListener("input", checkPrompts);
   select.addEventListener("change", () => useModel(select.value));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     if (!loaded || !checkPrompts() || !form.reportValidity()) return;
     const r: DrawRequest = {
       prompts: splitPrompts(promptBox.value),
+      negative: negative.value,
       num: num.valueAsNumber,
       guidance: guidance.valueAsNumber,
       steps: steps.valueAsNumber,

@@ -8,6 +8,8 @@ import type { LoadedModel } from "./loaded_model.ts";
 export interface DrawRequest {
   /** the prompts as typed, each drawn `num` times */
   prompts: string[];
+  /** a negative prompt for every sample; "" for none (the null caption) */
+  negative: string;
   num: number;
   guidance: number;
   steps: number;
@@ -27,6 +29,11 @@ export function promptError(loaded: LoadedModel, prompts: string[]): string | nu
   } catch (e) {
     return (e as Error).message;
   }
+}
+
+/** Why the model cannot take this negative prompt (one line), or null; a blank one is none. */
+export function negativeError(loaded: LoadedModel, negative: string): string | null {
+  return negative.trim() ? promptError(loaded, [negative]) : null;
 }
 
 /** Every sample's prompt, in grid order: each prompt `num` times in a row. */
