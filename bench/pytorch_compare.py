@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
 """The PyTorch side of `deno task bench`: the same model shapes, timed on the CPU.
 
-Builds PixArt-α in plain PyTorch with the `small` and `seed` shapes of tasks/bench.ts (stage 2:
+Builds PixArt-α in plain PyTorch with the shapes of configs/small_stage2.yaml and
+configs/pixart_alpha.yaml, as `deno task bench` runs them (stage 2:
 adaLN-single, self-attention, cross-attention over the caption with its key mask, tanh-GELU MLP,
 drop-path; the byte-level text encoder and the caption MLP) and times
 
-  train_step/small, train_step/seed    forward, ε-MSE loss, backward, global-norm clipping, Adam
-  sample_step/small, sample_step/seed  one guided step at batch 64 (both branches in one batch)
-  matmul/MxKxN                         the bench's matmul shapes (plain A·B)
+  train_step/small_stage2, train_step/pixart_alpha    forward, ε-MSE loss, backward,
+                                                      global-norm clipping, Adam
+  sample_step/small_stage2, sample_step/pixart_alpha  one guided step at batch 64 (both branches
+                                                      in one batch)
+  matmul/MxKxN                         the square product and the lesson's 384-wide ones (A·B)
 
 printing one JSON line per measurement with the bench's names and fields (`ms` the median,
 `gflops` from the same FLOP count) plus `"impl": "pytorch"`. Weights are random: only the shapes
 and the work matter. Not part of the test suite; needs PyTorch (Debian: python3-torch, with
 libopenblas0-pthread for a threaded BLAS).
 
-  python3 bench/pytorch_compare.py [--only NAME]... [--reps N] [--skip-seed] [--threads N]
+  python3 bench/pytorch_compare.py [--only NAME]... [--reps N] [--skip-slow] [--threads N]
 """
 
 import argparse
@@ -33,21 +36,23 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-# ---- the bench's shapes (tasks/bench.ts) ------------------------------------------------------ -
+# ---- the shipped configs the bench runs (configs/*.yaml; min-SNR weighting left out) ---------
 
-BASE = dict(image_size=32, in_channels=1, mlp_ratio=4, num_classes=10, stage=2, drop_path=0.1,
-            text_depth=2, text_heads=4)
+BASE = dict(image_size=32, in_channels=1, mlp_ratio=4, num_classes=10, stage=2, text_depth=2,
+            text_heads=4)
 MODELS = {
-    "small": dict(config=dict(BASE, patch_size=4, hidden_size=128, depth=4, num_heads=4,
-                              text_len=8, text_width=64), batch=32, lr=1e-3, warmup=500),
-    "seed": dict(config=dict(BASE, patch_size=8, hidden_size=384, depth=12, num_heads=6,
-                             text_len=77, text_width=128), batch=128, lr=2e-4, warmup=1000),
+    "small_stage2": dict(config=dict(BASE, patch_size=4, hidden_size=128, depth=4, num_heads=4,
+                                     drop_path=0.0, text_len=16, text_width=64),
+                         batch=32, lr=1e-3, warmup=500),
+    "pixart_alpha": dict(config=dict(BASE, patch_size=8, hidden_size=384, depth=12, num_heads=6,
+                                     drop_path=0.1, text_len=16, text_width=128),
+                         batch=128, lr=2e-4, warmup=1000),
 }
 MATMULS = [(1024, 1024, 1024), (2048, 384, 1152), (2048, 1536, 384), (2048, 1152, 384),
            (384, 2048, 1152), (2048, 384, 1536), (1536, 2048, 384)]
 SAMPLE_BATCH = 64
 GUIDANCE = 4.5
-SEED_STEPS = ["train_step/seed", "sample_step/seed"]
+SEED_STEPS = ["train_step/pixart_alpha", "sample_step/pixart_alpha"]
 
 
 def num_tokens(c):
@@ -320,7 +325,7 @@ def main():
     ap.add_argument("--only", action="append", default=[],
                     help="an exact name, else every name containing it; repeatable")
     ap.add_argument("--reps", type=int, help="timed repetitions (default 5; seed steps 1)")
-    ap.add_argument("--skip-seed", action="store_true")
+    ap.add_argument("--skip-slow", action="store_true")
     ap.add_argument("--threads", type=int, default=os.cpu_count(),
                     help="intra-op threads (default: every core)")
     ap.add_argument("--list", action="store_true")
@@ -340,7 +345,7 @@ def main():
                 sys.exit(f"--only '{p}' matches no measurement (see --list)")
             chosen.update(hits)
         want = [n for n in names if n in chosen]
-    if a.skip_seed:
+    if a.skip_slow:
         want = [n for n in want if n not in SEED_STEPS]
     torch.set_num_threads(a.threads)
     reps = a.reps or 5
@@ -354,7 +359,7 @@ def main():
         if f"matmul/{m}x{k}x{n}" in want:
             bench_matmul(m, k, n, reps)
     for key in MODELS:
-        r = seed_reps if key == "seed" else reps
+        r = seed_reps if key == "pixart_alpha" else reps
         if f"train_step/{key}" in want:
             bench_train(key, r)
         if f"sample_step/{key}" in want:

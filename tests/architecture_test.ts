@@ -1,6 +1,6 @@
 // The layers of docs/ARCHITECTURE.md, enforced: a module imports only from its own folder and the
-// folders below it — kernels → io → model → diffusion → eval → train → tasks / web — so no import
-// runs up the layers. And what the browser loads imports neither node: nor npm: modules.
+// folders below it — kernels → io → model → diffusion → eval → train → bench → tasks / web — so
+// no import runs up the layers. And what the browser loads imports neither node: nor npm: modules.
 
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const LAYERS = ["kernels", "io", "model", "diffusion", "eval", "train", "tasks"];
+const LAYERS = ["kernels", "io", "model", "diffusion", "eval", "train", "bench", "tasks"];
 const rank = (folder: string) => folder === "web" ? LAYERS.length - 1 : LAYERS.indexOf(folder);
 
 function importsOf(file: string): string[] {

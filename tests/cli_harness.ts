@@ -32,9 +32,10 @@ export interface Run {
 }
 
 export async function task(
-  script: "train" | "sample" | "eval" | "export",
+  script: "train" | "sample" | "eval" | "export" | "bench",
   args: string[],
   denoFlags: string[] = [],
+  timeoutMs = TIMEOUT_MS,
 ): Promise<Run> {
   const child = new Deno.Command(Deno.execPath(), {
     // each task with the permission set deno.json gives it, as `deno task` runs it
@@ -45,7 +46,7 @@ export async function task(
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const timer = setTimeout(() => child.kill("SIGKILL"), TIMEOUT_MS);
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
   try {
     const out = await child.output();
     const dec = new TextDecoder();

@@ -1,0 +1,373 @@
+// A model's steps as the product runs them, for one config (bench/subjects.ts): a training step
+// (forward, ε-MSE loss with the config's min-SNR weighting, backward, Adam with clipping, EMA),
+// its memory against what it needs, a guided sampling step, and a grid of images.
+
+import {
+  Adam,
+  backward,
+  clearTape,
+  counters,
+  Ema,
+  empty,
+  Generator,
+  noGrad,
+  pool,
+  randomNormal,
+  sync,
+  tapeSavedBytes,
+  tensor,
+  tidy,
+  trainStep,
+  zero,
+} from "../kernels/mod.ts";
+import { captionFor } from "../io/captions.ts";
+import { mixSeed, mulberry32 } from "../kernels/host_random.ts";
+import type { ModelConfig } from "../model/config.ts";
+import { type Condition, PixArt } from "../model/pixart.ts";
+import { tokenize } from "../model/tokenizer.ts";
+import { forwardFlops } from "../model/cost.ts";
+import { roundToHalf } from "../io/safetensors.ts";
+import { epsLoss } from "../diffusion/ddpm.ts";
+import { configSchedule } from "../diffusion/schedule.ts";
+import { generate } from "../diffusion/generate.ts";
+import { type BenchRun, gflops, type Line, MB, median, r3, timeReps } from "./measure.ts";
+import { profileStep } from "./profile.ts";
+import { modelSummary, type Subject } from "./subjects.ts";
+
+/** A fixed batch of conditions: class labels, or captions of digits; a share of them dropped. */
+function conditionOf(c: ModelConfig, B: number, seed: number, pDrop: number): Condition {
+  const rng = mulberry32(seed);
+  const labels = Array.from({ length: B }, () => Math.floor(rng() * 10) % c.num_classes);
+  const drop = Uint8Array.from({ length: B }, () => (rng() < pDrop ? 1 : 0));
+  if (c.stage === 1) {
+    return {
+      kind: "class",
+      labels: Int32Array.from(labels, (l, b) => drop[b] ? c.num_classes : l),
+    };
+  }
+  const { tokens, mask } = tokenize(labels.map((l) => captionFor(l, rng)), c.text_len);
+  return { kind: "text", tokens, mask, drop };
+}
+
+export interface TrainWants {
+  time: boolean;
+  memory: boolean;
+  profile: boolean;
+  /** also time forward, forward + backward and the optimiser alone */
+  phases: boolean;
+  reps: number;
+}
+
+export async function benchTrain(run: BenchRun, s: Subject, want: TrainWants): Promise<void> {
+  const c = s.model, tc = s.config.train, B = s.batch;
+  const S = c.image_size, C = c.in_channels;
+  const schedule = configSchedule(s.config.diffusion);
+  const model = PixArt.init(c, 0);
+  model.params.requireGrad(true);
+  const params = model.params.tensors();
+  const opt = new Adam(params, {
+    lr: tc.lr,
+    betas: [tc.beta1, tc.beta2],
+    weightDecay: tc.weight_decay,
+    decoupled: tc.weight_decay > 0,
+    warmupSteps: tc.warmup_steps,
+    clipNorm: tc.clip_norm,
+  });
+  const rng = mulberry32(7);
+  const images = Float32Array.from({ length: B * C * S * S }, () => rng() * 2 - 1);
+  const ts = Int32Array.from({ length: B }, () => Math.floor(rng() * schedule.T));
+  const cond = conditionOf(c, B, 3, s.config.diffusion.p_uncond);
+  const keepP = 1 - c.drop_path;
+  const dropKeep = c.drop_path > 0
+    ? Array.from(
+      { length: c.depth * 2 },
+      () => Float32Array.from({ length: B }, () => (rng() < keepP ? 1 / keepP : 0)),
+    )
+    : null;
+  let rep = 0;
+  /** Records forward and loss (as the trainer does); the tape is left for backward(). */
+  const forwardLoss = () =>
+    epsLoss(
+      schedule,
+      (xt, tt) =>
+        model.forward(xt, tt, cond, {
+          dropPathKeep: dropKeep ? (i, br) => tensor(dropKeep[i * 2 + br], [B]) : undefined,
+        }),
+      tensor(images, [B, C, S, S]),
+      ts,
+      new Generator(mixSeed(0, rep++, 0xe95)).normal([B, C, S, S]),
+      s.config.diffusion.min_snr_gamma,
+    );
+  const paramSet = new Set(params);
+  const ema = new Ema(params, tc.ema_decay);
+  const lastLoss = empty([1]).keep();
+  // what the tape holds for backward, and what the pool holds, between forward and backward
+  let savedBytes = 0, afterForward = 0, taken = 0;
+  const step = () => {
+    zero(lastLoss);
+    trainStep(
+      () => {
+        const loss = forwardLoss();
+        savedBytes = tapeSavedBytes(paramSet);
+        afterForward = pool.stats.inUseBytes;
+        return loss;
+      },
+      taken++,
+      { opt, ema, lossSum: lastLoss },
+    );
+  };
+
+  run.progress(`${s.name} training step: warm-up (compiles the shaders)`);
+  await sync();
+  let t0 = performance.now();
+  const warm = await run.warmUp(step);
+  step();
+  await sync();
+  const warmupMs = performance.now() - t0;
+  run.progress(`${s.name} training step: warm-up took ${(warmupMs / 1000).toFixed(1)} s`);
+
+  const ms: number[] = [], host: number[] = [];
+  // where the time goes: forward + loss alone, forward + loss + backward, and the optimiser alone
+  // (on the gradients that backward left), each rep right after a full step so that both see
+  // the same load on the machine
+  const ph = { fwd: [] as number[], fwdBwd: [] as number[], optim: [] as number[] };
+  let peak = 0, before = 0, dispatches = 0, submits = 0, saved = 0, forwardHeld = 0;
+  const timedReps = want.time || want.memory ? want.reps : 0;
+  for (let r = 0; r < timedReps; r++) {
+    await sync();
+    pool.resetPeak();
+    before = pool.stats.inUseBytes;
+    const d0 = counters.dispatches, s0 = counters.submits;
+    t0 = performance.now();
+    step();
+    host.push(performance.now() - t0);
+    await sync();
+    ms.push(performance.now() - t0);
+    dispatches = counters.dispatches - d0;
+    submits = counters.submits - s0;
+    if (pool.stats.peakInUseBytes >= peak) {
+      peak = pool.stats.peakInUseBytes;
+      saved = savedBytes;
+      forwardHeld = afterForward;
+    }
+    if (!want.phases || !want.time) continue;
+    t0 = performance.now();
+    tidy(() => {
+      forwardLoss();
+      clearTape();
+    });
+    await sync();
+    ph.fwd.push(performance.now() - t0);
+    t0 = performance.now();
+    tidy(() => backward(forwardLoss()));
+    await sync();
+    ph.fwdBwd.push(performance.now() - t0);
+    t0 = performance.now();
+    tidy(() => opt.step());
+    await sync();
+    ph.optim.push(performance.now() - t0);
+    opt.zeroGrad();
+  }
+  const loss = taken ? (await lastLoss.read())[0] : null;
+
+  const fwd = forwardFlops(c, B);
+  const flop = 3 * fwd.total;
+  const med = median(ms);
+  const nParams = model.params.count();
+  if (want.time) {
+    const line: Line = {
+      name: `train_step/${s.name}`,
+      ms: r3(med),
+      gflops: gflops(flop, med),
+      flop,
+      gflop: r3(flop / 1e9),
+      fwd_gflop: r3(fwd.total / 1e9),
+      fwd_gflop_split: fwd.split,
+      model: modelSummary(c, B),
+      params: nParams,
+      host_ms: r3(median(host)),
+      dispatches,
+      submits,
+      warmup_ms: r3(warmupMs),
+      warmup_kernels: warm.stats.kernels,
+      warmup_compiled: warm.stats.compiled,
+      warmup_tuned: warm.stats.tuned,
+      variants: warm.variants,
+      loss: loss === null ? null : r3(loss),
+      reps: want.reps,
+    };
+    if (ph.fwd.length) {
+      const f = median(ph.fwd), fb = median(ph.fwdBwd);
+      Object.assign(line, {
+        fwd_ms: r3(f),
+        fwd_gflops: gflops(fwd.total, f),
+        bwd_ms: r3(fb - f),
+        bwd_gflops: gflops(2 * fwd.total, fb - f),
+        optim_ms: r3(median(ph.optim)),
+      });
+    }
+    run.emit(line);
+  }
+  if (want.memory) {
+    // parameters, Adam's two moments and the gradients, 4 bytes each
+    const state = 4 * 4 * nParams;
+    const required = state + saved;
+    run.emit({
+      name: `memory/train_step/${s.name}`,
+      ms: r3(med),
+      gflops: null,
+      peak_in_use_mb: MB(peak),
+      required_mb: MB(required),
+      ratio: r3(peak / required),
+      params_moments_grads_mb: MB(state),
+      activations_mb: MB(saved),
+      params_mb: MB(4 * nParams),
+      peak_over_state: r3(peak / state),
+      in_use_before_step_mb: MB(before),
+      // in use between forward and backward: the state, the saved activations, the intermediates
+      // that no backward reads (they live until the step's scope ends) and size-class rounding
+      in_use_after_forward_mb: MB(forwardHeld),
+      pool_allocated_mb: MB(pool.stats.allocatedBytes),
+      pool_buffers: pool.stats.buffers,
+    });
+  }
+  if (want.profile) await profileStep(run, `profile/train_step/${s.name}`, step);
+  lastLoss.dispose();
+  ema.dispose();
+  opt.dispose();
+  model.dispose();
+  pool.trim();
+}
+
+/** Rounds every weight to f16, as `deno task export` stores them (sampling then reads them packed). */
+async function roundWeights(model: PixArt): Promise<void> {
+  const names: string[] = [];
+  for (const [name, p] of model.params.map) {
+    p.write((await p.read()).map(roundToHalf));
+    if (p.rank === 2) names.push(name);
+  }
+  model.halfExact = new Set(names);
+}
+
+export interface SampleWants {
+  time: boolean;
+  profile: boolean;
+  /** weights rounded to f16, as exported: sampling reads them packed */
+  half: boolean;
+  reps: number;
+}
+
+/**
+ * One guided sampling step at the grid's batch: conditional and unconditional branches in one
+ * batch of 2×B; the caption path (text encoder, cross-attention K/V) runs once per sampling run,
+ * at the warm-up, as in sampling. Returns the median ms.
+ */
+export async function benchSample(
+  run: BenchRun,
+  s: Subject,
+  want: SampleWants,
+  f32Ms?: number,
+): Promise<number | undefined> {
+  const c = s.model;
+  const B = s.sampleBatch, S = c.image_size, C = c.in_channels;
+  const guidance = s.config.sample.guidance;
+  const model = PixArt.init(c, 0);
+  if (want.half) await roundWeights(model);
+  const name = `sample_step/${s.name}${want.half ? "/f16" : ""}`;
+  const cond = conditionOf(c, B, 5, 0);
+  const eps = model.guidedEps(cond, guidance);
+  const x = randomNormal([B, C, S, S], 21);
+  run.progress(`${name}: warm-up`);
+  let peak = 0;
+  const one = () => {
+    tidy(() => {
+      noGrad(() => eps(x, 500));
+    });
+  };
+  // a throwaway ε for the dry run: it would cache an unwritten caption path and packed weights
+  const dry = model.guidedEps(cond, guidance);
+  const warm = await run.warmUp(() => tidy(() => noGrad(() => dry(x, 500))));
+  dry.dispose();
+  const res = await timeReps(want.time ? want.reps : 0, () => {
+    pool.resetPeak();
+    one();
+    peak = Math.max(peak, pool.stats.peakInUseBytes);
+  });
+  if (want.profile) await profileStep(run, `profile/${name}`, one);
+  eps.dispose();
+  x.dispose();
+  model.dispose();
+  pool.trim();
+  if (!want.time) return undefined;
+  const fwd = forwardFlops(c, 2 * B);
+  // the caption path ran once, at the warm-up, as in sampling
+  const flop = fwd.total - fwd.caption;
+  const med = median(res.ms);
+  run.emit({
+    name,
+    ms: r3(med),
+    ...(want.half ? { weights: "f16, packed" } : {}),
+    ...(want.half && f32Ms ? { speedup_vs_f32: r3(f32Ms / med) } : {}),
+    gflops: gflops(flop, med),
+    flop,
+    gflop: r3(flop / 1e9),
+    gflop_split: fwd.split,
+    caption_gflop_once: r3(fwd.caption / 1e9),
+    batch: B,
+    forward_batch: 2 * B,
+    guidance,
+    model: modelSummary(c, 2 * B),
+    peak_in_use_mb: MB(peak),
+    warmup_ms: r3(res.warmup),
+    variants: warm.variants,
+    reps: want.reps,
+  });
+  return med;
+}
+
+/**
+ * A grid as `deno task sample --grid` draws it: the config's sampler, steps and guidance, its
+ * images in one batch, weights rounded to f16 as an exported model holds them; warm-up included
+ * (a user's first grid pays it), timed once.
+ */
+export async function benchGrid(run: BenchRun, s: Subject): Promise<void> {
+  const c = s.model, sc = s.config.sample;
+  const model = PixArt.init(c, 0);
+  await roundWeights(model);
+  const classNames = Array.from({ length: c.num_classes }, (_, i) => `class ${i}`);
+  const prompts = Array.from(
+    { length: s.gridImages },
+    (_, i) => c.stage === 1 ? classNames[i % c.num_classes] : captionFor(i % 10, () => 0),
+  );
+  const steps = s.short ? Math.min(sc.steps, 2) : sc.steps;
+  const sampler = s.short && sc.sampler === "ancestral" ? "ddim" : sc.sampler;
+  await sync();
+  pool.resetPeak();
+  const t0 = performance.now();
+  let firstStep = 0;
+  await generate(model, configSchedule(s.config.diffusion), prompts, classNames, {
+    sampler,
+    steps,
+    guidance: sc.guidance,
+    seed: 0,
+    onProgress: (done) => {
+      if (done === 1) firstStep = performance.now();
+    },
+  });
+  const ms = performance.now() - t0;
+  run.emit({
+    name: `grid/${s.name}`,
+    ms: r3(ms),
+    gflops: null,
+    images: s.gridImages,
+    sampler,
+    steps,
+    guidance: sc.guidance,
+    // from the first step's end (compile and warm-up before it) to the last image read back
+    after_first_step_ms: firstStep ? r3(performance.now() - firstStep) : null,
+    peak_in_use_mb: MB(pool.stats.peakInUseBytes),
+    model: modelSummary(c, 2 * s.gridImages),
+  });
+  model.dispose();
+  pool.trim();
+}
