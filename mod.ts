@@ -1,7 +1,7 @@
 /**
  * pixart-webgpu: PixArt-α, the text-to-image diffusion transformer (Chen et al. 2023), from
  * scratch in TypeScript on WebGPU — WGSL kernels with autograd, the model, its three training
- * stages, DPM-Solver++/DDIM/ancestral sampling and evaluation. It runs wherever WebGPU does: a
+ * stages, DPM-Solver++/UniPC/DDIM/ancestral sampling and evaluation. It runs wherever WebGPU does: a
  * GPU, a laptop, a browser, or a CPU through Mesa.
  *
  * Draw with a bundled model (or a checkpoint file, or a training run's folder):
@@ -60,11 +60,19 @@ export { linearSchedule, type Schedule, timePoints } from "./diffusion/schedule.
 export { epsLoss, minSnrWeight, qSample } from "./diffusion/ddpm.ts";
 export {
   ancestralStep,
+  FAST_SAMPLERS,
+  type FastOptions,
+  fastTimePoints,
+  type MultistepOptions,
   sampleAncestral,
   sampleDdim,
   sampleDpmSolver,
+  sampleDpmSolver3m,
+  SAMPLER_LABELS,
   type SamplerName,
   SAMPLERS,
+  sampleUniPc,
+  type UniPcOptions,
 } from "./diffusion/samplers.ts";
 
 export { generate, type GenerateOptions } from "./diffusion/generate.ts";

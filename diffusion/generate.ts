@@ -12,9 +12,8 @@ import {
 import type { Condition, PixArt } from "../model/pixart.ts";
 import { tokenize } from "../model/tokenizer.ts";
 import {
+  FAST_SAMPLERS,
   sampleAncestral,
-  sampleDdim,
-  sampleDpmSolver,
   type SamplerName,
   SAMPLERS,
   type StepInfo,
@@ -27,7 +26,7 @@ import { DEFAULT_CONFIG } from "../io/config_schema.ts";
 export const DEFAULT_GUIDANCE: number = DEFAULT_CONFIG.sample.guidance;
 /** The sampler when none is given. */
 export const DEFAULT_SAMPLER: SamplerName = DEFAULT_CONFIG.sample.sampler;
-/** DDIM and DPM-Solver++ steps when none are given. */
+/** Steps of the fast samplers (all but ancestral) when none are given. */
 export const DEFAULT_STEPS: number = DEFAULT_CONFIG.sample.steps;
 
 export interface GenerateOptions {
@@ -210,9 +209,7 @@ function sampleBatch(
         noise: () => tidy(() => gen.normal(xT.shape)),
         onStep: tick,
       });
-    } else if (o.sampler === "ddim") {
-      x = sampleDdim(schedule, eps, xT, { steps: o.steps, onStep: tick });
-    } else x = sampleDpmSolver(schedule, eps, xT, { steps: o.steps, onStep: tick });
+    } else x = FAST_SAMPLERS[o.sampler](schedule, eps, xT, { steps: o.steps, onStep: tick });
     return x;
   } finally {
     eps.dispose();

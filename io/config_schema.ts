@@ -124,8 +124,14 @@ export type LrDecayShape = "constant" | "cosine" | "linear";
 export const LR_DECAYS: readonly LrDecayShape[] = ["constant", "cosine", "linear"];
 
 /** The samplers a config or a command line may name (implemented in diffusion/samplers.ts). */
-export type SamplerName = "ancestral" | "ddim" | "dpm-solver";
-export const SAMPLERS: readonly SamplerName[] = ["ancestral", "ddim", "dpm-solver"];
+export type SamplerName = "ancestral" | "ddim" | "dpm-solver" | "dpm-solver-3m" | "unipc";
+export const SAMPLERS: readonly SamplerName[] = [
+  "ancestral",
+  "ddim",
+  "dpm-solver",
+  "dpm-solver-3m",
+  "unipc",
+];
 
 /** What a training run does when a step's loss or gradient norm is not finite. */
 export type NonFiniteAction = "stop" | "skip";

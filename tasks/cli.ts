@@ -213,19 +213,83 @@ export function findCheckpoint(flag: string | undefined, model?: string): string
 
 export { DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS };
 
-/** --sampler, --steps and --seed as `sample` and `eval` read them. */
+/** The --sampler and --steps lines of the usage of `sample` and `eval` (eval: LIST for NAME/N). */
+export function samplerUsage(list = false): string {
+  const [name, n] = list ? ["LIST", "LIST"] : ["NAME", "N"];
+  return `  --sampler ${name.padEnd(10)} ${SAMPLERS.join(" | ")} (default ${DEFAULT_SAMPLER})${
+    list ? "; several separated by commas" : ""
+  }
+  --steps ${n.padEnd(12)} sampler steps (default ${DEFAULT_STEPS}; ancestral takes all T)${
+    list ? "; several separated by commas" : ""
+  }`;
+}
+
+function samplerName(name: string): SamplerName {
+  if (!SAMPLERS.includes(name as SamplerName)) {
+    fail(`unknown sampler '${name}': use one of ${SAMPLERS.join(", ")}`);
+  }
+  return name as SamplerName;
+}
+
+/** --sampler, --steps and --seed as `sample` reads them. */
 export function samplingFlags(
   a: Record<string, unknown>,
 ): { sampler: SamplerName; steps: number; seed: number } {
-  const sampler = ((a.sampler as string) ?? DEFAULT_SAMPLER) as SamplerName;
-  if (!SAMPLERS.includes(sampler)) {
-    fail(`unknown sampler '${sampler}': use one of ${SAMPLERS.join(", ")}`);
-  }
   return {
-    sampler,
+    sampler: samplerName((a.sampler as string) ?? DEFAULT_SAMPLER),
     steps: intFlag(a.steps, "steps") ?? DEFAULT_STEPS,
     seed: intFlag(a.seed, "seed") ?? 0,
   };
+}
+
+/** --sampler and --steps as `eval` reads them: lists separated by commas (a sweep), and --seed. */
+export function samplingSweepFlags(
+  a: Record<string, unknown>,
+): { samplers: SamplerName[]; steps: number[]; seed: number } {
+  const list = (v: unknown) => String(v).split(",").map((p) => p.trim());
+  const samplers = a.sampler === undefined ? [DEFAULT_SAMPLER] : list(a.sampler).map(samplerName);
+  const steps = a.steps === undefined ? [DEFAULT_STEPS] : list(a.steps).map((p) => {
+    const n = Number(p);
+    if (p === "" || !Number.isInteger(n) || n < 1) {
+      fail(`--steps takes positive integers separated by commas, got '${a.steps}'`);
+    }
+    return n;
+  });
+  return { samplers, steps, seed: intFlag(a.seed, "seed") ?? 0 };
+}
+
+/** One evaluation setting of a sweep. */
+export interface SamplingRun {
+  sampler: SamplerName;
+  steps: number;
+  guidance: number;
+}
+
+/** Every sampler × steps × guidance scale (ancestral once, whatever the steps). */
+export function sweepRuns(
+  samplers: SamplerName[],
+  steps: number[],
+  scales: number[],
+): SamplingRun[] {
+  return samplers.flatMap((sampler) =>
+    (sampler === "ancestral" ? steps.slice(0, 1) : steps).flatMap((n) =>
+      scales.map((guidance) => ({ sampler, steps: n, guidance }))
+    )
+  );
+}
+
+/** "dpm-solver 20 steps", "ancestral": how a run's sampler reads in a log line or a table. */
+export function samplerText(r: { sampler: SamplerName; steps: number }): string {
+  return r.sampler === "ancestral" ? r.sampler : `${r.sampler} ${r.steps} steps`;
+}
+
+/**
+ * The file name of a run's sample grid: samples-w<W>, with the sampler and steps in front when
+ * the sweep varies them.
+ */
+export function gridName(r: SamplingRun, runs: SamplingRun[]): string {
+  const varies = new Set(runs.map(samplerText)).size > 1;
+  return `samples-${varies ? `${r.sampler}-${r.steps}-` : ""}w${r.guidance}`;
 }
 
 /** The pipeline of the checkpoint --checkpoint / --model names (its EMA weights unless `raw`). */

@@ -17,10 +17,9 @@ import {
 import {
   CHECKPOINT_USAGE,
   DEFAULT_GUIDANCE,
-  DEFAULT_SAMPLER,
-  DEFAULT_STEPS,
   describeCheckpoint,
   fail,
+  gridName,
   intervalFlag,
   intFlag,
   loadSamplingCheckpoint,
@@ -29,7 +28,10 @@ import {
   prepareOutput,
   progressBar,
   runTask,
-  samplingFlags,
+  samplerText,
+  samplerUsage,
+  samplingSweepFlags,
+  sweepRuns,
   timestepsFlag,
 } from "./cli.ts";
 import { runCaptionEval } from "./eval_captions.ts";
@@ -63,8 +65,9 @@ ${CHECKPOINT_USAGE}
                        guide only at timesteps LO … HI, the conditional model alone elsewhere
   --sweep              evaluate at each of --scales instead (the lesson's guidance sweep)
   --scales LIST        comma-separated scales for --sweep (default 0,1,2,4,7,10,20)
-  --sampler NAME       ancestral | ddim | dpm-solver (default ${DEFAULT_SAMPLER})
-  --steps N            sampler steps for ddim / dpm-solver (default ${DEFAULT_STEPS})
+${samplerUsage(true)}
+                       (each sampler at each number of steps and each scale; the grids are then
+                       named samples-SAMPLER-STEPS-wW.png)
   --seed N             start noise seed (default 0)
   --data SOURCE        real images to compare with (default: the checkpoint's training data)
   --raw                use the raw weights even if the checkpoint has EMA weights
@@ -92,7 +95,7 @@ await runTask(async () => {
   }, USAGE);
   const perPromptFlag = intFlag(a["per-prompt"], "per-prompt");
   if (perPromptFlag === 0) fail("--per-prompt must be at least 1");
-  const { sampler, steps, seed } = samplingFlags(a);
+  const { samplers, steps, seed } = samplingSweepFlags(a);
   let scales = [numFlag(a.guidance, "guidance") ?? DEFAULT_GUIDANCE];
   if (a.sweep) {
     const list = ((a.scales as string) ?? "0,1,2,4,7,10,20").split(",");
@@ -102,6 +105,7 @@ await runTask(async () => {
       return w;
     });
   } else if (a.scales) fail("--scales needs --sweep");
+  const runs = sweepRuns(samplers, steps, scales);
   const outDir = (a.out as string) ?? "output/eval";
   prepareOutput(join(outDir, "eval.json"));
 
@@ -135,9 +139,7 @@ await runTask(async () => {
       skipBadImages: dataCfg?.skip_bad_images,
       captions,
       perCaption: perPromptFlag ?? 4,
-      scales,
-      sampler,
-      steps,
+      runs,
       seed,
       interval,
       gapTimesteps: timestepsFlag(a["caption-gap"], "caption-gap", schedule.T),
@@ -187,8 +189,8 @@ await runTask(async () => {
   const real = await realReference(classifier, raw, held, train, total, seed);
   console.error(
     `${describeCheckpoint(sc)}; ` +
-      `${total} samples per scale (${perPrompt} per prompt), ${sampler}` +
-      `${sampler === "ancestral" ? "" : ` ${steps} steps`}, on ${deviceInfo().adapter}`,
+      `${total} samples per setting (${perPrompt} per prompt), ` +
+      `${[...new Set(runs.map(samplerText))].join(", ")}, on ${deviceInfo().adapter}`,
   );
   console.error(
     `FID reference: ${real.n} held-out images; the floor beside it: ${real.n} training images`,
@@ -197,7 +199,11 @@ await runTask(async () => {
   mkdirSync(outDir, { recursive: true });
   const results: PromptEvalResult[] = [];
   const t0 = performance.now();
-  for (const w of scales) {
+  for (const run of runs) {
+    const w = run.guidance;
+    const label = new Set(runs.map(samplerText)).size > 1
+      ? `${samplerText(run)}, guidance ${w}`
+      : `guidance ${w}`;
     const { result, images, prompts: list } = await evaluatePrompts(
       model,
       schedule,
@@ -205,13 +211,11 @@ await runTask(async () => {
       real,
       classNames,
       {
-        sampler,
-        steps,
-        guidance: w,
+        ...run,
         guidanceInterval: interval,
         seed,
         perPrompt,
-        onProgress: (done, all) => progressBar(done, all, `guidance ${w}`, t0),
+        onProgress: (done, all) => progressBar(done, all, label, t0),
       },
     );
     results.push(result);
@@ -225,7 +229,7 @@ await runTask(async () => {
         shown.set(images.subarray(src, src + per), (p * cols + k) * per);
       }
     }
-    const grid = join(outDir, `samples-w${w}.png`);
+    const grid = join(outDir, `${gridName(run, runs)}.png`);
     writeImageGrid(
       grid,
       shown,
@@ -236,7 +240,7 @@ await runTask(async () => {
       cols,
     );
     writeFileSync(
-      join(outDir, `samples-w${w}.txt`),
+      join(outDir, `${gridName(run, runs)}.txt`),
       list.map((p) => `${p.prompt}`).join("\n") + "\n",
     );
     console.error(`\n${table([result])}`);
@@ -262,10 +266,12 @@ await runTask(async () => {
   model.dispose();
 });
 
-/** One row per guidance scale, as the README shows it. */
+/** One row per guidance scale, as the README shows it (and the sampler when the rows vary it). */
 function table(rs: PromptEvalResult[]): string {
   const forms = Object.keys(rs[0].per_form);
+  const bySampler = new Set(rs.map((r) => `${r.sampler} ${r.steps}`)).size > 1;
   const head = [
+    ...(bySampler ? ["sampler", "steps"] : []),
     "guidance",
     "prompt acc.",
     ...forms.map((f) => `${f}s`),
@@ -274,6 +280,7 @@ function table(rs: PromptEvalResult[]): string {
     "floor",
   ];
   const rows = rs.map((r) => [
+    ...(bySampler ? [r.sampler, String(r.steps)] : []),
     r.guidance_interval ? `${r.guidance} in [${r.guidance_interval}]` : String(r.guidance),
     pct(r.accuracy),
     ...forms.map((f) => pct(r.per_form[f])),

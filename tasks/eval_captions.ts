@@ -8,7 +8,6 @@ import { join } from "node:path";
 import { deviceInfo, pool } from "../kernels/mod.ts";
 import { writeImageGrid } from "../io/png.ts";
 import { gatherBatch, loadSource, prepareImages } from "../io/data.ts";
-import type { SamplerName } from "../diffusion/samplers.ts";
 import type { Schedule } from "../diffusion/schedule.ts";
 import type { PixArt } from "../model/pixart.ts";
 import {
@@ -18,7 +17,7 @@ import {
   prepareCaptionEval,
 } from "../eval/caption_eval.ts";
 import { type CaptionGap, captionGap } from "../eval/caption_gap.ts";
-import { progressBar } from "./cli.ts";
+import { gridName, progressBar, samplerText, type SamplingRun } from "./cli.ts";
 import { markdown, pct } from "./table.ts";
 
 export interface CaptionEvalRun {
@@ -38,9 +37,8 @@ export interface CaptionEvalRun {
   skipBadImages?: boolean;
   captions: number;
   perCaption: number;
-  scales: number[];
-  sampler: SamplerName;
-  steps: number;
+  /** each sampler, steps and guidance scale to evaluate at */
+  runs: SamplingRun[];
   seed: number;
   interval: [number, number] | null;
   /** timesteps to measure the caption gap at, on the evaluation captions' own images */
@@ -48,7 +46,7 @@ export interface CaptionEvalRun {
   outDir: string;
 }
 
-/** Prepares, evaluates at each scale, writes eval.json and the grids, prints the tables. */
+/** Prepares, evaluates each run, writes eval.json and the grids, prints the tables. */
 export async function runCaptionEval(r: CaptionEvalRun): Promise<void> {
   const c = r.model.config;
   const ref = await prepareCaptionEval(r.source, {
@@ -65,9 +63,9 @@ export async function runCaptionEval(r: CaptionEvalRun): Promise<void> {
   try {
     const total = ref.captions.length * r.perCaption;
     console.error(
-      `${r.describe}; ${total} samples per scale (${r.perCaption} for each of ` +
-        `${ref.captions.length} captions), ${r.sampler}` +
-        `${r.sampler === "ancestral" ? "" : ` ${r.steps} steps`}, on ${deviceInfo().adapter}`,
+      `${r.describe}; ${total} samples per setting (${r.perCaption} for each of ` +
+        `${ref.captions.length} captions), ${[...new Set(r.runs.map(samplerText))].join(", ")}, ` +
+        `on ${deviceInfo().adapter}`,
     );
     console.error(
       `classifier ${ref.classifierPath}: ${ref.labelNames.length} '${ref.labelField}' ` +
@@ -81,17 +79,18 @@ export async function runCaptionEval(r: CaptionEvalRun): Promise<void> {
     const t0 = performance.now();
     const gaps = await captionGaps(r, ref);
     const results: CaptionEvalResult[] = [];
-    for (const w of r.scales) {
+    const bySampler = new Set(r.runs.map(samplerText)).size > 1;
+    for (const run of r.runs) {
+      const w = run.guidance;
+      const label = bySampler ? `${samplerText(run)}, guidance ${w}` : `guidance ${w}`;
       const { result, images, prompts } = await evaluateCaptions(r.model, r.schedule, ref, {
-        sampler: r.sampler,
-        steps: r.steps,
-        guidance: w,
+        ...run,
         guidanceInterval: r.interval,
         seed: r.seed,
-        onProgress: (done, all) => progressBar(done, all, `guidance ${w}`, t0),
+        onProgress: (done, all) => progressBar(done, all, label, t0),
       });
       results.push(result);
-      writeGrid(r.outDir, `samples-w${w}`, images, prompts, r.perCaption, r.model);
+      writeGrid(r.outDir, gridName(run, r.runs), images, prompts, r.perCaption, r.model);
       console.error(`\n${scaleTable([result])}`);
     }
     const report = {
@@ -190,9 +189,11 @@ function writeGrid(
 
 const num = (x: number | null) => (x === null ? "-" : pct(x));
 
-/** One row per guidance scale. */
+/** One row per guidance scale (and the sampler when the rows vary it). */
 function scaleTable(rs: CaptionEvalResult[]): string {
+  const bySampler = new Set(rs.map((r) => `${r.sampler} ${r.steps}`)).size > 1;
   const head = [
+    ...(bySampler ? ["sampler", "steps"] : []),
     "guidance",
     "class acc.",
     "top-5",
@@ -203,6 +204,7 @@ function scaleTable(rs: CaptionEvalResult[]): string {
     "floor",
   ];
   const rows = rs.map((r) => [
+    ...(bySampler ? [r.sampler, String(r.steps)] : []),
     r.guidance_interval ? `${r.guidance} in [${r.guidance_interval}]` : String(r.guidance),
     pct(r.accuracy),
     pct(r.top5_accuracy),

@@ -9,8 +9,6 @@ import { generate } from "../diffusion/generate.ts";
 import {
   CHECKPOINT_USAGE,
   DEFAULT_GUIDANCE,
-  DEFAULT_SAMPLER,
-  DEFAULT_STEPS,
   describeCheckpoint,
   fail,
   intervalFlag,
@@ -22,6 +20,7 @@ import {
   progressBar,
   runTask,
   sameFile,
+  samplerUsage,
   samplingFlags,
 } from "./cli.ts";
 import { lessonPrompts, promptsText, readPromptsFile } from "../io/prompts.ts";
@@ -40,8 +39,7 @@ ${CHECKPOINT_USAGE}
   --guidance-interval LO,HI
                        guide only at timesteps LO … HI, the conditional model alone elsewhere
   --negative TEXT      a negative prompt: guidance steers away from it (default: the null caption)
-  --sampler NAME       ancestral | ddim | dpm-solver (default ${DEFAULT_SAMPLER})
-  --steps N            sampler steps for ddim / dpm-solver (default ${DEFAULT_STEPS}; ancestral uses all T)
+${samplerUsage()}
   --seed N             start noise seed (default 0)
   --raw                use the raw weights even if the checkpoint has EMA weights
   --out PATH           PNG path (default output/samples.png); the prompts go beside it (.txt)

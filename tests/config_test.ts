@@ -124,7 +124,7 @@ Deno.test("unknown keys and wrong types are one-line errors naming key and file"
   );
   throwsExactly(
     () => parseConfig("sample:\n  sampler: euler\n", "c.yaml"),
-    "config c.yaml: 'sample.sampler' must be one of ancestral, ddim, dpm-solver, got 'euler'",
+    "config c.yaml: 'sample.sampler' must be one of ancestral, ddim, dpm-solver, dpm-solver-3m, unipc, got 'euler'",
   );
   throwsExactly(
     () => parseConfig("train:\n  lr_decay: step\n", "c.yaml"),

@@ -418,6 +418,26 @@ Deno.test("e2e eval: a guidance sweep writes eval.json, a grid per scale and the
   assert.ok(existsSync(join(dir, "samples-w0.png")));
 });
 
+Deno.test("e2e eval: a sampler × steps sweep scores each, names its grids, tabulates both", async () => {
+  const { out } = await resumed();
+  const dir = tmp("eval-samplers");
+  const r = await evaluate([
+    ...["--checkpoint", out, "--per-prompt", "1", "--sampler", "ddim,unipc", "--steps", "2,3"],
+    ...["--out", dir],
+  ]);
+  assertOk(r);
+  const rep = JSON.parse(readFileSync(join(dir, "eval.json"), "utf8"));
+  assert.deepEqual(
+    rep.results.map((x: { sampler: string; steps: number }) => `${x.sampler} ${x.steps}`),
+    ["ddim 2", "ddim 3", "unipc 2", "unipc 3"],
+  );
+  for (const name of ["ddim-2", "ddim-3", "unipc-2", "unipc-3"]) {
+    assert.ok(existsSync(join(dir, `samples-${name}-w2.5.png`)), name);
+  }
+  assert.match(r.stdout, /\| sampler +\| steps \| guidance \| prompt acc\. \|/);
+  assert.match(r.stdout, /\| unipc +\| 3 +\| 2\.5 +\|/);
+});
+
 Deno.test("e2e export: an f16 sampling copy holds the EMA weights and no optimiser state", async () => {
   const { out } = await resumed();
   const file = tmp("exported.safetensors");
@@ -518,6 +538,13 @@ Deno.test("e2e errors: bad input is a one-line error", async (t) => {
     assertOneLineError(
       await evaluate(["--checkpoint", ck2, "--sweep", "--scales", "1,x"]),
       /^error: --scales: 'x' is not a number$/,
+    );
+  });
+
+  await t.step("eval: a bad --steps list", async () => {
+    assertOneLineError(
+      await evaluate(["--checkpoint", ck2, "--steps", "4,,8"]),
+      /^error: --steps takes positive integers separated by commas, got '4,,8'$/,
     );
   });
 
@@ -721,7 +748,7 @@ Deno.test("e2e errors: bad input is a one-line error", async (t) => {
         "--out",
         tmp("x.png"),
       ]),
-      /^error: unknown sampler 'euler': use one of ancestral, ddim, dpm-solver$/,
+      /^error: unknown sampler 'euler': use one of ancestral, ddim, dpm-solver, dpm-solver-3m, unipc$/,
     );
   });
   await t.step("stage 2 without a stage-1 checkpoint", async () => {

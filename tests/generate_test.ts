@@ -52,7 +52,7 @@ Deno.test("generate: onStep gets each step of each batch; its x is readable and 
   const schedule = linearSchedule(1000);
   const prompts = ["seven", "3", "two"];
   const per = TINY.image_size * TINY.image_size;
-  for (const sampler of ["ddim", "dpm-solver"] as SamplerName[]) {
+  for (const sampler of ["ddim", "dpm-solver", "dpm-solver-3m", "unipc"] as SamplerName[]) {
     const before = pool.stats.inUseBytes;
     const seen: { first: number; step: number; total: number; B: number }[] = [];
     const reads: Promise<{ first: number; step: number; x: Float32Array }>[] = [];

@@ -11,6 +11,7 @@ import {
   DEFAULT_STEPS,
   generate,
 } from "../diffusion/generate.ts";
+import { SAMPLER_LABELS } from "../diffusion/samplers.ts";
 import { deviceInfo, initDevice, pool } from "../kernels/mod.ts";
 import { SampleGrid } from "./grid.ts";
 import { type LoadedModel, loadModel } from "./loaded_model.ts";
@@ -153,7 +154,8 @@ function main(): void {
     app.dataset.draws = String(++draws);
     setState(
       "ready",
-      `${prompts.length} images, DPM-Solver++ ${r.steps} steps, guidance ${r.guidance}` +
+      `${prompts.length} images, ${SAMPLER_LABELS[DEFAULT_SAMPLER]} ${r.steps} steps, ` +
+        `guidance ${r.guidance}` +
         `${r.negative.trim() ? `, negative "${r.negative.trim()}"` : ""}, seed ${r.seed}: ` +
         `${seconds.toFixed(1)} s on ${adapterName()}.`,
     );
