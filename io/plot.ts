@@ -179,11 +179,23 @@ export function plotLogY(path: string, series: Series[], xLabel: string, yLabel:
 
 /** The loss curve of a training log (train-log.jsonl: the mean loss of each logging window);
  * false when the log has no loss record. */
+/**
+ * The records of a training log, none when it is not written yet (a checkpoint saved before the
+ * run's first log line).
+ */
+function logLines(logPath: string): string[] {
+  try {
+    return Deno.readTextFileSync(logPath).split("\n").filter(Boolean);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+}
+
 export function plotTrainingLog(logPath: string, pngPath: string): boolean {
   // evaluation records share the log; only the loss records are plotted here
-  const rows = Deno.readTextFileSync(logPath).split("\n").filter(Boolean).map((l) =>
-    JSON.parse(l) as { step: number; loss?: number }
-  ).filter((r): r is { step: number; loss: number } => typeof r.loss === "number");
+  const rows = logLines(logPath).map((l) => JSON.parse(l) as { step: number; loss?: number })
+    .filter((r): r is { step: number; loss: number } => typeof r.loss === "number");
   if (!rows.some((r) => r.loss > 0)) return false;
   plotLogY(
     pngPath,
@@ -199,7 +211,7 @@ export function plotTrainingLog(logPath: string, pngPath: string): boolean {
  * `eval`), in percent; false when the log has none.
  */
 export function plotEvalAccuracy(logPath: string, pngPath: string): boolean {
-  const rows = Deno.readTextFileSync(logPath).split("\n").filter(Boolean).map((l) =>
+  const rows = logLines(logPath).map((l) =>
     JSON.parse(l) as { step: number; eval?: { accuracy?: number } }
   ).filter((r) => typeof r.eval?.accuracy === "number");
   if (!rows.length) return false;

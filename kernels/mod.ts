@@ -3,7 +3,15 @@
 export * from "./device.ts";
 export * from "./tensor.ts";
 export * from "./autograd.ts";
-export { counters, flush, readBuffer, startProfile, stopProfile, sync } from "./runtime.ts";
+export {
+  counters,
+  flush,
+  readBuffer,
+  startProfile,
+  stopProfile,
+  submitted,
+  sync,
+} from "./runtime.ts";
 export { pool, type PoolStats } from "./pool.ts";
 export * from "./elementwise.ts";
 export * from "./reduce.ts";

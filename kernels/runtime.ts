@@ -316,6 +316,16 @@ export async function readBuffer(buf: GPUBuffer, bytes: number, offset = 0): Pro
   return out;
 }
 
+/**
+ * Submits everything recorded so far; resolves when the GPU has finished it. A loop that records
+ * round n + 1 before awaiting round n's promise keeps the GPU busy and at most one round behind,
+ * and turns the event loop once a round (timers and signals are seen there).
+ */
+export function submitted(): Promise<void> {
+  flush();
+  return device().queue.onSubmittedWorkDone();
+}
+
 /** Waits until the GPU has finished all submitted work, and reports any error it found. */
 export async function sync(): Promise<void> {
   flush();

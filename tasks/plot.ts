@@ -1,5 +1,6 @@
 // deno task plot — a run's curves, drawn by the project's own plot module (io/plot.ts).
 
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { plotEvalAccuracy, plotGuidanceSweep, plotTrainingLog } from "../io/plot.ts";
 import { fail, parseCli, prepareOutput, runTask } from "./cli.ts";
@@ -21,6 +22,7 @@ await runTask(() => {
   }, USAGE);
   const input = (a.log ?? a.eval) as string | undefined;
   if (!input || (a.log && a.eval)) fail("pass --log FILE or --eval FILE (see --help)");
+  if (!existsSync(input)) fail(`${input} not found: pass a run's train-log.jsonl or an eval.json`);
   const dir = (a.out as string) ?? join(input, "..");
   prepareOutput(join(dir, "x.png"));
   const wrote: string[] = [];

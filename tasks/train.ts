@@ -34,8 +34,8 @@ stage 3 (the stage-2 model at a higher resolution on curated images).
   --no-grid           skip the sample grids
   --set KEY=VALUE     override any config key, e.g. --set model.depth=2 (repeatable)
 
-A run stopped by Ctrl-C, SIGTERM or SIGHUP saves a checkpoint and exits with 130, 143 or 129;
---resume continues it. A loss that stops being finite ends the run with an error naming the step
+A run stopped by Ctrl-C, SIGTERM or SIGHUP saves a checkpoint within a step and exits with 130,
+143 or 129; --resume continues it (before the first step, the signal ends it at once). A loss that stops being finite ends the run with an error naming the step
 and the last good checkpoint (or, with train.on_nonfinite: skip, skips such steps).
 `;
 
@@ -45,7 +45,8 @@ const DEFAULT_CONFIGS = {
   3: "configs/emoji_stage3.yaml",
 } as const;
 
-const stop = new StopSignal().listen();
+// listened to once the steps start (train/stop_signal.ts)
+const stop = new StopSignal();
 let exitCode = 0;
 await runTask(async () => {
   const a = parseCli(Deno.args, {

@@ -7,6 +7,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readSafetensors, type TensorInput, writeSafetensors } from "../io/safetensors.ts";
 import { readCheckpoint } from "../model/checkpoint.ts";
+import { writePng } from "../io/png.ts";
 import {
   assertOk,
   assertOneLineError,
@@ -342,4 +343,54 @@ Deno.test("sample never writes over the prompts file it reads", async () => {
     );
     assert.equal(readFileSync(prompts, "utf8"), "seven | 3\n");
   }
+});
+
+Deno.test("a signal is acted on within a step, not at the next log line", async () => {
+  const out = tmp("signal-within-step");
+  // no readback between log lines: today's steps are recorded without a turn of the event loop
+  const live = new LiveRun(
+    tiny(out, "--steps", "100000", "--log-every", "100", "--save-every", "0"),
+  );
+  await live.waitFor(/step 100\/100000/);
+  live.kill("SIGTERM");
+  const r = await live.done();
+  assert.equal(r.code, 143, describe(r));
+  const stoppedAt = Number(r.stderr.match(/stopped by SIGTERM at step (\d+)/)?.[1]);
+  // within a few steps of the signal, long before the next log line at step 200
+  assert.ok(stoppedAt >= 100 && stoppedAt < 200, `stopped at step ${stoppedAt}:${describe(r)}`);
+  assert.deepEqual(checkpoints(out), [`checkpoint-${stoppedAt}.safetensors`]);
+});
+
+Deno.test("a signal while an image folder is decoded ends the run at once, with the signal's status", async () => {
+  // big images: decoding them takes seconds
+  const data = tmp("slow-folder");
+  const side = 1200;
+  const px = new Uint8Array(side * side * 3);
+  for (let i = 0; i < px.length; i++) px[i] = (i * 7) % 251;
+  Deno.mkdirSync(join(data, "a"), { recursive: true });
+  Deno.mkdirSync(join(data, "b"), { recursive: true });
+  for (let k = 0; k < 12; k++) {
+    writePng(join(data, k % 2 ? "a" : "b", `${k}.png`), side, side, 3, px);
+  }
+  for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
+    const out = tmp(`signal-decoding-${signal}`);
+    const live = new LiveRun(tiny(out, "--data", data, "--steps", "10"));
+    await live.waitFor(/decoding 12 images/);
+    const t0 = performance.now();
+    live.kill(signal);
+    const r = await live.done();
+    const seconds = (performance.now() - t0) / 1000;
+    assert.equal(r.code, code, describe(r));
+    // nothing after the decoding ran: no model was built, no checkpoint written
+    assert.doesNotMatch(r.stderr, /stage 1:|error/, describe(r));
+    assert.deepEqual(checkpoints(out), []);
+    assert.ok(seconds < 5, `${seconds.toFixed(1)} s from ${signal} to the end:${describe(r)}`);
+  }
+});
+
+Deno.test("a checkpoint saved before the first log line (--save-every 2 --log-every 5)", async () => {
+  const out = tmp("save-before-log");
+  const r = await train(tiny(out, "--steps", "3", "--save-every", "2", "--log-every", "5"));
+  assertOk(r);
+  assert.deepEqual(checkpoints(out), ["checkpoint-2.safetensors", "checkpoint-3.safetensors"]);
 });

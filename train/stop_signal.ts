@@ -1,6 +1,9 @@
 // Stopping a run from outside: Ctrl-C (SIGINT), a job scheduler, `timeout` or a container stop
 // (SIGTERM), a closed terminal (SIGHUP). The run finishes its step, saves a checkpoint to resume
 // from, and exits with 128 + the signal's number, so scripts can tell it from a finished run.
+// Listening starts when the steps do: before that there is nothing to save, and the signal's
+// default action ends the process at once (with the same status) even inside a long synchronous
+// stretch such as decoding an image folder, which a listener would only see once it returns.
 
 const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
 export type StopSignalName = keyof typeof SIGNALS;
@@ -10,8 +13,9 @@ export class StopSignal {
   #received: StopSignalName | null = null;
   readonly #listeners: [StopSignalName, () => void][] = [];
 
-  /** Listens for SIGINT, SIGTERM and SIGHUP (where the platform has them). */
+  /** Listens for SIGINT, SIGTERM and SIGHUP (where the platform has them); once is enough. */
   listen(): this {
+    if (this.#listeners.length) return this;
     for (const name of Object.keys(SIGNALS) as StopSignalName[]) {
       const on = () => {
         this.#received ??= name;

@@ -17,6 +17,7 @@ import {
   Generator,
   type LrDecay,
   pool,
+  submitted,
   tensor,
   trainStep,
   trainStepOrSkip,
@@ -126,9 +127,16 @@ export async function train(cfg: Config, o: TrainOptions): Promise<TrainResult> 
   let run: Run | null = null;
   try {
     run = await start(cfg, o, folder);
+    o.stop.listen();
     const tc = cfg.train;
+    let previous: Promise<void> = Promise.resolve();
     while (run.step < tc.steps && !o.stop.received) {
       await step(run);
+      // the GPU runs this step while the next is recorded; waiting for the one before keeps it
+      // at most a step behind and turns the event loop, so a signal is acted on within a step
+      const current = submitted();
+      await previous;
+      previous = current;
       if (run.step % tc.log_every === 0 || run.step === tc.steps) await logWindow(run);
       if (tc.eval_every > 0 && run.step % tc.eval_every === 0) await evaluate(run);
       const saveNow = tc.save_every > 0 && run.step % tc.save_every === 0;
