@@ -3,7 +3,7 @@
 // converted to 1 or 3 channels; fitted to a square (io/resize_area.ts). Values in [0, 1].
 
 import jpeg from "jpeg-js";
-import { isPng, readPngRgba } from "./png.ts";
+import { isPng, MAX_IMAGE_PIXELS, readPngRgba } from "./png.ts";
 import { fitSquare } from "./resize_area.ts";
 
 /** A decoded image: [3, height, width] RGB planes in [0, 1]. */
@@ -16,8 +16,8 @@ export interface RgbImage {
 /** ITU-R BT.601 luma weights: grey = 0.299 R + 0.587 G + 0.114 B. */
 export const LUMA_601 = [0.299, 0.587, 0.114] as const;
 
-// jpeg-js refuses larger images instead of exhausting memory
-const JPEG_LIMITS = { maxResolutionInMP: 200, maxMemoryUsageInMB: 2048 };
+// jpeg-js refuses larger images instead of exhausting memory: the pixels PNG allows, in millions
+const JPEG_LIMITS = { maxResolutionInMP: MAX_IMAGE_PIXELS / 1e6, maxMemoryUsageInMB: 2048 };
 
 function isJpeg(bytes: Uint8Array): boolean {
   return bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import jpeg from "jpeg-js";
 import { decodeImage, imageToSquare, LUMA_601, toChannels } from "../io/image_file.ts";
-import { encodePng } from "../io/png.ts";
+import { decodePng, encodePng, MAX_IMAGE_PIXELS, readPngRgba } from "../io/png.ts";
 import { fitSquare, resizeArea } from "../io/resize_area.ts";
-import { pngFile } from "./png_fixtures.ts";
+import { bombPng, pngFile, pngHeader } from "./png_fixtures.ts";
 
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-6) => {
   assert.equal(a.length, b.length);
@@ -126,4 +126,27 @@ Deno.test("fitSquare: the short side scaled to the size, the long side centre-cr
   }
   close(imageToSquare(encodePng(4, 2, 3, px), 1, 1), [(0.299 + 0.114) / 2]);
   close(imageToSquare(encodePng(4, 2, 3, px), 2, 3), [1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 1]);
+});
+
+Deno.test("a PNG whose header asks for more pixels than MAX_IMAGE_PIXELS is refused before decoding", () => {
+  assert.equal(MAX_IMAGE_PIXELS, 89_478_485); // Pillow's Image.MAX_IMAGE_PIXELS
+  // 90 KB that inflate to 90,000,000 pixels; its header is all the refusal reads
+  const bomb = bombPng(10000, 9000);
+  assert.ok(bomb.length < 200_000);
+  const refused =
+    /^Error: png: 10000×9000 is 90,000,000 pixels, over the 89,478,485 an image may have \(a decompression bomb\?\): use a smaller image$/;
+  assert.throws(() => decodeImage(bomb), refused);
+  assert.throws(() => readPngRgba(bomb), refused);
+  assert.throws(() => decodePng(bomb), refused);
+  // a header alone (its data cut off) is enough to refuse the largest
+  const huge = pngHeader(50000, 50000);
+  assert.throws(
+    () => decodeImage(huge),
+    /^Error: png: 50000×50000 is 2,500,000,000 pixels, over the/,
+  );
+  // up to the limit, images decode as before
+  const ok = decodeImage(
+    pngFile({ width: 3, height: 2, depth: 8, colorType: 0, samples: [0, 255, 0, 255, 0, 255] }),
+  );
+  assert.deepEqual([ok.width, ok.height], [3, 2]);
 });

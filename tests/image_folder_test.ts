@@ -18,6 +18,7 @@ import {
 import { checkCaptionLengths, truncateAtWord } from "../io/caption_length.ts";
 import { encodePng } from "../io/png.ts";
 import { encodePrompt, normalizePrompt } from "../model/tokenizer.ts";
+import { pngHeader } from "./png_fixtures.ts";
 
 /** A w × h PNG of one RGB colour. */
 function solid(rgb: [number, number, number], w = 4, h = 4): Uint8Array {
@@ -330,6 +331,13 @@ Deno.test("image folder errors: each one line, naming the file or line and the f
   const warning = lines.filter((l) => l.startsWith("warning:"));
   assert.equal(warning.length, 1);
   assert.match(warning[0], /skipped 2 image\(s\) that could not be decoded .*first 'bad\.png'/);
+  // a decompression bomb is a bad image like any other: named, or skipped
+  write(dir, "bomb.png", pngHeader(20000, 20000));
+  meta(jsonl([{ file_name: "a.png", text: "a" }, { file_name: "bomb.png", text: "b" }]));
+  oneLine(
+    /cannot read image 'bomb\.png' \(metadata\.jsonl line 2\): png: 20000×20000 is 400,000,000 pixels, over the 89,478,485 an image may have .*data\.skip_bad_images: true/,
+  );
+  assert.equal(loadImageFolder(dir, { ...o, skipBadImages: true }).n, 1);
   // only bad images: nothing to train on
   meta(jsonl([{ file_name: "bad.png", text: "b" }]));
   assert.throws(() => loadImageFolder(dir, { ...o, skipBadImages: true }), /none of its 1 images/);

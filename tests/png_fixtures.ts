@@ -77,3 +77,36 @@ export function pngFile(s: PngSpec): Uint8Array {
   }
   return out;
 }
+
+/**
+ * A decompression bomb: a valid 8-bit grey PNG of `width`×`height` zero pixels, whose all-zero
+ * rows deflate to a few bytes per thousand pixels (10000×9000 is about 90 KB).
+ */
+export function bombPng(width: number, height: number): Uint8Array {
+  return concat([
+    pngHeader(width, height),
+    chunk("IDAT", new Uint8Array(deflateSync(new Uint8Array((width + 1) * height), { level: 9 }))),
+    chunk("IEND", new Uint8Array()),
+  ]);
+}
+
+/** The signature and IHDR chunk of an 8-bit grey PNG of `width`×`height`, and nothing else. */
+export function pngHeader(width: number, height: number): Uint8Array {
+  const ihdr = new Uint8Array(13);
+  const h = new DataView(ihdr.buffer);
+  h.setUint32(0, width);
+  h.setUint32(4, height);
+  ihdr[8] = 8;
+  ihdr[9] = 0;
+  return concat([new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]), chunk("IHDR", ihdr)]);
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
