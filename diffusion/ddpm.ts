@@ -1,7 +1,11 @@
-// DDPM training objective (Ho et al. 2020, Alg. 1): x_t = √ᾱ_t·x0 + √(1 − ᾱ_t)·ε, and the model
-// is trained to predict ε with a mean-squared error.
+// DDPM training objective (Ho et al. 2020, Alg. 1): x_t = √ᾱ_t·x0 + √(1 − ᾱ_t)·ε, and the model is
+// trained to predict ε — or, with `diffusion.prediction`, the clean image x0 or the velocity
+// v = √ᾱ_t·ε − √(1 − ᾱ_t)·x0 (Salimans & Ho 2022, §4). The three are affine in one another at a
+// given x_t, so a sampler reads every model through ε̂ (epsFromOutput), and the loss weights each so
+// that its effective weight in ε-space is the same min-SNR-γ weight: only the parameterisation
+// changes, not the objective (Hang et al. 2023, §3.3).
 
-import { add, mseLoss, mul, type Tensor, tensor } from "../kernels/mod.ts";
+import { add, lincomb, mseLoss, mul, type Tensor, tensor } from "../kernels/mod.ts";
 import type { Schedule } from "./schedule.ts";
 
 /** Forward process q(x_t | x0) for per-sample timesteps t (host integers). */
@@ -16,6 +20,8 @@ export function qSample(s: Schedule, x0: Tensor, t: ArrayLike<number>, eps: Tens
   return add(mul(x0, tensor(a, lead)), mul(eps, tensor(sg, lead)));
 }
 
+const snrOf = (s: Schedule, t: number) => s.alphasCumprod[t] / (1 - s.alphasCumprod[t]);
+
 /**
  * Min-SNR-γ weight of an ε-prediction loss term (Hang et al. 2023, eq. 9): min(SNR_t, γ) / SNR_t,
  * SNR_t = ᾱ_t / (1 − ᾱ_t). It leaves the noisy steps, where a sample's global shape and class are
@@ -23,14 +29,107 @@ export function qSample(s: Schedule, x0: Tensor, t: ArrayLike<number>, eps: Tens
  * dominate the gradient.
  */
 export function minSnrWeight(s: Schedule, t: number, gamma: number): number {
-  const snr = s.alphasCumprod[t] / (1 - s.alphasCumprod[t]);
+  const snr = snrOf(s, t);
   return Math.min(snr, gamma) / snr;
 }
 
 /**
- * ε-prediction loss: MSE(ε, ε̂(x_t, t)), averaged over the batch; with `minSnrGamma` > 0 each
- * sample's term carries its min-SNR-γ weight.
+ * The loss weight of a term at t in the prediction's own space; γ = 0 is the plain MSE there.
+ * With γ > 0 it is the min-SNR-γ weight carried over: |ε̂ − ε|² = SNR·|x̂0 − x0|² = SNR/(SNR + 1)·
+ * |v̂ − v|² at a fixed x_t, so min(SNR, γ)/SNR in ε becomes min(SNR, γ) for x0 and
+ * min(SNR, γ)/(SNR + 1) for v (Hang et al. 2023, eqs. 9–11).
  */
+export function lossWeight(s: Schedule, t: number, gamma: number): number {
+  if (!(gamma > 0)) return 1;
+  const snr = snrOf(s, t), m = Math.min(snr, gamma);
+  return s.prediction === "sample" ? m : s.prediction === "v_prediction" ? m / (snr + 1) : m / snr;
+}
+
+/** Per-sample coefficients [B, 1, …] of x0 and ε in the training target of `s.prediction`. */
+function targetCoefs(s: Schedule, t: ArrayLike<number>): { x0: number[]; eps: number[] } {
+  const a = Array.from(t, (tb) => Math.sqrt(s.alphasCumprod[tb]));
+  const sg = Array.from(t, (tb) => Math.sqrt(1 - s.alphasCumprod[tb]));
+  if (s.prediction === "sample") return { x0: a.map(() => 1), eps: a.map(() => 0) };
+  if (s.prediction === "v_prediction") return { x0: sg.map((v) => -v), eps: a };
+  return { x0: a.map(() => 0), eps: a.map(() => 1) };
+}
+
+/**
+ * The training target of `s.prediction` for x0 and ε at per-sample t: ε, x0, or
+ * v = √ᾱ·ε − √(1 − ᾱ)·x0.
+ */
+export function predictionTarget(
+  s: Schedule,
+  x0: Tensor,
+  t: ArrayLike<number>,
+  eps: Tensor,
+): Tensor {
+  if (s.prediction === "epsilon") return eps;
+  if (s.prediction === "sample") return x0;
+  const B = x0.shape[0], lead = [B, ...x0.shape.slice(1).map(() => 1)];
+  const c = targetCoefs(s, t);
+  return add(
+    mul(x0, tensor(Float32Array.from(c.x0), lead)),
+    mul(eps, tensor(Float32Array.from(c.eps), lead)),
+  );
+}
+
+/**
+ * ε̂ from a model output at one timestep t, for every x_t of the batch: the output itself (ε),
+ * (x_t − √ᾱ·x̂0)/√(1 − ᾱ) (x0), or √(1 − ᾱ)·x_t + √ᾱ·v̂ (v). Samplers read every model this way.
+ */
+export function epsFromOutput(s: Schedule, xt: Tensor, out: Tensor, t: number): Tensor {
+  if (s.prediction === "epsilon") return out;
+  const a = Math.sqrt(s.alphasCumprod[t]), sg = Math.sqrt(1 - s.alphasCumprod[t]);
+  if (s.prediction === "sample") return lincomb([xt, out], [1 / sg, -a / sg]);
+  return lincomb([xt, out], [sg, a]);
+}
+
+/** One training batch's noise: the images, their timesteps and the noise that is added. */
+export interface NoisedBatch {
+  x0: Tensor;
+  t: ArrayLike<number>;
+  eps: Tensor;
+}
+
+/**
+ * The diffusion loss of docs/spec.md §5: MSE between the model's output on x_t and the target of
+ * `s.prediction`, averaged over the batch, each sample's term carrying `lossWeight` (min-SNR-γ
+ * for γ > 0). `keep` [B·C·H·W] (1 = counted, 0 = left out), when given, leaves out pixels — the
+ * masked tokens of a masked-training step (MaskDiT, Zheng et al. 2023) — and the mean is then over
+ * the kept ones.
+ */
+export function diffusionLoss(
+  s: Schedule,
+  model: (xt: Tensor, t: ArrayLike<number>) => Tensor,
+  batch: NoisedBatch,
+  minSnrGamma = 0,
+  keep?: Uint8Array,
+): Tensor {
+  const { x0, t, eps } = batch;
+  const xt = qSample(s, x0, t, eps);
+  const pred = model(xt, t);
+  const target = predictionTarget(s, x0, t, eps);
+  const B = x0.shape[0], per = x0.size / B;
+  if (!(minSnrGamma > 0) && !keep) return mseLoss(pred, target);
+  // Σ w·(p − y)² = Σ (√w·p − √w·y)²: scale both sides and keep the one MSE kernel
+  const r = Array.from({ length: B }, (_, b) => Math.sqrt(lossWeight(s, t[b], minSnrGamma)));
+  if (!keep) {
+    const w = tensor(Float32Array.from(r), [B, ...x0.shape.slice(1).map(() => 1)]);
+    return mseLoss(mul(pred, w), mul(target, w));
+  }
+  if (keep.length !== x0.size) {
+    throw new Error(`diffusionLoss: keep has ${keep.length} entries for ${x0.size} values`);
+  }
+  // the left-out pixels weigh 0 and the kept ones N/kept more, so the mean is over the kept
+  const kept = keep.reduce((n, k) => n + (k ? 1 : 0), 0);
+  const up = Math.sqrt(x0.size / Math.max(1, kept));
+  const w = Float32Array.from(keep, (k, i) => (k ? r[Math.floor(i / per)] * up : 0));
+  const wt = tensor(w, x0.shape);
+  return mseLoss(mul(pred, wt), mul(target, wt));
+}
+
+/** The ε-prediction loss (diffusionLoss of an ε model), kept for the engine's own examples. */
 export function epsLoss(
   s: Schedule,
   model: (xt: Tensor, t: ArrayLike<number>) => Tensor,
@@ -39,14 +138,5 @@ export function epsLoss(
   eps: Tensor,
   minSnrGamma = 0,
 ): Tensor {
-  const xt = qSample(s, x0, t, eps);
-  const pred = model(xt, t);
-  if (!(minSnrGamma > 0)) return mseLoss(pred, eps);
-  // Σ w_b·(ε̂ − ε)² = Σ (√w_b·ε̂ − √w_b·ε)²: scale both sides and keep the one MSE kernel
-  const B = x0.shape[0];
-  const r = tensor(
-    Float32Array.from({ length: B }, (_, b) => Math.sqrt(minSnrWeight(s, t[b], minSnrGamma))),
-    [B, ...x0.shape.slice(1).map(() => 1)],
-  );
-  return mseLoss(mul(pred, r), mul(eps, r));
+  return diffusionLoss({ ...s, prediction: "epsilon" }, model, { x0, t, eps }, minSnrGamma);
 }

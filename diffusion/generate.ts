@@ -10,7 +10,6 @@ import {
   type WarmUpProgress,
 } from "../kernels/mod.ts";
 import type { Condition, PixArt } from "../model/pixart.ts";
-import { tokenize } from "../model/tokenizer.ts";
 import {
   FAST_SAMPLERS,
   sampleAncestral,
@@ -19,6 +18,7 @@ import {
   type StepInfo,
 } from "./samplers.ts";
 import type { Schedule } from "./schedule.ts";
+import { epsFromOutput } from "./ddpm.ts";
 import { DEFAULT_CONFIG } from "../io/config_schema.ts";
 
 /** Guidance when none is given (sample, eval, the web page): the config's default, the README's
@@ -86,7 +86,7 @@ export function conditionFor(
   if (model.config.stage === 1) {
     return { kind: "class", labels: Int32Array.from(prompts, (p) => labelOf(p, classNames)) };
   }
-  const { tokens, mask } = tokenize(prompts, model.config.text_len);
+  const { tokens, mask } = model.tokenize(prompts);
   return { kind: "text", tokens, mask, drop: new Uint8Array(prompts.length) };
 }
 
@@ -173,7 +173,7 @@ async function warmUpSampling(
   o: GenerateOptions,
 ): Promise<void> {
   // its own ε function: the dry run leaves the cached caption path and packed weights unwritten
-  const eps = model.guidedEps(cond, o.guidance, o.guidanceInterval, negative);
+  const eps = guidedEpsOf(model, schedule, cond, o, negative);
   const c = model.config;
   const x = empty([B, c.in_channels, c.image_size, c.image_size]);
   try {
@@ -186,6 +186,25 @@ async function warmUpSampling(
     eps.dispose();
     x.dispose();
   }
+}
+
+/**
+ * The guided ε̂(x, t) the samplers read, whatever the model predicts: guidance combines the two
+ * branches' outputs in the model's own space (an affine change of variables at a fixed x_t, so the
+ * same as combining their ε̂), then epsFromOutput converts.
+ */
+export function guidedEpsOf(
+  model: PixArt,
+  schedule: Schedule,
+  cond: Condition,
+  o: Pick<GenerateOptions, "guidance" | "guidanceInterval">,
+  negative: Condition | null = null,
+): ((x: Tensor, t: number) => Tensor) & { dispose(): void } {
+  const out = model.guidedEps(cond, o.guidance, o.guidanceInterval, negative);
+  if (schedule.prediction === "epsilon") return out;
+  return Object.assign((x: Tensor, t: number) => epsFromOutput(schedule, x, out(x, t), t), {
+    dispose: () => out.dispose(),
+  });
 }
 
 /** One batch of B samples of condition `cond` (no gradients); returns x₀ [B, C, H, W]. */
@@ -201,7 +220,7 @@ function sampleBatch(
 ): Tensor {
   const c = model.config;
   const xT = gen.normal([B, c.in_channels, c.image_size, c.image_size]).keep();
-  const eps = model.guidedEps(cond, o.guidance, o.guidanceInterval, negative);
+  const eps = guidedEpsOf(model, schedule, cond, o, negative);
   let x: Tensor = xT;
   try {
     if (o.sampler === "ancestral") {

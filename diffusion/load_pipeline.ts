@@ -4,7 +4,7 @@
 import { fileURLToPath } from "node:url";
 import { initDevice } from "../kernels/mod.ts";
 import { bundledModel } from "../model/bundled.ts";
-import { readCheckpoint, resolveCheckpoint } from "../model/checkpoint.ts";
+import { readCheckpoint, resolveCheckpoint, wordTableOf } from "../model/checkpoint.ts";
 import { Pipeline, type PipelineOptions } from "./pipeline.ts";
 
 /** Where a bundled model's file is, wherever the caller runs from. */
@@ -16,5 +16,6 @@ export function bundledModelPath(id: string): string | null {
 export async function loadPipeline(source: string, o: PipelineOptions = {}): Promise<Pipeline> {
   await initDevice();
   const path = bundledModelPath(source) ?? resolveCheckpoint(source);
-  return Pipeline.fromCheckpoint(readCheckpoint(path), path, o);
+  const ck = readCheckpoint(path);
+  return Pipeline.fromCheckpoint(ck, path, { words: await wordTableOf(ck.model), ...o });
 }

@@ -18,10 +18,13 @@ import {
   type GenerateOptions,
 } from "./generate.ts";
 import { checkpointSchedule, type Schedule } from "./schedule.ts";
+import type { WordTable } from "../io/word_table.ts";
 
 export interface PipelineOptions {
   /** sample with the raw weights even when the checkpoint has EMA weights */
   raw?: boolean;
+  /** a words model's table (model.word_table), which the checkpoint names by its hash */
+  words?: WordTable | null;
 }
 
 /** The training config a checkpoint recorded (the keys sampling and evaluation read). */
@@ -45,7 +48,7 @@ export class Pipeline {
   ) {}
 
   static fromCheckpoint(ck: CheckpointContents, name: string, o: PipelineOptions = {}): Pipeline {
-    const model = modelFromCheckpoint(ck, name, !o.raw);
+    const model = modelFromCheckpoint(ck, name, !o.raw, o.words ?? null);
     const kept = ck.ema ? (o.raw ? "raw" : "ema") : ck.metadata.weights;
     return new Pipeline(
       name,

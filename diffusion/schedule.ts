@@ -1,6 +1,8 @@
 // The DDPM noise schedule (Ho et al. 2020, §2 and §4), in float64 (docs/spec.md §2).
 
-import { DEFAULT_CONFIG } from "../io/config_schema.ts";
+import { DEFAULT_CONFIG, type Prediction } from "../io/config_schema.ts";
+
+export type { Prediction };
 
 export interface Schedule {
   T: number;
@@ -15,6 +17,11 @@ export interface Schedule {
   postC2: Float64Array;
   /** "fixed large" variance: σ²_t = β_t, σ²_0 = β̃_1 */
   varLarge: Float64Array;
+  /**
+   * what the model trained on this schedule predicts (ε, x0 or v): part of the process a sampler
+   * must know, as diffusers' schedulers carry `prediction_type`
+   */
+  prediction: Prediction;
 }
 
 /**
@@ -31,7 +38,10 @@ const D = DEFAULT_CONFIG.diffusion;
 /** The schedule a config's `diffusion` section names (the defaults for what it lacks). */
 export function configSchedule(d: Partial<typeof D>): Schedule {
   const s = linearSchedule(d.timesteps, d.beta_start, d.beta_end);
-  return d.snr_shift === undefined || d.snr_shift === 1 ? s : shiftedSchedule(s, d.snr_shift);
+  const shifted = d.snr_shift === undefined || d.snr_shift === 1
+    ? s
+    : shiftedSchedule(s, d.snr_shift);
+  return { ...shifted, prediction: d.prediction ?? D.prediction };
 }
 
 /**
@@ -43,7 +53,7 @@ export function configSchedule(d: Partial<typeof D>): Schedule {
 export function shiftedSchedule(s: Schedule, k: number): Schedule {
   if (!(k > 0) || !Number.isFinite(k)) throw new Error(`snr_shift must be > 0, got ${k}`);
   const ac = s.alphasCumprod.map((a) => a / (k * (1 - a) + a));
-  return fromBetas(ac.map((a, t) => 1 - a / (t === 0 ? 1 : ac[t - 1])));
+  return fromBetas(ac.map((a, t) => 1 - a / (t === 0 ? 1 : ac[t - 1])), s.prediction);
 }
 
 /** Linear betas from 1e-4·(1000/T) to 0.02·(1000/T) (the config's defaults). */
@@ -60,7 +70,7 @@ export function linearSchedule(
 }
 
 /** ᾱ, the posterior coefficients and variances of a schedule's betas. */
-function fromBetas(betas: Float64Array): Schedule {
+function fromBetas(betas: Float64Array, prediction: Prediction = D.prediction): Schedule {
   const T = betas.length;
   const alphas = betas.map((b) => 1 - b);
   const ac = new Float64Array(T);
@@ -85,6 +95,7 @@ function fromBetas(betas: Float64Array): Schedule {
     postC1,
     postC2,
     varLarge,
+    prediction,
   };
 }
 

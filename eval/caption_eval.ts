@@ -109,7 +109,9 @@ export function allocate(available: readonly number[], count: number): number[] 
 /**
  * `count` distinct captions of the training images `train`, drawn with `seed` and spread over
  * the groups as `allocate` says; listed group by group, in draw order within each. The draw
- * depends only on the captions, groups, split, count and seed.
+ * depends only on the captions, groups, split, count and seed. With `evenClasses`, a group's
+ * captions go round its classes in turn (each class's first draw, then each one's second, …), so
+ * a category of many people and few activities is not scored mostly on its largest class.
  */
 export function drawEvalCaptions(
   captions: readonly string[],
@@ -119,15 +121,17 @@ export function drawEvalCaptions(
   train: ArrayLike<number>,
   count: number,
   seed: number,
+  evenClasses = false,
 ): EvalCaption[] {
   const order = shuffleInPlace(Int32Array.from(train), mulberry32(seed));
-  const byGroup: number[][] = Array.from({ length: numGroups }, () => []);
+  let byGroup: number[][] = Array.from({ length: numGroups }, () => []);
   const seen = new Set<string>();
   for (const i of order) {
     if (seen.has(captions[i])) continue;
     seen.add(captions[i]);
     byGroup[groups[i]].push(i);
   }
+  if (evenClasses) byGroup = byGroup.map((list) => roundRobin(list, labels));
   const quota = allocate(byGroup.map((g) => g.length), count);
   return byGroup.flatMap((list, g) =>
     list.slice(0, quota[g]).map((i) => ({
@@ -137,6 +141,22 @@ export function drawEvalCaptions(
       image: i,
     }))
   );
+}
+
+/** `list` reordered to take one of each class in turn, keeping the order within each class. */
+function roundRobin(list: readonly number[], labels: ArrayLike<number>): number[] {
+  const byClass = new Map<number, number[]>();
+  for (const i of list) {
+    const l = labels[i];
+    if (!byClass.has(l)) byClass.set(l, []);
+    byClass.get(l)!.push(i);
+  }
+  const queues = [...byClass.values()];
+  const out: number[] = [];
+  for (let k = 0; out.length < list.length; k++) {
+    for (const q of queues) if (k < q.length) out.push(q[k]);
+  }
+  return out;
 }
 
 /**
@@ -291,6 +311,8 @@ export interface CaptionEvalSetupOptions {
   /** the seed of their draw (default 0), fixed apart from the sampling seed so that every
    * evaluation asks for the same captions */
   captionSeed?: number;
+  /** spread each category's captions evenly over its classes (drawEvalCaptions) */
+  evenClasses?: boolean;
   /** samples per caption (default 4); the FID reference holds as many images as there are
    * samples, or all the held-out images when they are fewer */
   perCaption?: number;
@@ -409,6 +431,7 @@ export async function prepareCaptionEval(
       train,
       count,
       o.captionSeed ?? 0,
+      o.evenClasses ?? false,
     );
     const data = prepareImages(set, CLASSIFIER_SIZE);
     const real = await realReference(classifier, data, held, train, captions.length * perCaption);

@@ -13,11 +13,10 @@
 // side's growth squared, SNR/4 when the side doubles (Hoogeboom et al. 2023, "simple diffusion";
 // Chen 2023, "On the importance of noise scheduling"): t = 618 at 64×64 for t = 500 at 32×32.
 
-import { Generator, noGrad, tensor, tidy } from "../kernels/mod.ts";
-import { epsLoss } from "../diffusion/ddpm.ts";
+import { Generator, mseLoss, noGrad, tensor, tidy } from "../kernels/mod.ts";
+import { epsFromOutput, qSample } from "../diffusion/ddpm.ts";
 import type { Schedule } from "../diffusion/schedule.ts";
 import type { Condition, PixArt } from "../model/pixart.ts";
-import { tokenize } from "../model/tokenizer.ts";
 
 export interface CaptionGap {
   /** the timestep measured */
@@ -65,7 +64,7 @@ export async function captionGap(
   for (let b0 = 0; b0 < n; b0 += B) {
     const b = Math.min(B, n - b0);
     const text = (cs: readonly string[]): Condition => {
-      const { tokens, mask } = tokenize(cs.slice(b0, b0 + b), mc.text_len);
+      const { tokens, mask } = model.tokenize(cs.slice(b0, b0 + b));
       return { kind: "text", tokens, mask, drop: new Uint8Array(b) };
     };
     const conds = { own: text(captions), other: text(others), none: model.nullCondition(b) };
@@ -74,9 +73,11 @@ export async function captionGap(
         const x0 = tensor(images.subarray(b0 * D, (b0 + b) * D), [b, C, S, S]);
         const eps = noise.normal([b, C, S, S]);
         const ts = new Array(b).fill(t);
-        // the training objective without its weighting (diffusion/ddpm.ts)
+        const xt = qSample(schedule, x0, ts, eps);
+        // the ε error, whatever the model predicts: at one t the errors of ε, x0 and v differ by
+        // a constant factor, so the gap is the same in each (diffusion/ddpm.ts)
         return (["own", "other", "none"] as const).map((k) =>
-          epsLoss(schedule, (xt, tt) => model.forward(xt, tt, conds[k]), x0, ts, eps)
+          mseLoss(epsFromOutput(schedule, xt, model.forward(xt, ts, conds[k]), t), eps)
         );
       })
     );

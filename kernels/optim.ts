@@ -41,6 +41,11 @@ export interface AdamOptions {
    * its planned length keeps its constant phase; only the last stretch decays.
    */
   decay?: LrDecay;
+  /**
+   * the learning rate of step t (1-based), when a trainer's recipe is more than one warm-up and
+   * decay (several cycles): replaces lr, warmupSteps and decay in lrAt
+   */
+  schedule?: (t: number) => number;
 }
 
 export interface LrDecay {
@@ -178,6 +183,7 @@ export class Adam {
   warmupSteps: number;
   clipNorm: number;
   decay: LrDecay | null;
+  readonly schedule: ((t: number) => number) | null;
   private t = 0;
   private m: Tensor[];
   private v: Tensor[];
@@ -213,6 +219,7 @@ export class Adam {
     this.warmupSteps = opts.warmupSteps ?? 0;
     this.clipNorm = opts.clipNorm ?? 0;
     this.decay = opts.decay ?? null;
+    this.schedule = opts.schedule ?? null;
     this.validate();
     const shapes = params.map((p) => p.shape);
     const pa = packInArena(params);
@@ -281,6 +288,11 @@ export class Adam {
 
   /** The scheduled learning rate of step t (1-based). */
   lrAt(t: number): number {
+    if (this.schedule) {
+      const lr = this.schedule(t);
+      if (!(lr >= 0) || !Number.isFinite(lr)) throw new Error(`Adam: schedule(${t}) is ${lr}`);
+      return lr;
+    }
     const w = this.warmupSteps;
     const warm = w > 0 ? Math.min(1, t / w) : 1;
     const d = this.decay;

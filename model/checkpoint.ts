@@ -6,9 +6,12 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { readSafetensors, type TensorInput, writeSafetensors } from "../io/safetensors.ts";
+import { fileURLToPath } from "node:url";
+import { readWordTable } from "../io/word_table_file.ts";
+import type { WordTable } from "../io/word_table.ts";
+import type { ModelConfig } from "./config.ts";
 import type { Params } from "./params.ts";
 import type { PixArt } from "./pixart.ts";
-import { TOKENIZER_INFO } from "./tokenizer_info.ts";
 import {
   type CheckpointContents,
   checkpointContents,
@@ -64,7 +67,7 @@ export async function saveCheckpoint(path: string, model: PixArt, o: SaveOptions
     num_heads: String(model.config.num_heads),
   };
   if (model.config.stage === 2) {
-    metadata.tokenizer = JSON.stringify({ ...TOKENIZER_INFO, max_length: model.config.text_len });
+    metadata.tokenizer = JSON.stringify(model.tokenizerSpec());
   }
   writeSafetensors(path, tensors, metadata, { dtype: o.dtype ?? "F32" });
 }
@@ -75,6 +78,18 @@ export function readCheckpoint(path: string): CheckpointContents {
     throw new Error(`checkpoint '${path}' not found: train one first or pass --checkpoint PATH`);
   }
   return checkpointContents(readSafetensors(path), path);
+}
+
+/**
+ * A words model's table (model.word_table), or null for a model that reads bytes. A relative path
+ * is looked up in the working folder, then in this project's own folder, where the bundled table
+ * is, so that a bundled model draws from anywhere.
+ */
+export async function wordTableOf(mc: ModelConfig): Promise<WordTable | null> {
+  if (mc.stage !== 2 || mc.text_encoder !== "words") return null;
+  const own = fileURLToPath(new URL(`../${mc.word_table}`, import.meta.url));
+  const path = existsSync(mc.word_table) || mc.word_table.startsWith("/") ? mc.word_table : own;
+  return await readWordTable(existsSync(path) ? path : mc.word_table);
 }
 
 /** The file name of a training run's checkpoint at `step`: the one pattern trainer and readers use. */

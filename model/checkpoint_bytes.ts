@@ -8,6 +8,7 @@ import { checkModelConfig, DEFAULT_MODEL, type ModelConfig } from "./config.ts";
 import { posEmbed2d } from "./embeddings.ts";
 import { Params } from "./params.ts";
 import { PixArt, pixartSpecs } from "./pixart.ts";
+import type { WordTable } from "../io/word_table.ts";
 
 export const EMA_PREFIX = "ema.";
 export const OPTIM_PREFIX = "optim.";
@@ -25,7 +26,10 @@ export function modelConfigFromJson(json: string, where = "checkpoint"): ModelCo
   const c: Record<string, unknown> = { ...DEFAULT_MODEL };
   for (const [k, v] of Object.entries(raw)) {
     if (!(k in DEFAULT_MODEL)) continue; // training keys live beside the model's
-    if (typeof v !== "number") throw new Error(`${where}: config '${k}' must be a number`);
+    const text = typeof DEFAULT_MODEL[k as keyof ModelConfig] === "string";
+    if (text ? typeof v !== "string" : typeof v !== "number") {
+      throw new Error(`${where}: config '${k}' must be a ${text ? "string" : "number"}`);
+    }
     c[k] = v;
   }
   const cfg = c as unknown as ModelConfig;
@@ -106,7 +110,13 @@ export function checkpointClassNames(metadata: Record<string, string>): readonly
  * name must be present with exactly its shape, and every value finite. With `useEma`, the EMA
  * weights are loaded when the checkpoint has them. Errors name the file and the tensor.
  */
-export function modelFromCheckpoint(ck: CheckpointContents, path: string, useEma = false): PixArt {
+export function modelFromCheckpoint(
+  ck: CheckpointContents,
+  path: string,
+  useEma = false,
+  words: WordTable | null = null,
+): PixArt {
+  checkWordTable(ck, path, words);
   const ema = useEma && !!ck.ema;
   const src = ema ? ck.ema! : ck.params;
   const specs = pixartSpecs(ck.model);
@@ -137,11 +147,51 @@ export function modelFromCheckpoint(ck: CheckpointContents, path: string, useEma
     P.dispose();
     throw e;
   }
-  const model = new PixArt(ck.model, P);
+  const model = new PixArt(ck.model, P, true, words);
   model.halfExact = new Set(
     specs.filter((s) => s.shape.length === 2 && isHalfExact(src.get(s.name)!)).map((s) => s.name),
   );
   return model;
+}
+
+/** Whether a checkpoint's model reads its captions through a word table (model.word_table). */
+export function needsWordTable(ck: CheckpointContents): boolean {
+  return ck.model.stage === 2 && ck.model.text_encoder === "words";
+}
+
+/** The SHA-256 of the word table a checkpoint was trained with (its `tokenizer` metadata). */
+export function recordedWordTable(ck: CheckpointContents, path: string): string {
+  let spec: { kind?: unknown; sha256?: unknown } = {};
+  try {
+    spec = JSON.parse(ck.metadata.tokenizer ?? "{}");
+  } catch {
+    // reported below
+  }
+  if (
+    spec.kind !== "words" || typeof spec.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(spec.sha256)
+  ) {
+    throw new Error(`checkpoint '${path}' reads words but records no word table's SHA-256`);
+  }
+  return spec.sha256;
+}
+
+/**
+ * A words model runs only with the table it was trained with: another table (other words, other
+ * vectors) is a one-line error. Without a table a words model loads, to be exported, not drawn.
+ */
+function checkWordTable(ck: CheckpointContents, path: string, words: WordTable | null): void {
+  if (!needsWordTable(ck)) {
+    if (words) throw new Error(`checkpoint '${path}' reads bytes, not a word table`);
+    return;
+  }
+  const want = recordedWordTable(ck, path);
+  if (words && words.sha256 !== want) {
+    throw new Error(
+      `checkpoint '${path}' was trained with the word table of SHA-256 ${want.slice(0, 12)}…, ` +
+        `not ${words.sha256.slice(0, 12)}… ('${ck.model.word_table}'): use the table it was ` +
+        `trained with`,
+    );
+  }
 }
 
 /**

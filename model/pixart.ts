@@ -23,6 +23,7 @@ import {
   reshape,
   silu,
   split,
+  takeRows,
   type Tensor,
   tensor,
   tidy,
@@ -46,6 +47,10 @@ import {
 } from "./layers.ts";
 import { type Init, initParams, type Params, type ParamSpec } from "./params.ts";
 import { TextEncoder } from "./text_encoder.ts";
+import { tokenize, type Tokenized } from "./tokenizer.ts";
+import { TOKENIZER_INFO } from "./tokenizer_info.ts";
+import { tokenizeWords, wordTokenizerSpec } from "./word_tokenizer.ts";
+import type { WordTable } from "../io/word_table.ts";
 
 const LN_EPS = 1e-6;
 
@@ -78,6 +83,22 @@ export interface ForwardOptions {
    * step: the text encoder and each block's cross-attention K/V depend on the caption alone).
    */
   text?: TextCache;
+  /** masked training: the tokens the early blocks see (train/batch.ts drawTokenMask) */
+  mask?: TokenMask;
+  /** a words model's frozen word vectors [V + 1, word_dim] (PixArt.forward passes its own) */
+  words?: Tensor | null;
+}
+
+/**
+ * Masked training (MaskDiT, Zheng et al. 2023): the first `blocks` blocks run on `perImage` of
+ * each image's tokens; the rest see every token again, the dropped ones as their position
+ * embedding alone (no learned mask token, so the parameters stay PixArt-α's).
+ */
+export interface TokenMask {
+  /** the kept tokens of each image, increasing [B · perImage] */
+  keep: Int32Array;
+  perImage: number;
+  blocks: number;
 }
 
 /** The caption embedding y, its key mask and every block's cross-attention K and V. */
@@ -277,9 +298,12 @@ export function pixartForward(
   let caption: TextCache | null = null;
   if (cond.kind === "class") {
     cVec = add(cVec, labelEmbedder(m)(intTensor(cond.labels, [cond.labels.length])));
-  } else caption = opts.text ?? captionPath(c, m, cond);
+  } else caption = opts.text ?? captionPath(c, m, cond, opts.words ?? null);
   const t0 = m.t_block(cVec);
+  const mask = opts.mask, N = h.shape[1];
+  if (mask) h = keptTokens(h, mask);
   for (const [i, block] of m.blocks.entries()) {
+    if (mask && i === mask.blocks) h = restoredTokens(h, mask, posEmbed, N);
     const cap = caption && { y: caption.y, keyMask: caption.keyMask, kv: caption.kv[i] };
     const drop: DropPath = (branch) => opts.dropPathKeep?.(i, branch) ?? null;
     h = perBlock(() => block(h, t0, cap, drop));
@@ -291,6 +315,27 @@ export function pixartForward(
     c.image_size,
     c.image_size,
   );
+}
+
+/** h [B, N, D] → the kept tokens [B, K, D] of `mask`. */
+function keptTokens(h: Tensor, mask: TokenMask): Tensor {
+  const [B, N, D] = h.shape, K = mask.perImage;
+  const src = Int32Array.from(mask.keep, (tok, j) => Math.floor(j / K) * N + tok);
+  return reshape(takeRows(reshape(h, [B * N, D]), src), [B, K, D]);
+}
+
+/** The kept tokens [B, K, D] back in place among [B, N, D], the dropped ones as their positions. */
+function restoredTokens(h: Tensor, mask: TokenMask, posEmbed: Tensor, N: number): Tensor {
+  const [B, K, D] = h.shape;
+  const src = new Int32Array(B * N).fill(-1);
+  const dropped = new Float32Array(B * N).fill(1);
+  mask.keep.forEach((tok, j) => {
+    const r = Math.floor(j / K) * N + tok;
+    src[r] = j;
+    dropped[r] = 0;
+  });
+  const back = reshape(takeRows(reshape(h, [B * K, D]), src), [B, N, D]);
+  return add(back, mul(posEmbed, tensor(dropped, [B, N, 1])));
 }
 
 function labelEmbedder(m: PixArtLayers) {
@@ -308,6 +353,7 @@ function captionPath(
   c: ModelConfig,
   m: PixArtLayers,
   cond: Extract<Condition, { kind: "text" }>,
+  words: Tensor | null,
 ): { y: Tensor; keyMask: Tensor; kv: [Tensor, Tensor][] } {
   const { text_encoder, y_embedder } = m;
   if (!text_encoder || !("y_proj" in y_embedder)) {
@@ -316,7 +362,7 @@ function captionPath(
   const B = cond.drop.length, L = c.text_len;
   const text = cond.drop.every((d) => d)
     ? null
-    : text_encoder(intTensor(cond.tokens, [B, L]), tensor(cond.mask, [B, L]));
+    : text_encoder(intTensor(cond.tokens, [B, L]), tensor(cond.mask, [B, L]), words);
   const mask = Float32Array.from(cond.mask, (v, i) => (cond.drop[Math.floor(i / L)] ? 1 : v));
   return { y: y_embedder(text, cond.drop), keyMask: tensor(mask, [B, L]), kv: [] };
 }
@@ -364,11 +410,12 @@ export function prepareText(
   c: ModelConfig,
   P: Params,
   cond: Extract<Condition, { kind: "text" }>,
+  words: Tensor | null = null,
 ): TextCache & { dispose(): void } {
   return noGrad(() => {
     const cache = tidy(() => {
       const m = bind(pixartLayers(c), P);
-      const { y, keyMask } = captionPath(c, m, cond);
+      const { y, keyMask } = captionPath(c, m, cond, words);
       const kv = m.blocks.map((b) => b.cross_attn!.kv(y));
       return { y, keyMask, kv };
     });
@@ -388,26 +435,72 @@ export class PixArt {
   halfExact: ReadonlySet<string> = new Set();
   /** false for a view over weights someone else owns (e.g. the trainer's EMA copy) */
   readonly #ownsParams: boolean;
+  /**
+   * A words model's frozen vectors [V + 1, word_dim], row 0 (padding) zero, and their table: not
+   * parameters (nothing trains them), not in the checkpoint (which records the table's hash)
+   */
+  readonly words: Tensor | null;
+  readonly wordTable: WordTable | null;
 
-  constructor(readonly config: ModelConfig, readonly params: Params, ownsParams = true) {
+  constructor(
+    readonly config: ModelConfig,
+    readonly params: Params,
+    ownsParams = true,
+    wordTable: WordTable | null = null,
+  ) {
     checkModelConfig(config);
+    const words = config.stage === 2 && config.text_encoder === "words";
+    if (wordTable && !words) throw new Error("a word table was given to a model that reads bytes");
+    if (wordTable && wordTable.dim !== config.word_dim) {
+      throw new Error(
+        `the word table has vectors of ${wordTable.dim} numbers, model.word_dim is ` +
+          `${config.word_dim}: use the table the model was made for`,
+      );
+    }
     this.posEmbed = posEmbedTensor(config);
     this.#ownsParams = ownsParams;
+    this.wordTable = wordTable;
+    this.words = wordTable ? wordVectors(wordTable) : null;
   }
 
   /** A model that samples with `params` but leaves them alone on dispose(). */
-  static over(config: ModelConfig, params: Params): PixArt {
-    return new PixArt(config, params, false);
+  static over(config: ModelConfig, params: Params, wordTable: WordTable | null = null): PixArt {
+    return new PixArt(config, params, false, wordTable);
   }
 
   /** A freshly initialised model; the keys `config` leaves out take their defaults. */
-  static init(config: Partial<ModelConfig>, seed: number): PixArt {
+  static init(
+    config: Partial<ModelConfig>,
+    seed: number,
+    wordTable: WordTable | null = null,
+  ): PixArt {
     const full = withModelDefaults(config);
-    return new PixArt(full, initParams(pixartSpecs(full), seed));
+    return new PixArt(full, initParams(pixartSpecs(full), seed), true, wordTable);
   }
 
   forward(x: Tensor, t: ArrayLike<number>, cond: Condition, opts: ForwardOptions = {}): Tensor {
-    return pixartForward(this.config, this.params, this.posEmbed, x, t, cond, opts);
+    return pixartForward(this.config, this.params, this.posEmbed, x, t, cond, {
+      ...opts,
+      words: this.words,
+    });
+  }
+
+  /** Captions as the model's text encoder reads them: token ids and their mask [n, text_len]. */
+  tokenize(prompts: readonly string[]): Tokenized {
+    const c = this.config;
+    if (c.text_encoder !== "words") return tokenize(prompts, c.text_len);
+    if (!this.wordTable) {
+      throw new Error("this model reads words: load its word table with it (model.word_table)");
+    }
+    return tokenizeWords(prompts, this.wordTable, c.text_len);
+  }
+
+  /** The tokenizer settings a checkpoint records (`tokenizer` metadata). */
+  tokenizerSpec(): Record<string, unknown> {
+    const c = this.config;
+    if (c.text_encoder !== "words") return { ...TOKENIZER_INFO, max_length: c.text_len };
+    if (!this.wordTable) throw new Error("a words model without its word table cannot be saved");
+    return wordTokenizerSpec(this.wordTable, c.text_len);
   }
 
   /** The null condition for B samples: the extra class, or the learned null caption. */
@@ -460,7 +553,10 @@ export class PixArt {
       let r = runs.get(key);
       if (!r) {
         const c = key === 1 ? cond : key === 0 ? uncond() : concatConditions(cond, uncond());
-        r = { cond: c, text: c.kind === "text" ? prepareText(this.config, this.params, c) : null };
+        r = {
+          cond: c,
+          text: c.kind === "text" ? prepareText(this.config, this.params, c, this.words) : null,
+        };
         runs.set(key, r);
       }
       return r;
@@ -491,7 +587,15 @@ export class PixArt {
   dispose(): void {
     if (this.#ownsParams) this.params.dispose();
     this.posEmbed.dispose();
+    this.words?.dispose();
   }
+}
+
+/** A table's vectors on the device, under a zero row for padding (token id = row + 1). */
+function wordVectors(table: WordTable): Tensor {
+  const data = new Float32Array((table.words.length + 1) * table.dim);
+  data.set(table.vectors, table.dim);
+  return tensor(data, [table.words.length + 1, table.dim]).keep();
 }
 
 export function concatConditions(a: Condition, b: Condition): Condition {

@@ -6,7 +6,12 @@ import { existsSync } from "node:fs";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { errnoText } from "../io/errors.ts";
 import { initDevice } from "../kernels/mod.ts";
-import { newestCheckpoint, readCheckpoint, resolveCheckpoint } from "../model/checkpoint.ts";
+import {
+  newestCheckpoint,
+  readCheckpoint,
+  resolveCheckpoint,
+  wordTableOf,
+} from "../model/checkpoint.ts";
 import { BUNDLED_MODELS } from "../model/bundled.ts";
 import { Pipeline } from "../diffusion/pipeline.ts";
 import { bundledModelPath } from "../diffusion/load_pipeline.ts";
@@ -293,13 +298,14 @@ export function gridName(r: SamplingRun, runs: SamplingRun[]): string {
 }
 
 /** The pipeline of the checkpoint --checkpoint / --model names (its EMA weights unless `raw`). */
-export function loadSamplingCheckpoint(
+export async function loadSamplingCheckpoint(
   flag: string | undefined,
   raw: boolean,
   model?: string,
-): Pipeline {
+): Promise<Pipeline> {
   const path = findCheckpoint(flag, model);
-  return Pipeline.fromCheckpoint(readCheckpoint(path), path, { raw });
+  const ck = readCheckpoint(path);
+  return Pipeline.fromCheckpoint(ck, path, { raw, words: await wordTableOf(ck.model) });
 }
 
 /** "PATH: stage S, step N[, EMA weights]", the first words `sample` and `eval` print. */

@@ -55,6 +55,8 @@ and FID beside its floor.
 ${CHECKPOINT_USAGE}
   --per-prompt K       samples per prompt (default 20; image folders: per caption, default 4)
   --captions N         image folders: how many evaluation captions (default 100)
+  --even-classes       image folders: spread each category's captions evenly over its classes
+                       (subcategories) instead of in proportion to their images
   --caption-gap LIST   image folders: also the caption gap at these timesteps (e.g. 500,618), on
                        the evaluation captions' own images: how much lower the ε error is with
                        the own caption than with another's
@@ -90,6 +92,7 @@ await runTask(async () => {
     raw: { type: "boolean" },
     out: { type: "string" },
     captions: { type: "string" },
+    "even-classes": { type: "boolean" },
     "label-field": { type: "string" },
     "caption-gap": { type: "string" },
   }, USAGE);
@@ -109,7 +112,7 @@ await runTask(async () => {
   const outDir = (a.out as string) ?? "output/eval";
   prepareOutput(join(outDir, "eval.json"));
 
-  const sc = loadSamplingCheckpoint(
+  const sc = await loadSamplingCheckpoint(
     a.checkpoint as string | undefined,
     !!a.raw,
     a.model as string | undefined,
@@ -138,6 +141,7 @@ await runTask(async () => {
       configLabelField: dataCfg?.label_field,
       skipBadImages: dataCfg?.skip_bad_images,
       captions,
+      evenClasses: !!a["even-classes"],
       perCaption: perPromptFlag ?? 4,
       runs,
       seed,
@@ -149,10 +153,12 @@ await runTask(async () => {
     return;
   }
   if (
-    a.captions !== undefined || a["label-field"] !== undefined || a["caption-gap"] !== undefined
+    a.captions !== undefined || a["label-field"] !== undefined ||
+    a["caption-gap"] !== undefined || a["even-classes"]
   ) {
     fail(
-      "--captions, --caption-gap and --label-field apply to text-conditioned models of image folders",
+      "--captions, --even-classes, --caption-gap and --label-field apply to text-conditioned " +
+        "models of image folders",
     );
   }
   const perPrompt = perPromptFlag ?? 20;

@@ -36,6 +36,8 @@ export interface CaptionEvalRun {
   configLabelField?: string;
   skipBadImages?: boolean;
   captions: number;
+  /** spread each category's captions evenly over its classes */
+  evenClasses: boolean;
   perCaption: number;
   /** each sampler, steps and guidance scale to evaluate at */
   runs: SamplingRun[];
@@ -57,6 +59,7 @@ export async function runCaptionEval(r: CaptionEvalRun): Promise<void> {
     configLabelField: r.configLabelField,
     skipBadImages: r.skipBadImages,
     captions: r.captions,
+    evenClasses: r.evenClasses,
     perCaption: r.perCaption,
     log: (s) => console.error(s),
   });
@@ -106,6 +109,7 @@ export async function runCaptionEval(r: CaptionEvalRun): Promise<void> {
       },
       category_field: ref.categoryField,
       per_caption: r.perCaption,
+      captions_spread: r.evenClasses ? "even over classes" : "in proportion to images",
       captions: ref.captions.map((e) => e.caption),
       seconds: (performance.now() - t0) / 1000,
       peak_gpu_mb: pool.stats.peakInUseBytes / 2 ** 20,

@@ -8,6 +8,7 @@ import {
   modelFromCheckpoint,
   readCheckpoint,
   saveCheckpoint,
+  wordTableOf,
 } from "../model/checkpoint.ts";
 import { fail, findCheckpoint, parseCli, prepareOutput, runTask, sameFile } from "./cli.ts";
 
@@ -42,7 +43,12 @@ await runTask(async () => {
         `checkpoint it came from, ${ck.metadata.exported_from ?? "in its run's folder"}`,
     );
   }
-  const model = modelFromCheckpoint(ck, path, !!ck.ema && weights === "ema");
+  const model = modelFromCheckpoint(
+    ck,
+    path,
+    !!ck.ema && weights === "ema",
+    await wordTableOf(ck.model),
+  );
   const { data_state: _, ...metadata } = ck.metadata;
   await saveCheckpoint(out, model, {
     step: ck.step,

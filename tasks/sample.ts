@@ -4,7 +4,6 @@ import { existsSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { deviceInfo } from "../kernels/mod.ts";
 import { writeImageGrid } from "../io/png.ts";
-import { tokenize } from "../model/tokenizer.ts";
 import { generate } from "../diffusion/generate.ts";
 import {
   CHECKPOINT_USAGE,
@@ -76,7 +75,7 @@ await runTask(async () => {
   if (a["prompts-file"]) keepPromptsFile(a["prompts-file"] as string, out, txt);
   prepareOutput(out);
 
-  const sc = loadSamplingCheckpoint(
+  const sc = await loadSamplingCheckpoint(
     a.checkpoint as string | undefined,
     !!a.raw,
     a.model as string | undefined,
@@ -85,7 +84,7 @@ await runTask(async () => {
   const interval = intervalFlag(a["guidance-interval"], "guidance-interval", schedule.T);
   const c = model.config;
   const negative = (a.negative as string | undefined)?.trim() || null;
-  if (c.stage === 2) tokenize(prompts, c.text_len); // fail early on a prompt it cannot encode
+  if (c.stage === 2) model.tokenize(prompts); // fail early on a prompt it cannot encode
   console.error(
     `${describeCheckpoint(sc)}; ` +
       `${prompts.length} samples, ${sampler}${sampler === "ancestral" ? "" : ` ${steps} steps`}, ` +

@@ -205,6 +205,25 @@ Deno.test("evaluation captions: seeded, from the training split, distinct, every
   assert.equal(draw(1000, 0).length, train.length);
 });
 
+Deno.test("evaluation captions spread evenly: each category's captions go round its classes", () => {
+  // one category of 12 images: class 0 has 9, class 1 two, class 2 one
+  const labels = Int32Array.from([0, 0, 0, 1, 0, 0, 2, 0, 1, 0, 0, 0]);
+  const caps = Array.from(labels, (_, i) => `emoji ${i}`);
+  const train = Int32Array.from(labels.keys());
+  const groups = new Int32Array(12);
+  const draw = (even: boolean) =>
+    drawEvalCaptions(caps, labels, groups, 1, train, 4, 0, even).map((e) => e.label);
+  // in proportion, a draw of 4 is mostly class 0; evenly, every class comes before any repeats
+  assert.deepEqual(draw(true).slice(0, 3).sort(), [0, 1, 2]);
+  assert.equal(draw(true).length, 4);
+  const plain = drawEvalCaptions(caps, labels, groups, 1, train, 12, 0).map((e) => e.image);
+  const even = drawEvalCaptions(caps, labels, groups, 1, train, 12, 0, true).map((e) => e.image);
+  assert.deepEqual([...even].sort((a, b) => a - b), [...plain].sort((a, b) => a - b));
+  // within a class, the draw order is kept
+  const zeros = (l: number[]) => l.filter((i) => labels[i] === 0);
+  assert.deepEqual(zeros(even), zeros(plain));
+});
+
 Deno.test("categoryOfLabels maps each class to its category; a class in two is an error", () => {
   const names = ["blue-bar", "blue-square", "red-bar"];
   const cats = ["blue", "red"];

@@ -55,7 +55,7 @@ class RefAdam {
   }
 }
 
-type RefOptions = Required<Omit<AdamOptions, "decay">> & { decay?: LrDecay };
+type RefOptions = Required<Omit<AdamOptions, "decay" | "schedule">> & { decay?: LrDecay };
 
 /** The schedule written out case by case: warm-up ramp × (constant, then cosine or line). */
 function refLr(o: RefOptions, t: number): number {

@@ -29,7 +29,12 @@ export class TrainingData {
    * Loads `cfg.data.source` for a model `mc` trained at `stage`; checks before any step that every
    * caption fits the tokenizer and that the classes fit the model.
    */
-  static async load(cfg: Config, mc: ModelConfig, stage: 1 | 2 | 3): Promise<TrainingData> {
+  static async load(
+    cfg: Config,
+    mc: ModelConfig,
+    stage: 1 | 2 | 3,
+    tokenizeCaption: (prompts: string[]) => unknown = (p) => tokenize(p, mc.text_len),
+  ): Promise<TrainingData> {
     const source = cfg.data.source;
     const raw = await loadSource(source, {
       size: mc.image_size,
@@ -55,7 +60,9 @@ export class TrainingData {
       );
     }
     if (stage > 1) {
-      if (set.captions) {
+      if (set.captions && mc.text_encoder === "words") {
+        checkWordCaptions(set, tokenizeCaption);
+      } else if (set.captions) {
         set = checkCaptionLengths(set, mc.text_len, {
           normalize: normalizePrompt,
           truncate: cfg.data.truncate_captions,
@@ -64,7 +71,7 @@ export class TrainingData {
         for (let k = 0; k < numClasses; k++) {
           for (const cap of captionChoices(k, classCaptions)) {
             try {
-              tokenize([cap], mc.text_len);
+              tokenizeCaption([cap]);
             } catch (e) {
               throw new Error(
                 `${(e as Error).message}: raise model.text_len or shorten data.captions`,
@@ -87,14 +94,13 @@ export class TrainingData {
    * The caption training image `index` is drawn with: its own, its class's, or (digits) its word
    * or numeral, drawn from `rng` (which only digits consume).
    */
-  captionOf(index: number, rng: () => number): string {
+  captionOf(
+    index: number,
+    rng: () => number,
+    numeralFraction = this.cfg.data.numeral_fraction,
+  ): string {
     if (this.set.captions) return this.set.captions[index];
-    return captionFor(
-      this.set.labels[index],
-      rng,
-      this.classCaptions,
-      this.cfg.data.numeral_fraction,
-    );
+    return captionFor(this.set.labels[index], rng, this.classCaptions, numeralFraction);
   }
 
   /**
@@ -120,6 +126,27 @@ export class TrainingData {
     }
     return this.train.length;
   }
+}
+
+/**
+ * Every caption of a words model's folder must tokenize (each word in the table, at most text_len
+ * tokens): checked before the first step, the first failure named with its file.
+ */
+function checkWordCaptions(set: ImageSet, tokenizeCaption: (prompts: string[]) => unknown): void {
+  const seen = new Set<string>();
+  set.captions!.forEach((cap, i) => {
+    if (seen.has(cap)) return;
+    seen.add(cap);
+    try {
+      tokenizeCaption([cap]);
+    } catch (e) {
+      const file = set.files?.[i] ?? `image ${i}`;
+      throw new Error(
+        `the caption of '${file}': ${(e as Error).message} (model.text_len counts words with ` +
+          `model.text_encoder: words)`,
+      );
+    }
+  });
 }
 
 function labelCount(labels: Int32Array): number {

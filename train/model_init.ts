@@ -15,6 +15,7 @@ import {
   readCheckpoint,
 } from "../model/checkpoint.ts";
 import type { ModelConfig } from "../model/config.ts";
+import type { WordTable } from "../io/word_table.ts";
 import { type PixArt, pixartSpecs } from "../model/pixart.ts";
 
 /** The training stage that wrote a checkpoint (stage 3 trains a stage-2 model further). */
@@ -33,6 +34,7 @@ export function resumeFrom(
   path: string,
   stage: 1 | 2 | 3,
   mc: ModelConfig,
+  words: WordTable | null = null,
 ): { ck: CheckpointContents; model: PixArt } {
   const ck = readCheckpoint(path);
   if (ck.metadata.exported_from !== undefined) {
@@ -54,7 +56,7 @@ export function resumeFrom(
       );
     }
   }
-  const model = modelFromCheckpoint(ck, path);
+  const model = modelFromCheckpoint(ck, path, false, words);
   model.params.requireGrad(true);
   return { ck, model };
 }

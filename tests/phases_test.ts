@@ -1,0 +1,106 @@
+// A run's phases (io/config_schema.ts) and its learning-rate curve (train/lr_schedule.ts): keys
+// change from a step on and stay changed; a phase that sets train.lr starts a new cycle; without
+// phases the curve is Adam's own warm-up and decay; a bad phase is a one-line error.
+
+import assert from "node:assert/strict";
+import { configAt, parseConfig } from "../io/config.ts";
+import { Adam, tensor } from "../kernels/mod.ts";
+import { lrAt, lrNotes } from "../train/lr_schedule.ts";
+import { ready } from "./helpers.ts";
+
+await ready;
+
+const BASE = `
+train: {steps: 1000, lr: 1.0e-3, warmup_steps: 100, lr_decay: cosine, decay_start: 600, min_lr: 1.0e-5}
+`;
+
+Deno.test("without phases the curve is Adam's own warm-up, hold and decay", () => {
+  for (const shape of ["cosine", "linear", "constant"]) {
+    const cfg = parseConfig(BASE.replace("cosine", shape));
+    const tc = cfg.train;
+    const adam = new Adam([tensor([1], [1])], {
+      lr: tc.lr,
+      warmupSteps: tc.warmup_steps,
+      decay: shape === "constant"
+        ? undefined
+        : { shape: shape as "cosine", start: tc.decay_start, end: tc.steps, minLr: tc.min_lr },
+    });
+    for (const t of [1, 50, 100, 101, 600, 601, 800, 999, 1000]) {
+      assert.ok(Math.abs(lrAt(cfg, t) - adam.lrAt(t)) < 1e-15, `${shape} step ${t}`);
+    }
+    adam.dispose();
+  }
+});
+
+Deno.test("phases: keys change from a step on; train.lr starts a cycle with its own warm-up and decay", () => {
+  const cfg = parseConfig(
+    BASE + `
+phases:
+  - from: 300
+    data.balance_power: 0.5
+    model.drop_path: 0.1
+  - from: 700
+    train.lr: 3.0e-4
+    train.warmup_steps: 0
+    train.decay_start: 750
+  - from: 900
+    model.drop_path: 0.0
+`,
+  );
+  assert.equal(configAt(cfg, 299).data.balance_power, 0);
+  assert.equal(configAt(cfg, 300).data.balance_power, 0.5);
+  assert.equal(configAt(cfg, 800).data.balance_power, 0.5); // stays until changed
+  assert.equal(configAt(cfg, 800).model.drop_path, 0.1);
+  assert.equal(configAt(cfg, 900).model.drop_path, 0);
+  assert.equal(cfg.model.drop_path, 0); // the config itself is unchanged
+  // the first cycle decays from 600 to the second cycle's start, 700
+  assert.equal(lrAt(cfg, 600), 1e-3);
+  assert.ok(Math.abs(lrAt(cfg, 650) - (1e-5 + (1e-3 - 1e-5) * 0.5)) < 1e-12);
+  assert.ok(Math.abs(lrAt(cfg, 700) - 1e-5) < 1e-12);
+  // the second: 3e-4, no warm-up, held to 750, then down to min_lr at the run's end
+  assert.equal(lrAt(cfg, 701), 3e-4);
+  assert.equal(lrAt(cfg, 750), 3e-4);
+  assert.ok(Math.abs(lrAt(cfg, 1000) - 1e-5) < 1e-12);
+  assert.ok(lrAt(cfg, 875) < 3e-4 && lrAt(cfg, 875) > 1e-5);
+  assert.deepEqual(lrNotes(cfg), []);
+});
+
+Deno.test("a cycle that ends before its decay would start says so", () => {
+  const cfg = parseConfig(
+    BASE + `
+phases:
+  - from: 500
+    train.lr: 2.0e-4
+`,
+  );
+  const notes = lrNotes(cfg);
+  assert.equal(notes.length, 1);
+  assert.match(notes[0], /decay_start 600 is not before the next cycle's first step 500/);
+  assert.equal(lrAt(cfg, 450), 1e-3);
+});
+
+Deno.test("a bad phase is a one-line error naming it", () => {
+  const bad = (phases: string, re: RegExp) => {
+    assert.throws(() => parseConfig(BASE + "phases:\n" + phases, "x.yaml"), (e: Error) => {
+      assert.match(e.message, re);
+      assert.ok(!e.message.includes("\n"), e.message);
+      return true;
+    });
+  };
+  bad(
+    "  - from: 10\n    model.hidden_size: 64\n",
+    /x\.yaml: 'phases\[0\]' cannot set 'model\.hidden_size'/,
+  );
+  bad("  - from: 10\n", /'phases\[0\]' sets nothing/);
+  bad(
+    "  - from: 20\n    train.lr: 1.0e-4\n  - from: 20\n    train.lr: 2.0e-4\n",
+    /'phases\[1\]\.from' \(20\) must be after/,
+  );
+  bad("  - from: 1000\n    train.lr: 1.0e-4\n", /starts after the run's last step/);
+  bad("  - from: 10\n    train.lr: -1\n", /'phases\[0\]\.train\.lr' must be >= 0/);
+  bad(
+    "  - from: 10\n    train.min_lr: 0.1\n",
+    /in the phase from step 10: 'train\.min_lr' \(0\.1\) must not exceed/,
+  );
+  bad("  from: 10\n", /'phases' must be a list/);
+});

@@ -1,0 +1,92 @@
+// Prediction types (diffusion/ddpm.ts): a model that outputs the exact target of its type has zero
+// loss and gives the sampler the exact ε; the min-SNR weights of the three types are the same
+// weight in ε-space; a masked step's loss is the mean over the kept pixels.
+
+import assert from "node:assert/strict";
+import { Generator, noGrad, tensor } from "../kernels/mod.ts";
+import {
+  diffusionLoss,
+  epsFromOutput,
+  lossWeight,
+  minSnrWeight,
+  predictionTarget,
+  qSample,
+} from "../diffusion/ddpm.ts";
+import { configSchedule, type Prediction } from "../diffusion/schedule.ts";
+import { rand, ready } from "./helpers.ts";
+
+await ready;
+
+const PREDICTIONS: Prediction[] = ["epsilon", "sample", "v_prediction"];
+const B = 4, SHAPE = [B, 3, 4, 4];
+const N = SHAPE.reduce((a, b) => a * b, 1);
+
+Deno.test("each prediction type: the exact target has zero loss and converts to the exact ε", async () => {
+  for (const prediction of PREDICTIONS) {
+    const s = configSchedule({ prediction, snr_shift: 4 });
+    const t = [0, 17, 500, 999];
+    const ts = noGrad(() => {
+      const x0 = tensor(rand(N, 3), SHAPE), eps = new Generator(5).normal(SHAPE);
+      const target = predictionTarget(s, x0, t, eps);
+      // an oracle model: its output is the target of its type for these very x0 and ε
+      const loss = diffusionLoss(s, () => target, { x0, t, eps }, 5);
+      const xt = qSample(s, x0, t, eps);
+      return { loss, eps, epsHat: t.map((tb) => epsFromOutput(s, xt, target, tb)) };
+    });
+    const values = {
+      loss: (await ts.loss.read())[0],
+      eps: await ts.eps.read(),
+      // ε̂ from the output at each sample's own t: row b of epsHat[b]
+      epsHat: await Promise.all(ts.epsHat.map((e) => e.read())),
+    };
+    assert.equal(values.loss, 0, prediction);
+    const per = N / B;
+    values.epsHat.forEach((e, b) => {
+      for (let i = b * per; i < (b + 1) * per; i++) {
+        assert.ok(
+          Math.abs(e[i] - values.eps[i]) < 2e-3 * (1 + Math.abs(values.eps[i])),
+          `${prediction} t ${t[b]}: ε̂ ${e[i]} vs ε ${values.eps[i]}`,
+        );
+      }
+    });
+  }
+});
+
+Deno.test("min-SNR weights of ε, x0 and v are one weight in ε-space", () => {
+  for (const gamma of [0, 1, 5]) {
+    for (const t of [0, 10, 300, 700, 999]) {
+      const e = configSchedule({ prediction: "epsilon" });
+      const snr = e.alphasCumprod[t] / (1 - e.alphasCumprod[t]);
+      const wEps = lossWeight(e, t, gamma);
+      assert.equal(wEps, gamma > 0 ? minSnrWeight(e, t, gamma) : 1);
+      if (gamma === 0) continue;
+      // |ε̂ − ε|² = SNR·|x̂0 − x0|² = SNR/(SNR + 1)·|v̂ − v|²
+      const wX = lossWeight({ ...e, prediction: "sample" }, t, gamma);
+      const wV = lossWeight({ ...e, prediction: "v_prediction" }, t, gamma);
+      assert.ok(Math.abs(wX - wEps * snr) <= 1e-12 * Math.max(1, wX));
+      assert.ok(Math.abs(wV - wEps * snr / (snr + 1)) <= 1e-12 * Math.max(1, wV));
+    }
+  }
+});
+
+Deno.test("a masked step's loss is the mean over its kept pixels", async () => {
+  const s = configSchedule({});
+  const t = [100, 200, 300, 400];
+  const keep = Uint8Array.from({ length: N }, (_, i) => (i * 7) % 3 === 0 ? 1 : 0);
+  const r = noGrad(() => {
+    const x0 = tensor(rand(N, 3), SHAPE), eps = new Generator(5).normal(SHAPE);
+    const out = tensor(rand(N, 8), SHAPE);
+    // an ε model whose output is `out` whatever its input
+    return { loss: diffusionLoss(s, () => out, { x0, t, eps }, 0, keep), out, eps };
+  });
+  const o = await r.out.read(), e = await r.eps.read();
+  let sum = 0, n = 0;
+  for (let i = 0; i < N; i++) {
+    if (keep[i]) {
+      sum += (o[i] - e[i]) ** 2;
+      n++;
+    }
+  }
+  const masked = (await r.loss.read())[0], full = sum / n;
+  assert.ok(Math.abs(masked - full) < 1e-5 * full, `${masked} vs ${full}`);
+});

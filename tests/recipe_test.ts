@@ -1,0 +1,92 @@
+// One config carries a whole recipe: a text model that reads frozen word vectors, trained from
+// scratch with x0-prediction, masked tokens, a change of class balance and a second learning-rate
+// cycle at given steps. A run stopped half way and continued with --resume alone ends with the
+// same weights as one never stopped; the checkpoint records the word table by its hash.
+
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { readSafetensors } from "../io/safetensors.ts";
+import { readCheckpoint } from "../model/checkpoint.ts";
+import { assertOk, describe, tinyImageFolder, train } from "./cli_harness.ts";
+import { ready } from "./helpers.ts";
+
+await ready;
+
+const dir = Deno.makeTempDirSync({ prefix: "pixart-recipe-" });
+const tmp = (...p: string[]) => join(dir, ...p);
+globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+
+const RECIPE = (data: string) => `
+model: {image_size: 8, in_channels: 3, patch_size: 2, hidden_size: 32, depth: 2, num_heads: 2,
+  text_len: 8, text_width: 16, text_depth: 1, text_heads: 2, text_encoder: words}
+diffusion: {prediction: sample, min_snr_gamma: 5}
+train: {steps: 4, batch_size: 4, lr: 1.0e-3, warmup_steps: 1, ema_decay: 0.9, save_every: 2,
+  sample_every: 0, log_every: 1, from_scratch: true, mask_ratio: 0.5, mask_decoder_blocks: 1}
+data: {source: ${data}, label_field: subcategory, holdout: 0.25}
+phases:
+  - from: 1
+    data.balance_power: 1.0
+  - from: 3
+    train.lr: 3.0e-4
+    train.mask_ratio: 0.0
+`;
+
+Deno.test("a recipe of phases on a words model resumes exactly, and records its word table", async () => {
+  const cfg = tmp("recipe.yaml");
+  writeFileSync(cfg, RECIPE(tinyImageFolder(tmp("folder"))));
+  const common = ["--stage", "2", "--config", cfg, "--no-grid"];
+  const straight = tmp("straight"), stopped = tmp("stopped");
+  const r = await train([...common, "--out", straight]);
+  assertOk(r);
+  assert.match(r.stderr, /stage 2 starts from initialisation \(train\.from_scratch\)/);
+  assert.match(r.stderr, /step 1: class balance \(data\.balance_power 1\)/, describe(r));
+  assertOk(await train([...common, "--out", stopped, "--steps", "2"]));
+  const r2 = await train([...common, "--out", stopped, "--resume"]);
+  assertOk(r2);
+  assert.match(r2.stderr, /resuming .* at step 2/);
+  const a = readSafetensors(join(straight, "checkpoint-4.safetensors")).tensors;
+  const b = readSafetensors(join(stopped, "checkpoint-4.safetensors")).tensors;
+  assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
+  for (const [name, e] of a) {
+    const f = b.get(name)!.data;
+    let worst = 0;
+    for (let i = 0; i < f.length; i++) worst = Math.max(worst, Math.abs(e.data[i] - f[i]));
+    assert.ok(worst <= 1e-6, `'${name}' differs by ${worst} after --resume`);
+  }
+  const ck = readCheckpoint(join(straight, "checkpoint-4.safetensors"));
+  const tok = JSON.parse(ck.metadata.tokenizer);
+  assert.equal(tok.kind, "words");
+  assert.match(tok.sha256, /^[0-9a-f]{64}$/);
+  assert.ok(ck.params.has("text_encoder.word_proj.weight"));
+  assert.ok(!ck.params.has("text_encoder.token_embedding.weight"));
+  assert.ok(
+    ![...ck.params.keys()].some((n) => n.includes("word_vectors")),
+    "the table is not a weight",
+  );
+  assert.equal(JSON.parse(ck.metadata.train_config).phases.length, 2);
+});
+
+Deno.test("a words model runs only with its own word table", async () => {
+  const { modelFromCheckpoint, wordTableOf } = await import("../model/checkpoint.ts");
+  const { parseWordTable, wordTableBytes } = await import("../io/word_table.ts");
+  const path = join(tmp("straight"), "checkpoint-4.safetensors");
+  const ck = readCheckpoint(path);
+  const own = (await wordTableOf(ck.model))!;
+  const model = modelFromCheckpoint(ck, path, true, own);
+  assert.equal(model.tokenize(["red square"]).mask.filter((m) => m > 0).length, 2);
+  assert.throws(
+    () => model.tokenize(["red sqaure"]),
+    /word 'sqaure' is not in the model's vocabulary .*nearest: 'square'/,
+  );
+  model.dispose();
+  // the same words with other vectors: another hash, refused in one line
+  const other = await parseWordTable(
+    wordTableBytes([...own.words], own.vectors.map((v) => v * 0.5), own.dim, { source: "test" }),
+    "other.safetensors",
+  );
+  assert.throws(
+    () => modelFromCheckpoint(ck, path, true, other),
+    /was trained with the word table of SHA-256 [0-9a-f]{12}…, not [0-9a-f]{12}…/,
+  );
+});
