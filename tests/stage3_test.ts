@@ -132,3 +132,57 @@ Deno.test("train.init_ema: the next stage starts from the EMA weights, and says 
     ema.dispose();
   }
 });
+
+Deno.test("stage 3 with a patch twice as large starts as the stage-2 model on block means", async () => {
+  // stage 2: 8×8 RGB at patch 2 (a 4×4 grid); stage 3: 16×16 at patch 4, the same grid
+  const small = { ...TINY_TEXT_MODEL, in_channels: 3 };
+  const big = { ...small, image_size: 16, patch_size: 4 };
+  const trained = PixArt.init(small, 5);
+  const { rand } = await import("./helpers.ts");
+  const { noGrad, tensor } = await import("../kernels/mod.ts");
+  // a fresh output layer is zero: give it and the caption path something to carry
+  for (const name of trained.params.names()) {
+    const t = trained.params.get(name);
+    trained.params.set(name, tensor(rand(t.size, name.length, 0.3), t.shape));
+  }
+  const path = tmp("grow.safetensors");
+  await saveCheckpoint(path, trained, { step: 1 });
+  const grown = PixArt.init(big, 9);
+  const lines: string[] = [];
+  initFromEarlierStage(grown, path, 3, (l) => lines.push(l));
+  assert.match(lines.join("\n"), /patch 2 → 4: the patch embedding averages each block/);
+  const B = 2, x8 = rand(B * 3 * 64, 3);
+  // the 16×16 image whose 2×2 blocks repeat the 8×8 one's pixels
+  const up = (v: Float32Array, S: number) =>
+    Float32Array.from({ length: B * 3 * 4 * S * S }, (_, k) => {
+      const x = k % (2 * S),
+        y = Math.floor(k / (2 * S)) % (2 * S),
+        bc = Math.floor(k / (4 * S * S));
+      return v[(bc * S + (y >> 1)) * S + (x >> 1)];
+    });
+  const cond = (m: PixArt) => ({
+    kind: "text" as const,
+    ...m.tokenize(["seven", "two"]),
+    drop: new Uint8Array(B),
+  });
+  const [a, b] = noGrad(() => [
+    trained.forward(tensor(x8, [B, 3, 8, 8]), [100, 700], cond(trained)),
+    grown.forward(tensor(up(x8, 8), [B, 3, 16, 16]), [100, 700], cond(grown)),
+  ]);
+  const want = up(await a.read(), 8), got = await b.read();
+  for (let i = 0; i < got.length; i++) {
+    assert.ok(
+      Math.abs(got[i] - want[i]) < 1e-4 * (1 + Math.abs(want[i])),
+      `value ${i}: ${got[i]} vs ${want[i]}`,
+    );
+  }
+  trained.dispose();
+  grown.dispose();
+  // a patch that is not a whole multiple is refused
+  const odd = PixArt.init({ ...small, image_size: 24, patch_size: 3 }, 1);
+  assert.throws(
+    () => initFromEarlierStage(odd, path, 3, () => {}),
+    /not a multiple of the stage-2 model's 2/,
+  );
+  odd.dispose();
+});

@@ -122,15 +122,22 @@ export function initFromEarlierStage(
           `stage-2 (text) checkpoint`,
       );
     }
-    // a higher resolution of the same model: every size but the image's must agree
+    // a higher resolution of the same model: every size but the image's (and its patch's)
     for (const k of Object.keys(ck.model) as (keyof ModelConfig)[]) {
-      if (["image_size", "pe_interpolation", "drop_path"].includes(k)) continue;
+      if (["image_size", "pe_interpolation", "drop_path", "patch_size"].includes(k)) continue;
       if (ck.model[k] !== model.config[k]) {
         throw new Error(
           `'${path}' has model.${k} = ${ck.model[k]}, the stage-3 config says ` +
-            `${model.config[k]}: stage 3 changes only image_size (and pe_interpolation)`,
+            `${model.config[k]}: stage 3 changes only image_size, patch_size and pe_interpolation`,
         );
       }
+    }
+    const r = model.config.patch_size / ck.model.patch_size;
+    if (!Number.isInteger(r)) {
+      throw new Error(
+        `stage 3's model.patch_size ${model.config.patch_size} is not a multiple of the ` +
+          `stage-2 model's ${ck.model.patch_size}: grow the patch by a whole factor, or keep it`,
+      );
     }
   }
   if (ema && !ck.ema) {
@@ -152,17 +159,22 @@ export function initFromEarlierStage(
       fresh.push(s.name);
       continue;
     }
-    const shape = ck.shapes.get(s.name) ?? [data.length];
+    let shape = ck.shapes.get(s.name) ?? [data.length];
+    let values = data;
+    const grow = stage === 3 ? model.config.patch_size / ck.model.patch_size : 1;
+    if (grow > 1 && PATCH_SHAPED.includes(s.name)) {
+      ({ shape, values } = grownPatch(s.name, shape, data, grow, model.config.in_channels));
+    }
     if (shape.length !== s.shape.length || shape.some((d, k) => d !== s.shape[k])) {
       throw new Error(
         `'${path}': '${s.name}' has another shape than the stage-${stage} model's [${s.shape}]`,
       );
     }
-    const bad = firstNonFinite(data);
+    const bad = firstNonFinite(values);
     if (bad >= 0) {
-      throw new Error(`'${path}': '${s.name}' holds ${data[bad]}: its weights are not finite`);
+      throw new Error(`'${path}': '${s.name}' holds ${values[bad]}: its weights are not finite`);
     }
-    model.params.set(s.name, tensor(data, s.shape));
+    model.params.set(s.name, tensor(values, s.shape));
     loaded.push(s.name);
   }
   for (const name of src.keys()) if (!model.params.has(name)) dropped.push(name);
@@ -181,5 +193,65 @@ export function initFromEarlierStage(
         `${model.config.image_size} (from ${ck.model.image_size}), pe_interpolation ` +
         `${model.config.pe_interpolation}`,
     );
+    if (model.config.patch_size !== ck.model.patch_size) {
+      log(
+        `  patch ${ck.model.patch_size} → ${model.config.patch_size}: the patch embedding ` +
+          `averages each block of pixels and the output layer repeats each output over it, so ` +
+          `the model starts as the smaller one on the image's block means`,
+      );
+    }
   }
+}
+
+/** The parameters whose shape follows the patch size. */
+const PATCH_SHAPED = [
+  "x_embedder.proj.weight",
+  "final_layer.linear.weight",
+  "final_layer.linear.bias",
+];
+
+/**
+ * A stage-2 parameter resized for a patch r times larger (as FlexiViT resizes a patch embedding,
+ * Beyer et al. 2023, here exactly): the new embedding of an r·p patch is the old one of its r×r
+ * block means, W'[d, c, i, j] = W[d, c, ⌊i/r⌋, ⌊j/r⌋] / r², and each old output (row, column,
+ * channel) is repeated over its r×r block. With x0-prediction the model then starts as the
+ * smaller model drawing at the block means; its noise input differs (the mean of r² noise values
+ * is smaller), which the fine-tune learns.
+ */
+function grownPatch(
+  name: string,
+  shape: readonly number[],
+  data: Float32Array,
+  r: number,
+  C: number,
+): { shape: number[]; values: Float32Array } {
+  if (name === "x_embedder.proj.weight") {
+    const [D, Cw, p] = shape;
+    const q = p * r;
+    const out = new Float32Array(D * Cw * q * q);
+    for (let d = 0; d < D; d++) {
+      for (let c = 0; c < Cw; c++) {
+        for (let i = 0; i < q; i++) {
+          for (let j = 0; j < q; j++) {
+            const from = ((d * Cw + c) * p + Math.floor(i / r)) * p + Math.floor(j / r);
+            out[((d * Cw + c) * q + i) * q + j] = data[from] / (r * r);
+          }
+        }
+      }
+    }
+    return { shape: [D, Cw, q, q], values: out };
+  }
+  // final_layer.linear: rows (and bias entries) ordered (row, column, channel) in the patch
+  const rows = shape[0], D = shape.length > 1 ? shape[1] : 1;
+  const p = Math.round(Math.sqrt(rows / C)), q = p * r;
+  const out = new Float32Array(q * q * C * D);
+  for (let i = 0; i < q; i++) {
+    for (let j = 0; j < q; j++) {
+      for (let c = 0; c < C; c++) {
+        const from = ((Math.floor(i / r) * p + Math.floor(j / r)) * C + c) * D;
+        out.set(data.subarray(from, from + D), ((i * q + j) * C + c) * D);
+      }
+    }
+  }
+  return { shape: shape.length > 1 ? [q * q * C, D] : [q * q * C], values: out };
 }
