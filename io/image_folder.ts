@@ -12,12 +12,14 @@
 // Every image, PNG or JPEG of any size, becomes [channels, size, size] in [0, 1]
 // (io/image_file.ts). Decoding thousands of files takes a while, so the result is cached in the
 // user's cache folder (never in the data folder) and rebuilt whenever the folder's listing,
-// metadata.jsonl, the size, the channels or this loader's version change.
+// metadata.jsonl, the size, the channels or this loader's version change, or its contents no
+// longer match the checksum it was written with. Lines naming the same file (several captions
+// of one image) share its decoded pixels. metadata.jsonl must be UTF-8.
 
 import { createHash } from "node:crypto";
 import { userCacheDir } from "../kernels/cache_dir.ts";
 import { errnoText } from "./errors.ts";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { DEFAULT_CONFIG } from "./config.ts";
 import type { ImageSet } from "./data.ts";
 import { imageToSquare } from "./image_file.ts";
@@ -66,12 +68,14 @@ interface Listing {
   fingerprint: string;
 }
 
-/** The decoded folder, as cached. */
+/** The decoded folder, as cached: each file once, however many lines name it. */
 interface Decoded {
   layout: Layout;
   entries: Entry[];
-  /** [entries, channels, size, size] */
+  /** [files, channels, size, size]: each decoded file once */
   images: Float32Array;
+  /** entry i shows image rows[i] */
+  rows: Int32Array;
   /** files that could not be decoded (skipped), with the reason */
   skipped: { file: string; reason: string }[];
 }
@@ -130,10 +134,65 @@ function noImages(dir: string): Error {
   );
 }
 
+/**
+ * A file's bytes as UTF-8 text; bytes that are not UTF-8 are an error naming their line, rather
+ * than U+FFFD in a caption.
+ */
+function utf8Text(bytes: Uint8Array, path: string): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    let start = 0;
+    for (let line = 1;; line++) {
+      let end = bytes.indexOf(0x0a, start);
+      if (end < 0) end = bytes.length;
+      const row = bytes.subarray(start, end);
+      try {
+        new TextDecoder("utf-8", { fatal: true }).decode(row);
+      } catch {
+        const at = firstBadByte(row);
+        throw new Error(
+          `${path} line ${line}: not UTF-8 text (byte 0x${row[at].toString(16)} at byte ${
+            at + 1
+          } of the line): save the file as UTF-8`,
+        );
+      }
+      start = end + 1;
+    }
+  }
+}
+
+/** The index of the first byte of `row` that does not start a valid UTF-8 sequence. */
+function firstBadByte(row: Uint8Array): number {
+  const cont = (b: number | undefined, lo = 0x80, hi = 0xbf) =>
+    b !== undefined && b >= lo && b <= hi;
+  for (let i = 0; i < row.length;) {
+    const c = row[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    // the second byte's range rules out overlong forms, surrogates and code points past U+10FFFF
+    const n = c >= 0xc2 && c <= 0xdf
+      ? 2
+      : c >= 0xe0 && c <= 0xef
+      ? 3
+      : c >= 0xf0 && c <= 0xf4
+      ? 4
+      : 0;
+    const lo = c === 0xe0 ? 0xa0 : c === 0xf0 ? 0x90 : 0x80;
+    const hi = c === 0xed ? 0x9f : c === 0xf4 ? 0x8f : 0xbf;
+    if (n === 0 || !cont(row[i + 1], lo, hi)) return i;
+    for (let k = 2; k < n; k++) if (!cont(row[i + k])) return i;
+    i += n;
+  }
+  return 0;
+}
+
 /** Reads metadata.jsonl: one entry a non-blank line; each error names the line. */
 function listFromMetadata(dir: string): Listing {
   const path = join(dir, METADATA_FILE);
-  const text = Deno.readTextFileSync(path);
+  const text = utf8Text(Deno.readFileSync(path), path);
   const entries: Entry[] = [];
   const stats = new Map<string, [string, number, number]>();
   const lines = text.replace(/^\uFEFF/, "").split(/\r?\n/);
@@ -257,46 +316,130 @@ function decodeAll(
   if (entries.length === 0) {
     throw new Error(`data folder ${dir}: none of its ${byFile.size} images could be decoded`);
   }
-  const images = new Float32Array(entries.length * per);
-  entries.forEach((e, i) => images.set(byFile.get(e.file)!, i * per));
-  return { layout: listing.layout, entries, images, skipped };
+  // lines naming one file (several captions of an image) share its decoded pixels
+  const rowOf = new Map<string, number>();
+  for (const e of entries) if (!rowOf.has(e.file)) rowOf.set(e.file, rowOf.size);
+  const images = new Float32Array(rowOf.size * per);
+  for (const [file, row] of rowOf) images.set(byFile.get(file)!, row * per);
+  const rows = Int32Array.from(entries, (e) => rowOf.get(e.file)!);
+  return { layout: listing.layout, entries, images, rows, skipped };
 }
 
 // ---------------------------------------------------------------------------------------------
 // the cache
 
-const CACHE_FORMAT = "pixart-webgpu-image-folder";
+// 2: each file's image once, with the row of each entry, and a checksum
+const CACHE_FORMAT = "pixart-webgpu-image-folder-2";
 
-function readCache(path: string, key: string, per: number): Decoded | null {
+/**
+ * SHA-256 of what a cache file holds beyond its key: the pixels, the rows, the entries and the
+ * skipped files. The cache lives outside the data folder and any process may damage it; a
+ * mismatch means it is decoded again, never that damaged pixels are trained on.
+ */
+function cacheChecksum(d: Decoded): string {
+  const bytes = (a: Float32Array | Int32Array) =>
+    new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  return createHash("sha256").update(bytes(d.images)).update(bytes(d.rows))
+    .update(JSON.stringify([d.layout, d.entries, d.skipped])).digest("hex");
+}
+
+function readCache(
+  path: string,
+  key: string,
+  per: number,
+  log: (line: string) => void,
+): Decoded | null {
   try {
     Deno.statSync(path);
   } catch {
     return null; // not built yet
   }
+  let d: Decoded, checksum: string;
   try {
     const f = readSafetensors(path);
     const m = f.metadata;
     if (m.format !== CACHE_FORMAT || m.key !== key) return null;
     const entries = JSON.parse(m.entries) as Entry[];
-    const images = f.tensors.get("images");
-    if (!images || !(images.data instanceof Float32Array)) throw new Error("no images tensor");
-    if (images.data.length !== entries.length * per) throw new Error("images do not match");
-    return {
+    const images = f.tensors.get("images"), rows = f.tensors.get("rows");
+    if (!(images?.data instanceof Float32Array) || !(rows?.data instanceof Int32Array)) {
+      throw new Error("no images or rows");
+    }
+    if (rows.data.length !== entries.length) throw new Error("rows do not match");
+    const count = images.data.length / per;
+    if (!Number.isInteger(count) || rows.data.some((r) => !(r >= 0 && r < count))) {
+      throw new Error("images do not match");
+    }
+    d = {
       layout: m.layout as Layout,
       entries,
       images: images.data,
+      rows: rows.data,
       skipped: JSON.parse(m.skipped),
     };
+    checksum = m.checksum;
   } catch {
     return null; // damaged: rebuilt and rewritten
+  }
+  if (cacheChecksum(d) !== checksum) {
+    log(`note: the image cache ${path} does not match its checksum: decoding again`);
+    return null;
+  }
+  return d;
+}
+
+/**
+ * The cache folder's lock (`.lock`): a cache file is written holding it, so that leftovers are
+ * removed only under it — the temporary files of a write that was killed (io/safetensors.ts
+ * names them `.<file>.<pid>.<random>.tmp`), never those of a write in progress, as a run's folder
+ * removes its own under the run's lock.
+ */
+function openCacheLock(folder: string): Deno.FsFile {
+  Deno.mkdirSync(folder, { recursive: true });
+  return Deno.openSync(join(folder, ".lock"), { read: true, write: true, create: true });
+}
+
+/** Removes what killed cache writes left, unless a write is in progress (it holds the lock). */
+function removeCacheLeftovers(folder: string, log: (line: string) => void): void {
+  let lock: Deno.FsFile;
+  try {
+    lock = openCacheLock(folder);
+  } catch {
+    return; // an unwritable cache folder: writing the cache will say so
+  }
+  try {
+    if (!lock.tryLockSync(true)) return;
+    for (const e of Deno.readDirSync(folder)) {
+      if (e.isFile && e.name.startsWith(".") && e.name.endsWith(".tmp")) {
+        Deno.removeSync(join(folder, e.name));
+        log(`removed '${join(folder, e.name)}', left by an interrupted cache write`);
+      }
+    }
+  } catch {
+    /* the cache is an optimisation: what cannot be tidied stays */
+  } finally {
+    lock.close(); // releases the lock
   }
 }
 
 function writeCache(path: string, key: string, d: Decoded, size: number, channels: number) {
-  const n = d.entries.length;
-  writeSafetensors(path, { images: { shape: [n, channels, size, size], data: d.images } }, {
+  const lock = openCacheLock(dirname(path));
+  try {
+    lock.lockSync(true);
+    writeCacheFile(path, key, d, size, channels);
+  } finally {
+    lock.close();
+  }
+}
+
+function writeCacheFile(path: string, key: string, d: Decoded, size: number, channels: number) {
+  const n = d.images.length / (channels * size * size);
+  writeSafetensors(path, {
+    images: { shape: [n, channels, size, size], data: d.images },
+    rows: { shape: [d.rows.length], data: d.rows },
+  }, {
     format: CACHE_FORMAT,
     key,
+    checksum: cacheChecksum(d),
     layout: d.layout,
     entries: JSON.stringify(d.entries),
     skipped: JSON.stringify(d.skipped),
@@ -395,7 +538,8 @@ export function loadImageFolder(dir: string, o: ImageFolderOptions): ImageSet {
     JSON.stringify([LOADER_VERSION, size, channels, skipBad, listing.fingerprint]),
   );
 
-  let d = cachePath ? readCache(cachePath, key, per) : null;
+  if (cachePath) removeCacheLeftovers(dirname(cachePath), log);
+  let d = cachePath ? readCache(cachePath, key, per, log) : null;
   if (d) log(`data folder ${dir}: ${d.entries.length} images from the cache ${cachePath}`);
   else {
     const files = new Set(listing.entries.map((e) => e.file)).size;
@@ -427,7 +571,7 @@ export function loadImageFolder(dir: string, o: ImageFolderOptions): ImageSet {
       ),
   );
   return {
-    images: d.images,
+    images: expandRows(d.images, d.rows, per),
     labels,
     n: d.entries.length,
     channels,
@@ -438,6 +582,14 @@ export function loadImageFolder(dir: string, o: ImageFolderOptions): ImageSet {
     files: d.entries.map((e) => e.file),
     columns: d.entries.map((e) => e.columns),
   };
+}
+
+/** [rows.length, …] images: row rows[i] of `images` for entry i. */
+function expandRows(images: Float32Array, rows: Int32Array, per: number): Float32Array {
+  if (rows.length * per === images.length && rows.every((r, i) => r === i)) return images;
+  const out = new Float32Array(rows.length * per);
+  rows.forEach((r, i) => out.set(images.subarray(r * per, (r + 1) * per), i * per));
+  return out;
 }
 
 /**

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import {
@@ -17,6 +18,7 @@ import {
 } from "../io/image_folder.ts";
 import { checkCaptionLengths, truncateAtWord } from "../io/caption_length.ts";
 import { encodePng } from "../io/png.ts";
+import { readSafetensors } from "../io/safetensors.ts";
 import { encodePrompt, normalizePrompt } from "../model/tokenizer.ts";
 import { pngHeader } from "./png_fixtures.ts";
 
@@ -202,7 +204,8 @@ Deno.test("image cache: hit, rebuilt on a touched or added file and a new size, 
   const first = load();
   assert.match(first.lines[0], /decoding 4 images to 3×2×2/);
   assert.deepEqual(listing(), before); // nothing written into the data folder
-  const files = [...Deno.readDirSync(join(cache, "image-folders"))].map((e) => e.name);
+  const files = [...Deno.readDirSync(join(cache, "image-folders"))].map((e) => e.name)
+    .filter((f) => !f.startsWith("."));
   assert.equal(files.length, 1);
   assert.match(files[0], /\.safetensors$/);
   const cacheFile = join(cache, "image-folders", files[0]);
@@ -252,7 +255,11 @@ Deno.test("image cache: hit, rebuilt on a touched or added file and a new size, 
   assert.match(big.lines[0], /decoding 5 images to 3×3×3/);
   assert.equal(big.s.height, 3);
   assert.match(load({ ...none, size: 3 }).lines[0], /from the cache/);
-  assert.equal([...Deno.readDirSync(join(cache, "image-folders"))].length, 2);
+  const cached = () =>
+    [...Deno.readDirSync(join(cache, "image-folders"))].filter((e) =>
+      e.name.endsWith(".safetensors")
+    );
+  assert.equal(cached().length, 2);
   // a damaged cache file is ignored and rewritten
   Deno.writeFileSync(cacheFile, new TextEncoder().encode("not a safetensors file"));
   const damaged = load(none);
@@ -263,6 +270,93 @@ Deno.test("image cache: hit, rebuilt on a touched or added file and a new size, 
   assert.ok(
     [...Deno.readDirSync(join(cache, "image-folders"))].every((e) => !e.name.endsWith(".tmp")),
   );
+  Deno.removeSync(dir, { recursive: true });
+  Deno.removeSync(cache, { recursive: true });
+});
+
+/** The one cache file of a cache folder. */
+function cacheFileOf(cache: string): string {
+  const files = [...Deno.readDirSync(join(cache, "image-folders"))]
+    .map((e) => e.name).filter((f) => f.endsWith(".safetensors"));
+  assert.equal(files.length, 1, `${files}`);
+  return join(cache, "image-folders", files[0]);
+}
+
+Deno.test("image cache: a file whose data does not match its checksum is decoded again", () => {
+  const dir = metadataSet();
+  const cache = Deno.makeTempDirSync({ prefix: "imgcache_sum_" });
+  const load = () => {
+    const { o, lines } = opts(cache);
+    return { s: loadImageFolder(dir, o), lines };
+  };
+  const first = load();
+  const file = cacheFileOf(cache);
+  // NaN written over the first pixel; the header, and so the key, unchanged
+  const bytes = Deno.readFileSync(file);
+  const v = new DataView(bytes.buffer);
+  const n = Number(v.getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+  v.setFloat32(8 + n + header.images.data_offsets[0], NaN, true);
+  Deno.writeFileSync(file, bytes);
+  const again = load();
+  assert.match(
+    again.lines.join("\n"),
+    /image cache .* does not match its checksum: decoding again/,
+  );
+  assert.match(again.lines.join("\n"), /decoding 4 images/);
+  assert.deepEqual(again.s.images, first.s.images);
+  assert.ok(again.s.images.every(Number.isFinite));
+  assert.match(load().lines[0], /from the cache/);
+  Deno.removeSync(dir, { recursive: true });
+  Deno.removeSync(cache, { recursive: true });
+});
+
+Deno.test("image cache: a temporary file left by a killed write is removed", () => {
+  const dir = metadataSet();
+  const cache = Deno.makeTempDirSync({ prefix: "imgcache_tmp_" });
+  const { o, lines } = opts(cache);
+  loadImageFolder(dir, o);
+  const file = cacheFileOf(cache);
+  const folder = join(cache, "image-folders");
+  // what io/safetensors.ts leaves when its process dies mid-write: `.<name>.<pid>.<random>.tmp`
+  const left = join(folder, `.${file.split("/").at(-1)}.4194303.k1ll3d.tmp`);
+  const other = join(folder, ".0123456789abcdef01234567.safetensors.4194303.0ther.tmp");
+  Deno.writeFileSync(left, new Uint8Array(1000));
+  Deno.writeFileSync(other, new Uint8Array(1000));
+  loadImageFolder(dir, o);
+  assert.ok(![left, other].some((p) => existsSync(p)), "leftovers removed");
+  assert.match(lines.join("\n"), /removed '.*k1ll3d\.tmp', left by an interrupted cache write/);
+  assert.ok(existsSync(file));
+  Deno.removeSync(dir, { recursive: true });
+  Deno.removeSync(cache, { recursive: true });
+});
+
+Deno.test("image cache: lines naming the same file share one decoded image", () => {
+  const dir = metadataSet();
+  const cache = Deno.makeTempDirSync({ prefix: "imgcache_dup_" });
+  // 400 lines over the four images: each file once in the cache, not once a line
+  const rows = Array.from({ length: 400 }, (_, i) => ({
+    file_name: ["img/red.png", "img/green.png", "img/blue.png", "img/red2.png"][i % 4],
+    text: `caption ${i}`,
+    label: i % 2 ? "odd" : "even",
+  }));
+  write(dir, "metadata.jsonl", jsonl(rows));
+  const { o, lines } = opts(cache);
+  const s = loadImageFolder(dir, o);
+  assert.match(lines[0], /decoding 4 images/);
+  assert.equal(s.n, 400);
+  assert.deepEqual(s.captions!.slice(0, 2), ["caption 0", "caption 1"]);
+  // entry 5 is green's second line, entry 398 blue's last
+  const all = gatherBatch(s, [1, 5, 2, 398]).images;
+  const per = 3 * 2 * 2;
+  assert.deepEqual(all.subarray(0, per), all.subarray(per, 2 * per));
+  assert.deepEqual(all.subarray(2 * per, 3 * per), all.subarray(3 * per, 4 * per));
+  // the cache holds four images, and which one each line shows
+  assert.deepEqual(readSafetensors(cacheFileOf(cache)).tensors.get("images")!.shape, [4, 3, 2, 2]);
+  // read back from the cache: the same set
+  const again = loadImageFolder(dir, opts(cache).o);
+  assert.deepEqual(gatherBatch(again, [1, 5, 2, 398]).images, all);
+  assert.deepEqual(again.captions, s.captions);
   Deno.removeSync(dir, { recursive: true });
   Deno.removeSync(cache, { recursive: true });
 });
@@ -338,6 +432,19 @@ Deno.test("image folder errors: each one line, naming the file or line and the f
     /cannot read image 'bomb\.png' \(metadata\.jsonl line 2\): png: 20000×20000 is 400,000,000 pixels, over the 89,478,485 an image may have .*data\.skip_bad_images: true/,
   );
   assert.equal(loadImageFolder(dir, { ...o, skipBadImages: true }).n, 1);
+  // bytes that are not UTF-8 name their line, instead of becoming U+FFFD in a caption
+  write(dir, "metadata.jsonl", "");
+  Deno.writeFileSync(
+    join(dir, "metadata.jsonl"),
+    new Uint8Array([
+      ...new TextEncoder().encode(`${good}\n{"file_name": "a.png", "text": "caf`),
+      0xe9,
+      ...new TextEncoder().encode(`"}\n`),
+    ]),
+  );
+  oneLine(
+    /metadata\.jsonl line 2: not UTF-8 text \(byte 0xe9 at byte 36 of the line\): save the file as UTF-8$/,
+  );
   // only bad images: nothing to train on
   meta(jsonl([{ file_name: "bad.png", text: "b" }]));
   assert.throws(() => loadImageFolder(dir, { ...o, skipBadImages: true }), /none of its 1 images/);
