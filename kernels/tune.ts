@@ -9,7 +9,7 @@
 //                             { "choice": "reg8", "ms": { "reg8": 1.2, … } } } } }
 //
 // The file is written atomically (a temporary file, then a rename); one that cannot be parsed is
-// ignored and rewritten. Without file access (a browser, or no read/write permission) the choices
+// ignored and rewritten, and so are entries in it of the wrong type. Without file access (a browser, or no read/write permission) the choices
 // live for the process only.
 //
 // Timing a shape costs a compile of every candidate: on a CPU adapter that is about a second per
@@ -57,16 +57,41 @@ function emptyCache(): CacheFile {
   return { version: 1, adapters: {} };
 }
 
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * The file's adapters and choices that have the shape a choice has; anything else in it (an
+ * adapter entry that is a string, a choice without a variant) is dropped, and so rewritten at the
+ * next save, as a file that cannot be parsed is.
+ */
+function validAdapters(parsed: unknown): CacheFile["adapters"] {
+  const out: CacheFile["adapters"] = {};
+  if (!isRecord(parsed) || parsed.version !== 1 || !isRecord(parsed.adapters)) return out;
+  for (const [name, choices] of Object.entries(parsed.adapters)) {
+    if (!isRecord(choices)) continue;
+    const kept: Record<string, Choice> = {};
+    for (const [key, c] of Object.entries(choices)) {
+      if (isRecord(c) && typeof c.choice === "string" && (c.ms === undefined || isRecord(c.ms))) {
+        kept[key] = c as unknown as Choice;
+      }
+    }
+    if (Object.keys(kept).length) out[name] = kept;
+  }
+  return out;
+}
+
+function readFile(dir: string): CacheFile["adapters"] {
+  return validAdapters(JSON.parse(hostFs!.readTextFileSync(`${dir}/${FILE}`)));
+}
+
 function load(): CacheFile {
   if (cache) return cache;
   cache = emptyCache();
   const dir = cacheDir();
   if (!dir || !hostFs) return cache;
   try {
-    const parsed = JSON.parse(hostFs.readTextFileSync(`${dir}/${FILE}`));
-    if (parsed?.version === 1 && parsed.adapters && typeof parsed.adapters === "object") {
-      cache = parsed as CacheFile;
-    }
+    cache.adapters = readFile(dir);
   } catch { /* missing, unreadable or corrupt: start empty (rewritten at the next save) */ }
   return cache;
 }
@@ -76,11 +101,8 @@ function save(): void {
   if (!dir || !cache || !hostFs) return;
   try {
     // another process may have added choices since we read the file: keep them
-    const disk = JSON.parse(hostFs.readTextFileSync(`${dir}/${FILE}`));
-    if (disk?.version === 1 && disk.adapters && typeof disk.adapters === "object") {
-      for (const [name, choices] of Object.entries(disk.adapters as CacheFile["adapters"])) {
-        cache.adapters[name] = { ...choices, ...cache.adapters[name] };
-      }
+    for (const [name, choices] of Object.entries(readFile(dir))) {
+      cache.adapters[name] = { ...choices, ...cache.adapters[name] };
     }
   } catch { /* no file yet, or a corrupt one: ours replaces it */ }
   try {

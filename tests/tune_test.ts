@@ -88,6 +88,40 @@ Deno.test("tuning: a corrupt cache file is ignored and rewritten", async () => {
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("tuning: entries of the wrong type in the cache file are dropped and rewritten", async () => {
+  const dir = await Deno.makeTempDir();
+  const adapter = deviceInfo().adapter;
+  const kept = { choice: "scalar", ms: { scalar: 1 } };
+  await Deno.writeTextFile(
+    `${dir}/kernel-choices.json`,
+    JSON.stringify({
+      version: 1,
+      adapters: {
+        [adapter]: "not an object",
+        "another adapter": { "matmul:NN 1x2x3x4": kept, "matmul:bad": 7, "matmul:bad2": {} },
+        "a third": [1, 2],
+      },
+    }),
+  );
+  await withCache(dir, "always", async () => {
+    const a = tensor(rand(8 * 12, 3), [8, 12]), b = tensor(rand(12 * 4, 4), [12, 4]);
+    await warmUp(() => matmul(a, b));
+    const file = JSON.parse(await Deno.readTextFile(`${dir}/kernel-choices.json`));
+    const mine = file.adapters[adapter];
+    if (typeof mine !== "object" || !Object.values(mine).every((c: any) => c.choice)) {
+      throw new Error(`not rewritten: ${JSON.stringify(file)}`);
+    }
+    const other = JSON.stringify(file.adapters["another adapter"]);
+    if (other !== JSON.stringify({ "matmul:NN 1x2x3x4": kept })) {
+      throw new Error(`another adapter's valid choices should stay, alone: ${other}`);
+    }
+    if ("a third" in file.adapters) throw new Error("a list kept as an adapter's choices");
+    a.dispose();
+    b.dispose();
+  });
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("tuning off: nothing is timed or written, the adapter's default runs", async () => {
   const dir = await Deno.makeTempDir();
   await withCache(dir, "never", async () => {
