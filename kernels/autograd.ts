@@ -6,7 +6,7 @@
 // exports while it is being evaluated, only inside functions
 import { accumulate, add, copy, full } from "./elementwise.ts";
 import { copyTensor } from "./runtime.ts";
-import { type GradNode, type Tensor, tidy } from "./tensor.ts";
+import { type GradNode, Tensor, tidy } from "./tensor.ts";
 
 let gradEnabled = true;
 let tape: Tensor[] = [];
@@ -210,5 +210,74 @@ export function backward(loss: Tensor, grad?: Tensor): void {
     gradEnabled = prev;
     for (const g of grads.values()) if (g !== grad) g.dispose();
     clearTape();
+  }
+}
+
+/**
+ * Activation checkpointing (Chen et al. 2016, "Training deep nets with sublinear memory cost";
+ * torch.utils.checkpoint): `fn(...inputs)` runs without recording, so that only its inputs and
+ * output stay for backward, and backward runs it again with recording to push the output's
+ * gradient through it: one more forward of `fn` for the memory of everything it would have saved.
+ * The gradients are those of `fn` recorded directly, each summed in the same order.
+ *
+ * `inputs` are every tensor fn reads that an op outside it made (activations); `params` every
+ * trainable leaf it reads (its weights), which decide whether it records at all. fn must be a
+ * pure function of them (randomness drawn outside): it runs twice. Reading a tensor it was not
+ * given is caught when backward recomputes it.
+ */
+export function checkpoint(
+  fn: (...inputs: Tensor[]) => Tensor,
+  inputs: Tensor[],
+  params: readonly Tensor[] = [],
+): Tensor {
+  if (!needsGrad(...inputs, ...params)) return fn(...inputs);
+  const out = tidy(() => noGrad(() => fn(...inputs)));
+  const declared = new Set<Tensor>(params);
+  // recorded even when only the params need gradients (record() looks at the inputs alone)
+  const backwardFn = (g: Tensor): (Tensor | null)[] => {
+    // the same function again, on views of the inputs that start a graph of their own, recorded
+    // on a tape of its own (the outer one is being walked) and walked back at once
+    const views = inputs.map((x) => {
+      const v = new Tensor(x.shape, x.dtype, x);
+      v.requiresGrad = x.requiresGrad;
+      return v;
+    });
+    const outer = tape;
+    tape = [];
+    gradEnabled = true;
+    try {
+      const again = fn(...views);
+      checkReads(views, declared);
+      if (again.requiresGrad) backward(again, g);
+    } finally {
+      clearTape();
+      tape = outer;
+      gradEnabled = false;
+    }
+    return views.map((v) => {
+      const gv = v.grad;
+      v.grad = null;
+      return gv;
+    });
+  };
+  out.requiresGrad = true;
+  out.node = { name: "checkpoint", inputs, backward: backwardFn, saved: [...inputs] };
+  tape.push(out);
+  return out;
+}
+
+/** Every tensor a checkpointed function's recomputed graph reads was given to it (see checkpoint). */
+function checkReads(views: readonly Tensor[], params: ReadonlySet<Tensor>): void {
+  const made = new Set<Tensor>(views);
+  for (const out of tape) for (const o of out.node?.outputs ?? [out]) made.add(o);
+  for (const out of tape) {
+    for (const x of out.node!.inputs) {
+      if (!x.requiresGrad || made.has(x) || params.has(x)) continue;
+      throw new Error(
+        `checkpoint: the function read a tensor [${x.shape}] that requires a gradient but was ` +
+          `not passed to it (${x.node ? `made by '${x.node.name}' outside it` : "a leaf"}): ` +
+          `pass it among the inputs or the params`,
+      );
+    }
   }
 }

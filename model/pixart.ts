@@ -8,6 +8,7 @@
 import {
   add,
   attention,
+  checkpoint,
   chunk,
   concat,
   gatedResidual,
@@ -87,6 +88,11 @@ export interface ForwardOptions {
   mask?: TokenMask;
   /** a words model's frozen word vectors [V + 1, word_dim] (PixArt.forward passes its own) */
   words?: Tensor | null;
+  /**
+   * activation checkpointing (train.checkpoint_blocks): each transformer block keeps only its
+   * inputs for backward and runs again to compute its gradients (kernels/autograd.ts checkpoint)
+   */
+  checkpointBlocks?: boolean;
 }
 
 /**
@@ -306,7 +312,15 @@ export function pixartForward(
     if (mask && i === mask.blocks) h = restoredTokens(h, mask, posEmbed, N);
     const cap = caption && { y: caption.y, keyMask: caption.keyMask, kv: caption.kv[i] };
     const drop: DropPath = (branch) => opts.dropPathKeep?.(i, branch) ?? null;
-    h = perBlock(() => block(h, t0, cap, drop));
+    h = perBlock(() =>
+      recording && opts.checkpointBlocks
+        ? checkpoint(
+          (hIn, t0In, yIn) => block(hIn, t0In, cap && { ...cap, y: yIn }, drop),
+          cap ? [h, t0, cap.y] : [h, t0],
+          blockParams(P, i),
+        )
+        : block(h, t0, cap, drop)
+    );
   }
   return unpatchify(
     m.final_layer(h, cVec),
@@ -315,6 +329,12 @@ export function pixartForward(
     c.image_size,
     c.image_size,
   );
+}
+
+/** The weights block i reads: its parameters, which a checkpointed block must name. */
+function blockParams(P: Params, i: number): Tensor[] {
+  const prefix = `blocks.${i}.`;
+  return P.names().filter((n) => n.startsWith(prefix)).map((n) => P.get(n));
 }
 
 /** h [B, N, D] → the kept tokens [B, K, D] of `mask`. */

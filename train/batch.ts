@@ -154,6 +154,7 @@ export function batchLoss(
         model.forward(xt, tt, b.cond, {
           dropPathKeep: b.dropKeep ? (i, br) => tensor(b.dropKeep![i * 2 + br], [B]) : undefined,
           mask: b.mask ?? undefined,
+          checkpointBlocks: cfg.train.checkpoint_blocks,
         }),
       {
         x0: tensor(b.images, [B, C, S, S]),
