@@ -67,7 +67,7 @@ export const EMOJI_STYLE_INFO: Readonly<Record<EmojiStyle, EmojiStyleInfo>> = {
     artwork: "Twitter's Twemoji",
     licence: "Twemoji, Copyright Twitter, Inc. and other contributors, Creative Commons\n" +
       "  Attribution 4.0 International (CC-BY 4.0, https://creativecommons.org/licenses/by/4.0/;\n" +
-      "  https://github.com/jdecked/twemoji/blob/main/LICENSE-GRAPHICS); the images are unchanged",
+      "  https://github.com/jdecked/twemoji/blob/v15.0.2/LICENSE-GRAPHICS); the images are unchanged",
   },
 };
 
@@ -282,8 +282,9 @@ export interface EmojiRow {
 }
 
 export interface EmojiSetSummary {
+  style: EmojiStyle;
   images: number;
-  /** emoji (and variants) the package has no Google image for, left out */
+  /** emoji (and variants) the style's set has no image for, left out */
   missing: number;
   categories: number;
   subcategories: number;
@@ -293,6 +294,15 @@ export interface EmojiSetSummary {
   packageName: string;
   packageVersion: string;
 }
+
+/**
+ * The file an emoji folder holds to say `deno task data:emoji` wrote it (hidden, so the image
+ * folder's listing skips it): the task rewrites only such a folder or an empty one.
+ */
+export const EMOJI_SET_MARKER = ".pixart-emoji-set";
+
+/** An image's name in the package: a plain file name, never a path out of its folder. */
+const IMAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*\.png$/;
 
 /**
  * The rows of the set in a style, in the package's sort order, and how many images the style's
@@ -312,6 +322,12 @@ export function emojiRows(
       ...Object.entries(e.skin_variations ?? {}),
     ];
     for (const [tones, v] of variants) {
+      if (!IMAGE_NAME.test(v.image) || v.image.includes("..")) {
+        throw new Error(
+          `emoji.json: '${e.short_name}' names the image ${JSON.stringify(v.image)}, which is ` +
+            `not a file name in the package's image folder: use the genuine package`,
+        );
+      }
       if (!v[flag]) {
         missing++;
         continue;
@@ -331,6 +347,7 @@ export function emojiRows(
 }
 
 function readme(s: EmojiSetSummary): string {
+  if (s.style !== "noto") return styleReadme(s);
   return `# Emoji images with captions
 
 ${
@@ -355,18 +372,93 @@ Google image: ${s.missing}.
 `;
 }
 
+/** The README of a folder in another style than Noto's. */
+function styleReadme(s: EmojiSetSummary): string {
+  const info = EMOJI_STYLE_INFO[s.style];
+  return `# Emoji images with captions: ${info.artwork}
+
+${
+    s.images.toLocaleString("en")
+  } emoji images, 64×64 RGBA PNG, from the npm package \`${s.packageName}@${s.packageVersion}\`
+(\`${info.imageDir}/\`: ${info.artwork}), written by \`deno task data:emoji --style ${s.style}\`.
+The same emoji as the Noto folder (\`deno task data:emoji\`), under the same file names, drawn
+another way: name this folder in a config's \`data.extra_sources\` beside the Noto one as
+\`data.source\` to train on both drawings.
+
+- \`images/\`: the PNGs, named by their code points as in the package.
+- \`metadata.jsonl\`: one line per image: \`file_name\`, \`text\` (the caption: the emoji's name,
+  lower-case, in Unicode CLDR's style, then ", ${s.style} style", e.g. "waving hand: medium skin
+  tone, ${s.style} style"; the name alone is the Noto drawing), \`category\` (${s.categories}),
+  \`subcategory\` (${s.subcategories}), \`label\` (= subcategory) and \`style\` ("${s.style}").
+
+Longest caption: ${s.longestCaptionBytes} bytes ("${s.longestCaption}"). Left out for want of an
+image in this style: ${s.missing}.
+
+## Licences
+
+- Images: ${info.licence}.
+- Names and categories: the package's emoji data, MIT licence (Copyright Cal Henderson).
+`;
+}
+
 /**
- * Writes the set from an unpacked emoji-datasource-google package folder (emoji.json,
- * package.json, img/google/64/) to `outDir`: images/, metadata.jsonl and README.md.
+ * Refuses an output folder that is not empty and not an emoji folder this task wrote (its marker),
+ * or one of another style: rewriting it must not replace a user's files.
  */
-export function writeEmojiSet(packageDir: string, outDir: string): EmojiSetSummary {
+export function checkEmojiOutput(outDir: string, style: EmojiStyle): void {
+  let entries: string[];
+  try {
+    if (!Deno.statSync(outDir).isDirectory) {
+      throw new Error(`--out '${outDir}' is a file: name a new or empty folder, e.g. data/emoji`);
+    }
+    entries = [...Deno.readDirSync(outDir)].map((e) => e.name);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw e;
+  }
+  if (entries.length === 0) return;
+  let marker: { style?: unknown } | null = null;
+  try {
+    marker = JSON.parse(Deno.readTextFileSync(join(outDir, EMOJI_SET_MARKER)));
+  } catch { /* no marker: not a folder this task wrote */ }
+  if (typeof marker !== "object" || marker === null) {
+    throw new Error(
+      `--out '${outDir}' is not empty and is not an emoji folder this task wrote (it has no ` +
+        `${EMOJI_SET_MARKER}): name a new or empty folder, e.g. data/emoji`,
+    );
+  }
+  if (marker.style !== style) {
+    throw new Error(
+      `--out '${outDir}' holds the ${marker.style} emoji folder: write the ${style} one to ` +
+        `another folder, e.g. data/emoji-${style}`,
+    );
+  }
+}
+
+/**
+ * Writes the set in a style from an unpacked package folder of that style (emoji.json,
+ * package.json, and the images: img/google/64/ for Noto, img/twitter/64/ for Twemoji) to
+ * `outDir`: images/, metadata.jsonl, README.md and the marker. `outDir` must be new, empty or an
+ * emoji folder of the same style this wrote.
+ */
+export function writeEmojiSet(
+  packageDir: string,
+  outDir: string,
+  style: EmojiStyle = "noto",
+): EmojiSetSummary {
+  checkEmojiOutput(outDir, style);
   const read = (f: string) => JSON.parse(Deno.readTextFileSync(join(packageDir, f)));
   const pkg = read("package.json") as { name: string; version: string };
   const entries = read("emoji.json") as EmojiEntry[];
-  const { rows, missing } = emojiRows(entries);
+  const { rows, missing } = emojiRows(entries, style);
   if (rows.length === 0) throw new Error(`${packageDir}: emoji.json has no emoji with an image`);
   Deno.mkdirSync(join(outDir, "images"), { recursive: true });
-  const imgDir = join(packageDir, "img", "google", "64");
+  // first, so that a write cut short leaves a folder the task may write again
+  Deno.writeTextFileSync(
+    join(outDir, EMOJI_SET_MARKER),
+    JSON.stringify({ written_by: "deno task data:emoji", style, package: pkg.name }) + "\n",
+  );
+  const imgDir = join(packageDir, ...EMOJI_STYLE_INFO[style].imageDir.split("/"));
   for (const r of rows) {
     const src = join(imgDir, r.file_name.slice("images/".length));
     try {
@@ -385,6 +477,7 @@ export function writeEmojiSet(packageDir: string, outDir: string): EmojiSetSumma
     "",
   );
   const summary: EmojiSetSummary = {
+    style,
     images: rows.length,
     missing,
     categories: new Set(rows.map((r) => r.category)).size,

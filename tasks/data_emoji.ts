@@ -1,45 +1,47 @@
-// deno task data:emoji — writes the emoji image folder (io/emoji_set.ts) from the npm package
-// emoji-datasource-google, read from Deno's npm cache.
+// deno task data:emoji — writes an emoji image folder (io/emoji_set.ts) from the npm package of
+// its style: emoji-datasource-google (Noto, the default) or emoji-datasource-twitter (Twemoji),
+// read from Deno's npm cache.
 //
-// The package is 74 MB, so it is pinned here rather than in deno.json's imports, and recorded in
-// the task's own lock file (tasks/data_emoji.lock): `deno task` installs every package of
-// deno.json and deno.lock, so it would otherwise be downloaded for every test run.
+// The packages are 74 MB each, so they are pinned here rather than in deno.json's imports, and
+// recorded in the task's own lock file (tasks/data_emoji.lock): `deno task` installs every package
+// of deno.json and deno.lock, so they would otherwise be downloaded for every test run.
 
-import { dirname } from "node:path";
-import { fileURLToPath } from "node:url";
 import { fail, parseCli } from "./cli.ts";
-import { writeEmojiSet } from "../io/emoji_set.ts";
+import { npmPackageDir } from "./npm_package.ts";
+import { EMOJI_STYLE_INFO, EMOJI_STYLES, type EmojiStyle, writeEmojiSet } from "../io/emoji_set.ts";
 
 const USAGE = `
 Writes an image folder of emoji with captions, for --data: images/, metadata.jsonl, README.md.
 
-  deno task data:emoji [--out DIR]
+  deno task data:emoji [--style noto|twitter] [--out DIR]
 
-  --out DIR       output folder (default data/emoji)
-  --package DIR   an unpacked emoji-datasource-google package instead of the npm one
+  --style S       noto (Google's Noto Color Emoji, the default: captions are the names) or
+                  twitter (Twemoji: captions "<name>, twitter style", the same file names)
+  --out DIR       output folder (default data/emoji for noto, data/emoji-twitter for twitter): new,
+                  empty, or a folder this task wrote in the same style
+  --package DIR   an unpacked package of the style (emoji-datasource-google or -twitter) instead
+                  of the npm one
 `;
-
-const PACKAGE = "npm:emoji-datasource-google@16.0.0";
 
 const a = parseCli(Deno.args, {
   out: { type: "string" },
   package: { type: "string" },
+  style: { type: "string" },
 }, USAGE);
-const out = (a.out as string) ?? "data/emoji";
-let packageDir = a.package as string | undefined;
-if (!packageDir) {
-  // imported at run time with a computed specifier, so that `deno check` and `deno task` leave
-  // the 74 MB package alone; Deno fetches it into its npm cache on first use
-  const spec = `${PACKAGE}/package.json`;
-  await import(spec, { with: { type: "json" } });
-  packageDir = dirname(fileURLToPath(import.meta.resolve(spec)));
+const style = (a.style as string | undefined) ?? "noto";
+if (!EMOJI_STYLES.includes(style as EmojiStyle)) {
+  fail(`--style must be one of ${EMOJI_STYLES.join(", ")}, got '${style}'`);
 }
+const s = style as EmojiStyle;
+const out = (a.out as string) ?? (s === "noto" ? "data/emoji" : `data/emoji-${s}`);
+const info = EMOJI_STYLE_INFO[s];
 try {
-  const s = writeEmojiSet(packageDir, out);
+  const packageDir = (a.package as string | undefined) ?? await npmPackageDir(info.package);
+  const r = writeEmojiSet(packageDir, out, s);
   console.error(
-    `wrote ${s.images} emoji images from ${s.packageName}@${s.packageVersion} to ${out}: ` +
-      `${s.categories} categories, ${s.subcategories} subcategories, longest caption ` +
-      `${s.longestCaptionBytes} bytes; ${s.missing} without a Google image left out`,
+    `wrote ${r.images} ${s} emoji images from ${r.packageName}@${r.packageVersion} to ${out}: ` +
+      `${r.categories} categories, ${r.subcategories} subcategories, longest caption ` +
+      `${r.longestCaptionBytes} bytes; ${r.missing} without an image in this style left out`,
   );
 } catch (e) {
   fail((e as Error).message.split("\n")[0]);

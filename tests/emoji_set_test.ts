@@ -3,6 +3,7 @@ import { join } from "node:path";
 import {
   ALIASES,
   baseCaption,
+  EMOJI_SET_MARKER,
   emojiCaption,
   type EmojiEntry,
   writeEmojiSet,
@@ -19,18 +20,23 @@ function entry(e: Partial<EmojiEntry> & { name: string; short_name: string }): E
     subcategory: "face-smiling",
     sort_order: 0,
     has_img_google: true,
+    has_img_twitter: true,
     ...e,
   };
 }
 
-const variant = (unified: string, has = true) => ({
+const variant = (unified: string, has = true, hasTwitter = true) => ({
   unified,
   image: `${unified.toLowerCase()}.png`,
   has_img_google: has,
+  has_img_twitter: hasTwitter,
 });
 
-/** A package folder laid out like emoji-datasource-google, with four emoji. */
-function fakePackage(): string {
+/**
+ * A package folder laid out like emoji-datasource-google and -twitter (the same emoji.json), with
+ * four emoji, each style's images in its own colours.
+ */
+function fakePackage(edit: (entries: EmojiEntry[]) => void = () => {}): string {
   const dir = Deno.makeTempDirSync({ prefix: "emoji_pkg_" });
   const entries: EmojiEntry[] = [
     entry({
@@ -68,25 +74,37 @@ function fakePackage(): string {
       subcategory: "family",
       sort_order: 510,
       skin_variations: {
-        "1F3FB-1F3FE": variant("1F469-1F3FB-200D-2764-FE0F-200D-1F48B-200D-1F468-1F3FE"),
+        // no Twemoji: left out of that style
+        "1F3FB-1F3FE": variant(
+          "1F469-1F3FB-200D-2764-FE0F-200D-1F48B-200D-1F468-1F3FE",
+          true,
+          false,
+        ),
       },
     }),
   ];
+  edit(entries);
   Deno.writeTextFileSync(join(dir, "emoji.json"), JSON.stringify(entries));
   Deno.writeTextFileSync(
     join(dir, "package.json"),
     JSON.stringify({ name: "emoji-datasource-google", version: "16.0.0" }),
   );
-  // an RGBA image each, its colour from its position in the list
-  const img = join(dir, "img", "google", "64");
-  Deno.mkdirSync(img, { recursive: true });
-  let k = 0;
-  for (const e of entries) {
-    for (const v of [e, ...Object.values(e.skin_variations ?? {})]) {
-      const px = new Uint8Array(4 * 4 * 4);
-      for (let i = 0; i < 16; i++) px.set([40 * k, 200, 10, 255], i * 4);
-      if (v.has_img_google) Deno.writeFileSync(join(img, v.image), encodePng(4, 4, 4, px));
-      k++;
+  // an RGBA image each, its colour from its position in the list (blue 10 in the Google set,
+  // 90 in the Twitter one)
+  for (const [style, blue] of [["google", 10], ["twitter", 90]] as const) {
+    const img = join(dir, "img", style, "64");
+    Deno.mkdirSync(img, { recursive: true });
+    let k = 0;
+    for (const e of entries) {
+      for (const v of [e, ...Object.values(e.skin_variations ?? {})]) {
+        const px = new Uint8Array(4 * 4 * 4);
+        for (let i = 0; i < 16; i++) px.set([40 * k, 200, blue, 255], i * 4);
+        const has = style === "google" ? v.has_img_google : v.has_img_twitter;
+        if (has && /^[\w.-]+$/.test(v.image)) {
+          Deno.writeFileSync(join(img, v.image), encodePng(4, 4, 4, px));
+        }
+        k++;
+      }
     }
   }
   return dir;
@@ -202,4 +220,120 @@ Deno.test("emoji set: a missing image file is an error naming it", () => {
   );
   Deno.removeSync(pkg, { recursive: true });
   Deno.removeSync(out, { recursive: true });
+});
+
+Deno.test("emoji set: the Twemoji style, the same file names, captions '<name>, twitter style'", () => {
+  const pkg = fakePackage();
+  const root = Deno.makeTempDirSync({ prefix: "emoji_out_" });
+  const noto = writeEmojiSet(pkg, join(root, "noto"));
+  const tw = writeEmojiSet(pkg, join(root, "twitter"), "twitter");
+  // the kiss in skin tones has no Twemoji, the dark-skinned wave no Noto image: each is left out
+  // of one style only
+  assert.deepEqual([noto.images, noto.missing, tw.images, tw.missing], [6, 1, 6, 1]);
+  const rows = (d: string) =>
+    Deno.readTextFileSync(join(root, d, "metadata.jsonl")).trim().split("\n").map((l) =>
+      JSON.parse(l)
+    );
+  const [n, t] = [rows("noto"), rows("twitter")];
+  // the Noto folder is as it was before styles: no style column, plain names
+  assert.deepEqual(Object.keys(n[0]), ["file_name", "text", "category", "subcategory", "label"]);
+  assert.deepEqual(t[0], { ...n[0], text: "red heart, twitter style", style: "twitter" });
+  assert.deepEqual(t.map((r) => r.text), [
+    "red heart, twitter style",
+    "waving hand, twitter style",
+    "waving hand: medium skin tone, twitter style",
+    "waving hand: dark skin tone, twitter style",
+    "kiss: woman, man, twitter style",
+    "flag: andorra, twitter style",
+  ]);
+  // every Twemoji row has the file name of the Noto row of the same emoji, and the Twitter bytes
+  for (const r of t) {
+    const twin = n.find((x) => x.file_name === r.file_name);
+    if (r.file_name === "images/1f44b-1f3ff.png") assert.equal(twin, undefined);
+    else assert.equal(`${twin.text}, twitter style`, r.text);
+    const name = r.file_name.slice("images/".length);
+    assert.deepEqual(
+      Deno.readFileSync(join(root, "twitter", r.file_name)),
+      Deno.readFileSync(join(pkg, "img", "twitter", "64", name)),
+    );
+  }
+  const readme = Deno.readTextFileSync(join(root, "twitter", "README.md"));
+  assert.match(readme, /Twemoji/);
+  assert.match(readme, /CC-BY 4\.0/);
+  assert.match(readme, /deno task data:emoji --style twitter/);
+  const set = loadImageFolder(join(root, "twitter"), {
+    size: 2,
+    channels: 3,
+    cacheDir: null,
+    log: () => {},
+  });
+  assert.equal(set.n, 6);
+  // the Twitter heart: blue 90
+  assert.equal(set.images[8], Math.fround(90 / 255));
+  // a folder of one style is not rewritten in the other
+  assert.throws(
+    () => writeEmojiSet(pkg, join(root, "noto"), "twitter"),
+    /holds the noto emoji folder: write the twitter one to another folder, e\.g\. data\/emoji-twitter/,
+  );
+  Deno.removeSync(pkg, { recursive: true });
+  Deno.removeSync(root, { recursive: true });
+});
+
+Deno.test("emoji set: a non-empty --out that is not an emoji folder it wrote is refused", () => {
+  const pkg = fakePackage();
+  // a clone of a repository: its README must survive
+  const clone = Deno.makeTempDirSync({ prefix: "emoji_clone_" });
+  Deno.writeTextFileSync(join(clone, "README.md"), "# my project\n");
+  assert.throws(
+    () => writeEmojiSet(pkg, clone),
+    (e: Error) => {
+      assert.match(
+        e.message,
+        /^--out '.*' is not empty and is not an emoji folder this task wrote \(it has no \.pixart-emoji-set\): name a new or empty folder, e\.g\. data\/emoji$/,
+      );
+      return true;
+    },
+  );
+  assert.equal(Deno.readTextFileSync(join(clone, "README.md")), "# my project\n");
+  assert.deepEqual([...Deno.readDirSync(clone)].map((e) => e.name), ["README.md"]);
+  // a file is no folder
+  assert.throws(() => writeEmojiSet(pkg, join(clone, "README.md")), /is a file/);
+  // an empty folder, and the task's own folder again, are written
+  const empty = join(clone, "emoji");
+  Deno.mkdirSync(empty);
+  writeEmojiSet(pkg, empty);
+  assert.ok(Deno.statSync(join(empty, EMOJI_SET_MARKER)).isFile);
+  Deno.writeTextFileSync(join(empty, "metadata.jsonl"), "stale\n");
+  const again = writeEmojiSet(pkg, empty);
+  assert.equal(again.images, 6);
+  assert.match(Deno.readTextFileSync(join(empty, "metadata.jsonl")), /^\{"file_name"/);
+  Deno.removeSync(pkg, { recursive: true });
+  Deno.removeSync(clone, { recursive: true });
+});
+
+Deno.test("emoji set: an emoji.json image that leaves the image folder is refused, nothing written", () => {
+  for (const image of ["../../x.png", "a/b.png", "..png", "/etc/x.png", "x.png\u0000"]) {
+    const pkg = fakePackage((entries) => {
+      entries[1].image = image;
+    });
+    // the bytes the traversal would copy
+    Deno.writeFileSync(join(pkg, "img", "x.png"), new Uint8Array([1, 2, 3]));
+    const root = Deno.makeTempDirSync({ prefix: "emoji_out_" });
+    const out = join(root, "a", "b");
+    assert.throws(
+      () => writeEmojiSet(pkg, out),
+      (e: Error) => {
+        assert.match(
+          e.message,
+          /^emoji\.json: 'heart' names the image ".*", which is not a file name/,
+        );
+        assert.ok(!e.message.includes("\n"));
+        return true;
+      },
+      image,
+    );
+    assert.deepEqual([...Deno.readDirSync(root)], [], image);
+    Deno.removeSync(pkg, { recursive: true });
+    Deno.removeSync(root, { recursive: true });
+  }
 });
