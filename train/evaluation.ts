@@ -65,7 +65,7 @@ export async function classPromptEvaluator(
     classifier,
     at32,
     data.heldOut,
-    data.train,
+    data.sourceTrain,
     n,
   );
   return {
@@ -146,6 +146,18 @@ export async function captionEvaluator(
 }
 
 /**
+ * The images and captions of the caption gap: up to 128 of data.source's training images, evenly
+ * spread (data.extra_sources' are not part of the evaluation), with the captions they train with.
+ */
+export function captionGapDraw(data: TrainingData, seed: number) {
+  const train = data.sourceTrain;
+  const k = Math.min(128, train.length);
+  const idx = Array.from({ length: k }, (_, i) => train[Math.floor(i * train.length / k)]);
+  const rng = mulberry32(seed);
+  return { idx, captions: idx.map((i) => data.captionOf(i, rng)) };
+}
+
+/**
  * Adds to each of `inner`'s evaluations the caption gap (eval/caption_gap.ts) of up to 128
  * training images, evenly spread over the training split, with the captions they train with.
  */
@@ -155,13 +167,7 @@ export function withCaptionGap(
   schedule: Schedule,
   seed: number,
 ): Evaluator {
-  const k = Math.min(128, data.train.length);
-  const idx = Array.from(
-    { length: k },
-    (_, i) => data.train[Math.floor(i * data.train.length / k)],
-  );
-  const rng = mulberry32(seed);
-  const captions = idx.map((i) => data.captionOf(i, rng));
+  const { idx, captions } = captionGapDraw(data, seed);
   const { images } = gatherBatch(data.set, idx);
   return {
     async run(model, onProgress) {
