@@ -95,6 +95,17 @@ Deno.test("data.extra_sources: extra images join training only; held-out twins s
       // red 50 in [-1, 1]
       assert.ok(Math.abs(both.set.images[i * per] - (2 * 50 / 255 - 1)) < 1e-6);
     }
+    // a words model checks the extra captions against its table too, naming the folder
+    const noTwitter = (p: string[]) => {
+      if (p.some((c) => c.includes("twitter"))) throw new Error("word 'twitter' is not known");
+    };
+    await assert.rejects(
+      () => TrainingData.load(cfg, { ...MC, text_encoder: "words" }, 2, noTwitter, () => {}),
+      new Error(
+        `data.extra_sources '${tw}': the caption of 'images/e0.png': word 'twitter' is not ` +
+          `known (model.text_len counts words with model.text_encoder: words)`,
+      ),
+    );
     // the same images at another size, in the same order (what the classifier's filter reads)
     const at2 = await both.atSize(2, MC);
     assert.equal(at2.n, both.set.n);
