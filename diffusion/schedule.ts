@@ -29,11 +29,28 @@ export interface Schedule {
  * `train_config` metadata (snr_shift included), else the defaults.
  */
 export function checkpointSchedule(metadata: Record<string, string>): Schedule {
-  const d = metadata.train_config ? JSON.parse(metadata.train_config)?.diffusion : undefined;
-  return configSchedule(d ?? {});
+  return configSchedule(checkpointDiffusion(metadata));
 }
 
 const D = DEFAULT_CONFIG.diffusion;
+
+/**
+ * The keys of a config's `diffusion` section that configSchedule reads: the process a model is
+ * trained on, which a resumed run must keep.
+ */
+export const SCHEDULE_KEYS = [
+  "timesteps",
+  "beta_start",
+  "beta_end",
+  "snr_shift",
+  "prediction",
+] as const;
+
+/** The `diffusion` section a checkpoint recorded, the defaults for what it lacks. */
+export function checkpointDiffusion(metadata: Record<string, string>): typeof D {
+  const d = metadata.train_config ? JSON.parse(metadata.train_config)?.diffusion : undefined;
+  return { ...D, ...d };
+}
 
 /** The schedule a config's `diffusion` section names (the defaults for what it lacks). */
 export function configSchedule(d: Partial<typeof D>): Schedule {

@@ -394,3 +394,26 @@ Deno.test("a checkpoint saved before the first log line (--save-every 2 --log-ev
   assertOk(r);
   assert.deepEqual(checkpoints(out), ["checkpoint-2.safetensors", "checkpoint-3.safetensors"]);
 });
+
+Deno.test("--resume refuses a changed noise schedule, as it refuses a changed model", async () => {
+  const out = tmp("schedule");
+  assertOk(await train(tiny(out, "--steps", "2")));
+  for (
+    const [key, value, was] of [
+      ["beta_end", "0.03", "0.02"],
+      ["snr_shift", "4", "1"],
+      ["prediction", "v_prediction", "epsilon"],
+    ]
+  ) {
+    assertOneLineError(
+      await train(tiny(out, "--steps", "3", "--resume", "--set", `diffusion.${key}=${value}`)),
+      new RegExp(
+        `^error: '.*checkpoint-2\\.safetensors' was trained with diffusion\\.${key} = ${was}, ` +
+          `the config says ${value}: use the same config to resume$`,
+      ),
+    );
+  }
+  assert.deepEqual(checkpoints(out), ["checkpoint-2.safetensors"]);
+  // what only weights the loss may change
+  assertOk(await train(tiny(out, "--steps", "3", "--resume", "--set", "diffusion.p_uncond=0.1")));
+});

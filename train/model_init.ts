@@ -16,6 +16,8 @@ import {
 } from "../model/checkpoint.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { WordTable } from "../io/word_table.ts";
+import type { DiffusionSection } from "../io/config_schema.ts";
+import { checkpointDiffusion, SCHEDULE_KEYS } from "../diffusion/schedule.ts";
 import { type PixArt, pixartSpecs } from "../model/pixart.ts";
 
 /** The training stage that wrote a checkpoint (stage 3 trains a stage-2 model further). */
@@ -29,11 +31,15 @@ export function modelStageOf(stage: 1 | 2 | 3): 1 | 2 {
   return stage === 1 ? 1 : 2;
 }
 
-/** The newest checkpoint of the run in `dir`, checked against the stage and the model config. */
+/**
+ * The newest checkpoint of the run in `dir`, checked against the stage, the model config and the
+ * noise schedule: continuing on another schedule would train each t toward another noise level.
+ */
 export function resumeFrom(
   path: string,
   stage: 1 | 2 | 3,
   mc: ModelConfig,
+  diffusion: DiffusionSection,
   words: WordTable | null = null,
 ): { ck: CheckpointContents; model: PixArt } {
   const ck = readCheckpoint(path);
@@ -53,6 +59,15 @@ export function resumeFrom(
       throw new Error(
         `'${path}' has model.${k} = ${ck.model[k]}, the config says ${mc[k]}: ` +
           `use the same config to resume`,
+      );
+    }
+  }
+  const trained = checkpointDiffusion(ck.metadata);
+  for (const k of SCHEDULE_KEYS) {
+    if (trained[k] !== diffusion[k]) {
+      throw new Error(
+        `'${path}' was trained with diffusion.${k} = ${trained[k]}, the config says ` +
+          `${diffusion[k]}: use the same config to resume`,
       );
     }
   }

@@ -255,7 +255,7 @@ function weights(
   const tc = cfg.train;
   if (o.resume) {
     if (!newest) throw new Error(`--resume: no checkpoint in '${o.out}' to resume from`);
-    const { ck, model } = resumeFrom(newest, o.stage, mc, words);
+    const { ck, model } = resumeFrom(newest, o.stage, mc, cfg.diffusion, words);
     o.report(`resuming '${newest}' at step ${ck.step}`);
     return { model, resumed: ck };
   }
