@@ -8,6 +8,7 @@ import { checkModelConfig, DEFAULT_MODEL, type ModelConfig } from "./config.ts";
 import { posEmbed2d } from "./embeddings.ts";
 import { Params } from "./params.ts";
 import { PixArt, pixartSpecs } from "./pixart.ts";
+import { isLoraFile } from "./lora.ts";
 import type { WordTable } from "../io/word_table.ts";
 
 export const EMA_PREFIX = "ema.";
@@ -69,6 +70,12 @@ function stepOf(metadata: Record<string, string>, path: string): number {
 
 /** A checkpoint's contents from its parsed file; `path` names it in errors. */
 export function checkpointContents(f: SafetensorsFile, path: string): CheckpointContents {
+  if (isLoraFile(f.metadata)) {
+    throw new Error(
+      `'${path}' is a LoRA adapter, not a model: apply it to its base model with --lora ` +
+        `(base: ${f.metadata.base_model ?? "its base_model metadata"})`,
+    );
+  }
   if (!f.metadata.config) {
     throw new Error(
       `checkpoint '${path}' has no model config in its metadata: not a PixArt checkpoint`,

@@ -2,15 +2,19 @@
 // and arrays of them) whose paths are its state-dict names: `specsOf` reads every parameter's
 // name, shape and initialisation off the tree, and `bind` turns the same tree into layers that
 // compute with a model's tensors. A name is written once, where its layer is declared, and a
-// layer's math reads its parameters as fields (`l.weight`), never by a name string.
+// layer's math reads its parameters as fields (`l.weight`), never by a name string. Low-rank
+// adapters (model/lora.ts) are bound beside the parameters, to the Linear layers they adapt.
 
 import {
+  add,
   attention,
   embedding,
+  geluTanh,
   layerNorm,
   layerNormModulate,
   linear,
   linearHalfRows,
+  scale,
   split,
   type Tensor,
 } from "../kernels/mod.ts";
@@ -21,9 +25,31 @@ export class Param {
   constructor(readonly shape: number[], readonly init: Init) {}
 }
 
+/**
+ * A low-rank adapter on a Linear layer (LoRA, Hu et al. 2021, eq. 3): the layer adds
+ * scale·B(A x), A [r, in] and B [out, r]; `scale` is PEFT's alpha / r times the user's multiplier.
+ */
+export interface LowRank {
+  A: Tensor;
+  B: Tensor;
+  scale: number;
+}
+
+/** What a layer is bound with besides its children: its path and the adapters on it. */
+export interface BoundAt {
+  path: string;
+  /** the adapters on this layer (only an adaptable layer, a Linear, is given any) */
+  lora: readonly LowRank[];
+}
+
 /** A layer: its children (parameters and sublayers) and what it computes with them once bound. */
 export class Module<C, B> {
-  constructor(readonly children: C, readonly build: (l: Bound<C>) => B) {}
+  constructor(
+    readonly children: C,
+    readonly build: (l: Bound<C>, at: BoundAt) => B,
+    /** whether low-rank adapters may be bound to it (a Linear layer) */
+    readonly adaptable = false,
+  ) {}
 }
 
 /** A tree of declarations; `undefined` marks a part this configuration does not have. */
@@ -51,7 +77,10 @@ export function param(shape: number[], init: Init): Param {
   return new Param(shape, init);
 }
 
-export function module<C extends Tree, B>(children: C, build: (l: Bound<C>) => B): Module<C, B> {
+export function module<C extends Tree, B>(
+  children: C,
+  build: (l: Bound<C>, at: BoundAt) => B,
+): Module<C, B> {
   return new Module<C, B>(children, build);
 }
 
@@ -68,21 +97,62 @@ export function specsOf(tree: Tree, prefix = ""): ParamSpec[] {
   return entries.flatMap(([name, t]) => specsOf(t, join(prefix, name)));
 }
 
-/**
- * The tree over the tensors of `P` (names under `prefix`), read now: bind again after replacing a
- * parameter. With a hook, every layer call is reported to it (taps for debugging and tests).
- */
-export function bind<T extends Tree>(tree: T, P: Params, prefix = "", hook?: LayerHook): Bound<T> {
-  return bindAt(tree, P, prefix, hook) as Bound<T>;
+/** The adaptable layers of a tree (its Linear layers): path, input and output features. */
+export function adaptableLayers(
+  tree: Tree,
+  prefix = "",
+): { path: string; inp: number; out: number }[] {
+  if (tree === undefined || tree instanceof Param) return [];
+  if (tree instanceof Module) {
+    if (!tree.adaptable) return adaptableLayers(tree.children, prefix);
+    const [out, inp] = (tree.children as { weight: Param }).weight.shape;
+    return [{ path: prefix, inp, out }];
+  }
+  const entries: [string | number, Tree][] = Array.isArray(tree)
+    ? tree.map((t, i) => [i, t])
+    : Object.entries(tree);
+  return entries.flatMap(([name, t]) => adaptableLayers(t, join(prefix, name)));
 }
 
-function bindAt(tree: Tree, P: Params, path: string, hook?: LayerHook): unknown {
+export interface BindOptions {
+  /** every layer call is reported to it (taps for debugging and tests) */
+  hook?: LayerHook;
+  /** the low-rank adapters of each adaptable layer, by its path (model/lora.ts loraTerms) */
+  lora?: ReadonlyMap<string, readonly LowRank[]>;
+}
+
+/**
+ * The tree over the tensors of `P` (names under `prefix`), read now: bind again after replacing a
+ * parameter. Adapters in `o.lora` whose path is no adaptable layer of the tree are an error.
+ */
+export function bind<T extends Tree>(
+  tree: T,
+  P: Params,
+  prefix = "",
+  o: BindOptions = {},
+): Bound<T> {
+  const used = new Set<string>();
+  const bound = bindAt(tree, P, prefix, o, used) as Bound<T>;
+  for (const path of o.lora?.keys() ?? []) {
+    if (!used.has(path) && path.startsWith(prefix)) {
+      throw new Error(`an adapter names '${path}', which is no Linear layer of this model`);
+    }
+  }
+  return bound;
+}
+
+const NO_LORA: readonly LowRank[] = [];
+
+function bindAt(tree: Tree, P: Params, path: string, o: BindOptions, used: Set<string>): unknown {
   if (tree === undefined) return undefined;
   if (tree instanceof Param) return P.get(path);
-  if (Array.isArray(tree)) return tree.map((t, i) => bindAt(t, P, join(path, i), hook));
+  if (Array.isArray(tree)) return tree.map((t, i) => bindAt(t, P, join(path, i), o, used));
+  const hook = o.hook;
   if (tree instanceof Module) {
-    const children = bindAt(tree.children, P, path, hook) as Record<string, unknown>;
-    let layer = tree.build(children as never) as any;
+    const children = bindAt(tree.children, P, path, o, used) as Record<string, unknown>;
+    const lora = tree.adaptable ? o.lora?.get(path) ?? NO_LORA : NO_LORA;
+    if (lora.length) used.add(path);
+    let layer = tree.build(children as never, { path, lora }) as any;
     if (typeof layer === "function" && hook) {
       const f = layer;
       layer = Object.assign((...args: unknown[]) => {
@@ -99,7 +169,7 @@ function bindAt(tree: Tree, P: Params, path: string, hook?: LayerHook): unknown 
     return layer;
   }
   return Object.fromEntries(
-    Object.entries(tree).map(([k, t]) => [k, bindAt(t, P, join(path, k), hook)]),
+    Object.entries(tree).map(([k, t]) => [k, bindAt(t, P, join(path, k), o, used)]),
   );
 }
 
@@ -114,24 +184,45 @@ export type Activation = "gelu_tanh" | ((x: Tensor) => Tensor);
  * packed output instead would copy it and keep it alive until the step ends although no backward
  * reads it (at the seed shape, 455 MB of a training step's peak). The weight blocks are small
  * copies; a packed f16 weight (sampling from an f16 checkpoint) is read in place.
+ *
+ * With low-rank adapters bound to it (LoRA, eq. 3 of Hu et al. 2021) it computes
+ * W x + b + Σ scale·B(A x), as PEFT's `lora.Linear`: the weight is read as it is (frozen, packed
+ * or not), each adapter's A x [..., r] is scaled (the narrow side), and a split cuts each B into
+ * the same row blocks. A fused activation then runs after the sum. An adapter at scale 0 adds
+ * nothing and is left out, so the layer is the plain layer, bit for bit.
  */
 export function Linear(inp: number, out: number, init: Init = "xavier") {
-  return module(
+  return new Module(
     { weight: param([out, inp], init), bias: param([out], "zeros") },
-    ({ weight, bias }) =>
-      Object.assign(
-        (x: Tensor, act?: "gelu_tanh"): Tensor => linear(x, weight, bias, act),
+    ({ weight, bias }, { lora }) => {
+      const on = lora.filter((a) => a.scale !== 0);
+      const down = (x: Tensor) => on.map((a) => scale(linear(x, a.A), a.scale));
+      const plusLowRank = (y: Tensor, hs: Tensor[], Bs: Tensor[]) =>
+        hs.reduce((sum, h, j) => add(sum, linear(h, Bs[j])), y);
+      return Object.assign(
+        (x: Tensor, act?: "gelu_tanh"): Tensor => {
+          if (!on.length) return linear(x, weight, bias, act);
+          const y = plusLowRank(linear(x, weight, bias), down(x), on.map((a) => a.B));
+          return act ? geluTanh(y) : y;
+        },
         {
           split(x: Tensor, n: number): Tensor[] {
             const size = out / n;
             const sizes = Array(n).fill(size);
             const bs = split(bias, sizes, 0);
             const half = bs.map((b, k) => linearHalfRows(x, weight, k * size, size, b));
-            if (half.every((t) => t !== null)) return half as Tensor[];
-            return split(weight, sizes, 0).map((wk, k) => linear(x, wk, bs[k]));
+            const base = half.every((t) => t !== null)
+              ? half as Tensor[]
+              : split(weight, sizes, 0).map((wk, k) => linear(x, wk, bs[k]));
+            if (!on.length) return base;
+            const hs = down(x);
+            const Bs = on.map((a) => split(a.B, sizes, 0));
+            return base.map((y, k) => plusLowRank(y, hs, Bs.map((b) => b[k])));
           },
         },
-      ),
+      );
+    },
+    true,
   );
 }
 

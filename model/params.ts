@@ -75,6 +75,15 @@ export class Params {
   }
 }
 
+/**
+ * A parameter or layer name, or a prefix of whole name segments, `*` standing for any one segment
+ * ("blocks.*.cross_attn" matches "blocks.3.cross_attn.proj.weight"; "blocks.*.cross" does not).
+ */
+export function namePattern(p: string): RegExp {
+  const segments = p.split(".").map((seg) => seg === "*" ? "[^.]+" : RegExp.escape(seg));
+  return new RegExp(`^${segments.join("\\.")}(\\.|$)`);
+}
+
 /** Host values of one parameter's initialisation. */
 export function initValues(spec: ParamSpec, rng: Rng): Float32Array {
   const n = spec.shape.reduce((a, b) => a * b, 1);

@@ -40,6 +40,7 @@ import {
   Embedding,
   type LayerHook,
   Linear,
+  type LowRank,
   Mlp,
   ModulatedLayerNorm,
   module,
@@ -47,6 +48,9 @@ import {
   specsOf,
 } from "./layers.ts";
 import { type Init, initParams, type Params, type ParamSpec } from "./params.ts";
+// model/lora.ts imports this module too: the cycle is safe because neither uses the other's
+// exports while it is being evaluated, only inside functions
+import { type AppliedLora, loraTensorsUnder, loraTerms } from "./lora.ts";
 import { TextEncoder } from "./text_encoder.ts";
 import { tokenize, type Tokenized } from "./tokenizer.ts";
 import { TOKENIZER_INFO } from "./tokenizer_info.ts";
@@ -93,6 +97,8 @@ export interface ForwardOptions {
    * inputs for backward and runs again to compute its gradients (kernels/autograd.ts checkpoint)
    */
   checkpointBlocks?: boolean;
+  /** low-rank adapters on the Linear layers (model/lora.ts; PixArt.forward passes its own) */
+  lora?: readonly AppliedLora[];
 }
 
 /**
@@ -294,9 +300,11 @@ export function pixartForward(
   cond: Condition,
   opts: ForwardOptions = {},
 ): Tensor {
-  const m = bind(pixartLayers(c), P, "", opts.tap && tapHook(c, opts.tap));
+  const lora = loraTerms(opts.lora ?? []);
+  const m = bind(pixartLayers(c), P, "", { hook: opts.tap && tapHook(c, opts.tap), lora });
+  const trainsLora = [...lora.values()].some((ts) => ts.some((t) => t.A.requiresGrad));
   // without a tape nothing needs a block's intermediates once it is done: free them at once
-  const recording = isGradEnabled() && (P.requiresGrad || x.requiresGrad);
+  const recording = isGradEnabled() && (P.requiresGrad || x.requiresGrad || trainsLora);
   const perBlock = (f: () => Tensor) => (recording ? f() : tidy(f));
 
   let h = add(m.x_embedder(x), posEmbed);
@@ -317,7 +325,7 @@ export function pixartForward(
         ? checkpoint(
           (hIn, t0In, yIn) => block(hIn, t0In, cap && { ...cap, y: yIn }, drop),
           cap ? [h, t0, cap.y] : [h, t0],
-          blockParams(P, i),
+          blockParams(P, i, lora),
         )
         : block(h, t0, cap, drop)
     );
@@ -331,10 +339,13 @@ export function pixartForward(
   );
 }
 
-/** The weights block i reads: its parameters, which a checkpointed block must name. */
-function blockParams(P: Params, i: number): Tensor[] {
+/** The weights block i reads: its parameters and adapters, which a checkpointed block names. */
+function blockParams(P: Params, i: number, lora: ReadonlyMap<string, readonly LowRank[]>) {
   const prefix = `blocks.${i}.`;
-  return P.names().filter((n) => n.startsWith(prefix)).map((n) => P.get(n));
+  return [
+    ...P.names().filter((n) => n.startsWith(prefix)).map((n) => P.get(n)),
+    ...loraTensorsUnder(lora, prefix),
+  ];
 }
 
 /** h [B, N, D] → the kept tokens [B, K, D] of `mask`. */
@@ -431,10 +442,11 @@ export function prepareText(
   P: Params,
   cond: Extract<Condition, { kind: "text" }>,
   words: Tensor | null = null,
+  lora: readonly AppliedLora[] = [],
 ): TextCache & { dispose(): void } {
   return noGrad(() => {
     const cache = tidy(() => {
-      const m = bind(pixartLayers(c), P);
+      const m = bind(pixartLayers(c), P, "", { lora: loraTerms(lora) });
       const { y, keyMask } = captionPath(c, m, cond, words);
       const kv = m.blocks.map((b) => b.cross_attn!.kv(y));
       return { y, keyMask, kv };
@@ -461,6 +473,11 @@ export class PixArt {
    */
   readonly words: Tensor | null;
   readonly wordTable: WordTable | null;
+  /**
+   * The low-rank adapters every forward pass applies, each with its multiplier (model/lora.ts):
+   * the model does not own them; whoever sets them disposes them.
+   */
+  lora: readonly AppliedLora[] = [];
 
   constructor(
     readonly config: ModelConfig,
@@ -502,6 +519,7 @@ export class PixArt {
     return pixartForward(this.config, this.params, this.posEmbed, x, t, cond, {
       ...opts,
       words: this.words,
+      lora: this.lora,
     });
   }
 
@@ -575,7 +593,9 @@ export class PixArt {
         const c = key === 1 ? cond : key === 0 ? uncond() : concatConditions(cond, uncond());
         r = {
           cond: c,
-          text: c.kind === "text" ? prepareText(this.config, this.params, c, this.words) : null,
+          text: c.kind === "text"
+            ? prepareText(this.config, this.params, c, this.words, this.lora)
+            : null,
         };
         runs.set(key, r);
       }

@@ -57,7 +57,7 @@ Deno.test("bind: a layer computes with its tensors and carries its children as f
   P.set("fc.weight", tensor(new Float32Array([1, 2, 3, 4, 5, 6]), [3, 2]));
   P.set("fc.bias", tensor(new Float32Array([0.5, 0, -1]), [3]));
   const hooked: string[] = [];
-  const fc = bind(Linear(2, 3), P, "fc", (path) => hooked.push(path));
+  const fc = bind(Linear(2, 3), P, "fc", { hook: (path) => hooked.push(path) });
   assert.ok(fc.weight === P.get("fc.weight") && fc.bias === P.get("fc.bias"));
   const y = noGrad(() => tidy(() => fc(tensor(new Float32Array([1, -1]), [1, 2])).keep()));
   assert.deepEqual(Array.from(await y.read()), [-0.5, -1, -2]);

@@ -18,6 +18,7 @@ import type { ModelConfig } from "../model/config.ts";
 import type { WordTable } from "../io/word_table.ts";
 import type { DiffusionSection } from "../io/config_schema.ts";
 import { checkpointDiffusion, SCHEDULE_KEYS } from "../diffusion/schedule.ts";
+import { namePattern } from "../model/params.ts";
 import { type PixArt, pixartSpecs } from "../model/pixart.ts";
 
 /** The training stage that wrote a checkpoint (stage 3 trains a stage-2 model further). */
@@ -93,15 +94,6 @@ export function earlierStageCheckpoint(from: string, stage: 2 | 3): string {
     );
   }
   return p;
-}
-
-/**
- * A parameter name or a prefix of whole name segments, `*` standing for any one segment
- * ("blocks.*.cross_attn" matches "blocks.3.cross_attn.proj.weight"; "blocks.*.cross" does not).
- */
-function namePattern(p: string): RegExp {
-  const segments = p.split(".").map((seg) => seg === "*" ? "[^.]+" : RegExp.escape(seg));
-  return new RegExp(`^${segments.join("\\.")}(\\.|$)`);
 }
 
 /**
