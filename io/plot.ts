@@ -1,5 +1,6 @@
 // A small line plot rendered straight to pixels (no font files): the training loss curve, a
-// run's prompt accuracy by step, an evaluation's accuracy and FID by guidance.
+// run's prompt accuracy by step, an evaluation's accuracy and FID by guidance, and by sampler
+// steps over several seeds.
 
 import { writePng } from "./png.ts";
 
@@ -56,6 +57,11 @@ export interface Series {
   y: number[];
   /** RGB */
   color: [number, number, number];
+  /** a vertical bar from lo[i] to hi[i] at each x (a spread) */
+  lo?: number[];
+  hi?: number[];
+  /** shown in a legend at the top right */
+  label?: string;
 }
 
 class Canvas {
@@ -107,7 +113,8 @@ export function plot(path: string, series: Series[], o: PlotOptions): void {
   const W = 640, H = 400, L = 70, R = 20, T = 20, B = 50;
   const cv = new Canvas(W, H);
   const xs = series.flatMap((s) => s.x);
-  const ys = series.flatMap((s) => s.y).filter((v) => Number.isFinite(v) && (!o.logY || v > 0));
+  const ys = series.flatMap((s) => [...s.y, ...(s.lo ?? []), ...(s.hi ?? [])])
+    .filter((v) => Number.isFinite(v) && (!o.logY || v > 0));
   if (!xs.length || !ys.length) throw new Error("plot: nothing to plot");
   const x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 1);
   const f = o.logY ? Math.log10 : (v: number) => v;
@@ -161,8 +168,17 @@ export function plot(path: string, series: Series[], o: PlotOptions): void {
           for (let dx = -2; dx <= 2; dx++) cv.set(px(s.x[i]) + dx, py(s.y[i]) + dy, s.color);
         }
       }
+      const lo = s.lo?.[i], hi = s.hi?.[i];
+      if (lo !== undefined && hi !== undefined && ok(lo) && ok(hi)) {
+        cv.line(px(s.x[i]), py(lo), px(s.x[i]), py(hi), s.color);
+        for (const v of [lo, hi]) cv.line(px(s.x[i]) - 3, py(v), px(s.x[i]) + 3, py(v), s.color);
+      }
     }
   }
+  series.filter((s) => s.label).forEach((s, k) => {
+    const x = W - R - 8 * s.label!.length - 8, y = T + 6 + 16 * k;
+    cv.text(x, y, s.label!, s.color);
+  });
   writePng(path, W, H, 3, cv.px);
 }
 
@@ -243,4 +259,88 @@ export function plotGuidanceSweep(evalJson: string, accuracyPng: string, fidPng:
     { x, y: rs.map((r) => r.fid), color: [180, 40, 40] },
     { x, y: rs.map((r) => r.fid_floor), color: [150, 150, 150] },
   ], { xLabel: "guidance", yLabel: "fid (grey: floor)", logY: true, dots: true });
+}
+
+/** A sampler's colour in the steps plots. */
+const SAMPLER_COLORS: Record<string, [number, number, number]> = {
+  "dpm-solver": [20, 60, 160],
+  "dpm-solver-3m": [200, 110, 20],
+  unipc: [20, 120, 40],
+  ddim: [140, 40, 160],
+  ancestral: [120, 120, 120],
+};
+
+/** The mean of a score over seeds, and its lowest and highest. */
+export interface Spread {
+  mean: number;
+  lo: number;
+  hi: number;
+}
+
+/** One sampler at one number of steps, over the seeds (eval.json files) that measured it. */
+export interface StepSweepRow {
+  sampler: string;
+  steps: number;
+  seeds: number;
+  accuracy: Spread;
+  fid: Spread;
+}
+
+/**
+ * The results of eval.json files of `deno task eval --sampler A,B --steps …` (one per seed) by
+ * sampler and steps, in the order the samplers first appear, steps ascending.
+ */
+export function stepSweepRows(evalJsons: string[]): StepSweepRow[] {
+  type Row = { sampler: string; steps: number; accuracy: number; fid: number };
+  const rows = evalJsons.flatMap((f) =>
+    (JSON.parse(Deno.readTextFileSync(f)) as { results: Row[] }).results
+  );
+  const spread = (v: number[]): Spread => ({
+    mean: v.reduce((s, x) => s + x, 0) / v.length,
+    lo: Math.min(...v),
+    hi: Math.max(...v),
+  });
+  return [...new Set(rows.map((r) => r.sampler))].flatMap((sampler) => {
+    const mine = rows.filter((r) => r.sampler === sampler);
+    return [...new Set(mine.map((r) => r.steps))].sort((a, b) => a - b).map((steps) => {
+      const at = mine.filter((r) => r.steps === steps);
+      return {
+        sampler,
+        steps,
+        seeds: at.length,
+        accuracy: spread(at.map((r) => r.accuracy)),
+        fid: spread(at.map((r) => r.fid)),
+      };
+    });
+  });
+}
+
+/**
+ * Evaluations by sampler steps (stepSweepRows): accuracy in percent to `accuracyPng` and FID
+ * (log scale) to `fidPng`, one line per sampler through the mean over the seeds, a bar from the
+ * lowest to the highest.
+ */
+export function plotStepSweep(evalJsons: string[], accuracyPng: string, fidPng: string): void {
+  const rows = stepSweepRows(evalJsons);
+  if (new Set(rows.map((r) => r.steps)).size < 2) {
+    throw new Error(`${evalJsons.join(", ")}: a steps plot needs at least two step counts`);
+  }
+  const series = (key: "accuracy" | "fid", scale: number): Series[] =>
+    [...new Set(rows.map((r) => r.sampler))].map((name) => {
+      const mine = rows.filter((r) => r.sampler === name);
+      return {
+        x: mine.map((r) => r.steps),
+        y: mine.map((r) => scale * r[key].mean),
+        lo: mine.map((r) => scale * r[key].lo),
+        hi: mine.map((r) => scale * r[key].hi),
+        color: SAMPLER_COLORS[name] ?? [0, 0, 0],
+        label: name,
+      };
+    });
+  plot(accuracyPng, series("accuracy", 100), {
+    xLabel: "steps",
+    yLabel: "accuracy %",
+    dots: true,
+  });
+  plot(fidPng, series("fid", 1), { xLabel: "steps", yLabel: "fid", logY: true, dots: true });
 }

@@ -1,5 +1,11 @@
 import { decodePng } from "../io/png.ts";
-import { plotEvalAccuracy, plotGuidanceSweep, plotTrainingLog } from "../io/plot.ts";
+import {
+  plotEvalAccuracy,
+  plotGuidanceSweep,
+  plotStepSweep,
+  plotTrainingLog,
+  stepSweepRows,
+} from "../io/plot.ts";
 
 Deno.test("the loss curve of a training log is a PNG with a curve on it", async () => {
   const dir = await Deno.makeTempDir();
@@ -61,5 +67,70 @@ Deno.test("a guidance sweep's accuracy and FID, and a log's accuracy by step, ar
   if (!plotEvalAccuracy(log, `${dir}/accuracy.png`)) {
     throw new Error("the accuracy was not plotted");
   }
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("a sweep over sampler steps: a line per sampler with the seeds' range", async () => {
+  const dir = await Deno.makeTempDir();
+  const files: string[] = [];
+  for (const seed of [0, 1]) {
+    const results = ["dpm-solver", "unipc"].flatMap((sampler, s) =>
+      [4, 8, 20].map((steps) => ({
+        sampler,
+        steps,
+        accuracy: 0.3 + steps / 50 + s * 0.05 + seed * 0.2,
+        fid: (300 / steps) * (1 + seed) + 100 * s,
+      }))
+    );
+    files.push(`${dir}/eval-${seed}.json`);
+    await Deno.writeTextFile(files[seed], JSON.stringify({ results }));
+  }
+  plotStepSweep(files, `${dir}/acc.png`, `${dir}/fid.png`);
+  // the rows: by sampler as they come, steps ascending, mean and range over the two seeds
+  const rows = stepSweepRows(files);
+  const keys = rows.map((r) => `${r.sampler} ${r.steps} ${r.seeds}`);
+  const want = ["dpm-solver", "unipc"].flatMap((n) => [4, 8, 20].map((k) => `${n} ${k} 2`));
+  if (keys.join() !== want.join()) throw new Error(`rows ${keys}`);
+  const u8 = rows.find((r) => r.sampler === "unipc" && r.steps === 8)!;
+  const close = (a: number, b: number) => Math.abs(a - b) < 1e-12;
+  if (
+    !close(u8.accuracy.mean, 0.61) || !close(u8.accuracy.lo, 0.51) ||
+    !close(u8.accuracy.hi, 0.71) || !close(u8.fid.mean, 156.25) || !close(u8.fid.hi, 175)
+  ) throw new Error(`unipc 8: ${JSON.stringify(u8)}`);
+  // each sampler's colour in a bar at x = 8 steps (column 70 + (8 − 4)/16·550 of the 640-wide
+  // plot): the range over the seeds, and nowhere in a column between the points
+  const colors = [[20, 60, 160], [20, 120, 40]];
+  for (const png of ["acc.png", "fid.png"]) {
+    const img = decodePng(await Deno.readFile(`${dir}/${png}`));
+    const count = (x: number, c: number[]) => {
+      let n = 0;
+      for (let y = 0; y < img.height; y++) {
+        const o = (y * img.width + x) * 3;
+        if (img.pixels[o] === c[0] && img.pixels[o + 1] === c[1] && img.pixels[o + 2] === c[2]) n++;
+      }
+      return n;
+    };
+    for (const c of colors) {
+      if (!(count(208, c) >= 12)) {
+        throw new Error(`${png}: no spread bar in ${c} (${count(208, c)})`);
+      }
+      if (!(count(300, c) <= 3)) throw new Error(`${png}: a bar between points in ${c}`);
+    }
+  }
+  let msg = "";
+  try {
+    plotStepSweep(
+      [files[0]].map(() => {
+        const f = `${dir}/one.json`;
+        Deno.writeTextFileSync(f, JSON.stringify({ results: [{ sampler: "unipc", steps: 8 }] }));
+        return f;
+      }),
+      `${dir}/a.png`,
+      `${dir}/b.png`,
+    );
+  } catch (e) {
+    msg = (e as Error).message;
+  }
+  if (!msg.includes("at least two step counts")) throw new Error(`no clear error: '${msg}'`);
   await Deno.remove(dir, { recursive: true });
 });
