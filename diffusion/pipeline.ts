@@ -77,8 +77,9 @@ export class Pipeline {
   }
 
   /**
-   * One image per prompt, [n, C, H, W] values about [-1, 1]. Defaults: DPM-Solver++(2M), 20 steps,
-   * the recommended guidance, seed 0, 64 images per batch.
+   * One image per prompt, [n, C, H, W] values about [-1, 1]. Defaults: the sampler and steps of
+   * the config's `sample` section (DEFAULT_SAMPLER, DEFAULT_STEPS), the recommended guidance,
+   * seed 0, 64 images per batch.
    */
   generate(prompts: string[], o: Partial<GenerateOptions> = {}): Promise<Float32Array> {
     return generate(this.model, this.schedule, prompts, this.classNames, {
