@@ -7,7 +7,7 @@
 import { pool } from "./pool.ts";
 import { type Shape, type Tensor, Tensor as TensorClass } from "./tensor.ts";
 import { zero } from "./shape.ts";
-import { lerpInPlace } from "./elementwise.ts";
+import { lerpInPlace } from "./vector.ts";
 
 /** Floats per alignment unit (256 bytes). */
 const ALIGN = 64;

@@ -2,11 +2,9 @@
 // gradients are enabled and an input requires one, the op and its backward closure go on the tape.
 // `backward(loss)` walks the tape in reverse and accumulates gradients into the leaves' `.grad`.
 
-// elementwise.ts imports this module too: the cycle is safe because neither uses the other's
-// exports while it is being evaluated, only inside functions
-import { accumulate, add, copy, full } from "./elementwise.ts";
 import { copyTensor } from "./runtime.ts";
 import { type GradNode, Tensor, tidy } from "./tensor.ts";
+import { accumulate, copy, full, plus } from "./vector.ts";
 
 let gradEnabled = true;
 let tape: Tensor[] = [];
@@ -199,7 +197,7 @@ export function backward(loss: Tensor, grad?: Tensor): void {
         } else {
           const prevG = grads.get(x);
           if (prevG) {
-            grads.set(x, add(prevG, gx));
+            grads.set(x, plus(prevG, gx));
             prevG.dispose();
             gx.dispose();
           } else grads.set(x, gx);

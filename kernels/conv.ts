@@ -15,10 +15,9 @@
 import { isGradEnabled, record } from "./autograd.ts";
 import { linear } from "./matmul.ts";
 import { mean } from "./reduce.ts";
-import { dispatch, kernel } from "./runtime.ts";
+import { gridKernel } from "./grid_kernel.ts";
 import { permute, reshape } from "./shape.ts";
 import { empty, shapeStr, type Tensor } from "./tensor.ts";
-import { ENTRY, flatIndex, grid1d } from "./wgsl.ts";
 
 /** Where the channel axis is: [B, C, H, W] or [B, H, W, C]. */
 export type ImageLayout = "nchw" | "nhwc";
@@ -81,16 +80,12 @@ function unfoldKernel(x: Tensor, g: ConvGeometry): Tensor {
   const { B, C, H, W, k, stride, pad, Ho, Wo } = g;
   const L = Ho * Wo, K = C * k * k;
   const out = empty([B, L, K]);
-  const n = out.size;
-  if (n === 0) return out;
-  const [gx, gy] = grid1d(n);
-  const code = `
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read_write> O: array<f32>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${n}u) { return; }
-  let b = i / ${L * K}u;
+  gridKernel({
+    name: `unfold_${g.layout}`,
+    n: out.size,
+    read: { X: x },
+    write: { O: out },
+    body: `let b = i / ${L * K}u;
   let l = (i / ${K}u) % ${L}u;
   let kk = i % ${K}u;
   let c = kk / ${k * k}u;
@@ -102,9 +97,8 @@ ${ENTRY()} {
   if (y >= 0 && y < ${H} && x >= 0 && x < ${W}) {
     v = X[${pixelIndex(g, "b", "c", "u32(y)", "u32(x)")}];
   }
-  O[i] = v;
-}`;
-  dispatch(kernel(`unfold_${g.layout}`, code), [x, out], gx, gy);
+  O[i] = v;`,
+  });
   return out;
 }
 
@@ -114,9 +108,6 @@ function unfoldBackwardKernel(gcols: Tensor, g: ConvGeometry): Tensor {
   const { B, C, H, W, k, stride, pad, Ho, Wo } = g;
   const L = Ho * Wo, K = C * k * k;
   const out = empty(g.layout === "nchw" ? [B, C, H, W] : [B, H, W, C]);
-  const n = out.size;
-  if (n === 0) return out;
-  const [gx, gy] = grid1d(n);
   const coords = g.layout === "nchw"
     ? `let b = i / ${C * H * W}u;
   let c = (i / ${H * W}u) % ${C}u;
@@ -126,13 +117,12 @@ function unfoldBackwardKernel(gcols: Tensor, g: ConvGeometry): Tensor {
   let y = i32((i / ${W * C}u) % ${H}u);
   let x = i32((i / ${C}u) % ${W}u);
   let c = i % ${C}u;`;
-  const code = `
-@group(0) @binding(0) var<storage, read> G: array<f32>;
-@group(0) @binding(1) var<storage, read_write> O: array<f32>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${n}u) { return; }
-  ${coords}
+  gridKernel({
+    name: `unfold_backward_${g.layout}`,
+    n: out.size,
+    read: { G: gcols },
+    write: { O: out },
+    body: `${coords}
   let base = b * ${L * K}u + c * ${k * k}u;
   var acc = 0.0;
   for (var r = 0; r < ${k}; r++) {
@@ -146,9 +136,8 @@ ${ENTRY()} {
       acc += G[base + (oy * ${Wo}u + ox) * ${K}u + u32(r * ${k} + q)];
     }
   }
-  O[i] = acc;
-}`;
-  dispatch(kernel(`unfold_backward_${g.layout}`, code), [gcols, out], gx, gy);
+  O[i] = acc;`,
+  });
   return out;
 }
 

@@ -3,27 +3,20 @@
 // for autograd (no gradient flows to it).
 
 import { record } from "./autograd.ts";
-import { dispatch, kernel } from "./runtime.ts";
+import { gridKernel } from "./grid_kernel.ts";
 import { empty, shapeStr, type Tensor } from "./tensor.ts";
-import { ENTRY, flatIndex, grid1d } from "./wgsl.ts";
 
 // x [B, inner], keep [B] → out [B, inner] = x · keep[b]
 function perSampleScale(name: string, x: Tensor, keep: Tensor): Tensor {
   const out = empty(x.shape);
-  const n = x.size;
-  if (n === 0) return out;
-  const inner = n / x.shape[0];
-  const [gx, gy] = grid1d(n);
-  const code = `
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read> K: array<f32>;
-@group(0) @binding(2) var<storage, read_write> O: array<f32>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${n}u) { return; }
-  O[i] = X[i] * K[i / ${inner}u];
-}`;
-  dispatch(kernel(name, code), [x, keep, out], gx, gy);
+  const inner = x.size / Math.max(x.shape[0], 1);
+  gridKernel({
+    name,
+    n: x.size,
+    read: { X: x, K: keep },
+    write: { O: out },
+    body: `O[i] = X[i] * K[i / ${inner}u];`,
+  });
   return out;
 }
 

@@ -1,11 +1,13 @@
-// Elementwise ops: binary ops with NumPy broadcasting, scalar ops, and the pointwise activations.
-// Each kernel is specialised to its shapes (strides are WGSL constants).
+// Elementwise ops: binary ops with NumPy broadcasting, scalar ops, and the pointwise activations,
+// each a forward and a backward expression (the UNARY table). Kernels without broadcasting serve
+// every size with one pipeline; a broadcast is specialised to its shapes (strides are constants).
 
 import { record } from "./autograd.ts";
-import { dispatch, kernel, sizeWords } from "./runtime.ts";
+import { gridKernel } from "./grid_kernel.ts";
 import { empty, type Shape, shapeStr, type Tensor } from "./tensor.ts";
-import { ENTRY, ENTRY_FLAT, f32lit, flatIndex, grid1d, sizesDecl } from "./wgsl.ts";
+import { f32lit } from "./wgsl.ts";
 import { sumTo } from "./reduce.ts";
+import { binaryKernel as sameShapeKernel } from "./vector.ts";
 
 export function broadcastShape(a: Shape, b: Shape): number[] {
   const n = Math.max(a.length, b.length);
@@ -48,37 +50,18 @@ type BinOp = "add" | "sub" | "mul" | "div";
 const BIN_EXPR: Record<BinOp, string> = { add: "a + b", sub: "a - b", mul: "a * b", div: "a / b" };
 
 function binaryKernel(op: BinOp, a: Tensor, b: Tensor, out: Tensor): void {
-  const [gx, gy] = grid1d(out.size);
   const ia = broadcastIndex(a.shape, out.shape), ib = broadcastIndex(b.shape, out.shape);
-  if (ia === "i" && ib === "i") {
-    // no broadcasting (the common case): one pipeline for every size
-    const code = `
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
-@group(0) @binding(2) var<storage, read_write> O: array<f32>;
-${sizesDecl(3)}
-${ENTRY_FLAT()}
-  if (i >= S[0]) { return; }
-  let a = A[i];
-  let b = B[i];
-  O[i] = ${BIN_EXPR[op]};
-}`;
-    const sizes = sizeWords([out.size]);
-    dispatch(kernel(`${op}`, code), [a, b, out, sizes], gx, gy);
-    return;
-  }
-  const code = `
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
-@group(0) @binding(2) var<storage, read_write> O: array<f32>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${out.size}u) { return; }
-  let a = A[${ia}];
+  // no broadcasting (the common case): one pipeline for every size
+  if (ia === "i" && ib === "i") return sameShapeKernel(op, BIN_EXPR[op], a, b, out);
+  gridKernel({
+    name: `${op}_broadcast`,
+    n: out.size,
+    read: { A: a, B: b },
+    write: { O: out },
+    body: `let a = A[${ia}];
   let b = B[${ib}];
-  O[i] = ${BIN_EXPR[op]};
-}`;
-  dispatch(kernel(`${op}_broadcast`, code), [a, b, out], gx, gy);
+  O[i] = ${BIN_EXPR[op]};`,
+  });
 }
 
 function binary(op: BinOp, a: Tensor, b: Tensor): Tensor {
@@ -202,24 +185,19 @@ const UNARY: Record<string, UnaryDef> = {
   sqrt: { fwd: "sqrt(x)", bwd: "0.5 * g / sqrt(x)" },
 };
 
+// x (and g) [n] → out [n] = expr(x, g); one pipeline for every size
 function mapKernel(name: string, expr: string, lib: string, inputs: Tensor[], out: Tensor): void {
-  const [gx, gy] = grid1d(out.size);
-  const names = ["X", "G"];
-  const decls = inputs.map((_, k) =>
-    `@group(0) @binding(${k}) var<storage, read> ${names[k]}: array<f32>;`
-  ).join("\n");
-  const lets = inputs.map((_, k) => `let ${names[k].toLowerCase()} = ${names[k]}[i];`).join(" ");
-  const code = `${lib}
-${decls}
-@group(0) @binding(${inputs.length}) var<storage, read_write> O: array<f32>;
-${sizesDecl(inputs.length + 1)}
-${ENTRY_FLAT()}
-  if (i >= S[0]) { return; }
-  ${lets}
-  O[i] = ${expr};
-}`;
-  const bufs = [...inputs, out, sizeWords([out.size])];
-  dispatch(kernel(name, code), bufs, gx, gy);
+  const [x, g] = inputs;
+  gridKernel({
+    name,
+    n: out.size,
+    read: { X: x, G: g },
+    write: { O: out },
+    body: `let x = X[i];${g ? " let g = G[i];" : ""}
+  O[i] = ${expr};`,
+    lib,
+    sizes: [],
+  });
 }
 
 export type UnaryName = keyof typeof UNARY;
@@ -254,82 +232,4 @@ export function scale(x: Tensor, s: number, c = 0): Tensor {
   const out = empty(x.shape);
   mapKernel("scale", `x * ${f32lit(s)} + ${f32lit(c)}`, "", [x], out);
   return record(out, "scale", [x], (g) => [scale(g, s)], []);
-}
-
-/** Fills a new tensor with a constant. */
-export function full(shape: Shape, value: number): Tensor {
-  const out = empty(shape);
-  fill(out, value);
-  return out;
-}
-
-export function fill(t: Tensor, value: number): void {
-  const [gx, gy] = grid1d(t.size);
-  const code = `
-@group(0) @binding(0) var<storage, read_write> O: array<f32>;
-${sizesDecl(1)}
-${ENTRY_FLAT()}
-  if (i >= S[0]) { return; }
-  O[i] = ${f32lit(value)};
-}`;
-  dispatch(kernel("fill", code), [t, sizeWords([t.size])], gx, gy);
-}
-
-/** into += x (in place, no autograd): gradient accumulation. */
-export function accumulate(into: Tensor, x: Tensor): void {
-  if (into.size !== x.size) {
-    throw new Error(`accumulate: ${shapeStr(x.shape)} into ${shapeStr(into.shape)}`);
-  }
-  axpy(into, x, 1);
-}
-
-/** y += a·x in place (no autograd). */
-export function axpy(y: Tensor, x: Tensor, a: number): void {
-  const [gx, gy] = grid1d(y.size);
-  const code = `
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read_write> Y: array<f32>;
-${sizesDecl(2)}
-${ENTRY_FLAT()}
-  if (i >= S[0]) { return; }
-  Y[i] = Y[i] + ${f32lit(a)} * X[i];
-}`;
-  dispatch(kernel("axpy", code), [x, y, sizeWords([y.size])], gx, gy);
-}
-
-/** A copy (no autograd). */
-export function copy(x: Tensor): Tensor {
-  const out = empty(x.shape, x.dtype);
-  const [gx, gy] = grid1d(x.size);
-  const code = `
-@group(0) @binding(0) var<storage, read> X: array<u32>;
-@group(0) @binding(1) var<storage, read_write> O: array<u32>;
-${sizesDecl(2)}
-${ENTRY_FLAT()}
-  if (i >= S[0]) { return; }
-  O[i] = X[i];
-}`;
-  dispatch(kernel("copy", code), [x, out, sizeWords([x.size])], gx, gy);
-  return out;
-}
-
-/**
- * y += w·(x − y) in place (no autograd): an exponential moving average. w is read from a
- * one-element tensor, so a weight that changes every step compiles nothing new.
- */
-export function lerpInPlace(y: Tensor, x: Tensor, w: Tensor): void {
-  if (y.size !== x.size) {
-    throw new Error(`lerpInPlace: ${shapeStr(x.shape)} into ${shapeStr(y.shape)}`);
-  }
-  const [gx, gy] = grid1d(y.size);
-  const code = `
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read> W: array<f32>;
-@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-${sizesDecl(3)}
-${ENTRY_FLAT()}
-  if (i >= S[0]) { return; }
-  Y[i] = Y[i] + W[0] * (X[i] - Y[i]);
-}`;
-  dispatch(kernel("lerp", code), [x, w, y, sizeWords([y.size])], gx, gy);
 }

@@ -2,7 +2,7 @@
 // DiT sample with. Each update moves every average toward its parameter by 1 − d.
 
 import { lerpAll, packInArena } from "./arena.ts";
-import { copy } from "./elementwise.ts";
+import { copy } from "./vector.ts";
 import { type Tensor, tensor } from "./tensor.ts";
 
 export class Ema {

@@ -3,9 +3,10 @@
 // so the sum is deterministic.
 
 import { record } from "./autograd.ts";
+import { gridKernel } from "./grid_kernel.ts";
 import { dispatch, kernel } from "./runtime.ts";
 import { empty, shapeStr, type Tensor } from "./tensor.ts";
-import { ENTRY, flatIndex, grid1d } from "./wgsl.ts";
+import { ENTRY, grid1d } from "./wgsl.ts";
 
 const WG_E = 64;
 
@@ -24,23 +25,16 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
   if (V === 0) throw new Error("embedding: the table has no rows");
   const M = ids.size;
   const out = empty([...ids.shape, E]);
-  if (out.size > 0) {
-    // table [V, E], ids [M] i32 → out [M, E]
-    const n = M * E;
-    const [gx, gy] = grid1d(n);
-    const code = `
-@group(0) @binding(0) var<storage, read> T: array<f32>;
-@group(0) @binding(1) var<storage, read> I: array<i32>;
-@group(0) @binding(2) var<storage, read_write> O: array<f32>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${n}u) { return; }
-  let id = I[i / ${E}u];
+  // table [V, E], ids [M] i32 → out [M, E]
+  gridKernel({
+    name: "embedding",
+    n: M * E,
+    read: { T: table, I: ids },
+    write: { O: out },
+    body: `let id = I[i / ${E}u];
   let v = u32(clamp(id, 0, ${V - 1}));
-  O[i] = select(0.0, T[v * ${E}u + i % ${E}u], id == i32(v));
-}`;
-    dispatch(kernel("embedding", code), [table, ids, out], gx, gy);
-  }
+  O[i] = select(0.0, T[v * ${E}u + i % ${E}u], id == i32(v));`,
+  });
   return record(
     out,
     "embedding",

@@ -1,9 +1,8 @@
 // out = Σ_k c_k·x_k with the coefficients in a GPU tensor, so a sampler's per-step constants
 // need no new pipeline. No autograd.
 
-import { dispatch, kernel, sizeWords } from "./runtime.ts";
+import { gridKernel } from "./grid_kernel.ts";
 import { empty, shapeStr, type Tensor, tensor } from "./tensor.ts";
-import { ENTRY_FLAT, grid1d, sizesDecl } from "./wgsl.ts";
 
 /** Σ_k coefs[k]·xs[k] (all xs of one shape); coefs are host numbers uploaded as one tensor. */
 export function lincomb(xs: Tensor[], coefs: number[]): Tensor {
@@ -17,25 +16,15 @@ export function lincomb(xs: Tensor[], coefs: number[]): Tensor {
   }
   const c = tensor(Float32Array.from(coefs), [coefs.length]);
   const out = empty(xs[0].shape);
-  const n = out.size;
-  const [gx, gy] = grid1d(n);
-  const decls = xs.map((_, k) => `@group(0) @binding(${k}) var<storage, read> X${k}: array<f32>;`)
-    .join("\n");
-  const terms = xs.map((_, k) => `C[${k}] * X${k}[i]`).join(" + ");
-  const code = `${decls}
-@group(0) @binding(${xs.length}) var<storage, read> C: array<f32>;
-@group(0) @binding(${xs.length + 1}) var<storage, read_write> O: array<f32>;
-${sizesDecl(xs.length + 2)}
-${ENTRY_FLAT()}
-  if (i >= S[0]) { return; }
-  O[i] = ${terms};
-}`;
-  dispatch(
-    kernel(`lincomb${xs.length}`, code),
-    [...xs, c, out, sizeWords([n])],
-    gx,
-    gy,
-  );
+  // xs[k] [n], coefs [K] → out [n]; one pipeline for every size
+  gridKernel({
+    name: `lincomb${xs.length}`,
+    n: out.size,
+    read: { ...Object.fromEntries(xs.map((x, k) => [`X${k}`, x])), C: c },
+    write: { O: out },
+    body: `O[i] = ${xs.map((_, k) => `C[${k}] * X${k}[i]`).join(" + ")};`,
+    sizes: [],
+  });
   c.dispose();
   return out;
 }

@@ -3,9 +3,10 @@
 // P = 1). The backward is one fused pointwise kernel for pred and target.
 
 import { record } from "./autograd.ts";
+import { gridKernel } from "./grid_kernel.ts";
 import { type Binding, dispatch, kernel } from "./runtime.ts";
 import { empty, shapeStr, type Tensor } from "./tensor.ts";
-import { ENTRY, f32lit, flatIndex, grid1d } from "./wgsl.ts";
+import { ENTRY, f32lit } from "./wgsl.ts";
 
 const WG_R = 256;
 /** elements per workgroup in the first stage, before the number of workgroups is capped */
@@ -92,32 +93,16 @@ function mseBackward(
   gt: Tensor | null,
   n: number,
 ): void {
-  const outs: [string, Tensor][] = [];
-  if (gp) outs.push(["DP", gp]);
-  if (gt) outs.push(["DT", gt]);
-  if (!outs.length) return;
-  const [gx, gy] = grid1d(n);
-  const decls = outs.map(([nm], k) =>
-    `@group(0) @binding(${3 + k}) var<storage, read_write> ${nm}: array<f32>;`
-  ).join("\n");
-  const code = `
-@group(0) @binding(0) var<storage, read> P: array<f32>;
-@group(0) @binding(1) var<storage, read> T: array<f32>;
-@group(0) @binding(2) var<storage, read> G: array<f32>;
-${decls}
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${n}u) { return; }
-  let d = (P[i] - T[i]) * G[0] * ${f32lit(2 / n)};
+  if (!gp && !gt) return;
+  gridKernel({
+    name: "mse_backward",
+    n,
+    read: { P: pred, T: target, G: g },
+    write: { DP: gp, DT: gt },
+    body: `let d = (P[i] - T[i]) * G[0] * ${f32lit(2 / n)};
   ${gp ? "DP[i] = d;" : ""}
-  ${gt ? "DT[i] = -d;" : ""}
-}`;
-  dispatch(
-    kernel("mse_backward", code),
-    [pred, target, g, ...outs.map(([, t]) => t)],
-    gx,
-    gy,
-  );
+  ${gt ? "DT[i] = -d;" : ""}`,
+  });
 }
 
 /**
@@ -174,24 +159,20 @@ const ROW_STATS = (K: number) => `
 
 // logits [B, K], labels [B] → row losses [B]: max + log Σ exp(x − max) − x[label]
 function crossEntropyRows(x: Tensor, labels: Tensor, out: Tensor, B: number, K: number): void {
-  const [gx, gy] = grid1d(B);
-  const code = `
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read> Y: array<i32>;
-@group(0) @binding(2) var<storage, read_write> O: array<f32>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  let r = i;
-  if (r >= ${B}u) { return; }
+  gridKernel({
+    name: "cross_entropy",
+    n: B,
+    read: { X: x, Y: labels },
+    write: { O: out },
+    body: `let r = i;
   ${ROW_STATS(K)}
   let y = Y[r];
   if (y < 0 || y >= ${K}) {
     O[r] = bitcast<f32>(0x7fc00000u);
     return;
   }
-  O[r] = m + log2(l) * ${LN2} - X[base + u32(y)];
-}`;
-  dispatch(kernel("cross_entropy", code), [x, labels, out], gx, gy);
+  O[r] = m + log2(l) * ${LN2} - X[base + u32(y)];`,
+  });
 }
 
 // logits [B, K], labels [B], g [] → dlogits [B, K] = g·(softmax − onehot)/B
@@ -203,16 +184,12 @@ function crossEntropyBackward(
   B: number,
   K: number,
 ): void {
-  const [gx, gy] = grid1d(B);
-  const code = `
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read> Y: array<i32>;
-@group(0) @binding(2) var<storage, read> G: array<f32>;
-@group(0) @binding(3) var<storage, read_write> DX: array<f32>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  let r = i;
-  if (r >= ${B}u) { return; }
+  gridKernel({
+    name: "cross_entropy_backward",
+    n: B,
+    read: { X: x, Y: labels, G: g },
+    write: { DX: dx },
+    body: `let r = i;
   ${ROW_STATS(K)}
   let y = Y[r];
   let valid = y >= 0 && y < ${K};
@@ -221,12 +198,6 @@ ${ENTRY()} {
     let p = exp2((X[base + j] - m) * ${LOG2E}) * s;
     let hot = select(0.0, G[0] * ${f32lit(1 / B)}, i32(j) == y);
     DX[base + j] = select(0.0, p - hot, valid);
-  }
-}`;
-  dispatch(
-    kernel("cross_entropy_backward", code),
-    [x, labels, g, dx],
-    gx,
-    gy,
-  );
+  }`,
+  });
 }

@@ -14,6 +14,7 @@ export {
 } from "./runtime.ts";
 export { pool, type PoolStats } from "./pool.ts";
 export * from "./elementwise.ts";
+export { accumulate, axpy, copy, fill, full, lerpInPlace } from "./vector.ts";
 export * from "./reduce.ts";
 export * from "./shape.ts";
 export * from "./matmul.ts";

@@ -11,9 +11,9 @@
 // a fixed order (deterministic, no atomics).
 
 import { needsGrad, record } from "./autograd.ts";
-import { type Binding, dispatch, kernel, sizeWords } from "./runtime.ts";
+import { gridKernel, type GridKernelSpec } from "./grid_kernel.ts";
 import { empty, numel, shapeStr, type Tensor } from "./tensor.ts";
-import { ENTRY_FLAT, f32lit, grid1d, sizesDecl } from "./wgsl.ts";
+import { f32lit } from "./wgsl.ts";
 
 /** How the multiplier is formed from the parameter: `1 + scale` (adaLN) or `weight` (affine). */
 type MulMode = "onePlus" | "plain";
@@ -32,6 +32,38 @@ function mulExpr(mode: MulMode, idx: string): string {
   return mode === "onePlus" ? `(1.0 + M[${idx}])` : `M[${idx}]`;
 }
 
+/** vec4 loads where a row of D splits into them: the WGSL element type, and a value's lane sum. */
+function lanes(D: number): { v: 1 | 4; T: string; sum: (e: string) => string } {
+  return D % 4 === 0
+    ? { v: 4, T: "vec4<f32>", sum: (e) => `dot(${e}, vec4<f32>(1.0))` }
+    : { v: 1, T: "f32", sum: (e) => e };
+}
+
+/**
+ * One invocation per row of D: the body sees its row, `base` (the row's first element) and
+ * `pbase` (its parameter group's), in elements of the lane type, Dv = D / lanes and invD = 1/D.
+ * Sizes come from S = [rows, D / lanes, perGroup, D], so one pipeline serves every shape.
+ */
+function rowKernel(
+  name: string,
+  s: NormShape,
+  k: Pick<GridKernelSpec, "read" | "write" | "body">,
+): void {
+  gridKernel({
+    name,
+    n: s.rows,
+    ...k,
+    sizes: [s.D / lanes(s.D).v, s.perGroup, s.D],
+    workgroup: ROWS_WG,
+    body: `let row = i;
+  let Dv = S[1];
+  let invD = 1.0 / f32(S[3]);
+  let base = row * Dv;
+  let pbase = (row / S[2]) * Dv;
+  ${k.body}`,
+  });
+}
+
 // x [rows, D], mul/add [rows/perGroup, D] → y [rows, D] (+ stats [rows, 2] = mean, 1/σ)
 function normForward(
   x: Tensor,
@@ -42,28 +74,12 @@ function normForward(
   eps: number,
   stats: Tensor | null,
 ): Tensor {
-  const { rows, D, perGroup } = s;
   const out = empty(x.shape);
-  const [gx, gy] = grid1d(rows, ROWS_WG);
-  const v = D % 4 === 0 ? 4 : 1;
-  const T = v === 4 ? "vec4<f32>" : "f32";
-  const sum = v === 4 ? (e: string) => `dot(${e}, vec4<f32>(1.0))` : (e: string) => e;
-  const code = `
-@group(0) @binding(0) var<storage, read> X: array<${T}>;
-@group(0) @binding(1) var<storage, read> M: array<${T}>;
-@group(0) @binding(2) var<storage, read> A: array<${T}>;
-@group(0) @binding(3) var<storage, read_write> O: array<${T}>;
-${stats ? "@group(0) @binding(4) var<storage, read_write> ST: array<f32>;" : ""}
-${sizesDecl(stats ? 5 : 4)}
-${ENTRY_FLAT(ROWS_WG)}
-  // S = [rows, D / v, perGroup, D]
-  let row = i;
-  if (row >= S[0]) { return; }
-  let Dv = S[1];
-  let invD = 1.0 / f32(S[3]);
-  let base = row * Dv;
-  let pbase = (row / S[2]) * Dv;
-  var acc = ${T}(0.0);
+  const { T, sum } = lanes(s.D);
+  rowKernel(mode === "onePlus" ? "ln_modulate" : "layer_norm", s, {
+    read: { X: [x, T], M: [mulP, T], A: [addP, T] },
+    write: { O: [out, T], ST: stats },
+    body: `var acc = ${T}(0.0);
   for (var d = 0u; d < Dv; d++) { acc += X[base + d]; }
   let mean = ${sum("acc")} * invD;
   var acc2 = ${T}(0.0);
@@ -72,12 +88,8 @@ ${ENTRY_FLAT(ROWS_WG)}
   for (var d = 0u; d < Dv; d++) {
     O[base + d] = (X[base + d] - mean) * rstd * ${mulExpr(mode, "pbase + d")} + A[pbase + d];
   }
-  ${stats ? "ST[2u * row] = mean; ST[2u * row + 1u] = rstd;" : ""}
-}`;
-  const bufs: Binding[] = [x, mulP, addP, out];
-  if (stats) bufs.push(stats);
-  bufs.push(sizeWords([rows, D / v, perGroup, D]));
-  dispatch(kernel(mode === "onePlus" ? "ln_modulate" : "layer_norm", code), bufs, gx, gy);
+  ${stats ? "ST[2u * row] = mean; ST[2u * row + 1u] = rstd;" : ""}`,
+  });
   return out;
 }
 
@@ -90,28 +102,12 @@ function normBackwardX(
   s: NormShape,
   mode: MulMode,
 ): Tensor {
-  const { rows, D, perGroup } = s;
   const dx = empty(x.shape);
-  const [gx, gy] = grid1d(rows, ROWS_WG);
-  const v = D % 4 === 0 ? 4 : 1;
-  const T = v === 4 ? "vec4<f32>" : "f32";
-  const sum = v === 4 ? (e: string) => `dot(${e}, vec4<f32>(1.0))` : (e: string) => e;
-  const code = `
-@group(0) @binding(0) var<storage, read> X: array<${T}>;
-@group(0) @binding(1) var<storage, read> G: array<${T}>;
-@group(0) @binding(2) var<storage, read> M: array<${T}>;
-@group(0) @binding(3) var<storage, read> ST: array<f32>;
-@group(0) @binding(4) var<storage, read_write> DX: array<${T}>;
-${sizesDecl(5)}
-${ENTRY_FLAT(ROWS_WG)}
-  // S = [rows, D / v, perGroup, D]
-  let row = i;
-  if (row >= S[0]) { return; }
-  let Dv = S[1];
-  let invD = 1.0 / f32(S[3]);
-  let base = row * Dv;
-  let pbase = (row / S[2]) * Dv;
-  let mean = ST[2u * row];
+  const { T, sum } = lanes(s.D);
+  rowKernel(mode === "onePlus" ? "ln_modulate_backward_x" : "layer_norm_backward_x", s, {
+    read: { X: [x, T], G: [g, T], M: [mulP, T], ST: stats },
+    write: { DX: [dx, T] },
+    body: `let mean = ST[2u * row];
   let rstd = ST[2u * row + 1u];
   // dxh = g·mul; dx = rstd·(dxh − mean(dxh) − xh·mean(dxh·xh))
   var s1 = ${T}(0.0);
@@ -128,21 +124,8 @@ ${ENTRY_FLAT(ROWS_WG)}
     let xh = (X[base + d] - mean) * rstd;
     let dxh = G[base + d] * ${mulExpr(mode, "pbase + d")};
     DX[base + d] = rstd * (dxh - m1 - xh * m2);
-  }
-}`;
-  dispatch(
-    kernel(mode === "onePlus" ? "ln_modulate_backward_x" : "layer_norm_backward_x", code),
-    [
-      x,
-      g,
-      mulP,
-      stats,
-      dx,
-      sizeWords([rows, D / v, perGroup, D]),
-    ],
-    gx,
-    gy,
-  );
+  }`,
+  });
   return dx;
 }
 
@@ -159,19 +142,14 @@ function normBackwardParams(
   const groups = rows / perGroup;
   const dm = empty(mulShape);
   const da = empty(addShape);
-  const n = groups * D;
-  const [gx, gy] = grid1d(n);
-  const code = `
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read> G: array<f32>;
-@group(0) @binding(2) var<storage, read> ST: array<f32>;
-@group(0) @binding(3) var<storage, read_write> DM: array<f32>;
-@group(0) @binding(4) var<storage, read_write> DA: array<f32>;
-${sizesDecl(5)}
-${ENTRY_FLAT()}
-  // S = [groups · D, D, perGroup]
-  if (i >= S[0]) { return; }
-  let D = S[1];
+  gridKernel({
+    name: "norm_backward_params",
+    n: groups * D,
+    read: { X: x, G: g, ST: stats },
+    write: { DM: dm, DA: da },
+    // S = [groups · D, D, perGroup]
+    sizes: [D, perGroup],
+    body: `let D = S[1];
   let d = i % D;
   let row0 = (i / D) * S[2];
   var am = 0.0;
@@ -184,14 +162,8 @@ ${ENTRY_FLAT()}
     aa += gv;
   }
   DM[i] = am;
-  DA[i] = aa;
-}`;
-  dispatch(
-    kernel("norm_backward_params", code),
-    [x, g, stats, dm, da, sizeWords([n, D, perGroup])],
-    gx,
-    gy,
-  );
+  DA[i] = aa;`,
+  });
   return [dm, da];
 }
 

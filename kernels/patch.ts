@@ -7,9 +7,8 @@
 // Tokens are numbered row-major over the (H/p)×(W/p) grid.
 
 import { record } from "./autograd.ts";
-import { dispatch, kernel } from "./runtime.ts";
+import { gridKernel } from "./grid_kernel.ts";
 import { empty, shapeStr, type Tensor } from "./tensor.ts";
-import { ENTRY, flatIndex, grid1d } from "./wgsl.ts";
 
 type Layout = "cij" | "ijc";
 
@@ -29,8 +28,6 @@ function patchGather(name: string, src: Tensor, geo: Geometry, layout: Layout, t
   const { B, C, H, W, p } = geo;
   const gw = W / p, N = (H / p) * gw, K = C * p * p;
   const out = empty(toTokens ? [B, N, K] : [B, C, H, W]);
-  const n = out.size;
-  if (n === 0) return out;
   // k within a token from (channel c, row-in-patch pr, column-in-patch pc)
   const kOf = layout === "cij"
     ? `(c * ${p * p}u + pr * ${p}u + pc)`
@@ -57,16 +54,7 @@ function patchGather(name: string, src: Tensor, geo: Geometry, layout: Layout, t
   let pc = x % ${p}u;
   let tok = (y / ${p}u) * ${gw}u + x / ${p}u;
   O[i] = X[(b * ${N}u + tok) * ${K}u + ${kOf}];`;
-  const [gx, gy] = grid1d(n);
-  const code = `
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read_write> O: array<f32>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${n}u) { return; }
-  ${body}
-}`;
-  dispatch(kernel(name, code), [src, out], gx, gy);
+  gridKernel({ name, n: out.size, read: { X: src }, write: { O: out }, body });
   return out;
 }
 

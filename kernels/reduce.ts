@@ -2,9 +2,9 @@
 // loops over the reduced elements; the index arithmetic is specialised to the shapes.
 
 import { record } from "./autograd.ts";
-import { dispatch, kernel } from "./runtime.ts";
+import { gridKernel } from "./grid_kernel.ts";
 import { empty, numel, type Shape, shapeStr, strides, Tensor } from "./tensor.ts";
-import { ENTRY, f32lit, flatIndex, grid1d } from "./wgsl.ts";
+import { f32lit } from "./wgsl.ts";
 
 // sum over axes: [shape] → [shape without axes]
 function sumKernel(x: Tensor, axes: number[], mul: number): Tensor {
@@ -26,38 +26,31 @@ function sumKernel(x: Tensor, axes: number[], mul: number): Tensor {
   const chunks = out.size < 8192 && rn >= 512 ? Math.min(64, Math.floor(rn / 128)) : 1;
   const per = Math.ceil(rn / chunks);
   const partial = chunks > 1 ? empty([chunks, out.size]) : out;
-  const n = chunks * out.size;
-  const [gx, gy] = grid1d(n);
-  const code = `
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read_write> O: array<f32>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${n}u) { return; }
-  let chunk = i / ${out.size}u;
+  gridKernel({
+    name: "sum",
+    n: chunks * out.size,
+    read: { X: x },
+    write: { O: partial },
+    body: `let chunk = i / ${out.size}u;
   let o = i % ${out.size}u;
   let base = ${base};
   var acc = 0.0;
   for (var r = chunk * ${per}u; r < min(${rn}u, (chunk + 1u) * ${per}u); r++) {
     acc += X[base + ${roff}];
   }
-  O[i] = acc * ${f32lit(chunks > 1 ? 1 : mul)};
-}`;
-  dispatch(kernel("sum", code), [x, partial], gx, gy);
+  O[i] = acc * ${f32lit(chunks > 1 ? 1 : mul)};`,
+  });
   if (chunks === 1) return out;
   // [chunks, n] → [n]
-  const [hx, hy] = grid1d(out.size);
-  const code2 = `
-@group(0) @binding(0) var<storage, read> P: array<f32>;
-@group(0) @binding(1) var<storage, read_write> O: array<f32>;
-${ENTRY()} {
-  ${flatIndex(hx)}
-  if (i >= ${out.size}u) { return; }
-  var acc = 0.0;
+  gridKernel({
+    name: "sum_partials",
+    n: out.size,
+    read: { P: partial },
+    write: { O: out },
+    body: `var acc = 0.0;
   for (var c = 0u; c < ${chunks}u; c++) { acc += P[c * ${out.size}u + i]; }
-  O[i] = acc * ${f32lit(mul)};
-}`;
-  dispatch(kernel("sum_partials", code2), [partial, out], hx, hy);
+  O[i] = acc * ${f32lit(mul)};`,
+  });
   partial.dispose();
   return out;
 }
@@ -99,16 +92,13 @@ function broadcastTo(g: Tensor, gs: Shape, shape: Shape, mul: number): Tensor {
   const idx =
     shape.map((_, k) => gs[k] === 1 ? "" : `((i / ${outSt[k]}u) % ${shape[k]}u) * ${st[k]}u`)
       .filter(Boolean).join(" + ") || "0u";
-  const [gx, gy] = grid1d(out.size);
-  const code = `
-@group(0) @binding(0) var<storage, read> G: array<f32>;
-@group(0) @binding(1) var<storage, read_write> O: array<f32>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${out.size}u) { return; }
-  O[i] = G[${idx}] * ${f32lit(mul)};
-}`;
-  dispatch(kernel("broadcast", code), [g, out], gx, gy);
+  gridKernel({
+    name: "broadcast",
+    n: out.size,
+    read: { G: g },
+    write: { O: out },
+    body: `O[i] = G[${idx}] * ${f32lit(mul)};`,
+  });
   return out;
 }
 

@@ -9,9 +9,8 @@
 // keep is a constant for autograd, as in dropPath: the caller draws it and no gradient flows to it.
 
 import { record } from "./autograd.ts";
-import { dispatch, kernel } from "./runtime.ts";
+import { gridKernel } from "./grid_kernel.ts";
 import { empty, shapeStr, type Tensor } from "./tensor.ts";
-import { ENTRY, flatIndex, grid1d } from "./wgsl.ts";
 
 interface Dims {
   B: number;
@@ -33,53 +32,32 @@ function forwardKernel(
   { B, N, D }: Dims,
 ): Tensor {
   const out = empty(x.shape);
-  const v = lanes(D);
-  const n = (B * N * D) / v;
-  if (n === 0) return out;
-  const T = v === 4 ? "vec4<f32>" : "f32";
-  const [gx, gy] = grid1d(n);
+  const v = lanes(D), T = v === 4 ? "vec4<f32>" : "f32";
   // multiplied in the unfused ops' order (mul, dropPath, add), so it rounds as they did
-  const code = `
-@group(0) @binding(0) var<storage, read> X: array<${T}>;
-@group(0) @binding(1) var<storage, read> GATE: array<${T}>;
-@group(0) @binding(2) var<storage, read> BR: array<${T}>;
-@group(0) @binding(3) var<storage, read_write> O: array<${T}>;
-${keep ? "@group(0) @binding(4) var<storage, read> K: array<f32>;" : ""}
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${n}u) { return; }
-  let b = i / ${(N * D) / v}u;
+  gridKernel({
+    name: "gated_residual",
+    n: (B * N * D) / v,
+    read: { X: [x, T], GATE: [gate, T], BR: [branch, T], K: keep },
+    write: { O: [out, T] },
+    body: `let b = i / ${(N * D) / v}u;
   let gb = GATE[b * ${D / v}u + i % ${D / v}u] * BR[i];
-  O[i] = X[i] + ${keep ? "gb * K[b]" : "gb"};
-}`;
-  const bufs = [x, gate, branch, out];
-  if (keep) bufs.push(keep);
-  dispatch(kernel("gated_residual", code), bufs, gx, gy);
+  O[i] = X[i] + ${keep ? "gb * K[b]" : "gb"};`,
+  });
   return out;
 }
 
 // g [B, N, D], gate [B, D], keep [B] | null → dbranch [B, N, D] = (g · keep) · gate
 function branchGradKernel(g: Tensor, gate: Tensor, keep: Tensor | null, { B, N, D }: Dims): Tensor {
   const out = empty(g.shape);
-  const v = lanes(D);
-  const n = (B * N * D) / v;
-  if (n === 0) return out;
-  const T = v === 4 ? "vec4<f32>" : "f32";
-  const [gx, gy] = grid1d(n);
-  const code = `
-@group(0) @binding(0) var<storage, read> G: array<${T}>;
-@group(0) @binding(1) var<storage, read> GATE: array<${T}>;
-@group(0) @binding(2) var<storage, read_write> O: array<${T}>;
-${keep ? "@group(0) @binding(3) var<storage, read> K: array<f32>;" : ""}
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${n}u) { return; }
-  let b = i / ${(N * D) / v}u;
-  O[i] = ${keep ? "(G[i] * K[b])" : "G[i]"} * GATE[b * ${D / v}u + i % ${D / v}u];
-}`;
-  const bufs = [g, gate, out];
-  if (keep) bufs.push(keep);
-  dispatch(kernel("gated_residual_backward_branch", code), bufs, gx, gy);
+  const v = lanes(D), T = v === 4 ? "vec4<f32>" : "f32";
+  gridKernel({
+    name: "gated_residual_backward_branch",
+    n: (B * N * D) / v,
+    read: { G: [g, T], GATE: [gate, T], K: keep },
+    write: { O: [out, T] },
+    body: `let b = i / ${(N * D) / v}u;
+  O[i] = ${keep ? "(G[i] * K[b])" : "G[i]"} * GATE[b * ${D / v}u + i % ${D / v}u];`,
+  });
   return out;
 }
 
@@ -94,29 +72,20 @@ function gateGradKernel(
   { B, N, D }: Dims,
 ): Tensor {
   const out = empty(gateShape);
-  const n = B * D;
-  if (n === 0) return out;
-  const [gx, gy] = grid1d(n);
-  const code = `
-@group(0) @binding(0) var<storage, read> G: array<f32>;
-@group(0) @binding(1) var<storage, read> BR: array<f32>;
-@group(0) @binding(2) var<storage, read_write> O: array<f32>;
-${keep ? "@group(0) @binding(3) var<storage, read> K: array<f32>;" : ""}
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${n}u) { return; }
-  let b = i / ${D}u;
+  gridKernel({
+    name: "gated_residual_backward_gate",
+    n: B * D,
+    read: { G: g, BR: branch, K: keep },
+    write: { O: out },
+    body: `let b = i / ${D}u;
   let base = b * ${N * D}u + i % ${D}u;
   var acc = 0.0;
   for (var t = 0u; t < ${N}u; t++) {
     let j = base + t * ${D}u;
     acc += G[j] * BR[j];
   }
-  O[i] = ${keep ? "acc * K[b]" : "acc"};
-}`;
-  const bufs = [g, branch, out];
-  if (keep) bufs.push(keep);
-  dispatch(kernel("gated_residual_backward_gate", code), bufs, gx, gy);
+  O[i] = ${keep ? "acc * K[b]" : "acc"};`,
+  });
   return out;
 }
 

@@ -4,10 +4,21 @@
 
 import { checkDevice, device } from "./device.ts";
 import { bufferId } from "./pool.ts";
-import type { BufferRange, Tensor } from "./tensor.ts";
 
-/** What a kernel binds: a whole buffer, or a tensor (its range of a buffer, see kernels/arena.ts). */
-export type Binding = GPUBuffer | Tensor;
+/** What a kernel binds for a tensor: its range of a buffer (see kernels/arena.ts). */
+export interface BufferRange {
+  buffer: GPUBuffer;
+  offset: number;
+  size: number;
+}
+
+/** What names its range of a buffer: a tensor (kernels/tensor.ts). */
+export interface HasRange {
+  readonly range: BufferRange;
+}
+
+/** What a kernel binds: a whole buffer, or a tensor's range of one. */
+export type Binding = GPUBuffer | HasRange;
 
 function rangeOf(b: Binding): BufferRange {
   return b instanceof GPUBuffer ? { buffer: b, offset: 0, size: b.size } : b.range;
@@ -232,7 +243,11 @@ export function copyBuffer(
 }
 
 /** Records a copy of `bytes` (default: all of src) from one tensor's memory to another's. */
-export function copyTensor(src: Tensor, dst: Tensor, bytes = src.size * 4): void {
+export function copyTensor(
+  src: HasRange & { readonly size: number },
+  dst: HasRange,
+  bytes = src.size * 4,
+): void {
   const a = src.range, b = dst.range;
   copyBuffer(a.buffer, b.buffer, bytes, a.offset, b.offset);
 }

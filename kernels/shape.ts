@@ -1,10 +1,10 @@
 // Shape ops: reshape (a view, no copy), permute, concat and split along an axis.
 
 import { record, recordMulti } from "./autograd.ts";
-import { copyBuffer, dispatch, kernel, sizeWords } from "./runtime.ts";
+import { copyBuffer } from "./runtime.ts";
 import { device } from "./device.ts";
+import { gridKernel } from "./grid_kernel.ts";
 import { empty, numel, shapeStr, strides, Tensor } from "./tensor.ts";
-import { ENTRY, ENTRY_FLAT, flatIndex, grid1d, sizesDecl } from "./wgsl.ts";
 
 /** Same data, another shape; one dimension may be -1. */
 export function reshape(x: Tensor, shape: number[]): Tensor {
@@ -29,16 +29,13 @@ export function permute(x: Tensor, perm: number[]): Tensor {
   const outSt = strides(outShape);
   const idx = perm.map((p, k) => `((i / ${outSt[k]}u) % ${outShape[k]}u) * ${inSt[p]}u`)
     .join(" + ") || "0u";
-  const [gx, gy] = grid1d(out.size);
-  const code = `
-@group(0) @binding(0) var<storage, read> X: array<u32>;
-@group(0) @binding(1) var<storage, read_write> O: array<u32>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${out.size}u) { return; }
-  O[i] = X[${idx}];
-}`;
-  dispatch(kernel("permute", code), [x, out], gx, gy);
+  gridKernel({
+    name: "permute",
+    n: out.size,
+    read: { X: [x, "u32"] },
+    write: { O: [out, "u32"] },
+    body: `O[i] = X[${idx}];`,
+  });
   const inv: number[] = [];
   perm.forEach((p, k) => (inv[p] = k));
   return record(out, "permute", [x], (g) => [permute(g, inv)], []);
@@ -63,21 +60,17 @@ function copyBlock(
   at: number,
   reverse: boolean,
 ): void {
-  const n = outer * len * inner;
-  const [gx, gy] = grid1d(n);
   // forward: src block → dst slice; reverse: dst slice → src block (for split)
   // S = [n, len, inner, dstLen, at]
   const a = `(i / (S[1] * S[2])) * (S[3] * S[2]) + (S[4] + (i / S[2]) % S[1]) * S[2] + i % S[2]`;
-  const code = `
-@group(0) @binding(0) var<storage, read> Src: array<u32>;
-@group(0) @binding(1) var<storage, read_write> Dst: array<u32>;
-${sizesDecl(2)}
-${ENTRY_FLAT()}
-  if (i >= S[0]) { return; }
-  ${reverse ? `Dst[i] = Src[${a}];` : `Dst[${a}] = Src[i];`}
-}`;
-  const sizes = sizeWords([n, len, inner, dstLen, at]);
-  dispatch(kernel(reverse ? "split" : "concat", code), [src, dst, sizes], gx, gy);
+  gridKernel({
+    name: reverse ? "split" : "concat",
+    n: outer * len * inner,
+    read: { Src: [src, "u32"] },
+    write: { Dst: [dst, "u32"] },
+    body: reverse ? `Dst[i] = Src[${a}];` : `Dst[${a}] = Src[i];`,
+    sizes: [len, inner, dstLen, at],
+  });
 }
 
 /** Records a copy of n elements of src from `from` to dst at `to` (a copy command, no kernel). */
@@ -200,13 +193,5 @@ export function chunk(x: Tensor, n: number, axis: number): Tensor[] {
 }
 
 export function zero(t: Tensor): void {
-  const [gx, gy] = grid1d(t.size);
-  const code = `
-@group(0) @binding(0) var<storage, read_write> O: array<u32>;
-${sizesDecl(1)}
-${ENTRY_FLAT()}
-  if (i >= S[0]) { return; }
-  O[i] = 0u;
-}`;
-  dispatch(kernel("zero", code), [t, sizeWords([t.size])], gx, gy);
+  gridKernel({ name: "zero", n: t.size, write: { O: [t, "u32"] }, body: "O[i] = 0u;", sizes: [] });
 }

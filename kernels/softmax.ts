@@ -3,15 +3,13 @@
 // is a multiple of 4. The backward pass reuses the saved output: dx = y ⊙ (g − Σ g⊙y).
 
 import { record } from "./autograd.ts";
-import { dispatch, kernel } from "./runtime.ts";
+import { gridKernel } from "./grid_kernel.ts";
 import { empty, shapeStr, type Tensor } from "./tensor.ts";
-import { ENTRY, flatIndex, grid1d } from "./wgsl.ts";
 
 const LOG2E = "1.4426950408889634";
 
 // x [R, C] → y [R, C]
 function softmaxKernel(x: Tensor, out: Tensor, rows: number, C: number): void {
-  const [gx, gy] = grid1d(rows);
   const v4 = C % 4 === 0;
   const T = v4 ? "vec4<f32>" : "f32";
   const n = v4 ? C / 4 : C;
@@ -20,13 +18,12 @@ function softmaxKernel(x: Tensor, out: Tensor, rows: number, C: number): void {
   const rowSum = v4
     ? `dot(exp2((t - mn) * ${LOG2E}), vec4<f32>(1.0))`
     : `exp2((t - mn) * ${LOG2E})`;
-  const code = `
-@group(0) @binding(0) var<storage, read> X: array<${T}>;
-@group(0) @binding(1) var<storage, read_write> O: array<${T}>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${rows}u) { return; }
-  let base = i * ${n}u;
+  gridKernel({
+    name: v4 ? "softmax_v4" : "softmax",
+    n: rows,
+    read: { X: [x, T] },
+    write: { O: [out, T] },
+    body: `let base = i * ${n}u;
   var m = -1.0e30;
   var l = 0.0;
   for (var c = 0u; c < ${n}u; c++) {
@@ -38,40 +35,30 @@ ${ENTRY()} {
   let inv = 1.0 / l;
   for (var c = 0u; c < ${n}u; c++) {
     O[base + c] = exp2((X[base + c] - m) * ${LOG2E}) * inv;
-  }
-}`;
-  dispatch(kernel(v4 ? "softmax_v4" : "softmax", code), [x, out], gx, gy);
+  }`,
+  });
 }
 
 // y [R, C], g [R, C] → dx [R, C]
 function softmaxBackwardKernel(y: Tensor, g: Tensor, dx: Tensor, rows: number, C: number): void {
-  const [gx, gy] = grid1d(rows);
   const v4 = C % 4 === 0;
   const T = v4 ? "vec4<f32>" : "f32";
   const n = v4 ? C / 4 : C;
   const dotE = v4 ? "dot(Y[base + c], G[base + c])" : "Y[base + c] * G[base + c]";
-  const code = `
-@group(0) @binding(0) var<storage, read> Y: array<${T}>;
-@group(0) @binding(1) var<storage, read> G: array<${T}>;
-@group(0) @binding(2) var<storage, read_write> DX: array<${T}>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${rows}u) { return; }
-  let base = i * ${n}u;
+  gridKernel({
+    name: v4 ? "softmax_backward_v4" : "softmax_backward",
+    n: rows,
+    read: { Y: [y, T], G: [g, T] },
+    write: { DX: [dx, T] },
+    body: `let base = i * ${n}u;
   var s = 0.0;
   for (var c = 0u; c < ${n}u; c++) {
     s += ${dotE};
   }
   for (var c = 0u; c < ${n}u; c++) {
     DX[base + c] = Y[base + c] * (G[base + c] - ${T}(s));
-  }
-}`;
-  dispatch(
-    kernel(v4 ? "softmax_backward_v4" : "softmax_backward", code),
-    [y, g, dx],
-    gx,
-    gy,
-  );
+  }`,
+  });
 }
 
 /** Softmax over the last axis of x (any rank ≥ 1). */

@@ -5,9 +5,8 @@
 // atomics, deterministic.
 
 import { record } from "./autograd.ts";
-import { dispatch, kernel } from "./runtime.ts";
+import { gridKernel } from "./grid_kernel.ts";
 import { empty, intTensor, shapeStr, type Tensor } from "./tensor.ts";
-import { ENTRY, flatIndex, grid1d } from "./wgsl.ts";
 
 /**
  * x [R, D], src [M] (host integers, distinct, each in [0, R) or −1) → [M, D]:
@@ -35,22 +34,15 @@ function takeWith(x: Tensor, src: Int32Array, inv: Int32Array): Tensor {
   const D = x.shape[1], M = src.length;
   const out = empty([M, D]);
   const ids = intTensor(src, [M]);
-  if (out.size > 0) {
-    // x [R, D], ids [M] i32 → out [M, D]
-    const n = M * D;
-    const [gx, gy] = grid1d(n);
-    const code = `
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read> I: array<i32>;
-@group(0) @binding(2) var<storage, read_write> O: array<f32>;
-${ENTRY()} {
-  ${flatIndex(gx)}
-  if (i >= ${n}u) { return; }
-  let r = I[i / ${D}u];
-  O[i] = select(0.0, X[u32(max(r, 0)) * ${D}u + i % ${D}u], r >= 0);
-}`;
-    dispatch(kernel("take_rows", code), [x, ids, out], gx, gy);
-  }
+  // x [R, D], ids [M] i32 → out [M, D]
+  gridKernel({
+    name: "take_rows",
+    n: M * D,
+    read: { X: x, I: ids },
+    write: { O: out },
+    body: `let r = I[i / ${D}u];
+  O[i] = select(0.0, X[u32(max(r, 0)) * ${D}u + i % ${D}u], r >= 0);`,
+  });
   // the map is injective, so the transpose of "take src" is "take inv"
   return record(out, "take_rows", [x], (g) => [takeWith(g, inv, src)]);
 }

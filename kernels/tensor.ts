@@ -3,7 +3,9 @@
 // returned, so a training step leaves nothing behind.
 
 import { pool } from "./pool.ts";
-import { copyBuffer, readBuffer, writeBuffer } from "./runtime.ts";
+import { type BufferRange, copyBuffer, readBuffer, writeBuffer } from "./runtime.ts";
+
+export type { BufferRange };
 
 export type DType = "f32" | "i32";
 export type Shape = readonly number[];
@@ -55,13 +57,6 @@ export interface Storage {
   release: () => void;
 }
 const scopes: Set<Tensor>[] = [];
-
-/** What a kernel binds for a tensor: its buffer range. */
-export interface BufferRange {
-  buffer: GPUBuffer;
-  offset: number;
-  size: number;
-}
 
 export class Tensor {
   readonly id = nextId++;

@@ -3,7 +3,8 @@
 // clipping and learning-rate schedule, then the EMA of the weights.
 
 import { backward } from "./autograd.ts";
-import { add, axpy, mul } from "./elementwise.ts";
+import { add, mul } from "./elementwise.ts";
+import { axpy } from "./vector.ts";
 import type { Ema } from "./ema.ts";
 import type { FiniteWatch } from "./finite.ts";
 import type { Adam } from "./optim.ts";

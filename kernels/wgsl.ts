@@ -13,11 +13,6 @@ export function grid1d(n: number, wg = WG): [number, number] {
   return [Math.ceil(groups / y), y];
 }
 
-/** WGSL preamble computing a flat invocation index `i` for a grid from grid1d. */
-export function flatIndex(gx: number, wg = WG): string {
-  return `let i = (wid.y * ${gx}u + wid.x) * ${wg}u + lid.x;`;
-}
-
 export const ENTRY = (wg = WG) =>
   `@compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>)`;
