@@ -99,7 +99,9 @@ export {
 
 // files and data
 export { type Config, loadConfig } from "./io/config.ts";
-export { loadIdx, loadMnistNpm, loadSource, prepareImages } from "./io/data.ts";
+export { loadMnistNpm, loadSource } from "./io/data.ts";
+export { loadIdx } from "./io/idx.ts";
+export { prepareImages } from "./io/image_set.ts";
 export { loadImageFolder } from "./io/image_folder.ts";
 export { checkCaptionLengths } from "./io/caption_length.ts";
 export { readSafetensors, writeSafetensors } from "./io/safetensors.ts";

@@ -43,7 +43,8 @@
 import { generate, type GenerateOptions } from "../diffusion/generate.ts";
 import type { Schedule } from "../diffusion/schedule.ts";
 import { DEFAULT_CONFIG } from "../io/config.ts";
-import { gatherBatch, type ImageSet, loadSource, prepareImages, splitHoldout } from "../io/data.ts";
+import { loadSource } from "../io/data.ts";
+import { gatherBatch, type ImageSet, prepareImages, splitHoldout } from "../io/image_set.ts";
 import { mulberry32, shuffleInPlace } from "../kernels/host_random.ts";
 import { columnClasses } from "../io/image_folder.ts";
 import type { PixArt } from "../model/pixart.ts";

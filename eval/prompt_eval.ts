@@ -5,7 +5,8 @@
 
 import { generate, type GenerateOptions } from "../diffusion/generate.ts";
 import type { Schedule } from "../diffusion/schedule.ts";
-import { gatherBatch, type ImageSet, resizeBilinear } from "../io/data.ts";
+import { gatherBatch, type ImageSet } from "../io/image_set.ts";
+import { resizeBilinear } from "../io/resize_bilinear.ts";
 import { MNIST_WORDS } from "../io/captions.ts";
 import { mulberry32, shuffleInPlace } from "../kernels/host_random.ts";
 import type { PixArt } from "../model/pixart.ts";

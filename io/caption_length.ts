@@ -3,7 +3,7 @@
 // the tokenizer normalises it, so the normaliser is a parameter: the trainer passes
 // model/tokenizer.ts's normalizePrompt, and no second copy of its rules lives here.
 
-import type { ImageSet } from "./data.ts";
+import type { ImageSet } from "./image_set.ts";
 
 export interface CaptionLengthOptions {
   /** the tokenizer's normalisation (lower-case, trim, collapse white space) */

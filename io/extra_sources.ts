@@ -9,7 +9,7 @@
 //   name the same emoji by the same file).
 
 import { join } from "node:path";
-import type { ImageSet } from "./data.ts";
+import type { ImageSet } from "./image_set.ts";
 import { METADATA_FILE } from "./image_folder.ts";
 
 /** One extra folder, read at the source's size and channels. */

@@ -21,7 +21,7 @@ import { userCacheDir } from "../kernels/cache_dir.ts";
 import { errnoText } from "./errors.ts";
 import { dirname, join, resolve } from "node:path";
 import { DEFAULT_CONFIG } from "./config.ts";
-import type { ImageSet } from "./data.ts";
+import type { ImageSet } from "./image_set.ts";
 import { imageToSquare } from "./image_file.ts";
 import { readSafetensors, writeSafetensors } from "./safetensors.ts";
 

@@ -5,7 +5,8 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { deviceInfo, pool } from "../kernels/mod.ts";
 import { writeImageGrid } from "../io/png.ts";
-import { isImageFolderSource, loadSource, prepareImages, splitHoldout } from "../io/data.ts";
+import { isImageFolderSource, loadSource } from "../io/data.ts";
+import { prepareImages, splitHoldout } from "../io/image_set.ts";
 import { loadOrTrainClassifier } from "../eval/classifier_cache.ts";
 import {
   CLASSIFIER_SIZE,

@@ -7,7 +7,8 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { deviceInfo, pool } from "../kernels/mod.ts";
 import { writeImageGrid } from "../io/png.ts";
-import { gatherBatch, loadSource, prepareImages } from "../io/data.ts";
+import { loadSource } from "../io/data.ts";
+import { gatherBatch, prepareImages } from "../io/image_set.ts";
 import type { Schedule } from "../diffusion/schedule.ts";
 import type { PixArt } from "../model/pixart.ts";
 import {

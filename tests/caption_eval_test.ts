@@ -22,7 +22,8 @@ import {
   scoreCaptionSamples,
 } from "../eval/caption_eval.ts";
 import { DEFAULT_CONFIG } from "../io/config.ts";
-import { gatherBatch, loadSource, prepareImages, splitHoldout } from "../io/data.ts";
+import { loadSource } from "../io/data.ts";
+import { gatherBatch, prepareImages, splitHoldout } from "../io/image_set.ts";
 import { encodePng } from "../io/png.ts";
 import { linearSchedule } from "../diffusion/schedule.ts";
 import { type CaptionGap, captionGap } from "../eval/caption_gap.ts";

@@ -1,19 +1,11 @@
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
-import {
-  Batcher,
-  classBalanceWeights,
-  describeBalance,
-  gatherBatch,
-  loadIdx,
-  loadMnistNpm,
-  loadSource,
-  parseIdx,
-  prepareImages,
-  resizeBilinear,
-  splitHoldout,
-  toSigned,
-} from "../io/data.ts";
+import { Batcher } from "../io/batcher.ts";
+import { classBalanceWeights, describeBalance } from "../io/class_balance.ts";
+import { loadMnistNpm, loadSource } from "../io/data.ts";
+import { loadIdx, parseIdx } from "../io/idx.ts";
+import { gatherBatch, prepareImages, splitHoldout, toSigned } from "../io/image_set.ts";
+import { resizeBilinear } from "../io/resize_bilinear.ts";
 import {
   captionChoices,
   captionFor,

@@ -2,13 +2,8 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
-import {
-  gatherBatch,
-  type ImageSet,
-  isImageFolderSource,
-  loadSource,
-  prepareImages,
-} from "../io/data.ts";
+import { isImageFolderSource, loadSource } from "../io/data.ts";
+import { gatherBatch, type ImageSet, prepareImages } from "../io/image_set.ts";
 import {
   columnClasses,
   defaultCacheDir,

@@ -6,7 +6,8 @@
 
 import { checkCaptionLengths } from "../io/caption_length.ts";
 import type { Config } from "../io/config.ts";
-import { type ImageSet, loadSource, prepareImages, splitHoldout } from "../io/data.ts";
+import { loadSource } from "../io/data.ts";
+import { type ImageSet, prepareImages, splitHoldout } from "../io/image_set.ts";
 import { captionChoices, captionFor, defaultCaptions, MNIST_WORDS } from "../io/captions.ts";
 import { type ExtraSource, joinExtraSources } from "../io/extra_sources.ts";
 import { requireClasses } from "../io/image_folder.ts";

@@ -19,7 +19,7 @@ import {
 } from "../eval/prompt_eval.ts";
 import { evaluateCaptions, prepareCaptionEval } from "../eval/caption_eval.ts";
 import { captionGap } from "../eval/caption_gap.ts";
-import { gatherBatch } from "../io/data.ts";
+import { gatherBatch } from "../io/image_set.ts";
 import { mulberry32 } from "../kernels/host_random.ts";
 import type { TrainingData } from "./data.ts";
 
