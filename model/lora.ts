@@ -9,19 +9,26 @@
 // model it was trained on (docs/interop.md). No file access here: the web page applies an adapter
 // it was given as bytes; model/lora_file.ts reads and writes files.
 
-import { type Tensor, tensor } from "../kernels/mod.ts";
+import { tensor } from "../kernels/mod.ts";
 import { Rng } from "../kernels/host_random.ts";
 import { parseSafetensors, type SafetensorsFile } from "../io/safetensors_bytes.ts";
 import { sha256Hex } from "../io/word_table.ts";
 import type { ModelConfig } from "./config.ts";
-import { adaptableLayers, type LowRank } from "./layers.ts";
+import { adaptableLayers } from "./layers.ts";
 import { namePattern, Params } from "./params.ts";
 import { pixartLayers, pixartSpecs } from "./pixart.ts";
+import { type LoraWeights, peftName } from "./lora_terms.ts";
+
+export {
+  type AppliedLora,
+  loraTensorsUnder,
+  loraTerms,
+  PEFT_PREFIX,
+  peftName,
+} from "./lora_terms.ts";
 
 /** The `format` metadata of an adapter file. */
 export const LORA_FORMAT = "pixart-webgpu-lora";
-/** PEFT's prefix of an adapter's tensor names (a PeftModel's `base_model.model`). */
-export const PEFT_PREFIX = "base_model.model.";
 const EMA_PREFIX = "ema.";
 const OPTIM_PREFIX = "optim.";
 
@@ -50,11 +57,6 @@ export interface LoraBase {
   config: ModelConfig;
 }
 
-/** The tensor name of a layer's A or B, as PEFT saves it. */
-export function peftName(path: string, which: "A" | "B"): string {
-  return `${PEFT_PREFIX}${path}.lora_${which}.weight`;
-}
-
 /**
  * The layers of a model that `targets` name: each target must name at least one Linear layer
  * (others — embeddings, norms, the patch embedding — have no adapter).
@@ -74,7 +76,7 @@ export function loraLayers(c: ModelConfig, targets: readonly string[]): LoraLaye
 }
 
 /** A LoRA adapter on the device: its rank, alpha, layers, weights and base. */
-export class Lora {
+export class Lora implements LoraWeights {
   constructor(
     readonly rank: number,
     readonly alpha: number,
@@ -110,29 +112,6 @@ export class Lora {
   dispose(): void {
     this.params.dispose();
   }
-}
-
-/** An adapter as a model applies it: with a multiplier (`sample --lora FILE:SCALE`). */
-export interface AppliedLora {
-  lora: Lora;
-  scale: number;
-}
-
-/** The low-rank terms of every adapted layer, by its path, as model/layers.ts binds them. */
-export function loraTerms(applied: readonly AppliedLora[]): Map<string, LowRank[]> {
-  const terms = new Map<string, LowRank[]>();
-  for (const { lora, scale } of applied) {
-    for (const l of lora.layers) {
-      const list = terms.get(l.path) ?? [];
-      list.push({
-        A: lora.params.get(peftName(l.path, "A")),
-        B: lora.params.get(peftName(l.path, "B")),
-        scale: scale * lora.scaling,
-      });
-      terms.set(l.path, list);
-    }
-  }
-  return terms;
 }
 
 function checkRank(rank: number, alpha: number, where: string): void {
@@ -448,15 +427,6 @@ export async function readLoraPairs(
       A: await params.get(peftName(l.path, "A")).read(),
       B: await params.get(peftName(l.path, "B")).read(),
     });
-  }
-  return out;
-}
-
-/** The tensors an adapter reads, for the `params` of a checkpointed block (kernels/autograd.ts). */
-export function loraTensorsUnder(terms: ReadonlyMap<string, readonly LowRank[]>, prefix: string) {
-  const out: Tensor[] = [];
-  for (const [path, list] of terms) {
-    if (path.startsWith(prefix)) { for (const t of list) out.push(t.A, t.B); }
   }
   return out;
 }

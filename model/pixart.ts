@@ -48,9 +48,7 @@ import {
   specsOf,
 } from "./layers.ts";
 import { type Init, initParams, type Params, type ParamSpec } from "./params.ts";
-// model/lora.ts imports this module too: the cycle is safe because neither uses the other's
-// exports while it is being evaluated, only inside functions
-import { type AppliedLora, loraTensorsUnder, loraTerms } from "./lora.ts";
+import { type AppliedLora, loraTensorsUnder, loraTerms } from "./lora_terms.ts";
 import { TextEncoder } from "./text_encoder.ts";
 import { tokenize, type Tokenized } from "./tokenizer.ts";
 import { TOKENIZER_INFO } from "./tokenizer_info.ts";
