@@ -5,6 +5,7 @@
 import {
   Adam,
   backward,
+  byteSize,
   clearTape,
   counters,
   Ema,
@@ -26,7 +27,7 @@ import type { ModelConfig } from "../model/config.ts";
 import { type Condition, PixArt } from "../model/pixart.ts";
 import { tokenize } from "../model/tokenizer.ts";
 import { forwardFlops } from "../model/cost.ts";
-import { roundToHalf } from "../io/safetensors.ts";
+import { sampleWeightPrecision, useHalfWeights } from "../model/half_weights.ts";
 import { epsLoss } from "../diffusion/ddpm.ts";
 import { configSchedule } from "../diffusion/schedule.ts";
 import { generate } from "../diffusion/generate.ts";
@@ -239,20 +240,18 @@ export async function benchTrain(run: BenchRun, s: Subject, want: TrainWants): P
   pool.trim();
 }
 
-/** Rounds every weight to f16, as `deno task export` stores them (sampling then reads them packed). */
-async function roundWeights(model: PixArt): Promise<void> {
-  const names: string[] = [];
-  for (const [name, p] of model.params.map) {
-    p.write((await p.read()).map(roundToHalf));
-    if (p.rank === 2) names.push(name);
-  }
-  model.halfExact = new Set(names);
+/** A model to sample from: loaded weights need no gradient; with `half`, f16 linear weights. */
+function samplingModel(c: ModelConfig, half: boolean): PixArt {
+  const model = PixArt.init(c, 0);
+  model.params.requireGrad(false);
+  if (half) useHalfWeights(model, "all");
+  return model;
 }
 
 export interface SampleWants {
   time: boolean;
   profile: boolean;
-  /** weights rounded to f16, as exported: sampling reads them packed */
+  /** the linear weights in f16 (model/half_weights.ts), as sampling holds them with shader-f16 */
   half: boolean;
   reps: number;
 }
@@ -271,8 +270,8 @@ export async function benchSample(
   const c = s.model;
   const B = s.sampleBatch, S = c.image_size, C = c.in_channels;
   const guidance = s.config.sample.guidance;
-  const model = PixArt.init(c, 0);
-  if (want.half) await roundWeights(model);
+  const model = samplingModel(c, want.half);
+  const weightBytes = model.params.tensors().reduce((n, t) => n + byteSize(t.size, t.dtype), 0);
   const name = `sample_step/${s.name}${want.half ? "/f16" : ""}`;
   const cond = conditionOf(c, B, 5, 0);
   const eps = model.guidedEps(cond, guidance);
@@ -306,7 +305,8 @@ export async function benchSample(
   run.emit({
     name,
     ms: r3(med),
-    ...(want.half ? { weights: "f16, packed" } : {}),
+    weights: want.half ? "f16" : "f32",
+    weights_mb: MB(weightBytes),
     ...(want.half && f32Ms ? { speedup_vs_f32: r3(f32Ms / med) } : {}),
     gflops: gflops(flop, med),
     flop,
@@ -327,13 +327,13 @@ export async function benchSample(
 
 /**
  * A grid as `deno task sample --grid` draws it: the config's sampler, steps and guidance, its
- * images in one batch, weights rounded to f16 as an exported model holds them; warm-up included
- * (a user's first grid pays it), timed once.
+ * images in one batch, the weights in f16 where the adapter samples so (`sampleWeightPrecision`:
+ * with shader-f16; an exported model's are f16 everywhere); warm-up included (a user's first grid
+ * pays it), timed once.
  */
 export async function benchGrid(run: BenchRun, s: Subject): Promise<void> {
   const c = s.model, sc = s.config.sample;
-  const model = PixArt.init(c, 0);
-  await roundWeights(model);
+  const model = samplingModel(c, sampleWeightPrecision() === "all");
   const classNames = Array.from({ length: c.num_classes }, (_, i) => `class ${i}`);
   const prompts = Array.from(
     { length: s.gridImages },
@@ -360,6 +360,7 @@ export async function benchGrid(run: BenchRun, s: Subject): Promise<void> {
     ms: r3(ms),
     gflops: null,
     images: s.gridImages,
+    weights: model.params.tensors().some((t) => t.dtype === "f16") ? "f16" : "f32",
     sampler,
     steps,
     guidance: sc.guidance,

@@ -9,6 +9,7 @@ import {
   parseCheckpoint,
 } from "../model/checkpoint_bytes.ts";
 import type { PixArt } from "../model/pixart.ts";
+import { type HalfWeights, sampleWeightPrecision, useHalfWeights } from "../model/half_weights.ts";
 import { MNIST_WORDS } from "../io/captions.ts";
 import {
   DEFAULT_GUIDANCE,
@@ -25,6 +26,11 @@ export interface PipelineOptions {
   raw?: boolean;
   /** a words model's table (model.word_table), which the checkpoint names by its hash */
   words?: WordTable | null;
+  /**
+   * which linear weights sampling holds in f16 (model/half_weights.ts): default
+   * `sampleWeightPrecision()`, every one where the adapter has shader-f16, else those exactly f16
+   */
+  halfWeights?: HalfWeights;
 }
 
 /** The training config a checkpoint recorded (the keys sampling and evaluation read). */
@@ -49,6 +55,7 @@ export class Pipeline {
 
   static fromCheckpoint(ck: CheckpointContents, name: string, o: PipelineOptions = {}): Pipeline {
     const model = modelFromCheckpoint(ck, name, !o.raw, o.words ?? null);
+    useHalfWeights(model, o.halfWeights ?? sampleWeightPrecision());
     const kept = ck.ema ? (o.raw ? "raw" : "ema") : ck.metadata.weights;
     return new Pipeline(
       name,
@@ -70,10 +77,11 @@ export class Pipeline {
     return this.ck.step;
   }
 
-  /** "NAME: stage S, step N[, EMA weights]" */
+  /** "NAME: stage S, step N[, EMA weights][, K f16 weights]" */
   describe(): string {
+    const half = this.model.params.tensors().filter((t) => t.dtype === "f16").length;
     return `${this.name}: stage ${this.model.config.stage}, step ${this.step}` +
-      (this.weights === "ema" ? ", EMA weights" : "");
+      (this.weights === "ema" ? ", EMA weights" : "") + (half ? `, ${half} f16 weights` : "");
   }
 
   /**

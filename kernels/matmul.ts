@@ -15,7 +15,7 @@
 
 import { needsGrad, record } from "./autograd.ts";
 import { type Binding, dispatch, kernel, sizeWords } from "./runtime.ts";
-import { empty, numel, shapeStr, type Tensor } from "./tensor.ts";
+import { empty, numel, shapeStr, Tensor } from "./tensor.ts";
 import { reshape, transpose } from "./shape.ts";
 import { sumTo } from "./reduce.ts";
 import { geluTanhBackward } from "./elementwise.ts";
@@ -58,7 +58,7 @@ interface Problem {
   N: number;
   /** elements between consecutive batches of B (0: shared) */
   bStride: number;
-  /** half: B's row length in f16 values and the first column read (a slice of a packed weight) */
+  /** an f16 B (NT): its row length in values (K) and the first value read (start row × K) */
   ldb: number;
   bOff: number;
 }
@@ -128,9 +128,6 @@ function shapeKey(p: Problem): string {
   return `${p.spec.layout}${p.spec.half ? "h" : ""} ${p.batch}x${p.M}x${p.K}x${p.N}`;
 }
 
-/** The variant each shape ran last (for the benchmark's report). */
-export const matmulChoices: Map<string, string> = new Map();
-
 function specName(s: MatmulSpec): string {
   return `${s.layout}${s.half ? "_hb" : ""}${s.bias ? "_bias" : ""}${
     s.epilogue === "none" ? "" : "_" + s.epilogue
@@ -174,9 +171,7 @@ function runChosen(p: Problem, bufs: Binding[]): void {
     candidates: cands,
     prepare: () => tuneInputs(p),
   };
-  const v = chooseVariant(task, defaultVariant(p, cands));
-  matmulChoices.set(key, v);
-  run(p, v, bufs);
+  run(p, chooseVariant(task, defaultVariant(p, cands)), bufs);
 }
 
 /** Inputs of a problem's shape for timing its candidates (plain f32 epilogue-free product). */
@@ -184,9 +179,8 @@ function tuneInputs(p: Problem) {
   const { batch, M, K, N, spec } = p;
   const a = randomNormal([batch * M * K], 1);
   const bRows = p.bStride ? batch : 1;
-  const w = spec.half ? randomNormal([p.ldb, K], 2) : randomNormal([bRows * K * N], 2);
-  const b = spec.half ? empty([K, p.ldb / 2], "i32") : w;
-  if (spec.half) packHalfKernel(w, b);
+  const w = spec.half ? randomNormal([p.bOff / K + N, K], 2) : randomNormal([bRows * K * N], 2);
+  const b = spec.half ? toHalf(w) : w;
   const c = empty([batch * M * N]);
   const bias = randomNormal([N], 3);
   const pre = empty([batch * M * N]);
@@ -239,6 +233,11 @@ function matmulKernel(
  * transB).
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  if (a.dtype !== "f32" || b.dtype !== "f32") {
+    throw new Error(
+      `matmul: f32 operands only, got ${a}·${b} (an f16 weight goes through linear())`,
+    );
+  }
   const transA = !!opts.transA, transB = !!opts.transB;
   const bias = opts.bias ?? null;
   const gelu = opts.activation === "gelu_tanh";
@@ -359,7 +358,10 @@ function productWithRowSums(a: Tensor, b: Tensor): [Tensor, Tensor] {
   return [out, sums];
 }
 
-/** x·Wᵀ + b as in torch.nn.Linear (then the activation): x [..., in], weight [out, in], bias [out]. */
+/**
+ * x·Wᵀ + b as in torch.nn.Linear (then the activation): x [..., in], weight [out, in], bias [out].
+ * An f16 weight (toHalf) is read as f16 and summed in f32; it has no gradient.
+ */
 export function linear(
   x: Tensor,
   weight: Tensor,
@@ -371,8 +373,8 @@ export function linear(
 }
 
 /**
- * x·W[start : start + count]ᵀ + b through the weight's f16 twin (see useHalfWeight), reading the
- * rows in place; null when the weight has no twin or a gradient is needed.
+ * x·W[start : start + count]ᵀ + b for an f16 weight W, reading the rows in place; null for an f32
+ * weight (split it and call linear()).
  */
 export function linearHalfRows(
   x: Tensor,
@@ -382,26 +384,28 @@ export function linearHalfRows(
   bias?: Tensor | null,
   activation?: MatmulOptions["activation"],
 ): Tensor | null {
-  const half = halfTwins.get(weight);
-  if (!half || needsGrad(x, weight, bias)) return null;
+  if (weight.dtype !== "f16") return null;
   const [N, K] = weight.shape;
-  if (x.shape[x.rank - 1] !== K) {
-    throw new Error(`linear: ${shapeStr(x.shape)} input for a [${N}, ${K}] weight`);
+  if (weight.rank !== 2 || x.shape[x.rank - 1] !== K || x.dtype !== "f32") {
+    throw new Error(`linear: ${x} input for a ${weight} weight`);
   }
-  if (start % 8 !== 0 || count % 8 !== 0 || start + count > N) {
+  if (needsGrad(x, bias)) {
     throw new Error(
-      `linear: rows ${start}…${start + count} of [${N}, ${K}] are not whole f16 words`,
+      `linear: ${weight} is an f16 weight, for sampling: no gradient flows through it`,
     );
+  }
+  if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || start + count > N) {
+    throw new Error(`linear: rows ${start}…${start + count} of a ${weight} weight`);
   }
   if (bias && bias.size !== count) {
     throw new Error(`linear: bias ${shapeStr(bias.shape)} does not match ${count} outputs`);
   }
   const out = empty([...x.shape.slice(0, -1), count]);
-  const bufs = [x, half, out];
+  const bufs = [x, weight, out];
   if (bias) bufs.push(bias);
   runChosen({
     spec: {
-      layout: "NN",
+      layout: "NT",
       half: true,
       bias: !!bias,
       epilogue: activation === "gelu_tanh" ? "gelu" : "none",
@@ -411,62 +415,43 @@ export function linearHalfRows(
     K,
     N: count,
     bStride: 0,
-    ldb: N,
-    bOff: start,
+    ldb: K,
+    bOff: start * K,
   }, bufs);
   return out;
 }
 
-// ---- f16-packed weights for inference ------------------------------------------------------------
-// On CPU adapters a product's cost follows the number of scalar loads per FMA (each is a gather
-// across SIMD lanes); a weight read as f16 pairs packed in u32 halves its share. Only weights whose
-// values are exactly f16 (a checkpoint stored in f16) are packed, so the results do not change: the
-// unpacked values, the FMAs and their order are the same as the f32 kernel's.
+// ---- f16 weights for sampling --------------------------------------------------------------------
+// On CPU adapters a product's cost follows the number of scalar loads per FMA (each a per-lane
+// access, docs/RESULTS.md); a weight read as f16 pairs halves its share, and halves its memory.
+// The values widen to f32 and every sum stays in f32, in the same order as the f32 kernel's: a
+// weight whose values are exactly f16 (a checkpoint stored in f16) gives the same results.
 
-const halfTwins = new WeakMap<Tensor, Tensor>();
-
-/** Whether linear(x, weight) can use a packed twin: [N, K] with N % 8 == 0 and K % 4 == 0. */
+/** Whether toHalf can make an f16 copy of a linear weight: [N, K] with K % 4 == 0. */
 export function halfPackable(weight: Tensor): boolean {
-  return weight.rank === 2 && weight.shape[0] % 8 === 0 && weight.shape[1] % 4 === 0;
+  return weight.rank === 2 && weight.dtype === "f32" && weight.shape[1] % 4 === 0;
 }
 
-// P [K, N/2] (u32 pairs) = pack2x16float(Wᵀ), W [N, K] f32 — one invocation per output word
-function packHalfKernel(w: Tensor, out: Tensor): void {
-  const [N, K] = w.shape;
-  const n2 = N / 2, count = K * n2;
-  const [gx, gy] = grid1d(count);
-  // S = [count, N/2, K]
+/**
+ * An f16 copy of a linear weight [N, K] (each value rounded to the nearest f16), for linear()
+ * without gradients; K % 4 == 0 (halfPackable).
+ */
+export function toHalf(weight: Tensor): Tensor {
+  if (!halfPackable(weight)) {
+    throw new Error(`toHalf: ${weight} needs to be an f32 [N, K] weight with K % 4 == 0`);
+  }
+  const out = new Tensor(weight.shape, "f16");
+  const words = weight.size / 2;
+  const [gx, gy] = grid1d(words);
+  // P [N·K/2] (u32 pairs) = pack2x16float(W [N·K]) — one invocation per word; S = [words]
   const code = `
-@group(0) @binding(0) var<storage, read> W: array<f32>;
+@group(0) @binding(0) var<storage, read> W: array<vec2<f32>>;
 @group(0) @binding(1) var<storage, read_write> P: array<u32>;
 ${sizesDecl(2)}
 ${ENTRY_FLAT()}
   if (i >= S[0]) { return; }
-  let k = i / S[1];
-  let n = 2u * (i % S[1]);
-  P[i] = pack2x16float(vec2<f32>(W[n * S[2] + k], W[(n + 1u) * S[2] + k]));
+  P[i] = pack2x16float(W[i]);
 }`;
-  dispatch(kernel("pack_half_t", code), [w, out, sizeWords([count, n2, K])], gx, gy);
-}
-
-/**
- * Packs a linear weight [N, K] whose values are exactly f16 into the layout the NN kernel reads,
- * and makes linear() use it whenever no gradient is needed, until the returned handle is disposed.
- * The weight must not change while the twin lives (sampling from a loaded checkpoint).
- */
-export function useHalfWeight(weight: Tensor): { dispose(): void } {
-  if (!halfPackable(weight)) {
-    throw new Error(`useHalfWeight: ${weight} needs shape [N, K] with N % 8 == 0, K % 4 == 0`);
-  }
-  if (halfTwins.has(weight)) throw new Error(`useHalfWeight: ${weight} already has a twin`);
-  const [N, K] = weight.shape;
-  const twin = empty([K, N / 2], "i32").keep();
-  packHalfKernel(weight, twin);
-  halfTwins.set(weight, twin);
-  return {
-    dispose: () => {
-      if (halfTwins.get(weight) === twin) halfTwins.delete(weight);
-      twin.dispose();
-    },
-  };
+  dispatch(kernel("to_half", code), [weight, out, sizeWords([words])], gx, gy);
+  return out;
 }

@@ -21,7 +21,10 @@ export type Epilogue = "none" | "gelu" | "gelu_pre";
 /** What one pipeline is specialised on (everything else is in the sizes buffer). */
 export interface MatmulSpec {
   layout: Layout;
-  /** B holds f16 pairs packed in u32 (a weight packed by useHalfWeight); NN only */
+  /**
+   * B is an f16 weight [N, K] (two values per u32, kernels/matmul.ts toHalf), read from row bOff/K
+   * on with rows ldb = K halves long; NT only. Values widen to f32 and sum in f32.
+   */
   half: boolean;
   bias: boolean;
   /** gelu: C = gelu(acc + bias); gelu_pre: the same, and Pre = acc + bias (for the backward) */
@@ -73,10 +76,9 @@ export const DIMS_WGSL =
 export function regFits(spec: MatmulSpec, M: number, K: number, N: number, t: RegTiling): boolean {
   switch (spec.layout) {
     case "NN":
-      return K % 4 === 0 && N % 4 === 0 && t.TN % 4 === 0 &&
-        (!spec.half || (N % 8 === 0 && t.TN % 8 === 0));
-    case "NT":
       return !spec.half && K % 4 === 0 && N % 4 === 0 && t.TN % 4 === 0;
+    case "NT":
+      return K % 4 === 0 && N % 4 === 0 && t.TN % 4 === 0;
     case "TN":
       return !spec.half && M % 4 === 0 && N % 4 === 0 && t.TM % 4 === 0 && t.TN % 4 === 0;
     case "TT":
@@ -178,20 +180,8 @@ export function regWGSL(spec: MatmulSpec, t: RegTiling): string {
   const v = "vec4<f32>";
   if (spec.layout === "NN") {
     // a row of A as vec4 along k; 4 rows of B (k … k+3) as vec4s along n; acc vec4 per (row, 4 cols)
-    const bLoad = spec.half
-      ? (kk: number, c: number) =>
-        (c % 2 === 0
-          ? `let w${kk}_${
-            c >> 1
-          } = B[min(((k4 * 4u + ${kk}u) * dims.ldb + dims.bOff + col4 * 4u) / 8u + ${
-            c >> 1
-          }u, wLast + (k4 * 4u + ${kk}u) * (dims.ldb / 8u))];\n  `
-          : "") +
-        `let b${kk}_${c} = ${v}(unpack2x16float(w${kk}_${c >> 1}.${
-          c % 2 ? "z" : "x"
-        }), unpack2x16float(w${kk}_${c >> 1}.${c % 2 ? "w" : "y"}));`
-      : (kk: number, c: number) => `let b${kk}_${c} = B[kb + ${kk}u * N4 + bc${c}];`;
-    return decls(spec, v, spec.half ? "vec4<u32>" : v, v) + `
+    const bLoad = (kk: number, c: number) => `let b${kk}_${c} = B[kb + ${kk}u * N4 + bc${c}];`;
+    return decls(spec, v, v, v) + `
 ${ENTRY_REG(size)}
   ${coords}
   let M = dims.M; let K4 = dims.K / 4u; let N4 = dims.N / 4u;
@@ -204,7 +194,6 @@ ${ENTRY_REG(size)}
   let cBase = z * M * N4;
   ${lines(TM, (r) => `let ar${r} = aBase + min(row0 + ${r}u, M - 1u) * K4;`)}
   ${lines(TN4, (c) => `let bc${c} = min(col4 + ${c}u, N4 - 1u);`)}
-  ${spec.half ? "let wLast = (dims.bOff + dims.N) / 8u - 1u;" : ""}
   ${lines2(TM, TN4, (r, c) => `var acc${r}_${c} = ${v}(0.0);`)}
   for (var k4 = 0u; k4 < K4; k4++) {
     let kb = bBase + k4 * 4u * N4;
@@ -233,8 +222,13 @@ ${ENTRY_REG(size)}
 }`;
   }
   if (spec.layout === "NT") {
-    // rows of A and of B as vec4s along k; one scalar accumulator per output, stored as vec4s
-    return decls(spec, v, v, v) + `
+    // rows of A and of B as vec4s along k; one scalar accumulator per output, stored as vec4s. An
+    // f16 B: 4 values of a row in one vec2<u32>, from row bOff/K on
+    const bLoad = (c: number) =>
+      spec.half
+        ? `let w${c} = B[br${c} + k4]; let b${c} = ${v}(unpack2x16float(w${c}.x), unpack2x16float(w${c}.y));`
+        : `let b${c} = B[br${c} + k4];`;
+    return decls(spec, v, spec.half ? "vec2<u32>" : v, v) + `
 ${ENTRY_REG(size)}
   ${coords}
   let M = dims.M; let K4 = dims.K / 4u; let N = dims.N; let N4 = N / 4u;
@@ -243,14 +237,14 @@ ${ENTRY_REG(size)}
   if (col4 >= N4 || row0 >= M) { return; }
   let z = gid.z;
   let aBase = z * M * K4;
-  let bBase = z * (dims.bStride / 4u);
+  let bBase = z * (dims.bStride / 4u) + dims.bOff / 4u;
   let cBase = z * M * N4;
   ${lines(TM, (r) => `let ar${r} = aBase + min(row0 + ${r}u, M - 1u) * K4;`)}
   ${lines(TN, (c) => `let br${c} = bBase + min(col4 * 4u + ${c}u, N - 1u) * K4;`)}
   ${lines2(TM, TN, (r, c) => `var acc${r}_${c} = 0.0;`)}
   for (var k4 = 0u; k4 < K4; k4++) {
     ${lines(TM, (r) => `let a${r} = A[ar${r} + k4];`)}
-    ${lines(TN, (c) => `let b${c} = B[br${c} + k4];`)}
+    ${lines(TN, bLoad)}
     ${
       ["x", "y", "z", "w"].map((e) =>
         lines2(TM, TN, (r, c) => `acc${r}_${c} = fma(a${r}.${e}, b${c}.${e}, acc${r}_${c});`)
@@ -331,10 +325,10 @@ function scalarIndex(
   };
 }
 
-/** B[k, n] as an f32 expression: plain, or an f16 of a packed row (ldb halves, from bOff). */
+/** B[k, n] as an f32 expression: plain, or an f16 of an f16 weight's row n (ldb halves, from bOff). */
 function bValue(spec: MatmulSpec, k: string, n: string): string {
   if (!spec.half) return `B[${scalarIndex(spec).b(k, n)}]`;
-  const h = `((${k}) * dims.ldb + dims.bOff + (${n}))`;
+  const h = `((${n}) * dims.ldb + dims.bOff + (${k}))`;
   return `unpack2x16float(B[${h} / 2u])[${h} % 2u]`;
 }
 

@@ -1,4 +1,5 @@
-// GPU tensors: a contiguous row-major f32 (or i32) buffer with a shape. Buffers come from the pool
+// GPU tensors: a contiguous row-major f32 (or i32, or f16: two values per 32-bit word) buffer with
+// a shape. Buffers come from the pool
 // and go back to it on dispose(); scopes (`tidy`) dispose everything made inside them that is not
 // returned, so a training step leaves nothing behind.
 
@@ -7,7 +8,13 @@ import { type BufferRange, copyBuffer, readBuffer, writeBuffer } from "./runtime
 
 export type { BufferRange };
 
-export type DType = "f32" | "i32";
+/** f16: IEEE half values, two per 32-bit word (a weight read for sampling, kernels/matmul.ts) */
+export type DType = "f32" | "i32" | "f16";
+
+/** Bytes of `size` elements of `dtype` (f16 rounded up to whole words). */
+export function byteSize(size: number, dtype: DType): number {
+  return dtype === "f16" ? 4 * Math.ceil(size / 2) : 4 * size;
+}
 export type Shape = readonly number[];
 
 export function numel(shape: Shape): number {
@@ -95,7 +102,7 @@ export class Tensor {
     } else if (at) {
       this.storage = { ...at, refs: 1 };
     } else {
-      const buffer = pool.acquire(this.size * 4);
+      const buffer = pool.acquire(byteSize(this.size, dtype));
       this.storage = {
         buffer,
         refs: 1,
@@ -139,6 +146,7 @@ export class Tensor {
   rangeView(start: number, shape: Shape): Tensor {
     const s = this.live();
     const n = numel(shape);
+    if (this.dtype === "f16") throw new Error("rangeView: not for f16 tensors");
     if (!Number.isInteger(start) || start < 0 || start + n > this.size) {
       throw new Error(`rangeView: elements ${start}…${start + n} of ${shapeStr(this.shape)}`);
     }
@@ -163,7 +171,7 @@ export class Tensor {
    */
   moveTo(buffer: GPUBuffer, offset: number, bytes: number, release: () => void): void {
     const s = this.live();
-    copyBuffer(s.buffer, buffer, this.size * 4, s.offset, offset);
+    copyBuffer(s.buffer, buffer, byteSize(this.size, this.dtype), s.offset, offset);
     s.release();
     s.buffer = buffer;
     s.offset = offset;
@@ -193,10 +201,14 @@ export class Tensor {
     return this;
   }
 
+  /** The values (an f16 tensor's widened to f32). */
   async read(): Promise<Float32Array> {
-    if (this.dtype !== "f32") throw new Error("read(): tensor is not f32; use readInt()");
+    if (this.dtype === "i32") throw new Error("read(): tensor is i32; use readInt()");
     const { buffer, offset } = this.range;
-    return new Float32Array(await readBuffer(buffer, this.size * 4, offset));
+    const bytes = await readBuffer(buffer, byteSize(this.size, this.dtype), offset);
+    if (this.dtype === "f32") return new Float32Array(bytes);
+    const h = new Uint16Array(bytes);
+    return Float32Array.from({ length: this.size }, (_, i) => halfToFloat(h[i]));
   }
 
   async readInt(): Promise<Int32Array> {
@@ -206,6 +218,7 @@ export class Tensor {
 
   /** Overwrites the contents (in stream order). */
   write(data: Float32Array | Int32Array): void {
+    if (this.dtype === "f16") throw new Error("write(): f16 tensors are made on the GPU (toHalf)");
     if (data.length !== this.size) {
       throw new Error(`write(): ${data.length} values for a tensor of ${this.size}`);
     }
@@ -216,6 +229,14 @@ export class Tensor {
   toString(): string {
     return `Tensor(${shapeStr(this.shape)}, ${this.dtype})`;
   }
+}
+
+/** An IEEE half (its 16 bits) as a number. */
+export function halfToFloat(h: number): number {
+  const e = (h >> 10) & 0x1f, m = h & 0x3ff, sign = h & 0x8000 ? -1 : 1;
+  if (e === 0) return sign * m * 2 ** -24;
+  if (e === 31) return m ? NaN : sign * Infinity;
+  return sign * (1 + m / 1024) * 2 ** (e - 15);
 }
 
 export function tensor(data: ArrayLike<number>, shape: Shape): Tensor {

@@ -183,7 +183,7 @@ export type Activation = "gelu_tanh" | ((x: Tensor) => Tensor);
  * pieces along its features, computed as n products with row blocks of the weight: cutting the
  * packed output instead would copy it and keep it alive until the step ends although no backward
  * reads it (at the seed shape, 455 MB of a training step's peak). The weight blocks are small
- * copies; a packed f16 weight (sampling from an f16 checkpoint) is read in place.
+ * copies; an f16 weight (sampling, model/half_weights.ts) is read in place.
  *
  * With low-rank adapters bound to it (LoRA, eq. 3 of Hu et al. 2021) it computes
  * W x + b + Σ scale·B(A x), as PEFT's `lora.Linear`: the weight is read as it is (frozen, packed

@@ -13,7 +13,6 @@ import {
   concat,
   gatedResidual,
   geluTanh,
-  halfPackable,
   intTensor,
   isGradEnabled,
   lincomb,
@@ -29,7 +28,6 @@ import {
   tensor,
   tidy,
   unpatchify,
-  useHalfWeight,
 } from "../kernels/mod.ts";
 import { checkModelConfig, type ModelConfig, numTokens, withModelDefaults } from "./config.ts";
 import { posEmbed2d, timestepFreq } from "./embeddings.ts";
@@ -459,8 +457,8 @@ export function prepareText(
 export class PixArt {
   readonly posEmbed: Tensor;
   /**
-   * Names of the linear weights whose values are exactly f16 (a checkpoint stored in f16):
-   * sampling reads them packed, with the same results (kernels/matmul.ts, useHalfWeight).
+   * Names of the linear weights whose values are exactly f16 (a checkpoint stored in f16): held
+   * as f16 they give the same results (model/half_weights.ts).
    */
   halfExact: ReadonlySet<string> = new Set();
   /** false for a view over weights someone else owns (e.g. the trainer's EMA copy) */
@@ -496,6 +494,11 @@ export class PixArt {
     this.#ownsParams = ownsParams;
     this.wordTable = wordTable;
     this.words = wordTable ? wordVectors(wordTable) : null;
+  }
+
+  /** Whether dispose() frees the parameters (false for a view over someone else's). */
+  get ownsParams(): boolean {
+    return this.#ownsParams;
   }
 
   /** A model that samples with `params` but leaves them alone on dispose(). */
@@ -599,11 +602,8 @@ export class PixArt {
       }
       return r;
     };
-    let half: { dispose(): void }[] | null = null;
     const eps = (x: Tensor, t: number) => {
       if (x.shape[0] !== B) throw new Error(`guidedEps: x has ${x.shape[0]} samples, cond ${B}`);
-      half ??= [...this.halfExact].map((n) => this.params.get(n)).filter(halfPackable)
-        .map(useHalfWeight);
       const wt = !interval || (t >= interval[0] && t <= interval[1]) ? w : 1;
       const run = runFor(wt);
       const opts = run.text ? { text: run.text } : {};
@@ -616,8 +616,6 @@ export class PixArt {
       dispose: () => {
         for (const r of runs.values()) r.text?.dispose();
         runs.clear();
-        for (const h of half ?? []) h.dispose();
-        half = null;
       },
     });
   }

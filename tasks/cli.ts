@@ -14,6 +14,7 @@ import {
 } from "../model/checkpoint.ts";
 import { BUNDLED_MODELS } from "../model/bundled.ts";
 import { Pipeline } from "../diffusion/pipeline.ts";
+import { type HalfWeights, sampleWeightPrecision } from "../model/half_weights.ts";
 import { bundledModelPath } from "../diffusion/load_pipeline.ts";
 import { type SamplerName, SAMPLERS } from "../diffusion/samplers.ts";
 import { DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS } from "../diffusion/generate.ts";
@@ -297,15 +298,34 @@ export function gridName(r: SamplingRun, runs: SamplingRun[]): string {
   return `samples-${varies ? `${r.sampler}-${r.steps}-` : ""}w${r.guidance}`;
 }
 
+/** --precision's help, shared by sample and eval. */
+export const PRECISION_HELP =
+  `  --precision P        the linear weights sampling reads: f16 (rounded, summed in f32), f32, or
+                       auto (default: f16 where the adapter has shader-f16, else f32 except the
+                       weights a checkpoint stores exactly in f16)`;
+
+/** --precision auto|f16|f32 as the weights to hold in f16. */
+export function precisionFlag(v: unknown): HalfWeights {
+  if (v === undefined || v === "auto") return sampleWeightPrecision();
+  if (v === "f16") return "all";
+  if (v === "f32") return "none";
+  fail(`--precision must be auto, f16 or f32, got '${v}'`);
+}
+
 /** The pipeline of the checkpoint --checkpoint / --model names (its EMA weights unless `raw`). */
 export async function loadSamplingCheckpoint(
   flag: string | undefined,
   raw: boolean,
   model?: string,
+  halfWeights: HalfWeights = sampleWeightPrecision(),
 ): Promise<Pipeline> {
   const path = findCheckpoint(flag, model);
   const ck = readCheckpoint(path);
-  return Pipeline.fromCheckpoint(ck, path, { raw, words: await wordTableOf(ck.model) });
+  return Pipeline.fromCheckpoint(ck, path, {
+    raw,
+    words: await wordTableOf(ck.model),
+    halfWeights,
+  });
 }
 
 /** "PATH: stage S, step N[, EMA weights]", the first words `sample` and `eval` print. */

@@ -26,6 +26,8 @@ import {
   loadSamplingCheckpoint,
   numFlag,
   parseCli,
+  PRECISION_HELP,
+  precisionFlag,
   prepareOutput,
   progressBar,
   runTask,
@@ -74,6 +76,7 @@ ${samplerUsage(true)}
   --seed N             start noise seed (default 0)
   --data SOURCE        real images to compare with (default: the checkpoint's training data)
   --raw                use the raw weights even if the checkpoint has EMA weights
+${PRECISION_HELP}
   --out DIR            where eval.json and the grids go (default output/eval)
 `;
 
@@ -91,6 +94,7 @@ await runTask(async () => {
     seed: { type: "string" },
     data: { type: "string" },
     raw: { type: "boolean" },
+    precision: { type: "string" },
     out: { type: "string" },
     captions: { type: "string" },
     "even-classes": { type: "boolean" },
@@ -117,6 +121,7 @@ await runTask(async () => {
     a.checkpoint as string | undefined,
     !!a.raw,
     a.model as string | undefined,
+    precisionFlag(a.precision),
   );
   const { name: path, ck, model, weights, classNames, schedule, trainConfig: cfgT } = sc;
   const interval = intervalFlag(a["guidance-interval"], "guidance-interval", schedule.T);

@@ -15,6 +15,8 @@ import {
   loadSamplingCheckpoint,
   numFlag,
   parseCli,
+  PRECISION_HELP,
+  precisionFlag,
   prepareOutput,
   progressBar,
   runTask,
@@ -41,6 +43,7 @@ ${CHECKPOINT_USAGE}
 ${samplerUsage()}
   --seed N             start noise seed (default 0)
   --raw                use the raw weights even if the checkpoint has EMA weights
+${PRECISION_HELP}
   --out PATH           PNG path (default output/samples.png); the prompts go beside it (.txt)
 `;
 
@@ -59,6 +62,7 @@ await runTask(async () => {
     steps: { type: "string" },
     seed: { type: "string" },
     raw: { type: "boolean" },
+    precision: { type: "string" },
     out: { type: "string" },
   }, USAGE);
   const base: string[] = [...((a.prompt as string[]) ?? [])];
@@ -79,6 +83,7 @@ await runTask(async () => {
     a.checkpoint as string | undefined,
     !!a.raw,
     a.model as string | undefined,
+    precisionFlag(a.precision),
   );
   const { model, classNames, schedule } = sc;
   const interval = intervalFlag(a["guidance-interval"], "guidance-interval", schedule.T);

@@ -7,11 +7,11 @@
 // subgroups feature the subgroup variant is no candidate: forcing it runs the default.
 
 import {
+  chosenVariants,
   deviceInfo,
   linear,
   matmul,
   MATMUL_VARIANTS,
-  matmulChoices,
   matmulVariantSupported,
   rememberedChoice,
   resetTuningCache,
@@ -78,7 +78,7 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
     const y = withKernelVariant("matmul", "subgroup", () => matmul(a, b));
-    const ranAs = matmulChoices.get(key);
+    const ranAs = chosenVariants().get(`matmul:${key}`);
     const y0 = withKernelVariant("matmul", "scalar", () => matmul(a, b));
     if (ranAs === "subgroup" || !ranAs) throw new Error(`forced subgroup ran as ${ranAs}`);
     const got = await y.read();

@@ -4,9 +4,9 @@
 
 import {
   cacheDir,
+  chosenVariants,
   deviceInfo,
   matmul,
-  matmulChoices,
   noGrad,
   rememberedChoice,
   resetTuningCache,
@@ -59,7 +59,9 @@ Deno.test("tuning: a warm-up times the variants once, remembers the fastest in t
     if (mine?.choice !== c.choice) throw new Error(`file holds ${JSON.stringify(mine)}`);
     // the remembered choice runs, and nothing is timed again
     const y = matmul(a, b, { transB: true });
-    if (matmulChoices.get(key) !== c.choice) throw new Error("the remembered choice was not used");
+    if (chosenVariants().get(`matmul:${key}`) !== c.choice) {
+      throw new Error("the remembered choice was not used");
+    }
     const again = await warmUp(() => matmul(a, b, { transB: true }));
     if (again.tuned !== 0) throw new Error("a remembered shape was timed again");
     const ref = withKernelVariant("matmul", "scalar", () => matmul(a, b, { transB: true }));

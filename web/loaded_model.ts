@@ -7,6 +7,7 @@ import {
   parseCheckpoint,
 } from "../model/checkpoint_bytes.ts";
 import type { PixArt } from "../model/pixart.ts";
+import { sampleWeightPrecision, useHalfWeights } from "../model/half_weights.ts";
 import { checkpointSchedule, type Schedule } from "../diffusion/schedule.ts";
 import type { BundledModel } from "./models.ts";
 
@@ -26,9 +27,12 @@ export async function loadModel(entry: BundledModel): Promise<LoadedModel> {
   if (!res.ok) throw new Error(`could not download ${entry.file}: HTTP ${res.status}`);
   const bytes = new Uint8Array(await res.arrayBuffer());
   const ck = parseCheckpoint(bytes, entry.file);
+  const model = modelFromCheckpoint(ck, entry.file, true);
+  // sampling only: f16 weights where the adapter has shader-f16, else those stored exactly in f16
+  useHalfWeights(model, sampleWeightPrecision());
   return {
     entry,
-    model: modelFromCheckpoint(ck, entry.file, true),
+    model,
     schedule: checkpointSchedule(ck.metadata),
     classNames: checkpointClassNames(ck.metadata) ?? [],
     bytes: bytes.length,
