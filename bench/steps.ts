@@ -10,13 +10,11 @@ import {
   counters,
   Ema,
   empty,
-  Generator,
   noGrad,
   pool,
   randomNormal,
   sync,
   tapeSavedBytes,
-  tensor,
   tidy,
   trainStep,
   zero,
@@ -25,18 +23,18 @@ import { captionFor } from "../io/captions.ts";
 import { mixSeed, mulberry32 } from "../kernels/host_random.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { type Condition, PixArt } from "../model/pixart.ts";
-import { tokenize } from "../model/tokenizer.ts";
 import { forwardFlops } from "../model/cost.ts";
 import { sampleWeightPrecision, useHalfWeights } from "../model/half_weights.ts";
-import { epsLoss } from "../diffusion/ddpm.ts";
 import { configSchedule } from "../diffusion/schedule.ts";
 import { generate } from "../diffusion/generate.ts";
+import { batchLoss, drawTokenMask, type StepBatch } from "../train/batch.ts";
 import { type BenchRun, gflops, type Line, MB, median, r3, timeReps } from "./measure.ts";
 import { profileStep } from "./profile.ts";
 import { modelSummary, type Subject } from "./subjects.ts";
 
 /** A fixed batch of conditions: class labels, or captions of digits; a share of them dropped. */
-function conditionOf(c: ModelConfig, B: number, seed: number, pDrop: number): Condition {
+function conditionOf(model: PixArt, B: number, seed: number, pDrop: number): Condition {
+  const c = model.config;
   const rng = mulberry32(seed);
   const labels = Array.from({ length: B }, () => Math.floor(rng() * 10) % c.num_classes);
   const drop = Uint8Array.from({ length: B }, () => (rng() < pDrop ? 1 : 0));
@@ -46,8 +44,7 @@ function conditionOf(c: ModelConfig, B: number, seed: number, pDrop: number): Co
       labels: Int32Array.from(labels, (l, b) => drop[b] ? c.num_classes : l),
     };
   }
-  const { tokens, mask } = tokenize(labels.map((l) => captionFor(l, rng)), c.text_len);
-  return { kind: "text", tokens, mask, drop };
+  return { kind: "text", ...model.tokenize(labels.map((l) => captionFor(l, rng))), drop };
 }
 
 export interface TrainWants {
@@ -74,31 +71,31 @@ export async function benchTrain(run: BenchRun, s: Subject, want: TrainWants): P
     warmupSteps: tc.warmup_steps,
     clipNorm: tc.clip_norm,
   });
+  // a batch of the config's shape drawn as train/batch.ts drawBatch draws one, with random
+  // images (no data set): its timesteps, dropped captions, drop-path and masked tokens
   const rng = mulberry32(7);
-  const images = Float32Array.from({ length: B * C * S * S }, () => rng() * 2 - 1);
-  const ts = Int32Array.from({ length: B }, () => Math.floor(rng() * schedule.T));
-  const cond = conditionOf(c, B, 3, s.config.diffusion.p_uncond);
-  const keepP = 1 - c.drop_path;
-  const dropKeep = c.drop_path > 0
-    ? Array.from(
-      { length: c.depth * 2 },
-      () => Float32Array.from({ length: B }, () => (rng() < keepP ? 1 / keepP : 0)),
-    )
-    : null;
-  let rep = 0;
-  /** Records forward and loss (as the trainer does); the tape is left for backward(). */
-  const forwardLoss = () =>
-    epsLoss(
-      schedule,
-      (xt, tt) =>
-        model.forward(xt, tt, cond, {
-          dropPathKeep: dropKeep ? (i, br) => tensor(dropKeep[i * 2 + br], [B]) : undefined,
-        }),
-      tensor(images, [B, C, S, S]),
-      ts,
-      new Generator(mixSeed(0, rep++, 0xe95)).normal([B, C, S, S]),
-      s.config.diffusion.min_snr_gamma,
-    );
+  const batch: StepBatch = {
+    images: Float32Array.from({ length: B * C * S * S }, () => rng() * 2 - 1),
+    t: Int32Array.from({ length: B }, () => Math.floor(rng() * schedule.T)),
+    cond: conditionOf(model, B, 3, s.config.diffusion.p_uncond),
+    dropKeep: c.drop_path > 0
+      ? Array.from(
+        { length: c.depth * 2 },
+        () =>
+          Float32Array.from(
+            { length: B },
+            () => (rng() < 1 - c.drop_path ? 1 / (1 - c.drop_path) : 0),
+          ),
+      )
+      : null,
+    mask: tc.mask_ratio > 0
+      ? drawTokenMask(c, B, tc.mask_ratio, tc.mask_decoder_blocks, mixSeed(0, 0, 0x3a5c))
+      : null,
+    noiseSeed: mixSeed(0, 0, 0xe95),
+  };
+  // forward and loss as the trainer records them (train/batch.ts batchLoss); the tape is left
+  // for backward()
+  const forwardLoss = batchLoss({ ...s.config, model: c }, c, model, schedule, batch);
   const paramSet = new Set(params);
   const ema = new Ema(params, tc.ema_decay);
   const lastLoss = empty([1]).keep();
@@ -273,7 +270,7 @@ export async function benchSample(
   const model = samplingModel(c, want.half);
   const weightBytes = model.params.tensors().reduce((n, t) => n + byteSize(t.size, t.dtype), 0);
   const name = `sample_step/${s.name}${want.half ? "/f16" : ""}`;
-  const cond = conditionOf(c, B, 5, 0);
+  const cond = conditionOf(model, B, 5, 0);
   const eps = model.guidedEps(cond, guidance);
   const x = randomNormal([B, C, S, S], 21);
   run.progress(`${name}: warm-up`);
