@@ -59,7 +59,15 @@ export { BUNDLED_MODELS, type BundledModel } from "./model/bundled.ts";
 export { linearSchedule, type Schedule, timePoints } from "./diffusion/schedule.ts";
 export { epsLoss, minSnrWeight, qSample } from "./diffusion/ddpm.ts";
 export {
+  DEFAULT_STRENGTH,
+  type EditOptions,
+  repaintPath,
+  samplerTimes,
+  strengthStart,
+} from "./diffusion/edit.ts";
+export {
   ancestralStep,
+  type Constrain,
   FAST_SAMPLERS,
   type FastOptions,
   fastTimePoints,
@@ -103,6 +111,7 @@ export { loadMnistNpm, loadSource } from "./io/data.ts";
 export { loadIdx } from "./io/idx.ts";
 export { prepareImages } from "./io/image_set.ts";
 export { loadImageFolder } from "./io/image_folder.ts";
+export { readImageFile } from "./io/image_file.ts";
 export { checkCaptionLengths } from "./io/caption_length.ts";
 export { readSafetensors, writeSafetensors } from "./io/safetensors.ts";
 export { decodePng, encodePng, imageGrid, writeImageGrid } from "./io/png.ts";

@@ -1,4 +1,5 @@
-// Prompts in, images out: conditions from prompts, start noise from a seed, one of the samplers.
+// Prompts in, images out: conditions from prompts, start noise from a seed, one of the samplers;
+// or, given a start image, the image edited (diffusion/edit.ts).
 
 import {
   empty,
@@ -11,14 +12,16 @@ import {
 } from "../kernels/mod.ts";
 import type { Condition, PixArt } from "../model/pixart.ts";
 import {
+  type Constrain,
   FAST_SAMPLERS,
   sampleAncestral,
   type SamplerName,
   SAMPLERS,
   type StepInfo,
 } from "./samplers.ts";
-import type { Schedule } from "./schedule.ts";
+import { type Schedule, timePoints } from "./schedule.ts";
 import { epsFromOutput } from "./ddpm.ts";
+import { type EditOptions, type EditPlan, editSamples, planEdit } from "./edit.ts";
 import { DEFAULT_CONFIG } from "../io/config_schema.ts";
 
 /** Guidance when none is given (sample, eval, the web page): the config's default, the README's
@@ -29,7 +32,10 @@ export const DEFAULT_SAMPLER: SamplerName = DEFAULT_CONFIG.sample.sampler;
 /** Steps of the fast samplers (all but ancestral) when none are given. */
 export const DEFAULT_STEPS: number = DEFAULT_CONFIG.sample.steps;
 
-export interface GenerateOptions {
+export { DEFAULT_STRENGTH } from "./edit.ts";
+
+/** How to sample, and (EditOptions) an image to start from and a region of it to keep. */
+export interface GenerateOptions extends EditOptions {
   sampler: SamplerName;
   steps: number;
   guidance: number;
@@ -133,8 +139,10 @@ export function generate(
   const per = c.in_channels * c.image_size * c.image_size;
   const out = new Float32Array(n * per);
   const batch = Math.max(1, Math.min(o.batch ?? n, n));
+  const edit = planEdit(o, n, c.in_channels, c.image_size, o.sampler, schedule.T, o.steps);
   const gen = new Generator(o.seed);
-  const totalSteps = (o.sampler === "ancestral" ? schedule.T : o.steps) * Math.ceil(n / batch);
+  const perBatch = edit?.steps ?? (o.sampler === "ancestral" ? schedule.T : o.steps);
+  const totalSteps = perBatch * Math.ceil(n / batch);
   let done = 0;
   return (async () => {
     const slice = (from: number, to: number) =>
@@ -148,11 +156,14 @@ export function generate(
       const [bc, bn] = slice(from, to);
       // only the synchronous sampling runs without gradients; awaiting inside noGrad would
       // switch recording back on for the next batch (see kernels/autograd.ts)
+      // steps counted along the whole path: an edit runs the sampler in pieces
+      let step = 0;
       const tick = (st: StepInfo) => {
         o.onProgress?.(++done, totalSteps);
-        o.onStep?.({ ...st, first: from });
+        o.onStep?.({ ...st, step: ++step, total: perBatch, first: from });
       };
-      const x = noGrad(() => sampleBatch(model, schedule, bc, bn, to - from, gen, o, tick));
+      const be = edit && batchEdit(edit, from, to, per, c.image_size ** 2);
+      const x = noGrad(() => sampleBatch(model, schedule, bc, bn, to - from, gen, o, be, tick));
       try {
         out.set(await x.read(), from * per);
       } finally {
@@ -207,6 +218,14 @@ export function guidedEpsOf(
   });
 }
 
+/** Samples from … to − 1's part of an edit: their start images and masks. */
+function batchEdit(e: EditPlan, from: number, to: number, per: number, plane: number): EditPlan {
+  // one image (mask) for every sample, or one each
+  const part = (a: Float32Array, one: number) =>
+    a.length === one ? a : a.subarray(from * one, to * one);
+  return { ...e, images: part(e.images, per), masks: e.masks && part(e.masks, plane) };
+}
+
 /** One batch of B samples of condition `cond` (no gradients); returns x₀ [B, C, H, W]. */
 function sampleBatch(
   model: PixArt,
@@ -216,22 +235,41 @@ function sampleBatch(
   B: number,
   gen: Generator,
   o: GenerateOptions,
+  edit: EditPlan | null,
   tick: (s: StepInfo) => void,
 ): Tensor {
   const c = model.config;
-  const xT = gen.normal([B, c.in_channels, c.image_size, c.image_size]).keep();
+  const shape = [B, c.in_channels, c.image_size, c.image_size];
+  const noise = () => tidy(() => gen.normal(shape));
   const eps = guidedEpsOf(model, schedule, cond, o, negative);
-  let x: Tensor = xT;
-  try {
+  const T = schedule.T;
+  const tau = o.sampler === "ancestral" ? [] : timePoints(T, o.steps);
+  // the sampler from time point a to time point b (of T, or of tau), x at a
+  const run = (x: Tensor, a: number, b: number, constrain?: Constrain): Tensor => {
     if (o.sampler === "ancestral") {
-      x = sampleAncestral(schedule, eps, xT, {
-        noise: () => tidy(() => gen.normal(xT.shape)),
+      return sampleAncestral(schedule, eps, x, {
+        noise,
+        from: T - 1 - a,
+        to: T - b,
+        constrain,
         onStep: tick,
       });
-    } else x = FAST_SAMPLERS[o.sampler](schedule, eps, xT, { steps: o.steps, onStep: tick });
+    }
+    if (a === b) return x;
+    return FAST_SAMPLERS[o.sampler](schedule, eps, x, {
+      timePoints: tau.slice(a, b + 1),
+      // a fast sampler's last time point, 0, is its output, the clean image (edit.ts's −1)
+      constrain: constrain && ((x, t) => constrain(x, t === 0 ? -1 : t)),
+      onStep: tick,
+    });
+  };
+  try {
+    if (edit) return editSamples(schedule, edit, B, c.in_channels, c.image_size, run, noise);
+    const xT = gen.normal(shape).keep();
+    const x = run(xT, 0, o.sampler === "ancestral" ? T : o.steps);
+    if (x !== xT) xT.dispose();
     return x;
   } finally {
     eps.dispose();
-    if (x !== xT) xT.dispose();
   }
 }

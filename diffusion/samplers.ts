@@ -6,7 +6,9 @@
 //   predictor with the UniC corrector, B(h) = e^h − 1 "bh2", data prediction), multistep
 //   exponential integrators of third order on the same time points, sharing one loop.
 // The fast samplers visit the time points they are given (a tail of the usual ones starts from a
-// partly noised image), so nothing assumes the first is T − 1.
+// partly noised image), so nothing assumes the first is T − 1. Every sampler passes each step's
+// result through `constrain` when given one: inpainting keeps its known region that way
+// (diffusion/edit.ts).
 
 import { lincomb, type Tensor, tidy } from "../kernels/mod.ts";
 import { type Schedule, timePoints } from "./schedule.ts";
@@ -24,13 +26,27 @@ export interface StepInfo {
   x: Tensor;
 }
 
+/**
+ * Replaces a step's result x, now at timestep `t` (the ancestral sampler's output is at −1), e.g.
+ * by one whose known region is the image noised to t. The sampler frees the x it replaces.
+ */
+export type Constrain = (x: Tensor, t: number) => Tensor;
+
+/** constrain(x, t), freeing x when it was replaced. */
+function constrained(constrain: Constrain, x: Tensor, t: number): Tensor {
+  const y = tidy(() => constrain(x, t));
+  if (y !== x) x.dispose();
+  return y;
+}
+
 export interface AncestralOptions {
   /** standard normal noise z for the step at t (not called at t = 0) */
   noise: (t: number) => Tensor;
   threshold?: { p: number; c: number } | null;
-  /** first t (default T − 1) and last t (default 0) */
+  /** first t (default T − 1) and last t (default 0); x_T is the state at `from` */
   from?: number;
   to?: number;
+  constrain?: Constrain;
   onStep?: (s: StepInfo) => void;
 }
 
@@ -76,6 +92,7 @@ export function sampleAncestral(s: Schedule, eps: EpsFn, xT: Tensor, o: Ancestra
       const z = t > 0 ? o.noise(t) : null;
       return ancestralStep(s, prev, e, t, z, threshold).x;
     });
+    if (o.constrain) x = constrained(o.constrain, x, t - 1);
     if (prev !== xT) prev.dispose();
     o.onStep?.({ step: from - t + 1, total: from - to + 1, t, x });
   }
@@ -90,6 +107,7 @@ export interface FastOptions {
    * timePoints(T, S) starts from an image noised to its first point)
    */
   timePoints?: readonly number[];
+  constrain?: Constrain;
   onStep?: (s: StepInfo) => void;
 }
 
@@ -131,6 +149,7 @@ export function sampleDdim(s: Schedule, eps: EpsFn, xT: Tensor, o: FastOptions):
       // x̂0 = (x − σ ε̂)/a, folded into one linear combination of x and ε̂
       return lincomb([prev, e], [a1 / a, s1 - a1 * sg / a]);
     });
+    if (o.constrain) x = constrained(o.constrain, x, tau[k + 1]);
     if (prev !== xT) prev.dispose();
     o.onStep?.({ step: k + 1, total: steps, t: tau[k], x });
   }
@@ -163,6 +182,7 @@ export function sampleDpmSolver(s: Schedule, eps: EpsFn, xT: Tensor, o: FastOpti
     }
     prevX0 = x0;
     prevH = h;
+    if (o.constrain) x = constrained(o.constrain, x, t1);
     if (xk !== xT) xk.dispose();
     o.onStep?.({ step: k + 1, total: steps, t, x });
   }
@@ -365,6 +385,7 @@ function sampleMultistep(
       const prev = tau.slice(k - order + 1, k + 1).reverse();
       const base = x;
       x = lincomb([base, ...hist.slice(0, order)], m.predict(s, tau[k + 1], prev));
+      if (o.constrain) x = constrained(o.constrain, x, tau[k + 1]);
       if (m.correct) {
         from = base;
         fromOrder = order;

@@ -1,10 +1,13 @@
-// deno task sample --prompt "seven" — draws images from a trained checkpoint.
+// deno task sample --prompt "seven" — draws images from a trained checkpoint, or edits an image
+// (--init-image: image-to-image, with --mask: inpainting).
 
 import { existsSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { deviceInfo } from "../kernels/mod.ts";
 import { writeImageGrid } from "../io/png.ts";
-import { generate } from "../diffusion/generate.ts";
+import { DEFAULT_STRENGTH, generate } from "../diffusion/generate.ts";
+import { readImageFile } from "../io/image_file.ts";
+import { toSigned } from "../io/image_set.ts";
 import {
   CHECKPOINT_USAGE,
   DEFAULT_GUIDANCE,
@@ -40,6 +43,14 @@ ${CHECKPOINT_USAGE}
   --guidance-interval LO,HI
                        guide only at timesteps LO … HI, the conditional model alone elsewhere
   --negative TEXT      a negative prompt: guidance steers away from it (default: the null caption)
+  --init-image PATH    edit this PNG or JPEG instead of drawing from noise (image-to-image,
+                       SDEdit); it is read as training images are (on white, scaled, centre-cropped)
+  --strength S         how much of the sampler's path runs from the noised image: 0 returns it, 1
+                       runs all of it (default ${DEFAULT_STRENGTH}; 1 with --mask)
+  --mask PATH          inpainting (RePaint): white is repainted, black keeps --init-image (the
+                       same size as it)
+  --resample N         RePaint's resampling: sample every segment N times (default 1: once)
+  --jump N             that segment, in sampler steps (default 10/250 of the steps, at least 1)
 ${samplerUsage()}
   --seed N             start noise seed (default 0)
   --raw                use the raw weights even if the checkpoint has EMA weights
@@ -58,6 +69,11 @@ await runTask(async () => {
     guidance: { type: "string" },
     "guidance-interval": { type: "string" },
     negative: { type: "string" },
+    "init-image": { type: "string" },
+    strength: { type: "string" },
+    mask: { type: "string" },
+    resample: { type: "string" },
+    jump: { type: "string" },
     sampler: { type: "string" },
     steps: { type: "string" },
     seed: { type: "string" },
@@ -76,7 +92,10 @@ await runTask(async () => {
   const guidance = numFlag(a.guidance, "guidance") ?? DEFAULT_GUIDANCE;
   const out = (a.out as string) ?? "output/samples.png";
   const txt = out.replace(/\.png$/i, "") + ".txt";
-  if (a["prompts-file"]) keepPromptsFile(a["prompts-file"] as string, out, txt);
+  if (a["prompts-file"]) keepInput(a["prompts-file"] as string, "prompts-file", out, txt);
+  const edit = editFlags(a);
+  if (edit.initImage) keepInput(edit.initImage, "init-image", out, txt);
+  if (edit.mask) keepInput(edit.mask, "mask", out, txt);
   prepareOutput(out);
 
   const sc = await loadSamplingCheckpoint(
@@ -90,11 +109,27 @@ await runTask(async () => {
   const c = model.config;
   const negative = (a.negative as string | undefined)?.trim() || null;
   if (c.stage === 2) model.tokenize(prompts); // fail early on a prompt it cannot encode
+  const start = edit.initImage
+    ? readImageFile(edit.initImage, c.image_size, c.in_channels as 1 | 3)
+    : null;
+  const mask = edit.mask ? readImageFile(edit.mask, c.image_size, 1) : null;
+  if (start && mask && (mask.width !== start.width || mask.height !== start.height)) {
+    fail(
+      `--mask '${edit.mask}' is ${mask.width}×${mask.height}, --init-image '${edit.initImage}' ` +
+        `${start.width}×${start.height}: paint the mask at the image's size`,
+    );
+  }
   console.error(
     `${describeCheckpoint(sc)}; ` +
       `${prompts.length} samples, ${sampler}${sampler === "ancestral" ? "" : ` ${steps} steps`}, ` +
       `guidance ${guidance}${interval ? ` for t in [${interval}]` : ""}${
         negative ? `, negative '${negative}'` : ""
+      }${
+        start
+          ? `, from ${edit.initImage}${mask ? ` inpainting ${edit.mask}` : ""} at strength ${
+            edit.strength ?? (mask ? 1 : DEFAULT_STRENGTH)
+          }${edit.resample ? `, resampled ${edit.resample}×` : ""}`
+          : ""
       }, on ${deviceInfo().adapter}`,
   );
   const t0 = performance.now();
@@ -104,6 +139,11 @@ await runTask(async () => {
     guidance,
     guidanceInterval: interval,
     negative,
+    initImage: start && toSigned(start.data),
+    strength: edit.strength,
+    mask: mask?.data,
+    resample: edit.resample,
+    jump: edit.jump,
     seed,
     batch: 64,
     onProgress: (done, total) => progressBar(done, total, "sampling", t0),
@@ -118,18 +158,38 @@ await runTask(async () => {
   model.dispose();
 });
 
-/** Neither the grid nor the prompts written beside it may land on the prompts file being read. */
-function keepPromptsFile(promptsFile: string, png: string, txt: string): void {
+/** Neither the grid nor the prompts written beside it may land on a file being read. */
+function keepInput(input: string, flag: string, png: string, txt: string): void {
   for (const [path, what] of [[txt, "its prompts go to"], [png, "the grid is"]] as const) {
-    if (existsSync(path) && sameFile(path, promptsFile)) {
-      const instead = join(
-        dirname(png),
-        `${basename(promptsFile).replace(/\.[^.]*$/, "")}-samples.png`,
-      );
+    if (existsSync(path) && sameFile(path, input)) {
+      const instead = join(dirname(png), `${basename(input).replace(/\.[^.]*$/, "")}-samples.png`);
       fail(
-        `--out '${png}' would write over the --prompts-file '${promptsFile}' (${what} ` +
+        `--out '${png}' would write over the --${flag} '${input}' (${what} ` +
           `'${path}'): pass another --out, e.g. ${instead}`,
       );
     }
   }
+}
+
+/** --init-image, --strength, --mask, --resample and --jump, checked against each other. */
+function editFlags(a: Record<string, unknown>) {
+  const initImage = a["init-image"] as string | undefined;
+  const mask = a.mask as string | undefined;
+  const strength = numFlag(a.strength, "strength");
+  if (strength !== undefined && !(strength >= 0 && strength <= 1)) {
+    fail(`--strength must be in [0, 1], got '${a.strength}'`);
+  }
+  const resample = intFlag(a.resample, "resample");
+  const jump = intFlag(a.jump, "jump");
+  for (const [v, name] of [[resample, "resample"], [jump, "jump"]] as const) {
+    if (v === 0) fail(`--${name} must be at least 1`);
+  }
+  if (!initImage) {
+    for (const name of ["strength", "mask", "resample", "jump"]) {
+      if (a[name] !== undefined) fail(`--${name} needs --init-image PATH, the image to edit`);
+    }
+  } else if (!mask && (resample !== undefined || jump !== undefined)) {
+    fail(`--${resample !== undefined ? "resample" : "jump"} is RePaint's: it needs --mask PATH`);
+  }
+  return { initImage, mask, strength, resample, jump };
 }
