@@ -49,7 +49,11 @@ import { mulberry32, shuffleInPlace } from "../kernels/host_random.ts";
 import { columnClasses } from "../io/image_folder.ts";
 import type { PixArt } from "../model/pixart.ts";
 import type { Classifier } from "./classifier.ts";
-import { loadOrTrainClassifier, type LoadOrTrainOptions } from "./classifier_cache.ts";
+import {
+  evalClassColumn,
+  loadOrTrainClassifier,
+  type LoadOrTrainOptions,
+} from "./classifier_cache.ts";
 import { augmentBatch } from "./classifier_training.ts";
 import {
   CLASSIFIER_SIZE,
@@ -386,12 +390,16 @@ export async function prepareCaptionEval(
   }
   const has = (column: string) => set.columns!.some((c) => c[column] !== undefined);
   const labelField = o.labelField ??
-    (has(PREFERRED_LABEL_FIELD) ? PREFERRED_LABEL_FIELD : configLabelField);
+    (has(PREFERRED_LABEL_FIELD)
+      ? PREFERRED_LABEL_FIELD
+      : evalClassColumn(source, configLabelField, log));
   const classes = columnClasses(set, labelField);
   if (!classes) {
+    const columns = [...new Set(set.columns.flatMap((c) => Object.keys(c)))].sort();
     throw new Error(
       `data folder ${source} has no '${labelField}' column to train the evaluation classifier ` +
-        `on: name one of its columns`,
+        `on: set ${o.labelField ? "--label-field" : "data.label_field"} to one of its columns ` +
+        `(${columns.join(", ") || "it has none"}), or put the images in one subfolder per class`,
     );
   }
   const categoryField = o.categoryField !== undefined

@@ -8,10 +8,32 @@ import { userCacheDir } from "../kernels/cache_dir.ts";
 
 import { DEFAULT_CONFIG } from "../io/config.ts";
 import { isImageFolderSource, loadSource, type SourceOptions } from "../io/data.ts";
+import { CLASS_FOLDER_COLUMN, METADATA_FILE } from "../io/image_folder.ts";
 import { prepareImages, splitHoldout } from "../io/image_set.ts";
 
 import { accuracy, trainClassifier, type TrainClassifierOptions } from "./classifier_training.ts";
 import { Classifier, type ClassifierConfig } from "./classifier.ts";
+
+/**
+ * The class column an image folder's evaluation classifier learns: `wanted` (data.label_field),
+ * except in a folder of class subfolders, whose one class column is its subfolders, as training
+ * and the class balance read it; said in one line when it is not what was asked for.
+ */
+export function evalClassColumn(
+  source: string,
+  wanted: string,
+  log: (line: string) => void,
+): string {
+  if (
+    wanted === CLASS_FOLDER_COLUMN || !isImageFolderSource(source) ||
+    existsSync(join(source, METADATA_FILE))
+  ) return wanted;
+  log(
+    `data folder ${source} has no '${wanted}' column (data.label_field): the evaluation ` +
+      `classifier learns its class subfolders instead`,
+  );
+  return CLASS_FOLDER_COLUMN;
+}
 
 /** How a classifier reads an image folder: the class column and the channels it sees. */
 export interface FolderClasses {
@@ -200,7 +222,8 @@ export async function loadOrTrainClassifier(
   if (folder && !data.classNames) {
     throw new Error(
       `data folder ${source} has no '${folder.labelField}' column: the evaluation classifier ` +
-        `needs a class per image`,
+        `needs a class per image: set data.label_field to one of its columns, or put the ` +
+        `images in one subfolder per class`,
     );
   }
   let numClasses = data.classNames?.length ?? 0;

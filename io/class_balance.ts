@@ -34,9 +34,11 @@ export function describeBalance(labels: Int32Array, indices: Int32Array, power: 
   const byCount = [...count.values()].sort((a, b) => b - a);
   const share = (n: number) =>
     `${percent2(n / indices.length)} → ${percent2(n ** (1 - power) / total)}`;
-  return `class balance (data.balance_power ${power}): ${count.size} classes; the most common ` +
-    `one's share of the draws ${share(byCount[0])}, the rarest's ${share(byCount.at(-1)!)}`;
+  const head = `class balance (data.balance_power ${power}): `;
+  if (count.size === 1) return `${head}1 class, all of the draws`;
+  return `${head}${count.size} classes; the most common one's share of the draws ` +
+    `${share(byCount[0])}, the rarest's ${share(byCount.at(-1)!)}`;
 }
 
-/** two significant digits: a rare class's share is hundredths of a percent */
-const percent2 = (x: number) => `${(100 * x).toPrecision(2)}%`;
+/** two significant digits (a rare class's share is hundredths of a percent), no exponent */
+const percent2 = (x: number) => `${Number((100 * x).toPrecision(2))}%`;

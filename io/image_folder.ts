@@ -26,6 +26,8 @@ import { imageToSquare } from "./image_file.ts";
 import { readSafetensors, writeSafetensors } from "./safetensors.ts";
 
 export const METADATA_FILE = "metadata.jsonl";
+/** The class column of a folder of class subfolders: each image's subfolder. */
+export const CLASS_FOLDER_COLUMN = "label";
 
 /** Files read as images, by extension (any case). */
 export const IMAGE_EXTENSIONS: readonly string[] = [".png", ".jpg", ".jpeg"];
@@ -260,7 +262,12 @@ function listFromClassFolders(dir: string): Listing {
       );
     }
     for (const file of files) {
-      entries.push({ file, caption: e.name, columns: { label: e.name }, line: null });
+      entries.push({
+        file,
+        caption: e.name,
+        columns: { [CLASS_FOLDER_COLUMN]: e.name },
+        line: null,
+      });
       stats.push(statFile(dir, file)!);
     }
   }
@@ -560,7 +567,7 @@ export function loadImageFolder(dir: string, o: ImageFolderOptions): ImageSet {
         `decoded (data.skip_bad_images), first '${first.file}': ${first.reason}`,
     );
   }
-  const column = d.layout === "class-folders" ? "label" : labelField;
+  const column = d.layout === "class-folders" ? CLASS_FOLDER_COLUMN : labelField;
   const { labels, classNames } = classesOf(
     d.entries.map((e) => e.columns[column]),
     (i) =>

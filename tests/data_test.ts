@@ -233,6 +233,15 @@ Deno.test("Batcher with class-balancing weights: draws in proportion, resumes th
     describeBalance(labels, idxs, 1),
     /2 classes; the most common one's share of the draws 90% → 50%, the rarest's 10% → 50%/,
   );
+  assert.match(
+    describeBalance(labels, Int32Array.from([0, 1, 2, 3].map((k) => k * 10 + 1)), 0.5),
+    /: 1 class, all of the draws$/,
+  );
+  const many = Int32Array.from({ length: 100 }, (_, i) => (i < 97 ? 0 : i - 96));
+  assert.match(
+    describeBalance(many, Int32Array.from({ length: 100 }, (_, i) => i), 0),
+    /the most common one's share of the draws 97% → 97%, the rarest's 1% → 1%$/,
+  );
   assert.throws(() => new Batcher(idxs, 4, 7, undefined, new Float64Array(3)), /3 weights for 100/);
   assert.throws(() => new Batcher(idxs, 4, 7, undefined, new Float64Array(100)), /all zero/);
   const bad = new Float64Array(100).fill(1);

@@ -9,7 +9,7 @@ import type { Schedule } from "../diffusion/schedule.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { PixArt } from "../model/pixart.ts";
 import type { Classifier } from "../eval/classifier.ts";
-import { loadOrTrainClassifier } from "../eval/classifier_cache.ts";
+import { evalClassColumn, loadOrTrainClassifier } from "../eval/classifier_cache.ts";
 import {
   CLASSIFIER_SIZE,
   evalPrompts,
@@ -42,11 +42,15 @@ export async function runClassifier(
   mc: ModelConfig,
   log: (line: string) => void,
 ): Promise<Classifier> {
+  const say = (s: string) => log(`eval classifier: ${s}`);
   const { classifier } = await loadOrTrainClassifier(cfg.data.source, {
     holdout: cfg.data.holdout,
     splitSeed: cfg.train.seed,
-    data: { channels: mc.in_channels, labelField: cfg.data.label_field },
-    log: (s) => log(`eval classifier: ${s}`),
+    data: {
+      channels: mc.in_channels,
+      labelField: evalClassColumn(cfg.data.source, cfg.data.label_field, say),
+    },
+    log: say,
   });
   return classifier;
 }
