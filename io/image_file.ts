@@ -4,7 +4,8 @@
 // in [0, 1].
 
 import jpeg from "jpeg-js";
-import { isPng, MAX_IMAGE_PIXELS, readPngRgba } from "./png.ts";
+import { MAX_IMAGE_PIXELS, readPngRgba } from "./png.ts";
+import { isJpeg, isPng } from "./image_format.ts";
 import { fitSquare } from "./resize_area.ts";
 import { compositeOnWhite, toChannels } from "./rgba_image.ts";
 import { errnoText } from "./errors.ts";
@@ -22,10 +23,6 @@ export interface RgbImage {
 const JPEG_LIMITS = { maxResolutionInMP: MAX_IMAGE_PIXELS / 1e6, maxMemoryUsageInMB: 2048 };
 /** A larger file is refused before it is read. */
 export const MAX_IMAGE_FILE_BYTES = 256 * 2 ** 20;
-
-function isJpeg(bytes: Uint8Array): boolean {
-  return bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
-}
 
 /** Decodes PNG or JPEG bytes; errors say what is wrong with the file (the caller names it). */
 export function decodeImage(bytes: Uint8Array): RgbImage {

@@ -5,6 +5,9 @@ import { PNG } from "pngjs";
 import { Buffer } from "node:buffer";
 import { dirname } from "node:path";
 import { toByte } from "./pixels.ts";
+import { isPng } from "./image_format.ts";
+
+export { isPng };
 
 export { toByte };
 
@@ -49,19 +52,12 @@ function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-const SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
-
 /**
  * The most pixels an image file may have: Pillow's `Image.MAX_IMAGE_PIXELS` (a quarter gigabyte
  * of 24-bit pixels). A PNG of a few hundred bytes can declare 20000×20000 pixels of zeros (a
  * decompression bomb), so its header is checked before anything is inflated or allocated.
  */
 export const MAX_IMAGE_PIXELS = 89_478_485;
-
-/** Whether `bytes` start with the PNG signature. */
-export function isPng(bytes: Uint8Array): boolean {
-  return bytes.length >= 8 && SIGNATURE.every((b, i) => bytes[i] === b);
-}
 
 /**
  * Any PNG as pngjs decodes it: RGBA, rescaled to bytes unless `skipRescale` keeps the file's own

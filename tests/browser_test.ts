@@ -16,6 +16,10 @@ import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { Classifier } from "../eval/classifier.ts";
 import { bundledModel } from "../model/bundled.ts";
 import { DEFAULT_GUIDANCE } from "../diffusion/generate.ts";
+import { loadMnistNpm } from "../io/data.ts";
+import { prepareImages, splitHoldout } from "../io/image_set.ts";
+import { decodePng, writePng } from "../io/png.ts";
+import { toByte } from "../io/pixels.ts";
 import { ready } from "./helpers.ts";
 import type { MatmulReport } from "./browser_matmul_page.ts";
 
@@ -130,6 +134,18 @@ async function draw(
   assert.equal(s.state, "ready", `request ${nth} failed: ${s.status}`);
 }
 
+/** A held-out 3 at the digit model's size with its lower half black, as a PNG file. */
+async function halfThree(): Promise<string> {
+  const raw = prepareImages(await loadMnistNpm(), 32);
+  const i = [...splitHoldout(raw.n, 0.1, 0).holdout].find((i) => raw.labels[i] === 3)!;
+  const px = Uint8Array.from(raw.images.subarray(i * 1024, (i + 1) * 1024), toByte);
+  px.fill(0, 16 * 32);
+  const dir = await Deno.makeTempDir({ prefix: "pixart-browser-" });
+  globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+  writePng(`${dir}/half-three.png`, 32, 32, 1, px);
+  return `${dir}/half-three.png`;
+}
+
 /** The grid's images as [n, 1, S, S] values in [-1, 1] (the red channel of grey pixels). */
 async function canvasImages(page: Page): Promise<{ images: Float32Array; n: number }> {
   const rows = await page.$$eval("#grid canvas", (cs) =>
@@ -143,7 +159,7 @@ async function canvasImages(page: Page): Promise<{ images: Float32Array; n: numb
 
 Deno.test({
   name:
-    "web page in Chromium: draws sevens, again without leaking, explains bad prompts, takes a negative prompt, draws emoji",
+    "web page in Chromium: draws sevens, again without leaking, explains bad prompts, takes a negative prompt, edits an image, draws emoji",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async (t) => {
@@ -257,6 +273,61 @@ Deno.test({
         },
       );
       await t.step(
+        "a start image: strength 0 draws it back; a painted mask keeps the rest, completes a 3",
+        async () => {
+          const file = await halfThree();
+          const px = decodePng(Deno.readFileSync(file)).pixels;
+          await (await page.$("#init-image"))!.uploadFile(file);
+          await page.waitForFunction(() => !document.getElementById("edit").hidden);
+          assert.equal(await page.$eval("#init-msg", (e) => e.textContent), "");
+          await setInput(page, "strength", 0);
+          await draw(page, 6, { prompt: "three", num: 2, seed: 0 });
+          assert.match((await state(page)).status, /, from half-three\.png at strength 0,/);
+          const back = await canvasImages(page);
+          for (let k = 0; k < back.n; k++) {
+            const got = Uint8Array.from(back.images.subarray(k * 1024, (k + 1) * 1024), toByte);
+            assert.deepEqual(got, px, `sample ${k} is the start image`);
+          }
+
+          // paint the lower half with a brush of radius 40 of the mask's 256 pixels
+          const box = (await (await page.$("#mask-paint"))!.boundingBox())!;
+          await setInput(page, "brush", 40);
+          for (const y of [0.62, 0.8, 0.97]) {
+            await page.mouse.move(box.x + 0.02 * box.width, box.y + y * box.height);
+            await page.mouse.down();
+            await page.mouse.move(box.x + 0.98 * box.width, box.y + y * box.height, { steps: 8 });
+            await page.mouse.up();
+          }
+          await setInput(page, "strength", 1);
+          await draw(page, 7, { prompt: "three", num: 4, seed: 0 });
+          assert.match((await state(page)).status, /, inpainting half-three\.png at strength 1,/);
+          const { images, n } = await canvasImages(page);
+          let changed = 0;
+          for (let k = 0; k < n; k++) {
+            const got = Uint8Array.from(images.subarray(k * 1024, (k + 1) * 1024), toByte);
+            // rows 0-13 lie above every stroke; rows 16-31 are covered
+            assert.deepEqual(got.subarray(0, 14 * 32), px.subarray(0, 14 * 32), `sample ${k}`);
+            for (let i = 16 * 32; i < 1024; i++) changed += Number(got[i] !== px[i]);
+          }
+          assert.ok(changed > 4 * 100, `${changed} pixels of the painted half changed`);
+          const clf = Classifier.load(
+            new URL("checkpoints/classifier-mnist.safetensors", ROOT).pathname,
+          );
+          const { probs } = await clf.predict(images, n);
+          clf.dispose();
+          let threes = 0;
+          for (let i = 0; i < n; i++) {
+            const row = probs.subarray(i * 10, (i + 1) * 10);
+            if (row.indexOf(Math.max(...row)) === 3) threes++;
+          }
+          assert.ok(threes >= 3, `${threes} of ${n} completed digits read as 3`);
+          await page.click("#remove-image");
+          assert.ok(await page.$eval("#edit", (e) => e.hidden), "the image is removed");
+          await setInput(page, "prompt", "seven"); // the example, as the next step expects
+          assert.equal((await state(page)).poolBytes, bytes, "GPU memory in use after request 7");
+        },
+      );
+      await t.step(
         "the emoji model: its example prompt replaces the digits' one, drawn in colour",
         async () => {
           const emoji = bundledModel("emoji");
@@ -274,7 +345,7 @@ Deno.test({
           const s = await state(page);
           assert.equal(s.state, "ready", s.status);
           assert.equal(await page.$eval("#prompt", (e) => e.value), emoji.prompt);
-          await draw(page, 6, { prompt: emoji.prompt, num: 2, seed: 0 });
+          await draw(page, 8, { prompt: emoji.prompt, num: 2, seed: 0 });
           const rgb = await page.$$eval(
             "#grid canvas",
             (cs) =>

@@ -9,12 +9,14 @@ import {
   DEFAULT_GUIDANCE,
   DEFAULT_SAMPLER,
   DEFAULT_STEPS,
+  DEFAULT_STRENGTH,
   generate,
 } from "../diffusion/generate.ts";
 import { SAMPLER_LABELS } from "../diffusion/samplers.ts";
 import { deviceInfo, initDevice, pool } from "../kernels/mod.ts";
 import { SampleGrid } from "./grid.ts";
 import { type LoadedModel, loadModel } from "./loaded_model.ts";
+import { decodeUpload, StartImage } from "./start_image.ts";
 import { BUNDLED_MODELS } from "./models.ts";
 import {
   type DrawRequest,
@@ -61,6 +63,34 @@ function main(): void {
   const select = element<HTMLSelectElement>("model");
   const status = element("status");
   const gridRoot = element("grid");
+  const initFile = element<HTMLInputElement>("init-image");
+  const initMsg = element("init-msg");
+  const editControls = element("edit");
+  const strength = element<HTMLInputElement>("strength");
+  const strengthValue = element<HTMLOutputElement>("strength-value");
+  const brush = element<HTMLInputElement>("brush");
+  const resample = element<HTMLInputElement>("resample");
+  /** whether the user has set the strength (else painting a mask sets inpainting's default, 1) */
+  let strengthSet = false;
+  const setStrength = (v: number) => {
+    strength.value = String(v);
+    strengthValue.value = strength.value;
+  };
+  setStrength(DEFAULT_STRENGTH);
+  const start = new StartImage(
+    element("init-view"),
+    element("mask-paint"),
+    () => brush.valueAsNumber,
+    () => {
+      if (!strengthSet) setStrength(1);
+    },
+  );
+  /** Shows the start image as the loaded model reads it. */
+  const showStart = () => {
+    if (!loaded || !start.upload) return;
+    const c = loaded.model.config;
+    start.planes(c.image_size, c.in_channels as 1 | 3);
+  };
 
   let loaded: LoadedModel | null = null;
   let draws = 0;
@@ -107,6 +137,7 @@ function main(): void {
       if (promptBox.value === "" || promptBox.value === example) promptBox.value = entry.prompt;
       example = entry.prompt;
       checkPrompts();
+      showStart();
       const c = loaded.model.config;
       const mb = (loaded.bytes / 1e6).toFixed(1);
       setState(
@@ -136,6 +167,12 @@ function main(): void {
       steps: r.steps,
       guidance: r.guidance,
       negative: r.negative,
+      ...(r.edit && {
+        initImage: r.edit.initImage,
+        strength: r.edit.strength,
+        mask: r.edit.mask,
+        resample: r.edit.mask ? r.edit.resample : undefined,
+      }),
       seed: r.seed,
       batch: 64,
       onStep: (s) => {
@@ -156,17 +193,46 @@ function main(): void {
       "ready",
       `${prompts.length} images, ${SAMPLER_LABELS[DEFAULT_SAMPLER]} ${r.steps} steps, ` +
         `guidance ${r.guidance}` +
-        `${r.negative.trim() ? `, negative "${r.negative.trim()}"` : ""}, seed ${r.seed}: ` +
+        `${r.negative.trim() ? `, negative "${r.negative.trim()}"` : ""}${editText(r)}, ` +
+        `seed ${r.seed}: ` +
         `${seconds.toFixed(1)} s on ${adapterName()}.`,
     );
   };
 
   promptBox.addEventListener("input", checkPrompts);
   negative.addEventListener("input", checkPrompts);
+  strength.addEventListener("input", () => {
+    strengthSet = true;
+    strengthValue.value = strength.value;
+  });
+  initFile.addEventListener("change", async () => {
+    const file = initFile.files?.[0];
+    if (!file) return;
+    try {
+      start.clear();
+      start.upload = await decodeUpload(file);
+      initMsg.textContent = "";
+      initFile.setAttribute("aria-invalid", "false");
+      editControls.hidden = false;
+      showStart();
+    } catch (e) {
+      start.clear();
+      editControls.hidden = true;
+      initMsg.textContent = (e as Error).message;
+      initFile.setAttribute("aria-invalid", "true");
+    }
+  });
+  element("clear-mask").addEventListener("click", () => start.clearMask());
+  element("remove-image").addEventListener("click", () => {
+    start.clear();
+    initFile.value = "";
+    editControls.hidden = true;
+  });
   select.addEventListener("change", () => useModel(select.value));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     if (!loaded || !checkPrompts() || !form.reportValidity()) return;
+    const c = loaded.model.config;
     const r: DrawRequest = {
       prompts: splitPrompts(promptBox.value),
       negative: negative.value,
@@ -174,6 +240,15 @@ function main(): void {
       guidance: guidance.valueAsNumber,
       steps: steps.valueAsNumber,
       seed: seed.valueAsNumber,
+      edit: start.upload
+        ? {
+          name: start.upload.name,
+          initImage: start.planes(c.image_size, c.in_channels as 1 | 3),
+          strength: strength.valueAsNumber,
+          mask: start.maskPlane(c.image_size),
+          resample: resample.valueAsNumber,
+        }
+        : null,
     };
     controls.disabled = true;
     try {
@@ -195,6 +270,14 @@ function main(): void {
     await initDevice();
     await useModel(select.value);
   })().catch((e) => setState("error", (e as Error).message));
+}
+
+/** ", from NAME at strength S" or ", inpainting NAME at strength S (resampled N×)", or "". */
+function editText(r: DrawRequest): string {
+  if (!r.edit) return "";
+  const { name, strength, mask, resample } = r.edit;
+  return `, ${mask ? "inpainting" : "from"} ${name} at strength ${strength}` +
+    (mask && resample > 1 ? ` (resampled ${resample}×)` : "");
 }
 
 function adapterName(): string {

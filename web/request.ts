@@ -12,6 +12,15 @@ export interface DrawRequest {
   negative: string;
   num: number;
   guidance: number;
+  /** an image to edit instead of drawing from noise (GenerateOptions' names) */
+  edit: {
+    /** the upload's name, for the status line */
+    name: string;
+    initImage: Float32Array;
+    strength: number;
+    mask: Float32Array | null;
+    resample: number;
+  } | null;
   steps: number;
   seed: number;
 }
