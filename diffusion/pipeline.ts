@@ -9,7 +9,12 @@ import {
   parseCheckpoint,
 } from "../model/checkpoint_bytes.ts";
 import type { PixArt } from "../model/pixart.ts";
-import { type HalfWeights, sampleWeightPrecision, useHalfWeights } from "../model/half_weights.ts";
+import {
+  halfWeightCount,
+  type HalfWeights,
+  sampleWeightPrecision,
+  useHalfWeights,
+} from "../model/half_weights.ts";
 import { MNIST_WORDS } from "../io/captions.ts";
 import {
   DEFAULT_GUIDANCE,
@@ -79,7 +84,7 @@ export class Pipeline {
 
   /** "NAME: stage S, step N[, EMA weights][, K f16 weights]" */
   describe(): string {
-    const half = this.model.params.tensors().filter((t) => t.dtype === "f16").length;
+    const half = halfWeightCount(this.model);
     return `${this.name}: stage ${this.model.config.stage}, step ${this.step}` +
       (this.weights === "ema" ? ", EMA weights" : "") + (half ? `, ${half} f16 weights` : "");
   }

@@ -42,3 +42,8 @@ export function useHalfWeights(model: PixArt, which: HalfWeights): string[] {
   });
   return names;
 }
+
+/** How many of the model's weights are f16 (what an evaluation records beside its numbers). */
+export function halfWeightCount(model: PixArt): number {
+  return model.params.tensors().filter((t) => t.dtype === "f16").length;
+}

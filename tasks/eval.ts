@@ -38,6 +38,7 @@ import {
   timestepsFlag,
 } from "./cli.ts";
 import { runCaptionEval } from "./eval_captions.ts";
+import { halfWeightCount } from "../model/half_weights.ts";
 import { markdown, pct } from "./table.ts";
 
 const USAGE = `
@@ -261,6 +262,8 @@ await runTask(async () => {
     checkpoint: path,
     step: ck.step,
     weights,
+    // the linear weights sampling read as f16 (--precision): 0 for f32 throughout
+    f16_weights: halfWeightCount(model),
     classifier: { path: clfPath, held_out_accuracy: heldOutAccuracy },
     data: source,
     per_prompt: perPrompt,

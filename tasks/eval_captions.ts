@@ -11,6 +11,7 @@ import { loadSource } from "../io/data.ts";
 import { gatherBatch, prepareImages } from "../io/image_set.ts";
 import type { Schedule } from "../diffusion/schedule.ts";
 import type { PixArt } from "../model/pixart.ts";
+import { halfWeightCount } from "../model/half_weights.ts";
 import {
   type CaptionEval,
   type CaptionEvalResult,
@@ -101,6 +102,8 @@ export async function runCaptionEval(r: CaptionEvalRun): Promise<void> {
       checkpoint: r.checkpoint.path,
       step: r.checkpoint.step,
       weights: r.checkpoint.weights,
+      // the linear weights sampling read as f16 (--precision): 0 for f32 throughout
+      f16_weights: halfWeightCount(r.model),
       data: r.source,
       classifier: {
         path: ref.classifierPath,
