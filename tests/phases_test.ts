@@ -104,3 +104,34 @@ Deno.test("a bad phase is a one-line error naming it", () => {
   );
   bad("  from: 10\n", /'phases' must be a list/);
 });
+
+Deno.test("the digit model's recipe: its phases end where the shipped model's run ended", async () => {
+  const { loadConfig } = await import("../io/config.ts");
+  const { readSafetensorsHeader } = await import("../io/safetensors.ts");
+  const cfg = loadConfig("configs/digits_stage2.yaml");
+  const recorded = JSON.parse(
+    readSafetensorsHeader("checkpoints/pixart_mnist.safetensors").metadata.train_config,
+  );
+  // the settings of its last step are the ones the shipped checkpoint recorded
+  const end = configAt(cfg, cfg.train.steps - 1);
+  assert.equal(cfg.train.steps, recorded.train.steps);
+  for (const k of ["lr", "decay_start", "min_lr", "lr_decay", "batch_size", "ema_decay"] as const) {
+    assert.equal(end.train[k], recorded.train[k], `train.${k}`);
+  }
+  assert.equal(end.data.numeral_fraction, recorded.data.numeral_fraction);
+  assert.equal(end.diffusion.min_snr_gamma, recorded.diffusion.min_snr_gamma);
+  assert.equal(end.model.drop_path, recorded.model.drop_path);
+  // and the curve of docs/RESULTS.md's table on the way
+  assert.equal(configAt(cfg, 3699).model.drop_path, 0.1);
+  assert.equal(configAt(cfg, 4049).diffusion.min_snr_gamma, 0);
+  assert.equal(lrAt(cfg, 250), 5e-4); // warm-up
+  assert.equal(lrAt(cfg, 10050), 1e-3);
+  assert.ok(Math.abs(lrAt(cfg, 16000) - 1e-5) < 1e-12);
+  assert.equal(lrAt(cfg, 16001), 3e-4);
+  assert.equal(lrAt(cfg, 17000), 3e-4);
+  assert.ok(Math.abs(lrAt(cfg, 22000) - 1e-5) < 1e-12);
+  assert.equal(lrAt(cfg, 23000), 3e-4);
+  assert.ok(Math.abs(lrAt(cfg, 34000) - 1e-5) < 1e-12);
+  assert.equal(configAt(cfg, 17449).data.numeral_fraction, 0.5);
+  assert.equal(configAt(cfg, 17450).data.numeral_fraction, 0.7);
+});
