@@ -37,6 +37,7 @@ import {
   sweepRuns,
   timestepsFlag,
 } from "./cli.ts";
+import { runColourEval } from "./eval_colours.ts";
 import { runCaptionEval } from "./eval_captions.ts";
 import { halfWeightCount } from "../model/half_weights.ts";
 import { markdown, pct } from "./table.ts";
@@ -60,6 +61,8 @@ ${CHECKPOINT_USAGE}
   --per-prompt K       samples per prompt (default 20; image folders: per caption, default 4)
   --captions N         image folders: how many evaluation captions (default 100)
   --even-classes       image folders: spread each category's captions evenly over its classes
+  --colours            image folders of emoji: instead, how often samples of "<colour> <object>"
+                       show that colour, on shapes the folder has in it and on objects it has not
                        (subcategories) instead of in proportion to their images
   --caption-gap LIST   image folders: also the caption gap at these timesteps (e.g. 500,618), on
                        the evaluation captions' own images: how much lower the ε error is with
@@ -99,6 +102,7 @@ await runTask(async () => {
     out: { type: "string" },
     captions: { type: "string" },
     "even-classes": { type: "boolean" },
+    colours: { type: "boolean" },
     "label-field": { type: "string" },
     "caption-gap": { type: "string" },
   }, USAGE);
@@ -132,6 +136,24 @@ await runTask(async () => {
   const splitSeed = cfgT?.train?.seed ?? 0;
   const dataCfg = cfgT?.data as { label_field?: string; skip_bad_images?: boolean } | undefined;
 
+  if (a.colours) {
+    if (c.stage !== 2 || !isImageFolderSource(source)) {
+      fail("--colours applies to text-conditioned models of image folders");
+    }
+    if (runs.length !== 1) fail("--colours takes one sampler, step count and guidance scale");
+    await runColourEval({
+      model,
+      schedule,
+      describe: describeCheckpoint(sc),
+      source,
+      perCaption: perPromptFlag ?? 4,
+      run: runs[0],
+      seed,
+      outDir,
+    });
+    model.dispose();
+    return;
+  }
   // a text-conditioned model of a captioned image folder: scored on its captions
   if (c.stage === 2 && isImageFolderSource(source)) {
     const captions = intFlag(a.captions, "captions") ?? 100;

@@ -2,6 +2,7 @@
 // checkpoints, as files. Nothing is computed here; the browser runs the model.
 
 import { BUNDLED_MODELS } from "../web/models.ts";
+import { DEFAULT_CONFIG } from "../io/config_schema.ts";
 import { fail, intFlag, parseCli } from "./cli.ts";
 
 const USAGE = `
@@ -22,6 +23,8 @@ const FILES = new Map<string, string>([
   ["/dist/app.js", "web/dist/app.js"],
   ["/dist/app.js.map", "web/dist/app.js.map"],
   ...BUNDLED_MODELS.map((m): [string, string] => ["/" + m.file, m.file]),
+  // the word table that the bundled models which read words name (model.word_table)
+  ["/" + DEFAULT_CONFIG.model.word_table, DEFAULT_CONFIG.model.word_table],
 ]);
 
 const TYPES: Record<string, string> = {

@@ -4,8 +4,10 @@
 import {
   checkpointClassNames,
   modelFromCheckpoint,
+  needsWordTable,
   parseCheckpoint,
 } from "../model/checkpoint_bytes.ts";
+import { parseWordTable, type WordTable } from "../io/word_table.ts";
 import type { PixArt } from "../model/pixart.ts";
 import { sampleWeightPrecision, useHalfWeights } from "../model/half_weights.ts";
 import { checkpointSchedule, type Schedule } from "../diffusion/schedule.ts";
@@ -21,13 +23,34 @@ export interface LoadedModel {
   bytes: number;
 }
 
-/** Fetches and builds a bundled model; a failed download is a one-line error naming the file. */
+/** The bytes of a file the server sends; a failed download is a one-line error naming it. */
+async function download(file: string): Promise<Uint8Array> {
+  const res = await fetch(file);
+  if (!res.ok) throw new Error(`could not download ${file}: HTTP ${res.status}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+/** Word tables by path, fetched once for every model that reads them. */
+const tables = new Map<string, Promise<WordTable>>();
+
+/**
+ * Fetches and builds a bundled model, and for a model that reads words the table it names (the
+ * checkpoint checks its hash); a failed download is a one-line error naming the file.
+ */
 export async function loadModel(entry: BundledModel): Promise<LoadedModel> {
-  const res = await fetch(entry.file);
-  if (!res.ok) throw new Error(`could not download ${entry.file}: HTTP ${res.status}`);
-  const bytes = new Uint8Array(await res.arrayBuffer());
+  const bytes = await download(entry.file);
   const ck = parseCheckpoint(bytes, entry.file);
-  const model = modelFromCheckpoint(ck, entry.file, true);
+  let words: WordTable | null = null;
+  if (needsWordTable(ck)) {
+    const path = ck.model.word_table;
+    if (!tables.has(path)) {
+      const table = download(path).then((b) => parseWordTable(b, path));
+      table.catch(() => tables.delete(path)); // a failed download is tried again next time
+      tables.set(path, table);
+    }
+    words = await tables.get(path)!;
+  }
+  const model = modelFromCheckpoint(ck, entry.file, true, words);
   // sampling only: f16 weights where the adapter has shader-f16, else those stored exactly in f16
   useHalfWeights(model, sampleWeightPrecision());
   return {

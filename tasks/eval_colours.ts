@@ -1,0 +1,126 @@
+// `deno task eval --colours` on a text model of the emoji folder (eval/colour_eval.ts): K samples
+// of each "<colour> <shape>" caption the folder has and of "<colour> <object>" captions it has not,
+// read for the colour they show; the real images' score beside them, colours.json and a grid.
+
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { loadSource } from "../io/data.ts";
+import { prepareImages } from "../io/image_set.ts";
+import { writeImageGrid } from "../io/png.ts";
+import type { Schedule } from "../diffusion/schedule.ts";
+import { generate } from "../diffusion/generate.ts";
+import type { PixArt } from "../model/pixart.ts";
+import {
+  type Colour,
+  COLOURS,
+  type ColourScore,
+  drawingColour,
+  novelColourCaptions,
+  scoreColours,
+  seenColourCaptions,
+} from "../eval/colour_eval.ts";
+import { progressBar, type SamplingRun } from "./cli.ts";
+import { markdown, pct } from "./table.ts";
+
+export interface ColourEvalRun {
+  model: PixArt;
+  schedule: Schedule;
+  describe: string;
+  source: string;
+  perCaption: number;
+  run: SamplingRun;
+  seed: number;
+  outDir: string;
+}
+
+export async function runColourEval(r: ColourEvalRun): Promise<void> {
+  const c = r.model.config;
+  if (c.in_channels !== 3) throw new Error("--colours needs a colour (RGB) model");
+  const S = c.image_size;
+  const set = prepareImages(await loadSource(r.source, { size: S, channels: 3 }), S);
+  if (!set.captions) {
+    throw new Error(`--colours needs an image folder with captions; '${r.source}' is not`);
+  }
+  const per = 3 * S * S;
+  const imageOf = new Map<string, Float32Array>();
+  set.captions.forEach((cap, i) => {
+    if (!imageOf.has(cap)) imageOf.set(cap, set.images.subarray(i * per, (i + 1) * per));
+  });
+  // the prototypes: the folder's own "<colour> heart"
+  const prototypes = COLOURS.map((col) => {
+    const img = imageOf.get(`${col} heart`);
+    if (!img) throw new Error(`--colours: '${r.source}' has no image captioned '${col} heart'`);
+    return drawingColour(img, S);
+  });
+  const seen = seenColourCaptions().filter((e) => imageOf.has(e.caption));
+  const novel = novelColourCaptions(new Set(set.captions));
+  // the instrument on real images: the seen shapes other than the prototypes themselves
+  const realSet = seen.filter((e) => !e.caption.endsWith(" heart"));
+  const real = scoreColours(
+    Float32Array.from(realSet.flatMap((e) => [...imageOf.get(e.caption)!])),
+    S,
+    realSet.map((e) => e.colour),
+    1,
+    prototypes,
+  );
+  console.error(
+    `${r.describe}; colour words: ${seen.length} captions the folder has, ${novel.length} it ` +
+      `has not, ${r.perCaption} samples each; the folder's own circles and squares read ` +
+      `${pct(real.accuracy)} right`,
+  );
+  mkdirSync(r.outDir, { recursive: true });
+  const t0 = performance.now();
+  const results: Record<string, ColourScore & { captions: string[] }> = {};
+  for (const [name, list] of [["seen", seen], ["novel", novel]] as const) {
+    const prompts = list.flatMap((e) => Array(r.perCaption).fill(e.caption));
+    const images = await generate(r.model, r.schedule, prompts, [], {
+      ...r.run,
+      seed: r.seed,
+      batch: 64,
+      onProgress: (done, all) => progressBar(done, all, `colour words, ${name}`, t0),
+    });
+    results[name] = {
+      ...scoreColours(images, S, list.map((e) => e.colour as Colour), r.perCaption, prototypes),
+      captions: list.map((e) => e.caption),
+    };
+    const cols = Math.min(r.perCaption, 8);
+    const shown = new Float32Array(list.length * cols * per);
+    list.forEach((_, i) => {
+      for (let k = 0; k < cols; k++) {
+        shown.set(
+          images.subarray((i * r.perCaption + k) * per, (i * r.perCaption + k + 1) * per),
+          (i * cols + k) * per,
+        );
+      }
+    });
+    writeImageGrid(join(r.outDir, `colours-${name}.png`), shown, list.length * cols, 3, S, S, cols);
+    writeFileSync(
+      join(r.outDir, `colours-${name}.txt`),
+      list.map((e) => e.caption).join("\n") + "\n",
+    );
+  }
+  const report = {
+    ...r.run,
+    seed: r.seed,
+    per_caption: r.perCaption,
+    colours: COLOURS,
+    real,
+    ...results,
+    seconds: (performance.now() - t0) / 1000,
+  };
+  writeFileSync(join(r.outDir, "colours.json"), JSON.stringify(report, null, 2) + "\n");
+  console.log(markdown(
+    ["captions", "count", "colour read right", "chance"],
+    [
+      ["the folder's own (seen)", String(seen.length), pct(results.seen.accuracy), pct(1 / 8)],
+      [
+        "colours the folder never shows on the object (novel)",
+        String(novel.length),
+        pct(results.novel.accuracy),
+        pct(1 / 8),
+      ],
+      ["real images (circles, squares)", String(realSet.length), pct(real.accuracy), pct(1 / 8)],
+    ],
+  ));
+  console.error(`wrote ${join(r.outDir, "colours.json")} and the grids colours-seen/novel.png`);
+}
