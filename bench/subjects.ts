@@ -40,12 +40,13 @@ export function shippedConfigs(): string[] {
 }
 
 /**
- * The stage a config trains: a config file does not say (`deno task train:stage1` does); the
- * shipped stage-1 configs are named for it ("…stage1", "…class_conditional"), every other one
- * conditions on text.
+ * The stage a config's model is: a config file does not say (`deno task train:stage1` does); one
+ * that starts from the stage before (train.init_from) conditions on text (stage 2, or stage 3,
+ * which trains a stage-2 model further), one that does not is stage 1, as tests/e2e_test.ts reads
+ * the shipped configs.
  */
-export function stageOf(name: string): 1 | 2 {
-  return /stage1|class_conditional/.test(name) ? 1 : 2;
+export function stageOf(config: Config): 1 | 2 {
+  return config.train.init_from ? 2 : 1;
 }
 
 /** Loads a shipped config by name (or a YAML path); `short` cuts it to one block at batch 2. */
@@ -53,7 +54,7 @@ export function subject(nameOrPath: string, short = false): Subject {
   const path = nameOrPath.endsWith(".yaml") ? nameOrPath : `${CONFIG_DIR}${nameOrPath}.yaml`;
   const config = loadConfig(path);
   const name = configName(path);
-  const model: ModelConfig = { ...config.model, stage: stageOf(name) };
+  const model: ModelConfig = { ...config.model, stage: stageOf(config) };
   if (short) {
     // the config's layout (channels, patch, heads, stage) at the smallest size: 4 tokens, 8
     // channels a head, one block, 8 caption bytes
