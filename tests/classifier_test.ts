@@ -10,6 +10,8 @@ import {
 import { classifierName, loadOrTrainClassifier } from "../eval/classifier_cache.ts";
 import { mulberry32 } from "../kernels/host_random.ts";
 import { writeSafetensors } from "../io/safetensors.ts";
+import { imageFolderDigest } from "../io/image_folder.ts";
+import { encodePng } from "../io/png.ts";
 import { Adam, tensor, tidy } from "../kernels/mod.ts";
 import { ready } from "./helpers.ts";
 
@@ -255,7 +257,9 @@ Deno.test("loadOrTrainClassifier trains, saves with its held-out accuracy, then 
     train: { epochs: 1, batchSize: 8 },
     log: (s) => logs.push(s),
   });
-  assert.equal(first.path, join(cacheDir, "classifier-tiny-set.safetensors"));
+  // named by the folder and its contents
+  assert.match(first.path, /classifier-tiny-set-[0-9a-f]{12}\.safetensors$/);
+  assert.ok(first.path.startsWith(join(cacheDir, "classifier-tiny-set-")));
   assert.ok(first.heldOutAccuracy >= 0 && first.heldOutAccuracy <= 1);
   const m = first.classifier.metadata;
   assert.equal(m.held_out_n, "6");
@@ -273,4 +277,72 @@ Deno.test("loadOrTrainClassifier trains, saves with its held-out accuracy, then 
     /holdout 0.2 and split seed 0, not 0.1 and 0/,
   );
   for (const r of [first, second, third]) r.classifier.dispose();
+
+  // a folder of the same name with other images (the same classes) gets its own classifier …
+  const other = join(root, "elsewhere", "tiny-set");
+  Deno.mkdirSync(other, { recursive: true });
+  const syn2 = synthetic(n, h, 12);
+  const px2 = Uint8Array.from(syn2.images, (v) => Math.max(0, Math.min(255, (v + 1) * 127.5)));
+  Deno.writeFileSync(join(other, "train-images-idx3-ubyte"), idx([n, h, h], px2));
+  Deno.writeFileSync(
+    join(other, "train-labels-idx1-ubyte"),
+    idx([n], Uint8Array.from(syn2.labels)),
+  );
+  logs.length = 0;
+  const fourth = await loadOrTrainClassifier(other, {
+    cacheDir,
+    holdout: 0.2,
+    train: { epochs: 1, batchSize: 8 },
+    log: (s) => logs.push(s),
+  });
+  assert.notEqual(fourth.path, first.path);
+  assert.ok(logs.some((s) => s.startsWith("training a classifier")), logs.join("\n"));
+  // … and a copy of the first folder, wherever it lies, is scored with the first's
+  const copy = join(root, "copy", "tiny-set");
+  Deno.mkdirSync(copy, { recursive: true });
+  for (const f of ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"]) {
+    Deno.copyFileSync(join(data, f), join(copy, f));
+  }
+  const fifth = await loadOrTrainClassifier(copy, { cacheDir, holdout: 0.2 });
+  assert.equal(fifth.path, first.path);
+  for (const r of [fourth, fifth]) r.classifier.dispose();
+  Deno.removeSync(root, { recursive: true });
+});
+
+Deno.test("an image folder's digest: its images, their order and classes, not its place or times", () => {
+  const root = Deno.makeTempDirSync({ prefix: "clf_digest_" });
+  const a = join(root, "a", "set");
+  const png = (v: number) => encodePng(2, 2, 1, new Uint8Array(4).fill(v));
+  Deno.mkdirSync(join(a, "img"), { recursive: true });
+  Deno.writeFileSync(join(a, "img", "x.png"), png(10));
+  Deno.writeFileSync(join(a, "img", "y.png"), png(200));
+  const meta = (rows: unknown[]) =>
+    Deno.writeTextFileSync(
+      join(a, "metadata.jsonl"),
+      rows.map((r) => JSON.stringify(r)).join("\n"),
+    );
+  const x = { file_name: "img/x.png", text: "dark", kind: "dark" };
+  const y = { file_name: "img/y.png", text: "light", kind: "light" };
+  meta([x, y]);
+  const digest = imageFolderDigest(a, "kind");
+  // a copy elsewhere, written later: the same
+  const b = join(root, "b", "set");
+  Deno.mkdirSync(join(b, "img"), { recursive: true });
+  for (const f of ["metadata.jsonl", "img/x.png", "img/y.png"]) {
+    Deno.copyFileSync(join(a, f), join(b, f));
+  }
+  Deno.utimeSync(join(b, "img/x.png"), new Date(2000, 1, 1), new Date(2000, 1, 1));
+  assert.equal(imageFolderDigest(b, "kind"), digest);
+  // another caption: the same (a classifier never reads it)
+  meta([{ ...x, text: "very dark" }, y]);
+  assert.equal(imageFolderDigest(a, "kind"), digest);
+  // another class, order or image: another digest
+  meta([{ ...x, kind: "light" }, y]);
+  assert.notEqual(imageFolderDigest(a, "kind"), digest);
+  meta([y, x]);
+  assert.notEqual(imageFolderDigest(a, "kind"), digest);
+  meta([x, y]);
+  Deno.writeFileSync(join(a, "img", "y.png"), png(201));
+  assert.notEqual(imageFolderDigest(a, "kind"), digest);
+  Deno.removeSync(root, { recursive: true });
 });
