@@ -22,7 +22,9 @@ import {
 import { type Schedule, timePoints } from "./schedule.ts";
 import { epsFromOutput } from "./ddpm.ts";
 import { type EditOptions, type EditPlan, editSamples, planEdit } from "./edit.ts";
-import { DEFAULT_CONFIG } from "../io/config_schema.ts";
+import { DEFAULT_CONFIG, MAX_GUIDANCE } from "../io/config_schema.ts";
+
+export { MAX_GUIDANCE };
 
 /** Guidance when none is given (sample, eval, the web page): the config's default, the README's
  * recommended setting. */
@@ -132,6 +134,12 @@ export function generate(
   if (!SAMPLERS.includes(o.sampler)) {
     throw new Error(`unknown sampler '${o.sampler}': use one of ${SAMPLERS.join(", ")}`);
   }
+  if (prompts.length === 0) throw new Error("no prompts: pass one or more");
+  checkGuidance(o.guidance);
+  // a second run on the same model would share its packed weights and cached caption path
+  if (generating.has(model)) {
+    throw new Error("one generate at a time: await the running one before starting another");
+  }
   const cond = conditionFor(model, prompts, classNames);
   const n = prompts.length;
   const neg = o.negative?.trim() ? negativeCondition(model, o.negative, n, classNames) : null;
@@ -144,6 +152,7 @@ export function generate(
   const perBatch = edit?.steps ?? (o.sampler === "ancestral" ? schedule.T : o.steps);
   const totalSteps = perBatch * Math.ceil(n / batch);
   let done = 0;
+  generating.add(model);
   return (async () => {
     const slice = (from: number, to: number) =>
       [
@@ -171,7 +180,17 @@ export function generate(
       }
     }
     return out;
-  })();
+  })().finally(() => generating.delete(model));
+}
+
+/** The models a generate is running on. */
+const generating = new WeakSet<PixArt>();
+
+/** A guidance scale is a number from 0 (the unconditional model) to MAX_GUIDANCE; 1 is none. */
+export function checkGuidance(w: number): void {
+  if (!(w >= 0 && w <= MAX_GUIDANCE)) {
+    throw new Error(`guidance must be a number from 0 to ${MAX_GUIDANCE} (1 = none), got ${w}`);
+  }
 }
 
 /** Compiles the kernels of one guided step (at both ends of the schedule) before sampling. */

@@ -95,6 +95,9 @@ export class Pipeline {
    * seed 0, 64 images per batch.
    */
   generate(prompts: string[], o: Partial<GenerateOptions> = {}): Promise<Float32Array> {
+    if (this.#disposed) {
+      throw new Error("the pipeline was disposed: load it again (loadPipeline) to draw");
+    }
     return generate(this.model, this.schedule, prompts, this.classNames, {
       sampler: DEFAULT_SAMPLER,
       steps: DEFAULT_STEPS,
@@ -105,7 +108,11 @@ export class Pipeline {
     });
   }
 
+  #disposed = false;
+
   dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
     this.model.dispose();
   }
 }

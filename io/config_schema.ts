@@ -120,6 +120,13 @@ function strListOrNull(d: string[] | null): Field<string[] | null> {
 // ---------------------------------------------------------------------------------------------
 // the declaration
 
+/**
+ * The largest classifier-free guidance scale taken, from config, command line or library: five
+ * times past the sweeps' largest (20, docs/RESULTS.md), where samples have long saturated; beyond
+ * it ε̃ = ε_∅ + w·(ε_c − ε_∅) only grows toward overflow (1e30 drew a PNG of ±5e29).
+ */
+export const MAX_GUIDANCE = 100;
+
 export type LrDecayShape = "constant" | "cosine" | "linear";
 export const LR_DECAYS: readonly LrDecayShape[] = ["constant", "cosine", "linear"];
 
@@ -296,7 +303,7 @@ export const SCHEMA = {
     sampler: oneOf<SamplerName>("dpm-solver", SAMPLERS),
     steps: int(20, 1, 100_000),
     /** classifier-free guidance scale: the recommended setting of the bundled models */
-    guidance: num(2.5, { min: 0 }),
+    guidance: num(2.5, { min: 0, max: MAX_GUIDANCE }),
   },
 } as const;
 

@@ -17,7 +17,12 @@ import { Pipeline } from "../diffusion/pipeline.ts";
 import { type HalfWeights, sampleWeightPrecision } from "../model/half_weights.ts";
 import { bundledModelPath } from "../diffusion/load_pipeline.ts";
 import { type SamplerName, SAMPLERS } from "../diffusion/samplers.ts";
-import { DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEFAULT_STEPS } from "../diffusion/generate.ts";
+import {
+  DEFAULT_GUIDANCE,
+  DEFAULT_SAMPLER,
+  DEFAULT_STEPS,
+  MAX_GUIDANCE,
+} from "../diffusion/generate.ts";
 
 export type Options = NonNullable<ParseArgsConfig["options"]>;
 
@@ -123,6 +128,16 @@ export function numFlag(v: unknown, name: string): number | undefined {
   const n = Number(v);
   if (!Number.isFinite(n)) fail(`--${name} must be a number, got '${v}'`);
   return n;
+}
+
+/** A guidance scale: a number from 0 to MAX_GUIDANCE, as generate takes it. */
+export function guidanceFlag(v: unknown, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const w = Number(v);
+  if (String(v).trim() === "" || !(w >= 0 && w <= MAX_GUIDANCE)) {
+    fail(`--${name} must be a number from 0 to ${MAX_GUIDANCE} (1 = none), got '${v}'`);
+  }
+  return w;
 }
 
 /** "LO,HI": a timestep interval for guidance, 0 ≤ LO ≤ HI < T. */

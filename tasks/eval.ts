@@ -21,10 +21,10 @@ import {
   describeCheckpoint,
   fail,
   gridName,
+  guidanceFlag,
   intervalFlag,
   intFlag,
   loadSamplingCheckpoint,
-  numFlag,
   parseCli,
   PRECISION_HELP,
   precisionFlag,
@@ -109,14 +109,10 @@ await runTask(async () => {
   const perPromptFlag = intFlag(a["per-prompt"], "per-prompt");
   if (perPromptFlag === 0) fail("--per-prompt must be at least 1");
   const { samplers, steps, seed } = samplingSweepFlags(a);
-  let scales = [numFlag(a.guidance, "guidance") ?? DEFAULT_GUIDANCE];
+  let scales = [guidanceFlag(a.guidance, "guidance") ?? DEFAULT_GUIDANCE];
   if (a.sweep) {
     const list = ((a.scales as string) ?? "0,1,2,4,7,10,20").split(",");
-    scales = list.map((s) => {
-      const w = Number(s.trim());
-      if (s.trim() === "" || !Number.isFinite(w)) fail(`--scales: '${s}' is not a number`);
-      return w;
-    });
+    scales = list.map((s) => guidanceFlag(s.trim(), "scales")!);
   } else if (a.scales) fail("--scales needs --sweep");
   const runs = sweepRuns(samplers, steps, scales);
   const outDir = (a.out as string) ?? "output/eval";

@@ -13,10 +13,10 @@ import {
   DEFAULT_GUIDANCE,
   describeCheckpoint,
   fail,
+  guidanceFlag,
   intervalFlag,
   intFlag,
   loadSamplingCheckpoint,
-  numFlag,
   parseCli,
   PRECISION_HELP,
   precisionFlag,
@@ -89,7 +89,7 @@ await runTask(async () => {
   if (num < 1) fail("--num must be at least 1");
   const prompts = base.flatMap((p) => Array(num).fill(p));
   const { sampler, steps, seed } = samplingFlags(a);
-  const guidance = numFlag(a.guidance, "guidance") ?? DEFAULT_GUIDANCE;
+  const guidance = guidanceFlag(a.guidance, "guidance") ?? DEFAULT_GUIDANCE;
   const out = (a.out as string) ?? "output/samples.png";
   const txt = out.replace(/\.png$/i, "") + ".txt";
   if (a["prompts-file"]) keepInput(a["prompts-file"] as string, "prompts-file", out, txt);

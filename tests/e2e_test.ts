@@ -542,7 +542,7 @@ Deno.test("e2e errors: bad input is a one-line error", async (t) => {
     );
     assertOneLineError(
       await evaluate(["--checkpoint", ck2, "--sweep", "--scales", "1,x"]),
-      /^error: --scales: 'x' is not a number$/,
+      /^error: --scales must be a number from 0 to 100 \(1 = none\), got 'x'$/,
     );
   });
 

@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { noGrad, pool, tapeLength } from "../kernels/mod.ts";
 import { PixArt } from "../model/pixart.ts";
 import { linearSchedule } from "../diffusion/schedule.ts";
-import { generate } from "../diffusion/generate.ts";
+import { generate, MAX_GUIDANCE } from "../diffusion/generate.ts";
+import { loadPipeline } from "../diffusion/load_pipeline.ts";
 import type { SamplerName } from "../diffusion/samplers.ts";
 import { ready, TINY_TEXT_MODEL } from "./helpers.ts";
 
@@ -80,4 +81,54 @@ Deno.test("generate: onStep gets each step of each batch; its x is readable and 
     assert.equal(pool.stats.inUseBytes, before, `${sampler}: pool bytes in use after generate`);
   }
   model.dispose();
+});
+
+Deno.test("generate refuses what it cannot draw: no prompts, a guidance that is not a usable number", async () => {
+  const model = PixArt.init(TINY, 2);
+  const schedule = linearSchedule(1000);
+  const o = { sampler: "ddim" as const, steps: 2, guidance: 2, seed: 0 };
+  const refused = async (prompts: string[], guidance: number, re: RegExp) => {
+    await assert.rejects(
+      async () => await generate(model, schedule, prompts, [], { ...o, guidance }),
+      re,
+    );
+  };
+  await refused([], 2, /^Error: no prompts: pass one or more$/);
+  for (const w of [NaN, Infinity, -1, 1e30, MAX_GUIDANCE + 1]) {
+    await refused(
+      ["seven"],
+      w,
+      new RegExp(
+        `^Error: guidance must be a number from 0 to ${MAX_GUIDANCE} \\(1 = none\\), got ${
+          RegExp.escape(String(w))
+        }$`,
+      ),
+    );
+  }
+  // the bounds themselves draw
+  for (const w of [0, MAX_GUIDANCE]) {
+    const out = await generate(model, schedule, ["seven"], [], { ...o, guidance: w });
+    assert.ok(out.every(Number.isFinite), `guidance ${w}`);
+  }
+  model.dispose();
+});
+
+Deno.test("a pipeline: one generate at a time, none after dispose", async () => {
+  const pipe = await loadPipeline("digits");
+  const o = { steps: 2 };
+  const first = pipe.generate(["seven"], o);
+  await assert.rejects(
+    async () => await pipe.generate(["3"], o),
+    /^Error: one generate at a time: await the running one before starting another$/,
+  );
+  assert.equal((await first).length, 32 * 32);
+  // once it has finished, the next one runs
+  assert.equal((await pipe.generate(["3"], o)).length, 32 * 32);
+  await assert.rejects(async () => await pipe.generate([], o), /^Error: no prompts/);
+  pipe.dispose();
+  await assert.rejects(
+    async () => await pipe.generate(["seven"], o),
+    /^Error: the pipeline was disposed: load it again \(loadPipeline\) to draw$/,
+  );
+  pipe.dispose(); // twice is harmless
 });

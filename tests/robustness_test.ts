@@ -282,6 +282,14 @@ Deno.test("configs and flags: an empty file, a batch that cannot fit, bad paths 
       );
     }
   });
+  await t.step("a guidance scale out of bounds, as --steps is", async () => {
+    for (const w of ["1e30", "NaN", "-1"]) {
+      assertOneLineError(
+        await sample(["--prompt", "7", "--guidance", w, "--out", tmp("g.png")]),
+        new RegExp(`^error: --guidance must be a number from 0 to 100 \\(1 = none\\), got '${w}'$`),
+      );
+    }
+  });
   await t.step("an --out that cannot be written fails before sampling", async () => {
     const file = tmp("a-file");
     writeFileSync(file, "x");
