@@ -17,6 +17,7 @@ import {
   intervalFlag,
   intFlag,
   loadSamplingCheckpoint,
+  numFlag,
   parseCli,
   PRECISION_HELP,
   precisionFlag,
