@@ -127,7 +127,7 @@ await runTask(async () => {
         negative ? `, negative '${negative}'` : ""
       }${
         start
-          ? `, from ${edit.initImage}${mask ? ` inpainting ${edit.mask}` : ""} at strength ${
+          ? `, from ${edit.initImage}${mask ? `, mask ${edit.mask}` : ""}, strength ${
             edit.strength ?? (mask ? 1 : DEFAULT_STRENGTH)
           }${edit.resample ? `, resampled ${edit.resample}×` : ""}`
           : ""

@@ -153,7 +153,7 @@ Deno.test("sample --init-image: strength 0 writes the image back; inpainting kee
     inpainted,
   ]);
   assertOk(r);
-  assert.match(r.stderr, /inpainting .*lower\.png at strength 1, resampled 2×/);
+  assert.match(r.stderr, /, from .*digit-6\.png, mask .*lower\.png, strength 1, resampled 2×,/);
   const g = decodePng(Deno.readFileSync(inpainted));
   const src = decodePng(Deno.readFileSync(files[6])).pixels;
   for (const k of [0, 1]) {
