@@ -1,9 +1,8 @@
 // A model's steps as the product runs them, for one config (bench/subjects.ts): a training step
-// (forward, ε-MSE loss with the config's min-SNR weighting, backward, Adam with clipping, EMA),
+// (forward, ε-MSE loss with the config's min-SNR weighting, backward, AdamW with clipping, EMA),
 // its memory against what it needs, a guided sampling step, and a grid of images.
 
 import {
-  Adam,
   backward,
   byteSize,
   clearTape,
@@ -20,14 +19,15 @@ import {
   zero,
 } from "../kernels/mod.ts";
 import { captionFor } from "../io/captions.ts";
-import { mixSeed, mulberry32 } from "../kernels/host_random.ts";
+import { mulberry32 } from "../kernels/host_random.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { type Condition, PixArt } from "../model/pixart.ts";
 import { forwardFlops } from "../model/cost.ts";
 import { sampleWeightPrecision, useHalfWeights } from "../model/half_weights.ts";
 import { configSchedule } from "../diffusion/schedule.ts";
 import { generate } from "../diffusion/generate.ts";
-import { batchLoss, drawTokenMask, type StepBatch } from "../train/batch.ts";
+import { batchLoss, drawStep } from "../train/batch.ts";
+import { optimizerFor } from "../train/optimizer.ts";
 import { type BenchRun, gflops, type Line, MB, median, r3, timeReps } from "./measure.ts";
 import { profileStep } from "./profile.ts";
 import { modelSummary, type Subject } from "./subjects.ts";
@@ -63,39 +63,20 @@ export async function benchTrain(run: BenchRun, s: Subject, want: TrainWants): P
   const model = PixArt.init(c, 0);
   model.params.requireGrad(true);
   const params = model.params.tensors();
-  const opt = new Adam(params, {
-    lr: tc.lr,
-    betas: [tc.beta1, tc.beta2],
-    weightDecay: tc.weight_decay,
-    decoupled: tc.weight_decay > 0,
-    warmupSteps: tc.warmup_steps,
-    clipNorm: tc.clip_norm,
-  });
-  // a batch of the config's shape drawn as train/batch.ts drawBatch draws one, with random
-  // images (no data set): its timesteps, dropped captions, drop-path and masked tokens
+  const cfg = { ...s.config, model: c };
+  const opt = optimizerFor(params, cfg);
+  // a batch of the config's shape drawn as train/batch.ts drawBatch draws one (timesteps, dropped
+  // conditions, captions, drop-path, masked tokens, noise), on random images (no data set)
   const rng = mulberry32(7);
-  const batch: StepBatch = {
+  const labels = Int32Array.from({ length: B }, () => Math.floor(rng() * 10) % c.num_classes);
+  const batch = drawStep(cfg, c, model, schedule, 0, {
     images: Float32Array.from({ length: B * C * S * S }, () => rng() * 2 - 1),
-    t: Int32Array.from({ length: B }, () => Math.floor(rng() * schedule.T)),
-    cond: conditionOf(model, B, 3, s.config.diffusion.p_uncond),
-    dropKeep: c.drop_path > 0
-      ? Array.from(
-        { length: c.depth * 2 },
-        () =>
-          Float32Array.from(
-            { length: B },
-            () => (rng() < 1 - c.drop_path ? 1 / (1 - c.drop_path) : 0),
-          ),
-      )
-      : null,
-    mask: tc.mask_ratio > 0
-      ? drawTokenMask(c, B, tc.mask_ratio, tc.mask_decoder_blocks, mixSeed(0, 0, 0x3a5c))
-      : null,
-    noiseSeed: mixSeed(0, 0, 0xe95),
-  };
+    labels,
+    caption: (b, r) => captionFor(labels[b], r),
+  });
   // forward and loss as the trainer records them (train/batch.ts batchLoss); the tape is left
   // for backward()
-  const forwardLoss = batchLoss({ ...s.config, model: c }, c, model, schedule, batch);
+  const forwardLoss = batchLoss(cfg, c, model, schedule, batch);
   const paramSet = new Set(params);
   const ema = new Ema(params, tc.ema_decay);
   const lastLoss = empty([1]).keep();

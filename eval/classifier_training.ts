@@ -1,10 +1,10 @@
 // Training the evaluation classifier (eval/classifier.ts): cross-entropy with the engine's one
-// training step, Adam with a warm-up and a cosine schedule, random shifts (and flips where the
-// classes are mirror-symmetric).
+// training step, AdamW (kernels/optim.ts adamW) with a warm-up and a cosine schedule, random
+// shifts (and flips where the classes are mirror-symmetric).
 
 import {
-  Adam,
   type AdamOptions,
+  adamW,
   crossEntropy,
   empty,
   fill,
@@ -132,10 +132,9 @@ export async function trainClassifier(
   const flip = opts.flip ?? false;
   const edge = opts.edge ?? false;
   const weightDecay = opts.weightDecay ?? 0;
-  const opt = new Adam(clf.params.tensors(), {
+  const opt = adamW(clf.params.tensors(), {
     ...classifierSchedule(total, lr, warmup),
     weightDecay,
-    decoupled: weightDecay > 0,
   });
   const batcher = new Batcher(train.n, B, mixSeed(seed, 0xba7c));
   const labels = Int32Array.from(train.labels);

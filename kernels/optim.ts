@@ -173,6 +173,15 @@ function checkNumber(x: number, what: string, lo: number, hi = Infinity, hiOpen 
   }
 }
 
+/**
+ * The optimiser every training loop here builds (the trainer, its benchmark, the evaluation
+ * classifier): AdamW, weight decay decoupled from the gradient (Loshchilov & Hutter 2019), as
+ * torch.optim.AdamW. Without weight decay it is Adam.
+ */
+export function adamW(params: readonly Tensor[], opts: Omit<AdamOptions, "decoupled">): Adam {
+  return new Adam(params, { ...opts, decoupled: true });
+}
+
 export class Adam {
   readonly params: readonly Tensor[];
   lr: number;

@@ -1,6 +1,7 @@
 import {
   Adam,
   type AdamOptions,
+  adamW,
   arenaOf,
   backward,
   counters,
@@ -86,6 +87,8 @@ interface RunSpec {
   /** gradient of parameter k at step s (null: no gradient this step) */
   grad: (k: number, s: number, n: number) => Float32Array | null;
   returnNorm?: boolean;
+  /** how the optimiser is built (default new Adam) */
+  make?: (params: Tensor[], opts: AdamOptions) => Adam;
 }
 
 function numelOf(shape: number[]): number {
@@ -100,7 +103,7 @@ async function compare(spec: RunSpec, what: string): Promise<void> {
     p.requiresGrad = true;
     return p;
   });
-  const opt = new Adam(params, spec.opts);
+  const opt = (spec.make ?? ((p, o) => new Adam(p, o)))(params, spec.opts);
   const ref = new RefAdam(init.map((x) => Float64Array.from(x)), { ...DEFAULTS, ...spec.opts });
   const norms: Tensor[] = [];
   const refNorms: number[] = [];
@@ -177,6 +180,21 @@ Deno.test("AdamW (decoupled decay) with linear warm-up matches the reference", a
   const lrs = [1, 2, 4, 9].map((t) => opt.lrAt(t));
   assertClose(lrs, [0.0125, 0.025, 0.05, 0.05], 1e-12, "warm-up schedule");
   opt.dispose();
+});
+
+Deno.test("adamW, the optimiser the training loops build, decays decoupled; without decay it is Adam", async () => {
+  // adamW is not told `decoupled`: the reference is
+  const make = (p: Tensor[], { decoupled: _, ...o }: AdamOptions) => adamW(p, o);
+  const grad = (k: number, s: number, n: number) => rand(n, 350 + 10 * s + k, 0.5);
+  // the reference decays decoupled: coupled L2 decay, which `new Adam` does by default, fails
+  await compare({
+    opts: { lr: 2e-2, weightDecay: 0.1, decoupled: true, clipNorm: 1 },
+    shapes: SHAPES,
+    steps: 5,
+    grad,
+    make,
+  }, "adamW with weight decay");
+  await compare({ opts: { lr: 2e-2 }, shapes: SHAPES, steps: 5, grad, make }, "adamW without");
 });
 
 Deno.test("learning-rate decay after a constant phase matches the reference", async () => {

@@ -41,8 +41,34 @@ export function drawBatch(
   idx: Int32Array,
   step: number,
 ): StepBatch {
-  const B = idx.length;
-  const batch = gatherBatch(data.set, idx);
+  const { images, labels } = gatherBatch(data.set, idx);
+  const caption = (b: number, rng: () => number) =>
+    data.captionOf(idx[b], rng, cfg.data.numeral_fraction);
+  return drawStep(cfg, mc, model, schedule, step, { images, labels, caption });
+}
+
+/** The images a step trains on [B, C, S, S], their class labels, and how to caption image b. */
+export interface StepImages {
+  images: Float32Array;
+  labels: Int32Array;
+  /** the caption of image b (stage 2), drawn with the step's `rng` where it is drawn at all */
+  caption: (b: number, rng: () => number) => string;
+}
+
+/**
+ * Everything random about step `step` on the images `x` (a batch of the data set, or the
+ * benchmark's random images): timesteps, dropped conditions, captions, drop-path multipliers,
+ * masked tokens and the noise seed, drawn from the run seed and the step alone.
+ */
+export function drawStep(
+  cfg: Config,
+  mc: ModelConfig,
+  model: PixArt,
+  schedule: Schedule,
+  step: number,
+  x: StepImages,
+): StepBatch {
+  const B = x.labels.length;
   const rng = mulberry32(mixSeed(cfg.train.seed, step, 0x5eed));
   const t = Int32Array.from({ length: B }, () => Math.floor(rng() * schedule.T));
   const drop = Uint8Array.from({ length: B }, () => (rng() < cfg.diffusion.p_uncond ? 1 : 0));
@@ -50,10 +76,10 @@ export function drawBatch(
   if (mc.stage === 1) {
     cond = {
       kind: "class",
-      labels: Int32Array.from(batch.labels, (l, b) => (drop[b] ? mc.num_classes : l)),
+      labels: Int32Array.from(x.labels, (l, b) => (drop[b] ? mc.num_classes : l)),
     };
   } else {
-    const prompts = Array.from(idx, (i) => data.captionOf(i, rng, cfg.data.numeral_fraction));
+    const prompts = Array.from({ length: B }, (_, b) => x.caption(b, rng));
     cond = { kind: "text", ...model.tokenize(prompts), drop };
   }
   const keepP = 1 - cfg.model.drop_path;
@@ -73,7 +99,7 @@ export function drawBatch(
     )
     : null;
   return {
-    images: batch.images,
+    images: x.images,
     t,
     cond,
     dropKeep,

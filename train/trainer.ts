@@ -8,7 +8,7 @@
 
 import { formatDuration } from "../io/duration.ts";
 import {
-  Adam,
+  type Adam,
   deviceInfo,
   Ema,
   empty,
@@ -16,7 +16,6 @@ import {
   FiniteWatch,
   pool,
   submitted,
-  type Tensor,
   trainStep,
   trainStepOrSkip,
   warmUp,
@@ -42,7 +41,8 @@ import { generate } from "../diffusion/generate.ts";
 import { configSchedule, type Schedule } from "../diffusion/schedule.ts";
 import { batchLoss, drawBatch } from "./batch.ts";
 import { TrainingData } from "./data.ts";
-import { lrAt, lrNotes } from "./lr_schedule.ts";
+import { lrNotes } from "./lr_schedule.ts";
+import { optimizerFor } from "./optimizer.ts";
 import {
   captionEvaluator,
   classPromptEvaluator,
@@ -273,7 +273,7 @@ function weights(
   return { model, resumed: null };
 }
 
-/** Adam over every parameter on the config's learning-rate curve, its moments restored on resume. */
+/** AdamW over every parameter on the config's learning-rate curve, its moments restored on resume. */
 function optimizer(
   cfg: Config,
   model: PixArt,
@@ -282,7 +282,7 @@ function optimizer(
 ): Adam {
   model.params.requireGrad(true);
   for (const note of lrNotes(cfg)) report(note);
-  const opt = adamFor(model.params.tensors(), cfg.train, (t) => lrAt(cfg, t));
+  const opt = optimizerFor(model.params.tensors(), cfg);
   const names = model.params.names();
   if (resumed) {
     const m = names.map((n) => resumed.optim.get(`m.${n}`));
@@ -292,26 +292,6 @@ function optimizer(
     } else report("warning: the checkpoint has no optimiser state; Adam restarts");
   }
   return opt;
-}
-
-/**
- * The optimiser of a training config (docs/spec.md §5): Adam or, with weight decay, AdamW, clipped
- * at train.clip_norm, on `schedule` (else the config's one warm-up and decay).
- */
-export function adamFor(
-  params: readonly Tensor[],
-  tc: Config["train"],
-  schedule?: (t: number) => number,
-): Adam {
-  return new Adam(params, {
-    lr: tc.lr,
-    betas: [tc.beta1, tc.beta2],
-    weightDecay: tc.weight_decay,
-    decoupled: tc.weight_decay > 0,
-    warmupSteps: tc.warmup_steps,
-    clipNorm: tc.clip_norm,
-    schedule,
-  });
 }
 
 /** The EMA copy of the weights (restored on resume), and a view of it under the model's names. */

@@ -1,0 +1,21 @@
+// The optimiser of a run, from its config (docs/spec.md §5): AdamW (kernels/optim.ts adamW) with
+// the config's betas, weight decay and gradient clipping, on the learning rate of every step that
+// train/lr_schedule.ts lrAt reads off the config and its phases. The trainer and the benchmark of
+// its step build it here, so the step the benchmark times is the one a run takes.
+
+import { type Adam, adamW, type Tensor } from "../kernels/mod.ts";
+import type { Config } from "../io/config.ts";
+import { lrAt } from "./lr_schedule.ts";
+
+/** AdamW over `params` as `cfg` trains them. */
+export function optimizerFor(params: readonly Tensor[], cfg: Config): Adam {
+  const tc = cfg.train;
+  return adamW(params, {
+    lr: tc.lr,
+    betas: [tc.beta1, tc.beta2],
+    weightDecay: tc.weight_decay,
+    warmupSteps: tc.warmup_steps,
+    clipNorm: tc.clip_norm,
+    schedule: (t) => lrAt(cfg, t),
+  });
+}
