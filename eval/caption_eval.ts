@@ -44,7 +44,7 @@ import { generate, type GenerateOptions } from "../diffusion/generate.ts";
 import type { Schedule } from "../diffusion/schedule.ts";
 import { DEFAULT_CONFIG } from "../io/config.ts";
 import { loadSource } from "../io/data.ts";
-import { gatherBatch, type ImageSet, prepareImages, splitHoldout } from "../io/image_set.ts";
+import { gatherBatch, type ImageSet, prepareImages, rowOf, splitHoldout } from "../io/image_set.ts";
 import { mulberry32, shuffleInPlace } from "../kernels/host_random.ts";
 import { columnClasses } from "../io/image_folder.ts";
 import type { PixArt } from "../model/pixart.ts";
@@ -284,7 +284,7 @@ export function movedByOnePixel(set: ImageSet, idx: readonly number[]): Float32A
     const r = [draw(dx), draw(dy)];
     let k = 0;
     const dst = out.subarray(j * per, (j + 1) * per);
-    augmentBatch(set.images, [i], C, S, 1, false, () => r[k++], dst, true);
+    augmentBatch(set.images, [rowOf(set, i)], C, S, 1, false, () => r[k++], dst, true);
   });
   return out;
 }

@@ -14,7 +14,7 @@ import { DEFAULT_CONFIG } from "../io/config.ts";
 import { isImageFolderSource, loadSource, type SourceOptions } from "../io/data.ts";
 import { loadIdx } from "../io/idx.ts";
 import { CLASS_FOLDER_COLUMN, imageFolderDigest, METADATA_FILE } from "../io/image_folder.ts";
-import { prepareImages, splitHoldout } from "../io/image_set.ts";
+import { gatherBatch, prepareImages, splitHoldout } from "../io/image_set.ts";
 import { readSafetensorsHeader } from "../io/safetensors.ts";
 
 import { accuracy, trainClassifier, type TrainClassifierOptions } from "./classifier_training.ts";
@@ -257,7 +257,7 @@ export async function loadOrTrainClassifier(
           `classifier ${path} expects ${clf.config.channels} channel(s), data has ${data.channels}`,
         );
       }
-      const sub = subset(data.images, data.labels, holdoutIdx, data.channels * IMAGE_SIZE ** 2);
+      const sub = gatherBatch(data, holdoutIdx);
       acc = holdoutIdx.length
         ? await accuracy(clf, sub.images, sub.labels, holdoutIdx.length)
         : NaN;
@@ -276,8 +276,7 @@ export async function loadOrTrainClassifier(
   }
   let numClasses = data.classNames?.length ?? 0;
   for (const l of data.labels) numClasses = Math.max(numClasses, l + 1);
-  const size = data.channels * IMAGE_SIZE ** 2;
-  const tr = subset(data.images, data.labels, trainIdx, size);
+  const tr = gatherBatch(data, trainIdx);
   const recipe = { ...defaultTrainOptions(source, trainIdx.length, !!folder), ...opts.train };
   const network = opts.network ?? (folder ? FOLDER_CLASSIFIER : {});
   log(
@@ -291,7 +290,7 @@ export async function loadOrTrainClassifier(
     { ...recipe, log },
   );
   const seconds = (performance.now() - t0) / 1000;
-  const ho = subset(data.images, data.labels, holdoutIdx, size);
+  const ho = gatherBatch(data, holdoutIdx);
   const acc = holdoutIdx.length
     ? await accuracy(clf, ho.images, ho.labels, holdoutIdx.length)
     : NaN;
@@ -326,19 +325,4 @@ async function loadSplit(
   const data = prepareImages(await loadSource(source, read), IMAGE_SIZE);
   const { train, holdout: held } = splitHoldout(data.n, holdout, splitSeed);
   return { data, trainIdx: train, holdoutIdx: held };
-}
-
-function subset(
-  images: Float32Array,
-  labels: Int32Array,
-  idx: Int32Array,
-  size: number,
-): { images: Float32Array; labels: Int32Array } {
-  const out = new Float32Array(idx.length * size);
-  const lab = new Int32Array(idx.length);
-  for (let i = 0; i < idx.length; i++) {
-    out.set(images.subarray(idx[i] * size, (idx[i] + 1) * size), i * size);
-    lab[i] = labels[idx[i]];
-  }
-  return { images: out, labels: lab };
 }

@@ -9,7 +9,7 @@
 //   name the same emoji by the same file).
 
 import { join } from "node:path";
-import type { ImageSet } from "./image_set.ts";
+import { type ImageSet, sharedPictures } from "./image_set.ts";
 import { METADATA_FILE } from "./image_folder.ts";
 
 /** One extra folder, read at the source's size and channels. */
@@ -48,7 +48,6 @@ export function joinExtraSources(
   }
   const heldNames = new Set(Array.from(heldOut, (i) => mainFiles[i]));
   const classIndex = main.classNames ? new Map(main.classNames.map((c, i) => [c, i])) : null;
-  const per = main.channels * main.height * main.width;
   const keep: { x: ExtraSource; idx: number[]; labels: number[] }[] = [];
   const counts: JoinedSets["counts"] = [];
   for (const x of extras) {
@@ -97,8 +96,10 @@ export function joinExtraSources(
     counts.push({ source: x.source, added: idx.length, twins });
   }
   const total = main.n + keep.reduce((a, k) => a + k.idx.length, 0);
-  const images = new Float32Array(total * per);
-  images.set(main.images.subarray(0, main.n * per));
+  const { images, rows } = sharedPictures([
+    { set: main, idx: Int32Array.from({ length: main.n }, (_, i) => i) },
+    ...keep.map(({ x, idx }) => ({ set: x.set, idx })),
+  ]);
   const captions = [...mainCaptions];
   const files = [...mainFiles];
   const columns = main.columns ? [...main.columns] : mainFiles.map(() => ({}));
@@ -109,7 +110,6 @@ export function joinExtraSources(
   for (const { x, idx, labels: mapped } of keep) {
     const s = x.set;
     idx.forEach((i, k) => {
-      images.set(s.images.subarray(i * per, (i + 1) * per), at * per);
       labels[at] = mapped[k];
       captions.push(s.captions![i]);
       // the folder named, so a message about the image says which drawing it is
@@ -121,7 +121,7 @@ export function joinExtraSources(
   }
   const extraTrain = Int32Array.from({ length: total - main.n }, (_, k) => main.n + k);
   return {
-    set: { ...main, images, labels, n: total, captions, files, columns, lines },
+    set: { ...main, images, rows, labels, n: total, captions, files, columns, lines },
     extraTrain,
     counts,
   };

@@ -599,7 +599,11 @@ export function loadImageFolder(dir: string, o: ImageFolderOptions): ImageSet {
       ),
   );
   return {
-    images: expandRows(d.images, d.rows, per),
+    // lines naming one file share its picture in memory too, not only in the cache
+    images: d.images,
+    rows: d.rows.length * per === d.images.length && d.rows.every((r, i) => r === i)
+      ? null
+      : d.rows,
     labels,
     n: d.entries.length,
     channels,
@@ -611,14 +615,6 @@ export function loadImageFolder(dir: string, o: ImageFolderOptions): ImageSet {
     columns: d.entries.map((e) => e.columns),
     lines: d.entries.map((e) => e.line),
   };
-}
-
-/** [rows.length, …] images: row rows[i] of `images` for entry i. */
-function expandRows(images: Float32Array, rows: Int32Array, per: number): Float32Array {
-  if (rows.length * per === images.length && rows.every((r, i) => r === i)) return images;
-  const out = new Float32Array(rows.length * per);
-  rows.forEach((r, i) => out.set(images.subarray(r * per, (r + 1) * per), i * per));
-  return out;
 }
 
 /**

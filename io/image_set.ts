@@ -6,9 +6,17 @@
 import { mixSeed, shuffledIndices } from "../kernels/host_random.ts";
 import { resizeBilinear } from "./resize_bilinear.ts";
 
-/** Images [n, C, H, W] (row-major, channel-major per image) with integer labels. */
+/**
+ * n images [C, H, W] (row-major, channel-major per image) with integer labels. Entries that show
+ * the same picture (metadata.jsonl lines naming one file, several captions of an image) may share
+ * it: `images` then holds each picture once and `rows` says which one each entry shows. Read an
+ * entry's pixels with imageOf or gatherBatch, never by indexing `images` with the entry's index.
+ */
 export interface ImageSet {
+  /** the pictures [count, C, H, W]: n of them without `rows`, else as many as rows names */
   images: Float32Array;
+  /** entry k shows picture rows[k] of `images`; absent or null: entry k is picture k */
+  rows?: Int32Array | null;
   labels: Int32Array;
   n: number;
   channels: number;
@@ -24,6 +32,55 @@ export interface ImageSet {
   columns?: Record<string, string | number>[] | null;
   /** each image's line in metadata.jsonl (image folders; null in the class-folder layout) */
   lines?: (number | null)[] | null;
+}
+
+/** The picture of entry k: its row in `images`. */
+export function rowOf(set: ImageSet, k: number): number {
+  return set.rows ? set.rows[k] : k;
+}
+
+/** Entry k's pixels [C, H, W]: a view into `images`, not a copy. */
+export function imageOf(set: ImageSet, k: number): Float32Array {
+  const per = set.channels * set.height * set.width;
+  const r = rowOf(set, k);
+  return set.images.subarray(r * per, (r + 1) * per);
+}
+
+/** How many pictures `images` holds (n, unless entries share them). */
+export function pictureCount(set: ImageSet): number {
+  return set.images.length / (set.channels * set.height * set.width);
+}
+
+/**
+ * The pictures that entries `idx` of each part show, each copied once, and the row of each entry
+ * in the order given: null rows when every entry has a picture of its own.
+ */
+export function sharedPictures(
+  parts: readonly { set: ImageSet; idx: ArrayLike<number> }[],
+): { images: Float32Array; rows: Int32Array | null } {
+  const n = parts.reduce((a, p) => a + p.idx.length, 0);
+  const rows = new Int32Array(n);
+  const picked: { set: ImageSet; row: number }[] = [];
+  let at = 0;
+  for (const { set, idx } of parts) {
+    const newRow = new Map<number, number>();
+    for (let i = 0; i < idx.length; i++) {
+      const r = rowOf(set, idx[i]);
+      let to = newRow.get(r);
+      if (to === undefined) {
+        to = picked.length;
+        newRow.set(r, to);
+        picked.push({ set, row: r });
+      }
+      rows[at++] = to;
+    }
+  }
+  const per = parts.length ? parts[0].set.channels * parts[0].set.height * parts[0].set.width : 0;
+  const images = new Float32Array(picked.length * per);
+  picked.forEach(({ set, row }, k) => {
+    images.set(set.images.subarray(row * per, (row + 1) * per), k * per);
+  });
+  return { images, rows: picked.length === n ? null : rows };
 }
 
 /**
@@ -56,15 +113,16 @@ export function concatSets(parts: ImageSet[], what: string): ImageSet {
     }
   }
   const n = parts.reduce((s, p) => s + p.n, 0);
-  const images = new Float32Array(n * channels * height * width);
+  const { images, rows } = sharedPictures(
+    parts.map((set) => ({ set, idx: Int32Array.from({ length: set.n }, (_, i) => i) })),
+  );
   const labels = new Int32Array(n);
   let k = 0;
   for (const p of parts) {
-    images.set(p.images, k * channels * height * width);
     labels.set(p.labels, k);
     k += p.n;
   }
-  return { images, labels, n, channels, height, width };
+  return { images, rows, labels, n, channels, height, width };
 }
 
 /** x0 = 2·x − 1: maps [0, 1] to [-1, 1] (a new array). */
@@ -79,9 +137,10 @@ export function toSigned(x: Float32Array): Float32Array {
  * [-1, 1]. Labels, captions and class names are shared with the input set.
  */
 export function prepareImages(set: ImageSet, imageSize: number): ImageSet {
+  // each picture once: entries that share one keep sharing it
   const resized = set.height === imageSize && set.width === imageSize ? set.images : resizeBilinear(
     set.images,
-    set.n,
+    pictureCount(set),
     set.channels,
     set.height,
     set.width,
@@ -105,7 +164,7 @@ export function gatherBatch(
     if (!(k >= 0 && k < set.n)) {
       throw new Error(`gatherBatch: index ${k} out of range 0..${set.n - 1}`);
     }
-    images.set(set.images.subarray(k * size, (k + 1) * size), b * size);
+    images.set(imageOf(set, k), b * size);
     labels[b] = set.labels[k];
   }
   return { images, labels, captions };

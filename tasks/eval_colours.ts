@@ -5,7 +5,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadSource } from "../io/data.ts";
-import { prepareImages } from "../io/image_set.ts";
+import { imageOf as pixelsOf, prepareImages } from "../io/image_set.ts";
 import { writeImageGrid } from "../io/png.ts";
 import type { Schedule } from "../diffusion/schedule.ts";
 import { generate } from "../diffusion/generate.ts";
@@ -44,7 +44,7 @@ export async function runColourEval(r: ColourEvalRun): Promise<void> {
   const per = 3 * S * S;
   const imageOf = new Map<string, Float32Array>();
   set.captions.forEach((cap, i) => {
-    if (!imageOf.has(cap)) imageOf.set(cap, set.images.subarray(i * per, (i + 1) * per));
+    if (!imageOf.has(cap)) imageOf.set(cap, pixelsOf(set, i));
   });
   // the prototypes: the folder's own "<colour> heart"
   const prototypes = COLOURS.map((col) => {

@@ -3,7 +3,10 @@ import { join } from "node:path";
 import { defaultConfig, parseConfig } from "../io/config.ts";
 import { encodePng } from "../io/png.ts";
 import { TrainingData } from "../train/data.ts";
-import { captionGapDraw } from "../train/evaluation.ts";
+import { captionGapDraw, keepConfident } from "../train/evaluation.ts";
+import { gatherBatch, type ImageSet, pictureCount } from "../io/image_set.ts";
+import { movedByOnePixel } from "../eval/caption_eval.ts";
+import type { Classifier } from "../eval/classifier.ts";
 import { TINY_TEXT_MODEL } from "./helpers.ts";
 import type { ModelConfig } from "../model/config.ts";
 
@@ -157,4 +160,88 @@ Deno.test("data.extra_sources: declared in the config schema, null by default, a
     () => parseConfig("data:\n  extra_sources: data/emoji-twitter\n"),
     /'data\.extra_sources' must be a list of strings or null/,
   );
+});
+
+Deno.test("lines naming one file share its picture through training: the join, other sizes, moved copies, the quality filter", async () => {
+  await withCache(async (root) => {
+    const main = join(root, "main"), extra = join(root, "extra");
+    folder(main, ids(6), 200);
+    // files the source lacks, so none is a held-out image's twin
+    folder(extra, [10, 11, 12], 50, ", twitter style");
+    // each file named by many lines, each line its own caption
+    const repeat = (dir: string, files: number[], lines: number, suffix: string) =>
+      Deno.writeTextFileSync(
+        join(dir, "metadata.jsonl"),
+        ids(lines).map((i) =>
+          JSON.stringify({
+            file_name: `images/e${files[i % files.length]}.png`,
+            text: `emoji ${files[i % files.length]}${suffix} ${i}`,
+            label: files[i % files.length] % 2 ? "odd" : "even",
+          })
+        ).join("\n") + "\n",
+      );
+    repeat(main, ids(6), 600, "");
+    repeat(extra, [10, 11, 12], 90, ", twitter style");
+    const cfg = defaultConfig();
+    cfg.data.source = main;
+    cfg.data.holdout = 0.25;
+    cfg.data.extra_sources = [extra];
+    const data = await TrainingData.load(cfg, MC, 2, undefined, () => {});
+    const { set } = data;
+    assert.equal(set.n, 690);
+    // in memory, each picture once: the source's six and the extra folder's three
+    assert.equal(pictureCount(set), 9);
+    const all = Int32Array.from({ length: set.n }, (_, i) => i);
+    /** what entry i shows: red 200 (source) or 50 (extra), green 10·k for file e<k> */
+    const expected = (i: number) => {
+      const k = Number(/e(\d+)\.png$/.exec(set.files![i])![1]);
+      return [set.files![i].startsWith(extra) ? 50 : 200, 10 * k].map((v) => 2 * v / 255 - 1);
+    };
+    const per = 3 * 4 * 4;
+    const check = (images: Float32Array, S: number, what: string) => {
+      for (let i = 0; i < set.n; i++) {
+        const px = images.subarray(i * 3 * S * S);
+        const [r, g] = expected(i);
+        assert.ok(Math.abs(px[0] - r) < 1e-6 && Math.abs(px[S * S] - g) < 1e-6, `${what} ${i}`);
+      }
+    };
+    check(gatherBatch(set, all).images, 4, "entry");
+    // the classifier's size reads the folders again: the same entries, still sharing
+    const at2 = await data.atSize(2, MC);
+    assert.equal(at2.n, set.n);
+    assert.equal(pictureCount(at2), pictureCount(set));
+    check(gatherBatch(at2, all).images, 2, "at size 2, entry");
+    // the caption evaluation's moved copies are those of each entry's own picture
+    const dense: ImageSet = { ...set, images: gatherBatch(set, all).images, rows: null };
+    const idx = [0, 7, 599, 600, set.n - 1];
+    assert.deepEqual(movedByOnePixel(set, idx), movedByOnePixel(dense, idx));
+    assert.equal(dense.images.length, set.n * per);
+    // stage 3's quality filter scores each picture once and keeps each entry by its own:
+    // a classifier sure that green above 10·2 is "odd" keeps the training entries of e0 and e2
+    // (even, green below), of e3, e5 and e11 (odd, green above): those whose class it agrees with
+    const odd = data.set.classNames!.indexOf("odd");
+    let scored = 0;
+    const classifier = {
+      config: { numClasses: 2 },
+      predict: (images: Float32Array, n: number) => {
+        scored = n;
+        const probs = new Float32Array(2 * n);
+        for (let p = 0; p < n; p++) {
+          const green = images[p * 3 * 32 * 32 + 32 * 32];
+          probs[2 * p + odd] = green > 2 * 25 / 255 - 1 ? 1 : 0;
+          probs[2 * p + 1 - odd] = 1 - probs[2 * p + odd];
+        }
+        return Promise.resolve({ probs });
+      },
+    } as unknown as Classifier;
+    const train = Array.from(data.train);
+    const kept = await keepConfident(data, MC, classifier, 0.5);
+    assert.equal(scored, pictureCount(set));
+    const agree = (i: number) => {
+      const k = Number(/e(\d+)\.png$/.exec(set.files![i])![1]);
+      return (k > 2) === (k % 2 === 1);
+    };
+    assert.deepEqual(Array.from(data.train), train.filter(agree));
+    assert.equal(kept, train.filter(agree).length);
+  });
 });

@@ -3,7 +3,13 @@ import { existsSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { isImageFolderSource, loadSource } from "../io/data.ts";
-import { gatherBatch, type ImageSet, prepareImages } from "../io/image_set.ts";
+import {
+  gatherBatch,
+  imageOf,
+  type ImageSet,
+  pictureCount,
+  prepareImages,
+} from "../io/image_set.ts";
 import {
   columnClasses,
   defaultCacheDir,
@@ -354,6 +360,54 @@ Deno.test("image cache: lines naming the same file share one decoded image", () 
   assert.deepEqual(again.captions, s.captions);
   Deno.removeSync(dir, { recursive: true });
   Deno.removeSync(cache, { recursive: true });
+});
+
+Deno.test("image folder: lines naming the same file share its picture in memory too", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "imgfolder_shared_" });
+  const colours: [number, number, number][] = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [9, 9, 9]];
+  colours.forEach((c, k) => write(dir, `img/${k}.png`, solid(c, 4 + k, 4)));
+  // 2,000 lines over four files: a 200,000-line file over 8 images held 2.5 GB, one copy a line
+  const n = 2000;
+  write(
+    dir,
+    "metadata.jsonl",
+    jsonl(Array.from({ length: n }, (_, i) => ({
+      file_name: `img/${(i * 7) % 4}.png`,
+      text: `caption ${i}`,
+      label: i % 3 ? "a" : "b",
+    }))),
+  );
+  for (const cache of [null, Deno.makeTempDirSync({ prefix: "imgcache_shared_" })]) {
+    for (const pass of cache ? ["decoded", "cached"] : ["decoded"]) {
+      const s = loadImageFolder(dir, opts(cache).o);
+      const per = 3 * 2 * 2;
+      assert.equal(s.n, n, pass);
+      assert.equal(s.images.length, 4 * per, `${pass}: each picture once in memory`);
+      assert.equal(pictureCount(s), 4);
+      // every line reads its own file's picture
+      const all = Int32Array.from({ length: n }, (_, i) => i);
+      const batch = gatherBatch(s, all).images;
+      for (const i of [0, 1, 2, 3, 1234, n - 1]) {
+        assert.deepEqual(
+          Array.from(imageOf(s, i)),
+          Array.from(batch.subarray(i * per, (i + 1) * per)),
+        );
+        const k = (i * 7) % 4;
+        const rgb = colours[k].map((v) => Math.fround(v / 255));
+        assert.deepEqual(pixel({ ...s, images: imageOf(s, i), rows: null }, 0), rgb, `line ${i}`);
+      }
+      // brought to the model's size, still each picture once, and the same as the set written out
+      const dense: ImageSet = { ...s, images: batch, rows: null };
+      const at4 = prepareImages(s, 4);
+      assert.equal(at4.images.length, 4 * 3 * 4 * 4);
+      assert.deepEqual(
+        gatherBatch(at4, all).images,
+        gatherBatch(prepareImages(dense, 4), all).images,
+      );
+    }
+    if (cache) Deno.removeSync(cache, { recursive: true });
+  }
+  Deno.removeSync(dir, { recursive: true });
 });
 
 Deno.test("image cache folder: PIXART_CACHE_DIR, XDG_CACHE_HOME, then ~/.cache", () => {

@@ -19,7 +19,7 @@ import {
 } from "../eval/prompt_eval.ts";
 import { evaluateCaptions, prepareCaptionEval } from "../eval/caption_eval.ts";
 import { captionGap } from "../eval/caption_gap.ts";
-import { gatherBatch } from "../io/image_set.ts";
+import { gatherBatch, pictureCount, rowOf } from "../io/image_set.ts";
 import { mulberry32 } from "../kernels/host_random.ts";
 import type { TrainingData } from "./data.ts";
 
@@ -198,7 +198,8 @@ export async function keepConfident(
   minScore: number,
 ): Promise<number> {
   const at32 = await data.atSize(CLASSIFIER_SIZE, mc);
-  const { probs } = await classifier.predict(at32.images, at32.n);
+  // each picture scored once, however many entries show it
+  const { probs } = await classifier.predict(at32.images, pictureCount(at32));
   const K = classifier.config.numClasses;
-  return data.keepOnly((i) => probs[i * K + at32.labels[i]] >= minScore);
+  return data.keepOnly((i) => probs[rowOf(at32, i) * K + at32.labels[i]] >= minScore);
 }
