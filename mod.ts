@@ -51,10 +51,29 @@ export {
   readCheckpoint,
   saveCheckpoint,
 } from "./model/checkpoint.ts";
+export {
+  type AppliedLora,
+  Lora,
+  type LoraBase,
+  type LoraContents,
+  loraFromContents,
+  loraLayers,
+  type LoraSettings,
+  mergeLora,
+  parseLora,
+  peftName,
+  weightsSha256,
+} from "./model/lora.ts";
+export { readLora, saveLora } from "./model/lora_file.ts";
 
 // diffusion
-export { loadPipeline } from "./diffusion/load_pipeline.ts";
-export { Pipeline, type PipelineOptions } from "./diffusion/pipeline.ts";
+export {
+  type LoadOptions,
+  loadPipeline,
+  type LoraSpec,
+  parseLoraSpec,
+} from "./diffusion/load_pipeline.ts";
+export { Pipeline, type PipelineLora, type PipelineOptions } from "./diffusion/pipeline.ts";
 export { BUNDLED_MODELS, type BundledModel } from "./model/bundled.ts";
 export { linearSchedule, type Schedule, timePoints } from "./diffusion/schedule.ts";
 export { epsLoss, minSnrWeight, qSample } from "./diffusion/ddpm.ts";

@@ -1,6 +1,8 @@
 // A checkpoint ready to draw: its model (the EMA weights unless asked for the raw ones), the noise
 // schedule and class names it trained with, and generate() with the recommended defaults. Built
 // from a checkpoint's contents, so it works on bytes (a web page) as on files (load_pipeline.ts).
+// LoRA adapters (model/lora.ts) are applied to it with a multiplier each, after their base has
+// been checked against its weights.
 
 import {
   checkpointClassNames,
@@ -15,6 +17,15 @@ import {
   sampleWeightPrecision,
   useHalfWeights,
 } from "../model/half_weights.ts";
+import {
+  checkLoraBase,
+  type Lora,
+  type LoraContents,
+  loraFromContents,
+  parseLora,
+  weightsSha256,
+} from "../model/lora.ts";
+import { modelConfigFromJson } from "../model/checkpoint_bytes.ts";
 import { MNIST_WORDS } from "../io/captions.ts";
 import {
   DEFAULT_GUIDANCE,
@@ -45,7 +56,17 @@ export interface RecordedTrainConfig {
   model?: { in_channels?: number };
 }
 
+/** An adapter a pipeline applies: its file's name, its weights on the device and its multiplier. */
+export interface PipelineLora {
+  name: string;
+  lora: Lora;
+  scale: number;
+}
+
 export class Pipeline {
+  #loras: PipelineLora[] = [];
+  #sha256: Promise<string> | null = null;
+
   private constructor(
     /** the checkpoint's file (or the name it was given) */
     readonly name: string,
@@ -82,11 +103,63 @@ export class Pipeline {
     return this.ck.step;
   }
 
-  /** "NAME: stage S, step N[, EMA weights][, K f16 weights]" */
+  /** "NAME: stage S, step N[, EMA weights][, K f16 weights][, LoRA FILE × SCALE …]" */
   describe(): string {
     const half = halfWeightCount(this.model);
     return `${this.name}: stage ${this.model.config.stage}, step ${this.step}` +
-      (this.weights === "ema" ? ", EMA weights" : "") + (half ? `, ${half} f16 weights` : "");
+      (this.weights === "ema" ? ", EMA weights" : "") + (half ? `, ${half} f16 weights` : "") +
+      this.#loras.map((l) => `, LoRA ${l.name} × ${l.scale}`).join("");
+  }
+
+  /** The SHA-256 of the weights the model holds (model/lora.ts weightsSha256), computed once. */
+  weightsSha256(): Promise<string> {
+    const src = this.weights === "ema" && this.ck.ema ? this.ck.ema : this.ck.params;
+    return this.#sha256 ??= weightsSha256(this.ck.model, src);
+  }
+
+  /** The adapters applied, in order. */
+  get loras(): readonly PipelineLora[] {
+    return this.#loras;
+  }
+
+  /**
+   * Applies an adapter (its EMA weights when it has them) with a multiplier, after checking that
+   * it was trained on this model's weights: any other base is a one-line error. Sampling adds
+   * scale·(alpha / r)·B(A x) to every layer it adapts; several adapters add up.
+   */
+  async addLora(contents: LoraContents, name: string, scale = 1): Promise<void> {
+    if (!Number.isFinite(scale)) throw new Error(`LoRA '${name}': scale ${scale} is not a number`);
+    checkLoraBase(contents, name, await this.weightsSha256(), this.name);
+    const lora = loraFromContents(contents);
+    this.#loras.push({ name, lora, scale });
+    this.#apply();
+  }
+
+  /** An adapter from its file's bytes (e.g. a file given to the web page). */
+  addLoraBytes(bytes: Uint8Array, name: string, scale = 1): Promise<void> {
+    return this.addLora(parseLora(bytes, name, modelConfigFromJson), name, scale);
+  }
+
+  /** Changes the multiplier of the adapter at `index` (0 leaves the model as it is). */
+  setLoraScale(index: number, scale: number): void {
+    const l = this.#loras[index];
+    if (!l) throw new Error(`no LoRA adapter at ${index}: ${this.#loras.length} applied`);
+    if (!Number.isFinite(scale)) {
+      throw new Error(`LoRA '${l.name}': scale ${scale} is not a number`);
+    }
+    l.scale = scale;
+    this.#apply();
+  }
+
+  /** Removes every adapter (the model is its own again). */
+  clearLoras(): void {
+    for (const l of this.#loras) l.lora.dispose();
+    this.#loras = [];
+    this.#apply();
+  }
+
+  #apply(): void {
+    this.model.lora = this.#loras.map((l) => ({ lora: l.lora, scale: l.scale }));
   }
 
   /**
@@ -113,6 +186,7 @@ export class Pipeline {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
+    this.clearLoras();
     this.model.dispose();
   }
 }

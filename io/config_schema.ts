@@ -117,6 +117,18 @@ function strListOrNull(d: string[] | null): Field<string[] | null> {
   };
 }
 
+function strList(d: string[]): Field<string[]> {
+  const inner = strListOrNull(d);
+  return {
+    default: d,
+    check(key, v, fail) {
+      const list = inner.check(key, v, fail);
+      if (!list || list.length === 0) fail(`'${key}' must be a non-empty list of strings`);
+      return list!;
+    },
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // the declaration
 
@@ -299,6 +311,30 @@ export const SCHEMA = {
      */
     balance_power: num(0, { min: 0, max: 1 }),
   },
+  /**
+   * LoRA fine-tuning (deno task train:lora; Hu et al. 2021): low-rank adapters on a frozen
+   * model's Linear layers, as PEFT's LoraConfig
+   */
+  lora: {
+    /** r: the adapters' rank */
+    rank: int(4, 1, 4096),
+    /** lora_alpha: an adapter adds (alpha / rank)·B(A x) */
+    alpha: num(4, { min: 0, above: true }),
+    /**
+     * the layers adapted: layer names or prefixes of whole name segments, `*` for any one segment
+     * (PixArt-α's names: a block's self-attention qkv and proj, cross-attention q_linear,
+     * kv_linear and proj, MLP fc1 and fc2)
+     */
+    targets: strList([
+      "blocks.*.attn.qkv",
+      "blocks.*.attn.proj",
+      "blocks.*.cross_attn.q_linear",
+      "blocks.*.cross_attn.kv_linear",
+      "blocks.*.cross_attn.proj",
+      "blocks.*.mlp.fc1",
+      "blocks.*.mlp.fc2",
+    ]),
+  },
   sample: {
     sampler: oneOf<SamplerName>("dpm-solver", SAMPLERS),
     steps: int(20, 1, 100_000),
@@ -350,6 +386,7 @@ export type DiffusionSection = Config["diffusion"];
 export type TrainSection = Config["train"];
 export type DataSection = Config["data"];
 export type SampleSection = Config["sample"];
+export type LoraSection = Config["lora"];
 
 function defaultsOf(): Config {
   const out: Record<string, Record<string, unknown>> = {};

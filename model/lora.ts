@@ -58,21 +58,26 @@ export interface LoraBase {
 }
 
 /**
- * The layers of a model that `targets` name: each target must name at least one Linear layer
- * (others — embeddings, norms, the patch embedding — have no adapter).
+ * The Linear layers of a model that `targets` name (embeddings, norms and the patch embedding
+ * have no adapter). As PEFT does, it is an error only when they name none at all: a stage-1
+ * model has no cross-attention for the default targets to find. `unmatched` lists the targets
+ * that named nothing, for a run to report.
  */
-export function loraLayers(c: ModelConfig, targets: readonly string[]): LoraLayer[] {
+export function loraLayers(
+  c: ModelConfig,
+  targets: readonly string[],
+): LoraLayer[] & { unmatched: string[] } {
   const all = adaptableLayers(pixartLayers(c));
   const patterns = targets.map(namePattern);
-  targets.forEach((t, k) => {
-    if (!all.some((l) => patterns[k].test(l.path))) {
-      throw new Error(
-        `lora.targets: '${t}' names no Linear layer of this model (give a layer or a prefix of ` +
-          `names, e.g. 'blocks.*.attn.qkv', 'blocks.*.mlp', 'blocks.5')`,
-      );
-    }
-  });
-  return all.filter((l) => patterns.some((re) => re.test(l.path)));
+  const layers = all.filter((l) => patterns.some((re) => re.test(l.path)));
+  if (!layers.length) {
+    throw new Error(
+      `lora.targets [${targets.join(", ")}] name no Linear layer of this model (give layers or ` +
+        `prefixes of names, e.g. 'blocks.*.attn.qkv', 'blocks.*.mlp', 'blocks.5')`,
+    );
+  }
+  const unmatched = targets.filter((_, k) => !all.some((l) => patterns[k].test(l.path)));
+  return Object.assign(layers, { unmatched });
 }
 
 /** A LoRA adapter on the device: its rank, alpha, layers, weights and base. */

@@ -15,7 +15,8 @@ import {
 import { BUNDLED_MODELS } from "../model/bundled.ts";
 import { Pipeline } from "../diffusion/pipeline.ts";
 import { type HalfWeights, sampleWeightPrecision } from "../model/half_weights.ts";
-import { bundledModelPath } from "../diffusion/load_pipeline.ts";
+import { bundledModelPath, parseLoraSpec } from "../diffusion/load_pipeline.ts";
+import { readLora } from "../model/lora_file.ts";
 import { type SamplerName, SAMPLERS } from "../diffusion/samplers.ts";
 import {
   DEFAULT_GUIDANCE,
@@ -204,7 +205,7 @@ export const CHECKPOINT_USAGE = `
  * relative to the working folder when it lies inside it, so that what a task prints and records
  * does not carry the folders of the machine it ran on.
  */
-function shownPath(p: string): string {
+export function shownPath(p: string): string {
   const r = relative(Deno.cwd(), p);
   return r && !r.startsWith("..") && !isAbsolute(r) ? r : p;
 }
@@ -333,15 +334,39 @@ export async function loadSamplingCheckpoint(
   raw: boolean,
   model?: string,
   halfWeights: HalfWeights = sampleWeightPrecision(),
+  lora: readonly string[] = [],
 ): Promise<Pipeline> {
+  const specs = lora.map((l) => {
+    try {
+      return parseLoraSpec(l);
+    } catch (e) {
+      fail((e as Error).message);
+    }
+  });
   const path = findCheckpoint(flag, model);
   const ck = readCheckpoint(path);
-  return Pipeline.fromCheckpoint(ck, path, {
+  const pipe = Pipeline.fromCheckpoint(ck, path, {
     raw,
     words: await wordTableOf(ck.model),
     halfWeights,
   });
+  try {
+    for (const spec of specs) {
+      const { path: file, contents } = readLora(spec.file);
+      await pipe.addLora(contents, shownPath(file), spec.scale ?? 1);
+    }
+  } catch (e) {
+    pipe.dispose();
+    throw e;
+  }
+  return pipe;
 }
+
+/** The help line of --lora, for the tasks that apply adapters. */
+export const LORA_USAGE = `
+  --lora FILE[:SCALE]  apply a LoRA adapter (deno task train:lora; a file or a run's folder) with
+                       a multiplier (default 1; 0 is the model alone); repeatable: they add up`
+  .slice(1);
 
 /** "PATH: stage S, step N[, EMA weights]", the first words `sample` and `eval` print. */
 export function describeCheckpoint(s: Pipeline): string {

@@ -17,6 +17,7 @@ import {
   intervalFlag,
   intFlag,
   loadSamplingCheckpoint,
+  LORA_USAGE,
   numFlag,
   parseCli,
   PRECISION_HELP,
@@ -56,6 +57,7 @@ ${samplerUsage()}
   --seed N             start noise seed (default 0)
   --raw                use the raw weights even if the checkpoint has EMA weights
 ${PRECISION_HELP}
+${LORA_USAGE}
   --out PATH           PNG path (default output/samples.png); the prompts go beside it (.txt)
 `;
 
@@ -80,6 +82,7 @@ await runTask(async () => {
     seed: { type: "string" },
     raw: { type: "boolean" },
     precision: { type: "string" },
+    lora: { type: "string", multiple: true },
     out: { type: "string" },
   }, USAGE);
   const base: string[] = [...((a.prompt as string[]) ?? [])];
@@ -104,6 +107,7 @@ await runTask(async () => {
     !!a.raw,
     a.model as string | undefined,
     precisionFlag(a.precision),
+    (a.lora as string[] | undefined) ?? [],
   );
   const { model, classNames, schedule } = sc;
   const interval = intervalFlag(a["guidance-interval"], "guidance-interval", schedule.T);
@@ -156,7 +160,7 @@ await runTask(async () => {
   writeImageGrid(out, images, prompts.length, c.in_channels, c.image_size, c.image_size, cols);
   writeFileSync(txt, promptsText(prompts));
   console.error(`wrote ${out} and ${txt} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
-  model.dispose();
+  sc.dispose();
 });
 
 /** Neither the grid nor the prompts written beside it may land on a file being read. */

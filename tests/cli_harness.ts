@@ -32,14 +32,15 @@ export interface Run {
 }
 
 export async function task(
-  script: "train" | "sample" | "eval" | "export" | "bench",
+  script: "train" | "train_lora" | "sample" | "eval" | "export" | "bench",
   args: string[],
   denoFlags: string[] = [],
   timeoutMs = TIMEOUT_MS,
 ): Promise<Run> {
+  const permissions = script === "train_lora" ? "train" : script;
   const child = new Deno.Command(Deno.execPath(), {
     // each task with the permission set deno.json gives it, as `deno task` runs it
-    args: ["run", `-P=${script}`, ...denoFlags, "-q", `tasks/${script}.ts`, ...args],
+    args: ["run", `-P=${permissions}`, ...denoFlags, "-q", `tasks/${script}.ts`, ...args],
     cwd: ROOT,
     env: ENV,
     stdin: "null",
@@ -62,6 +63,7 @@ export async function task(
 }
 
 export const train = (args: string[]) => task("train", args);
+export const trainLora = (args: string[]) => task("train_lora", args);
 export const sample = (args: string[], denoFlags: string[] = []) => task("sample", args, denoFlags);
 export const evaluate = (args: string[]) => task("eval", args);
 export const exportTask = (args: string[]) => task("export", args);

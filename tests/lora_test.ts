@@ -375,7 +375,7 @@ Deno.test("an adapter is refused by any other weights, with one line naming its 
   }
 });
 
-Deno.test("lora.targets: patterns pick Linear layers; one that names none is an error", () => {
+Deno.test("lora.targets: patterns pick Linear layers; targets that name none are an error", () => {
   const c = TINY_TEXT_MODEL;
   assert.deepEqual(loraLayers(c, ["blocks.1.mlp"]).map((l) => [l.path, l.inp, l.out]), [
     ["blocks.1.mlp.fc1", 32, 128],
@@ -384,8 +384,12 @@ Deno.test("lora.targets: patterns pick Linear layers; one that names none is an 
   assert.equal(loraLayers(c, TARGETS).length, 14);
   // the text encoder's attention is not a block's
   assert.ok(loraLayers(c, TARGETS).every((l) => l.path.startsWith("blocks.")));
-  assert.throws(() => loraLayers(c, ["x_embedder"]), /'x_embedder' names no Linear layer/);
-  assert.throws(() => loraLayers(c, ["blocks.*.attn.qk"]), /names no Linear layer/);
+  assert.throws(() => loraLayers(c, ["x_embedder"]), /\[x_embedder\] name no Linear layer/);
+  assert.throws(() => loraLayers(c, ["blocks.*.attn.qk"]), /name no Linear layer/);
+  // as PEFT: only when none of them names a layer; the others are listed
+  const stage1 = loraLayers({ ...c, stage: 1 }, TARGETS);
+  assert.equal(stage1.length, 8);
+  assert.deepEqual(stage1.unmatched, TARGETS.filter((t) => t.includes("cross_attn")));
 });
 
 Deno.test("training an adapter: only A and B get gradients; checkpointed blocks give the same", async () => {

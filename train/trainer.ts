@@ -58,6 +58,9 @@ import {
   resumeFrom,
 } from "./model_init.ts";
 import { RunFolder } from "./run_folder.ts";
+import { loraSamplingModel, type LoraTraining, loraWeights, type Resumed } from "./lora_run.ts";
+import type { Lora } from "../model/lora.ts";
+import { saveLora } from "../model/lora_file.ts";
 import type { StopSignal } from "./stop_signal.ts";
 
 export interface TrainOptions {
@@ -69,6 +72,11 @@ export interface TrainOptions {
   fresh: boolean;
   /** stages 2 and 3: the earlier stage's checkpoint or folder (else train.init_from) */
   initFrom?: string;
+  /**
+   * train a LoRA adapter on this frozen base instead of the model's weights (deno task
+   * train:lora; `stage` is then the base model's, 1 or 2, and the config's model its model)
+   */
+  lora?: LoraTraining;
   /** checkpoints of this run to keep (0: all) */
   keep: number;
   /** write sample grids */
@@ -98,9 +106,13 @@ interface Run {
   data: TrainingData;
   schedule: Schedule;
   model: PixArt;
+  /** a LoRA run's adapter, applied to `model`, whose own weights are then frozen */
+  lora: Lora | null;
+  /** the weights the optimiser updates: the model's, or the adapter's */
+  trained: Params;
   opt: Adam;
   ema: Ema | null;
-  /** the EMA weights under the model's names (sampling and checkpoints read them) */
+  /** the EMA of `trained`, under the same names (sampling and checkpoints read them) */
   emaParams: Params | null;
   batcher: Batcher;
   /** the class balance the batcher draws with now (a phase may change it) */
@@ -164,10 +176,13 @@ async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<R
   const words = await wordTableOf(mc);
   const data = await loadData(cfg, mc, o, words);
   const newest = folder.checkpoints().at(-1) ?? null;
-  const { model, resumed } = weights(cfg, mc, o, newest, words);
+  const { model, lora, resumed } = o.lora
+    ? await loraWeights(cfg, mc, o.lora, resumedCheckpoint(o, newest), words, (l) => o.report(l))
+    : { ...weights(cfg, mc, o, newest, words), lora: null };
+  const trained = lora ? lora.params : model.params;
   const step = resumed?.step ?? 0;
-  const opt = optimizer(cfg, model, resumed, o.report);
-  const { ema, emaParams } = emaOf(cfg, model, resumed);
+  const opt = optimizer(cfg, trained, resumed, o.report);
+  const { ema, emaParams } = emaOf(cfg, trained, resumed);
   let classifier = await curate(cfg, mc, o, data);
   const batcher = batcherAt(cfg, data, step, resumed, o.report);
   let evaluator: Evaluator | null = null;
@@ -182,7 +197,7 @@ async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<R
   }
 
   o.report(
-    `stage ${o.stage}: ${model.params.count().toLocaleString()} parameters, ` +
+    `${o.lora ? "LoRA" : `stage ${o.stage}`}: ${trained.count().toLocaleString()} parameters, ` +
       `${data.train.length} training images, batch ${tc.batch_size}, steps ${step}/${tc.steps}, ` +
       `adapter ${deviceInfo().adapter}`,
   );
@@ -204,6 +219,8 @@ async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<R
     data,
     schedule,
     model,
+    lora,
+    trained,
     opt,
     ema,
     emaParams,
@@ -241,6 +258,13 @@ function loadData(
   return TrainingData.load(cfg, mc, o.stage, tokenizeCaption);
 }
 
+/** The checkpoint --resume continues from (a one-line error without one), or null for a new run. */
+function resumedCheckpoint(o: TrainOptions, newest: string | null): string | null {
+  if (!o.resume) return null;
+  if (!newest) throw new Error(`--resume: no checkpoint in '${o.out}' to resume from`);
+  return newest;
+}
+
 /**
  * Where the weights come from: the run's newest checkpoint (--resume), the earlier stage's
  * (stages 2 and 3), or the initialisation (stage 1, or train.from_scratch).
@@ -251,7 +275,7 @@ function weights(
   o: TrainOptions,
   newest: string | null,
   words: WordTable | null,
-): { model: PixArt; resumed: ReturnType<typeof resumeFrom>["ck"] | null } {
+): { model: PixArt; resumed: Resumed | null } {
   const tc = cfg.train;
   if (o.resume) {
     if (!newest) throw new Error(`--resume: no checkpoint in '${o.out}' to resume from`);
@@ -273,17 +297,17 @@ function weights(
   return { model, resumed: null };
 }
 
-/** AdamW over every parameter on the config's learning-rate curve, its moments restored on resume. */
+/** AdamW over the trained weights on the config's learning-rate curve, its moments restored on resume. */
 function optimizer(
   cfg: Config,
-  model: PixArt,
-  resumed: ReturnType<typeof resumeFrom>["ck"] | null,
+  trained: Params,
+  resumed: Resumed | null,
   report: TrainOptions["report"],
 ): Adam {
-  model.params.requireGrad(true);
+  trained.requireGrad(true);
   for (const note of lrNotes(cfg)) report(note);
-  const opt = optimizerFor(model.params.tensors(), cfg);
-  const names = model.params.names();
+  const opt = optimizerFor(trained.tensors(), cfg);
+  const names = trained.names();
   if (resumed) {
     const m = names.map((n) => resumed.optim.get(`m.${n}`));
     const v = names.map((n) => resumed.optim.get(`v.${n}`));
@@ -294,16 +318,16 @@ function optimizer(
   return opt;
 }
 
-/** The EMA copy of the weights (restored on resume), and a view of it under the model's names. */
+/** The EMA copy of the trained weights (restored on resume), and a view of it under their names. */
 function emaOf(
   cfg: Config,
-  model: PixArt,
-  resumed: ReturnType<typeof resumeFrom>["ck"] | null,
+  trained: Params,
+  resumed: Resumed | null,
 ): { ema: Ema | null; emaParams: Params | null } {
   if (!(cfg.train.ema_decay > 0)) return { ema: null, emaParams: null };
-  const names = model.params.names();
+  const names = trained.names();
   const ema = new Ema(
-    model.params.tensors(),
+    trained.tensors(),
     cfg.train.ema_decay,
     names.map((n) => resumed?.ema?.get(n)),
   );
@@ -333,7 +357,7 @@ function batcherAt(
   cfg: Config,
   data: TrainingData,
   step: number,
-  resumed: ReturnType<typeof resumeFrom>["ck"] | null,
+  resumed: Resumed | null,
   report: TrainOptions["report"],
 ): Batcher {
   const state: BatcherState | undefined = resumed?.metadata.data_state
@@ -496,16 +520,16 @@ async function evaluate(run: Run): Promise<void> {
  */
 async function checkpoint(run: Run, grid: boolean): Promise<void> {
   await stopIfDiverged(run);
-  const { folder, model, opt, cfg, o } = run;
+  const { folder, model, trained, opt, cfg, o } = run;
   const st = await opt.readState();
   const optim = new Map<string, { shape: readonly number[]; data: Float32Array }>();
-  model.params.names().forEach((n, k) => {
-    const shape = model.params.get(n).shape;
+  trained.names().forEach((n, k) => {
+    const shape = trained.get(n).shape;
     optim.set(`m.${n}`, { shape, data: st.m[k] });
     optim.set(`v.${n}`, { shape, data: st.v[k] });
   });
   const path = folder.checkpointPath(run.step);
-  await saveCheckpoint(path, model, {
+  const saved = {
     ema: run.emaParams,
     optim,
     step: run.step,
@@ -515,7 +539,9 @@ async function checkpoint(run: Run, grid: boolean): Promise<void> {
       data_state: JSON.stringify(run.batcher.state()),
       classes: JSON.stringify(run.data.classNames),
     },
-  });
+  };
+  if (run.lora) await saveLora(path, run.lora, saved);
+  else await saveCheckpoint(path, model, saved);
   run.lastGood = path;
   folder.wrote(path, o.keep);
   o.report(`step ${run.step}: saved ${path}`);
@@ -571,6 +597,7 @@ function gridPrompts(run: Run): string[] {
 
 /** The model sampling uses: over the EMA weights when there are some (it owns nothing). */
 function samplingModel(run: Run): PixArt {
+  if (run.lora) return loraSamplingModel(run.model, run.lora, run.emaParams);
   return run.emaParams
     ? PixArt.over(run.model.config, run.emaParams, run.model.wordTable)
     : run.model;
@@ -583,6 +610,7 @@ function dispose(run: Run): void {
   run.opt.dispose();
   run.ema?.dispose();
   run.model.dispose();
+  run.lora?.dispose();
 }
 
 // ---------------------------------------------------------------------------------------------

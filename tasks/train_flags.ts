@@ -1,0 +1,102 @@
+// What the training tasks share (train:stage1/2/3 and train:lora): the run's flags, their help
+// lines, how they change the config, and running the trainer with its progress and stop signals.
+
+import type { Config } from "../io/config.ts";
+import { train, type TrainOptions } from "../train/trainer.ts";
+import { StopSignal } from "../train/stop_signal.ts";
+import { fail, intFlag, numFlag, type Options, status } from "./cli.ts";
+
+/** The flags every training task takes. */
+export const TRAIN_FLAGS: Options = {
+  config: { type: "string" },
+  steps: { type: "string" },
+  "batch-size": { type: "string" },
+  lr: { type: "string" },
+  data: { type: "string" },
+  out: { type: "string" },
+  seed: { type: "string" },
+  "save-every": { type: "string" },
+  "sample-every": { type: "string" },
+  "log-every": { type: "string" },
+  resume: { type: "boolean" },
+  fresh: { type: "boolean" },
+  keep: { type: "string" },
+  "no-grid": { type: "boolean" },
+  set: { type: "string", multiple: true },
+};
+
+/** Their help lines after --config and --data, which each task words itself. */
+export const TRAIN_FLAGS_USAGE = `
+  --steps N           total optimiser steps (config train.steps)
+  --batch-size N      images per step (config train.batch_size)
+  --lr X              learning rate (config train.lr)
+  --seed N            run seed: init, data order, noise (config train.seed)
+  --save-every N      checkpoint every N steps (config train.save_every; 0: only at the end)
+  --sample-every N    sample grid every N steps (config train.sample_every; default: with
+                      --save-every when that is given)
+  --log-every N       read the loss every N steps (config train.log_every)
+  --resume            continue the run in --out from its newest checkpoint
+  --fresh             move the run in --out aside (to DIR.old-N) and start over
+  --keep N            checkpoints of this run to keep (default 3; 0 keeps all)
+  --no-grid           skip the sample grids
+  --set KEY=VALUE     override any config key, e.g. --set train.ema_decay=0.99 (repeatable)`
+  .slice(1);
+
+/** What a stop signal and a diverging loss do, the last lines of each task's help. */
+export const TRAIN_SIGNALS_USAGE = `
+A run stopped by Ctrl-C, SIGTERM or SIGHUP saves a checkpoint within a step and exits with 130,
+143 or 129; --resume continues it (before the first step, the signal ends it at once). A loss that
+stops being finite ends the run with an error naming the step and the last good checkpoint (or,
+with train.on_nonfinite: skip, skips such steps).`.slice(1);
+
+/** The training flags' values written into the config (checked: one-line errors). */
+export function applyTrainFlags(cfg: Config, a: Record<string, unknown>): void {
+  const tc = cfg.train;
+  tc.steps = intFlag(a.steps, "steps") ?? tc.steps;
+  tc.batch_size = intFlag(a["batch-size"], "batch-size") ?? tc.batch_size;
+  tc.lr = numFlag(a.lr, "lr") ?? tc.lr;
+  tc.seed = intFlag(a.seed, "seed") ?? tc.seed;
+  tc.save_every = intFlag(a["save-every"], "save-every") ?? tc.save_every;
+  tc.sample_every = intFlag(a["sample-every"], "sample-every") ??
+    (a["save-every"] !== undefined ? tc.save_every : tc.sample_every);
+  tc.log_every = intFlag(a["log-every"], "log-every") ?? tc.log_every;
+  if (tc.batch_size < 1) fail("--batch-size must be at least 1");
+  if (tc.log_every < 1) fail("--log-every must be at least 1");
+  if (a.data) cfg.data.source = a.data as string;
+}
+
+// listened to once the steps start (train/stop_signal.ts)
+const stop = new StopSignal();
+
+/**
+ * Runs the trainer with the flags' run options, progress on a terminal and the loss lines
+ * elsewhere; returns the process's exit status (a stop signal's, or 0).
+ */
+export async function runTraining(
+  cfg: Config,
+  a: Record<string, unknown>,
+  o: Pick<TrainOptions, "stage" | "out" | "initFrom" | "lora">,
+): Promise<number> {
+  const result = await train(cfg, {
+    ...o,
+    resume: !!a.resume,
+    fresh: !!a.fresh,
+    keep: intFlag(a.keep, "keep") ?? 3,
+    grid: !a["no-grid"],
+    stop,
+    report: (line, kind = "final") => {
+      if (kind === "final" || Deno.stderr.isTerminal()) status(line, kind === "final");
+      else if (kind === "log") console.error(line);
+    },
+  });
+  status("", true);
+  if (result.skipped) console.error(`${result.skipped} step(s) skipped for a non-finite loss`);
+  if (!result.interrupted) return 0;
+  console.error(`stopped by ${result.interrupted} at step ${result.step}: --resume continues`);
+  return stop.exitCode;
+}
+
+/** Stops listening for signals (before the process exits). */
+export function endTraining(): void {
+  stop.dispose();
+}
