@@ -2,7 +2,9 @@
 // project's kernels, model and sampler on WebGPU (its SwiftShader adapter when there is no GPU),
 // and the evaluation classifier, here in Deno, reads the canvases back. Without a browser the test
 // fails: install chromium (as .ci/run does) or set PIXART_CHROMIUM to a Chrome or Chromium binary.
-// It then switches to the emoji model and checks that it draws in colour.
+// It applies a LoRA adapter (at scale 0 the drawing is the model's own, bit for bit; an adapter of
+// another model is refused beside its field), then switches to the emoji model and checks that it
+// draws in colour.
 // With PIXART_SCREENSHOT=1 it also saves the page after its first drawing as docs/web_page.png.
 //
 // A second test runs the matmul's subgroup variant where it exists: Chromium's adapter (SwiftShader
@@ -15,6 +17,12 @@ import { existsSync } from "node:fs";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { Classifier } from "../eval/classifier.ts";
 import { bundledModel } from "../model/bundled.ts";
+import { readCheckpoint } from "../model/checkpoint.ts";
+import { Lora, peftName, weightsSha256 } from "../model/lora.ts";
+import { saveLora } from "../model/lora_file.ts";
+import { tensor } from "../kernels/mod.ts";
+import { bundledModelPath } from "../diffusion/load_pipeline.ts";
+import { rand } from "./helpers.ts";
 import { DEFAULT_GUIDANCE } from "../diffusion/generate.ts";
 import { loadMnistNpm } from "../io/data.ts";
 import { prepareImages, splitHoldout } from "../io/image_set.ts";
@@ -109,11 +117,40 @@ async function setInput(page: Page, id: string, value: string | number): Promise
   }, String(value));
 }
 
+/**
+ * A LoRA adapter file for a bundled model, with B not zero (a trained one changes the drawing); or
+ * one that claims to be of that model's config but of another's weights (`baseOf`).
+ */
+async function adapterFile(model: string, baseOf = model): Promise<string> {
+  const ck = readCheckpoint(bundledModelPath(model)!);
+  const other = readCheckpoint(bundledModelPath(baseOf)!);
+  const lora = Lora.init({ rank: 2, alpha: 2, targets: ["blocks.*.attn", "blocks.*.mlp"] }, 0, {
+    sha256: await weightsSha256(other.model, other.ema ?? other.params),
+    name: bundledModel(baseOf)!.file,
+    weights: "ema",
+    config: ck.model,
+  });
+  for (const l of lora.layers) {
+    lora.params.set(peftName(l.path, "B"), tensor(rand(l.out * 2, l.out, 0.3), [l.out, 2]));
+  }
+  const path = `${await Deno.makeTempDir()}/${model}-${baseOf}.safetensors`;
+  await saveLora(path, lora, { step: 1 });
+  lora.dispose();
+  return path;
+}
+
 /** Fills the form, presses Draw and waits for request `nth` to finish. */
 async function draw(
   page: Page,
   nth: number,
-  o: { prompt: string; num: number; seed: number; negative?: string; guidance?: number },
+  o: {
+    prompt: string;
+    num: number;
+    seed: number;
+    negative?: string;
+    guidance?: number;
+    loraScale?: number;
+  },
 ): Promise<void> {
   await setInput(page, "prompt", o.prompt);
   await setInput(page, "negative", o.negative ?? "");
@@ -121,6 +158,7 @@ async function draw(
   await setInput(page, "seed", o.seed);
   await setInput(page, "steps", STEPS);
   await setInput(page, "guidance", o.guidance ?? DEFAULT_GUIDANCE);
+  await setInput(page, "lora-scale", o.loraScale ?? 1);
   await page.click("#draw");
   await page.waitForFunction(
     (n) => {
@@ -159,7 +197,7 @@ async function canvasImages(page: Page): Promise<{ images: Float32Array; n: numb
 
 Deno.test({
   name:
-    "web page in Chromium: draws sevens, again without leaking, explains bad prompts, takes a negative prompt, edits an image, draws emoji",
+    "web page in Chromium: draws sevens, again without leaking, explains bad prompts, takes a negative prompt, edits an image, applies a LoRA adapter, draws emoji",
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async (t) => {
@@ -172,6 +210,8 @@ Deno.test({
       const start = await state(page);
       assert.equal(start.state, "ready", start.status);
       const bytes = start.poolBytes;
+      /** request 5's drawing: "seven", seed 2, guidance by default */
+      let sevens2: Float32Array | null = null;
       assert.ok(Number(bytes) > 0, "the model's weights are in the pool");
 
       await t.step("'seven' ×8: the classifier recognises at least 7 of 8", async () => {
@@ -265,6 +305,7 @@ Deno.test({
           assert.ok(most <= 2, `the two drawings differ by up to ${most} levels`);
           await draw(page, 5, { prompt: "seven", num: 8, seed: 2 });
           const guided = (await canvasImages(page)).images;
+          sevens2 = guided;
           assert.ok(
             guided.some((v, i) => Math.abs(v - unguided[i]) * 127.5 > 50),
             "guidance 2.5 without the negative draws differently",
@@ -328,6 +369,59 @@ Deno.test({
         },
       );
       await t.step(
+        "a LoRA adapter: at scale 0 the model's own drawing, at 1 another; another model's refused",
+        async () => {
+          const good = await adapterFile("digits");
+          const other = await adapterFile("digits", "emoji");
+          let reads = 0;
+          const choose = async (path: string) => {
+            await (await page.$("#lora"))!.uploadFile(path);
+            await page.waitForFunction(
+              (n) => {
+                const app = document.getElementById("app")!;
+                return app.dataset.loraReads === String(n) && app.dataset.state === "ready";
+              },
+              { timeout: SLOW },
+              ++reads,
+            );
+          };
+          await choose(good);
+          assert.equal((await state(page)).lora, good.split("/").at(-1));
+          await draw(page, 8, { prompt: "seven", num: 8, seed: 2, loraScale: 0 });
+          assert.deepEqual((await canvasImages(page)).images, sevens2, "scale 0");
+          await draw(page, 9, { prompt: "seven", num: 8, seed: 2, loraScale: 1 });
+          assert.match((await state(page)).status, /LoRA digits-digits\.safetensors × 1/);
+          const adapted = (await canvasImages(page)).images;
+          assert.ok(
+            adapted.some((v, i) => Math.abs(v - sevens2![i]) * 127.5 > 50),
+            "the adapter at scale 1 changes the drawing",
+          );
+          await choose(other);
+          assert.match(
+            await page.$eval("#lora-msg", (e) => e.textContent!),
+            /was trained on other weights than those of 'checkpoints\/pixart_mnist\.safetensors'.*pixart_emoji/,
+          );
+          assert.equal((await state(page)).lora, "");
+          await choose(bundledModelPath("digits")!);
+          assert.match(
+            await page.$eval("#lora-msg", (e) => e.textContent!),
+            /^LoRA adapter 'pixart_mnist\.safetensors': not an adapter of this project/,
+          );
+          assert.equal((await state(page)).lora, "");
+          assert.equal(
+            (await state(page)).poolBytes,
+            bytes,
+            "the refused adapter's memory is freed",
+          );
+          await draw(page, 10, { prompt: "seven", num: 8, seed: 2 });
+          assert.deepEqual(
+            (await canvasImages(page)).images,
+            sevens2,
+            "no adapter after a refusal",
+          );
+        },
+      );
+      await t.step(
         "the emoji model: its example prompt replaces the digits' one, drawn in colour",
         async () => {
           const emoji = bundledModel("emoji");
@@ -345,7 +439,7 @@ Deno.test({
           const s = await state(page);
           assert.equal(s.state, "ready", s.status);
           assert.equal(await page.$eval("#prompt", (e) => e.value), emoji.prompt);
-          await draw(page, 8, { prompt: emoji.prompt, num: 2, seed: 0 });
+          await draw(page, 11, { prompt: emoji.prompt, num: 2, seed: 0 });
           const rgb = await page.$$eval(
             "#grid canvas",
             (cs) =>

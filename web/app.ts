@@ -3,7 +3,8 @@
 // model and sampler, showing every sampler step. The page's state is in data- attributes of
 // <main>: data-state (starting, no-webgpu, loading, ready, drawing, error), data-draws (requests
 // finished), data-steps-shown (sampler steps painted in the last request) and data-pool-bytes
-// (GPU memory the tensors hold: the same before and after a request).
+// (GPU memory the tensors hold: the same before and after a request), data-lora (the LoRA
+// adapter's file name, "" for none) and data-lora-reads (adapter files read, applied or refused).
 
 import {
   DEFAULT_GUIDANCE,
@@ -14,6 +15,8 @@ import {
 } from "../diffusion/generate.ts";
 import { SAMPLER_LABELS } from "../diffusion/samplers.ts";
 import { deviceInfo, initDevice, pool } from "../kernels/mod.ts";
+import { modelConfigFromJson } from "../model/checkpoint_bytes.ts";
+import { checkLoraBase, type Lora, loraFromContents, parseLora } from "../model/lora.ts";
 import { SampleGrid } from "./grid.ts";
 import { type LoadedModel, loadModel } from "./loaded_model.ts";
 import { decodeUpload, StartImage } from "./start_image.ts";
@@ -61,6 +64,9 @@ function main(): void {
   const steps = element<HTMLInputElement>("steps");
   const seed = element<HTMLInputElement>("seed");
   const select = element<HTMLSelectElement>("model");
+  const loraInput = element<HTMLInputElement>("lora");
+  const loraScale = element<HTMLInputElement>("lora-scale");
+  const loraMsg = element("lora-msg");
   const status = element("status");
   const gridRoot = element("grid");
   const initFile = element<HTMLInputElement>("init-image");
@@ -93,12 +99,16 @@ function main(): void {
   };
 
   let loaded: LoadedModel | null = null;
+  /** the LoRA adapter given for the loaded model, on the device */
+  let adapter: { name: string; lora: Lora } | null = null;
   let draws = 0;
+  let loraReads = 0;
   /** the example prompt the box was last filled with */
   let example = "";
 
   const setState = (state: State, message: string) => {
     app.dataset.state = state;
+    app.dataset.lora = adapter?.name ?? "";
     app.dataset.poolBytes = String(pool.stats.inUseBytes);
     status.textContent = message;
   };
@@ -124,9 +134,58 @@ function main(): void {
     return ok;
   };
 
+  /** Forgets the adapter (it belongs to the model it was trained on). */
+  const dropAdapter = (message = "") => {
+    adapter?.lora.dispose();
+    adapter = null;
+    if (loaded) loaded.model.lora = [];
+    loraMsg.textContent = message;
+    loraInput.setAttribute("aria-invalid", String(message !== ""));
+  };
+
+  /** Reads the adapter file chosen, checks it against the loaded model and puts it on the GPU. */
+  const useAdapter = async () => {
+    dropAdapter();
+    const file = loraInput.files?.[0];
+    if (!file || !loaded) return;
+    controls.disabled = true;
+    setState("loading", `Reading the LoRA adapter ${file.name}…`);
+    try {
+      // bounded before it is read: a full-rank adapter of every layer, with its EMA and Adam's
+      // two moments (a training checkpoint), holds at most 8 f32 numbers per model weight
+      const most = 8 * 4 * loaded.model.params.count() + HEADER_BYTES;
+      if (file.size > most) {
+        throw new Error(
+          `'${file.name}' is ${mb(file.size)} MB, more than any LoRA adapter of this model ` +
+            `(${mb(most)} MB): choose a file that deno task train:lora or export wrote for it`,
+        );
+      }
+      const contents = parseLora(
+        new Uint8Array(await file.arrayBuffer()),
+        file.name,
+        modelConfigFromJson,
+      );
+      checkLoraBase(contents, file.name, loaded.sha256, loaded.entry.file);
+      adapter = { name: file.name, lora: loraFromContents(contents) };
+      setState(
+        "ready",
+        `LoRA adapter ${file.name} (rank ${contents.rank} on ${contents.layers.length} layers, ` +
+          `step ${contents.step}) for ${loaded.entry.file}. Ready to draw.`,
+      );
+    } catch (e) {
+      dropAdapter((e as Error).message);
+      setState("ready", "The LoRA adapter was not applied. Ready to draw.");
+    } finally {
+      app.dataset.loraReads = String(++loraReads);
+      controls.disabled = false;
+    }
+  };
+
   const useModel = async (id: string) => {
     const entry = BUNDLED_MODELS.find((m) => m.id === id)!;
     controls.disabled = true;
+    dropAdapter();
+    loraInput.value = "";
     loaded?.model.dispose();
     loaded = null;
     setState("loading", `Loading the ${entry.label} model…`);
@@ -139,10 +198,11 @@ function main(): void {
       checkPrompts();
       showStart();
       const c = loaded.model.config;
-      const mb = (loaded.bytes / 1e6).toFixed(1);
       setState(
         "ready",
-        `Model ${entry.file} (${mb} MB, ${c.image_size}×${c.image_size}, stage ${c.stage}) ` +
+        `Model ${entry.file} (${
+          mb(loaded.bytes)
+        } MB, ${c.image_size}×${c.image_size}, stage ${c.stage}) ` +
           `on ${adapterName()}. Ready to draw.`,
       );
     } catch (e) {
@@ -162,6 +222,7 @@ function main(): void {
     let shown = 0;
     app.dataset.stepsShown = "0";
     const t0 = performance.now();
+    m.model.lora = adapter ? [{ lora: adapter.lora, scale: r.loraScale }] : [];
     const images = await generate(m.model, m.schedule, prompts, m.classNames, {
       sampler: DEFAULT_SAMPLER,
       steps: r.steps,
@@ -193,8 +254,8 @@ function main(): void {
       "ready",
       `${prompts.length} images, ${SAMPLER_LABELS[DEFAULT_SAMPLER]} ${r.steps} steps, ` +
         `guidance ${r.guidance}` +
-        `${r.negative.trim() ? `, negative "${r.negative.trim()}"` : ""}${editText(r)}, ` +
-        `seed ${r.seed}: ` +
+        `${r.negative.trim() ? `, negative "${r.negative.trim()}"` : ""}${editText(r)}` +
+        `${adapter ? `, LoRA ${adapter.name} × ${r.loraScale}` : ""}, seed ${r.seed}: ` +
         `${seconds.toFixed(1)} s on ${adapterName()}.`,
     );
   };
@@ -229,6 +290,7 @@ function main(): void {
     editControls.hidden = true;
   });
   select.addEventListener("change", () => useModel(select.value));
+  loraInput.addEventListener("change", () => useAdapter());
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     if (!loaded || !checkPrompts() || !form.reportValidity()) return;
@@ -249,6 +311,7 @@ function main(): void {
           resample: resample.valueAsNumber,
         }
         : null,
+      loraScale: loraScale.valueAsNumber,
     };
     controls.disabled = true;
     try {
@@ -278,6 +341,13 @@ function editText(r: DrawRequest): string {
   const { name, strength, mask, resample } = r.edit;
   return `, ${mask ? "inpainting" : "from"} ${name} at strength ${strength}` +
     (mask && resample > 1 ? ` (resampled ${resample}×)` : "");
+}
+
+/** Room for an adapter file's header and metadata (its base model's config, PEFT's config). */
+const HEADER_BYTES = 1 << 20;
+
+function mb(bytes: number): string {
+  return (bytes / 1e6).toFixed(1);
 }
 
 function adapterName(): string {

@@ -1,5 +1,6 @@
 // A bundled model in the page: its checkpoint fetched as bytes and read by the same safetensors
-// and checkpoint code as the command line, with the schedule and class names it trained with.
+// and checkpoint code as the command line, with the schedule and class names it trained with, and
+// the SHA-256 of its weights, which a LoRA adapter given to the page must have been trained on.
 
 import {
   checkpointClassNames,
@@ -10,6 +11,7 @@ import {
 import { parseWordTable, type WordTable } from "../io/word_table.ts";
 import type { PixArt } from "../model/pixart.ts";
 import { sampleWeightPrecision, useHalfWeights } from "../model/half_weights.ts";
+import { weightsSha256 } from "../model/lora.ts";
 import { checkpointSchedule, type Schedule } from "../diffusion/schedule.ts";
 import type { BundledModel } from "./models.ts";
 
@@ -21,6 +23,8 @@ export interface LoadedModel {
   classNames: readonly string[];
   /** the checkpoint's size in bytes */
   bytes: number;
+  /** the SHA-256 of the weights `model` holds (model/lora.ts weightsSha256) */
+  sha256: string;
 }
 
 /** The bytes of a file the server sends; a failed download is a one-line error naming it. */
@@ -53,11 +57,13 @@ export async function loadModel(entry: BundledModel): Promise<LoadedModel> {
   const model = modelFromCheckpoint(ck, entry.file, true, words);
   // sampling only: f16 weights where the adapter has shader-f16, else those stored exactly in f16
   useHalfWeights(model, sampleWeightPrecision());
+  const sha256 = await weightsSha256(ck.model, ck.ema ?? ck.params);
   return {
     entry,
     model,
     schedule: checkpointSchedule(ck.metadata),
     classNames: checkpointClassNames(ck.metadata) ?? [],
     bytes: bytes.length,
+    sha256,
   };
 }

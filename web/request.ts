@@ -23,6 +23,8 @@ export interface DrawRequest {
   } | null;
   steps: number;
   seed: number;
+  /** the multiplier of the LoRA adapter, if one is given */
+  loraScale: number;
 }
 
 /** Prompts separated by "|", as in a prompts file. */
