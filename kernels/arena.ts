@@ -75,6 +75,8 @@ export function newArena(shapes: readonly Shape[]): Arena {
       slot(a, offsets[k], offsets[k + 1] ?? floats),
     )
   );
+  // the arena's memory is its tensors' from here: freed when the last of them is disposed
+  whole.dispose();
   return { buffer: a.buffer, floats, offsets, tensors };
 }
 

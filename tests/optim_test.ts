@@ -5,16 +5,19 @@ import {
   arenaOf,
   backward,
   counters,
+  Ema,
   lerpAll,
   type LrDecay,
   matmul,
   newArena,
   packInArena,
+  pool,
   sum,
   type Tensor,
   tensor,
   tidy,
 } from "../kernels/mod.ts";
+import assert from "node:assert/strict";
 import { compiledKernelCount } from "../kernels/runtime.ts";
 import { assertClose, rand, ready } from "./helpers.ts";
 
@@ -363,4 +366,21 @@ Deno.test("Adam: backward fills the gradient arena; a step is three dispatches f
   assertClose(st.m[2], await opt.state.m[2].read(), 0, "readState matches the live moment");
   opt.dispose();
   for (const t of [...ps, x]) t.dispose();
+});
+
+Deno.test("Adam, Ema and arenas give back every byte they took when disposed", () => {
+  const before = pool.stats.inUseBytes;
+  const ps = [[700, 3], [5], [64, 64]].map((s, k) =>
+    tensor(rand(s.reduce((a, b) => a * b, 1), 80 + k), s).keep()
+  );
+  const withParams = pool.stats.inUseBytes;
+  const opt = new Adam(ps, { lr: 1e-2, clipNorm: 1 });
+  const ema = new Ema(ps, 0.9);
+  const arena = newArena([[3, 3], [1000]]);
+  assert.ok(pool.stats.inUseBytes > withParams);
+  for (const t of arena.tensors) t.dispose();
+  ema.dispose();
+  opt.dispose();
+  for (const p of ps) p.dispose();
+  assert.equal(pool.stats.inUseBytes, before);
 });
