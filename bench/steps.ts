@@ -19,14 +19,15 @@ import {
   zero,
 } from "../kernels/mod.ts";
 import { captionFor } from "../io/captions.ts";
+import type { Config } from "../io/config.ts";
 import { mulberry32 } from "../kernels/host_random.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { type Condition, PixArt } from "../model/pixart.ts";
 import { forwardFlops } from "../model/cost.ts";
 import { sampleWeightPrecision, useHalfWeights } from "../model/half_weights.ts";
-import { configSchedule } from "../diffusion/schedule.ts";
+import { configSchedule, type Schedule } from "../diffusion/schedule.ts";
 import { generate } from "../diffusion/generate.ts";
-import { batchLoss, drawStep } from "../train/batch.ts";
+import { batchLoss, drawStep, type StepBatch } from "../train/batch.ts";
 import { optimizerFor } from "../train/optimizer.ts";
 import { type BenchRun, gflops, type Line, MB, median, r3, timeReps } from "./measure.ts";
 import { profileStep } from "./profile.ts";
@@ -56,24 +57,36 @@ export interface TrainWants {
   reps: number;
 }
 
+/**
+ * A batch of the config's shape drawn as train/batch.ts drawBatch draws one (timesteps, dropped
+ * conditions, captions, drop-path, masked tokens, noise), on random images (no data set).
+ */
+export function benchBatch(
+  cfg: Config,
+  s: Subject,
+  model: PixArt,
+  schedule: Schedule,
+): StepBatch {
+  const c = s.model, B = s.batch;
+  const S = c.image_size, C = c.in_channels;
+  const rng = mulberry32(7);
+  const labels = Int32Array.from({ length: B }, () => Math.floor(rng() * 10) % c.num_classes);
+  return drawStep(cfg, c, model, schedule, 0, {
+    images: Float32Array.from({ length: B * C * S * S }, () => rng() * 2 - 1),
+    labels,
+    caption: (b, r) => captionFor(labels[b], r),
+  });
+}
+
 export async function benchTrain(run: BenchRun, s: Subject, want: TrainWants): Promise<void> {
   const c = s.model, tc = s.config.train, B = s.batch;
-  const S = c.image_size, C = c.in_channels;
   const schedule = configSchedule(s.config.diffusion);
   const model = PixArt.init(c, 0);
   model.params.requireGrad(true);
   const params = model.params.tensors();
   const cfg = { ...s.config, model: c };
   const opt = optimizerFor(params, cfg);
-  // a batch of the config's shape drawn as train/batch.ts drawBatch draws one (timesteps, dropped
-  // conditions, captions, drop-path, masked tokens, noise), on random images (no data set)
-  const rng = mulberry32(7);
-  const labels = Int32Array.from({ length: B }, () => Math.floor(rng() * 10) % c.num_classes);
-  const batch = drawStep(cfg, c, model, schedule, 0, {
-    images: Float32Array.from({ length: B * C * S * S }, () => rng() * 2 - 1),
-    labels,
-    caption: (b, r) => captionFor(labels[b], r),
-  });
+  const batch = benchBatch(cfg, s, model, schedule);
   // forward and loss as the trainer records them (train/batch.ts batchLoss); the tape is left
   // for backward()
   const forwardLoss = batchLoss(cfg, c, model, schedule, batch);

@@ -7,6 +7,7 @@ import { compiledKernelCount } from "../kernels/runtime.ts";
 import { BenchRun, type Line, r3 } from "../bench/measure.ts";
 import { benchAttention, benchMatmul, type VariantMode } from "../bench/kernels.ts";
 import { benchGrid, benchSample, benchTrain } from "../bench/steps.ts";
+import { benchFineTune, FINE_TUNES } from "../bench/fine_tune.ts";
 import {
   attentionId,
   attentionShapes,
@@ -58,6 +59,11 @@ Measurements, for each config C of the suite:
                                 the autograd tape saves for backward; "ratio" is peak / required
   profile/train_step/C, profile/sample_step/C   (cpu) the share of GPU time per op family, from a
                                 timestamp query around every dispatch
+  fine_tune/C/full, /full+checkpoint, /lora, /lora+checkpoint   (cpu, not pixart_alpha)
+                                a training step with every weight trained or a LoRA adapter
+                                (the config's lora section) on the frozen model, with and without
+                                train.checkpoint_blocks: the pool's peak and the time, alternated
+                                in every rep, with their ratios to "full" in the same rep
   sample_step/C                 one guided step on 64 images (both branches in one batch of 128);
                                 the caption path runs once per sampling run, as in sampling
   sample_step/C/f16             the same with the weights rounded to f16 as "deno task export"
@@ -147,6 +153,14 @@ function plan(
     if (gpu || s.name === "small_stage2") {
       stepJobs.push({ names: [`grid/${s.name}`], run: () => benchGrid(run, s) });
     }
+    if (!gpu && !slow) {
+      const tunes = FINE_TUNES.map((k) => `fine_tune/${s.name}/${k}`);
+      stepJobs.push({
+        names: tunes,
+        run: (want) =>
+          benchFineTune(run, s, new Set(FINE_TUNES.filter((_, i) => want.has(tunes[i]))), reps),
+      });
+    }
   }
   // on a GPU the model steps first: the variant sweeps are what a short budget cuts
   return gpu ? [...jobs, ...stepJobs, ...kernelJobs] : [...jobs, ...kernelJobs, ...stepJobs];
@@ -192,6 +206,9 @@ function summary(lines: Line[]): string {
     const shape = typeof l.shape === "string" ? ` (${l.shape})` : "";
     if (l.fastest) return `fastest ${l.fastest}${shape}`;
     if (l.ratio !== undefined) return `peak ${l.peak_in_use_mb} MB / needs ${l.required_mb} MB`;
+    if (l.peak_vs_full !== undefined) {
+      return `peak ${l.peak_in_use_mb} MB: ${l.peak_vs_full}× full's, time ${l.ms_vs_full}×`;
+    }
     if (l.speedup_vs_f32) return `${l.speedup_vs_f32}× the f32 step`;
     if (l.images) return `${l.images} images, ${l.sampler} ${l.steps} steps`;
     if (l.families) return `matmul ${(l.families as Record<string, number>).matmul}% of GPU time`;

@@ -83,6 +83,10 @@ Deno.test("bench --short on the cpu suite: profile, phases and the grid of the d
       "profile/sample_step/small_stage2",
       "sample_step/small_stage2/f16",
       "grid/small_stage2",
+      "fine_tune/small_stage2/full",
+      "fine_tune/small_stage2/full+checkpoint",
+      "fine_tune/small_stage2/lora",
+      "fine_tune/small_stage2/lora+checkpoint",
     ]
   ) assert.ok(names.includes(n), `${n} is not in the cpu suite`);
   const r = await bench([...args, "--only", "small_stage2"]);
@@ -96,6 +100,18 @@ Deno.test("bench --short on the cpu suite: profile, phases and the grid of the d
     assert.ok(Math.abs(shares.reduce((a, b) => a + b, 0) - 100) < 1, JSON.stringify(prof));
   }
   assert.equal(byName.get("grid/small_stage2")!.images, 2);
+  // fine-tunes: the full one is the reference; LoRA trains a few weights and holds no gradients,
+  // moments or EMA of the model's; checkpointed blocks save less for backward
+  const tune = (k: string) => byName.get(`fine_tune/small_stage2/${k}`)! as Record<string, number>;
+  assert.equal(tune("full").peak_vs_full, 1);
+  assert.equal(tune("full").trained_params, tune("full").params);
+  for (const k of ["lora", "lora+checkpoint"]) {
+    assert.ok(tune(k).trained_params < tune(k).params / 10, JSON.stringify(tune(k)));
+    assert.ok(tune(k).peak_in_use_mb < tune("full").peak_in_use_mb, JSON.stringify(tune(k)));
+  }
+  for (const k of ["full", "lora"]) {
+    assert.ok(tune(`${k}+checkpoint`).activations_mb < tune(k).activations_mb, k);
+  }
 });
 
 Deno.test("bench: a wrong suite, config or name is a one-line error", async () => {
