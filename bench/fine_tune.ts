@@ -7,13 +7,13 @@
 
 import { Ema, empty, pool, sync, tapeSavedBytes, trainStep, zero } from "../kernels/mod.ts";
 import { Lora } from "../model/lora.ts";
-import { PixArt } from "../model/pixart.ts";
+import type { PixArt } from "../model/pixart.ts";
 import { configSchedule } from "../diffusion/schedule.ts";
 import { batchLoss } from "../train/batch.ts";
 import { type BenchRun, MB, median, r3 } from "./measure.ts";
 import { benchBatch } from "./steps.ts";
 import { optimizerFor } from "../train/optimizer.ts";
-import type { Subject } from "./subjects.ts";
+import { type Subject, subjectModel } from "./subjects.ts";
 
 /** What a fine-tune trains and whether its blocks are checkpointed, as measurement names end. */
 export const FINE_TUNES = ["full", "full+checkpoint", "lora", "lora+checkpoint"] as const;
@@ -35,7 +35,7 @@ interface Measured {
 async function measure(s: Subject, which: FineTune): Promise<Measured> {
   const c = s.model, tc = s.config.train;
   const schedule = configSchedule(s.config.diffusion);
-  const model = PixArt.init(c, 0);
+  const model = await subjectModel(s, c);
   let lora: Lora | null = null;
   if (which.startsWith("lora")) {
     model.params.requireGrad(false);

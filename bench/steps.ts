@@ -22,7 +22,7 @@ import { captionFor } from "../io/captions.ts";
 import type { Config } from "../io/config.ts";
 import { mulberry32 } from "../kernels/host_random.ts";
 import type { ModelConfig } from "../model/config.ts";
-import { type Condition, PixArt } from "../model/pixart.ts";
+import type { Condition, PixArt } from "../model/pixart.ts";
 import { forwardFlops } from "../model/cost.ts";
 import { sampleWeightPrecision, useHalfWeights } from "../model/half_weights.ts";
 import { configSchedule, type Schedule } from "../diffusion/schedule.ts";
@@ -31,7 +31,7 @@ import { batchLoss, drawStep, type StepBatch } from "../train/batch.ts";
 import { optimizerFor } from "../train/optimizer.ts";
 import { type BenchRun, gflops, type Line, MB, median, r3, timeReps } from "./measure.ts";
 import { profileStep } from "./profile.ts";
-import { modelSummary, type Subject } from "./subjects.ts";
+import { modelSummary, type Subject, subjectModel } from "./subjects.ts";
 
 /** A fixed batch of conditions: class labels, or captions of digits; a share of them dropped. */
 function conditionOf(model: PixArt, B: number, seed: number, pDrop: number): Condition {
@@ -81,7 +81,7 @@ export function benchBatch(
 export async function benchTrain(run: BenchRun, s: Subject, want: TrainWants): Promise<void> {
   const c = s.model, tc = s.config.train, B = s.batch;
   const schedule = configSchedule(s.config.diffusion);
-  const model = PixArt.init(c, 0);
+  const model = await subjectModel(s, c);
   model.params.requireGrad(true);
   const params = model.params.tensors();
   const cfg = { ...s.config, model: c };
@@ -232,8 +232,8 @@ export async function benchTrain(run: BenchRun, s: Subject, want: TrainWants): P
 }
 
 /** A model to sample from: loaded weights need no gradient; with `half`, f16 linear weights. */
-function samplingModel(c: ModelConfig, half: boolean): PixArt {
-  const model = PixArt.init(c, 0);
+async function samplingModel(s: Subject, c: ModelConfig, half: boolean): Promise<PixArt> {
+  const model = await subjectModel(s, c);
   model.params.requireGrad(false);
   if (half) useHalfWeights(model, "all");
   return model;
@@ -261,7 +261,7 @@ export async function benchSample(
   const c = s.model;
   const B = s.sampleBatch, S = c.image_size, C = c.in_channels;
   const guidance = s.config.sample.guidance;
-  const model = samplingModel(c, want.half);
+  const model = await samplingModel(s, c, want.half);
   const weightBytes = model.params.tensors().reduce((n, t) => n + byteSize(t.size, t.dtype), 0);
   const name = `sample_step/${s.name}${want.half ? "/f16" : ""}`;
   const cond = conditionOf(model, B, 5, 0);
@@ -324,7 +324,7 @@ export async function benchSample(
  */
 export async function benchGrid(run: BenchRun, s: Subject): Promise<void> {
   const c = s.model, sc = s.config.sample;
-  const model = samplingModel(c, sampleWeightPrecision() === "all");
+  const model = await samplingModel(s, c, sampleWeightPrecision() === "all");
   const classNames = Array.from({ length: c.num_classes }, (_, i) => `class ${i}`);
   const prompts = Array.from(
     { length: s.gridImages },

@@ -8,6 +8,8 @@ import { basename } from "node:path";
 import { type Config, configName, loadConfig } from "../io/config.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { numTokens } from "../model/config.ts";
+import { PixArt } from "../model/pixart.ts";
+import { wordTableOf } from "../model/checkpoint.ts";
 
 /** The folder of the shipped configs. */
 export const CONFIG_DIR: string = new URL("../configs/", import.meta.url).pathname;
@@ -160,4 +162,9 @@ export function modelSummary(c: ModelConfig, B: number): string {
     : "";
   return `${c.image_size}x${c.image_size}x${c.in_channels} patch ${c.patch_size} D ${c.hidden_size} ` +
     `depth ${c.depth} heads ${c.num_heads} mlp x${c.mlp_ratio}${text} stage ${c.stage} batch ${B}`;
+}
+
+/** A freshly initialised model of a subject's config, with the word table a words model reads. */
+export async function subjectModel(s: Subject, c: ModelConfig = s.model): Promise<PixArt> {
+  return PixArt.init(c, 0, await wordTableOf(c));
 }
