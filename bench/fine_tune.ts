@@ -7,7 +7,6 @@
 
 import { Ema, empty, pool, sync, tapeSavedBytes, trainStep, zero } from "../kernels/mod.ts";
 import { Lora } from "../model/lora.ts";
-import type { PixArt } from "../model/pixart.ts";
 import { configSchedule } from "../diffusion/schedule.ts";
 import { batchLoss } from "../train/batch.ts";
 import { type BenchRun, MB, median, r3 } from "./measure.ts";
