@@ -5,7 +5,7 @@
 //
 // Parsing converts floating-point tensors to Float32Array (F16, BF16 and F64 included) and integer
 // or boolean tensors to Int32Array; `dtype` keeps what the file stored. Encoding stores
-// Float32Array as F32 (or F16/BF16 on request) and Int32Array as I32.
+// Float32Array as F32 (or F16/BF16 on request), Int32Array as I32 and Uint8Array as U8.
 //
 // No file access here, so a web page can parse the bytes it fetched; io/safetensors.ts reads and
 // writes files.
@@ -35,7 +35,7 @@ export interface SafetensorsHeader {
 /** A tensor to write. `dtype` overrides the file-wide option for float data ("F32"/"F16"/"BF16"). */
 export interface TensorInput {
   shape: readonly number[];
-  data: Float32Array | Int32Array;
+  data: Float32Array | Int32Array | Uint8Array;
   dtype?: DType;
 }
 
@@ -328,7 +328,7 @@ interface Planned {
   name: string;
   dtype: DType;
   shape: number[];
-  data: Float32Array | Int32Array;
+  data: Float32Array | Int32Array | Uint8Array;
   begin: number;
   end: number;
 }
@@ -336,6 +336,7 @@ interface Planned {
 function encodeTensor(p: Planned): Uint8Array {
   const { data, dtype } = p;
   const count = data.length;
+  if (data instanceof Uint8Array) return data;
   if (dtype === "F32" || dtype === "I32") {
     if (LITTLE_ENDIAN) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     const out = new Uint8Array(4 * count);
@@ -381,13 +382,20 @@ function planTensors(
         throw new Error(`safetensors: tensor '${name}' is Int32Array; only I32 can be written`);
       }
       dtype = "I32";
+    } else if (t.data instanceof Uint8Array) {
+      if (t.dtype !== undefined && t.dtype !== "U8") {
+        throw new Error(`safetensors: tensor '${name}' is Uint8Array; only U8 can be written`);
+      }
+      dtype = "U8";
     } else if (t.data instanceof Float32Array) {
       dtype = t.dtype ?? opts.dtype ?? "F32";
       if (dtype !== "F32" && dtype !== "F16" && dtype !== "BF16") {
         throw new Error(`safetensors: tensor '${name}': cannot write Float32Array as ${dtype}`);
       }
     } else {
-      throw new Error(`safetensors: tensor '${name}' must be a Float32Array or Int32Array`);
+      throw new Error(
+        `safetensors: tensor '${name}' must be a Float32Array, Int32Array or Uint8Array`,
+      );
     }
     list.push({ name, dtype, shape, data: t.data, begin: 0, end: 0 });
   }

@@ -182,3 +182,24 @@ Deno.test("one-line errors: missing, truncated, corrupt", () => {
     "shape [3] needs 3",
   );
 });
+
+Deno.test("Uint8Array tensors are written as U8 and read back as their values", () => {
+  const px = Uint8Array.from({ length: 2 * 3 * 3 }, (_, i) => (i * 37) % 256);
+  const bytes = encodeSafetensors({
+    images: { shape: [2, 3, 3], data: px },
+    labels: { shape: [2], data: new Uint8Array([7, 1]) },
+    scale: { shape: [1], data: new Float32Array([0.5]) },
+  });
+  const f = readSafetensors(bytes, "u8");
+  const images = f.tensors.get("images")!;
+  assertEquals(images.dtype, "U8");
+  assertEquals(images.shape, [2, 3, 3]);
+  assertEquals(Array.from(images.data), Array.from(px));
+  assertEquals(Array.from(f.tensors.get("labels")!.data), [7, 1]);
+  assertEquals(f.tensors.get("scale")!.data[0], 0.5);
+  assertThrows(
+    () => encodeSafetensors({ x: { shape: [1], data: new Uint8Array(1), dtype: "I8" } }),
+    Error,
+    "only U8",
+  );
+});
