@@ -23,9 +23,10 @@ import { dirname, join, resolve } from "node:path";
 import { DEFAULT_CONFIG } from "./config.ts";
 import type { ImageSet } from "./image_set.ts";
 import { imageToSquare } from "./image_file.ts";
+import { METADATA_FILE, requireClasses } from "./image_folder_layout.ts";
 import { readSafetensors, writeSafetensors } from "./safetensors.ts";
 
-export const METADATA_FILE = "metadata.jsonl";
+export { METADATA_FILE, requireClasses };
 /** The class column of a folder of class subfolders: each image's subfolder. */
 export const CLASS_FOLDER_COLUMN = "label";
 
@@ -615,23 +616,4 @@ export function loadImageFolder(dir: string, o: ImageFolderOptions): ImageSet {
     columns: d.entries.map((e) => e.columns),
     lines: d.entries.map((e) => e.line),
   };
-}
-
-/**
- * The class names of a set for class-conditional training; a one-line error when the set is an
- * image folder without a class column. Null for sets whose classes the config names (IDX, MNIST).
- */
-export function requireClasses(
-  set: ImageSet,
-  source: string,
-  labelField: string,
-): string[] | null {
-  if (set.classNames === null) {
-    throw new Error(
-      `data '${source}' has no '${labelField}' column (data.label_field) in its ` +
-        `${METADATA_FILE}: class-conditional training needs a class per image; set ` +
-        `data.label_field to one of its columns or use one subfolder per class`,
-    );
-  }
-  return set.classNames ?? null;
 }
