@@ -3,7 +3,12 @@
 // load a checkpoint it fetched; model/checkpoint.ts reads and writes files and re-exports this.
 
 import { tensor } from "../kernels/mod.ts";
-import { parseSafetensors, roundToHalf, type SafetensorsFile } from "../io/safetensors_bytes.ts";
+import {
+  parseSafetensors,
+  roundToHalf,
+  type SafetensorsFile,
+  type TensorInput,
+} from "../io/safetensors_bytes.ts";
 import { checkModelConfig, DEFAULT_MODEL, type ModelConfig } from "./config.ts";
 import { posEmbed2d } from "./embeddings.ts";
 import { Params } from "./params.ts";
@@ -15,6 +20,74 @@ export const EMA_PREFIX = "ema.";
 export const OPTIM_PREFIX = "optim.";
 /** The fixed position table, stored beside the weights so PyTorch's strict loading finds it. */
 export const POS_EMBED = "pos_embed";
+
+export interface SaveOptions {
+  ema?: Params | null;
+  /** optimiser tensors by name (moments), stored under `optim.` */
+  optim?: Map<string, { shape: readonly number[]; data: Float32Array }>;
+  metadata?: Record<string, string>;
+  step: number;
+  dtype?: "F32" | "F16";
+}
+
+/**
+ * A checkpoint's tensors and metadata: every parameter (and EMA weight) read back from the GPU,
+ * the optimiser's moments, the position table. Refused when a value is not finite, so a diverged
+ * model is never written; `where` (where it was to be written) labels that error.
+ */
+export async function checkpointTensors(
+  model: PixArt,
+  o: SaveOptions,
+  where: string,
+): Promise<{ tensors: Record<string, TensorInput>; metadata: Record<string, string> }> {
+  const tensors: Record<string, TensorInput> = {};
+  for (const [name, t] of model.params.map) {
+    tensors[name] = { shape: t.shape, data: await t.read() };
+  }
+  if (o.ema) {
+    for (const [name, t] of o.ema.map) {
+      tensors[EMA_PREFIX + name] = { shape: t.shape, data: await t.read() };
+    }
+  }
+  for (const [name, t] of o.optim ?? []) {
+    tensors[OPTIM_PREFIX + name] = { shape: t.shape, data: t.data };
+  }
+  // the fixed table too: the official PixArt-α class keeps it in its state dict (a buffer)
+  tensors[POS_EMBED] = { shape: model.posEmbed.shape, data: await model.posEmbed.read() };
+  // a diverged model is never written: the last good checkpoint stays the newest
+  for (const [name, t] of Object.entries(tensors)) {
+    const bad = t.data instanceof Float32Array ? firstNonFinite(t.data) : -1;
+    if (bad >= 0) {
+      throw new Error(
+        `not writing '${where}': '${name}' holds ${t.data[bad]} at index ${bad} (the weights ` +
+          `diverged)`,
+      );
+    }
+  }
+  const metadata: Record<string, string> = {
+    format: "pixart-webgpu",
+    ...o.metadata,
+    config: JSON.stringify(model.config),
+    stage: String(model.config.stage),
+    step: String(o.step),
+    num_heads: String(model.config.num_heads),
+  };
+  if (model.config.stage === 2) {
+    metadata.tokenizer = JSON.stringify(model.tokenizerSpec());
+  }
+  return { tensors, metadata };
+}
+
+/** The file name of a training run's checkpoint at `step`: the one pattern trainer and readers use. */
+export function checkpointFile(step: number): string {
+  return `checkpoint-${step}.safetensors`;
+}
+
+/** The step of a file named by checkpointFile, or null for any other name. */
+export function checkpointStep(fileName: string): number | null {
+  const m = /^checkpoint-(\d+)\.safetensors$/.exec(fileName);
+  return m ? Number(m[1]) : null;
+}
 
 /** A model config from checkpoint metadata JSON; unknown keys are an error. */
 export function modelConfigFromJson(json: string, where = "checkpoint"): ModelConfig {
