@@ -243,8 +243,8 @@ function decodeTensor(
   count: number,
 ): Float32Array | Int32Array {
   const nb = count * DTYPE_BYTES[dtype];
-  // copy into an aligned buffer of its own
-  const raw = bytes.slice(start, start + nb);
+  // copy into an aligned buffer of its own (Uint8Array's slice: a Node Buffer's slice is a view)
+  const raw = Uint8Array.prototype.slice.call(bytes, start, start + nb);
   const view = new DataView(raw.buffer);
   switch (dtype) {
     case "F32": {

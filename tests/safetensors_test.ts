@@ -203,3 +203,13 @@ Deno.test("Uint8Array tensors are written as U8 and read back as their values", 
     "only U8",
   );
 });
+
+Deno.test("bytes in a Node Buffer parse as the same bytes in a Uint8Array", async () => {
+  const { Buffer } = await import("node:buffer");
+  const bytes = encodeSafetensors({ w: { shape: [3], data: new Float32Array([1, 2, 3]) } });
+  // a Buffer that is a view into a larger one, whose slice() is a view too
+  const big = Buffer.alloc(bytes.length + 5);
+  big.set(bytes, 5);
+  const f = readSafetensors(big.subarray(5), "buffer");
+  assertEquals(Array.from(f.tensors.get("w")!.data), [1, 2, 3]);
+});
