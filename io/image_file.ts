@@ -4,8 +4,9 @@
 // in [0, 1].
 
 import jpeg from "jpeg-js";
-import { MAX_IMAGE_PIXELS, readPngRgba } from "./png.ts";
 import { isJpeg, isPng } from "./image_format.ts";
+import { MAX_IMAGE_PIXELS } from "./image_header.ts";
+import { readPngRgba } from "./png.ts";
 import { fitSquare } from "./resize_area.ts";
 import { compositeOnWhite, toChannels } from "./rgba_image.ts";
 import { errnoText } from "./errors.ts";

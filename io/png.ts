@@ -6,10 +6,9 @@ import { Buffer } from "node:buffer";
 import { dirname } from "node:path";
 import { toByte } from "./pixels.ts";
 import { isPng } from "./image_format.ts";
+import { checkPixelCount, MAX_IMAGE_PIXELS, pngSize } from "./image_header.ts";
 
-export { isPng };
-
-export { toByte };
+export { isPng, MAX_IMAGE_PIXELS, toByte };
 
 export type Channels = 1 | 2 | 3 | 4;
 
@@ -53,13 +52,6 @@ function asBuffer(bytes: Uint8Array): Buffer {
 }
 
 /**
- * The most pixels an image file may have: Pillow's `Image.MAX_IMAGE_PIXELS` (a quarter gigabyte
- * of 24-bit pixels). A PNG of a few hundred bytes can declare 20000×20000 pixels of zeros (a
- * decompression bomb), so its header is checked before anything is inflated or allocated.
- */
-export const MAX_IMAGE_PIXELS = 89_478_485;
-
-/**
  * Any PNG as pngjs decodes it: RGBA, rescaled to bytes unless `skipRescale` keeps the file's own
  * sample range. Errors are pngjs's own messages, prefixed "png: ".
  */
@@ -67,28 +59,11 @@ export function readPngRgba(bytes: Uint8Array, skipRescale = false): PngjsImage 
   // checked here because pngjs reports only its last error ("unrecognised content at end of
   // stream" for a file that is not a PNG at all)
   if (!isPng(bytes)) throw new Error("png: not a PNG file (no PNG signature)");
-  checkPixelCount(bytes);
+  checkPixelCount("png", pngSize(bytes));
   try {
     return pngjs.read(asBuffer(bytes), { skipRescale });
   } catch (e) {
     throw new Error(`png: ${(e as Error).message}`);
-  }
-}
-
-/** Refuses a PNG whose IHDR (the first chunk) declares more than MAX_IMAGE_PIXELS pixels. */
-function checkPixelCount(bytes: Uint8Array): void {
-  if (bytes.length < 24) return; // too short for a header: pngjs says what is wrong
-  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const type = String.fromCharCode(...bytes.subarray(12, 16));
-  if (type !== "IHDR") return;
-  const width = v.getUint32(16), height = v.getUint32(20);
-  const pixels = width * height;
-  if (pixels > MAX_IMAGE_PIXELS) {
-    const n = (x: number) => x.toLocaleString("en");
-    throw new Error(
-      `png: ${width}×${height} is ${n(pixels)} pixels, over the ${n(MAX_IMAGE_PIXELS)} an ` +
-        `image may have (a decompression bomb?): use a smaller image`,
-    );
   }
 }
 

@@ -1,0 +1,68 @@
+// How many pixels an image file declares in its header (PNG or JPEG, told apart by
+// io/image_format.ts), so that a file is bounded before any decoder allocates for it. No packages
+// and no file access: the command line's decoders (io/png.ts, io/image_file.ts) and the web
+// page's (the browser's own) check the same header with the same limit.
+
+/**
+ * The most pixels an image file may have: Pillow's `Image.MAX_IMAGE_PIXELS` (a quarter gigabyte
+ * of 24-bit pixels). A PNG of a few hundred bytes can declare 20000×20000 pixels of zeros (a
+ * decompression bomb), so its header is checked before anything is inflated or allocated.
+ */
+export const MAX_IMAGE_PIXELS = 89_478_485;
+
+/** A PNG's width and height from its IHDR chunk (the first), or null when it has none. */
+export function pngSize(bytes: Uint8Array): { width: number; height: number } | null {
+  if (bytes.length < 24) return null;
+  if (String.fromCharCode(...bytes.subarray(12, 16)) !== "IHDR") return null;
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return { width: v.getUint32(16), height: v.getUint32(20) };
+}
+
+/**
+ * A JPEG's width and height from its first start-of-frame segment (SOF0–SOF15 but DHT, JPG and
+ * DAC), walking the segments from the start; null when there is none before the data ends.
+ */
+export function jpegSize(bytes: Uint8Array): { width: number; height: number } | null {
+  let i = 2;
+  while (i + 4 <= bytes.length) {
+    if (bytes[i] !== 0xff) return null;
+    const marker = bytes[i + 1];
+    if (marker === 0xff) { // fill bytes before a marker
+      i++;
+      continue;
+    }
+    // markers without a length: TEM, RSTn, SOI
+    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd8)) {
+      i += 2;
+      continue;
+    }
+    if (marker === 0xd9 || marker === 0xda) return null; // end of image, or the data began
+    const length = (bytes[i + 2] << 8) | bytes[i + 3];
+    const sof = marker >= 0xc0 && marker <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(marker);
+    if (sof) {
+      if (i + 9 > bytes.length) return null;
+      return {
+        height: (bytes[i + 5] << 8) | bytes[i + 6],
+        width: (bytes[i + 7] << 8) | bytes[i + 8],
+      };
+    }
+    i += 2 + length;
+  }
+  return null;
+}
+
+/**
+ * Refuses an image whose header declares more than MAX_IMAGE_PIXELS pixels, in one line that
+ * starts with `kind` ("png", "jpeg").
+ */
+export function checkPixelCount(kind: string, size: { width: number; height: number } | null) {
+  if (!size) return;
+  const pixels = size.width * size.height;
+  if (pixels > MAX_IMAGE_PIXELS) {
+    const n = (x: number) => x.toLocaleString("en");
+    throw new Error(
+      `${kind}: ${size.width}×${size.height} is ${n(pixels)} pixels, over the ` +
+        `${n(MAX_IMAGE_PIXELS)} an image may have (a decompression bomb?): use a smaller image`,
+    );
+  }
+}
