@@ -2,20 +2,11 @@
 // each step: a one-thread kernel records, in a small u32 buffer, the first step at which any of
 // the watched scalars was NaN or ±∞. The trainer reads it when it reads the loss anyway.
 
-import { dispatch, kernel } from "./runtime.ts";
+import { gridKernel } from "./grid_kernel.ts";
 import { intTensor, type Tensor } from "./tensor.ts";
 
 // A float is NaN or ±∞ exactly when its exponent bits are all ones (WGSL has no isnan).
-const WGSL = `
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
-@group(0) @binding(2) var<storage, read> Step: array<u32>;
-@group(0) @binding(3) var<storage, read_write> First: array<u32>;
-fn bad(x: f32) -> bool { return (bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u; }
-@compute @workgroup_size(1)
-fn main() {
-  if (First[0] == 0u && (bad(A[0]) || bad(B[0]))) { First[0] = Step[0]; }
-}`;
+const BAD = "fn bad(x: f32) -> bool { return (bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u; }";
 
 /** Records the first (1-based) step at which a watched scalar was not finite; 0 = none yet. */
 export class FiniteWatch {
@@ -32,7 +23,14 @@ export class FiniteWatch {
       throw new Error(`FiniteWatch: step must be a positive integer, got ${step}`);
     }
     const s = intTensor([step], [1]);
-    dispatch(kernel("finite_watch", WGSL), [a, b, s, this.#first], 1);
+    gridKernel({
+      name: "finite_watch",
+      n: 1,
+      read: { A: a, B: b, Step: [s, "u32"] },
+      write: { First: [this.#first, "u32"] },
+      lib: BAD,
+      body: "if (First[0] == 0u && (bad(A[0]) || bad(B[0]))) { First[0] = Step[0]; }",
+    });
     s.dispose();
   }
 

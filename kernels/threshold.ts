@@ -2,7 +2,7 @@
 // clamped to [1, c], then x̂0 = clip(x̂0, −s, s)/s. The quantile is found on the GPU by ranking:
 // each element counts the elements below and equal to it, so no sort is needed.
 
-import { dispatch, kernel } from "./runtime.ts";
+import { gridKernel } from "./grid_kernel.ts";
 import { empty, type Tensor } from "./tensor.ts";
 import { f32lit } from "./wgsl.ts";
 
@@ -14,19 +14,17 @@ export function dynamicThreshold(x: Tensor, p = 0.99, cmax = 1.7): { x: Tensor; 
   const lo = Math.floor(pos);
   const hi = Math.min(lo + 1, n - 1);
   const frac = pos - lo;
-  const WG = 64;
-  // 1) v_lo and v_hi of each sample's sorted |x| (ties write the same value)
+  // 1) v_lo and v_hi of each sample's sorted |x| (ties write the same value): one invocation per
+  // element i of sample b = i / n
   const sel = empty([B, 2]);
-  const rankCode = `
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read_write> S: array<f32>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let b = wid.y;
-  let e = wid.x * ${WG}u + lid.x;
-  if (e >= ${n}u) { return; }
+  gridKernel({
+    name: "threshold_rank",
+    n: B * n,
+    read: { X: x },
+    write: { S: sel },
+    body: `let b = i / ${n}u;
   let base = b * ${n}u;
-  let v = abs(X[base + e]);
+  let v = abs(X[i]);
   var lt = 0u;
   var eq = 0u;
   for (var j = 0u; j < ${n}u; j++) {
@@ -35,33 +33,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     eq += select(0u, 1u, w == v);
   }
   if (lt <= ${lo}u && ${lo}u < lt + eq) { S[b * 2u] = v; }
-  if (lt <= ${hi}u && ${hi}u < lt + eq) { S[b * 2u + 1u] = v; }
-}`;
-  dispatch(kernel("threshold_rank", rankCode), [x, sel], Math.ceil(n / WG), B);
+  if (lt <= ${hi}u && ${hi}u < lt + eq) { S[b * 2u + 1u] = v; }`,
+  });
   // 2) s and the clipped, rescaled x̂0
   const s = empty([B]);
   const out = empty(x.shape);
-  const clipCode = `
-@group(0) @binding(0) var<storage, read> X: array<f32>;
-@group(0) @binding(1) var<storage, read> Sel: array<f32>;
-@group(0) @binding(2) var<storage, read_write> O: array<f32>;
-@group(0) @binding(3) var<storage, read_write> S: array<f32>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let b = wid.y;
-  let e = wid.x * ${WG}u + lid.x;
-  if (e >= ${n}u) { return; }
+  gridKernel({
+    name: "threshold_clip",
+    n: B * n,
+    read: { X: x, Sel: sel },
+    write: { O: out, S: s },
+    body: `let b = i / ${n}u;
   let q = Sel[b * 2u] + ${f32lit(frac)} * (Sel[b * 2u + 1u] - Sel[b * 2u]);
   let s = clamp(q, 1.0, ${f32lit(cmax)});
-  if (e == 0u) { S[b] = s; }
-  O[b * ${n}u + e] = clamp(X[b * ${n}u + e], -s, s) / s;
-}`;
-  dispatch(
-    kernel("threshold_clip", clipCode),
-    [x, sel, out, s],
-    Math.ceil(n / WG),
-    B,
-  );
+  if (i == b * ${n}u) { S[b] = s; }
+  O[i] = clamp(X[i], -s, s) / s;`,
+  });
   sel.dispose();
   return { x: out, s };
 }
