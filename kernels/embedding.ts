@@ -4,11 +4,7 @@
 
 import { record } from "./autograd.ts";
 import { gridKernel } from "./grid_kernel.ts";
-import { dispatch, kernel } from "./runtime.ts";
 import { empty, shapeStr, type Tensor } from "./tensor.ts";
-import { ENTRY, grid1d } from "./wgsl.ts";
-
-const WG_E = 64;
 
 /**
  * table [V, E] f32, ids i32 of any shape S → [...S, E]: out[s, :] = table[ids[s], :].
@@ -44,29 +40,22 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
   );
 }
 
-// g [M, E], ids [M] i32 → dtable [V, E]; one workgroup per (row v, block of WG_E channels)
+// g [M, E], ids [M] i32 → dtable [V, E]; one invocation per table entry, summing its rows of g
 function embeddingBackward(g: Tensor, ids: Tensor, V: number, E: number): Tensor {
   const dt = empty([V, E]);
-  if (dt.size === 0) return dt;
   const M = ids.size;
-  const blocks = Math.ceil(E / WG_E);
-  const [gx, gy] = grid1d(V * blocks, 1);
-  const code = `
-@group(0) @binding(0) var<storage, read> G: array<f32>;
-@group(0) @binding(1) var<storage, read> I: array<i32>;
-@group(0) @binding(2) var<storage, read_write> DT: array<f32>;
-${ENTRY(WG_E)} {
-  let wg = wid.y * ${gx}u + wid.x;
-  if (wg >= ${V * blocks}u) { return; }
-  let v = i32(wg / ${blocks}u);
-  let e = (wg % ${blocks}u) * ${WG_E}u + lid.x;
-  if (e >= ${E}u) { return; }
+  gridKernel({
+    name: "embedding_backward",
+    n: V * E,
+    read: { G: g, I: ids },
+    write: { DT: dt },
+    body: `let v = i32(i / ${E}u);
+  let e = i % ${E}u;
   var acc = 0.0;
   for (var m = 0u; m < ${M}u; m++) {
     if (I[m] == v) { acc += G[m * ${E}u + e]; }
   }
-  DT[u32(v) * ${E}u + e] = acc;
-}`;
-  dispatch(kernel("embedding_backward", code), [g, ids, dt], gx, gy);
+  DT[i] = acc;`,
+  });
   return dt;
 }

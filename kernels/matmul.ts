@@ -20,7 +20,7 @@ import { reshape, transpose } from "./shape.ts";
 import { sumTo } from "./reduce.ts";
 import { geluTanhBackward } from "./elementwise.ts";
 import { randomNormal } from "./random.ts";
-import { ENTRY_FLAT, grid1d, sizesDecl } from "./wgsl.ts";
+import { gridKernel } from "./grid_kernel.ts";
 import { chooseVariant, isCpuAdapter, type TuneTask } from "./tune.ts";
 import { deviceInfo } from "./device.ts";
 import {
@@ -442,16 +442,14 @@ export function toHalf(weight: Tensor): Tensor {
   }
   const out = new Tensor(weight.shape, "f16");
   const words = weight.size / 2;
-  const [gx, gy] = grid1d(words);
-  // P [N·K/2] (u32 pairs) = pack2x16float(W [N·K]) — one invocation per word; S = [words]
-  const code = `
-@group(0) @binding(0) var<storage, read> W: array<vec2<f32>>;
-@group(0) @binding(1) var<storage, read_write> P: array<u32>;
-${sizesDecl(2)}
-${ENTRY_FLAT()}
-  if (i >= S[0]) { return; }
-  P[i] = pack2x16float(W[i]);
-}`;
-  dispatch(kernel("to_half", code), [weight, out, sizeWords([words])], gx, gy);
+  // P [N·K/2] (u32 pairs) = pack2x16float(W [N·K]): one invocation per word
+  gridKernel({
+    name: "to_half",
+    n: words,
+    read: { W: [weight, "vec2<f32>"] },
+    write: { P: [out, "u32"] },
+    body: "P[i] = pack2x16float(W[i]);",
+    sizes: [],
+  });
   return out;
 }

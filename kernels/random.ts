@@ -12,9 +12,8 @@
 // The seed and offset reach the kernel through a small u32 tensor, never as WGSL constants: one
 // pipeline per output size serves every seed and offset.
 
-import { dispatch, kernel } from "./runtime.ts";
+import { gridKernel } from "./grid_kernel.ts";
 import { empty, intTensor, numel, type Shape, type Tensor } from "./tensor.ts";
-import { grid1d } from "./wgsl.ts";
 
 const M0 = 0xD2511F53, M1 = 0xCD9E8D57;
 const W0 = 0x9E3779B9, W1 = 0xBB67AE85;
@@ -57,29 +56,26 @@ fn bm(x: u32, y: u32) -> vec2<f32> {
 
 function drawKernel(kind: "uniform" | "normal", out: Tensor, params: Tensor): void {
   const n = out.size;
-  const blocks = Math.ceil(n / 4);
-  const [gx, gy] = grid1d(blocks, WG);
   const values = kind === "uniform"
     ? "vec4<f32>(u01(w.x), u01(w.y), u01(w.z), u01(w.w))"
     : "vec4<f32>(bm(w.x, w.y), bm(w.z, w.w))";
-  const code = `${PHILOX_WGSL}
-@group(0) @binding(0) var<storage, read> S: array<u32>;
-@group(0) @binding(1) var<storage, read_write> O: array<f32>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let b = (wid.y * ${gx}u + wid.x) * ${WG}u + lid.x;
-  if (b >= ${blocks}u) { return; }
-  // 64-bit block counter: offset + b
-  let lo = S[2] + b;
-  let hi = S[3] + select(0u, 1u, lo < b);
-  let w = philox(vec4<u32>(lo, hi, 0u, 0u), vec2<u32>(S[0], S[1]));
+  // block i of 4 values: Philox of the 64-bit counter offset + i under the key (Key [4] u32:
+  // key, offset)
+  gridKernel({
+    name: `random_${kind}`,
+    n: Math.ceil(n / 4),
+    read: { Key: [params, "u32"] },
+    write: { O: out },
+    lib: PHILOX_WGSL,
+    workgroup: WG,
+    body: `let lo = Key[2] + i;
+  let hi = Key[3] + select(0u, 1u, lo < i);
+  let w = philox(vec4<u32>(lo, hi, 0u, 0u), vec2<u32>(Key[0], Key[1]));
   let v = ${values};
-  let i = b * 4u;
   for (var l = 0u; l < 4u; l++) {
-    if (i + l < ${n}u) { O[i + l] = v[l]; }
-  }
-}`;
-  dispatch(kernel(`random_${kind}`, code), [params, out], gx, gy);
+    if (i * 4u + l < ${n}u) { O[i * 4u + l] = v[l]; }
+  }`,
+  });
 }
 
 function checkWord64(x: number, what: string): void {

@@ -13,6 +13,7 @@ export function grid1d(n: number, wg = WG): [number, number] {
   return [Math.ceil(groups / y), y];
 }
 
+/** The entry point of a kernel that is not a grid kernel (grid_kernel.ts): a reduction's. */
 export const ENTRY = (wg = WG) =>
   `@compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>)`;
@@ -23,18 +24,3 @@ export function f32lit(x: number): string {
   const s = Math.fround(x).toString();
   return /[.eE]/.test(s) ? s : s + ".0";
 }
-
-/**
- * A kernel's sizes read from a small buffer (runtime.ts sizeWords) bound at `binding`, as `S[0]`,
- * `S[1]`, …: one pipeline then serves every shape. Worth it where a kernel runs at many sizes, or
- * where constant sizes let the compiler unroll a loop into a long compile.
- */
-export const sizesDecl = (binding: number) =>
-  `@group(0) @binding(${binding}) var<storage, read> S: array<u32>;`;
-
-/** An entry point with the flat invocation index `i` of a grid1d grid of any width. */
-export const ENTRY_FLAT = (wg = WG) =>
-  `@compute @workgroup_size(${wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = (wid.y * nwg.x + wid.x) * ${wg}u + lid.x;`;
