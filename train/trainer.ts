@@ -183,18 +183,9 @@ async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<R
   const step = resumed?.step ?? 0;
   const opt = optimizer(cfg, trained, resumed, o.report);
   const { ema, emaParams } = emaOf(cfg, trained, resumed);
-  let classifier = await curate(cfg, mc, o, data);
+  const classifier = await curate(cfg, mc, o, data);
   const batcher = batcherAt(cfg, data, step, resumed, o.report);
-  let evaluator: Evaluator | null = null;
-  if (tc.eval_every > 0 && data.heldOut.length >= 2) {
-    if (data.hasImageCaptions && mc.stage === 2) {
-      evaluator = await captionEvaluator(cfg, mc, schedule, (l) => o.report(l));
-    } else {
-      classifier ??= await runClassifier(cfg, mc, (l) => o.report(l));
-      evaluator = await classPromptEvaluator(cfg, mc, data, schedule, classifier);
-    }
-    if (mc.stage === 2) evaluator = withCaptionGap(evaluator, data, schedule, tc.seed);
-  }
+  const evaluator = await evaluatorOf(cfg, mc, o, data, schedule, classifier);
 
   o.report(
     `${o.lora ? "LoRA" : `stage ${o.stage}`}: ${trained.count().toLocaleString()} parameters, ` +
@@ -350,6 +341,30 @@ async function curate(cfg: Config, mc: ModelConfig, o: TrainOptions, data: Train
       `training images`,
   );
   return classifier;
+}
+
+/**
+ * The evaluation every train.eval_every steps, or null: the caption evaluation for a stage-2 model
+ * of captioned images, else class prompts read by the classifier (`classifier` if stage 3's
+ * filter loaded one); a stage-2 model's also measures the caption gap.
+ */
+async function evaluatorOf(
+  cfg: Config,
+  mc: ModelConfig,
+  o: TrainOptions,
+  data: TrainingData,
+  schedule: Schedule,
+  classifier: Awaited<ReturnType<typeof curate>>,
+): Promise<Evaluator | null> {
+  if (!(cfg.train.eval_every > 0 && data.heldOut.length >= 2)) return null;
+  let evaluator: Evaluator;
+  if (data.hasImageCaptions && mc.stage === 2) {
+    evaluator = await captionEvaluator(cfg, mc, schedule, (l) => o.report(l));
+  } else {
+    classifier ??= await runClassifier(cfg, mc, (l) => o.report(l));
+    evaluator = await classPromptEvaluator(cfg, mc, data, schedule, classifier);
+  }
+  return mc.stage === 2 ? withCaptionGap(evaluator, data, schedule, cfg.train.seed) : evaluator;
 }
 
 /** The batcher at `step`: the saved data order on resume, the class balance in force then. */
