@@ -43,12 +43,12 @@ export function shippedConfigs(): string[] {
 
 /**
  * The stage a config's model is: a config file does not say (`deno task train:stage1` does); one
- * that starts from the stage before (train.init_from) conditions on text (stage 2, or stage 3,
- * which trains a stage-2 model further), one that does not is stage 1, as tests/e2e_test.ts reads
- * the shipped configs.
+ * that starts from the stage before (train.init_from) or says it is a later stage trained from
+ * initialisation (train.from_scratch) conditions on text (stage 2, or stage 3, which trains a
+ * stage-2 model further), any other is stage 1, as tests/e2e_test.ts reads the shipped configs.
  */
 export function stageOf(config: Config): 1 | 2 {
-  return config.train.init_from ? 2 : 1;
+  return config.train.init_from || config.train.from_scratch ? 2 : 1;
 }
 
 /** Loads a shipped config by name (or a YAML path); `short` cuts it to one block at batch 2. */
