@@ -35,20 +35,14 @@ import { Params } from "../model/params.ts";
 import { type Condition, PixArt } from "../model/pixart.ts";
 import { epsLoss } from "../diffusion/ddpm.ts";
 import { linearSchedule } from "../diffusion/schedule.ts";
+import { DEFAULT_CONFIG } from "../io/config_schema.ts";
 import { check } from "./gradcheck.ts";
 import { rand, ready, relErr, TINY_TEXT_MODEL } from "./helpers.ts";
 
 await ready;
 
-const TARGETS = [
-  "blocks.*.attn.qkv",
-  "blocks.*.attn.proj",
-  "blocks.*.cross_attn.q_linear",
-  "blocks.*.cross_attn.kv_linear",
-  "blocks.*.cross_attn.proj",
-  "blocks.*.mlp.fc1",
-  "blocks.*.mlp.fc2",
-];
+// the layers a LoRA run adapts by default (the config's lora.targets)
+const TARGETS = DEFAULT_CONFIG.lora.targets;
 
 async function hostWeights(params: Params): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();
