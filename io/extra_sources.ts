@@ -8,9 +8,8 @@
 //   evaluation's held-out images stay unseen in every drawing (the emoji folders of both styles
 //   name the same emoji by the same file).
 
-import { join } from "node:path";
 import { type ImageSet, sharedPictures } from "./image_set.ts";
-import { METADATA_FILE } from "./image_folder.ts";
+import { inFolder, METADATA_FILE } from "./image_folder_layout.ts";
 
 /** One extra folder, read at the source's size and channels. */
 export interface ExtraSource {
@@ -78,7 +77,9 @@ export function joinExtraSources(
         const mapped = name === undefined ? undefined : classIndex.get(name);
         if (mapped === undefined) {
           const line = s.lines?.[i];
-          const where = line ? `${join(x.source, METADATA_FILE)} line ${line}` : `'${s.files[i]}'`;
+          const where = line
+            ? `${inFolder(x.source, METADATA_FILE)} line ${line}`
+            : `'${s.files[i]}'`;
           throw new Error(
             name === undefined
               ? `data.extra_sources: ${where} has no '${labelField}' (data.label_field), which ` +
@@ -113,7 +114,7 @@ export function joinExtraSources(
       labels[at] = mapped[k];
       captions.push(s.captions![i]);
       // the folder named, so a message about the image says which drawing it is
-      files.push(join(x.source, s.files![i]));
+      files.push(inFolder(x.source, s.files![i]));
       columns.push(s.columns?.[i] ?? {});
       lines.push(s.lines?.[i] ?? null);
       at++;

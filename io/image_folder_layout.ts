@@ -7,6 +7,16 @@ import type { ImageSet } from "./image_set.ts";
 export const METADATA_FILE = "metadata.jsonl";
 
 /**
+ * A file's path in messages: `rel` ("/"-separated, inside the folder) under the folder `dir` as
+ * the user named it, one separator between them ("data/emoji/" + "a.png": "data/emoji/a.png").
+ */
+export function inFolder(dir: string, rel: string): string {
+  if (!dir) return rel;
+  const base = dir.replace(/[\\/]+$/, "");
+  return base ? `${base}/${rel}` : `/${rel}`;
+}
+
+/**
  * The class names of a set for class-conditional training; a one-line error when the set is an
  * image folder without a class column. Null for sets whose classes the config names (IDX, MNIST).
  */

@@ -11,7 +11,11 @@
 
 import { tensor } from "../kernels/mod.ts";
 import { Rng } from "../kernels/host_random.ts";
-import { parseSafetensors, type SafetensorsFile } from "../io/safetensors_bytes.ts";
+import {
+  parseSafetensors,
+  type SafetensorsFile,
+  type TensorInput,
+} from "../io/safetensors_bytes.ts";
 import { sha256Hex } from "../io/word_table.ts";
 import type { ModelConfig } from "./config.ts";
 import { adaptableLayers } from "./layers.ts";
@@ -434,4 +438,59 @@ export async function readLoraPairs(
     });
   }
   return out;
+}
+
+export interface LoraSaveOptions {
+  /** the EMA of the adapter's weights (training checkpoints) */
+  ema?: Params | null;
+  /** Adam's moments by `m.<name>` / `v.<name>`, stored under `optim.` */
+  optim?: Map<string, { shape: readonly number[]; data: Float32Array }>;
+  step: number;
+  metadata?: Record<string, string>;
+  dtype?: "F32" | "F16";
+}
+
+/**
+ * An adapter file's tensors and metadata from its host weights (and an EMA copy, Adam's moments),
+ * refused when a value is not finite, so a diverged adapter is never written; `where` (where it
+ * was to be written) labels that error. model/lora_file.ts writes them to a file, a training run
+ * through its store.
+ */
+export function loraFileTensors(
+  lora: Pick<Lora, "rank" | "alpha" | "layers" | "base"> | LoraContents,
+  weights: ReadonlyMap<string, LoraPair>,
+  o: Omit<LoraSaveOptions, "ema"> & { ema?: ReadonlyMap<string, LoraPair> | null },
+  where: string,
+): { tensors: Record<string, TensorInput>; metadata: Record<string, string> } {
+  const tensors: Record<string, TensorInput> = {};
+  for (const [k, v] of loraTensorsOf(lora.layers, lora.rank, weights)) tensors[k] = v;
+  if (o.ema) {
+    for (const [k, v] of loraTensorsOf(lora.layers, lora.rank, o.ema, "ema.")) tensors[k] = v;
+  }
+  for (const [k, v] of o.optim ?? []) tensors[`optim.${k}`] = v;
+  for (const [name, t] of Object.entries(tensors)) {
+    const bad = (t.data as Float32Array).findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) {
+      throw new Error(
+        `not writing '${where}': '${name}' holds ${t.data[bad]} at index ${bad} (the weights ` +
+          `diverged)`,
+      );
+    }
+  }
+  const metadata = {
+    ...o.metadata,
+    ...loraMetadata(lora.rank, lora.alpha, lora.layers, lora.base),
+    step: String(o.step),
+  };
+  return { tensors, metadata };
+}
+
+/** An adapter on the device (and its EMA) read back as `loraFileTensors`' file contents. */
+export async function loraCheckpointData(
+  lora: Lora,
+  o: LoraSaveOptions,
+  where: string,
+): Promise<{ tensors: Record<string, TensorInput>; metadata: Record<string, string> }> {
+  const ema = o.ema ? await readLoraPairs(lora, o.ema) : null;
+  return loraFileTensors(lora, await readLoraPairs(lora), { ...o, ema }, where);
 }

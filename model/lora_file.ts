@@ -2,18 +2,19 @@
 // atomically and only with finite weights, as checkpoints are.
 
 import { existsSync, statSync } from "node:fs";
-import { readSafetensors, type TensorInput, writeSafetensors } from "../io/safetensors.ts";
+import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
 import { modelConfigFromJson, newestCheckpoint } from "./checkpoint.ts";
 import {
   type Lora,
+  loraCheckpointData,
   type LoraContents,
   loraContents,
-  loraMetadata,
+  loraFileTensors,
   type LoraPair,
-  loraTensorsOf,
-  readLoraPairs,
+  type LoraSaveOptions,
 } from "./lora.ts";
-import type { Params } from "./params.ts";
+
+export type { LoraSaveOptions };
 
 /**
  * An adapter from a file, or from a training run's folder (its newest checkpoint); a one-line
@@ -32,20 +33,10 @@ export function readLora(path: string): { path: string; contents: LoraContents }
   return { path: file, contents: loraContents(readSafetensors(file), file, modelConfigFromJson) };
 }
 
-export interface LoraSaveOptions {
-  /** the EMA of the adapter's weights (training checkpoints) */
-  ema?: Params | null;
-  /** Adam's moments by `m.<name>` / `v.<name>`, stored under `optim.` */
-  optim?: Map<string, { shape: readonly number[]; data: Float32Array }>;
-  step: number;
-  metadata?: Record<string, string>;
-  dtype?: "F32" | "F16";
-}
-
 /** Reads an adapter back from the device and writes it (atomically; only with finite values). */
 export async function saveLora(path: string, lora: Lora, o: LoraSaveOptions): Promise<void> {
-  const ema = o.ema ? await readLoraPairs(lora, o.ema) : null;
-  writeLora(path, lora, await readLoraPairs(lora), { ...o, ema }, o.metadata ?? {});
+  const { tensors, metadata } = await loraCheckpointData(lora, o, path);
+  writeSafetensors(path, tensors, metadata, { dtype: o.dtype ?? "F32" });
 }
 
 /** Writes an adapter's host weights (and an EMA copy, Adam's moments) with its metadata. */
@@ -56,28 +47,6 @@ export function writeLora(
   o: Omit<LoraSaveOptions, "ema"> & { ema?: ReadonlyMap<string, LoraPair> | null },
   metadata: Record<string, string>,
 ): void {
-  const tensors = new Map<string, TensorInput>(loraTensorsOf(lora.layers, lora.rank, weights));
-  if (o.ema) {
-    for (const [k, v] of loraTensorsOf(lora.layers, lora.rank, o.ema, "ema.")) tensors.set(k, v);
-  }
-  for (const [k, v] of o.optim ?? []) tensors.set(`optim.${k}`, v);
-  for (const [name, t] of tensors) {
-    const bad = (t.data as Float32Array).findIndex((v) => !Number.isFinite(v));
-    if (bad >= 0) {
-      throw new Error(
-        `not writing '${path}': '${name}' holds ${t.data[bad]} at index ${bad} (the weights ` +
-          `diverged)`,
-      );
-    }
-  }
-  writeSafetensors(
-    path,
-    tensors,
-    {
-      ...metadata,
-      ...loraMetadata(lora.rank, lora.alpha, lora.layers, lora.base),
-      step: String(o.step),
-    },
-    { dtype: o.dtype ?? "F32" },
-  );
+  const file = loraFileTensors(lora, weights, { ...o, metadata }, path);
+  writeSafetensors(path, file.tensors, file.metadata, { dtype: o.dtype ?? "F32" });
 }

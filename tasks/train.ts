@@ -1,5 +1,6 @@
 // deno task train:stage1 / train:stage2 / train:stage3 — PixArt-α's three stages
-// (docs/spec.md §5, §7): arguments in, the training loop (train/trainer.ts), progress out.
+// (docs/spec.md §5, §7): arguments in, the training loop (train/trainer.ts) into a folder
+// (train/folder_run.ts), progress out.
 
 import { join } from "node:path";
 import { configName, loadConfig } from "../io/config.ts";

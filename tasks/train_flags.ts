@@ -2,7 +2,7 @@
 // lines, how they change the config, and running the trainer with its progress and stop signals.
 
 import type { Config } from "../io/config.ts";
-import { train, type TrainOptions } from "../train/trainer.ts";
+import { type FolderTrainOptions, trainInFolder } from "../train/folder_run.ts";
 import { StopSignal } from "../train/stop_signal.ts";
 import { fail, intFlag, numFlag, type Options, status } from "./cli.ts";
 
@@ -75,9 +75,9 @@ const stop = new StopSignal();
 export async function runTraining(
   cfg: Config,
   a: Record<string, unknown>,
-  o: Pick<TrainOptions, "stage" | "out" | "initFrom" | "lora">,
+  o: Pick<FolderTrainOptions, "stage" | "out" | "initFrom" | "lora">,
 ): Promise<number> {
-  const result = await train(cfg, {
+  const result = await trainInFolder(cfg, {
     ...o,
     resume: !!a.resume,
     fresh: !!a.fresh,

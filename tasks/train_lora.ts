@@ -62,13 +62,14 @@ await runTask(async () => {
   cfg.lora.alpha = numFlag(a.alpha, "alpha") ?? cfg.lora.alpha;
   if (cfg.lora.rank < 1) fail("--rank must be at least 1");
   if (!(cfg.lora.alpha > 0)) fail("--alpha must be a positive number");
-  cfg = loraRunConfig(cfg, defaultConfig(), base);
-  const stage = readCheckpoint(base).model.stage;
+  const lora = { base: readCheckpoint(base), baseName: base };
+  cfg = loraRunConfig(cfg, defaultConfig(), lora);
+  const stage = lora.base.model.stage;
   const name = a.model ?? basename(base).replace(/\.safetensors$/i, "");
   exitCode = await runTraining(cfg, a, {
     stage,
     out: (a.out as string) ?? join("output", `lora-${name}`),
-    lora: { base, baseName: base },
+    lora,
   });
 });
 endTraining();

@@ -1,6 +1,7 @@
 // The layers of docs/ARCHITECTURE.md, enforced: a module imports only from its own folder and the
 // folders below it — kernels → io → model → diffusion → eval → train → bench → tasks / web — so
-// no import runs up the layers. And what the browser loads imports neither node: nor npm: modules.
+// no import runs up the layers. And what the browser loads — the page, and the trainer it runs —
+// imports neither node: nor npm: modules and calls no Deno API.
 
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
@@ -13,9 +14,10 @@ const rank = (folder: string) => folder === "web" ? LAYERS.length - 1 : LAYERS.i
 
 function importsOf(file: string): string[] {
   const text = readFileSync(join(ROOT, file), "utf8");
-  // a static import starts its line (one in a doc comment's example does not)
-  const re = /^(?:import|export)\s[^;]*?from\s+"([^"]+)"|import\(\s*"([^"]+)"\s*\)/gm;
-  return [...text.matchAll(re)].map((m) => m[1] ?? m[2]);
+  // a static import starts its line (one in a doc comment's example does not); `import "x"` too
+  const re =
+    /^(?:import|export)\s[^;]*?from\s+"([^"]+)"|import\(\s*"([^"]+)"\s*\)|^import\s+"([^"]+)"/gm;
+  return [...text.matchAll(re)].map((m) => m[1] ?? m[2] ?? m[3]);
 }
 
 function sources(folder: string): string[] {
@@ -39,7 +41,11 @@ Deno.test("no import runs up the layers", () => {
   assert.deepEqual(wrong, []);
 });
 
-Deno.test("the modules a web page loads import no node: or npm: module", () => {
+/**
+ * The modules `entry` loads, following every import (type-only ones too: a type from a module
+ * that is not browser-safe is a step away from a value from it).
+ */
+function graphOf(entry: string): Set<string> {
   const seen = new Set<string>();
   const visit = (file: string) => {
     if (seen.has(file)) return;
@@ -49,11 +55,29 @@ Deno.test("the modules a web page loads import no node: or npm: module", () => {
       visit(join(file, "..", spec));
     }
   };
-  visit("web/app.ts");
-  assert.ok(seen.has("kernels/mod.ts") && seen.has("model/pixart.ts"), [...seen].join(", "));
+  visit(entry);
+  return seen;
+}
+
+/** Calls into Deno's own namespace (`Deno.readFileSync`, `Deno.args`, …) outside comments. */
+function denoCalls(file: string): string[] {
+  const code = readFileSync(join(ROOT, file), "utf8").replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, "");
+  return [...code.matchAll(/\bDeno\.[A-Za-z_]+/g)].map((m) => `${file}: ${m[0]}`);
+}
+
+Deno.test("the modules a web page loads import no node: or npm: module and call no Deno API", () => {
+  const page = graphOf("web/app.ts");
+  assert.ok(page.has("kernels/mod.ts") && page.has("model/pixart.ts"), [...page].join(", "));
+  // the page trains with the command line's trainer: it and what it loads are the page's too
+  const trainer = graphOf("train/trainer.ts");
+  for (const m of ["train/batch.ts", "train/lr_schedule.ts", "train/run_store.ts"]) {
+    assert.ok(trainer.has(m), `the trainer loads ${m}`);
+  }
   // the browser test's own page (tests/browser_test.ts bundles it)
-  visit("tests/browser_matmul_page.ts");
-  assert.ok(seen.has("tests/matmul_cases.ts"), [...seen].join(", "));
+  const matmul = graphOf("tests/browser_matmul_page.ts");
+  assert.ok(matmul.has("tests/matmul_cases.ts"), [...matmul].join(", "));
+  const calls = [...new Set([...page, ...trainer, ...matmul])].flatMap(denoCalls);
+  assert.deepEqual(calls, [], "Deno calls in modules a browser loads");
 });
 
 Deno.test("no file holds a merge's conflict markers", () => {

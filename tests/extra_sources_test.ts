@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { defaultConfig, parseConfig } from "../io/config.ts";
+import { loadSource } from "../io/data.ts";
 import { encodePng } from "../io/png.ts";
 import { TrainingData } from "../train/data.ts";
 import { captionGapDraw, keepConfident } from "../train/evaluation.ts";
@@ -63,9 +64,9 @@ Deno.test("data.extra_sources: extra images join training only; held-out twins s
     cfg.data.source = noto;
     cfg.data.holdout = 0.25;
     const logs: string[] = [];
-    const plain = await TrainingData.load(cfg, MC, 2, undefined, () => {});
+    const plain = await TrainingData.load(cfg, MC, 2, loadSource, undefined, () => {});
     cfg.data.extra_sources = [tw];
-    const both = await TrainingData.load(cfg, MC, 2, undefined, (l) => logs.push(l));
+    const both = await TrainingData.load(cfg, MC, 2, loadSource, undefined, (l) => logs.push(l));
 
     // the source's split, its images and the evaluation's draw are as without extra sources
     assert.equal(plain.heldOut.length, 5);
@@ -103,7 +104,15 @@ Deno.test("data.extra_sources: extra images join training only; held-out twins s
       if (p.some((c) => c.includes("twitter"))) throw new Error("word 'twitter' is not known");
     };
     await assert.rejects(
-      () => TrainingData.load(cfg, { ...MC, text_encoder: "words" }, 2, noTwitter, () => {}),
+      () =>
+        TrainingData.load(
+          cfg,
+          { ...MC, text_encoder: "words" },
+          2,
+          loadSource,
+          noTwitter,
+          () => {},
+        ),
       new Error(
         `data.extra_sources '${tw}': the caption of 'images/e0.png': word 'twitter' is not ` +
           `known (model.text_len counts words with model.text_encoder: words)`,
@@ -127,7 +136,7 @@ Deno.test("data.extra_sources: classes map by name; an unknown class names folde
     cfg.data.source = noto;
     cfg.data.holdout = 0.25;
     cfg.data.extra_sources = [tw];
-    const d = await TrainingData.load(cfg, MC, 1, undefined, () => {});
+    const d = await TrainingData.load(cfg, MC, 1, loadSource, undefined, () => {});
     assert.deepEqual(d.classNames, ["even", "odd"]);
     for (const i of d.train) if (i >= 12) assert.equal(d.set.labels[i], 1);
 
@@ -135,7 +144,7 @@ Deno.test("data.extra_sources: classes map by name; an unknown class names folde
     folder(bad, [0, 1, 2], 50, ", twitter style", (k) => (k === 2 ? "neither" : "odd"));
     cfg.data.extra_sources = [tw, bad];
     await assert.rejects(
-      () => TrainingData.load(cfg, MC, 1, undefined, () => {}),
+      () => TrainingData.load(cfg, MC, 1, loadSource, undefined, () => {}),
       new Error(
         `data.extra_sources: ${join(bad, "metadata.jsonl")} line 3 has the class 'neither' ` +
           `(label), which data.source '${noto}' does not have: fix it or leave the image out`,
@@ -146,7 +155,14 @@ Deno.test("data.extra_sources: classes map by name; an unknown class names folde
     cfg.data.extra_sources = [tw];
     await assert.rejects(
       () =>
-        TrainingData.load(cfg, { ...MC, in_channels: 1, image_size: 28 }, 1, undefined, () => {}),
+        TrainingData.load(
+          cfg,
+          { ...MC, in_channels: 1, image_size: 28 },
+          1,
+          loadSource,
+          undefined,
+          () => {},
+        ),
       /data\.extra_sources needs data\.source to be an image folder/,
     );
   });
@@ -186,7 +202,7 @@ Deno.test("lines naming one file share its picture through training: the join, o
     cfg.data.source = main;
     cfg.data.holdout = 0.25;
     cfg.data.extra_sources = [extra];
-    const data = await TrainingData.load(cfg, MC, 2, undefined, () => {});
+    const data = await TrainingData.load(cfg, MC, 2, loadSource, undefined, () => {});
     const { set } = data;
     assert.equal(set.n, 690);
     // in memory, each picture once: the source's six and the extra folder's three

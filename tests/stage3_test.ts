@@ -104,6 +104,9 @@ Deno.test("stage 3 starts from stage 2 at twice the size, trains, and samples th
   assert.ok(existsSync(tmp("s3.txt")));
 });
 
+/** A checkpoint file, read, as the trainer's sources hand it over. */
+const named = (path: string) => ({ ck: readCheckpoint(path), name: path });
+
 Deno.test("train.init_ema: the next stage starts from the EMA weights, and says so", async () => {
   const trained = PixArt.init(TINY_TEXT_MODEL, 1), ema = PixArt.init(TINY_TEXT_MODEL, 2);
   const withEma = tmp("with-ema.safetensors"), without = tmp("without-ema.safetensors");
@@ -114,7 +117,7 @@ Deno.test("train.init_ema: the next stage starts from the EMA weights, and says 
     for (const [useEma, want] of [[false, trained], [true, ema]] as const) {
       const m = PixArt.init({ ...next, pe_interpolation: 2 }, 3);
       const log: string[] = [];
-      initFromEarlierStage(m, withEma, 3, (l) => log.push(l), [], useEma);
+      initFromEarlierStage(m, named(withEma), 3, (l) => log.push(l), [], useEma);
       assert.match(log[0], useEma ? /\(EMA weights\)/ : /\(trained weights\)/);
       for (const name of m.params.names()) {
         assert.deepEqual(await m.params.get(name).read(), await want.params.get(name).read(), name);
@@ -123,7 +126,7 @@ Deno.test("train.init_ema: the next stage starts from the EMA weights, and says 
     }
     const m = PixArt.init({ ...next, pe_interpolation: 2 }, 3);
     assert.throws(
-      () => initFromEarlierStage(m, without, 3, () => {}, [], true),
+      () => initFromEarlierStage(m, named(without), 3, () => {}, [], true),
       /^Error: '.*without-ema\.safetensors' has no EMA weights to start from: set train\.init_ema to false/,
     );
     m.dispose();
@@ -149,7 +152,7 @@ Deno.test("stage 3 with a patch twice as large starts as the stage-2 model on bl
   await saveCheckpoint(path, trained, { step: 1 });
   const grown = PixArt.init(big, 9);
   const lines: string[] = [];
-  initFromEarlierStage(grown, path, 3, (l) => lines.push(l));
+  initFromEarlierStage(grown, named(path), 3, (l) => lines.push(l));
   assert.match(lines.join("\n"), /patch 2 → 4: the patch embedding averages each block/);
   const B = 2, x8 = rand(B * 3 * 64, 3);
   // the 16×16 image whose 2×2 blocks repeat the 8×8 one's pixels
@@ -181,7 +184,7 @@ Deno.test("stage 3 with a patch twice as large starts as the stage-2 model on bl
   // a patch that is not a whole multiple is refused
   const odd = PixArt.init({ ...small, image_size: 24, patch_size: 3 }, 1);
   assert.throws(
-    () => initFromEarlierStage(odd, path, 3, () => {}),
+    () => initFromEarlierStage(odd, named(path), 3, () => {}),
     /not a multiple of the stage-2 model's 2/,
   );
   odd.dispose();

@@ -4,7 +4,7 @@
 // uninterrupted one would (docs/spec.md §5).
 
 import { Generator, type Tensor, tensor } from "../kernels/mod.ts";
-import type { Config } from "../io/config.ts";
+import type { Config } from "../io/config_schema.ts";
 import { gatherBatch } from "../io/image_set.ts";
 import { mixSeed, mulberry32 } from "../kernels/host_random.ts";
 import type { ModelConfig } from "../model/config.ts";

@@ -2,21 +2,37 @@
 // training and held-out split, the class names, and the caption each training image is drawn
 // with (docs/spec.md §1): an image folder's own caption, a class's caption, or a digit's word or
 // numeral. Extra folders (data.extra_sources, io/extra_sources.ts) add training images after the
-// source's own; the split, the evaluation and FID see the source's alone (`sourceTrain`).
+// source's own; the split, the evaluation and FID see the source's alone (`sourceTrain`). The
+// images are read by a TrainSources (train/train_sources.ts): from files, or in the web page.
 
 import { checkCaptionLengths } from "../io/caption_length.ts";
-import type { Config } from "../io/config.ts";
-import { loadSource } from "../io/data.ts";
+import type { Config } from "../io/config_schema.ts";
 import { type ImageSet, prepareImages, splitHoldout } from "../io/image_set.ts";
 import { captionChoices, captionFor, defaultCaptions, MNIST_WORDS } from "../io/captions.ts";
 import { type ExtraSource, joinExtraSources } from "../io/extra_sources.ts";
-import { requireClasses } from "../io/image_folder.ts";
+import { requireClasses } from "../io/image_folder_layout.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { normalizePrompt, tokenize } from "../model/tokenizer.ts";
+
+/** How the images are wanted: an image folder is decoded to this; other sources keep theirs. */
+export interface ReadImagesOptions {
+  /** side of the square images */
+  size: number;
+  /** 1 (grey) or 3 (RGB) */
+  channels: number;
+  /** metadata.jsonl's class column (data.label_field) */
+  labelField: string;
+  /** skip images that cannot be decoded (data.skip_bad_images) */
+  skipBadImages: boolean;
+}
+
+/** Reads a data source's images in [0, 1] (TrainSources.readImages). */
+export type ReadImages = (source: string, options: ReadImagesOptions) => Promise<ImageSet>;
 
 export class TrainingData {
   private constructor(
     private readonly cfg: Config,
+    private readonly read: ReadImages,
     /** the images at the model's size in [-1, 1], with labels (and captions for a folder) */
     readonly set: ImageSet,
     /** indices of the training images; a quality filter may narrow them (keepOnly) */
@@ -37,18 +53,19 @@ export class TrainingData {
   }
 
   /**
-   * Loads `cfg.data.source` for a model `mc` trained at `stage`; checks before any step that every
-   * caption fits the tokenizer and that the classes fit the model.
+   * Loads `cfg.data.source` through `read` for a model `mc` trained at `stage`; checks before any
+   * step that every caption fits the tokenizer and that the classes fit the model.
    */
   static async load(
     cfg: Config,
     mc: ModelConfig,
     stage: 1 | 2 | 3,
+    read: ReadImages,
     tokenizeCaption: (prompts: string[]) => unknown = (p) => tokenize(p, mc.text_len),
     log: (line: string) => void = (line) => console.error(line),
   ): Promise<TrainingData> {
     const source = cfg.data.source;
-    const raw = await readSource(cfg, source, mc.image_size, mc.in_channels);
+    const raw = await read(source, readOptions(cfg, mc.image_size, mc.in_channels));
     if (raw.channels !== mc.in_channels) {
       throw new Error(
         `data '${source}' has ${raw.channels} channel(s) but model.in_channels is ${mc.in_channels}`,
@@ -97,7 +114,7 @@ export class TrainingData {
     const sourceCount = set.n;
     let allTrain = train;
     if (cfg.data.extra_sources?.length) {
-      const extras = await readExtras(cfg, mc.image_size, mc.in_channels);
+      const extras = await readExtras(cfg, read, mc.image_size, mc.in_channels);
       for (const x of extras) {
         if (stage === 1 || !x.set.captions) continue;
         try {
@@ -116,7 +133,16 @@ export class TrainingData {
         );
       }
     }
-    return new TrainingData(cfg, set, allTrain, holdout, classNames, classCaptions, sourceCount);
+    return new TrainingData(
+      cfg,
+      read,
+      set,
+      allTrain,
+      holdout,
+      classNames,
+      classCaptions,
+      sourceCount,
+    );
   }
 
   /** Whether each image has its own caption (an image folder with metadata.jsonl). */
@@ -143,11 +169,12 @@ export class TrainingData {
    */
   async atSize(size: number, mc: ModelConfig): Promise<ImageSet> {
     if (size === this.set.height) return this.set;
-    const { cfg } = this;
-    const set = prepareImages(await readSource(cfg, cfg.data.source, size, mc.in_channels), size);
+    const { cfg, read } = this;
+    const raw = await read(cfg.data.source, readOptions(cfg, size, mc.in_channels));
+    const set = prepareImages(raw, size);
     if (!cfg.data.extra_sources?.length) return set;
     // the same images in the same order, so the training indices mean the same
-    const extras = await readExtras(cfg, size, mc.in_channels);
+    const extras = await readExtras(cfg, read, size, mc.in_channels);
     return joinExtraSources(set, cfg.data.source, this.heldOut, extras, cfg.data.label_field).set;
   }
 
@@ -182,20 +209,25 @@ function checkWordCaptions(set: ImageSet, tokenizeCaption: (prompts: string[]) =
   });
 }
 
-function readSource(cfg: Config, source: string, size: number, channels: number) {
-  return loadSource(source, {
+function readOptions(cfg: Config, size: number, channels: number): ReadImagesOptions {
+  return {
     size,
     channels,
     labelField: cfg.data.label_field,
     skipBadImages: cfg.data.skip_bad_images,
-  });
+  };
 }
 
 /** data.extra_sources, each read as the source is and brought to `size`. */
-async function readExtras(cfg: Config, size: number, channels: number): Promise<ExtraSource[]> {
+async function readExtras(
+  cfg: Config,
+  read: ReadImages,
+  size: number,
+  channels: number,
+): Promise<ExtraSource[]> {
   const out: ExtraSource[] = [];
   for (const source of cfg.data.extra_sources ?? []) {
-    const raw = await readSource(cfg, source, size, channels);
+    const raw = await read(source, readOptions(cfg, size, channels));
     out.push({ source, set: prepareImages(raw, size) });
   }
   return out;

@@ -4,10 +4,9 @@
 // result goes into train-log.jsonl beside the losses. Also the quality filter of stage 3
 // (data.min_score), which uses the same classifier.
 
-import type { Config } from "../io/config.ts";
+import type { Config } from "../io/config_schema.ts";
 import type { Schedule } from "../diffusion/schedule.ts";
 import type { ModelConfig } from "../model/config.ts";
-import type { PixArt } from "../model/pixart.ts";
 import type { Classifier } from "../eval/classifier.ts";
 import { evalClassColumn, loadOrTrainClassifier } from "../eval/classifier_cache.ts";
 import {
@@ -22,18 +21,42 @@ import { captionGap } from "../eval/caption_gap.ts";
 import { gatherBatch, pictureCount, rowOf } from "../io/image_set.ts";
 import { mulberry32 } from "../kernels/host_random.ts";
 import type { TrainingData } from "./data.ts";
+import type { Evaluator, RunEvaluation } from "./train_sources.ts";
 
-/** What the trainer logs for one evaluation (a JSON-serialisable summary). */
-export type EvalRecord = Record<string, unknown>;
+export type { EvalRecord, Evaluator } from "./train_sources.ts";
 
-export interface Evaluator {
-  /** frees what the evaluation keeps between runs (classifier features, reference) */
-  dispose?(): void;
-  /** Samples with `model` and scores; the summary for the log and a one-line description. */
-  run(model: PixArt, onProgress?: (done: number, total: number) => void): Promise<{
-    record: EvalRecord;
-    line: string;
-  }>;
+/**
+ * A run's evaluation from the files of its data source: the stage-3 quality filter and the
+ * periodic evaluation share one classifier, trained (or read from its cache) when first needed.
+ */
+export function fileEvaluation(
+  cfg: Config,
+  mc: ModelConfig,
+  log: (line: string) => void,
+): RunEvaluation {
+  let classifier: Classifier | null = null;
+  const shared = async () => (classifier ??= await runClassifier(cfg, mc, log));
+  return {
+    // Stage 3 fine-tunes on a curated subset (the same filter on resume, so the data order holds)
+    async curate(data) {
+      const before = data.train.length;
+      const kept = await keepConfident(data, mc, await shared(), cfg.data.min_score);
+      log(
+        `quality filter (data.min_score ${cfg.data.min_score}): kept ${kept} of ${before} ` +
+          `training images`,
+      );
+    },
+    async evaluator(data, schedule) {
+      let evaluator: Evaluator;
+      if (data.hasImageCaptions && mc.stage === 2) {
+        evaluator = await captionEvaluator(cfg, mc, schedule, log);
+      } else {
+        evaluator = await classPromptEvaluator(cfg, mc, data, schedule, await shared());
+      }
+      if (mc.stage === 2) evaluator = withCaptionGap(evaluator, data, schedule, cfg.train.seed);
+      return evaluator;
+    },
+  };
 }
 
 /** The evaluation classifier of the run's data (trained once and cached in checkpoints/). */

@@ -5,7 +5,7 @@
 
 import type { Config } from "../io/config.ts";
 import type { WordTable } from "../io/word_table.ts";
-import { modelFromCheckpoint, readCheckpoint } from "../model/checkpoint.ts";
+import { type CheckpointContents, modelFromCheckpoint } from "../model/checkpoint_bytes.ts";
 import type { ModelConfig } from "../model/config.ts";
 import {
   Lora,
@@ -16,15 +16,14 @@ import {
   peftName,
   weightsSha256,
 } from "../model/lora.ts";
-import { readLora } from "../model/lora_file.ts";
 import type { Params } from "../model/params.ts";
 import { PixArt } from "../model/pixart.ts";
 import { checkpointDiffusion, SCHEDULE_KEYS } from "../diffusion/schedule.ts";
 
 /** Where a LoRA run's base model comes from. */
 export interface LoraTraining {
-  /** the base model's checkpoint file */
-  base: string;
+  /** the base model's checkpoint */
+  base: CheckpointContents;
   /** how the adapter names its base: the path as the user would type it */
   baseName: string;
 }
@@ -42,15 +41,15 @@ export interface Resumed {
  * cannot change them); a config or --set that names another model key is an error, except
  * model.drop_path, which a fine-tune may set.
  */
-export function loraRunConfig(cfg: Config, defaults: Config, basePath: string): Config {
-  const ck = readCheckpoint(basePath);
+export function loraRunConfig(cfg: Config, defaults: Config, lt: LoraTraining): Config {
+  const ck = lt.base;
   const { stage: _, ...model } = ck.model;
   for (const k of Object.keys(model) as (keyof typeof model)[]) {
     if (k === "drop_path") continue;
     const set = cfg.model[k], base = model[k];
     if (set !== defaults.model[k] && set !== base) {
       throw new Error(
-        `train:lora takes the model from its base '${basePath}' (model.${k} = ${base}): ` +
+        `train:lora takes the model from its base '${lt.baseName}' (model.${k} = ${base}): ` +
           `drop model.${k} = ${set} from the config`,
       );
     }
@@ -66,24 +65,24 @@ export function loraRunConfig(cfg: Config, defaults: Config, basePath: string): 
 
 /**
  * The base model, frozen — its EMA weights when it has them, the weights sampling uses — with an
- * adapter applied: fresh (train.seed), or the run's newest checkpoint's on resume, which must be
+ * adapter applied: fresh (train.seed), or `resume`'s (the run's newest checkpoint), which must be
  * of the same base and the same lora settings.
  */
 export async function loraWeights(
   cfg: Config,
   mc: ModelConfig,
   lt: LoraTraining,
-  newest: string | null,
+  resume: { name: string; contents: LoraContents } | null,
   words: WordTable | null,
   report: (line: string) => void,
 ): Promise<{ model: PixArt; lora: Lora; resumed: Resumed | null }> {
-  const ck = readCheckpoint(lt.base);
+  const ck = lt.base;
   const ema = !!ck.ema;
-  const model = modelFromCheckpoint(ck, lt.base, ema, words);
+  const model = modelFromCheckpoint(ck, lt.baseName, ema, words);
   try {
     for (const k of Object.keys(mc) as (keyof ModelConfig)[]) {
       if (k !== "drop_path" && mc[k] !== ck.model[k]) {
-        throw new Error(`'${lt.base}' has model.${k} = ${ck.model[k]}, the run ${mc[k]}`);
+        throw new Error(`'${lt.baseName}' has model.${k} = ${ck.model[k]}, the run ${mc[k]}`);
       }
     }
     model.params.requireGrad(false);
@@ -96,11 +95,11 @@ export async function loraWeights(
     const layers = loraLayers(ck.model, cfg.lora.targets);
     for (const t of layers.unmatched) report(`lora.targets: '${t}' names no layer of this model`);
     let lora: Lora, resumed: Resumed | null = null;
-    if (newest) {
-      const lc = readLora(newest).contents;
-      checkSameRun(lc, newest, base, cfg, layers.map((l) => l.path));
+    if (resume) {
+      const lc = resume.contents;
+      checkSameRun(lc, resume.name, base, cfg, layers.map((l) => l.path));
       lora = loraFromContents(lc, true);
-      report(`resuming '${newest}' at step ${lc.step}`);
+      report(`resuming '${resume.name}' at step ${lc.step}`);
       lora.params.requireGrad(true);
       resumed = { step: lc.step, optim: lc.optim, ema: emaByName(lc), metadata: lc.metadata };
     } else lora = Lora.init(cfg.lora, cfg.train.seed, base);

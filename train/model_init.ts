@@ -2,18 +2,15 @@
 // the run's own newest checkpoint (--resume), or from the checkpoint of the stage before — stage
 // 2 from stage 1 (shared names load, the class table is dropped, the text path starts fresh),
 // stage 3 from stage 2 (every weight loads unchanged at a higher resolution; only the fixed
-// position table is recomputed, interpolated by model.pe_interpolation).
+// position table is recomputed, interpolated by model.pe_interpolation). Checkpoints arrive here
+// read (a file, or bytes in the web page): finding and reading them is the caller's.
 
-import { existsSync } from "node:fs";
-import { dirname } from "node:path";
 import { tensor } from "../kernels/mod.ts";
 import {
   type CheckpointContents,
   firstNonFinite,
   modelFromCheckpoint,
-  newestCheckpoint,
-  readCheckpoint,
-} from "../model/checkpoint.ts";
+} from "../model/checkpoint_bytes.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { WordTable } from "../io/word_table.ts";
 import type { DiffusionSection } from "../io/config_schema.ts";
@@ -32,23 +29,29 @@ export function modelStageOf(stage: 1 | 2 | 3): 1 | 2 {
   return stage === 1 ? 1 : 2;
 }
 
+/** A checkpoint read from its file or bytes, and what names it in messages (its path). */
+export interface NamedCheckpoint {
+  ck: CheckpointContents;
+  name: string;
+}
+
 /**
- * The newest checkpoint of the run in `dir`, checked against the stage, the model config and the
+ * The newest checkpoint of a run, `from`, checked against the stage, the model config and the
  * noise schedule: continuing on another schedule would train each t toward another noise level.
  */
 export function resumeFrom(
-  path: string,
+  from: NamedCheckpoint,
   stage: 1 | 2 | 3,
   mc: ModelConfig,
   diffusion: DiffusionSection,
   words: WordTable | null = null,
 ): { ck: CheckpointContents; model: PixArt } {
-  const ck = readCheckpoint(path);
+  const { ck, name: path } = from;
   if (ck.metadata.exported_from !== undefined) {
     // Adam's moments and the data order are gone: continuing would silently restart both
     throw new Error(
       `--resume: '${path}' is an export (weights for sampling, no optimiser state), not a ` +
-        `training checkpoint: move it out of '${dirname(path)}' to resume from the run's own ` +
+        `training checkpoint: move it out of '${folderOf(path)}' to resume from the run's own ` +
         `checkpoints`,
     );
   }
@@ -77,23 +80,10 @@ export function resumeFrom(
   return { ck, model };
 }
 
-/** A checkpoint file from a file or a folder (its newest), for --init-from. */
-export function earlierStageCheckpoint(from: string, stage: 2 | 3): string {
-  const earlier = stage - 1;
-  const task = `deno task train:stage${earlier}`;
-  if (!existsSync(from)) {
-    throw new Error(
-      `stage-${earlier} checkpoint '${from}' not found: run ${task} first or pass --init-from PATH`,
-    );
-  }
-  if (!Deno.statSync(from).isDirectory) return from;
-  const p = newestCheckpoint(from);
-  if (!p) {
-    throw new Error(
-      `no stage-${earlier} checkpoint in '${from}': run ${task} first or pass --init-from`,
-    );
-  }
-  return p;
+/** The folder part of a checkpoint's name ("." when it has none). */
+function folderOf(path: string): string {
+  const cut = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
+  return cut > 0 ? path.slice(0, cut) : cut === 0 ? "/" : ".";
 }
 
 /**
@@ -103,7 +93,7 @@ export function earlierStageCheckpoint(from: string, stage: 2 | 3): string {
  */
 export function initFromEarlierStage(
   model: PixArt,
-  path: string,
+  from: NamedCheckpoint,
   stage: 2 | 3,
   log: (line: string) => void,
   keepFresh: readonly string[] = [],
@@ -120,12 +110,12 @@ export function initFromEarlierStage(
       );
     }
   }
-  const ck = readCheckpoint(path);
-  const from = trainStageOf(ck);
+  const { ck, name: path } = from;
+  const fromStage = trainStageOf(ck);
   if (stage === 3) {
     if (ck.model.stage !== 2) {
       throw new Error(
-        `'${path}' is a stage-${from} (class-conditional) checkpoint: stage 3 starts from a ` +
+        `'${path}' is a stage-${fromStage} (class-conditional) checkpoint: stage 3 starts from a ` +
           `stage-2 (text) checkpoint`,
       );
     }
@@ -192,7 +182,7 @@ export function initFromEarlierStage(
     `initialised from '${path}' (${ema ? "EMA" : "trained"} weights): ${loaded.length} ` +
       `tensors loaded`,
   );
-  log(`  dropped (stage-${from} only): ${dropped.length ? group(dropped) : "none"}`);
+  log(`  dropped (stage-${fromStage} only): ${dropped.length ? group(dropped) : "none"}`);
   log(`  new, from their init: ${fresh.length ? group(fresh) : "none"}`);
   if (stage === 3) {
     log(

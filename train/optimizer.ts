@@ -4,7 +4,7 @@
 // its step build it here, so the step the benchmark times is the one a run takes.
 
 import { type Adam, adamW, type Tensor } from "../kernels/mod.ts";
-import type { Config } from "../io/config.ts";
+import type { Config } from "../io/config_schema.ts";
 import { lrAt } from "./lr_schedule.ts";
 
 /** AdamW over `params` as `cfg` trains them. */

@@ -1,12 +1,21 @@
-// The output folder of a training run and what it guarantees: one run at a time (a lock file that
-// the operating system releases when its process dies), no rerun over an earlier run's work
-// unless asked, rotation that only deletes checkpoints this run wrote, and no leftovers of a save
-// that was interrupted.
+// The output folder of a training run (the command line's RunStore, train/run_store.ts) and what
+// it guarantees: one run at a time (a lock file that the operating system releases when its
+// process dies), no rerun over an earlier run's work unless asked, checkpoints written atomically
+// (a temporary file renamed into place), rotation that only deletes checkpoints this run wrote,
+// and no leftovers of a save that was interrupted. Beside the checkpoints: config.json,
+// train-log.jsonl, its plots (loss.png, accuracy.png) and the sample grids (sample-<step>.png
+// with their prompts in sample-<step>.txt).
 
 import { existsSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { checkpointFile, checkpointStep } from "../model/checkpoint.ts";
+import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
+import type { SafetensorsFile } from "../io/safetensors_bytes.ts";
+import { writeImageGrid } from "../io/png.ts";
+import { plotEvalAccuracy, plotTrainingLog } from "../io/plot.ts";
+import { promptsText } from "../io/prompts.ts";
 import { trimTrainingLog } from "../io/train_log.ts";
+import type { CheckpointData, RunStore, SampleImages } from "./run_store.ts";
 
 export interface OpenOptions {
   /** continue the run the folder holds */
@@ -20,7 +29,7 @@ const LOCK = ".lock";
 const LOG = "train-log.jsonl";
 
 /** A training run's output folder, held for the life of the run. */
-export class RunFolder {
+export class RunFolder implements RunStore {
   readonly #lock: Deno.FsFile;
   /** checkpoints written by this process, oldest first: the only ones rotation may delete */
   readonly #written: string[] = [];
@@ -104,12 +113,44 @@ export class RunFolder {
       .sort((a, b) => checkpointStep(a)! - checkpointStep(b)!).map((f) => join(this.dir, f));
   }
 
-  checkpointPath(step: number): string {
+  get where(): string {
+    return `'${this.dir}'`;
+  }
+
+  readCheckpointFile(path: string): SafetensorsFile {
+    return readSafetensors(path);
+  }
+
+  checkpointName(step: number): string {
     return join(this.dir, checkpointFile(step));
   }
 
+  writeCheckpoint(step: number, ck: CheckpointData, keep: number): Promise<string> {
+    const path = this.checkpointName(step);
+    writeSafetensors(path, ck.tensors, ck.metadata, { dtype: "F32" });
+    this.#wrote(path, keep);
+    return Promise.resolve(path);
+  }
+
+  writeConfig(config: unknown): void {
+    Deno.writeTextFileSync(this.path("config.json"), JSON.stringify(config, null, 2));
+  }
+
+  /** sample-<step>.png, 8 to a row, and its prompts in sample-<step>.txt. */
+  writeSamples(step: number, s: SampleImages): Promise<string> {
+    const png = this.path(`sample-${step}.png`);
+    writeImageGrid(png, s.images, s.prompts.length, s.channels, s.size, s.size);
+    Deno.writeTextFileSync(png.replace(/\.png$/, ".txt"), promptsText(s.prompts));
+    return Promise.resolve(png);
+  }
+
+  plotLog(): void {
+    plotTrainingLog(this.logPath, this.path("loss.png"));
+    plotEvalAccuracy(this.logPath, this.path("accuracy.png"));
+  }
+
   /** Notes a checkpoint this run wrote, and deletes the oldest of those beyond the newest `keep`. */
-  wrote(path: string, keep: number): void {
+  #wrote(path: string, keep: number): void {
     if (!this.#written.includes(path)) this.#written.push(path);
     if (keep <= 0) return;
     while (this.#written.length > keep) {

