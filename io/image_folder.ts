@@ -1,20 +1,11 @@
-// Image folders as a data source, in either of the two common layouts:
-//
-// - metadata.jsonl beside the images (Hugging Face `imagefolder`): one JSON object a line with
-//   `file_name` (the image's path inside the folder) and `text` (its caption); every other
-//   string or number field is a column, and the column named by `data.label_field` (default
-//   "label") gives the classes: its distinct values, sorted, are the class names. Without that
-//   column the set has no classes: every label is 0 and `classNames` is null (stage 2 needs only
-//   the captions; stage 1 stops with an error naming data.label_field).
-// - one subfolder per class (torchvision `ImageFolder`): the folder's name is the class and the
-//   caption of every image in it (at any depth); classes are the folder names, sorted.
-//
-// Every image, PNG or JPEG of any size, becomes [channels, size, size] in [0, 1]
-// (io/image_file.ts). Decoding thousands of files takes a while, so the result is cached in the
-// user's cache folder (never in the data folder) and rebuilt whenever the folder's listing,
-// metadata.jsonl, the size, the channels or this loader's version change, or its contents no
-// longer match the checksum it was written with. Lines naming the same file (several captions
-// of one image) share its decoded pixels. metadata.jsonl must be UTF-8.
+// Image folders as a data source, read from disk: their layouts (metadata.jsonl, or one subfolder
+// per class), their listing and the image set built from them are io/image_folder_layout.ts,
+// which the web page shares; here the files are read and decoded (io/image_file.ts: PNG or JPEG
+// of any size to [channels, size, size] in [0, 1]). Decoding thousands of files takes a while, so
+// the result is cached in the user's cache folder (never in the data folder) and rebuilt whenever
+// the folder's listing, metadata.jsonl, the size, the channels or this loader's version change,
+// or its contents no longer match the checksum it was written with. Lines naming the same file
+// (several captions of one image) share its decoded pixels.
 
 import { createHash } from "node:crypto";
 import { userCacheDir } from "../kernels/cache_dir.ts";
@@ -23,15 +14,26 @@ import { dirname, join, resolve } from "node:path";
 import { DEFAULT_CONFIG } from "./config.ts";
 import type { ImageSet } from "./image_set.ts";
 import { imageToSquare } from "./image_file.ts";
-import { METADATA_FILE, requireClasses } from "./image_folder_layout.ts";
+import {
+  checkFolderShape,
+  type Decoded,
+  decodedFolder,
+  type Entry,
+  filesToDecode,
+  type FolderFiles,
+  folderImageSet,
+  type Layout,
+  listImageFolder,
+  type Listing,
+  METADATA_FILE,
+  requireClasses,
+  skippedWarning,
+  undecodable,
+} from "./image_folder_layout.ts";
 import { readSafetensors, writeSafetensors } from "./safetensors.ts";
 
+export { CLASS_FOLDER_COLUMN, columnClasses, IMAGE_EXTENSIONS } from "./image_folder_layout.ts";
 export { METADATA_FILE, requireClasses };
-/** The class column of a folder of class subfolders: each image's subfolder. */
-export const CLASS_FOLDER_COLUMN = "label";
-
-/** Files read as images, by extension (any case). */
-export const IMAGE_EXTENSIONS: readonly string[] = [".png", ".jpg", ".jpeg"];
 
 /** Part of every cache key: raise it when decoding or resizing changes what a file becomes. */
 export const LOADER_VERSION = 1;
@@ -52,37 +54,6 @@ export interface ImageFolderOptions {
   log?: (line: string) => void;
 }
 
-/** One image of the set: its file, caption and columns, and its metadata.jsonl line if any. */
-interface Entry {
-  /** path inside the folder, "/"-separated */
-  file: string;
-  caption: string;
-  columns: Record<string, string | number>;
-  line: number | null;
-}
-
-type Layout = "metadata" | "class-folders";
-
-interface Listing {
-  layout: Layout;
-  entries: Entry[];
-  /** what the cache key covers: the files' paths, sizes and modification times, and the
-   * metadata.jsonl text */
-  fingerprint: string;
-}
-
-/** The decoded folder, as cached: each file once, however many lines name it. */
-interface Decoded {
-  layout: Layout;
-  entries: Entry[];
-  /** [files, channels, size, size]: each decoded file once */
-  images: Float32Array;
-  /** entry i shows image rows[i] */
-  rows: Int32Array;
-  /** files that could not be decoded (skipped), with the reason */
-  skipped: { file: string; reason: string }[];
-}
-
 // ---------------------------------------------------------------------------------------------
 // the cache's place
 
@@ -96,198 +67,21 @@ function sha256(text: string): string {
 // ---------------------------------------------------------------------------------------------
 // listing
 
-const byCodeUnits = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-
-function isImageName(name: string): boolean {
-  const lower = name.toLowerCase();
-  return IMAGE_EXTENSIONS.some((e) => lower.endsWith(e));
-}
-
-/** Entries of a folder, hidden ones (".git", ".DS_Store") left out, in code-unit order. */
-function readDirSorted(dir: string): Deno.DirEntry[] {
-  return [...Deno.readDirSync(dir)].filter((e) => !e.name.startsWith("."))
-    .sort((a, b) => byCodeUnits(a.name, b.name));
-}
-
-/** Image files under `dir` at any depth, as "/"-separated paths relative to it. */
-function imagesUnder(dir: string, prefix = ""): string[] {
-  const out: string[] = [];
-  for (const e of readDirSorted(dir)) {
-    const rel = prefix ? `${prefix}/${e.name}` : e.name;
-    if (e.isDirectory) out.push(...imagesUnder(join(dir, e.name), rel));
-    else if (e.isFile && isImageName(e.name)) out.push(rel);
-  }
-  return out;
-}
-
-/** [path, size, mtime] of a file, or null when it is missing or not a file. */
-function statFile(dir: string, file: string): [string, number, number] | null {
-  try {
-    const st = Deno.statSync(join(dir, file));
-    return st.isFile ? [file, st.size, st.mtime?.getTime() ?? 0] : null;
-  } catch {
-    return null;
-  }
-}
-
-function noImages(dir: string): Error {
-  return new Error(
-    `data folder ${dir} has no images: put PNG or JPEG files in one subfolder per class, or ` +
-      `list them with their captions in ${join(dir, METADATA_FILE)}`,
-  );
-}
-
-/**
- * A file's bytes as UTF-8 text; bytes that are not UTF-8 are an error naming their line, rather
- * than U+FFFD in a caption.
- */
-function utf8Text(bytes: Uint8Array, path: string): string {
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    let start = 0;
-    for (let line = 1;; line++) {
-      let end = bytes.indexOf(0x0a, start);
-      if (end < 0) end = bytes.length;
-      const row = bytes.subarray(start, end);
+/** The folder `dir` on disk, as the listing reads it. */
+function diskFolder(dir: string): FolderFiles {
+  return {
+    dir,
+    readDir: (rel) => [...Deno.readDirSync(rel ? join(dir, rel) : dir)],
+    stat(rel) {
       try {
-        new TextDecoder("utf-8", { fatal: true }).decode(row);
+        const st = Deno.statSync(join(dir, rel));
+        return st.isFile ? { size: st.size, mtime: st.mtime?.getTime() ?? 0 } : null;
       } catch {
-        const at = firstBadByte(row);
-        throw new Error(
-          `${path} line ${line}: not UTF-8 text (byte 0x${row[at].toString(16)} at byte ${
-            at + 1
-          } of the line): save the file as UTF-8`,
-        );
+        return null;
       }
-      start = end + 1;
-    }
-  }
-}
-
-/** The index of the first byte of `row` that does not start a valid UTF-8 sequence. */
-function firstBadByte(row: Uint8Array): number {
-  const cont = (b: number | undefined, lo = 0x80, hi = 0xbf) =>
-    b !== undefined && b >= lo && b <= hi;
-  for (let i = 0; i < row.length;) {
-    const c = row[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    // the second byte's range rules out overlong forms, surrogates and code points past U+10FFFF
-    const n = c >= 0xc2 && c <= 0xdf
-      ? 2
-      : c >= 0xe0 && c <= 0xef
-      ? 3
-      : c >= 0xf0 && c <= 0xf4
-      ? 4
-      : 0;
-    const lo = c === 0xe0 ? 0xa0 : c === 0xf0 ? 0x90 : 0x80;
-    const hi = c === 0xed ? 0x9f : c === 0xf4 ? 0x8f : 0xbf;
-    if (n === 0 || !cont(row[i + 1], lo, hi)) return i;
-    for (let k = 2; k < n; k++) if (!cont(row[i + k])) return i;
-    i += n;
-  }
-  return 0;
-}
-
-/** Reads metadata.jsonl: one entry a non-blank line; each error names the line. */
-function listFromMetadata(dir: string): Listing {
-  const path = join(dir, METADATA_FILE);
-  const text = utf8Text(Deno.readFileSync(path), path);
-  const entries: Entry[] = [];
-  const stats = new Map<string, [string, number, number]>();
-  const lines = text.replace(/^\uFEFF/, "").split(/\r?\n/);
-  const example = `{"file_name": "images/a.png", "text": "a red heart"}`;
-  lines.forEach((raw, i) => {
-    const line = i + 1;
-    if (raw.trim() === "") return;
-    const bad = (m: string): never => {
-      throw new Error(`${path} line ${line}: ${m}`);
-    };
-    let row: unknown;
-    try {
-      row = JSON.parse(raw);
-    } catch (e) {
-      bad(
-        `not valid JSON (${(e as Error).message}): write one JSON object a line, e.g. ${example}`,
-      );
-    }
-    if (typeof row !== "object" || row === null || Array.isArray(row)) {
-      bad(`not a JSON object: write one object a line, e.g. ${example}`);
-    }
-    const r = row as Record<string, unknown>;
-    if (typeof r.file_name !== "string" || r.file_name === "") {
-      bad(`no 'file_name' (the image's path inside the folder), e.g. ${example}`);
-    }
-    if (typeof r.text !== "string" || r.text.trim() === "") {
-      bad(`no 'text' (the image's caption, not empty), e.g. ${example}`);
-    }
-    const file = (r.file_name as string).replace(/\\/g, "/").replace(/^\.\//, "");
-    if (file.startsWith("/") || /^[A-Za-z]:/.test(file) || file.split("/").includes("..")) {
-      bad(`file_name '${r.file_name}' must be a path inside the folder ${dir}`);
-    }
-    if (!stats.has(file)) {
-      const st = statFile(dir, file);
-      if (!st) bad(`'${file}' not found in ${dir}: fix its file_name or add the file`);
-      stats.set(file, st!);
-    }
-    const columns: Record<string, string | number> = {};
-    for (const [k, v] of Object.entries(r)) {
-      if (k === "file_name" || k === "text") continue;
-      if (typeof v === "string" || (typeof v === "number" && Number.isFinite(v))) columns[k] = v;
-    }
-    entries.push({ file, caption: r.text as string, columns, line });
-  });
-  if (entries.length === 0) {
-    throw new Error(`${path} lists no images: write one line per image, e.g. ${example}`);
-  }
-  const fingerprint = JSON.stringify({ metadata: text, files: [...stats.values()] });
-  return { layout: "metadata", entries, fingerprint };
-}
-
-/** One subfolder per class; the folder name is the class and the caption. */
-function listFromClassFolders(dir: string): Listing {
-  const entries: Entry[] = [];
-  const stats: [string, number, number][] = [];
-  let topLevelImages = 0;
-  for (const e of readDirSorted(dir)) {
-    if (e.isFile && isImageName(e.name)) topLevelImages++;
-    if (!e.isDirectory) continue;
-    const files = imagesUnder(join(dir, e.name), e.name);
-    if (files.length === 0) {
-      throw new Error(
-        `data folder ${dir}: class folder '${e.name}' has no PNG or JPEG images: add some or ` +
-          `remove the folder`,
-      );
-    }
-    for (const file of files) {
-      entries.push({
-        file,
-        caption: e.name,
-        columns: { [CLASS_FOLDER_COLUMN]: e.name },
-        line: null,
-      });
-      stats.push(statFile(dir, file)!);
-    }
-  }
-  if (entries.length === 0 && topLevelImages > 0) {
-    throw new Error(
-      `data folder ${dir}: ${topLevelImages} images but no ${METADATA_FILE}: caption them in ` +
-        `${join(dir, METADATA_FILE)}, or move them into one subfolder per class`,
-    );
-  }
-  if (entries.length === 0) throw noImages(dir);
-  return { layout: "class-folders", entries, fingerprint: JSON.stringify({ files: stats }) };
-}
-
-function listImageFolder(dir: string): Listing {
-  let hasMetadata = false;
-  try {
-    hasMetadata = Deno.statSync(join(dir, METADATA_FILE)).isFile;
-  } catch { /* the class-folder layout */ }
-  return hasMetadata ? listFromMetadata(dir) : listFromClassFolders(dir);
+    },
+    readFile: (rel) => Deno.readFileSync(join(dir, rel)),
+  };
 }
 
 /**
@@ -297,7 +91,7 @@ function listImageFolder(dir: string): Listing {
  * on another machine have the same digest; any other image, order or class changes it.
  */
 export function imageFolderDigest(dir: string, column: string): string {
-  const listing = listImageFolder(dir);
+  const listing = listImageFolder(diskFolder(dir));
   const fileHashes = new Map<string, string>();
   const h = createHash("sha256").update(JSON.stringify([listing.layout, column]));
   for (const e of listing.entries) {
@@ -321,37 +115,17 @@ function decodeAll(
   channels: 1 | 3,
   skipBad: boolean,
 ): Decoded {
-  const per = channels * size * size;
   const byFile = new Map<string, Float32Array | null>();
   const skipped: { file: string; reason: string }[] = [];
-  for (const e of listing.entries) {
-    if (byFile.has(e.file)) continue;
+  for (const e of filesToDecode(listing)) {
     try {
       byFile.set(e.file, imageToSquare(Deno.readFileSync(join(dir, e.file)), size, channels));
     } catch (err) {
-      const reason = (err as Error).message.split("\n")[0];
-      if (!skipBad) {
-        const where = e.line ? ` (${METADATA_FILE} line ${e.line})` : "";
-        throw new Error(
-          `data folder ${dir}: cannot read image '${e.file}'${where}: ${reason}: replace or ` +
-            `remove it, or set data.skip_bad_images: true to skip such files`,
-        );
-      }
       byFile.set(e.file, null);
-      skipped.push({ file: e.file, reason });
+      skipped.push(undecodable(dir, e, err, skipBad));
     }
   }
-  const entries = listing.entries.filter((e) => byFile.get(e.file));
-  if (entries.length === 0) {
-    throw new Error(`data folder ${dir}: none of its ${byFile.size} images could be decoded`);
-  }
-  // lines naming one file (several captions of an image) share its decoded pixels
-  const rowOf = new Map<string, number>();
-  for (const e of entries) if (!rowOf.has(e.file)) rowOf.set(e.file, rowOf.size);
-  const images = new Float32Array(rowOf.size * per);
-  for (const [file, row] of rowOf) images.set(byFile.get(file)!, row * per);
-  const rows = Int32Array.from(entries, (e) => rowOf.get(e.file)!);
-  return { layout: listing.layout, entries, images, rows, skipped };
+  return decodedFolder(dir, listing, channels * size * size, byFile, skipped);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -476,55 +250,6 @@ function writeCacheFile(path: string, key: string, d: Decoded, size: number, cha
 }
 
 // ---------------------------------------------------------------------------------------------
-// classes
-
-/**
- * Labels and class names from one column's values (undefined: the image has none); null names
- * when no image has the column. `missing(i)` is the error when image i lacks it but others
- * have it.
- */
-function classesOf(
-  values: (string | number | undefined)[],
-  missing: (i: number) => Error,
-): { labels: Int32Array; classNames: string[] | null } {
-  if (values.every((v) => v === undefined)) {
-    return { labels: new Int32Array(values.length), classNames: null };
-  }
-  const gap = values.findIndex((v) => v === undefined);
-  if (gap >= 0) throw missing(gap);
-  // numbers sort as numbers (2 before 10); anything else by code units
-  const numeric = values.every((v) => typeof v === "number");
-  const distinct = [...new Set(values)].sort((a, b) =>
-    numeric ? (a as number) - (b as number) : byCodeUnits(String(a), String(b))
-  );
-  const index = new Map(distinct.map((v, i) => [v, i]));
-  return {
-    labels: Int32Array.from(values, (v) => index.get(v!)!),
-    classNames: distinct.map(String),
-  };
-}
-
-/**
- * The classes of another column of a loaded image folder, as `data.label_field` naming it would
- * give them (distinct values, sorted); null when the set has no such column.
- */
-export function columnClasses(
-  set: ImageSet,
-  column: string,
-): { labels: Int32Array; classNames: string[] } | null {
-  if (!set.columns) return null;
-  const { labels, classNames } = classesOf(
-    set.columns.map((c) => c[column]),
-    (i) =>
-      new Error(
-        `image '${set.files?.[i] ?? i}' has no string or number '${column}' while other ` +
-          `images have one: give every image one, or choose another column`,
-      ),
-  );
-  return classNames ? { labels, classNames } : null;
-}
-
-// ---------------------------------------------------------------------------------------------
 // loading
 
 /** Whether `dir` is a folder (what loadSource reads as an image folder when it has no IDX files). */
@@ -542,22 +267,13 @@ export function isFolder(dir: string): boolean {
  */
 export function loadImageFolder(dir: string, o: ImageFolderOptions): ImageSet {
   const { size } = o;
-  if (!Number.isInteger(size) || size < 1) {
-    throw new Error(`image folder ${dir}: the image size must be a positive integer, got ${size}`);
-  }
-  if (o.channels !== 1 && o.channels !== 3) {
-    throw new Error(
-      `image folder ${dir}: images become 1 (grey) or 3 (RGB) channels, not ${o.channels}: ` +
-        `set model.in_channels to 1 or 3`,
-    );
-  }
-  const channels = o.channels;
+  const channels = checkFolderShape(dir, size, o.channels);
   const labelField = o.labelField ?? DEFAULT_CONFIG.data.label_field;
   const skipBad = o.skipBadImages ?? DEFAULT_CONFIG.data.skip_bad_images;
   const log = o.log ?? ((line: string) => console.error(line));
   if (!isFolder(dir)) throw new Error(`data folder ${dir} not found`);
 
-  const listing = listImageFolder(dir);
+  const listing = listImageFolder(diskFolder(dir));
   const per = channels * size * size;
   const cacheDir = o.cacheDir === undefined ? defaultCacheDir() : o.cacheDir;
   // one file per (folder, size, channels, skipping), replaced when the folder changes
@@ -582,38 +298,7 @@ export function loadImageFolder(dir: string, o: ImageFolderOptions): ImageSet {
       }
     }
   }
-  if (d.skipped.length) {
-    const first = d.skipped[0];
-    log(
-      `warning: data folder ${dir}: skipped ${d.skipped.length} image(s) that could not be ` +
-        `decoded (data.skip_bad_images), first '${first.file}': ${first.reason}`,
-    );
-  }
-  const column = d.layout === "class-folders" ? CLASS_FOLDER_COLUMN : labelField;
-  const { labels, classNames } = classesOf(
-    d.entries.map((e) => e.columns[column]),
-    (i) =>
-      new Error(
-        `${join(dir, METADATA_FILE)} line ${d.entries[i].line} has no string or number ` +
-          `'${column}' (data.label_field) while other lines have one: give every line a ` +
-          `class, or none`,
-      ),
-  );
-  return {
-    // lines naming one file share its picture in memory too, not only in the cache
-    images: d.images,
-    rows: d.rows.length * per === d.images.length && d.rows.every((r, i) => r === i)
-      ? null
-      : d.rows,
-    labels,
-    n: d.entries.length,
-    channels,
-    height: size,
-    width: size,
-    captions: d.entries.map((e) => e.caption),
-    classNames,
-    files: d.entries.map((e) => e.file),
-    columns: d.entries.map((e) => e.columns),
-    lines: d.entries.map((e) => e.line),
-  };
+  const warning = skippedWarning(dir, d);
+  if (warning) log(warning);
+  return folderImageSet(dir, d, size, channels, labelField);
 }
