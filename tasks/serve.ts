@@ -1,5 +1,6 @@
-// deno task serve — serves the web page on localhost: the page, its script and the bundled models'
-// checkpoints, as files. Nothing is computed here; the browser runs the model.
+// deno task serve — serves the web page on localhost: the page, its script, the Train view's configs
+// and digits, and the bundled models' checkpoints, as files. Nothing is computed here; the browser
+// runs the model, and trains it.
 
 import { BUNDLED_MODELS } from "../web/models.ts";
 import { DEFAULT_CONFIG } from "../io/config_schema.ts";
@@ -22,6 +23,8 @@ const FILES = new Map<string, string>([
   ["/style.css", "web/style.css"],
   ["/dist/app.js", "web/dist/app.js"],
   ["/dist/app.js.map", "web/dist/app.js.map"],
+  ["/dist/train.json", "web/dist/train.json"],
+  ["/dist/digits.safetensors", "web/dist/digits.safetensors"],
   ...BUNDLED_MODELS.map((m): [string, string] => ["/" + m.file, m.file]),
   // the word table that the bundled models which read words name (model.word_table)
   ["/" + DEFAULT_CONFIG.model.word_table, DEFAULT_CONFIG.model.word_table],
@@ -32,6 +35,7 @@ const TYPES: Record<string, string> = {
   css: "text/css; charset=utf-8",
   js: "text/javascript; charset=utf-8",
   map: "application/json",
+  json: "application/json",
   safetensors: "application/octet-stream",
 };
 

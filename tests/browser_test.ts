@@ -7,17 +7,28 @@
 // draws in colour.
 // With PIXART_SCREENSHOT=1 it also saves the page after its first drawing as docs/web_page.png.
 //
-// A second test runs the matmul's subgroup variant where it exists: Chromium's adapter (SwiftShader
+// A second test trains in the page's Train view with the project's trainer: the tiny config on a
+// small image folder chosen as a user chooses one (nothing uploaded), until its loss has fallen
+// and its samples have changed; the downloaded checkpoint loads and samples here in Deno. A bad
+// folder gets the command line's one-line message; a checkpoint of `deno task train` goes on in
+// the page, held by Pause, stopped by Stop, kept across a reload; and a GPU process that crashes
+// mid-run is one sentence, with the last checkpoint still downloadable. (The README's picture of
+// the view mid-run is bench/browser_training.ts's, from a longer run on the digits.)
+//
+// A third test runs the matmul's subgroup variant where it exists: Chromium's adapter (SwiftShader
 // too) has the `subgroups` feature that Deno's lavapipe lacks. A page of its own
 // (tests/browser_matmul_page.ts, bundled here) checks it against the scalar variant and the
 // reference, and times every variant on one product.
 
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, statSync } from "node:fs";
+import { join } from "node:path";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { Classifier } from "../eval/classifier.ts";
-import { bundledModel } from "../model/bundled.ts";
+import { loadImageFolder } from "../io/image_folder.ts";
+import { decodePng, writePng } from "../io/png.ts";
 import { readCheckpoint } from "../model/checkpoint.ts";
+import { bundledModel } from "../model/bundled.ts";
 import { Lora, peftName, weightsSha256 } from "../model/lora.ts";
 import { saveLora } from "../model/lora_file.ts";
 import { tensor } from "../kernels/mod.ts";
@@ -26,8 +37,8 @@ import { rand } from "./helpers.ts";
 import { DEFAULT_GUIDANCE, DEFAULT_STEPS } from "../diffusion/generate.ts";
 import { loadMnistNpm } from "../io/data.ts";
 import { prepareImages, splitHoldout } from "../io/image_set.ts";
-import { decodePng, writePng } from "../io/png.ts";
 import { toByte } from "../io/pixels.ts";
+import { assertOk, sample, TINY, tinyImageFolder, train } from "./cli_harness.ts";
 import { ready } from "./helpers.ts";
 import type { MatmulReport } from "./browser_matmul_page.ts";
 
@@ -473,6 +484,275 @@ Deno.test({
         assert.equal(s.state, "no-webgpu", s.status);
         assert.match(s.status, /no adapter.*enable-unsafe-webgpu/);
       });
+    } finally {
+      await browser?.close();
+      await server.stop();
+    }
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// the Train view
+
+const trainState = (page: Page) =>
+  page.$eval("#train", (e: any) => ({
+    ...e.dataset,
+    status: e.querySelector("#train-status")!.textContent!,
+    messages: e.querySelector("#train-messages")!.textContent!,
+  }));
+
+/** Sets a form field of the Train view as a user does (input and change). */
+async function setField(page: Page, id: string, value: string | number): Promise<void> {
+  await page.$eval(`#${id}`, (e: any, v) => {
+    e.value = v;
+    e.dispatchEvent(new Event("input"));
+    e.dispatchEvent(new Event("change"));
+  }, String(value));
+}
+
+/** Waits until the Train view's state is one of `states` (or an error), and returns it. */
+async function trainUntil(page: Page, states: string[]) {
+  await page.waitForFunction(
+    (want: string[]) => {
+      const s = document.getElementById("train")!.dataset.state!;
+      return want.includes(s) || s === "error";
+    },
+    { timeout: SLOW, polling: 200 },
+    states,
+  );
+  const s = await trainState(page);
+  assert.ok(states.includes(s.state!), `${s.state}: ${s.status}\n${s.messages}`);
+  return s;
+}
+
+/** Each sample strip's canvases as bytes, newest strip first. */
+function strips(page: Page): Promise<number[][]> {
+  return page.$$eval(
+    ".strip",
+    (rows) =>
+      rows.map((r: any) =>
+        [...r.querySelectorAll("canvas")].flatMap((c: any) =>
+          Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data as number[])
+        )
+      ),
+  );
+}
+
+/** Presses Download and waits for the file Chromium saves into `dir`. */
+async function downloadCheckpoint(page: Page, dir: string, name: string): Promise<string> {
+  await page.click("#train-download");
+  const path = join(dir, name);
+  const t0 = Date.now();
+  while (!existsSync(path) || statSync(path).size === 0) {
+    if (Date.now() - t0 > 60_000) throw new Error(`no ${name} downloaded into ${dir}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return path;
+}
+
+Deno.test({
+  name:
+    "Train view in Chromium: a bad folder's message, tiny on an image folder (loss falls, samples change), its checkpoint in Deno, a CLI checkpoint goes on, Pause and Stop, a reload, a lost GPU",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async (t) => {
+    const tmp = Deno.makeTempDirSync({ prefix: "browser_train_" });
+    const downloads = join(tmp, "downloads");
+    mkdirSync(downloads);
+    const server = await startServer();
+    let browser: Browser | null = null;
+    const problems: string[] = [];
+    try {
+      browser = await launch(FLAGS);
+      const page = await open(browser, server.url, problems);
+      const cdp = await page.createCDPSession();
+      await cdp.send("Browser.setDownloadBehavior", { behavior: "allow", downloadPath: downloads });
+      await page.click("#tab-train");
+      await page.waitForFunction(
+        () => /^Choose/.test(document.getElementById("train-status")!.textContent!),
+        { timeout: SLOW },
+      );
+      const folderInput = (await page.$("#train-folder"))!;
+
+      await t.step("a bad folder: the command line's one-line message, in the page", async () => {
+        const bad = join(tmp, "uncaptioned");
+        for (const k of [0, 1]) writePng(join(bad, `${k}.png`), 4, 4, 1, new Uint8Array(16));
+        let cli = "";
+        try {
+          loadImageFolder(bad, { size: 16, channels: 1, cacheDir: null, log: () => {} });
+        } catch (e) {
+          cli = (e as Error).message;
+        }
+        await setField(page, "train-data", "folder");
+        await folderInput.uploadFile(bad);
+        await page.waitForFunction(
+          () => document.getElementById("train-data-msg")!.textContent !== "",
+          { timeout: SLOW },
+        );
+        const msg = await page.$eval("#train-data-msg", (e: any) => e.textContent);
+        assert.equal(msg, cli.replaceAll(bad, "uncaptioned"));
+        assert.match(msg, /2 images but no metadata\.jsonl: caption them in/);
+        // Train refuses to start without a folder it can read
+        await page.click("#train-start");
+        const s = await trainUntil(page, ["error"]).catch(() => null);
+        assert.ok(s === null || /choose a folder/.test(s.status), "no run started");
+      });
+
+      let samples: number[][] = [];
+      await t.step(
+        "tiny on a folder of 12 images: the loss falls, the samples change",
+        async () => {
+          const folder = tinyImageFolder(join(tmp, "squares"));
+          await folderInput.uploadFile(folder);
+          await page.waitForFunction(
+            () =>
+              /Folder squares: 12 images/.test(
+                document.getElementById("train-status")!.textContent!,
+              ),
+            { timeout: SLOW },
+          );
+          await setField(page, "train-size", "tiny");
+          await setField(page, "train-stage", "1");
+          await setField(page, "train-steps", 60);
+          await setField(page, "train-every", 30);
+          await page.click("#train-start");
+          const s = await trainUntil(page, ["done"]);
+          assert.equal(s.step, "60");
+          assert.equal(s.strips, "2");
+          assert.equal(s.saved, "checkpoint-60.safetensors");
+          const first = Number(s.firstLoss), last = Number(s.loss);
+          assert.ok(last < 0.8 * first, `the loss fell from ${first} to ${last}`);
+          assert.match(s.messages, /stage 1: [\d,]+ parameters, 11 training images/);
+          samples = await strips(page);
+          assert.equal(samples.length, 2);
+          let moved = 0;
+          for (let i = 0; i < samples[0].length; i++) {
+            if (Math.abs(samples[0][i] - samples[1][i]) > 8) moved++;
+          }
+          assert.ok(moved > samples[0].length / 10, `${moved} of the strip's bytes changed`);
+          // the data preview: the folder's images as the model sees them, captioned by class
+          const captions = await page.$$eval(
+            "#train-preview figcaption",
+            (fs) => fs.map((f: any) => f.textContent),
+          );
+          assert.ok(captions.includes("red") && captions.includes("blue"), captions.join());
+        },
+      );
+
+      await t.step("the downloaded checkpoint loads and samples in Deno", async () => {
+        const file = await downloadCheckpoint(page, downloads, "checkpoint-60.safetensors");
+        const ck = readCheckpoint(file);
+        assert.equal(ck.step, 60);
+        assert.equal(ck.metadata.train_stage, "1");
+        assert.deepEqual(JSON.parse(ck.metadata.classes), ["blue", "green", "red"]);
+        assert.ok(ck.ema && ck.optim.size > 0, "EMA weights and Adam's moments");
+        const png = join(tmp, "from-page.png");
+        assertOk(
+          await sample([
+            "--checkpoint",
+            file,
+            "--prompt",
+            "red",
+            "--num",
+            "3",
+            "--steps",
+            "4",
+            "--out",
+            png,
+          ]),
+        );
+        const g = decodePng(Deno.readFileSync(png));
+        assert.deepEqual([g.width, g.height], [3 * 16 + 4 * 2, 16 + 2 * 2]);
+      });
+
+      await t.step(
+        "a checkpoint of deno task train goes on in the page; Pause holds it, Stop saves",
+        async () => {
+          const out = join(tmp, "cli-run");
+          assertOk(
+            await train(["--stage", "1", "--config", TINY, "--out", out, "--steps", "2"]),
+          );
+          await setField(page, "train-data", "digits");
+          await (await page.$("#train-resume-file"))!.uploadFile(
+            join(out, "checkpoint-2.safetensors"),
+          );
+          await page.waitForFunction(
+            () => /^Continuing/.test(document.getElementById("train-setup-msg")!.textContent!),
+            { timeout: SLOW },
+          );
+          await setField(page, "train-steps", 400);
+          await setField(page, "train-every", 10);
+          await page.click("#train-start");
+          await page.waitForFunction(
+            () => Number(document.getElementById("train")!.dataset.step) >= 12,
+            { timeout: SLOW, polling: 100 },
+          );
+          await page.click("#train-pause");
+          await trainUntil(page, ["paused"]);
+          const held = Number((await trainState(page)).step);
+          await new Promise((r) => setTimeout(r, 3000));
+          assert.ok(
+            Number((await trainState(page)).step) <= held + 2,
+            "no step is taken while paused (beyond the one in flight)",
+          );
+          await page.click("#train-pause"); // Resume
+          await page.waitForFunction(
+            (h: number) => Number(document.getElementById("train")!.dataset.step) > h + 2,
+            { timeout: SLOW, polling: 100 },
+            held,
+          );
+          await page.click("#train-stop");
+          const s = await trainUntil(page, ["stopped"]);
+          assert.match(s.messages, /resuming 'checkpoint-2\.safetensors' at step 2/);
+          assert.match(s.messages, /interrupted \(stop\) at step (\d+): saving a checkpoint/);
+          const at = Number(/interrupted \(stop\) at step (\d+)/.exec(s.messages)![1]);
+          assert.ok(at > 12 && at < 400, `stopped at step ${at}`);
+          assert.equal(s.saved, `checkpoint-${at}.safetensors`);
+          // kept in the browser: after a reload it is listed, and it downloads
+          await page.reload();
+          await page.click("#tab-train");
+          await page.waitForFunction(
+            (n: string) => document.getElementById("train-saved")!.textContent!.includes(n),
+            { timeout: SLOW },
+            `step ${at},`,
+          );
+        },
+      );
+
+      await t.step(
+        "a GPU lost mid-run: one sentence, and the last checkpoint downloads",
+        async () => {
+          await page.waitForFunction(
+            () => /^Choose/.test(document.getElementById("train-status")!.textContent!),
+            { timeout: SLOW },
+          );
+          await setField(page, "train-data", "digits");
+          await setField(page, "train-size", "tiny");
+          await setField(page, "train-stage", "1");
+          await setField(page, "train-steps", 1000);
+          await setField(page, "train-every", 5);
+          await page.click("#train-start");
+          await page.waitForFunction(
+            () => document.getElementById("train")!.dataset.saved === "checkpoint-5.safetensors",
+            { timeout: SLOW, polling: 100 },
+          );
+          const gpu = await browser!.target().createCDPSession();
+          await gpu.send("Browser.crashGpuProcess" as any);
+          const s = await trainUntil(page, ["device-lost"]);
+          assert.match(
+            s.status,
+            /^The GPU stopped working at step \d+ \(.*\); checkpoint-\d+\.safetensors is kept in this browser: download it, and reload the page to go on\.$/,
+          );
+          const name = /(checkpoint-\d+\.safetensors)/.exec(s.status)![1];
+          const ck = readCheckpoint(await downloadCheckpoint(page, downloads, name));
+          assert.equal(`checkpoint-${ck.step}.safetensors`, name);
+        },
+      );
+      assert.deepEqual(
+        problems.filter((p) => !/Instance reference no longer exists|GPU|lost/i.test(p)),
+        [],
+        "no errors in the page or its console",
+      );
     } finally {
       await browser?.close();
       await server.stop();

@@ -3,7 +3,7 @@
 // model. Its checkpoints are adapter files (the adapter, its EMA, Adam's moments, the data order);
 // sampling applies the EMA adapter to the base.
 
-import type { Config } from "../io/config.ts";
+import type { Config } from "../io/config_schema.ts";
 import type { WordTable } from "../io/word_table.ts";
 import { type CheckpointContents, modelFromCheckpoint } from "../model/checkpoint_bytes.ts";
 import type { ModelConfig } from "../model/config.ts";

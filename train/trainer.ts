@@ -279,7 +279,10 @@ function weights(
   const tc = cfg.train;
   if (o.resume) {
     if (!newest) throw new Error(`--resume: no checkpoint in ${o.store.where} to resume from`);
-    const from = { ck: checkpointContents(o.store.readCheckpointFile(newest), newest), name: newest };
+    const from = {
+      ck: checkpointContents(o.store.readCheckpointFile(newest), newest),
+      name: newest,
+    };
     const { ck, model } = resumeFrom(from, o.stage, mc, cfg.diffusion, words);
     o.report(`resuming '${newest}' at step ${ck.step}`);
     return { model, resumed: ck };

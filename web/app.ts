@@ -2,9 +2,10 @@
 // WebGPU, loads the chosen bundled model, and draws the prompts with the project's own kernels,
 // model and sampler, showing every sampler step. The page's state is in data- attributes of
 // <main>: data-state (starting, no-webgpu, loading, ready, drawing, error), data-draws (requests
-// finished), data-steps-shown (sampler steps painted in the last request) and data-pool-bytes
+// finished), data-steps-shown (sampler steps painted in the last request), data-pool-bytes
 // (GPU memory the tensors hold: the same before and after a request), data-lora (the LoRA
-// adapter's file name, "" for none) and data-lora-reads (adapter files read, applied or refused).
+// adapter's file name, "" for none), data-lora-reads (adapter files read, applied or refused) and
+// data-view (draw or train: the Train view is web/train_view.ts).
 
 import {
   DEFAULT_GUIDANCE,
@@ -18,6 +19,7 @@ import { deviceInfo, initDevice, pool } from "../kernels/mod.ts";
 import { modelConfigFromJson } from "../model/checkpoint_bytes.ts";
 import { checkLoraBase, type Lora, loraFromContents, parseLora } from "../model/lora.ts";
 import { SampleGrid } from "./grid.ts";
+import { trainingNow, trainView } from "./train_view.ts";
 import { type LoadedModel, loadModel } from "./loaded_model.ts";
 import { decodeUpload, StartImage } from "./start_image.ts";
 import { BUNDLED_MODELS } from "./models.ts";
@@ -294,6 +296,10 @@ function main(): void {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     if (!loaded || !checkPrompts() || !form.reportValidity()) return;
+    if (trainingNow()) {
+      setState("ready", "A run is training in the Train view: draw when it is done or stopped.");
+      return;
+    }
     const c = loaded.model.config;
     const r: DrawRequest = {
       prompts: splitPrompts(promptBox.value),
@@ -323,14 +329,25 @@ function main(): void {
     }
   });
 
+  for (const [tab, view] of [["tab-draw", "draw"], ["tab-train", "train"]] as const) {
+    element(tab).addEventListener("click", () => {
+      app.dataset.view = view;
+      for (const t of ["tab-draw", "tab-train"]) {
+        element(t).setAttribute("aria-selected", String(t === tab));
+      }
+    });
+  }
+
   (async () => {
     setState("starting", "Looking for WebGPU…");
     const problem = await webgpuProblem();
     if (problem) {
       setState("no-webgpu", problem);
+      element("train-status").textContent = problem;
       return;
     }
     await initDevice();
+    trainView(adapterName);
     await useModel(select.value);
   })().catch((e) => setState("error", (e as Error).message));
 }
