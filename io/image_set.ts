@@ -84,23 +84,39 @@ export function sharedPictures(
 }
 
 /**
- * Splits 0 … n−1 into training and held-out indices: a seeded shuffle, then the last
- * round(n·fraction) indices are held out. Both parts are returned sorted ascending, so the split
- * depends only on (n, fraction, seed).
+ * Splits the entries 0 … n−1 into training and held-out indices by picture: a seeded shuffle of
+ * the pictures, then the last round(pictures·fraction) of them are held out with every entry that
+ * shows them, so a picture listed under several captions is never both trained on and held out.
+ * `rows` (an image set's: entry k shows picture rows[k]; null: entry k is picture k) orders the
+ * pictures by their first entry, so a set whose entries are all different pictures splits as its
+ * entries would. Both parts are returned sorted ascending: the split depends only on the pictures'
+ * order, the fraction and the seed.
  */
 export function splitHoldout(
   n: number,
   fraction: number,
   seed: number,
+  rows: ArrayLike<number> | null = null,
 ): { train: Int32Array; holdout: Int32Array } {
   if (!(fraction >= 0 && fraction < 1)) {
     throw new Error(`holdout fraction must be in [0, 1), got ${fraction}`);
   }
-  const perm = shuffledIndices(n, mixSeed(seed, 0x401d));
-  const k = Math.round(n * fraction);
-  const train = perm.slice(0, n - k).sort();
-  const holdout = perm.slice(n - k).sort();
-  return { train, holdout };
+  // each entry's picture, numbered by first appearance
+  const group = new Int32Array(n);
+  const numbered = new Map<number, number>();
+  for (let k = 0; k < n; k++) {
+    const row = rows ? rows[k] : k;
+    let g = numbered.get(row);
+    if (g === undefined) numbered.set(row, g = numbered.size);
+    group[k] = g;
+  }
+  const G = numbered.size;
+  const perm = shuffledIndices(G, mixSeed(seed, 0x401d));
+  const held = new Uint8Array(G);
+  for (const g of perm.slice(G - Math.round(G * fraction))) held[g] = 1;
+  const train: number[] = [], holdout: number[] = [];
+  for (let k = 0; k < n; k++) (held[group[k]] ? holdout : train).push(k);
+  return { train: Int32Array.from(train), holdout: Int32Array.from(holdout) };
 }
 
 /** The sets one after another (same image size), as one set: `what` names them in errors. */

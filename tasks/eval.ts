@@ -215,7 +215,7 @@ await runTask(async () => {
   if (raw.channels !== c.in_channels) {
     fail(`--data '${source}' has ${raw.channels} channels, the model draws ${c.in_channels}`);
   }
-  const { train, holdout: held } = splitHoldout(raw.n, holdout, splitSeed);
+  const { train, holdout: held } = splitHoldout(raw.n, holdout, splitSeed, raw.rows);
   const total = evalPrompts(classNames).length * perPrompt;
   const real = await realReference(classifier, raw, held, train, total, seed);
   console.error(

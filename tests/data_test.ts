@@ -14,7 +14,7 @@ import {
   FASHION_MNIST_CLASSES,
   MNIST_WORDS,
 } from "../io/captions.ts";
-import { mulberry32, shuffledIndices } from "../kernels/host_random.ts";
+import { mixSeed, mulberry32, shuffledIndices } from "../kernels/host_random.ts";
 
 function idx(dims: number[], data: Uint8Array): Uint8Array {
   const out = new Uint8Array(4 + 4 * dims.length + data.length);
@@ -290,4 +290,24 @@ Deno.test("captions and batches", () => {
   const batch = gatherBatch(set, [2, 0]);
   assert.deepEqual([...batch.images], [8, 9, 10, 11, 0, 1, 2, 3]);
   assert.deepEqual([...batch.labels], [7, 5]);
+});
+
+Deno.test("held-out split: a picture under several captions is held out with all of them", () => {
+  // entries without shared pictures split as the seeded shuffle's tail (the split runs keep)
+  const n = 500, perm = shuffledIndices(n, mixSeed(7, 0x401d)), k = Math.round(n * 0.2);
+  const plain = splitHoldout(n, 0.2, 7);
+  assert.deepEqual([...plain.holdout], [...perm.slice(n - k)].sort((a, b) => a - b));
+  assert.deepEqual([...plain.train], [...perm.slice(0, n - k)].sort((a, b) => a - b));
+  const identity = Int32Array.from({ length: n }, (_, i) => i);
+  assert.deepEqual(splitHoldout(n, 0.2, 7, identity), plain);
+  // 300 entries showing 60 pictures, 5 captions each, in a scattered order
+  const rows = Int32Array.from({ length: 300 }, (_, i) => (i * 37) % 60);
+  const { train, holdout } = splitHoldout(300, 0.25, 3, rows);
+  const heldPictures = new Set([...holdout].map((i) => rows[i]));
+  const trainPictures = new Set([...train].map((i) => rows[i]));
+  assert.equal(heldPictures.size, 15); // round(60 · 0.25) pictures
+  assert.equal(holdout.length, 75); // with every entry that shows them
+  assert.ok([...heldPictures].every((p) => !trainPictures.has(p)));
+  assert.equal(train.length + holdout.length, 300);
+  assert.deepEqual([...holdout], [...holdout].sort((a, b) => a - b));
 });

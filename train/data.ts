@@ -110,7 +110,7 @@ export class TrainingData {
         }
       }
     }
-    const { train, holdout } = splitHoldout(set.n, cfg.data.holdout, cfg.train.seed);
+    const { train, holdout } = splitHoldout(set.n, cfg.data.holdout, cfg.train.seed, set.rows);
     const sourceCount = set.n;
     let allTrain = train;
     if (cfg.data.extra_sources?.length) {
