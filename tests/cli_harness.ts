@@ -32,12 +32,16 @@ export interface Run {
 }
 
 export async function task(
-  script: "train" | "train_lora" | "sample" | "eval" | "export" | "bench",
+  script: "train" | "train_lora" | "sample" | "eval" | "export" | "bench" | "caption_gap",
   args: string[],
   denoFlags: string[] = [],
   timeoutMs = TIMEOUT_MS,
 ): Promise<Run> {
-  const permissions = script === "train_lora" ? "train" : script;
+  const permissions = script === "train_lora"
+    ? "train"
+    : script === "caption_gap"
+    ? "eval"
+    : script;
   const child = new Deno.Command(Deno.execPath(), {
     // each task with the permission set deno.json gives it, as `deno task` runs it
     args: ["run", `-P=${permissions}`, ...denoFlags, "-q", `tasks/${script}.ts`, ...args],
