@@ -182,6 +182,7 @@ Deno.test("e2e stage 2 --init-from: says what was loaded, dropped and new", asyn
   const s1Names = [...readCheckpoint(src).params.keys()];
   assert.equal(Number(m[2]), s1Names.length - 1);
   assert.match(r.stderr, /dropped \(stage-1 only\): y_embedder\.embedding_table\.weight\n/);
+  assert.doesNotMatch(r.stderr, /predicts/); // both stages predict ε
   const fresh = r.stderr.match(/new, from their init: (.+)\n/)?.[1] ?? "";
   for (const n of ["text_encoder.token_embedding.weight", "y_embedder.y_embedding", "cross_attn"]) {
     assert.ok(fresh.includes(n), `'${n}' not among the new tensors: ${fresh}`);
@@ -194,6 +195,20 @@ Deno.test("e2e stage 2 --init-from: says what was loaded, dropped and new", asyn
   assert.ok(ck.params.has("text_encoder.token_embedding.weight"));
   const g = pngOf(join(out, "sample-2.png"));
   assert.deepEqual([g.width, g.height], [146, 146]);
+});
+
+Deno.test("e2e stage 2 --init-from with another prediction target: said in a line", async () => {
+  const { out: s2 } = await stage2();
+  const src = join(s2, "checkpoint-2.safetensors");
+  const r = await train([
+    ...["--stage", "2", "--config", TINY, "--out", tmp("stage2-v"), "--init-from", src],
+    ...["--steps", "1", "--no-grid", "--set", "diffusion.prediction=v_prediction"],
+  ]);
+  assertOk(r);
+  assert.match(
+    r.stderr,
+    /'.+checkpoint-2\.safetensors' predicts epsilon, this stage v_prediction: its output layer starts/,
+  );
 });
 
 Deno.test("e2e stage 2 train.init_fresh: the named part starts afresh, the rest loads", async () => {

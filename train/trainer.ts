@@ -44,7 +44,7 @@ import { checkTrainingFits } from "../model/memory.ts";
 import { Params } from "../model/params.ts";
 import { PixArt } from "../model/pixart.ts";
 import { generate } from "../diffusion/generate.ts";
-import { configSchedule, type Schedule } from "../diffusion/schedule.ts";
+import { checkpointDiffusion, configSchedule, type Schedule } from "../diffusion/schedule.ts";
 import { batchLoss, drawBatch } from "./batch.ts";
 import { TrainingData } from "./data.ts";
 import { lrNotes } from "./lr_schedule.ts";
@@ -294,6 +294,15 @@ function weights(
     const stage = o.stage as 2 | 3;
     const from = o.sources.earlierStage(stage);
     initFromEarlierStage(model, from, stage, (l) => o.report(l), tc.init_fresh ?? [], tc.init_ema);
+    const before = checkpointDiffusion(from.ck.metadata).prediction;
+    if (before !== cfg.diffusion.prediction) {
+      // allowed (a stage may change what it predicts) but never silent: the output layer's
+      // weights then start out computing the other quantity
+      o.report(
+        `  '${from.name}' predicts ${before}, this stage ${cfg.diffusion.prediction}: its output ` +
+          `layer starts from weights trained for the other target`,
+      );
+    }
   }
   return { model, resumed: null };
 }
