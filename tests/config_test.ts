@@ -31,6 +31,14 @@ Deno.test("every shipped config loads", () => {
     ]
   ) assert.ok(names.includes(want), `configs/${want} missing`);
   for (const n of names) loadConfig(`${configsDir}${n}`);
+  // and those of the subfolders (LoRA's, the proxies RESULTS names)
+  for (const sub of ["lora", "proxies"]) {
+    const yamls = [...Deno.readDirSync(`${configsDir}${sub}`)].filter((e) =>
+      e.name.endsWith(".yaml")
+    );
+    assert.ok(yamls.length > 0, `configs/${sub}/ has no config`);
+    for (const e of yamls) loadConfig(`${configsDir}${sub}/${e.name}`);
+  }
 
   const s1 = loadConfig(`${configsDir}pixart_alpha_class_conditional.yaml`);
   assert.equal(s1.model.patch_size, 8);
