@@ -191,6 +191,13 @@ export const SCHEMA = {
     /** "words": the width of the table's vectors */
     word_dim: int(100, 1, 4096),
     /**
+     * stage 2: also add the caption's mean embedding y, through one linear layer, to the timestep
+     * embedding that drives every block's adaLN — Imagen's pooled text embedding (Saharia et al.
+     * 2022; SDXL's too): a global path for the caption beside cross-attention. PixArt-α
+     * has none, so a checkpoint with it carries `pooled_y_embedder.*` besides PixArt-α's names
+     */
+    caption_pooling: bool(false),
+    /**
      * positions of the 2-D sin-cos table are divided by this: 2 at twice the resolution keeps
      * them on the range the model learned (PixArt-α's `pe_interpolation`, docs/spec.md §7)
      */

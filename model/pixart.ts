@@ -11,6 +11,7 @@ import {
   checkpoint,
   chunk,
   concat,
+  div,
   gatedResidual,
   geluTanh,
   intTensor,
@@ -23,6 +24,7 @@ import {
   reshape,
   silu,
   split,
+  sum,
   takeRows,
   type Tensor,
   tensor,
@@ -135,6 +137,7 @@ export function pixartLayers(c: ModelConfig) {
     y_embedder: c.stage === 1
       ? LabelEmbedder(c.num_classes, D)
       : CaptionEmbedder(c.text_len, c.text_width, D),
+    pooled_y_embedder: c.stage === 2 && c.caption_pooling ? Linear(D, D, N002) : undefined,
     blocks: Array.from(
       { length: c.depth },
       () => PixArtBlock(D, c.num_heads, c.mlp_ratio, c.stage),
@@ -309,6 +312,7 @@ export function pixartForward(
   if (cond.kind === "class") {
     cVec = add(cVec, labelEmbedder(m)(intTensor(cond.labels, [cond.labels.length])));
   } else caption = opts.text ?? captionPath(c, m, cond, opts.words ?? null);
+  if (caption && m.pooled_y_embedder) cVec = add(cVec, m.pooled_y_embedder(pooledCaption(caption)));
   const t0 = m.t_block(cVec);
   const mask = opts.mask, N = h.shape[1];
   if (mask) h = keptTokens(h, mask);
@@ -333,6 +337,13 @@ export function pixartForward(
     c.image_size,
     c.image_size,
   );
+}
+
+/** y [B, L, D] → its mean over the rows the key mask keeps [B, D] (a null caption: every row). */
+export function pooledCaption({ y, keyMask }: Pick<TextCache, "y" | "keyMask">): Tensor {
+  const [B, L] = keyMask.shape;
+  const kept = sum(mul(y, reshape(keyMask, [B, L, 1])), 1);
+  return div(kept, reshape(sum(keyMask, 1), [B, 1]));
 }
 
 /** The weights block i reads: its parameters and adapters, which a checkpointed block names. */
