@@ -100,10 +100,8 @@ export function modelConfigFromJson(json: string, where = "checkpoint"): ModelCo
   const c: Record<string, unknown> = { ...DEFAULT_MODEL };
   for (const [k, v] of Object.entries(raw)) {
     if (!(k in DEFAULT_MODEL)) continue; // training keys live beside the model's
-    const text = typeof DEFAULT_MODEL[k as keyof ModelConfig] === "string";
-    if (text ? typeof v !== "string" : typeof v !== "number") {
-      throw new Error(`${where}: config '${k}' must be a ${text ? "string" : "number"}`);
-    }
+    const want = typeof DEFAULT_MODEL[k as keyof ModelConfig];
+    if (typeof v !== want) throw new Error(`${where}: config '${k}' must be a ${want}`);
     c[k] = v;
   }
   const cfg = c as unknown as ModelConfig;

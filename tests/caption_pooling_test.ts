@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { noGrad, tensor } from "../kernels/mod.ts";
 import { PixArt, pixartSpecs, pooledCaption, prepareText } from "../model/pixart.ts";
+import { modelConfigFromJson, readCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
 import { check } from "./gradcheck.ts";
 import { rand, ready, TINY_TEXT_MODEL } from "./helpers.ts";
 
@@ -93,5 +94,29 @@ Deno.test("caption_pooling: zero weights give the model without it; otherwise th
   } finally {
     plain.dispose();
     pooled.dispose();
+  }
+});
+
+Deno.test("a caption_pooling checkpoint saves and loads with its pooled weights; a wrong type is one line", async () => {
+  const dir = await Deno.makeTempDir();
+  const model = PixArt.init(POOLED, 7);
+  try {
+    const path = `${dir}/checkpoint-3.safetensors`;
+    await saveCheckpoint(path, model, { step: 3 });
+    const ck = readCheckpoint(path);
+    assert.equal(ck.model.caption_pooling, true);
+    const D = POOLED.hidden_size;
+    assert.deepEqual(
+      ck.params.get("pooled_y_embedder.weight"),
+      await model.params.get("pooled_y_embedder.weight").read(),
+    );
+    assert.equal(ck.params.get("pooled_y_embedder.bias")?.length, D);
+    assert.throws(
+      () => modelConfigFromJson(JSON.stringify({ ...POOLED, caption_pooling: 1 }), "x.safetensors"),
+      (e: Error) => e.message === "x.safetensors: config 'caption_pooling' must be a boolean",
+    );
+  } finally {
+    model.dispose();
+    await Deno.remove(dir, { recursive: true });
   }
 });
