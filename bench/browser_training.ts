@@ -9,14 +9,14 @@
 //
 //   deno run -A bench/browser_training.ts [--rounds 2] [--screenshot docs/train_view.png]
 
-import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import type { Browser, Page } from "puppeteer-core";
+import { launchChromium, startServer } from "./browser.ts";
 import { parseArgs } from "node:util";
 
 // Functions given to page.evaluate and $eval run in the page; Deno's types have no DOM.
 declare const document: any;
 
 const ROOT = new URL("../", import.meta.url);
-const CHROMIUM = Deno.env.get("PIXART_CHROMIUM") ?? "/usr/bin/chromium";
 const STEPS = 300;
 const LOG_EVERY = 30;
 const FROM = 60, TO = 270;
@@ -62,30 +62,6 @@ async function denoRun(): Promise<number> {
     .map((l) => JSON.parse(l)).filter((r) => typeof r.time === "number");
   await Deno.remove(out, { recursive: true });
   return speed(log);
-}
-
-async function startServer(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["task", "serve", "--port", "0"],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let out = "";
-  while (!/http:\/\/localhost:\d+\//.test(out)) {
-    const { value, done } = await lines.read();
-    if (done) throw new Error("deno task serve exited without an address");
-    out += value;
-  }
-  return {
-    url: out.match(/http:\/\/localhost:\d+\//)![0],
-    stop: async () => {
-      child.kill("SIGTERM");
-      await lines.cancel();
-      await child.status;
-    },
-  };
 }
 
 async function setField(page: Page, id: string, value: string | number): Promise<void> {
@@ -151,11 +127,7 @@ async function pageRun(browser: Browser, url: string): Promise<{ sps: number; ad
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const server = await startServer();
-const browser = await puppeteer.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ["--enable-unsafe-webgpu", "--no-sandbox"],
-});
+const browser = await launchChromium();
 try {
   const deno: number[] = [], chromium: number[] = [];
   for (let r = 0; r < rounds; r++) {

@@ -23,7 +23,8 @@
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import type { Browser, Page } from "puppeteer-core";
+import { launchChromium, startServer } from "../bench/browser.ts";
 import { Classifier } from "../eval/classifier.ts";
 import { loadImageFolder } from "../io/image_folder.ts";
 import { decodePng, writePng } from "../io/png.ts";
@@ -49,58 +50,12 @@ await ready;
 declare const document: any;
 
 const ROOT = new URL("../", import.meta.url);
-const CHROMIUM = Deno.env.get("PIXART_CHROMIUM") ?? "/usr/bin/chromium";
-/** WebGPU is off by default on Linux; root in a container has no user namespaces to sandbox with */
-const FLAGS = ["--enable-unsafe-webgpu", "--no-sandbox"];
 /**
  * The page draws with the default sampler, UniPC, and its default steps, 4; on this model 4 UniPC
  * steps score as 20 DPM-Solver++(2M) steps (docs/RESULTS.md). Each step costs seconds here.
  */
 const STEPS = DEFAULT_STEPS;
 const SLOW = 600_000;
-
-/** `deno task serve --port 0`: the address it prints, and a way to stop it. */
-async function startServer(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["task", "serve", "--port", "0"],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let errors = "";
-  const stderr = child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
-    new WritableStream({ write: (s) => void (errors += s) }),
-  );
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const stop = async () => {
-    try {
-      child.kill("SIGTERM");
-    } catch { /* it has exited */ }
-    await lines.cancel();
-    await child.status;
-    await stderr.catch(() => {});
-  };
-  let out = "";
-  while (!/http:\/\/localhost:\d+\//.test(out)) {
-    const { value, done } = await lines.read();
-    if (done) {
-      await stop();
-      throw new Error(`deno task serve exited without an address: ${errors.trim()}`);
-    }
-    out += value;
-  }
-  return { url: out.match(/http:\/\/localhost:\d+\//)![0], stop };
-}
-
-function launch(args: string[]): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `no browser at ${CHROMIUM}: install chromium (apt-get install chromium) or set ` +
-        `PIXART_CHROMIUM to a Chrome or Chromium binary`,
-    );
-  }
-  return puppeteer.launch({ executablePath: CHROMIUM, headless: true, args });
-}
 
 /** Opens the page and waits until it has settled: ready, or it cannot run here. */
 async function open(browser: Browser, url: string, problems: string[]): Promise<Page> {
@@ -219,7 +174,7 @@ Deno.test({
     let browser: Browser | null = null;
     const problems: string[] = [];
     try {
-      browser = await launch(FLAGS);
+      browser = await launchChromium();
       const page = await open(browser, server.url, problems);
       const start = await state(page);
       assert.equal(start.state, "ready", start.status);
@@ -478,7 +433,7 @@ Deno.test({
       await browser.close();
 
       await t.step("no WebGPU adapter: the page says so and how to get one", async () => {
-        browser = await launch(["--no-sandbox", "--disable-gpu"]);
+        browser = await launchChromium(["--no-sandbox", "--disable-gpu"]);
         const page = await open(browser, server.url, problems);
         const s = await state(page);
         assert.equal(s.state, "no-webgpu", s.status);
@@ -563,7 +518,7 @@ Deno.test({
     let browser: Browser | null = null;
     const problems: string[] = [];
     try {
-      browser = await launch(FLAGS);
+      browser = await launchChromium();
       const page = await open(browser, server.url, problems);
       const cdp = await page.createCDPSession();
       await cdp.send("Browser.setDownloadBehavior", { behavior: "allow", downloadPath: downloads });
@@ -808,7 +763,7 @@ Deno.test({
     let browser: Browser | null = null;
     const problems: string[] = [];
     try {
-      browser = await launch(FLAGS);
+      browser = await launchChromium();
       const page = await browser.newPage();
       page.on("pageerror", (e) => problems.push(`page error: ${e}`));
       page.on("console", (m) => {
