@@ -101,7 +101,8 @@ export function modelConfigFromJson(json: string, where = "checkpoint"): ModelCo
   for (const [k, v] of Object.entries(raw)) {
     if (!(k in DEFAULT_MODEL)) continue; // training keys live beside the model's
     const want = typeof DEFAULT_MODEL[k as keyof ModelConfig];
-    if (typeof v !== want) throw new Error(`${where}: config '${k}' must be a ${want}`);
+    const got = typeof v;
+    if (got !== want) throw new Error(`${where}: config '${k}' must be a ${want}`);
     c[k] = v;
   }
   const cfg = c as unknown as ModelConfig;
