@@ -22,6 +22,21 @@ export function checkModelConfig(c: ModelConfig): void {
   if (c.stage !== 1 && c.stage !== 2) fail(`'stage' must be 1 or 2, got ${c.stage}`);
 }
 
+/**
+ * The keys only a stage-2 (text) model reads: a stage-1 model is the same model whatever they
+ * say, so a stage-1 checkpoint may differ from a stage-2 config in these.
+ */
+export const TEXT_MODEL_KEYS: readonly (keyof ModelSection)[] = [
+  "text_len",
+  "text_width",
+  "text_depth",
+  "text_heads",
+  "text_encoder",
+  "word_table",
+  "word_dim",
+  "caption_pooling",
+];
+
 export function numTokens(c: ModelConfig): number {
   return (c.image_size / c.patch_size) ** 2;
 }

@@ -4,8 +4,14 @@
 
 import assert from "node:assert/strict";
 import { noGrad, tensor } from "../kernels/mod.ts";
+import { type ModelConfig, TEXT_MODEL_KEYS } from "../model/config.ts";
 import { PixArt, pixartSpecs, pooledCaption, prepareText } from "../model/pixart.ts";
-import { modelConfigFromJson, readCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
+import {
+  modelConfigFromJson,
+  modelFromCheckpoint,
+  readCheckpoint,
+  saveCheckpoint,
+} from "../model/checkpoint.ts";
 import { check } from "./gradcheck.ts";
 import { rand, ready, TINY_TEXT_MODEL } from "./helpers.ts";
 
@@ -111,6 +117,20 @@ Deno.test("a caption_pooling checkpoint saves and loads with its pooled weights;
       await model.params.get("pooled_y_embedder.weight").read(),
     );
     assert.equal(ck.params.get("pooled_y_embedder.bias")?.length, D);
+    // loaded strictly, it draws what the saved model draws, bit for bit
+    const back = modelFromCheckpoint(ck, path);
+    try {
+      const x = tensor(rand(2 * 64, 3), [2, 1, 8, 8]);
+      const cond = {
+        kind: "text" as const,
+        ...model.tokenize(["seven", "two"]),
+        drop: Uint8Array.of(0, 1),
+      };
+      const [a, b] = noGrad(() => [model, back].map((m) => m.forward(x, [100, 700], cond)));
+      assert.deepEqual(await b.read(), await a.read());
+    } finally {
+      back.dispose();
+    }
     assert.throws(
       () => modelConfigFromJson(JSON.stringify({ ...POOLED, caption_pooling: 1 }), "x.safetensors"),
       (e: Error) => e.message === "x.safetensors: config 'caption_pooling' must be a boolean",
@@ -118,5 +138,29 @@ Deno.test("a caption_pooling checkpoint saves and loads with its pooled weights;
   } finally {
     model.dispose();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("TEXT_MODEL_KEYS: a stage-1 model is the same model whatever they say", () => {
+  const stage1 = { ...TINY_TEXT_MODEL, stage: 1 as const };
+  const specs = (c: ModelConfig) => JSON.stringify(pixartSpecs(c));
+  const other: Record<string, unknown> = {
+    text_len: 9,
+    text_width: 24,
+    text_depth: 3,
+    text_heads: 4,
+    text_encoder: "words",
+    word_table: "elsewhere.safetensors",
+    word_dim: 50,
+    caption_pooling: true,
+  };
+  assert.deepEqual([...TEXT_MODEL_KEYS].sort(), Object.keys(other).sort());
+  for (const k of TEXT_MODEL_KEYS) {
+    assert.equal(specs({ ...stage1, [k]: other[k] }), specs(stage1), k);
+    // while a stage-2 model's parameters change with each key that sizes them
+    if (["text_len", "text_width", "text_depth", "caption_pooling"].includes(k)) {
+      const stage2 = TINY_TEXT_MODEL;
+      assert.notEqual(specs({ ...stage2, [k]: other[k] }), specs(stage2), `${k} (stage 2)`);
+    }
   }
 });

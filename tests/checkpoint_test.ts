@@ -112,69 +112,72 @@ Deno.test("checkpoint: a function that reads an activation it was not given is r
   }
 });
 
-Deno.test("checkpoint_blocks: the model's gradients are the plain model's", async () => {
-  const c = { ...TINY_TEXT_MODEL, drop_path: 0.1 };
-  const model = PixArt.init(c, 5);
-  // the zero-initialised layers get values, so that every parameter has a gradient
-  const zeroed = model.params.names().filter((n) =>
-    /(cross_attn\.proj|final_layer\.linear)\.weight$/.test(n)
-  );
-  for (const [k, name] of zeroed.entries()) {
-    const p = model.params.get(name);
-    model.params.set(name, tensor(rand(p.size, 9 + k, 0.3), p.shape));
-  }
-  const B = 3, S = c.image_size;
-  const cond = {
-    kind: "text" as const,
-    ...model.tokenize(["seven", "3", "two"]),
-    drop: Uint8Array.of(0, 1, 0),
-  };
-  const keep = [Float32Array.of(1, 0, 1 / 0.9), Float32Array.of(1 / 0.9, 1 / 0.9, 0)];
-  const schedule = linearSchedule(1000);
-  const grads: Map<string, Float32Array>[] = [];
-  const saved: number[] = [];
-  try {
-    for (const checkpointBlocks of [false, true]) {
-      tidy(() => {
-        const loss = epsLoss(
-          schedule,
-          (xt, tt) =>
-            model.forward(xt, tt, cond, {
-              checkpointBlocks,
-              dropPathKeep: (i, br) => tensor(keep[(i + br) % 2], [B]),
-            }),
-          tensor(rand(B * S * S, 4), [B, 1, S, S]),
-          Int32Array.of(10, 500, 990),
-          new Generator(7).normal([B, 1, S, S]),
-          0,
-        );
-        saved.push(tapeSavedBytes(model.params.tensors()));
-        backward(loss);
-      });
-      const g = new Map<string, Float32Array>();
-      for (const [name, p] of model.params.map) {
-        assert.ok(p.grad, `${name} got no gradient (checkpointBlocks ${checkpointBlocks})`);
-        g.set(name, await p.grad.read());
-        p.grad.dispose();
-        p.grad = null;
+for (const caption_pooling of [false, true]) {
+  Deno.test(`checkpoint_blocks: the model's gradients are the plain model's (caption_pooling ${caption_pooling})`, async () => {
+    const c = { ...TINY_TEXT_MODEL, drop_path: 0.1, caption_pooling };
+    const model = PixArt.init(c, 5);
+    // the zero-initialised layers get values, so that every parameter has a gradient
+    const zeroed = model.params.names().filter((n) =>
+      /(cross_attn\.proj|final_layer\.linear)\.weight$/.test(n)
+    );
+    for (const [k, name] of zeroed.entries()) {
+      const p = model.params.get(name);
+      model.params.set(name, tensor(rand(p.size, 9 + k, 0.3), p.shape));
+    }
+    const B = 3, S = c.image_size;
+    const cond = {
+      kind: "text" as const,
+      ...model.tokenize(["seven", "3", "two"]),
+      drop: Uint8Array.of(0, 1, 0),
+    };
+    const keep = [Float32Array.of(1, 0, 1 / 0.9), Float32Array.of(1 / 0.9, 1 / 0.9, 0)];
+    const schedule = linearSchedule(1000);
+    const grads: Map<string, Float32Array>[] = [];
+    const saved: number[] = [];
+    try {
+      for (const checkpointBlocks of [false, true]) {
+        tidy(() => {
+          const loss = epsLoss(
+            schedule,
+            (xt, tt) =>
+              model.forward(xt, tt, cond, {
+                checkpointBlocks,
+                dropPathKeep: (i, br) => tensor(keep[(i + br) % 2], [B]),
+              }),
+            tensor(rand(B * S * S, 4), [B, 1, S, S]),
+            Int32Array.of(10, 500, 990),
+            new Generator(7).normal([B, 1, S, S]),
+            0,
+          );
+          saved.push(tapeSavedBytes(model.params.tensors()));
+          backward(loss);
+        });
+        const g = new Map<string, Float32Array>();
+        for (const [name, p] of model.params.map) {
+          assert.ok(p.grad, `${name} got no gradient (checkpointBlocks ${checkpointBlocks})`);
+          g.set(name, await p.grad.read());
+          p.grad.dispose();
+          p.grad = null;
+        }
+        grads.push(g);
       }
-      grads.push(g);
+      assert.ok(saved[1] < saved[0], `saved activations ${saved[1]} vs plain ${saved[0]}`);
+      // Inside a block backward runs the same ops in the same order, so the blocks' weights (and
+      // whatever reads their input gradient in the same order: t0's path, the patch embedding) get
+      // the same bits. The caption y feeds two products in every block (K and V; with caption_pooling
+      // also its mean), whose gradients a
+      // checkpointed block adds up before handing them on: (k₁ + v₁) + (k₀ + v₀) instead of
+      // ((k₁ + v₁) + k₀) + v₀, so the caption path differs by f32 rounding.
+      const captionPath = /^(text_encoder|y_embedder|pooled_y_embedder)\./;
+      for (const [name, plain] of grads[0]) {
+        assert.ok(plain.some((v) => v !== 0), `${name}: a zero gradient tests nothing`);
+        const got = grads[1].get(name)!;
+        if (captionPath.test(name)) {
+          assert.ok(relErr(got, plain) < 1e-5, `${name}: ${relErr(got, plain)}`);
+        } else assert.deepEqual(got, plain, name);
+      }
+    } finally {
+      model.dispose();
     }
-    assert.ok(saved[1] < saved[0], `saved activations ${saved[1]} vs plain ${saved[0]}`);
-    // Inside a block backward runs the same ops in the same order, so the blocks' weights (and
-    // whatever reads their input gradient in the same order: t0's path, the patch embedding) get
-    // the same bits. The caption y feeds two products in every block (K and V), whose gradients a
-    // checkpointed block adds up before handing them on: (k₁ + v₁) + (k₀ + v₀) instead of
-    // ((k₁ + v₁) + k₀) + v₀, so the caption path differs by f32 rounding.
-    const captionPath = /^(text_encoder|y_embedder)\./;
-    for (const [name, plain] of grads[0]) {
-      assert.ok(plain.some((v) => v !== 0), `${name}: a zero gradient tests nothing`);
-      const got = grads[1].get(name)!;
-      if (captionPath.test(name)) {
-        assert.ok(relErr(got, plain) < 1e-5, `${name}: ${relErr(got, plain)}`);
-      } else assert.deepEqual(got, plain, name);
-    }
-  } finally {
-    model.dispose();
-  }
-});
+  });
+}

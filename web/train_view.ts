@@ -16,6 +16,7 @@ import { formatDuration } from "../io/duration.ts";
 import { imageOf, type ImageSet } from "../io/image_set.ts";
 import { deviceLost, onDeviceLost } from "../kernels/mod.ts";
 import { parseCheckpoint } from "../model/checkpoint_bytes.ts";
+import { TEXT_MODEL_KEYS } from "../model/config.ts";
 import { modelStageOf, type NamedCheckpoint, trainStageOf } from "../train/model_init.ts";
 import type { SampleImages } from "../train/run_store.ts";
 import { type RunControl, train } from "../train/trainer.ts";
@@ -258,8 +259,7 @@ export function trainView(adapterName: () => string): void {
     // the newest stage-1 run kept in this browser whose model this config's is
     const same = (m: Config["model"]) =>
       (Object.keys(cfg.model) as (keyof Config["model"])[]).every((k) =>
-        k === "drop_path" || k === "text_len" || k === "text_width" || k === "text_depth" ||
-        k === "text_heads" || k === "text_encoder" || k === "word_table" || m[k] === cfg.model[k]
+        k === "drop_path" || TEXT_MODEL_KEYS.includes(k) || m[k] === cfg.model[k]
       );
     for (const run of await savedRuns()) {
       const ck = parseCheckpoint(run.checkpoint.bytes, run.checkpoint.name);
