@@ -13,7 +13,7 @@ import {
   saveCheckpoint,
 } from "../model/checkpoint.ts";
 import { check } from "./gradcheck.ts";
-import { rand, ready, TINY_TEXT_MODEL } from "./helpers.ts";
+import { rand, ready, textCond, TINY_TEXT_MODEL } from "./helpers.ts";
 
 await ready;
 
@@ -68,11 +68,7 @@ Deno.test("caption_pooling: zero weights give the model without it; otherwise th
     pooled.params.set("pooled_y_embedder.weight", tensor(zeros, [D, D]));
     pooled.params.set("pooled_y_embedder.bias", tensor(new Float32Array(D), [D]));
     const B = 3, x = rand(B * 64, 4);
-    const cond = (m: PixArt) => ({
-      kind: "text" as const,
-      ...m.tokenize(["seven", "3", "two"]),
-      drop: Uint8Array.of(0, 0, 1),
-    });
+    const cond = (m: PixArt) => textCond(m, ["seven", "3", "two"], Uint8Array.of(0, 0, 1));
     const run = (m: PixArt, viaCache = false) =>
       noGrad(() => {
         const c = cond(m);
@@ -121,11 +117,7 @@ Deno.test("a caption_pooling checkpoint saves and loads with its pooled weights;
     const back = modelFromCheckpoint(ck, path);
     try {
       const x = tensor(rand(2 * 64, 3), [2, 1, 8, 8]);
-      const cond = {
-        kind: "text" as const,
-        ...model.tokenize(["seven", "two"]),
-        drop: Uint8Array.of(0, 1),
-      };
+      const cond = textCond(model, ["seven", "two"], Uint8Array.of(0, 1));
       const [a, b] = noGrad(() => [model, back].map((m) => m.forward(x, [100, 700], cond)));
       assert.deepEqual(await b.read(), await a.read());
     } finally {

@@ -21,7 +21,7 @@ import { PixArt } from "../model/pixart.ts";
 import { epsLoss } from "../diffusion/ddpm.ts";
 import { linearSchedule } from "../diffusion/schedule.ts";
 import { check } from "./gradcheck.ts";
-import { rand, ready, relErr, TINY_TEXT_MODEL } from "./helpers.ts";
+import { rand, ready, relErr, textCond, TINY_TEXT_MODEL } from "./helpers.ts";
 
 await ready;
 
@@ -125,11 +125,7 @@ for (const caption_pooling of [false, true]) {
       model.params.set(name, tensor(rand(p.size, 9 + k, 0.3), p.shape));
     }
     const B = 3, S = c.image_size;
-    const cond = {
-      kind: "text" as const,
-      ...model.tokenize(["seven", "3", "two"]),
-      drop: Uint8Array.of(0, 1, 0),
-    };
+    const cond = textCond(model, ["seven", "3", "two"], Uint8Array.of(0, 1, 0));
     const keep = [Float32Array.of(1, 0, 1 / 0.9), Float32Array.of(1 / 0.9, 1 / 0.9, 0)];
     const schedule = linearSchedule(1000);
     const grads: Map<string, Float32Array>[] = [];

@@ -2,6 +2,7 @@
 
 import { initDevice } from "../kernels/mod.ts";
 import { DEFAULT_MODEL, type ModelConfig } from "../model/config.ts";
+import type { Condition, PixArt } from "../model/pixart.ts";
 
 export const ready = initDevice();
 
@@ -121,4 +122,13 @@ export function refMatmul(
     }
   }
   return o;
+}
+
+/** A text condition for `prompts` on `model`; `drop` flags the captions dropped (none by default). */
+export function textCond(
+  model: PixArt,
+  prompts: string[],
+  drop = new Uint8Array(prompts.length),
+): Extract<Condition, { kind: "text" }> {
+  return { kind: "text", ...model.tokenize(prompts), drop };
 }

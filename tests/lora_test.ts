@@ -32,12 +32,12 @@ import { readLora, saveLora } from "../model/lora_file.ts";
 import { modelConfigFromJson, readCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
 import { useHalfWeights } from "../model/half_weights.ts";
 import { Params } from "../model/params.ts";
-import { type Condition, PixArt } from "../model/pixart.ts";
+import { PixArt } from "../model/pixart.ts";
 import { epsLoss } from "../diffusion/ddpm.ts";
 import { linearSchedule } from "../diffusion/schedule.ts";
 import { DEFAULT_CONFIG } from "../io/config_schema.ts";
 import { check } from "./gradcheck.ts";
-import { rand, ready, relErr, TINY_TEXT_MODEL } from "./helpers.ts";
+import { rand, ready, relErr, textCond, TINY_TEXT_MODEL } from "./helpers.ts";
 
 await ready;
 
@@ -80,10 +80,6 @@ function modelWithValues(seed: number): PixArt {
     model.params.set(name, tensor(rand(p.size, seed + k, 0.3), p.shape));
   }
   return model;
-}
-
-function textCond(model: PixArt, prompts: string[]): Condition {
-  return { kind: "text", ...model.tokenize(prompts), drop: new Uint8Array(prompts.length) };
 }
 
 Deno.test("a Linear layer with adapters: forward and every gradient by finite differences", async () => {
