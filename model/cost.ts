@@ -24,10 +24,12 @@ export function forwardFlops(c: ModelConfig, B: number): Flops {
   const D = c.hidden_size, N = numTokens(c), T = B * N, H = D * c.mlp_ratio;
   const pp = c.patch_size * c.patch_size * c.in_channels;
   const lin = (rows: number, inp: number, out: number) => 2 * rows * inp * out;
-  const other = lin(T, pp, D) + lin(B, 256, D) + lin(B, D, D) + lin(B, D, 6 * D) + lin(T, D, pp);
+  let other = lin(T, pp, D) + lin(B, 256, D) + lin(B, D, D) + lin(B, D, 6 * D) + lin(T, D, pp);
   let blocks = 0, crossKV = 0, text = 0, att = 0, textAtt = 0;
   const L = c.text_len, E = c.text_width, TL = B * L;
   if (c.stage === 2) {
+    if (c.text_encoder === "words") text += lin(TL, c.word_dim, E); // word_proj
+    if (c.caption_pooling) other += lin(B, D, D); // pooled_y_embedder
     for (let j = 0; j < c.text_depth; j++) {
       text += lin(TL, E, 3 * E) + lin(TL, E, E) + lin(TL, E, 4 * E) + lin(TL, 4 * E, E);
       att += 4 * B * L * L * E;
