@@ -487,6 +487,12 @@ function checkRelations(c: Config, fail: Fail): void {
   if (c.train.min_lr > c.train.lr) {
     fail(`'train.min_lr' (${c.train.min_lr}) must not exceed 'train.lr' (${c.train.lr})`);
   }
+  if (c.train.mask_ratio > 0 && c.train.mask_decoder_blocks >= m.depth) {
+    fail(
+      `'train.mask_decoder_blocks' (${c.train.mask_decoder_blocks}) must be below 'model.depth' ` +
+        `(${m.depth}) for masked training (train.mask_ratio ${c.train.mask_ratio})`,
+    );
+  }
   if (c.sample.sampler !== "ancestral" && c.sample.steps > c.diffusion.timesteps - 1) {
     fail(
       `'sample.steps' (${c.sample.steps}) must be at most timesteps − 1 for ${c.sample.sampler}`,
@@ -497,8 +503,10 @@ function checkRelations(c: Config, fail: Fail): void {
 /**
  * Validates a parsed YAML document (an object) over the defaults. `name` is the file name used in
  * error messages. An empty document is an error: a config file names at least what it changes.
+ * A `recorded` document (a run's config.json, a checkpoint's train_config) may have phases after
+ * its last step.
  */
-export function parseConfigObject(doc: unknown, name: string): Config {
+export function parseConfigObject(doc: unknown, name: string, recorded = false): Config {
   const fail = (m: string): never => {
     throw new Error(`config ${name}: ${m}`);
   };
@@ -527,16 +535,75 @@ export function parseConfigObject(doc: unknown, name: string): Config {
       target[key] = fields[key].check(full, value, fail);
     }
   }
-  checkRelations(cfg, fail);
   for (const p of cfg.phases) {
-    if (p.from >= cfg.train.steps) {
+    // a run stopped early (--steps) records phases it did not reach
+    if (p.from >= cfg.train.steps && !recorded) {
       fail(
         `phase from step ${p.from} starts after the run's last step (train.steps ${cfg.train.steps})`,
       );
     }
+  }
+  checkConfig(cfg, fail);
+  return cfg;
+}
+
+/**
+ * The relations between keys, in the config's own settings and in those of every phase; run again
+ * whenever something changes a loaded config (a command's flags, the page's form).
+ */
+export function checkConfig(cfg: Config, fail: Fail): void {
+  checkRelations(cfg, fail);
+  for (const p of cfg.phases) {
     checkRelations(configAt(cfg, p.from), (m) => fail(`in the phase from step ${p.from}: ${m}`));
   }
-  return cfg;
+}
+
+/**
+ * The config as a document parseConfigObject reads back (a run's config.json, a checkpoint's
+ * train_config): the sections, and the phases in the file's form, `from` beside the keys it sets.
+ */
+export function configDocument(cfg: Config): Record<string, unknown> {
+  const { phases, ...sections } = structuredClone(cfg);
+  return { ...sections, phases: phases.map((p) => ({ from: p.from, ...p.set })) };
+}
+
+/** Keys that decide what a run writes and shows, or its length, not how it trains. */
+const BOOKKEEPING = new Set([
+  // how far the run goes: stopped early with --steps and resumed, it is still one run
+  "train.steps",
+  "train.save_every",
+  "train.sample_every",
+  "train.log_every",
+  "train.eval_every",
+  "train.eval_per_prompt",
+  "train.on_nonfinite",
+]);
+
+/**
+ * The training and data settings in force before `step` in which `cfg` differs from `recorded` (a
+ * run's config as its checkpoint recorded it), one "key old → new" each: resuming with any of them
+ * changed gives a run that no straight run of either config gives.
+ */
+export function settingsChangedBefore(recorded: Config, cfg: Config, step: number): string[] {
+  const starts = [...new Set([0, ...[...recorded.phases, ...cfg.phases].map((p) => p.from)])]
+    .filter((s) => s < step).sort((a, b) => a - b);
+  const out = new Map<string, string>();
+  for (const s of starts) {
+    const a = configAt(recorded, s), b = configAt(cfg, s);
+    for (const section of ["train", "data"] as const) {
+      const av = a[section] as unknown as Record<string, unknown>;
+      const bv = b[section] as unknown as Record<string, unknown>;
+      for (const key of Object.keys(bv)) {
+        const full = `${section}.${key}`;
+        const [x, y] = [JSON.stringify(av[key]), JSON.stringify(bv[key])];
+        const seen = `${full} ${x} ${y}`; // a difference that lasts is said once, where it starts
+        if (!BOOKKEEPING.has(full) && x !== y && !out.has(seen)) {
+          out.set(seen, `${full} ${x} → ${y}${s > 0 ? ` (from step ${s})` : ""}`);
+        }
+      }
+    }
+  }
+  return [...out.values()];
 }
 
 /** The `phases` list: mappings of `from` and PHASE_KEYS, in increasing `from`. */
@@ -549,7 +616,11 @@ function parsePhases(body: unknown, fail: Fail): Phase[] {
     if (typeof p !== "object" || p === null || Array.isArray(p)) {
       fail(`'${where}' must be a mapping of 'from' and the keys it sets, got ${typeName(p)}`);
     }
-    const { from, ...rest } = p as Record<string, unknown>;
+    const { from, ...given } = p as Record<string, unknown>;
+    // checkpoints of earlier releases recorded a phase as { from, set: { key: value } }
+    const legacy = Object.keys(given).length === 1 && typeof given.set === "object" &&
+      given.set !== null && !Array.isArray(given.set);
+    const rest = legacy ? given.set as Record<string, unknown> : given;
     const start = int(0, 1, 1e9).check(`${where}.from`, from, fail);
     if (out.length && start <= out[out.length - 1].from) {
       fail(`'${where}.from' (${start}) must be after the phase before's (${out.at(-1)!.from})`);

@@ -2,6 +2,7 @@
 // lines, how they change the config, and running the trainer with its progress and stop signals.
 
 import type { Config } from "../io/config.ts";
+import { checkConfig } from "../io/config_schema.ts";
 import { type FolderTrainOptions, trainInFolder } from "../train/folder_run.ts";
 import { StopSignal } from "../train/stop_signal.ts";
 import { fail, intFlag, numFlag, type Options, status } from "./cli.ts";
@@ -63,6 +64,14 @@ export function applyTrainFlags(cfg: Config, a: Record<string, unknown>): void {
   if (tc.batch_size < 1) fail("--batch-size must be at least 1");
   if (tc.log_every < 1) fail("--log-every must be at least 1");
   if (a.data) cfg.data.source = a.data as string;
+  checkConfig(cfg, (m) => fail(`with the flags given: ${m}`));
+  const unreached = cfg.phases.filter((p) => p.from >= tc.steps).map((p) => p.from);
+  if (unreached.length) {
+    console.error(
+      `note: the run ends at step ${tc.steps}, before the config's phases from step ` +
+        `${unreached.join(", ")}`,
+    );
+  }
 }
 
 // listened to once the steps start (train/stop_signal.ts)

@@ -3,6 +3,7 @@
 // phases the curve is Adam's own warm-up and decay; a bad phase is a one-line error.
 
 import assert from "node:assert/strict";
+import * as configModule from "../io/config.ts";
 import { configAt, parseConfig } from "../io/config.ts";
 import { Adam, tensor } from "../kernels/mod.ts";
 import { lrAt, lrNotes } from "../train/lr_schedule.ts";
@@ -103,6 +104,48 @@ Deno.test("a bad phase is a one-line error naming it", () => {
     /in the phase from step 10: 'train\.min_lr' \(0\.1\) must not exceed/,
   );
   bad("  from: 10\n", /'phases' must be a list/);
+  // masking needs blocks before the decoder: checked at load, not at the phase's first step
+  assert.throws(
+    () =>
+      parseConfig(BASE + "model: {depth: 2}\nphases:\n  - from: 10\n    train.mask_ratio: 0.5\n"),
+    /in the phase from step 10: 'train\.mask_decoder_blocks' \(2\) must be below 'model\.depth' \(2\)/,
+  );
+});
+
+Deno.test("a config written as a run records it (config.json, train_config) reads back the same", () => {
+  const { loadConfig, parseConfigObject, configDocument } = configModule;
+  const cfg = loadConfig("configs/emoji_words_stage2.yaml");
+  assert.ok(cfg.phases.length > 0);
+  const text = JSON.stringify(configDocument(cfg));
+  assert.deepEqual(parseConfigObject(JSON.parse(text), "run.json"), cfg);
+  // as checkpoints of earlier releases recorded the phases
+  const older = { ...JSON.parse(text), phases: cfg.phases };
+  assert.deepEqual(parseConfigObject(JSON.parse(JSON.stringify(older)), "old.json"), cfg);
+});
+
+Deno.test("resuming: the settings that differ before the resumed step are named, later ones not", () => {
+  const { settingsChangedBefore } = configModule;
+  const was = parseConfig(BASE + "phases:\n  - from: 300\n    train.lr: 5.0e-4\n");
+  assert.deepEqual(settingsChangedBefore(was, was, 500), []);
+  // a phase added after the step, and what only decides what is written: nothing to say
+  const later = parseConfig(
+    BASE.replace("steps: 1000", "steps: 1000, save_every: 7") +
+      "phases:\n  - from: 300\n    train.lr: 5.0e-4\n  - from: 600\n" +
+      "    train.mask_ratio: 0.5\n",
+  );
+  assert.deepEqual(settingsChangedBefore(was, later, 500), []);
+  // the phase moved before the step, and a base key changed
+  const moved = parseConfig(
+    BASE.replace("1.0e-3", "2.0e-3") + "phases:\n  - from: 200\n    train.lr: 5.0e-4\n",
+  );
+  assert.deepEqual(settingsChangedBefore(was, moved, 500), [
+    "train.lr 0.001 → 0.002",
+    "train.lr 0.001 → 0.0005 (from step 200)",
+  ]);
+  const onlyMoved = parseConfig(BASE + "phases:\n  - from: 200\n    train.lr: 5.0e-4\n");
+  assert.deepEqual(settingsChangedBefore(was, onlyMoved, 500), [
+    "train.lr 0.001 → 0.0005 (from step 200)",
+  ]);
 });
 
 Deno.test("the digit model's recipe: its phases end where the shipped model's run ended", async () => {

@@ -8,7 +8,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readSafetensors } from "../io/safetensors.ts";
 import { readCheckpoint } from "../model/checkpoint.ts";
-import { assertOk, describe, tinyImageFolder, train } from "./cli_harness.ts";
+import { assertOk, assertOneLineError, describe, tinyImageFolder, train } from "./cli_harness.ts";
 import { ready } from "./helpers.ts";
 
 await ready;
@@ -41,10 +41,28 @@ Deno.test("a recipe of phases on a words model resumes exactly, and records its 
   assertOk(r);
   assert.match(r.stderr, /stage 2 starts from initialisation \(train\.from_scratch\)/);
   assert.match(r.stderr, /step 1: class balance \(data\.balance_power 1\)/, describe(r));
-  assertOk(await train([...common, "--out", stopped, "--steps", "2"]));
+  const r1 = await train([...common, "--out", stopped, "--steps", "2"]);
+  assertOk(r1);
+  assert.match(r1.stderr, /note: the run ends at step 2, before the config's phases from step 3/);
   const r2 = await train([...common, "--out", stopped, "--resume"]);
   assertOk(r2);
   assert.match(r2.stderr, /resuming .* at step 2/);
+  assert.doesNotMatch(r2.stderr, /note: (before step|the run's recorded)/, describe(r2));
+  // a phase edited before the step the run resumes at is named
+  const edited = tmp("edited.yaml");
+  writeFileSync(
+    edited,
+    RECIPE(tinyImageFolder(tmp("folder"))).replace("balance_power: 1.0", "balance_power: 0.5"),
+  );
+  const r3 = await train(
+    ["--stage", "2", "--config", edited, "--no-grid", "--out", stopped, "--resume", "--steps", "5"],
+  );
+  assertOk(r3);
+  assert.match(
+    r3.stderr,
+    /note: before step 4 the run trained with other settings than the config's: data\.balance_power 1 → 0\.5 \(from step 1\)/,
+    describe(r3),
+  );
   const a = readSafetensors(join(straight, "checkpoint-4.safetensors")).tensors;
   const b = readSafetensors(join(stopped, "checkpoint-4.safetensors")).tensors;
   assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
@@ -88,5 +106,14 @@ Deno.test("a words model runs only with its own word table", async () => {
   assert.throws(
     () => modelFromCheckpoint(ck, path, true, other),
     /was trained with the word table of SHA-256 [0-9a-f]{12}…, not [0-9a-f]{12}…/,
+  );
+});
+
+Deno.test("a flag is checked against the config as its keys are: --lr below train.min_lr", async () => {
+  const cfg = tmp("min_lr.yaml");
+  writeFileSync(cfg, "train: {steps: 4, lr: 1.0e-3, min_lr: 1.0e-5}\n");
+  assertOneLineError(
+    await train(["--stage", "1", "--config", cfg, "--out", tmp("lr"), "--lr", "1.0e-6"]),
+    /with the flags given: 'train\.min_lr' \(0\.00001\) must not exceed 'train\.lr' \(0\.000001\)/,
   );
 });

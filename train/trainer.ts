@@ -25,7 +25,13 @@ import {
   warmUp,
   zero,
 } from "../kernels/mod.ts";
-import { type Config, configAt } from "../io/config_schema.ts";
+import {
+  type Config,
+  configAt,
+  configDocument,
+  parseConfigObject,
+  settingsChangedBefore,
+} from "../io/config_schema.ts";
 import { Batcher, type BatcherState } from "../io/batcher.ts";
 import { classBalanceWeights, describeBalance } from "../io/class_balance.ts";
 import { mixSeed } from "../kernels/host_random.ts";
@@ -199,7 +205,7 @@ async function start(cfg: Config, o: TrainOptions): Promise<Run> {
       `${data.train.length} training images, batch ${tc.batch_size}, steps ${step}/${tc.steps}, ` +
       `adapter ${deviceInfo().adapter}`,
   );
-  store.writeConfig({ ...cfg, model: mc });
+  store.writeConfig({ ...configDocument(cfg), model: mc });
   if (resumed) {
     const dropped = store.trimLog(step);
     if (dropped) o.report(`dropped ${dropped} log records after step ${step} (redone now)`);
@@ -266,6 +272,30 @@ function resumedAdapter(
 }
 
 /**
+ * A note when the training settings in force before the resumed step are not those the run
+ * trained with (its checkpoint's train_config): the run goes on, but no straight run of the
+ * config gives its result — a change meant for later steps belongs in a phase.
+ */
+function settingsChangedSince(recorded: string | undefined, cfg: Config, step: number) {
+  if (!recorded) return null;
+  let was: Config;
+  try {
+    const doc = JSON.parse(recorded);
+    delete doc?.model?.stage;
+    was = parseConfigObject(doc, "recorded by the run", true);
+  } catch (e) {
+    return `note: the run's recorded settings were not compared with the config's (${
+      (e as Error).message
+    })`;
+  }
+  const changed = settingsChangedBefore(was, cfg, step);
+  return changed.length
+    ? `note: before step ${step} the run trained with other settings than the config's: ` +
+      `${changed.join("; ")} — a straight run of this config differs from this one`
+    : null;
+}
+
+/**
  * Where the weights come from: the run's newest checkpoint (--resume), the earlier stage's
  * (stages 2 and 3), or the initialisation (stage 1, or train.from_scratch).
  */
@@ -285,6 +315,8 @@ function weights(
     };
     const { ck, model } = resumeFrom(from, o.stage, mc, cfg.diffusion, words);
     o.report(`resuming '${newest}' at step ${ck.step}`);
+    const changed = settingsChangedSince(ck.metadata.train_config, cfg, ck.step);
+    if (changed) o.report(changed);
     return { model, resumed: ck };
   }
   const model = PixArt.init(mc, tc.seed, words);
@@ -556,7 +588,7 @@ async function checkpoint(run: Run, grid: boolean): Promise<void> {
     optim,
     step: run.step,
     metadata: {
-      train_config: JSON.stringify(cfg),
+      train_config: JSON.stringify(configDocument(cfg)),
       train_stage: String(o.stage),
       data_state: JSON.stringify(run.batcher.state()),
       classes: JSON.stringify(run.data.classNames),

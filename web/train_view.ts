@@ -10,7 +10,7 @@
 // records them), data-strips (sample strips shown), data-saved (the newest
 // checkpoint kept) and data-runs (runs finished).
 
-import { type Config, parseConfigObject } from "../io/config_schema.ts";
+import { type Config, configDocument, parseConfigObject } from "../io/config_schema.ts";
 import { MNIST_WORDS } from "../io/captions.ts";
 import { formatDuration } from "../io/duration.ts";
 import { imageOf, type ImageSet } from "../io/image_set.ts";
@@ -421,7 +421,7 @@ export function trainView(adapterName: () => string): void {
     raw.data.source = sourceName(data);
     raw.data.extra_sources = null;
     // validated as a config file is: a wrong value is the same one-line error
-    const cfg = parseConfigObject(JSON.parse(JSON.stringify(raw)), "of this run");
+    const cfg = parseConfigObject(configDocument(raw), "of this run");
     const stage = base.stage;
     const startStep = resumeStep();
     if (resumeFrom && total <= startStep) {
