@@ -89,7 +89,10 @@ export function checkpointStep(fileName: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
-/** A model config from checkpoint metadata JSON; unknown keys are an error. */
+/**
+ * A model config from checkpoint metadata JSON: a key of the model's with the wrong type is an
+ * error; other keys (the training's, beside the model's) are passed over.
+ */
 export function modelConfigFromJson(json: string, where = "checkpoint"): ModelConfig {
   let raw: Record<string, unknown>;
   try {
@@ -216,6 +219,19 @@ export function modelFromCheckpoint(
         `checkpoint '${path}': '${stored}' holds ${data[bad]} at index ${bad}: the weights ` +
           `are not finite (a diverged run?); use an earlier checkpoint`,
       );
+    }
+  }
+  // a tensor the config has no place for: a later release's layer (or another model's) would be
+  // dropped and the model would draw something else without a word
+  const known = new Set(specs.map((s) => s.name));
+  for (const [prefix, stored] of [["", ck.params], [EMA_PREFIX, ck.ema]] as const) {
+    for (const name of stored?.keys() ?? []) {
+      if (!known.has(name)) {
+        throw new Error(
+          `checkpoint '${path}' holds '${prefix}${name}', which a model of its config does not ` +
+            `have: it was written by a later release or for another model`,
+        );
+      }
     }
   }
   if (ck.posEmbed) checkPosEmbed(ck, path);

@@ -651,6 +651,17 @@ Deno.test("e2e errors: bad input is a one-line error", async (t) => {
       await sample(["--checkpoint", bad, "--prompt", "seven", "--out", tmp("x.png")]),
       /^error: checkpoint '.*bad-shape\.safetensors': '.+' is \[[\d,]+\], the model expects \[64/,
     );
+    // a layer the config does not have (here caption_pooling's, its key left out of the config)
+    const extra = tmp("extra.safetensors");
+    const D = tensors["final_layer.linear.weight"].shape[1];
+    writeSafetensors(extra, {
+      ...tensors,
+      "pooled_y_embedder.weight": { shape: [D, D], data: new Float32Array(D * D) },
+    }, f.metadata);
+    assertOneLineError(
+      await sample(["--checkpoint", extra, "--prompt", "seven", "--out", tmp("x.png")]),
+      /^error: checkpoint '.*extra\.safetensors' holds 'pooled_y_embedder\.weight', which a model of its config does not have/,
+    );
     const missing = tmp("missing.safetensors");
     delete tensors["final_layer.linear.weight"];
     delete tensors["ema.final_layer.linear.weight"];
