@@ -137,12 +137,13 @@ export function pixartLayers(c: ModelConfig) {
     y_embedder: c.stage === 1
       ? LabelEmbedder(c.num_classes, D)
       : CaptionEmbedder(c.text_len, c.text_width, D),
-    pooled_y_embedder: c.stage === 2 && c.caption_pooling ? Linear(D, D, N002) : undefined,
     blocks: Array.from(
       { length: c.depth },
       () => PixArtBlock(D, c.num_heads, c.mlp_ratio, c.stage),
     ),
     final_layer: T2IFinalLayer(D, p, C),
+    // last, so that the other parameters start as they do without it (same seed, same draws)
+    pooled_y_embedder: c.stage === 2 && c.caption_pooling ? Linear(D, D, N002) : undefined,
   };
 }
 

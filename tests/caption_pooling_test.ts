@@ -54,6 +54,22 @@ Deno.test("caption_pooling adds exactly pooled_y_embedder's weight and bias, onl
   assert.deepEqual(names({ ...stage1, caption_pooling: true }), names(stage1));
 });
 
+Deno.test("caption_pooling: with one seed every other parameter starts as in the model without it", async () => {
+  const plain = PixArt.init(TINY_TEXT_MODEL, 3), pooled = PixArt.init(POOLED, 3);
+  try {
+    for (const name of plain.params.names()) {
+      assert.deepEqual(
+        await pooled.params.get(name).read(),
+        await plain.params.get(name).read(),
+        name,
+      );
+    }
+  } finally {
+    plain.dispose();
+    pooled.dispose();
+  }
+});
+
 Deno.test("caption_pooling: zero weights give the model without it; otherwise the caption moves adaLN", async () => {
   const plain = PixArt.init(TINY_TEXT_MODEL, 5);
   const pooled = PixArt.init(POOLED, 6);
