@@ -17,9 +17,13 @@ export async function startServer(): Promise<{ url: string; stop: () => Promise<
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  let errors = "";
+  // kept for the one-line error until the server listens; passed through after that
+  let errors = "", started = false;
   const stderr = child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
-    new WritableStream({ write: (s) => void (errors += s) }),
+    new WritableStream({
+      write: (s) =>
+        void (started ? Deno.stderr.writeSync(new TextEncoder().encode(s)) : errors += s),
+    }),
   );
   const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   const stop = async () => {
@@ -39,6 +43,7 @@ export async function startServer(): Promise<{ url: string; stop: () => Promise<
     }
     out += value;
   }
+  started = true;
   return { url: out.match(/http:\/\/localhost:\d+\//)![0], stop };
 }
 
