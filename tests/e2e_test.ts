@@ -340,7 +340,6 @@ Deno.test("e2e train: every shipped config runs a few steps through the command 
   const configs = readdirSync(join(ROOT, "configs")).filter((f) => f.endsWith(".yaml")).sort();
   assert.ok(configs.length >= 8, `${configs}`);
   const quick = ["--steps", "3", "--batch-size", "2", "--save-every", "0", "--no-grid"];
-  const overrides = ["--set", "model.depth=1", "--set", "train.eval_every=0"];
   const outOf = (name: string) => tmp("configs", name.replace(/\.yaml$/, ""));
   const yamlOf = (name: string) =>
     parseYaml(readFileSync(join(ROOT, "configs", name), "utf8")) as {
@@ -357,8 +356,22 @@ Deno.test("e2e train: every shipped config runs a few steps through the command 
     const grows = (yamlOf(name).model?.image_size ?? 32) > (yamlOf(parent).model?.image_size ?? 32);
     return grows ? 3 : stageOf(parent) + 1;
   };
+  // a config that masks tokens (or starts from one that does) keeps two blocks, one before the
+  // decoder block, so that its masked phases stay valid; a stage keeps its earlier stage's depth
+  const masks = (name: string): boolean => {
+    const from = yamlOf(name).train?.init_from;
+    return /\bmask_ratio\b/.test(readFileSync(join(ROOT, "configs", name), "utf8")) ||
+      (!!from && masks(`${from.split("/").at(-1)}.yaml`));
+  };
   for (const name of [...configs].sort((a, b) => stageOf(a) - stageOf(b))) {
     const y = yamlOf(name);
+    const overrides = [
+      ...(masks(name)
+        ? ["--set", "model.depth=2", "--set", "train.mask_decoder_blocks=1"]
+        : ["--set", "model.depth=1"]),
+      "--set",
+      "train.eval_every=0",
+    ];
     const stage = stageOf(name);
     const args = ["--stage", String(stage), "--config", `configs/${name}`, "--out", outOf(name)];
     if (y.train?.init_from) {
