@@ -274,7 +274,11 @@ export function recordedWordTable(ck: CheckpointContents, path: string): string 
  * A words model runs only with the table it was trained with: another table (other words, other
  * vectors) is a one-line error. Without a table a words model loads, to be exported, not drawn.
  */
-function checkWordTable(ck: CheckpointContents, path: string, words: WordTable | null): void {
+export function checkWordTable(
+  ck: CheckpointContents,
+  path: string,
+  words: WordTable | null,
+): void {
   if (!needsWordTable(ck)) {
     if (words) throw new Error(`checkpoint '${path}' reads bytes, not a word table`);
     return;

@@ -107,6 +107,27 @@ Deno.test("a words model runs only with its own word table", async () => {
     () => modelFromCheckpoint(ck, path, true, other),
     /was trained with the word table of SHA-256 [0-9a-f]{12}…, not [0-9a-f]{12}…/,
   );
+  // and stage 3, which copies the weights of stage 2 rather than loading its model
+  const { PixArt } = await import("../model/pixart.ts");
+  const { initFromEarlierStage } = await import("../train/model_init.ts");
+  for (const [table, ok] of [[own, true], [other, false]] as const) {
+    const big = PixArt.init({ ...ck.model, image_size: 16, pe_interpolation: 2 }, 0, table);
+    const init = () => initFromEarlierStage(big, { ck, name: path }, 3, () => {});
+    if (ok) init();
+    else assert.throws(init, /was trained with the word table of SHA-256 [0-9a-f]{12}…, not/);
+    big.dispose();
+  }
+  // positions past the range stage 2 learned are named, with the pe_interpolation that keeps it
+  const lines: string[] = [];
+  const far = PixArt.init({ ...ck.model, image_size: 16 }, 0, own);
+  initFromEarlierStage(far, { ck, name: path }, 3, (l) => lines.push(l));
+  far.dispose();
+  assert.ok(
+    lines.some((l) =>
+      /note: the positions span 8 .* stage 2's spanned 4: pe_interpolation 2/.test(l)
+    ),
+    lines.join("\n"),
+  );
 });
 
 Deno.test("a flag is checked against the config as its keys are: --lr below train.min_lr", async () => {

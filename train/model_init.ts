@@ -8,6 +8,7 @@
 import { tensor } from "../kernels/mod.ts";
 import {
   type CheckpointContents,
+  checkWordTable,
   firstNonFinite,
   modelFromCheckpoint,
 } from "../model/checkpoint_bytes.ts";
@@ -129,6 +130,8 @@ export function initFromEarlierStage(
         );
       }
     }
+    // the same words as stage 2 read: a table rebuilt since (data:words) has other vectors
+    checkWordTable(ck, path, model.wordTable);
     const r = model.config.patch_size / ck.model.patch_size;
     if (!Number.isInteger(r)) {
       throw new Error(
@@ -190,11 +193,21 @@ export function initFromEarlierStage(
         `${model.config.image_size} (from ${ck.model.image_size}), pe_interpolation ` +
         `${model.config.pe_interpolation}`,
     );
+    // positions the blocks never saw: PixArt-α keeps grid / pe_interpolation fixed (§7)
+    const span = (c: ModelConfig) => c.image_size / c.patch_size / c.pe_interpolation;
+    if (span(model.config) !== span(ck.model)) {
+      log(
+        `  note: the positions span ${span(model.config)} (grid / pe_interpolation), stage 2's ` +
+          `spanned ${span(ck.model)}: pe_interpolation ` +
+          `${(model.config.image_size / model.config.patch_size) / span(ck.model)} keeps them`,
+      );
+    }
     if (model.config.patch_size !== ck.model.patch_size) {
       log(
         `  patch ${ck.model.patch_size} → ${model.config.patch_size}: the patch embedding ` +
           `averages each block of pixels and the output layer repeats each output over it, so ` +
-          `the model starts as the smaller one on the image's block means`,
+          `each token starts seeing its block means (the image at the smaller size, its noise ` +
+          `averaged) and each output covers its block`,
       );
     }
   }
@@ -211,9 +224,11 @@ const PATCH_SHAPED = [
  * A stage-2 parameter resized for a patch r times larger (as FlexiViT resizes a patch embedding,
  * Beyer et al. 2023, here exactly): the new embedding of an r·p patch is the old one of its r×r
  * block means, W'[d, c, i, j] = W[d, c, ⌊i/r⌋, ⌊j/r⌋] / r², and each old output (row, column,
- * channel) is repeated over its r×r block. With x0-prediction the model then starts as the
- * smaller model drawing at the block means; its noise input differs (the mean of r² noise values
- * is smaller), which the fine-tune learns.
+ * channel) is repeated over its r×r block. The block means of x_t are the smaller image under
+ * noise whose variance is r² times smaller, so their signal-to-noise ratio is r² times the
+ * schedule's: diffusion.snr_shift r² gives each t stage 2's ratio, though not its scale (the means
+ * are 0.5–0.9 times stage 2's inputs over t, for r = 2), which the fine-tune learns, as it learns
+ * a new target where stage 2 predicted another.
  */
 function grownPatch(
   name: string,
