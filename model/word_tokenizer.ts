@@ -51,14 +51,15 @@ function splitWord(w: string, has: (w: string) => boolean, out: Piece[]): void {
   for (let i = 0; i < lead; i++) out.push({ text: "'", word: false });
   let rest = w.slice(lead);
   const tail: Piece[] = [];
+  // closing quotes first, so that a quoted "'don't'" still splits its clitic
+  while (rest.endsWith("'") && !has(rest)) {
+    tail.push({ text: "'", word: false });
+    rest = rest.slice(0, -1);
+  }
   const clitic = CLITICS.find((c) => rest.length > c.length && rest.endsWith(c));
   if (clitic && !has(rest)) {
-    tail.push({ text: clitic, word: true });
+    tail.unshift({ text: clitic, word: true });
     rest = rest.slice(0, -clitic.length);
-  }
-  while (rest.endsWith("'") && !has(rest)) {
-    tail.unshift({ text: "'", word: false });
-    rest = rest.slice(0, -1);
   }
   if (rest) out.push({ text: rest, word: true });
   out.push(...tail);

@@ -78,6 +78,9 @@ Deno.test("word tokenizer: emoji names with ':', ',', '’', hyphens, accents an
     ["o'clock", ["o'clock"]],
     // apostrophes at the ends are quotes
     ["'hello'", ["'", "hello", "'"]],
+    // and a quoted word still splits its clitic
+    ["'don't'", ["'", "do", "n't", "'"]],
+    ["the 'men's' room", ["the", "'", "men", "'s", "'", "room"]],
     // punctuation the table lacks is dropped; digits are words
     ["red heart!!! ☺ (7)", ["red", "heart", "(", "7", ")"]],
     ['"keycap: 7"', ['"', "keycap", ":", "7", '"']],
