@@ -15,6 +15,7 @@ import { Params } from "./params.ts";
 import { PixArt, pixartSpecs } from "./pixart.ts";
 import { isLoraFile } from "./lora.ts";
 import type { WordTable } from "../io/word_table.ts";
+import { WORD_RULES } from "./word_tokenizer.ts";
 
 export const EMA_PREFIX = "ema.";
 export const OPTIM_PREFIX = "optim.";
@@ -254,9 +255,12 @@ export function needsWordTable(ck: CheckpointContents): boolean {
   return ck.model.stage === 2 && ck.model.text_encoder === "words";
 }
 
-/** The SHA-256 of the word table a checkpoint was trained with (its `tokenizer` metadata). */
+/**
+ * The SHA-256 of the word table a checkpoint was trained with (its `tokenizer` metadata), once
+ * its word rules are found to be this release's.
+ */
 export function recordedWordTable(ck: CheckpointContents, path: string): string {
-  let spec: { kind?: unknown; sha256?: unknown } = {};
+  let spec: { kind?: unknown; sha256?: unknown; rules?: unknown } = {};
   try {
     spec = JSON.parse(ck.metadata.tokenizer ?? "{}");
   } catch {
@@ -266,6 +270,13 @@ export function recordedWordTable(ck: CheckpointContents, path: string): string 
     spec.kind !== "words" || typeof spec.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(spec.sha256)
   ) {
     throw new Error(`checkpoint '${path}' reads words but records no word table's SHA-256`);
+  }
+  // the same words but split by other rules would reach other rows without a word
+  if (spec.rules !== WORD_RULES) {
+    throw new Error(
+      `checkpoint '${path}' reads prompts by the word rules ${JSON.stringify(spec.rules)}, this ` +
+        `release by ${JSON.stringify(WORD_RULES)}: use the release that wrote it`,
+    );
   }
   return spec.sha256;
 }

@@ -107,6 +107,16 @@ Deno.test("a words model runs only with its own word table", async () => {
     () => modelFromCheckpoint(ck, path, true, other),
     /was trained with the word table of SHA-256 [0-9a-f]{12}…, not [0-9a-f]{12}…/,
   );
+  // a checkpoint whose prompts were split by other rules
+  const spec = JSON.parse(ck.metadata.tokenizer);
+  const otherRules = {
+    ...ck,
+    metadata: { ...ck.metadata, tokenizer: JSON.stringify({ ...spec, rules: "words 0" }) },
+  };
+  assert.throws(
+    () => modelFromCheckpoint(otherRules, path, true, own),
+    /reads prompts by the word rules "words 0", this release by "pixart-webgpu words 1: .*": use the release that wrote it/,
+  );
   // and stage 3, which copies the weights of stage 2 rather than loading its model
   const { PixArt } = await import("../model/pixart.ts");
   const { initFromEarlierStage } = await import("../train/model_init.ts");
