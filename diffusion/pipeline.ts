@@ -89,7 +89,7 @@ export class Pipeline {
       model,
       kept === "ema" ? "ema" : "raw",
       checkpointClassNames(ck.metadata) ?? MNIST_WORDS,
-      checkpointSchedule(ck.metadata),
+      checkpointSchedule(ck.metadata, `checkpoint '${name}'`),
       ck.metadata.train_config ? JSON.parse(ck.metadata.train_config) : null,
     );
   }

@@ -1,6 +1,6 @@
 // The DDPM noise schedule (Ho et al. 2020, §2 and §4), in float64 (docs/spec.md §2).
 
-import { DEFAULT_CONFIG, type Prediction } from "../io/config_schema.ts";
+import { DEFAULT_CONFIG, parseConfigObject, type Prediction } from "../io/config_schema.ts";
 
 export type { Prediction };
 
@@ -28,8 +28,8 @@ export interface Schedule {
  * The schedule a checkpoint's model was trained with: the `diffusion` section of its
  * `train_config` metadata (snr_shift included), else the defaults.
  */
-export function checkpointSchedule(metadata: Record<string, string>): Schedule {
-  return configSchedule(checkpointDiffusion(metadata));
+export function checkpointSchedule(metadata: Record<string, string>, name?: string): Schedule {
+  return configSchedule(checkpointDiffusion(metadata, name));
 }
 
 const D = DEFAULT_CONFIG.diffusion;
@@ -46,10 +46,22 @@ export const SCHEDULE_KEYS = [
   "prediction",
 ] as const;
 
-/** The `diffusion` section a checkpoint recorded, the defaults for what it lacks. */
-export function checkpointDiffusion(metadata: Record<string, string>): typeof D {
-  const d = metadata.train_config ? JSON.parse(metadata.train_config)?.diffusion : undefined;
-  return { ...D, ...d };
+/**
+ * The `diffusion` section a checkpoint recorded, the defaults for what it lacks, checked as a
+ * config file's is: the metadata is untrusted, and its timesteps size the schedule's arrays.
+ */
+export function checkpointDiffusion(
+  metadata: Record<string, string>,
+  name = "checkpoint",
+): typeof D {
+  if (!metadata.train_config) return { ...D };
+  let d: unknown;
+  try {
+    d = JSON.parse(metadata.train_config)?.diffusion;
+  } catch {
+    throw new Error(`${name}: its train_config metadata is not valid JSON`);
+  }
+  return d === undefined ? { ...D } : parseConfigObject({ diffusion: d }, `of ${name}`).diffusion;
 }
 
 /** The schedule a config's `diffusion` section names (the defaults for what it lacks). */

@@ -42,6 +42,24 @@ Deno.test("a checkpoint samples with the schedule it was trained with, shift inc
   const s = checkpointSchedule({ train_config: JSON.stringify(cfg) });
   assert.deepEqual(s, configSchedule({ snr_shift: 4 }));
   assert.deepEqual(checkpointSchedule({}), linearSchedule());
+  // the metadata is untrusted: checked as a config file is, before any array is sized by it
+  const bad = (diffusion: unknown, re: RegExp) =>
+    assert.throws(
+      () => checkpointSchedule({ train_config: JSON.stringify({ diffusion }) }, "checkpoint 'c'"),
+      (e: Error) => re.test(e.message) && !e.message.includes("\n"),
+    );
+  bad({ prediction: "x0" }, /^config of checkpoint 'c': 'diffusion\.prediction' must be one of/);
+  bad({ timesteps: 3.5 }, /'diffusion\.timesteps' must be an integer/);
+  bad({ timesteps: 1e12 }, /'diffusion\.timesteps' must be <= 100000/);
+  bad({ beta_end: 2 }, /'diffusion\.beta_end' must be < 1/);
+  bad(
+    { beta_start: 0.03 },
+    /'diffusion\.beta_start' \(0\.03\) must be below 'diffusion\.beta_end'/,
+  );
+  assert.throws(
+    () => checkpointSchedule({ train_config: "{" }, "checkpoint 'c'"),
+    /^Error: checkpoint 'c': its train_config metadata is not valid JSON$/,
+  );
 });
 
 Deno.test("diffusion.snr_shift must be above 0", () => {

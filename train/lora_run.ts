@@ -58,7 +58,7 @@ export function loraRunConfig(cfg: Config, defaults: Config, lt: LoraTraining): 
     ? cfg.model.drop_path
     : model.drop_path;
   const diffusion = { ...cfg.diffusion };
-  const trained = checkpointDiffusion(ck.metadata);
+  const trained = checkpointDiffusion(ck.metadata, `checkpoint '${lt.baseName}'`);
   for (const k of SCHEDULE_KEYS) (diffusion as Record<string, unknown>)[k] = trained[k];
   return { ...cfg, model: { ...model, drop_path: dropPath }, diffusion };
 }

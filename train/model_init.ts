@@ -67,7 +67,7 @@ export function resumeFrom(
       );
     }
   }
-  const trained = checkpointDiffusion(ck.metadata);
+  const trained = checkpointDiffusion(ck.metadata, `checkpoint '${path}'`);
   for (const k of SCHEDULE_KEYS) {
     if (trained[k] !== diffusion[k]) {
       throw new Error(

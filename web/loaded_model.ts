@@ -61,7 +61,7 @@ export async function loadModel(entry: BundledModel): Promise<LoadedModel> {
   return {
     entry,
     model,
-    schedule: checkpointSchedule(ck.metadata),
+    schedule: checkpointSchedule(ck.metadata, `checkpoint '${entry.file}'`),
     classNames: checkpointClassNames(ck.metadata) ?? [],
     bytes: bytes.length,
     sha256,
