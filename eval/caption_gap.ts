@@ -11,7 +11,9 @@
 // less error left to remove (the 32×32 emoji model's 15.0% at t = 500 is 5.8% at 64×64 before any
 // stage-3 step, 9.9% at the matched t). Compare sizes at the signal-to-noise ratio divided by the
 // side's growth squared, SNR/4 when the side doubles (Hoogeboom et al. 2023, "simple diffusion";
-// Chen 2023, "On the importance of noise scheduling"): t = 618 at 64×64 for t = 500 at 32×32.
+// Chen 2023, "On the importance of noise scheduling"): on the linear schedule t = 617 at 64×64
+// for t = 500 at 32×32 (docs/RESULTS.md used 618, a step off). A model trained with
+// diffusion.snr_shift 4 has that division in its schedule already: compare it at the same t.
 
 import { Generator, mseLoss, noGrad, tensor, tidy } from "../kernels/mod.ts";
 import { epsFromOutput, qSample } from "../diffusion/ddpm.ts";

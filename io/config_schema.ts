@@ -304,7 +304,10 @@ export const SCHEMA = {
     label_field: str("label"),
     /** image folders: skip (and count) images that cannot be decoded instead of stopping */
     skip_bad_images: bool(false),
-    /** captions over model.text_len bytes: cut at a word boundary (and count) instead of stopping */
+    /**
+     * captions over model.text_len bytes: cut at a word boundary (and count) instead of stopping;
+     * byte-encoder models only
+     */
     truncate_captions: bool(false),
     /**
      * stage 3's curated subset: keep only training images the evaluation classifier gives at
@@ -486,6 +489,12 @@ function checkRelations(c: Config, fail: Fail): void {
   }
   if (c.train.min_lr > c.train.lr) {
     fail(`'train.min_lr' (${c.train.min_lr}) must not exceed 'train.lr' (${c.train.lr})`);
+  }
+  if (c.data.truncate_captions && m.text_encoder === "words") {
+    fail(
+      `'data.truncate_captions' cuts captions to the byte encoder's model.text_len bytes; a words ` +
+        `model's captions must fit model.text_len words: raise it or shorten the captions`,
+    );
   }
   if (c.train.mask_ratio > 0 && c.train.mask_decoder_blocks >= m.depth) {
     fail(

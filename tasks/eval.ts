@@ -64,9 +64,10 @@ ${CHECKPOINT_USAGE}
   --colours            image folders of emoji: instead, how often samples of "<colour> <object>"
                        show that colour, on shapes the folder has in it and on objects it has not
                        (subcategories) instead of in proportion to their images
-  --caption-gap LIST   image folders: also the caption gap at these timesteps (e.g. 500,618), on
-                       the evaluation captions' own images: how much lower the ε error is with
-                       the own caption than with another's
+  --caption-gap LIST   image folders: also the caption gap at these timesteps (e.g. 300,500,700),
+                       on the evaluation captions' own images: how much lower the ε error is with
+                       the own caption than with another's (eval/caption_gap.ts says which t to
+                       compare across image sizes)
   --label-field NAME   image folders: the classifier's class column (default subcategory when
                        the folder has one, else the checkpoint's data.label_field)
   --guidance W         guidance scale (default ${DEFAULT_GUIDANCE})

@@ -227,6 +227,12 @@ Deno.test("image-folder keys: label_field, skip_bad_images, truncate_captions", 
     () => parseConfig("data:\n  truncate_captions: 1\n", "c.yaml"),
     "config c.yaml: 'data.truncate_captions' must be true or false, got number",
   );
+  // it cuts bytes: a words model refuses it rather than ignoring it
+  throwsExactly(
+    () => parseConfig("model: {text_encoder: words}\ndata: {truncate_captions: true}\n", "c.yaml"),
+    "config c.yaml: 'data.truncate_captions' cuts captions to the byte encoder's model.text_len " +
+      "bytes; a words model's captions must fit model.text_len words: raise it or shorten the captions",
+  );
   throwsExactly(
     () => parseConfig("data:\n  label_field: ''\n", "c.yaml"),
     "config c.yaml: 'data.label_field' must not be empty",
