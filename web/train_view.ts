@@ -132,7 +132,8 @@ function configFromJson(text: string, name: string): Config {
   // a run's config.json records the model's stage beside its keys
   const model = (doc as { model?: Record<string, unknown> })?.model;
   if (model && typeof model === "object") delete model.stage;
-  return parseConfigObject(doc, name);
+  // recorded by a run, which may have stopped (--steps) before some of its phases
+  return parseConfigObject(doc, name, true);
 }
 
 export function trainView(adapterName: () => string): void {
