@@ -422,7 +422,8 @@ export function trainView(adapterName: () => string): void {
     raw.data.source = sourceName(data);
     raw.data.extra_sources = null;
     // validated as a config file is: a wrong value is the same one-line error
-    const cfg = parseConfigObject(configDocument(raw), "of this run");
+    // the form's steps may end the run before a phase, as --steps may
+    const cfg = parseConfigObject(configDocument(raw), "of this run", true);
     const stage = base.stage;
     const startStep = resumeStep();
     if (resumeFrom && total <= startStep) {
