@@ -513,7 +513,7 @@ function checkRelations(c: Config, fail: Fail): void {
  * Validates a parsed YAML document (an object) over the defaults. `name` is the file name used in
  * error messages. An empty document is an error: a config file names at least what it changes.
  * A `recorded` document (a run's config.json, a checkpoint's train_config) may have phases after
- * its last step.
+ * its last step and the model's stage beside its keys.
  */
 export function parseConfigObject(doc: unknown, name: string, recorded = false): Config {
   const fail = (m: string): never => {
@@ -525,6 +525,14 @@ export function parseConfigObject(doc: unknown, name: string, recorded = false):
   }
   if (typeof doc !== "object" || Array.isArray(doc)) {
     fail(`the top level must be a mapping, got ${typeName(doc)}`);
+  }
+  // a run's config.json records the model's stage beside its keys
+  const model = (doc as { model?: Record<string, unknown> }).model;
+  if (recorded && model && typeof model === "object") {
+    doc = {
+      ...(doc as Record<string, unknown>),
+      model: Object.fromEntries(Object.entries(model).filter(([k]) => k !== "stage")),
+    };
   }
   for (const [section, body] of Object.entries(doc as Record<string, unknown>)) {
     if (section === "phases") {

@@ -280,9 +280,7 @@ function settingsChangedSince(recorded: string | undefined, cfg: Config, step: n
   if (!recorded) return null;
   let was: Config;
   try {
-    const doc = JSON.parse(recorded);
-    delete doc?.model?.stage;
-    was = parseConfigObject(doc, "recorded by the run", true);
+    was = parseConfigObject(JSON.parse(recorded), "recorded by the run", true);
   } catch (e) {
     return `note: the run's recorded settings were not compared with the config's (${
       (e as Error).message

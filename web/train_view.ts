@@ -129,9 +129,6 @@ function configFromJson(text: string, name: string): Config {
         `deno task train reads YAML`,
     );
   }
-  // a run's config.json records the model's stage beside its keys
-  const model = (doc as { model?: Record<string, unknown> })?.model;
-  if (model && typeof model === "object") delete model.stage;
   // recorded by a run, which may have stopped (--steps) before some of its phases
   return parseConfigObject(doc, name, true);
 }
