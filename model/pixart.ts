@@ -111,11 +111,15 @@ export interface TokenMask {
   blocks: number;
 }
 
-/** The caption embedding y, its key mask and every block's cross-attention K and V. */
+/**
+ * The caption embedding y, its key mask, every block's cross-attention K and V and, for a
+ * caption_pooling model, the pooled caption's term of the conditioning vector.
+ */
 export interface TextCache {
   y: Tensor;
   keyMask: Tensor;
   kv: [Tensor, Tensor][];
+  pooled?: Tensor;
 }
 
 // ---- the layers, declared once: their paths are the official PixArt-α state-dict names ----
@@ -313,7 +317,9 @@ export function pixartForward(
   if (cond.kind === "class") {
     cVec = add(cVec, labelEmbedder(m)(intTensor(cond.labels, [cond.labels.length])));
   } else caption = opts.text ?? captionPath(c, m, cond, opts.words ?? null);
-  if (caption && m.pooled_y_embedder) cVec = add(cVec, m.pooled_y_embedder(pooledCaption(caption)));
+  if (caption && m.pooled_y_embedder) {
+    cVec = add(cVec, caption.pooled ?? m.pooled_y_embedder(pooledCaption(caption)));
+  }
   const t0 = m.t_block(cVec);
   const mask = opts.mask, N = h.shape[1];
   if (mask) h = keptTokens(h, mask);
@@ -457,9 +463,15 @@ export function prepareText(
       const m = bind(pixartLayers(c), P, "", { lora: loraTerms(lora) });
       const { y, keyMask } = captionPath(c, m, cond, words);
       const kv = m.blocks.map((b) => b.cross_attn!.kv(y));
-      return { y, keyMask, kv };
+      const pooled = m.pooled_y_embedder?.(pooledCaption({ y, keyMask }));
+      return { y, keyMask, kv, ...(pooled && { pooled }) };
     });
-    const all = [cache.y, cache.keyMask, ...cache.kv.flat()];
+    const all = [
+      cache.y,
+      cache.keyMask,
+      ...cache.kv.flat(),
+      ...(cache.pooled ? [cache.pooled] : []),
+    ];
     for (const t of all) t.keep();
     return { ...cache, dispose: () => all.forEach((t) => t.dispose()) };
   });

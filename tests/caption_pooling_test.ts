@@ -109,6 +109,24 @@ Deno.test("caption_pooling: zero weights give the model without it; otherwise th
         `image ${b}: the pooled caption changed nothing`,
       );
     }
+
+    // with t_block zero, adaLN-single gives every block the same modulation whatever c is: what
+    // the pooled caption still changes, it changes through the final layer's own read of c
+    for (const m of [plain, pooled]) {
+      m.params.set("t_block.1.weight", tensor(new Float32Array(6 * D * D), [6 * D, D]));
+      m.params.set("t_block.1.bias", tensor(new Float32Array(6 * D), [6 * D]));
+    }
+    const viaFinal = await run(pooled);
+    assert.deepEqual(await run(pooled, true), viaFinal);
+    const plainFinal = await run(plain);
+    for (let b = 0; b < B; b++) {
+      const slice = (v: Float32Array) => Array.from(v.subarray(b * 64, (b + 1) * 64));
+      assert.notDeepEqual(
+        slice(viaFinal),
+        slice(plainFinal),
+        `image ${b}: the final layer does not read the pooled caption`,
+      );
+    }
   } finally {
     plain.dispose();
     pooled.dispose();
