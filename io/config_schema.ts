@@ -365,8 +365,10 @@ type Schema = typeof SCHEMA;
 
 /**
  * The keys a phase may change in the middle of a run: what each step reads — the learning-rate
- * curve, the class balance, the caption mix, drop-path, the loss weighting, condition dropping and
- * masking — never the model's shape, the data, the noise schedule or the seed.
+ * curve, weight decay and clipping, the class balance, the caption mix, drop-path, the loss
+ * weighting, condition dropping and masking — never the model's shape, the data, the noise
+ * schedule, the seed or Adam's betas (its moments and their bias correction are averages under
+ * them).
  */
 export const PHASE_KEYS = [
   "train.lr",
@@ -374,6 +376,8 @@ export const PHASE_KEYS = [
   "train.lr_decay",
   "train.decay_start",
   "train.min_lr",
+  "train.weight_decay",
+  "train.clip_norm",
   "train.mask_ratio",
   "data.balance_power",
   "data.numeral_fraction",

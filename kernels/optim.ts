@@ -46,6 +46,17 @@ export interface AdamOptions {
    * decay (several cycles): replaces lr, warmupSteps and decay in lrAt
    */
   schedule?: (t: number) => number;
+  /**
+   * the weight decay and clipping norm of step t (1-based), when a trainer's recipe changes them
+   * part-way (its phases): replaces weightDecay and clipNorm in settingsAt
+   */
+  settings?: (t: number) => StepSettings;
+}
+
+/** What a step's update reads besides its learning rate. */
+export interface StepSettings {
+  weightDecay: number;
+  clipNorm: number;
 }
 
 export interface LrDecay {
@@ -193,6 +204,7 @@ export class Adam {
   clipNorm: number;
   decay: LrDecay | null;
   readonly schedule: ((t: number) => number) | null;
+  readonly settings: ((t: number) => StepSettings) | null;
   private t = 0;
   private m: Tensor[];
   private v: Tensor[];
@@ -229,6 +241,7 @@ export class Adam {
     this.clipNorm = opts.clipNorm ?? 0;
     this.decay = opts.decay ?? null;
     this.schedule = opts.schedule ?? null;
+    this.settings = opts.settings ?? null;
     this.validate();
     const shapes = params.map((p) => p.shape);
     const pa = packInArena(params);
@@ -311,6 +324,15 @@ export class Adam {
     return warm * (d.minLr + (this.lr - d.minLr) * f);
   }
 
+  /** The weight decay and clipping norm of step t (1-based). */
+  settingsAt(t: number): StepSettings {
+    if (!this.settings) return { weightDecay: this.weightDecay, clipNorm: this.clipNorm };
+    const h = this.settings(t);
+    checkNumber(h.weightDecay, `settings(${t}).weightDecay`, 0);
+    checkNumber(h.clipNorm, `settings(${t}).clipNorm`, 0);
+    return h;
+  }
+
   /**
    * One update of every parameter that has a gradient (others are skipped, their moments kept).
    * With `returnNorm`, returns the global gradient norm before clipping as a new GPU scalar
@@ -329,6 +351,7 @@ export class Adam {
     const t = isCollecting() ? this.t + 1 : ++this.t;
     const [b1, b2] = this.betas;
     const lrT = this.lrAt(t);
+    const { weightDecay, clipNorm } = this.settingsAt(t);
     const h = new Float32Array(H_SIZE);
     h[H.stepSize] = lrT / (1 - b1 ** t);
     h[H.b1] = b1;
@@ -336,10 +359,10 @@ export class Adam {
     h[H.b2] = b2;
     h[H.omb2] = 1 - b2;
     h[H.eps] = this.eps;
-    h[H.l2] = this.decoupled ? 0 : this.weightDecay;
-    h[H.decay] = this.decoupled ? 1 - lrT * this.weightDecay : 1;
+    h[H.l2] = this.decoupled ? 0 : weightDecay;
+    h[H.decay] = this.decoupled ? 1 - lrT * weightDecay : 1;
     h[H.invSqrtBc2] = 1 / Math.sqrt(1 - b2 ** t);
-    h[H.clip] = this.clipNorm;
+    h[H.clip] = clipNorm;
     h[H.lr] = lrT;
     h[H.step] = t;
     this.hyper.write(h);
@@ -358,7 +381,7 @@ export class Adam {
         }
       });
       const f = this.flat;
-      if (this.clipNorm > 0 || returnNorm) {
+      if (clipNorm > 0 || returnNorm) {
         dispatch(kernel("adam_sumsq", SUMSQ_WGSL), [f.meta, f.g, f.parts], this.flatPartials);
         const norm = kernel("adam_norm", NORM_WGSL);
         dispatch(norm, [f.parts, this.hyper, this.scalars, sizeWords([this.flatPartials])], 1);
@@ -380,7 +403,7 @@ export class Adam {
       );
       return returnNorm ? this.normTensor() : null;
     }
-    if (this.clipNorm > 0 || returnNorm) {
+    if (clipNorm > 0 || returnNorm) {
       // slots of parameters without a gradient must read as 0
       if (withGrad.length < params.length) zero(this.partials);
       const sumsq = kernel("adam_sumsq", SUMSQ_WGSL);

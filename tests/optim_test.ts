@@ -59,7 +59,9 @@ class RefAdam {
   }
 }
 
-type RefOptions = Required<Omit<AdamOptions, "decay" | "schedule">> & { decay?: LrDecay };
+type RefOptions = Required<Omit<AdamOptions, "decay" | "schedule" | "settings">> & {
+  decay?: LrDecay;
+};
 
 /** The schedule written out case by case: warm-up ramp × (constant, then cosine or line). */
 function refLr(o: RefOptions, t: number): number {

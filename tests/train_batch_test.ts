@@ -121,6 +121,8 @@ phases:
     train.lr: 5.0e-4
     train.warmup_steps: 0
     train.decay_start: 80
+    train.weight_decay: 0.1
+    train.clip_norm: 2.0
 `);
   const p = tensor([1, 2], [2]).keep();
   const opt = optimizerFor([p], cfg);
@@ -132,6 +134,34 @@ phases:
     for (let t = 1; t <= 100; t++) assert.equal(opt.lrAt(t), lrAt(cfg, t), `step ${t}`);
     // the phase's new cycle is in the curve: 5e-4 right after step 60
     assert.ok(Math.abs(opt.lrAt(61) - 5e-4) < 1e-12, `${opt.lrAt(61)}`);
+    // weight decay and clipping change with the phase: step 61 is the first taken after step 60
+    assert.deepEqual(opt.settingsAt(60), { weightDecay: 0.03, clipNorm: 0.5 });
+    assert.deepEqual(opt.settingsAt(61), { weightDecay: 0.1, clipNorm: 2.0 });
+  } finally {
+    opt.dispose();
+    p.dispose();
+  }
+});
+
+Deno.test("optimizerFor: a phase's weight decay is the one its steps apply", async () => {
+  const cfg = parseConfig(`
+train: {steps: 8, lr: 0.1, warmup_steps: 0, lr_decay: constant, weight_decay: 0.5}
+phases:
+  - from: 4
+    train.weight_decay: 2.0
+`);
+  const p = tensor([1, -2], [2]).keep();
+  const opt = optimizerFor([p], cfg);
+  try {
+    // a zero gradient moves nothing through Adam's moments: each step only decays, p·(1 − lr·wd)
+    let f = 1;
+    for (let t = 1; t <= 8; t++) {
+      p.grad = tensor([0, 0], [2]).keep();
+      opt.step();
+      f *= 1 - 0.1 * (t <= 4 ? 0.5 : 2.0);
+    }
+    const got = await p.read();
+    assert.ok(Math.abs(got[0] - f) < 1e-6 && Math.abs(got[1] + 2 * f) < 1e-6, `${got} vs ${f}`);
   } finally {
     opt.dispose();
     p.dispose();

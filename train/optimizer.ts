@@ -1,10 +1,10 @@
 // The optimiser of a run, from its config (docs/spec.md §5): AdamW (kernels/optim.ts adamW) with
-// the config's betas, weight decay and gradient clipping, on the learning rate of every step that
-// train/lr_schedule.ts lrAt reads off the config and its phases. The trainer and the benchmark of
+// the config's betas, on the learning rate, weight decay and gradient clipping of every step, read
+// off the config and its phases (train/lr_schedule.ts lrAt, io/config_schema.ts configAt). The trainer and the benchmark of
 // its step build it here, so the step the benchmark times is the one a run takes.
 
 import { type Adam, adamW, type Tensor } from "../kernels/mod.ts";
-import type { Config } from "../io/config_schema.ts";
+import { type Config, configAt } from "../io/config_schema.ts";
 import { lrAt } from "./lr_schedule.ts";
 
 /** AdamW over `params` as `cfg` trains them. */
@@ -17,5 +17,10 @@ export function optimizerFor(params: readonly Tensor[], cfg: Config): Adam {
     warmupSteps: tc.warmup_steps,
     clipNorm: tc.clip_norm,
     schedule: (t) => lrAt(cfg, t),
+    // step t is taken once t − 1 steps are done, as lrAt counts
+    settings: (t) => {
+      const now = configAt(cfg, t - 1).train;
+      return { weightDecay: now.weight_decay, clipNorm: now.clip_norm };
+    },
   });
 }
