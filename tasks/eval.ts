@@ -61,9 +61,9 @@ ${CHECKPOINT_USAGE}
   --per-prompt K       samples per prompt (default 20; image folders: per caption, default 4)
   --captions N         image folders: how many evaluation captions (default 100)
   --even-classes       image folders: spread each category's captions evenly over its classes
+                       (subcategories) instead of in proportion to their images
   --colours            image folders of emoji: instead, how often samples of "<colour> <object>"
                        show that colour, on shapes the folder has in it and on objects it has not
-                       (subcategories) instead of in proportion to their images
   --caption-gap LIST   image folders: also the caption gap at these timesteps (e.g. 300,500,700),
                        on the evaluation captions' own images: how much lower the ε error is with
                        the own caption than with another's (eval/caption_gap.ts says which t to
@@ -116,6 +116,17 @@ await runTask(async () => {
     scales = list.map((s) => guidanceFlag(s.trim(), "scales")!);
   } else if (a.scales) fail("--scales needs --sweep");
   const runs = sweepRuns(samplers, steps, scales);
+  if (a.colours) {
+    // the colour evaluation asks its own captions: these would be ignored without a word
+    const other = ["captions", "even-classes", "caption-gap", "label-field"]
+      .filter((k) => a[k] !== undefined && a[k] !== false);
+    if (other.length) {
+      fail(
+        `--${other[0]} applies to the caption evaluation, not to --colours (which asks its own ` +
+          `"<colour> <object>" captions): leave out one or the other`,
+      );
+    }
+  }
   const outDir = (a.out as string) ?? "output/eval";
   prepareOutput(join(outDir, "eval.json"));
 
@@ -145,6 +156,7 @@ await runTask(async () => {
       source,
       perCaption: perPromptFlag ?? 4,
       run: runs[0],
+      interval,
       seed,
       outDir,
     });

@@ -29,6 +29,8 @@ export interface ColourEvalRun {
   source: string;
   perCaption: number;
   run: SamplingRun;
+  /** --guidance-interval: guide only at timesteps lo … hi */
+  interval: [number, number] | null;
   seed: number;
   outDir: string;
 }
@@ -75,6 +77,7 @@ export async function runColourEval(r: ColourEvalRun): Promise<void> {
     const prompts = list.flatMap((e) => Array(r.perCaption).fill(e.caption));
     const images = await generate(r.model, r.schedule, prompts, [], {
       ...r.run,
+      guidanceInterval: r.interval,
       seed: r.seed,
       batch: 64,
       onProgress: (done, all) => progressBar(done, all, `colour words, ${name}`, t0),
@@ -101,6 +104,7 @@ export async function runColourEval(r: ColourEvalRun): Promise<void> {
   }
   const report = {
     ...r.run,
+    guidance_interval: r.interval,
     seed: r.seed,
     per_caption: r.perCaption,
     colours: COLOURS,
