@@ -14,7 +14,7 @@
 //
 // Token id = row + 1; 0 is padding, as the byte tokenizer's.
 
-import type { WordTable } from "../io/word_table.ts";
+import { MAX_WORD_LENGTH, type WordTable } from "../io/word_table.ts";
 import { normalizePrompt, PAD_TOKEN, type Tokenized } from "./tokenizer.ts";
 
 /** What the rules above are, as a checkpoint records them: a model reads prompts only by these. */
@@ -129,11 +129,19 @@ export function wordTokens(prompt: string, table: WordTable): number[] {
     const row = table.index.get(p.text);
     if (row !== undefined) ids.push(row + 1);
     else if (p.word) {
+      const size = `${table.words.length.toLocaleString("en")} words`;
+      // a table holds no word longer than MAX_WORD_LENGTH: a longer one (pasted text without
+      // spaces) is named by its start, and not compared with every word, which takes seconds
+      if (p.text.length > MAX_WORD_LENGTH) {
+        throw new Error(
+          `word '${p.text.slice(0, 40)}…' (${p.text.length} characters) is not in the model's ` +
+            `vocabulary (${size}), whose words are at most ${MAX_WORD_LENGTH} characters: put ` +
+            `spaces between words`,
+        );
+      }
       const near = nearestWords(p.text, table).map((w) => `'${w}'`).join(", ");
       throw new Error(
-        `word '${p.text}' is not in the model's vocabulary (${
-          table.words.length.toLocaleString("en")
-        } words); nearest: ${near}`,
+        `word '${p.text}' is not in the model's vocabulary (${size}); nearest: ${near}`,
       );
     }
   }

@@ -126,6 +126,17 @@ Deno.test("word tokenizer: a word outside the table names the nearest words", as
   assert.deepEqual(nearestWords("men", t, 2), ["men", "man"]);
   // punctuation is never offered
   assert.ok(!nearestWords(",", t).includes(","));
+  // a word longer than any a table may hold is named by its start, on a line of bounded length
+  const long = "x".repeat(5000);
+  assert.throws(
+    () => wordTokens(`red ${long} heart`, t),
+    new Error(
+      `word '${"x".repeat(40)}…' (5000 characters) is not in the model's vocabulary (35 words), ` +
+        `whose words are at most 100 characters: put spaces between words`,
+    ),
+  );
+  // up to that length the nearest words are named as for any other word
+  assert.throws(() => wordTokens("x".repeat(100), t), /\(35 words\); nearest: /);
   // a table of thousands of words answers in a moment
   const many = Array.from({ length: 5000 }, (_, i) => `w${i.toString(36)}x`);
   const big = await table([...many, "purple"]);
