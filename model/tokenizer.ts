@@ -67,7 +67,8 @@ export function tokenize(prompts: readonly string[], maxLength: number): Tokeniz
       row = encodePrompt(prompts[i], maxLength);
     } catch (e) {
       const msg = (e as Error).message;
-      throw new Error(n > 1 ? `${msg} (prompt ${i} of ${n})` : msg);
+      // counted from 1, as a user counts the prompts they gave
+      throw new Error(n > 1 ? `${msg} (prompt ${i + 1} of ${n})` : msg);
     }
     tokens.set(row, i * maxLength);
     for (let j = 0; j < maxLength; j++) mask[i * maxLength + j] = row[j] !== PAD_TOKEN ? 1 : 0;

@@ -166,7 +166,7 @@ export function tokenizeWords(
   const tokens = new Int32Array(n * maxLength);
   const mask = new Float32Array(n * maxLength);
   for (let i = 0; i < n; i++) {
-    const where = n > 1 ? ` (prompt ${i} of ${n})` : "";
+    const where = n > 1 ? ` (prompt ${i + 1} of ${n})` : ""; // counted from 1
     let ids: number[];
     try {
       ids = wordTokens(prompts[i], table);

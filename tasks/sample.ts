@@ -113,7 +113,8 @@ await runTask(async () => {
   const interval = intervalFlag(a["guidance-interval"], "guidance-interval", schedule.T);
   const c = model.config;
   const negative = (a.negative as string | undefined)?.trim() || null;
-  if (c.stage === 2) model.tokenize(prompts); // fail early on a prompt it cannot encode
+  // fail early on a prompt it cannot encode, counted among the prompts given (not the samples)
+  if (c.stage === 2) model.tokenize(base);
   const start = edit.initImage
     ? readImageFile(edit.initImage, c.image_size, c.in_channels as 1 | 3)
     : null;

@@ -7,7 +7,7 @@ import { dirname, join } from "node:path";
 import { BUNDLED_MODELS } from "../model/bundled.ts";
 import { bundledModelPath, loadPipeline } from "../diffusion/load_pipeline.ts";
 import { ready } from "./helpers.ts";
-import { assertOk, ROOT, sample } from "./cli_harness.ts";
+import { assertOk, assertOneLineError, ROOT, sample } from "./cli_harness.ts";
 
 await ready;
 
@@ -61,4 +61,27 @@ Deno.test("`sample --model NAME` names the model's file as the user would, not b
     "the output names the repository's absolute folder",
   );
   Deno.removeSync(dirname(out), { recursive: true });
+});
+
+Deno.test("`sample` names a prompt it cannot draw by its place among the prompts given, from 1", async () => {
+  const out = join(Deno.makeTempDirSync({ prefix: "pixart-bundled-" }), "none.png");
+  try {
+    // three samples of each prompt: the second prompt is the 4th to 6th sample, still prompt 2
+    const r = await sample([
+      "--model",
+      BUNDLED_MODELS[0].id,
+      "--prompt",
+      BUNDLED_MODELS[0].prompt,
+      "--prompt",
+      "   ",
+      "--num",
+      "3",
+      "--out",
+      out,
+    ]);
+    assertOneLineError(r, /^error: prompt is empty after normalization .*\(prompt 2 of 2\)$/);
+    assert.ok(!existsSync(out), "nothing drawn");
+  } finally {
+    Deno.removeSync(dirname(out), { recursive: true });
+  }
 });

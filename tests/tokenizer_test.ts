@@ -71,7 +71,7 @@ Deno.test("batches are [n, L] row-major", () => {
   assert.deepEqual([...t.mask.subarray(8, 16)], [1, 0, 0, 0, 0, 0, 0, 0]);
   assert.ok(t.mask instanceof Float32Array && t.tokens instanceof Int32Array);
   const e = errorOf(() => tokenize(["ok", "   "], 8));
-  assert.match(e.message, /^prompt is empty.*\(prompt 1 of 2\)$/);
+  assert.match(e.message, /^prompt is empty.*\(prompt 2 of 2\)$/);
   const long = errorOf(() => tokenize(["nine hundred"], 8));
   assert.equal(
     long.message,

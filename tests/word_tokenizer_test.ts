@@ -158,7 +158,7 @@ Deno.test("word tokenizer: batches, padding, mask, empty and too-long prompts", 
   assert.deepEqual([...b.mask], [1, 1, 0, 0, 0, 1, 1, 1, 1, 1]);
   assert.throws(
     () => tokenizeWords(["red", "!!!"], t, 5),
-    /^Error: prompt is empty after tokenizing \("!!!"\); prompts need 1 to max_length 5 words .*\(prompt 1 of 2\)$/,
+    /^Error: prompt is empty after tokenizing \("!!!"\); prompts need 1 to max_length 5 words .*\(prompt 2 of 2\)$/,
   );
   assert.throws(() => tokenizeWords(["   "], t, 5), /empty after tokenizing/);
   assert.throws(
@@ -166,7 +166,7 @@ Deno.test("word tokenizer: batches, padding, mask, empty and too-long prompts", 
     new Error(`prompt "the red heart, the red heart" is 7 tokens, over the limit max_length 5`),
   );
   assert.throws(() => tokenizeWords(["red"], t, 0), /max_length must be a positive integer/);
-  assert.throws(() => tokenizeWords(["red", "blue"], t, 4), /word 'blue' .*\(prompt 1 of 2\)$/);
+  assert.throws(() => tokenizeWords(["red", "blue"], t, 4), /word 'blue' .*\(prompt 2 of 2\)$/);
   const spec = wordTokenizerSpec(t, 16);
   assert.deepEqual(spec, {
     dim: 2,
