@@ -148,6 +148,9 @@ export function wordTokens(prompt: string, table: WordTable): number[] {
   return ids;
 }
 
+/** A prompt of more tokens than max_length: a caption's fix is not an unknown word's. */
+export class TooManyTokensError extends Error {}
+
 function describe(prompt: string): string {
   const s = JSON.stringify(prompt);
   return s.length > 60 ? s.slice(0, 57) + '…"' : s;
@@ -180,7 +183,7 @@ export function tokenizeWords(
       );
     }
     if (ids.length > maxLength) {
-      throw new Error(
+      throw new TooManyTokensError(
         `prompt ${describe(promptText(prompts[i]))} is ${ids.length} tokens, over the limit ` +
           `max_length ${maxLength}${where}`,
       );

@@ -9,6 +9,8 @@ import { gatherBatch, type ImageSet, pictureCount } from "../io/image_set.ts";
 import { movedByOnePixel } from "../eval/caption_eval.ts";
 import type { Classifier } from "../eval/classifier.ts";
 import { TINY_TEXT_MODEL } from "./helpers.ts";
+import { parseWordTable, wordTableBytes } from "../io/word_table.ts";
+import { tokenizeWords } from "../model/word_tokenizer.ts";
 import type { ModelConfig } from "../model/config.ts";
 
 const MC: ModelConfig = { ...TINY_TEXT_MODEL, in_channels: 3, image_size: 4, text_len: 64 };
@@ -115,7 +117,30 @@ Deno.test("data.extra_sources: extra images join training only; held-out twins s
         ),
       new Error(
         `data.extra_sources '${tw}': the caption of 'images/e0.png': word 'twitter' is not ` +
-          `known (model.text_len counts words with model.text_encoder: words)`,
+          `known: reword the caption: a words model reads only the words of its table ` +
+          `(model.word_table)`,
+      ),
+    );
+    // a caption of more words than model.text_len says so, with the real tokenizer
+    const words = ["emoji", ",", "twitter", "style", ...ids(21).map(String)];
+    const table = await parseWordTable(
+      wordTableBytes(words, new Float32Array(2 * words.length), 2, {}),
+      "words",
+    );
+    await assert.rejects(
+      () =>
+        TrainingData.load(
+          cfg,
+          { ...MC, text_encoder: "words", text_len: 4 },
+          2,
+          loadSource,
+          (p) => tokenizeWords(p, table, 4),
+          () => {},
+        ),
+      new Error(
+        `data.extra_sources '${tw}': the caption of 'images/e0.png': prompt "emoji 0, twitter ` +
+          `style" is 5 tokens, over the limit max_length 4: shorten the caption, or raise ` +
+          `model.text_len, which counts words with model.text_encoder: words`,
       ),
     );
     // the same images at another size, in the same order (what the classifier's filter reads)

@@ -13,6 +13,7 @@ import { type ExtraSource, joinExtraSources } from "../io/extra_sources.ts";
 import { requireClasses } from "../io/image_folder_layout.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { normalizePrompt, tokenize } from "../model/tokenizer.ts";
+import { TooManyTokensError } from "../model/word_tokenizer.ts";
 
 /** How the images are wanted: an image folder is decoded to this; other sources keep theirs. */
 export interface ReadImagesOptions {
@@ -201,10 +202,11 @@ function checkWordCaptions(set: ImageSet, tokenizeCaption: (prompts: string[]) =
       tokenizeCaption([cap]);
     } catch (e) {
       const file = set.files?.[i] ?? `image ${i}`;
-      throw new Error(
-        `the caption of '${file}': ${(e as Error).message} (model.text_len counts words with ` +
-          `model.text_encoder: words)`,
-      );
+      const fix = e instanceof TooManyTokensError
+        ? "shorten the caption, or raise model.text_len, which counts words with " +
+          "model.text_encoder: words"
+        : "reword the caption: a words model reads only the words of its table (model.word_table)";
+      throw new Error(`the caption of '${file}': ${(e as Error).message}: ${fix}`);
     }
   });
 }
