@@ -11,6 +11,7 @@ import {
   intFlag,
   loadSamplingCheckpoint,
   parseCli,
+  requireSource,
   runTask,
   timestepsFlag,
 } from "./cli.ts";
@@ -53,6 +54,7 @@ await runTask(async () => {
     if (c.stage !== 2) fail("the caption gap needs a text model (stage 2 or 3)");
     const source = (a.data as string) ?? trainConfig?.data?.source;
     if (!source) fail("pass --data FOLDER: the checkpoint does not name its data");
+    requireSource(source, a.data !== undefined);
     const ts = a.t === undefined ? [300, 500, 700] : timestepsFlag(a.t, "t", schedule.T);
     const want = intFlag(a.images, "images") ?? 96;
     if (want < 2) fail("--images must be at least 2");

