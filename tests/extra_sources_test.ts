@@ -286,3 +286,18 @@ Deno.test("lines naming one file share its picture through training: the join, o
     assert.equal(kept, train.filter(agree).length);
   });
 });
+
+Deno.test("data.extra_sources: a folder that is not there is named by its key", async () => {
+  await withCache(async (root) => {
+    const noto = join(root, "noto"), gone = join(root, "emoji-twitter");
+    folder(noto, ids(4), 200);
+    const cfg = defaultConfig();
+    cfg.data.source = noto;
+    cfg.data.extra_sources = [gone];
+    await assert.rejects(
+      () => TrainingData.load(cfg, MC, 2, loadSource, undefined, () => {}),
+      (e: Error) =>
+        e.message.startsWith(`data.extra_sources '${gone}': data folder ${gone} not found`),
+    );
+  });
+});

@@ -229,7 +229,13 @@ async function readExtras(
 ): Promise<ExtraSource[]> {
   const out: ExtraSource[] = [];
   for (const source of cfg.data.extra_sources ?? []) {
-    const raw = await read(source, readOptions(cfg, size, channels));
+    let raw: ImageSet;
+    try {
+      raw = await read(source, readOptions(cfg, size, channels));
+    } catch (e) {
+      // named by its key: the folder alone reads as if data.source were missing
+      throw new Error(`data.extra_sources '${source}': ${(e as Error).message}`);
+    }
     out.push({ source, set: prepareImages(raw, size) });
   }
   return out;
