@@ -148,6 +148,25 @@ export function wordTokens(prompt: string, table: WordTable): number[] {
   return ids;
 }
 
+/**
+ * The prompt without the words the table lacks — each removed whole, as written (a hyphenated
+ * word, a clitic's word), so the rest reads exactly as it did — and the words removed: for a user
+ * who would rather draw the rest of a prompt than reword it (sample --skip-unknown-words).
+ */
+export function withoutUnknownWords(
+  prompt: string,
+  table: WordTable,
+): { prompt: string; removed: string[] } {
+  const has = (w: string) => table.index.has(w);
+  const removed: string[] = [];
+  const kept = promptText(prompt).replace(WORD_OR_CHAR, (m) => {
+    if (promptPieces(m, has).every((p) => !p.word || has(p.text))) return m;
+    removed.push(m);
+    return " ";
+  });
+  return { prompt: normalizePrompt(kept), removed };
+}
+
 /** A prompt of more tokens than max_length: a caption's fix is not an unknown word's. */
 export class TooManyTokensError extends Error {}
 

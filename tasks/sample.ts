@@ -30,6 +30,7 @@ import {
   samplingFlags,
 } from "./cli.ts";
 import { lessonPrompts, promptsText, readPromptsFile } from "../io/prompts.ts";
+import { nearestWords, withoutUnknownWords } from "../model/word_tokenizer.ts";
 
 const USAGE = `
 Samples images from a PixArt-α checkpoint and writes them as one PNG grid.
@@ -45,6 +46,8 @@ ${CHECKPOINT_USAGE}
   --guidance-interval LO,HI
                        guide only at timesteps LO … HI, the conditional model alone elsewhere
   --negative TEXT      a negative prompt: guidance steers away from it (default: the null caption)
+  --skip-unknown-words a words model draws a prompt without the words its table lacks, and names
+                       them (by default such a word is an error naming the nearest words it has)
   --init-image PATH    edit this PNG or JPEG instead of drawing from noise (image-to-image,
                        SDEdit); it is read as training images are (on white, scaled, centre-cropped)
   --strength S         how much of the sampler's path runs from the noised image: 0 returns it, 1
@@ -72,6 +75,7 @@ await runTask(async () => {
     guidance: { type: "string" },
     "guidance-interval": { type: "string" },
     negative: { type: "string" },
+    "skip-unknown-words": { type: "boolean" },
     "init-image": { type: "string" },
     strength: { type: "string" },
     mask: { type: "string" },
@@ -85,13 +89,12 @@ await runTask(async () => {
     lora: { type: "string", multiple: true },
     out: { type: "string" },
   }, USAGE);
-  const base: string[] = [...((a.prompt as string[]) ?? [])];
+  let base: string[] = [...((a.prompt as string[]) ?? [])];
   if (a["prompts-file"]) base.push(...readPromptsFile(a["prompts-file"] as string));
   if (a.grid) base.push(...lessonPrompts());
   if (!base.length) fail("no prompt: pass --prompt TEXT, --prompts-file PATH or --grid");
   const num = intFlag(a.num, "num") ?? (base.length === 1 ? 8 : 1);
   if (num < 1) fail("--num must be at least 1");
-  const prompts = base.flatMap((p) => Array(num).fill(p));
   const { sampler, steps, seed } = samplingFlags(a);
   const guidance = guidanceFlag(a.guidance, "guidance") ?? DEFAULT_GUIDANCE;
   const out = (a.out as string) ?? "output/samples.png";
@@ -112,7 +115,30 @@ await runTask(async () => {
   const { model, classNames, schedule } = sc;
   const interval = intervalFlag(a["guidance-interval"], "guidance-interval", schedule.T);
   const c = model.config;
-  const negative = (a.negative as string | undefined)?.trim() || null;
+  let negative = (a.negative as string | undefined)?.trim() || null;
+  if (a["skip-unknown-words"]) {
+    const table = model.wordTable;
+    if (!table) {
+      fail("--skip-unknown-words is for a model that reads words (model.text_encoder: words)");
+    }
+    const skip = (p: string) => {
+      const { prompt, removed } = withoutUnknownWords(p, table);
+      for (const w of removed) {
+        const near = w.length > 40
+          ? ""
+          : `; nearest: ${nearestWords(w, table).map((n) => `'${n}'`).join(", ")}`;
+        console.error(
+          `note: '${w.slice(0, 40)}' is not in the model's vocabulary: left out of "${
+            p.slice(0, 60)
+          }"${near}`,
+        );
+      }
+      return prompt;
+    };
+    base = base.map(skip);
+    if (negative) negative = skip(negative);
+  }
+  const prompts = base.flatMap((p) => Array(num).fill(p));
   // fail early on a prompt it cannot encode, counted among the prompts given (not the samples)
   if (c.stage === 2) model.tokenize(base);
   const start = edit.initImage

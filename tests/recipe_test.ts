@@ -8,7 +8,14 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readSafetensors } from "../io/safetensors.ts";
 import { readCheckpoint } from "../model/checkpoint.ts";
-import { assertOk, assertOneLineError, describe, tinyImageFolder, train } from "./cli_harness.ts";
+import {
+  assertOk,
+  assertOneLineError,
+  describe,
+  sample,
+  tinyImageFolder,
+  train,
+} from "./cli_harness.ts";
 import { ready } from "./helpers.ts";
 
 await ready;
@@ -147,4 +154,43 @@ Deno.test("a flag is checked against the config as its keys are: --lr below trai
     await train(["--stage", "1", "--config", cfg, "--out", tmp("lr"), "--lr", "1.0e-6"]),
     /with the flags given: 'train\.min_lr' \(0\.00001\) must not exceed 'train\.lr' \(0\.000001\)/,
   );
+});
+
+Deno.test("sample --skip-unknown-words draws a words model's prompt without the words it lacks, named", async () => {
+  const ck = join(tmp("straight"), "checkpoint-4.safetensors");
+  const args = (out: string, ...more: string[]) => [
+    "--checkpoint",
+    ck,
+    "--prompt",
+    "Red emoji square",
+    "--num",
+    "2",
+    "--steps",
+    "2",
+    "--out",
+    tmp(out),
+    ...more,
+  ];
+  // by default the word is an error naming it, and nothing is drawn
+  assertOneLineError(
+    await sample(args("refused.png")),
+    /^error: word 'emoji' is not in the model's vocabulary \([\d,]+ words\); nearest: /,
+  );
+  const r = await sample(args("kept.png", "--skip-unknown-words"));
+  assertOk(r);
+  assert.match(
+    r.stderr,
+    /note: 'emoji' is not in the model's vocabulary: left out of "Red emoji square"; nearest: '/,
+  );
+  // what was drawn is written beside the grid: the prompt as the model read it
+  assert.deepEqual(Deno.readTextFileSync(tmp("kept.txt")).trim().split("\n"), [
+    "red square",
+    "red square",
+  ]);
+  // the same draws as the prompt written without the word
+  const plain = await sample(
+    args("plain.png").map((a) => a === "Red emoji square" ? "red square" : a),
+  );
+  assertOk(plain);
+  assert.deepEqual(Deno.readFileSync(tmp("kept.png")), Deno.readFileSync(tmp("plain.png")));
 });

@@ -4,6 +4,7 @@ import {
   nearestWords,
   promptPieces,
   tokenizeWords,
+  withoutUnknownWords,
   WORD_RULES,
   wordTokenizerSpec,
   wordTokens,
@@ -179,4 +180,31 @@ Deno.test("word tokenizer: batches, padding, mask, empty and too-long prompts", 
     token: "row+1",
   });
   assert.match(t.sha256, /^[0-9a-f]{64}$/);
+});
+
+Deno.test("withoutUnknownWords: the words the table lacks come out whole, the rest reads as before", async () => {
+  const t = await table();
+  const cases: [string, string[], string[]][] = [
+    // prompt, the words removed, the tokens of what is left
+    ["a red heart emoji!", ["a", "emoji"], ["red", "heart"]],
+    // a hyphenated word goes whole when a part is unknown; one the table splits stays
+    ["red-hot heart-heart", ["red-hot"], ["heart", "heart"]],
+    // a clitic and a quote go with their word; a known word's clitic split stays
+    ["kittens' don't men's", ["kittens'"], ["do", "n't", "men", "'s"]],
+    ["Men’s Room: Medium-Light", [], ["men", "'s", "room", ":", "medium", "light"]],
+  ];
+  for (const [prompt, removed, words] of cases) {
+    const out = withoutUnknownWords(prompt, t);
+    assert.deepEqual(out.removed, removed, prompt);
+    assert.deepEqual(wordTokens(out.prompt, t), ids(t, ...words), prompt);
+  }
+  // a prompt of known words reads exactly as it did
+  for (const prompt of ["kiss: woman, man", "flag: co\u0302te d’ivoire", "'don't' (7)"]) {
+    assert.deepEqual(wordTokens(withoutUnknownWords(prompt, t).prompt, t), wordTokens(prompt, t));
+  }
+  // nothing known left: the tokenizer's own empty-prompt error, not a silent null caption
+  assert.throws(
+    () => tokenizeWords([withoutUnknownWords("emoji", t).prompt], t, 8),
+    /^Error: prompt is empty after tokenizing/,
+  );
 });
