@@ -9,7 +9,9 @@
 import assert from "node:assert/strict";
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import { loadConfig } from "../io/config.ts";
+import { loadConfig, parseConfig } from "../io/config.ts";
+import { readWordTable } from "../io/word_table_file.ts";
+import type { WordTable } from "../io/word_table.ts";
 import { loadImageFolder } from "../io/image_folder.ts";
 import { decodePng, writePng } from "../io/png.ts";
 import { checkpointContents, readCheckpoint } from "../model/checkpoint.ts";
@@ -189,6 +191,7 @@ Deno.test({
       log: () => {},
       // the browser decodes with its own decoder; here pngjs stands in for it
       decode: rgbaDecoder,
+      wordTable: readWordTable,
     });
     const pageCfg = { ...cfg, data: { ...cfg.data, source: chosen.name } };
     const pageRun: TrainResult = await trainLoop(pageCfg, {
@@ -290,6 +293,7 @@ Deno.test({
         earlier: { ck: checkpointIn(store, "checkpoint-3.safetensors"), name: "checkpoint-3" },
         log: () => {},
         decode: rgbaDecoder,
+        wordTable: readWordTable,
       }),
       resume: false,
     });
@@ -315,6 +319,78 @@ Deno.test({
     });
     assert.equal(more.step, 5);
     assert.deepEqual(goOn.checkpoints(), ["checkpoint-4.safetensors", "checkpoint-5.safetensors"]);
+  },
+});
+
+Deno.test({
+  name: "a words model trains in the page as deno task train trains it, its table from the page",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dir = tinyImageFolder(join(tmp, "words-squares"));
+    const cfg = parseConfig(`
+model: {image_size: 8, in_channels: 3, patch_size: 2, hidden_size: 32, depth: 2, num_heads: 2,
+  text_len: 8, text_width: 16, text_depth: 1, text_heads: 2, text_encoder: words}
+train: {steps: 2, batch_size: 4, save_every: 0, sample_every: 0, log_every: 1, from_scratch: true}
+data: {source: squares, label_field: subcategory}
+`);
+    const quiet = { report: () => {}, stop: { received: null }, keep: 0, grid: false } as const;
+    const out = join(tmp, "words-cli");
+    await trainInFolder({ ...cfg, data: { ...cfg.data, source: dir } }, {
+      ...quiet,
+      stage: 2,
+      out,
+      resume: false,
+      fresh: false,
+    });
+    const chosen = await chooseFolder(chosenFiles(dir));
+    const pageCfg = { ...cfg, data: { ...cfg.data, source: chosen.name } };
+    const asked: string[] = [];
+    const sources = (wordTable: (path: string) => Promise<WordTable>) =>
+      pageSources({
+        data: { kind: "folder", folder: chosen },
+        lessonPrompts: [],
+        earlier: null,
+        log: () => {},
+        decode: rgbaDecoder,
+        wordTable,
+      });
+    const store = new BrowserRunStore("test-words", "words, stage 2", {});
+    const run = await trainLoop(pageCfg, {
+      ...quiet,
+      stage: 2,
+      store,
+      sources: sources((path) => {
+        asked.push(path);
+        return readWordTable(path);
+      }),
+      resume: false,
+    });
+    assert.equal(run.step, 2);
+    assert.deepEqual(asked, [cfg.model.word_table], "the table the config names, asked once");
+    const mine = checkpointIn(store, "checkpoint-2.safetensors");
+    const theirs = readCheckpoint(join(out, "checkpoint-2.safetensors"));
+    assert.equal(mine.metadata.tokenizer, theirs.metadata.tokenizer, "the same table, by hash");
+    assert.deepEqual([...mine.params.keys()], [...theirs.params.keys()]);
+    for (const [name, w] of theirs.params) {
+      assert.deepEqual(Array.from(mine.params.get(name)!), Array.from(w), name);
+    }
+    // a table the page cannot fetch stops the run before its first step, with the fetch's line
+    const failed = new BrowserRunStore("test-words-2", "words, stage 2", {});
+    await assert.rejects(
+      () =>
+        trainLoop(pageCfg, {
+          ...quiet,
+          stage: 2,
+          store: failed,
+          sources: sources((path) =>
+            Promise.reject(new Error(`could not download ${path}: HTTP 404`))
+          ),
+          resume: false,
+        }),
+      new Error(`could not download ${cfg.model.word_table}: HTTP 404`),
+    );
+    assert.deepEqual(failed.checkpoints(), []);
   },
 });
 

@@ -37,6 +37,16 @@ async function download(file: string): Promise<Uint8Array> {
 /** Word tables by path, fetched once for every model that reads them. */
 const tables = new Map<string, Promise<WordTable>>();
 
+/** The word table at `path` on the server, fetched once a page (a failed download: again). */
+export function wordTableAt(path: string): Promise<WordTable> {
+  if (!tables.has(path)) {
+    const table = download(path).then((b) => parseWordTable(b, path));
+    table.catch(() => tables.delete(path));
+    tables.set(path, table);
+  }
+  return tables.get(path)!;
+}
+
 /**
  * Fetches and builds a bundled model, and for a model that reads words the table it names (the
  * checkpoint checks its hash); a failed download is a one-line error naming the file.
@@ -45,15 +55,7 @@ export async function loadModel(entry: BundledModel): Promise<LoadedModel> {
   const bytes = await download(entry.file);
   const ck = parseCheckpoint(bytes, entry.file);
   let words: WordTable | null = null;
-  if (needsWordTable(ck)) {
-    const path = ck.model.word_table;
-    if (!tables.has(path)) {
-      const table = download(path).then((b) => parseWordTable(b, path));
-      table.catch(() => tables.delete(path)); // a failed download is tried again next time
-      tables.set(path, table);
-    }
-    words = await tables.get(path)!;
-  }
+  if (needsWordTable(ck)) words = await wordTableAt(ck.model.word_table);
   const model = modelFromCheckpoint(ck, entry.file, true, words);
   // sampling only: f16 weights where the adapter has shader-f16, else those stored exactly in f16
   useHalfWeights(model, sampleWeightPrecision());

@@ -1,9 +1,11 @@
 // What a run in the page reads (train/train_sources.ts): the bundled digits or a folder the user
 // chose (web/folder_images.ts, decoded by this browser), the earlier stage's checkpoint the
-// Train view picked, and the lesson's grid prompts from the page's assets. Nothing is uploaded:
+// Train view picked, a words model's table from the server, and the lesson's grid prompts from
+// the page's assets. Nothing is uploaded:
 // the page reads the files where they are.
 
 import type { ImageSet } from "../io/image_set.ts";
+import type { WordTable } from "../io/word_table.ts";
 import type { NamedCheckpoint } from "../train/model_init.ts";
 import type { TrainSources } from "../train/train_sources.ts";
 import { type ChosenFolder, type ImageDecoder, readChosenFolder } from "./folder_images.ts";
@@ -38,6 +40,8 @@ export function pageSources(o: {
   decode: ImageDecoder;
   /** shown what was read (the view previews it) */
   read?: (set: ImageSet) => void;
+  /** a words model's table by its model.word_table path (the page's: web/loaded_model.ts) */
+  wordTable: (path: string) => Promise<WordTable>;
 }): TrainSources {
   return {
     async readImages(source, r) {
@@ -54,15 +58,9 @@ export function pageSources(o: {
       return set;
     },
     wordTable(mc) {
-      if (mc.stage === 2 && mc.text_encoder === "words") {
-        return Promise.reject(
-          new Error(
-            "model.text_encoder: words reads a word table this page does not load: train such a " +
-              "model with deno task train, or choose a config with the byte tokenizer",
-          ),
-        );
-      }
-      return Promise.resolve(null);
+      return mc.stage === 2 && mc.text_encoder === "words"
+        ? o.wordTable(mc.word_table)
+        : Promise.resolve(null);
     },
     earlierStage(stage) {
       if (!o.earlier) {

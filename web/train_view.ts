@@ -26,6 +26,7 @@ import { forgetRun, keepRun, savedRuns } from "./kept_runs.ts";
 import { chooseFolder, type ChosenFolder } from "./folder_images.ts";
 import { SampleGrid } from "./grid.ts";
 import { LossPlot } from "./loss_plot.ts";
+import { wordTableAt } from "./loaded_model.ts";
 import { BUNDLED_MODELS } from "./models.ts";
 import { type PageData, pageSources, sourceName } from "./page_sources.ts";
 import { loadTrainAssets, type TrainAssets } from "./train_assets.ts";
@@ -492,6 +493,7 @@ export function trainView(adapterName: () => string): void {
           log: say,
           decode: browserDecoder,
           read: (set) => showPreview(set, stage),
+          wordTable: wordTableAt,
         }),
         resume: !!resumeFrom,
         keep: KEEP,
