@@ -9,6 +9,7 @@ import {
   type CheckpointContents,
   modelFromCheckpoint,
   parseCheckpoint,
+  trainStageOf,
 } from "../model/checkpoint_bytes.ts";
 import type { PixArt } from "../model/pixart.ts";
 import {
@@ -103,10 +104,13 @@ export class Pipeline {
     return this.ck.step;
   }
 
-  /** "NAME: stage S, step N[, EMA weights][, K f16 weights][, LoRA FILE × SCALE …]" */
+  /**
+   * "NAME: stage S, step N[, EMA weights][, K f16 weights][, LoRA FILE × SCALE …]", S the stage
+   * that trained it (a stage-3 checkpoint holds a stage-2 model)
+   */
   describe(): string {
     const half = halfWeightCount(this.model);
-    return `${this.name}: stage ${this.model.config.stage}, step ${this.step}` +
+    return `${this.name}: stage ${trainStageOf(this.ck)}, step ${this.step}` +
       (this.weights === "ema" ? ", EMA weights" : "") + (half ? `, ${half} f16 weights` : "") +
       this.#loras.map((l) => `, LoRA ${l.name} × ${l.scale}`).join("");
   }

@@ -183,6 +183,12 @@ export function parseCheckpoint(bytes: Uint8Array, name: string): CheckpointCont
   return checkpointContents(parseSafetensors(bytes, name), name);
 }
 
+/** The training stage that wrote a checkpoint (stage 3 trains a stage-2 model further). */
+export function trainStageOf(ck: CheckpointContents): 1 | 2 | 3 {
+  const s = Number(ck.metadata.train_stage ?? ck.model.stage);
+  return s === 3 ? 3 : s === 2 ? 2 : 1;
+}
+
 /** The class names a checkpoint's model was trained on (its `classes` metadata), or null. */
 export function checkpointClassNames(metadata: Record<string, string>): readonly string[] | null {
   return metadata.classes ? JSON.parse(metadata.classes) : null;

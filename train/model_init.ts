@@ -11,6 +11,7 @@ import {
   checkWordTable,
   firstNonFinite,
   modelFromCheckpoint,
+  trainStageOf,
 } from "../model/checkpoint_bytes.ts";
 import type { ModelConfig } from "../model/config.ts";
 import type { WordTable } from "../io/word_table.ts";
@@ -18,12 +19,6 @@ import type { DiffusionSection } from "../io/config_schema.ts";
 import { checkpointDiffusion, SCHEDULE_KEYS } from "../diffusion/schedule.ts";
 import { namePattern } from "../model/params.ts";
 import { type PixArt, pixartSpecs } from "../model/pixart.ts";
-
-/** The training stage that wrote a checkpoint (stage 3 trains a stage-2 model further). */
-export function trainStageOf(ck: CheckpointContents): 1 | 2 | 3 {
-  const s = Number(ck.metadata.train_stage ?? ck.model.stage);
-  return s === 3 ? 3 : s === 2 ? 2 : 1;
-}
 
 /** The model architecture a training stage uses. */
 export function modelStageOf(stage: 1 | 2 | 3): 1 | 2 {
