@@ -54,8 +54,7 @@ export function wordTableAt(path: string): Promise<WordTable> {
 export async function loadModel(entry: BundledModel): Promise<LoadedModel> {
   const bytes = await download(entry.file);
   const ck = parseCheckpoint(bytes, entry.file);
-  let words: WordTable | null = null;
-  if (needsWordTable(ck)) words = await wordTableAt(ck.model.word_table);
+  const words = needsWordTable(ck) ? await wordTableAt(ck.model.word_table) : null;
   const model = modelFromCheckpoint(ck, entry.file, true, words);
   // sampling only: f16 weights where the adapter has shader-f16, else those stored exactly in f16
   useHalfWeights(model, sampleWeightPrecision());
