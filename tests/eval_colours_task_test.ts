@@ -10,10 +10,10 @@ import { DEFAULT_CONFIG } from "../io/config.ts";
 import { writePng } from "../io/png.ts";
 import { COLOURS } from "../eval/colour_eval.ts";
 import { saveCheckpoint } from "../model/checkpoint.ts";
-import { DEFAULT_MODEL, type ModelConfig } from "../model/config.ts";
+import type { ModelConfig } from "../model/config.ts";
 import { PixArt } from "../model/pixart.ts";
 import { assertOk, assertOneLineError, evaluate } from "./cli_harness.ts";
-import { rand, ready } from "./helpers.ts";
+import { rand, ready, TINY_TEXT_MODEL } from "./helpers.ts";
 
 await ready;
 
@@ -55,18 +55,12 @@ function heartsFolder(dir: string): string {
 /** A random 16×16 colour text model whose output depends on its caption. */
 async function captionModel(path: string, source: string): Promise<void> {
   const mc: ModelConfig = {
-    ...DEFAULT_MODEL,
-    stage: 2,
+    ...TINY_TEXT_MODEL,
     image_size: 16,
     in_channels: 3,
     patch_size: 4,
-    hidden_size: 32,
     depth: 1,
-    num_heads: 2,
     text_len: 24,
-    text_width: 16,
-    text_depth: 1,
-    text_heads: 2,
   };
   const model = PixArt.init(mc, 3);
   try {
