@@ -6,6 +6,13 @@
 // caption evaluation reports its classifier's accuracy on real images. Two caption sets: colours on
 // shapes the data has (the model may have memorised them), and colours on objects the data never
 // shows in that colour ("blue apple", "purple dog face"): whether a colour word composes.
+//
+// A folder of another drawing style (`deno task data:emoji --style twitter`) captions every image
+// with the style's suffix ("red heart, twitter style"): its hearts are found under that caption,
+// and the seen and novel captions ask for that style, so such a folder measures colour words in
+// its own drawings.
+
+import { EMOJI_STYLES, type EmojiStyle, styleCaption } from "../io/emoji_set.ts";
 
 /** The eight colours scored, in the order of tables and confusion matrices. */
 export const COLOURS = [
@@ -20,25 +27,56 @@ export const COLOURS = [
 ] as const;
 export type Colour = typeof COLOURS[number];
 
-/** Captions with colour words on shapes the emoji set draws in each colour. */
-export function seenColourCaptions(): { caption: string; colour: Colour }[] {
-  return COLOURS.flatMap((c) => [
-    { caption: `${c} heart`, colour: c },
-    { caption: c === "black" ? "medium black circle" : `large ${c} circle`, colour: c },
-    { caption: c === "black" ? "black large square" : `large ${c} square`, colour: c },
+/** A colour caption: what it asks for, and whether it is a heart (the prototypes' shape). */
+export interface ColourCaption {
+  caption: string;
+  colour: Colour;
+  shape: "heart" | "circle" | "square";
+}
+
+/** "<colour> heart" in a style: the caption of a prototype. */
+export function heartCaption(colour: Colour, style: EmojiStyle = "noto"): string {
+  return styleCaption(`${colour} heart`, style);
+}
+
+/** Captions with colour words on shapes the emoji set draws in each colour, in a style. */
+export function seenColourCaptions(style: EmojiStyle = "noto"): ColourCaption[] {
+  const name = (caption: string) => styleCaption(caption, style);
+  return COLOURS.flatMap((c): ColourCaption[] => [
+    { caption: heartCaption(c, style), colour: c, shape: "heart" },
+    {
+      caption: name(c === "black" ? "medium black circle" : `large ${c} circle`),
+      colour: c,
+      shape: "circle",
+    },
+    {
+      caption: name(c === "black" ? "black large square" : `large ${c} square`),
+      colour: c,
+      shape: "square",
+    },
   ]);
 }
 
 /** Objects the emoji set draws in one colour (or none), to ask for in every other colour. */
 export const NOVEL_OBJECTS = ["apple", "dog face", "star", "book", "car", "fish"] as const;
 
-/** "<colour> <object>" for the novel objects, leaving out any caption in `known`. */
+/** "<colour> <object>" for the novel objects in a style, leaving out any caption in `known`. */
 export function novelColourCaptions(
   known: ReadonlySet<string>,
+  style: EmojiStyle = "noto",
 ): { caption: string; colour: Colour }[] {
   return NOVEL_OBJECTS.flatMap((o) =>
-    COLOURS.map((c) => ({ caption: `${c} ${o}`, colour: c })).filter((e) => !known.has(e.caption))
+    COLOURS.map((c) => ({ caption: styleCaption(`${c} ${o}`, style), colour: c }))
+      .filter((e) => !known.has(e.caption))
   );
+}
+
+/**
+ * The style whose eight "<colour> heart" captions are all among `captions` (the first in
+ * EMOJI_STYLES order, Noto, where a folder holds several); null where none is complete.
+ */
+export function colourStyleOf(captions: ReadonlySet<string>): EmojiStyle | null {
+  return EMOJI_STYLES.find((s) => COLOURS.every((c) => captions.has(heartCaption(c, s)))) ?? null;
 }
 
 /** A pixel counts as the drawing when some channel is this far below white (values in [0, 1]). */

@@ -64,7 +64,8 @@ ${CHECKPOINT_USAGE}
   --even-classes       image folders: spread each category's captions evenly over its classes
                        (subcategories) instead of in proportion to their images
   --colours            image folders of emoji: instead, how often samples of "<colour> <object>"
-                       show that colour, on shapes the folder has in it and on objects it has not
+                       show that colour, on shapes the folder has in it and on objects it has not,
+                       in the folder's drawing style (--data data/emoji-twitter: Twemoji's)
   --caption-gap LIST   image folders: also the caption gap at these timesteps (e.g. 300,500,700),
                        on the evaluation captions' own images: how much lower the ε error is with
                        the own caption than with another's (eval/caption_gap.ts says which t to

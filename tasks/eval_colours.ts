@@ -5,6 +5,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadSource } from "../io/data.ts";
+import { EMOJI_STYLES, type EmojiStyle } from "../io/emoji_set.ts";
 import { imageOf as pixelsOf, prepareImages } from "../io/image_set.ts";
 import { writeImageGrid } from "../io/png.ts";
 import type { Schedule } from "../diffusion/schedule.ts";
@@ -14,7 +15,9 @@ import {
   type Colour,
   COLOURS,
   type ColourScore,
+  colourStyleOf,
   drawingColour,
+  heartCaption,
   novelColourCaptions,
   scoreColours,
   seenColourCaptions,
@@ -48,16 +51,24 @@ export async function runColourEval(r: ColourEvalRun): Promise<void> {
   set.captions.forEach((cap, i) => {
     if (!imageOf.has(cap)) imageOf.set(cap, pixelsOf(set, i));
   });
-  // the prototypes: the folder's own "<colour> heart"
-  const prototypes = COLOURS.map((col) => {
-    const img = imageOf.get(`${col} heart`);
-    if (!img) throw new Error(`--colours: '${r.source}' has no image captioned '${col} heart'`);
-    return drawingColour(img, S);
-  });
-  const seen = seenColourCaptions().filter((e) => imageOf.has(e.caption));
-  const novel = novelColourCaptions(new Set(set.captions));
+  // the prototypes: the folder's own "<colour> heart", in the style its captions carry
+  const style = colourStyleOf(new Set(imageOf.keys()));
+  if (!style) {
+    // name what is missing in the style the folder comes nearest to
+    const found = (s: EmojiStyle) => COLOURS.filter((c) => imageOf.has(heartCaption(c, s))).length;
+    const nearest = EMOJI_STYLES.reduce((a, s) => found(s) > found(a) ? s : a);
+    const missing = COLOURS.find((c) => !imageOf.has(heartCaption(c, nearest)))!;
+    throw new Error(
+      `--colours: '${r.source}' has no image captioned '${heartCaption(missing, nearest)}' (the ` +
+        `colour prototypes are the folder's eight "<colour> heart" images): pass --data a folder ` +
+        `written by deno task data:emoji`,
+    );
+  }
+  const prototypes = COLOURS.map((col) => drawingColour(imageOf.get(heartCaption(col, style))!, S));
+  const seen = seenColourCaptions(style).filter((e) => imageOf.has(e.caption));
+  const novel = novelColourCaptions(new Set(set.captions), style);
   // the instrument on real images: the seen shapes other than the prototypes themselves
-  const realSet = seen.filter((e) => !e.caption.endsWith(" heart"));
+  const realSet = seen.filter((e) => e.shape !== "heart");
   const real = scoreColours(
     Float32Array.from(realSet.flatMap((e) => [...imageOf.get(e.caption)!])),
     S,
@@ -66,8 +77,9 @@ export async function runColourEval(r: ColourEvalRun): Promise<void> {
     prototypes,
   );
   console.error(
-    `${r.describe}; colour words: ${seen.length} captions the folder has, ${novel.length} it ` +
-      `has not, ${r.perCaption} samples each; the folder's own circles and squares read ` +
+    `${r.describe}; colour words in the ${style} style: ${seen.length} captions the folder ` +
+      `has, ${novel.length} it has not, ${r.perCaption} samples each; the folder's own circles ` +
+      `and squares read ` +
       `${pct(real.accuracy)} right`,
   );
   mkdirSync(r.outDir, { recursive: true });
@@ -107,6 +119,7 @@ export async function runColourEval(r: ColourEvalRun): Promise<void> {
     guidance_interval: r.interval,
     seed: r.seed,
     per_caption: r.perCaption,
+    style,
     colours: COLOURS,
     real,
     ...results,

@@ -3,9 +3,12 @@
 // against what was asked.
 
 import assert from "node:assert/strict";
+import { styleCaption } from "../io/emoji_set.ts";
 import {
   COLOURS,
+  colourStyleOf,
   drawingColour,
+  heartCaption,
   nearestColour,
   novelColourCaptions,
   scoreColours,
@@ -67,4 +70,30 @@ Deno.test("colour captions: the shapes the set has in each colour, the objects i
   assert.ok(!novel.some((e) => ["red apple", "green apple", "blue book"].includes(e.caption)));
   assert.ok(novel.some((e) => e.caption === "blue apple" && e.colour === "blue"));
   assert.equal(novel.length, 6 * 8 - 3);
+});
+
+Deno.test("colour captions in a style: each carries the style's suffix, and a folder's style is the one whose hearts it has", () => {
+  const noto = seenColourCaptions();
+  const twitter = seenColourCaptions("twitter");
+  assert.deepEqual(
+    twitter.map((e) => [e.caption, e.colour, e.shape]),
+    noto.map((e) => [styleCaption(e.caption, "twitter"), e.colour, e.shape]),
+  );
+  assert.equal(noto.filter((e) => e.shape === "heart").length, 8);
+  const known = new Set([styleCaption("red apple", "twitter"), "blue apple"]);
+  const novel = novelColourCaptions(known, "twitter");
+  assert.equal(novel.length, 6 * 8 - 1);
+  assert.ok(novel.some((e) => e.caption === styleCaption("blue apple", "twitter")));
+
+  const hearts = (style: "noto" | "twitter") => COLOURS.map((c) => heartCaption(c, style));
+  assert.equal(colourStyleOf(new Set(hearts("noto"))), "noto");
+  assert.equal(colourStyleOf(new Set(hearts("twitter"))), "twitter");
+  // a folder of both styles is measured in the default one
+  assert.equal(colourStyleOf(new Set([...hearts("twitter"), ...hearts("noto")])), "noto");
+  // seven hearts are not enough, in either style
+  assert.equal(
+    colourStyleOf(new Set([...hearts("noto").slice(1), ...hearts("twitter").slice(0, 7)])),
+    null,
+  );
+  assert.equal(colourStyleOf(new Set(["grey cloud"])), null);
 });

@@ -1,12 +1,14 @@
 // deno task eval --colours as a user runs it: the sampling flags it takes reach its samples
 // (--guidance-interval included), and the caption evaluation's flags, which it would ignore, are
-// one-line errors.
+// one-line errors. A folder of Twemoji drawings (captions with the style's suffix) is measured in its
+// own style; a folder without the eight hearts is a one-line error.
 
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { tensor } from "../kernels/mod.ts";
 import { DEFAULT_CONFIG } from "../io/config.ts";
+import { type EmojiStyle, styleCaption } from "../io/emoji_set.ts";
 import { writePng } from "../io/png.ts";
 import { COLOURS } from "../eval/colour_eval.ts";
 import { saveCheckpoint } from "../model/checkpoint.ts";
@@ -17,8 +19,11 @@ import { rand, ready, TINY_TEXT_MODEL } from "./helpers.ts";
 
 await ready;
 
-/** A folder with the colour evaluation's prototypes ("<colour> heart") and one seen circle. */
-function heartsFolder(dir: string): string {
+/**
+ * A folder with the colour evaluation's prototypes ("<colour> heart") and one seen circle, captioned
+ * in a style as `deno task data:emoji --style` captions them.
+ */
+function heartsFolder(dir: string, style: EmojiStyle = "noto"): string {
   const rgb = [
     [220, 40, 40],
     [245, 140, 30],
@@ -43,11 +48,11 @@ function heartsFolder(dir: string): string {
       file_name: file,
       text: caption,
       category: "symbols",
-      subcategory: caption.split(" ").at(-1),
+      subcategory: caption.split(",")[0].split(" ").at(-1),
     }));
   };
-  COLOURS.forEach((c, k) => write(`${c} heart`, rgb[k], k));
-  write("large red circle", rgb[0], COLOURS.length);
+  COLOURS.forEach((c, k) => write(styleCaption(`${c} heart`, style), rgb[k], k));
+  write(styleCaption("large red circle", style), rgb[0], COLOURS.length);
   Deno.writeTextFileSync(join(dir, "metadata.jsonl"), lines.join("\n") + "\n");
   return dir;
 }
@@ -60,7 +65,7 @@ async function captionModel(path: string, source: string): Promise<void> {
     in_channels: 3,
     patch_size: 4,
     depth: 1,
-    text_len: 24,
+    text_len: 40, // bytes: "large purple square, twitter style" is 34
   };
   const model = PixArt.init(mc, 3);
   try {
@@ -115,6 +120,50 @@ Deno.test("eval --colours: --guidance-interval reaches the samples; caption flag
         new RegExp(`^error: ${flags[0]} applies to the caption evaluation, not to --colours`),
       );
     }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("eval --colours on a Twemoji folder: its own hearts, and captions in its style", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "pixart-colours-" });
+  try {
+    const folder = heartsFolder(join(dir, "emoji-twitter"), "twitter");
+    const ck = join(dir, "checkpoint-0.safetensors");
+    // trained on the Noto folder: --data names the Twemoji one, as a user of both styles does
+    await captionModel(ck, heartsFolder(join(dir, "emoji"), "noto"));
+    const base = ["--checkpoint", ck, "--colours", "--per-prompt", "1", "--steps", "2"];
+    const out = join(dir, "out");
+    assertOk(await evaluate([...base, "--data", folder, "--out", out]));
+    const report = JSON.parse(readFileSync(join(out, "colours.json"), "utf8"));
+    assert.equal(report.style, "twitter");
+    const twitter = (c: string) => styleCaption(c, "twitter");
+    assert.deepEqual(report.seen.captions, [
+      ...COLOURS.slice(0, 1).flatMap((c) => [twitter(`${c} heart`), twitter("large red circle")]),
+      ...COLOURS.slice(1).map((c) => twitter(`${c} heart`)),
+    ]);
+    // the folder's circle is read against its own hearts: the same red
+    assert.equal(report.real.samples, 1);
+    assert.equal(report.real.accuracy, 1);
+    assert.equal(report.novel.captions.length, 6 * 8);
+    assert.ok(report.novel.captions.includes(twitter("blue apple")), report.novel.captions[0]);
+    assert.equal(
+      readFileSync(join(out, "colours-novel.txt"), "utf8").split("\n")[0],
+      twitter("red apple"),
+    );
+
+    // a folder whose captions hold no hearts in any style
+    const bare = join(dir, "bare");
+    Deno.mkdirSync(join(bare, "images"), { recursive: true });
+    writePng(join(bare, "images/0.png"), 16, 16, 3, new Uint8Array(16 * 16 * 3).fill(200));
+    Deno.writeTextFileSync(
+      join(bare, "metadata.jsonl"),
+      JSON.stringify({ file_name: "images/0.png", text: "grey cloud", subcategory: "sky" }) + "\n",
+    );
+    assertOneLineError(
+      await evaluate([...base, "--data", bare, "--out", join(dir, "refused")]),
+      /^error: --colours: '.*bare' has no image captioned 'red heart' \(the colour prototypes/,
+    );
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
