@@ -231,9 +231,12 @@ export const SCHEMA = {
     beta2: num(0.99, { min: 0, max: 1, below: true }),
     weight_decay: num(0, { min: 0 }),
     warmup_steps: int(0, 0, 1e9),
-    /** after warm-up the lr holds, or from `decay_start` falls to `min_lr` at `steps` */
+    /**
+     * after warm-up the lr holds, or from `decay_start` falls to `min_lr` at `steps` (or where the
+     * next learning-rate cycle begins: a phase that sets train.lr)
+     */
     lr_decay: oneOf<LrDecayShape>("constant", LR_DECAYS),
-    /** the step the decay begins (0: right after the warm-up) */
+    /** the step of the run (not of its cycle) the decay begins (0: right after the warm-up) */
     decay_start: int(0, 0, 1e9),
     min_lr: num(0, { min: 0 }),
     clip_norm: num(1.0, { min: 0 }),
@@ -389,9 +392,11 @@ export const PHASE_KEYS = [
 /**
  * A phase of a run: from step `from` on (once `from` steps are done), the keys of `set` take these
  * values, until a later phase changes them again. A phase that sets train.lr starts a new
- * learning-rate cycle: its warm-up counts from `from`, its decay ends where the next phase begins
- * (or at train.steps). So a recipe with restarts, a change of balance or a final unmasked stretch
- * is one config that `--resume` continues as it is.
+ * learning-rate cycle (train/lr_schedule.ts): its warm-up counts from `from`, its decay starts at
+ * train.decay_start (a step of the run; right after the warm-up if that is passed) and ends where
+ * the next phase that sets train.lr begins (or at train.steps); the curve's keys it does not set
+ * are those in force before it. So a recipe with restarts, a change of balance or a final unmasked
+ * stretch is one config that `--resume` continues as it is.
  */
 export interface Phase {
   from: number;

@@ -11,6 +11,7 @@ import {
   runTraining,
   TRAIN_FLAGS,
   TRAIN_FLAGS_USAGE,
+  TRAIN_PHASES_USAGE,
   TRAIN_SIGNALS_USAGE,
 } from "./train_flags.ts";
 
@@ -28,6 +29,8 @@ stage 3 (the stage-2 model at a higher resolution on curated images).
   --init-from PATH    stages 2 and 3: the earlier stage's checkpoint, or a folder holding it
                       (default: the newest in the config's train.init_from folder)
 ${TRAIN_FLAGS_USAGE}
+
+${TRAIN_PHASES_USAGE}
 
 ${TRAIN_SIGNALS_USAGE}
 `;

@@ -28,9 +28,11 @@ export const TRAIN_FLAGS: Options = {
 
 /** Their help lines after --config and --data, which each task words itself. */
 export const TRAIN_FLAGS_USAGE = `
-  --steps N           total optimiser steps (config train.steps)
+  --steps N           total optimiser steps (config train.steps), where the config's last
+                      learning-rate cycle ends its decay
   --batch-size N      images per step (config train.batch_size)
-  --lr X              learning rate (config train.lr)
+  --lr X              peak learning rate (config train.lr): of the first cycle only where a
+                      phase sets train.lr for later ones
   --seed N            run seed: init, data order, noise (config train.seed)
   --save-every N      checkpoint every N steps (config train.save_every; 0: only at the end)
   --sample-every N    sample grid every N steps (config train.sample_every; default: with
@@ -40,7 +42,17 @@ export const TRAIN_FLAGS_USAGE = `
   --fresh             move the run in --out aside (to DIR.old-N) and start over
   --keep N            checkpoints of this run to keep (default 3; 0 keeps all)
   --no-grid           skip the sample grids
-  --set KEY=VALUE     override any config key, e.g. --set train.ema_decay=0.99 (repeatable)`
+  --set KEY=VALUE     override any config key, e.g. --set train.ema_decay=0.99 (repeatable);
+                      as with the flags above, a phase that sets the key replaces it from its step`
+  .slice(1);
+
+/** What a config's phases do to a run, above the signals in each task's help. */
+export const TRAIN_PHASES_USAGE = `
+A config's phases change settings from a step on (docs/spec.md §5). One that sets train.lr starts a
+new learning-rate cycle: a linear warm-up from 0 over its train.warmup_steps, counted from its first
+step; a hold to train.decay_start, a step of the run, not of the cycle (if that is passed, the decay
+starts right after the warm-up); and a train.lr_decay to train.min_lr that ends where the next such
+phase begins, or at train.steps. Keys a phase does not set keep their values from before it.`
   .slice(1);
 
 /** What a stop signal and a diverging loss do, the last lines of each task's help. */

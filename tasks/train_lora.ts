@@ -14,6 +14,7 @@ import {
   runTraining,
   TRAIN_FLAGS,
   TRAIN_FLAGS_USAGE,
+  TRAIN_PHASES_USAGE,
   TRAIN_SIGNALS_USAGE,
 } from "./train_flags.ts";
 
@@ -37,6 +38,8 @@ model's hash); sample with "deno task sample --model NAME --lora RUN".
   --alpha A           its alpha: it adds (alpha / rank)·B(A x) (config lora.alpha)
   --out DIR           output folder (default output/lora-<base model>)
 ${TRAIN_FLAGS_USAGE}
+
+${TRAIN_PHASES_USAGE}
 
 ${TRAIN_SIGNALS_USAGE}
 `;

@@ -178,3 +178,32 @@ Deno.test("the digit model's recipe: its phases end where the shipped model's ru
   assert.equal(configAt(cfg, 17449).data.numeral_fraction, 0.5);
   assert.equal(configAt(cfg, 17450).data.numeral_fraction, 0.7);
 });
+
+Deno.test("a restart that sets only train.lr has the warm-up before it and, decay_start passed, decays right after", () => {
+  // BASE: warm-up 100, cosine from step 600 to the cycle's end
+  const cfg = parseConfig(BASE + "phases:\n  - from: 700\n    train.lr: 5.0e-4\n");
+  assert.ok(Math.abs(lrAt(cfg, 701) - 5e-4 / 100) < 1e-15); // step 1 of 100 of the warm-up
+  assert.ok(Math.abs(lrAt(cfg, 750) - 5e-4 * 50 / 100) < 1e-15);
+  assert.equal(lrAt(cfg, 800), 5e-4); // the warm-up's end: the peak, once
+  assert.ok(lrAt(cfg, 801) < 5e-4); // and the cosine from there to the run's end
+  assert.ok(Math.abs(lrAt(cfg, 900) - (1e-5 + (5e-4 - 1e-5) * 0.5)) < 1e-12);
+  assert.deepEqual(lrNotes(cfg), []);
+});
+
+Deno.test("the words model's second cycle: steps 1–12,000 as the one-cycle run had them, then half the peak, held, cosine", async () => {
+  const { loadConfig } = await import("../io/config.ts");
+  const cfg = loadConfig("configs/emoji_words_stage2.yaml");
+  // the run as it was before the restart: 12,000 steps, no phase from 12,000
+  const oneCycle = structuredClone(cfg);
+  oneCycle.train.steps = 12000;
+  oneCycle.phases = oneCycle.phases.filter((p) => p.from < 12000);
+  for (let t = 1; t <= 12000; t++) assert.equal(lrAt(cfg, t), lrAt(oneCycle, t), `step ${t}`);
+  assert.ok(Math.abs(lrAt(cfg, 12000) - cfg.train.min_lr) < 1e-15);
+  assert.ok(Math.abs(lrAt(cfg, 12001) - 5e-4 / 200) < 1e-15);
+  assert.equal(lrAt(cfg, 12200), 5e-4);
+  assert.equal(lrAt(cfg, 13000), 5e-4);
+  assert.ok(lrAt(cfg, 13001) < 5e-4);
+  assert.ok(Math.abs(lrAt(cfg, 14000) - (1e-5 + (5e-4 - 1e-5) * 0.5)) < 1e-12);
+  assert.ok(Math.abs(lrAt(cfg, 15000) - 1e-5) < 1e-15);
+  assert.deepEqual(lrNotes(cfg), []);
+});
