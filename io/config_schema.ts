@@ -595,7 +595,9 @@ export function configDocument(cfg: Config): Record<string, unknown> {
 
 /** Keys that decide what a run writes and shows, or its length, not how it trains. */
 const BOOKKEEPING = new Set([
-  // how far the run goes: stopped early with --steps and resumed, it is still one run
+  // how far the run goes: stopped early with --steps and resumed, it is still one run, unless
+  // that moved the end of a decay the run was in (the trainer's note on resuming compares the
+  // learning rates themselves: train/lr_schedule.ts lrChangedBefore)
   "train.steps",
   "train.save_every",
   "train.sample_every",

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import * as configModule from "../io/config.ts";
 import { configAt, parseConfig } from "../io/config.ts";
 import { Adam, tensor } from "../kernels/mod.ts";
-import { lrAt, lrNotes } from "../train/lr_schedule.ts";
+import { lrAt, lrChangedBefore, lrNotes } from "../train/lr_schedule.ts";
 import { ready } from "./helpers.ts";
 
 await ready;
@@ -206,4 +206,27 @@ Deno.test("the words model's second cycle: steps 1–12,000 as the one-cycle run
   assert.ok(Math.abs(lrAt(cfg, 14000) - (1e-5 + (5e-4 - 1e-5) * 0.5)) < 1e-12);
   assert.ok(Math.abs(lrAt(cfg, 15000) - 1e-5) < 1e-15);
   assert.deepEqual(lrNotes(cfg), []);
+});
+
+Deno.test("resuming: a learning rate that the curve's length moved before the resumed step is named", () => {
+  // BASE: cosine from 600 to train.steps, 1000
+  const cfg = parseConfig(BASE);
+  assert.equal(lrChangedBefore(cfg, cfg, 1000), null);
+  // stopped with --steps 800: its decay ended at 800, a straight run's at 1000
+  const stopped = structuredClone(cfg);
+  stopped.train.steps = 800;
+  assert.equal(lrChangedBefore(stopped, cfg, 500), null); // stopped before the decay: one run
+  assert.equal(
+    lrChangedBefore(stopped, cfg, 800),
+    `the learning rate from step 601 (${lrAt(stopped, 601).toExponential(3)} → ` +
+      `${lrAt(cfg, 601).toExponential(3)}; train.steps 800 → 1000)`,
+  );
+  // a cycle added after the step moves the end of the decay the run was in
+  const restart = parseConfig(BASE + "phases:\n  - from: 900\n    train.lr: 5.0e-4\n");
+  assert.match(lrChangedBefore(cfg, restart, 700)!, /^the learning rate from step 601 \(/);
+  // a finished run continued by a cycle from its last step, as the words recipe was: one run
+  const longer = parseConfig(
+    BASE.replace("steps: 1000", "steps: 1500") + "phases:\n  - from: 1000\n    train.lr: 5.0e-4\n",
+  );
+  assert.equal(lrChangedBefore(cfg, longer, 1000), null);
 });

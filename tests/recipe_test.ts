@@ -92,6 +92,25 @@ Deno.test("a recipe of phases on a words model resumes exactly, and records its 
   assert.equal(JSON.parse(ck.metadata.train_config).phases.length, 2);
 });
 
+Deno.test("a run stopped by --steps inside its decay, resumed to its end, names the learning rate that differs", async () => {
+  // no phases: the decay ends at train.steps, so --steps 2 ended it two steps early
+  const cfg = tmp("decay.yaml");
+  writeFileSync(
+    cfg,
+    RECIPE(tinyImageFolder(tmp("decay-folder"))).split("phases:")[0]
+      .replace("warmup_steps: 1,", "warmup_steps: 1, lr_decay: cosine, min_lr: 1.0e-5,"),
+  );
+  const common = ["--stage", "2", "--config", cfg, "--no-grid", "--out", tmp("decay")];
+  assertOk(await train([...common, "--steps", "2"]));
+  const r = await train([...common, "--resume"]);
+  assertOk(r);
+  assert.match(
+    r.stderr,
+    /note: before step 2 the run trained with other settings than the config's: the learning rate from step 2 \(1\.000e-5 → 7\.525e-4; train\.steps 2 → 4\) — a straight run/,
+    describe(r),
+  );
+});
+
 Deno.test("a words model runs only with its own word table", async () => {
   const { modelFromCheckpoint, wordTableOf } = await import("../model/checkpoint.ts");
   const { parseWordTable, wordTableBytes } = await import("../io/word_table.ts");

@@ -5,7 +5,7 @@
 // (io/config_schema.ts, Phase). The rate is a function of the step alone, so --resume continues the
 // curve exactly.
 
-import { type Config, configAt } from "../io/config_schema.ts";
+import { type Config, configAt, phaseIndexAt, type TrainSection } from "../io/config_schema.ts";
 
 /** Where each learning-rate cycle of a config begins: 0, then every phase that sets train.lr. */
 export function cycleStarts(cfg: Config): number[] {
@@ -14,12 +14,30 @@ export function cycleStarts(cfg: Config): number[] {
 
 /** The learning rate of step t (1-based, as Adam counts: t − 1 steps are done). */
 export function lrAt(cfg: Config, t: number): number {
-  const done = t - 1;
-  const tc = configAt(cfg, done).train;
+  return lrCurve(cfg)(t);
+}
+
+/**
+ * lrAt of `cfg` as a function of the step, each phase's settings read once: for going over many
+ * steps. It reads `cfg` as it is now.
+ */
+export function lrCurve(cfg: Config): (t: number) => number {
   const starts = cycleStarts(cfg);
+  const settings = new Map<number, TrainSection>();
+  return (t) => {
+    const done = t - 1, k = phaseIndexAt(cfg, done);
+    let tc = settings.get(k);
+    if (!tc) settings.set(k, tc = configAt(cfg, done).train);
+    return cycleRate(tc, starts, t, cfg.train.steps);
+  };
+}
+
+/** The rate of step t in the cycle of `starts` it falls in, under the settings `tc` of step t. */
+function cycleRate(tc: TrainSection, starts: number[], t: number, steps: number): number {
+  const done = t - 1;
   let k = starts.length - 1;
   while (k > 0 && starts[k] > done) k--;
-  const from = starts[k], end = starts[k + 1] ?? cfg.train.steps;
+  const from = starts[k], end = starts[k + 1] ?? steps;
   const s = t - from; // the step within its cycle, 1-based
   const warm = tc.warmup_steps > 0 ? Math.min(1, s / tc.warmup_steps) : 1;
   const decayStart = Math.max(tc.decay_start, from + tc.warmup_steps);
@@ -49,4 +67,27 @@ export function lrNotes(cfg: Config): string[] {
     }
   });
   return out;
+}
+
+/**
+ * Where the learning rates of steps 1 … `step` under `cfg` first differ from those under `was`
+ * (the config a run recorded, resumed at `step`), or null. A changed key of the curve is named
+ * among the settings (io/config_schema.ts settingsChangedBefore); this catches also a curve that
+ * its length moved: another train.steps (a run stopped early with --steps, or continued past its
+ * end) or a new cycle after `step` ends the decay the run was in at another step.
+ */
+export function lrChangedBefore(was: Config, cfg: Config, step: number): string | null {
+  const [a, b] = [lrCurve(was), lrCurve(cfg)];
+  for (let t = 1; t <= step; t++) {
+    const [x, y] = [a(t), b(t)];
+    if (Math.abs(x - y) > 1e-12 * Math.max(x, y)) {
+      const steps = was.train.steps === cfg.train.steps
+        ? ""
+        : `; train.steps ${was.train.steps} → ${cfg.train.steps}`;
+      return `the learning rate from step ${t} (${x.toExponential(3)} → ${
+        y.toExponential(3)
+      }${steps})`;
+    }
+  }
+  return null;
 }

@@ -53,7 +53,7 @@ import { generate } from "../diffusion/generate.ts";
 import { checkpointDiffusion, configSchedule, type Schedule } from "../diffusion/schedule.ts";
 import { batchLoss, drawBatch } from "./batch.ts";
 import { TrainingData } from "./data.ts";
-import { lrNotes } from "./lr_schedule.ts";
+import { lrChangedBefore, lrNotes } from "./lr_schedule.ts";
 import { optimizerFor } from "./optimizer.ts";
 import { initFromEarlierStage, modelStageOf, resumeFrom } from "./model_init.ts";
 import type { RunStore } from "./run_store.ts";
@@ -287,6 +287,9 @@ function settingsChangedSince(recorded: string | undefined, cfg: Config, step: n
     })`;
   }
   const changed = settingsChangedBefore(was, cfg, step);
+  // the rate also moves with the curve's length, which the settings leave out as bookkeeping
+  const lr = lrChangedBefore(was, cfg, step);
+  if (lr) changed.push(lr);
   return changed.length
     ? `note: before step ${step} the run trained with other settings than the config's: ` +
       `${changed.join("; ")} — a straight run of this config differs from this one`
