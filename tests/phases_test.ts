@@ -229,4 +229,10 @@ Deno.test("resuming: a learning rate that the curve's length moved before the re
     BASE.replace("steps: 1000", "steps: 1500") + "phases:\n  - from: 1000\n    train.lr: 5.0e-4\n",
   );
   assert.equal(lrChangedBefore(cfg, longer, 1000), null);
+  // a checkpoint's step is untrusted (up to 2^40): the curves are compared only while they move
+  const slowWarmUp = parseConfig(BASE.replace(/warmup_steps: \d+/, "warmup_steps: 5000"));
+  assert.equal(lrChangedBefore(cfg, cfg, 2 ** 40), null);
+  assert.match(lrChangedBefore(cfg, slowWarmUp, 2 ** 40)!, /^the learning rate from step 1 \(/);
+  const floor = parseConfig(BASE.replace(/min_lr: [\d.e-]+/, "min_lr: 2.0e-5"));
+  assert.match(lrChangedBefore(floor, cfg, 2 ** 40)!, /^the learning rate from step 601 \(/);
 });

@@ -78,7 +78,9 @@ export function lrNotes(cfg: Config): string[] {
  */
 export function lrChangedBefore(was: Config, cfg: Config, step: number): string | null {
   const [a, b] = [lrCurve(was), lrCurve(cfg)];
-  for (let t = 1; t <= step; t++) {
+  // both curves are flat after their last key, so a checkpoint's step (up to 2^40) is not walked
+  const last = Math.min(step, Math.max(lastKeyStep(was), lastKeyStep(cfg)) + 1);
+  for (let t = 1; t <= last; t++) {
     const [x, y] = [a(t), b(t)];
     if (Math.abs(x - y) > 1e-12 * Math.max(x, y)) {
       const steps = was.train.steps === cfg.train.steps
@@ -90,4 +92,14 @@ export function lrChangedBefore(was: Config, cfg: Config, step: number): string 
     }
   }
   return null;
+}
+
+/** The last step at which the curve of `cfg` may still change: after it the rate is constant. */
+function lastKeyStep(cfg: Config): number {
+  const keys = [cfg.train.steps, ...cfg.phases.map((p) => p.from)];
+  for (const from of cycleStarts(cfg)) {
+    const tc = configAt(cfg, from).train;
+    keys.push(from + tc.warmup_steps, tc.decay_start);
+  }
+  return Math.max(...keys);
 }
