@@ -121,7 +121,7 @@ await runTask(async () => {
     if (!table) {
       fail("--skip-unknown-words is for a model that reads words (model.text_encoder: words)");
     }
-    const skip = (p: string) => {
+    const skip = (p: string, what: string) => {
       const { prompt, removed } = withoutUnknownWords(p, table);
       for (const w of removed) {
         const near = w.length > 40
@@ -133,10 +133,17 @@ await runTask(async () => {
           }"${near}`,
         );
       }
+      // nothing left is not the null caption the user asked for: say so rather than draw it
+      if (!prompt.trim()) {
+        fail(
+          `${what} "${p.slice(0, 60)}" has no word in the model's vocabulary: reword it ` +
+            `(the notes above name the nearest known words)`,
+        );
+      }
       return prompt;
     };
-    base = base.map(skip);
-    if (negative) negative = skip(negative);
+    base = base.map((p, i) => skip(p, base.length > 1 ? `prompt ${i + 1}` : "the prompt"));
+    if (negative) negative = skip(negative, "--negative");
   }
   const prompts = base.flatMap((p) => Array(num).fill(p));
   // fail early on a prompt it cannot encode, counted among the prompts given (not the samples)

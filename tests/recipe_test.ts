@@ -212,4 +212,15 @@ Deno.test("sample --skip-unknown-words draws a words model's prompt without the 
   );
   assertOk(plain);
   assert.deepEqual(Deno.readFileSync(tmp("kept.png")), Deno.readFileSync(tmp("plain.png")));
+  // a prompt or negative with no known word is refused, not drawn as the null caption
+  const none = (out: string, ...more: string[]) =>
+    args(out, "--skip-unknown-words", ...more).map((a) => a === "Red emoji square" ? "emoji" : a);
+  assertOneLineError(
+    await sample(none("empty.png")),
+    /^error: the prompt "emoji" has no word in the model's vocabulary: reword it/,
+  );
+  assertOneLineError(
+    await sample([...args("neg.png", "--skip-unknown-words"), "--negative", "emoji"]),
+    /^error: --negative "emoji" has no word in the model's vocabulary/,
+  );
 });
