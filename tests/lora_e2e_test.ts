@@ -95,6 +95,17 @@ Deno.test("train:lora: a resumed run is the run never stopped; another base is r
   const again = await lora(stopped, "--steps", "4", "--resume");
   assertOk(again);
   assert.ok(again.stderr.includes("at step 2"), describe(again));
+  assert.ok(!again.stderr.includes("other settings"), describe(again));
+  // another rate on resume is named, as a model's run names it (the adapter is resumed anyway)
+  const other = join(dir, "other-lr");
+  assertOk(await lora(other, "--steps", "2"));
+  const changed = await lora(other, "--steps", "4", "--resume", "--lr", "3.0e-4");
+  assertOk(changed);
+  assert.match(
+    changed.stderr,
+    /note: before step 2 the run trained with other settings than the config's: train\.lr [\d.e-]+ → 0\.0003 — a straight run/,
+    describe(changed),
+  );
   const a = readSafetensors(join(straight, "checkpoint-4.safetensors"));
   const b = readSafetensors(join(stopped, "checkpoint-4.safetensors"));
   assert.deepEqual([...a.tensors.keys()].sort(), [...b.tensors.keys()].sort());

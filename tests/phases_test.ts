@@ -7,6 +7,8 @@ import * as configModule from "../io/config.ts";
 import { configAt, parseConfig } from "../io/config.ts";
 import { Adam, tensor } from "../kernels/mod.ts";
 import { lrAt, lrChangedBefore, lrNotes } from "../train/lr_schedule.ts";
+import { resumeSettingsNote } from "../train/resume_note.ts";
+import { configDocument } from "../io/config_schema.ts";
 import { ready } from "./helpers.ts";
 
 await ready;
@@ -235,4 +237,20 @@ Deno.test("resuming: a learning rate that the curve's length moved before the re
   assert.match(lrChangedBefore(cfg, slowWarmUp, 2 ** 40)!, /^the learning rate from step 1 \(/);
   const floor = parseConfig(BASE.replace(/min_lr: [\d.e-]+/, "min_lr: 2.0e-5"));
   assert.match(lrChangedBefore(floor, cfg, 2 ** 40)!, /^the learning rate from step 601 \(/);
+});
+
+Deno.test("resuming: a changed key of the curve is named once, as the key; its length as the rate", () => {
+  const cfg = parseConfig(BASE);
+  const recorded = (c: typeof cfg) => JSON.stringify(configDocument(c));
+  assert.equal(resumeSettingsNote(recorded(cfg), cfg, 800), null);
+  const faster = parseConfig(BASE.replace("lr: 1.0e-3", "lr: 2.0e-3"));
+  const note = resumeSettingsNote(recorded(faster), cfg, 800)!;
+  assert.match(note, /^note: before step 800 .*: train\.lr 0\.002 → 0\.001 — a straight run/);
+  assert.ok(!note.includes("the learning rate from step"), note);
+  const stopped = structuredClone(cfg);
+  stopped.train.steps = 800;
+  assert.match(
+    resumeSettingsNote(recorded(stopped), cfg, 800)!,
+    /: the learning rate from step 601 \(.*; train\.steps 800 → 1000\) — a straight run/,
+  );
 });

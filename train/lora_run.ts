@@ -19,6 +19,7 @@ import {
 import type { Params } from "../model/params.ts";
 import { PixArt } from "../model/pixart.ts";
 import { checkpointDiffusion, SCHEDULE_KEYS } from "../diffusion/schedule.ts";
+import { resumeSettingsNote } from "./resume_note.ts";
 
 /** Where a LoRA run's base model comes from. */
 export interface LoraTraining {
@@ -100,6 +101,8 @@ export async function loraWeights(
       checkSameRun(lc, resume.name, base, cfg, layers.map((l) => l.path));
       lora = loraFromContents(lc, true);
       report(`resuming '${resume.name}' at step ${lc.step}`);
+      const changed = resumeSettingsNote(lc.metadata.train_config, cfg, lc.step);
+      if (changed) report(changed);
       lora.params.requireGrad(true);
       resumed = { step: lc.step, optim: lc.optim, ema: emaByName(lc), metadata: lc.metadata };
     } else lora = Lora.init(cfg.lora, cfg.train.seed, base);

@@ -25,13 +25,7 @@ import {
   warmUp,
   zero,
 } from "../kernels/mod.ts";
-import {
-  type Config,
-  configAt,
-  configDocument,
-  parseConfigObject,
-  settingsChangedBefore,
-} from "../io/config_schema.ts";
+import { type Config, configAt, configDocument } from "../io/config_schema.ts";
 import { Batcher, type BatcherState } from "../io/batcher.ts";
 import { classBalanceWeights, describeBalance } from "../io/class_balance.ts";
 import { mixSeed } from "../kernels/host_random.ts";
@@ -53,7 +47,8 @@ import { generate } from "../diffusion/generate.ts";
 import { checkpointDiffusion, configSchedule, type Schedule } from "../diffusion/schedule.ts";
 import { batchLoss, drawBatch } from "./batch.ts";
 import { TrainingData } from "./data.ts";
-import { lrChangedBefore, lrNotes } from "./lr_schedule.ts";
+import { lrNotes } from "./lr_schedule.ts";
+import { resumeSettingsNote } from "./resume_note.ts";
 import { optimizerFor } from "./optimizer.ts";
 import { initFromEarlierStage, modelStageOf, resumeFrom } from "./model_init.ts";
 import type { RunStore } from "./run_store.ts";
@@ -272,31 +267,6 @@ function resumedAdapter(
 }
 
 /**
- * A note when the training settings in force before the resumed step are not those the run
- * trained with (its checkpoint's train_config): the run goes on, but no straight run of the
- * config gives its result — a change meant for later steps belongs in a phase.
- */
-function settingsChangedSince(recorded: string | undefined, cfg: Config, step: number) {
-  if (!recorded) return null;
-  let was: Config;
-  try {
-    was = parseConfigObject(JSON.parse(recorded), "recorded by the run", true);
-  } catch (e) {
-    return `note: the run's recorded settings were not compared with the config's (${
-      (e as Error).message
-    })`;
-  }
-  const changed = settingsChangedBefore(was, cfg, step);
-  // the rate also moves with the curve's length, which the settings leave out as bookkeeping
-  const lr = lrChangedBefore(was, cfg, step);
-  if (lr) changed.push(lr);
-  return changed.length
-    ? `note: before step ${step} the run trained with other settings than the config's: ` +
-      `${changed.join("; ")} — a straight run of this config differs from this one`
-    : null;
-}
-
-/**
  * Where the weights come from: the run's newest checkpoint (--resume), the earlier stage's
  * (stages 2 and 3), or the initialisation (stage 1, or train.from_scratch).
  */
@@ -316,7 +286,7 @@ function weights(
     };
     const { ck, model } = resumeFrom(from, o.stage, mc, cfg.diffusion, words);
     o.report(`resuming '${newest}' at step ${ck.step}`);
-    const changed = settingsChangedSince(ck.metadata.train_config, cfg, ck.step);
+    const changed = resumeSettingsNote(ck.metadata.train_config, cfg, ck.step);
     if (changed) o.report(changed);
     return { model, resumed: ck };
   }
