@@ -32,6 +32,15 @@ export function lrCurve(cfg: Config): (t: number) => number {
   };
 }
 
+/** The settings the curve is made of, as cycleRate reads them (with the cycles' starts). */
+export const LR_CURVE_KEYS = [
+  "train.lr",
+  "train.warmup_steps",
+  "train.lr_decay",
+  "train.decay_start",
+  "train.min_lr",
+] as const;
+
 /** The rate of step t in the cycle of `starts` it falls in, under the settings `tc` of step t. */
 function cycleRate(tc: TrainSection, starts: number[], t: number, steps: number): number {
   const done = t - 1;

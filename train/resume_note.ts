@@ -3,16 +3,7 @@
 // steps belongs in a phase. Said alike for a model's run and an adapter's (train:lora).
 
 import { type Config, parseConfigObject, settingsChangedBefore } from "../io/config_schema.ts";
-import { lrChangedBefore } from "./lr_schedule.ts";
-
-/** The keys the learning-rate curve is made of: a change to one is named once, as the key. */
-const CURVE_KEYS = [
-  "train.lr",
-  "train.min_lr",
-  "train.warmup_steps",
-  "train.decay_start",
-  "train.lr_decay",
-];
+import { LR_CURVE_KEYS, lrChangedBefore } from "./lr_schedule.ts";
 
 /** The note for a run resumed at `step` that recorded `recorded` (its train_config), or null. */
 export function resumeSettingsNote(
@@ -30,8 +21,9 @@ export function resumeSettingsNote(
     })`;
   }
   const changed = settingsChangedBefore(was, cfg, step);
-  // the rate also moves with the curve's length, which the settings leave out as bookkeeping
-  if (!changed.some((c) => CURVE_KEYS.some((k) => c.startsWith(`${k} `)))) {
+  // the rate also moves with the curve's length, which the settings leave out as bookkeeping; a
+  // changed key of the curve is named once, as the key
+  if (!changed.some((c) => LR_CURVE_KEYS.some((k) => c.startsWith(`${k} `)))) {
     const lr = lrChangedBefore(was, cfg, step);
     if (lr) changed.push(lr);
   }
