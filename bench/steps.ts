@@ -21,7 +21,7 @@ import {
 import { captionFor } from "../io/captions.ts";
 import type { Config } from "../io/config.ts";
 import { mulberry32 } from "../kernels/host_random.ts";
-import type { ModelConfig } from "../model/config.ts";
+import { type ModelConfig, modelSpace } from "../model/config.ts";
 import type { Condition, PixArt } from "../model/pixart.ts";
 import { forwardFlops } from "../model/cost.ts";
 import { sampleWeightPrecision, useHalfWeights } from "../model/half_weights.ts";
@@ -259,7 +259,7 @@ export async function benchSample(
   f32Ms?: number,
 ): Promise<number | undefined> {
   const c = s.model;
-  const B = s.sampleBatch, S = c.image_size, C = c.in_channels;
+  const B = s.sampleBatch, { channels: C, size: S } = modelSpace(c);
   const guidance = s.config.sample.guidance;
   const model = await samplingModel(s, c, want.half);
   const weightBytes = model.params.tensors().reduce((n, t) => n + byteSize(t.size, t.dtype), 0);

@@ -60,7 +60,7 @@ export function subject(nameOrPath: string, short = false): Subject {
   if (short) {
     // the config's layout (channels, patch, heads, stage) at the smallest size: 4 tokens, 8
     // channels a head, one block, 8 caption bytes
-    model.image_size = 2 * model.patch_size;
+    model.image_size = (model.wavelet === "haar" ? 4 : 2) * model.patch_size;
     model.hidden_size = 8 * model.num_heads;
     model.depth = 1;
     model.text_len = Math.min(model.text_len, 8);

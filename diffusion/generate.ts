@@ -11,6 +11,8 @@ import {
   type WarmUpProgress,
 } from "../kernels/mod.ts";
 import type { Condition, PixArt } from "../model/pixart.ts";
+import { type ModelConfig, modelSpace } from "../model/config.ts";
+import { haarMask, toModelSpace, toPixels } from "../model/wavelet.ts";
 import {
   type Constrain,
   FAST_SAMPLERS,
@@ -144,10 +146,12 @@ export function generate(
   const n = prompts.length;
   const neg = o.negative?.trim() ? negativeCondition(model, o.negative, n, classNames) : null;
   const c = model.config;
-  const per = c.in_channels * c.image_size * c.image_size;
+  // the model's own space (model/wavelet.ts) holds as many numbers a sample as the image
+  const per = c.in_channels * c.image_size * c.image_size, side = modelSpace(c).size;
   const out = new Float32Array(n * per);
   const batch = Math.max(1, Math.min(o.batch ?? n, n));
-  const edit = planEdit(o, n, c.in_channels, c.image_size, o.sampler, schedule.T, o.steps);
+  const asked = planEdit(o, n, c.in_channels, c.image_size, o.sampler, schedule.T, o.steps);
+  const edit = asked && inModelSpace(c, asked);
   const gen = new Generator(o.seed);
   const perBatch = edit?.steps ?? (o.sampler === "ancestral" ? schedule.T : o.steps);
   const totalSteps = perBatch * Math.ceil(n / batch);
@@ -171,7 +175,7 @@ export function generate(
         o.onProgress?.(++done, totalSteps);
         o.onStep?.({ ...st, step: ++step, total: perBatch, first: from });
       };
-      const be = edit && batchEdit(edit, from, to, per, c.image_size ** 2);
+      const be = edit && batchEdit(edit, from, to, per, side * side);
       const x = noGrad(() => sampleBatch(model, schedule, bc, bn, to - from, gen, o, be, tick));
       try {
         out.set(await x.read(), from * per);
@@ -179,8 +183,44 @@ export function generate(
         x.dispose();
       }
     }
-    return out;
+    if (c.wavelet === "none") return out;
+    // back from the bands, the start image where an edit keeps it, to the bit as a pixel
+    // model's: all of it when no step ran (strength 0), its known pixels under a mask
+    const images = toPixels(c, out, n);
+    if (asked && (asked.steps === 0 || asked.masks)) {
+      keepKnownPixels(images, asked, n, c.in_channels, c.image_size);
+    }
+    return images;
   })().finally(() => generating.delete(model));
+}
+
+/** An edit of images as one of the model's own space (their Haar bands, blocks of masks). */
+function inModelSpace(c: ModelConfig, e: EditPlan): EditPlan {
+  if (c.wavelet === "none") return e;
+  const S = c.image_size, count = (a: Float32Array, one: number) => a.length / one;
+  return {
+    ...e,
+    images: toModelSpace(c, e.images, count(e.images, c.in_channels * S * S)),
+    masks: e.masks && haarMask(e.masks, count(e.masks, S * S), S),
+  };
+}
+
+/**
+ * The start image's pixels where the edit keeps them (all, when it ran no step), exactly: a Haar
+ * model repaints whole 2×2 blocks (haarMask), and its inverse transform of kept bands is the start
+ * image only to within rounding.
+ */
+function keepKnownPixels(images: Float32Array, e: EditPlan, n: number, C: number, S: number) {
+  const plane = S * S, per = C * plane, mask = e.steps === 0 ? null : e.masks;
+  const many = { image: e.images.length === n * per, mask: mask?.length === n * plane };
+  for (let b = 0; b < n; b++) {
+    for (let c = 0; c < C; c++) {
+      for (let i = 0; i < plane; i++) {
+        if (mask && mask[(many.mask ? b * plane : 0) + i] >= 0.5) continue;
+        images[b * per + c * plane + i] = e.images[(many.image ? b * per : 0) + c * plane + i];
+      }
+    }
+  }
 }
 
 /** The models a generate is running on. */
@@ -204,8 +244,8 @@ async function warmUpSampling(
 ): Promise<void> {
   // its own ε function: the dry run leaves the cached caption path and packed weights unwritten
   const eps = guidedEpsOf(model, schedule, cond, o, negative);
-  const c = model.config;
-  const x = empty([B, c.in_channels, c.image_size, c.image_size]);
+  const { channels, size } = modelSpace(model.config);
+  const x = empty([B, channels, size, size]);
   try {
     await warmUp(() =>
       noGrad(() => {
@@ -257,8 +297,8 @@ function sampleBatch(
   edit: EditPlan | null,
   tick: (s: StepInfo) => void,
 ): Tensor {
-  const c = model.config;
-  const shape = [B, c.in_channels, c.image_size, c.image_size];
+  const { channels, size } = modelSpace(model.config);
+  const shape = [B, channels, size, size];
   const noise = () => tidy(() => gen.normal(shape));
   const eps = guidedEpsOf(model, schedule, cond, o, negative);
   const T = schedule.T;
@@ -283,7 +323,7 @@ function sampleBatch(
     });
   };
   try {
-    if (edit) return editSamples(schedule, edit, B, c.in_channels, c.image_size, run, noise);
+    if (edit) return editSamples(schedule, edit, B, channels, size, run, noise);
     const xT = gen.normal(shape).keep();
     const x = run(xT, 0, o.sampler === "ancestral" ? T : o.steps);
     if (x !== xT) xT.dispose();

@@ -19,6 +19,8 @@ import { Generator, mseLoss, noGrad, tensor, tidy } from "../kernels/mod.ts";
 import { epsFromOutput, qSample } from "../diffusion/ddpm.ts";
 import type { Schedule } from "../diffusion/schedule.ts";
 import type { Condition, PixArt } from "../model/pixart.ts";
+import { modelSpace } from "../model/config.ts";
+import { toModelSpace } from "../model/wavelet.ts";
 
 export interface CaptionGap {
   /** the timestep measured */
@@ -55,10 +57,15 @@ export async function captionGap(
 ): Promise<CaptionGap> {
   const mc = model.config;
   if (mc.stage !== 2) throw new Error("captionGap: the model has no caption (a stage-1 model)");
-  const n = captions.length, C = mc.in_channels, S = mc.image_size, D = C * S * S;
-  if (n < 2 || images.length !== n * D) {
-    throw new Error(`captionGap: ${images.length} values for ${n} captions of [${C}, ${S}, ${S}]`);
+  const n = captions.length, { channels: C, size: S } = modelSpace(mc), D = C * S * S;
+  const S0 = mc.image_size, C0 = mc.in_channels;
+  if (n < 2 || images.length !== n * C0 * S0 * S0) {
+    throw new Error(
+      `captionGap: ${images.length} values for ${n} captions of [${C0}, ${S0}, ${S0}]`,
+    );
   }
+  // the error in the space the model draws in (its Haar bands under model.wavelet)
+  const drawn = toModelSpace(mc, images, n);
   const t = o.t ?? 500, B = o.batch ?? 32;
   const others = captions.map((_, i) => captions[(i + Math.floor(n / 2)) % n]);
   const noise = new Generator(o.seed ?? 0);
@@ -72,7 +79,7 @@ export async function captionGap(
     const conds = { own: text(captions), other: text(others), none: model.nullCondition(b) };
     const errors = noGrad(() =>
       tidy(() => {
-        const x0 = tensor(images.subarray(b0 * D, (b0 + b) * D), [b, C, S, S]);
+        const x0 = tensor(drawn.subarray(b0 * D, (b0 + b) * D), [b, C, S, S]);
         const eps = noise.normal([b, C, S, S]);
         const ts = new Array(b).fill(t);
         const xt = qSample(schedule, x0, ts, eps);

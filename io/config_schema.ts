@@ -156,6 +156,10 @@ export const SAMPLERS: readonly SamplerName[] = [
 export type TextEncoderKind = "bytes" | "words";
 export const TEXT_ENCODERS: readonly TextEncoderKind[] = ["bytes", "words"];
 
+/** What the diffusion runs on (model/wavelet.ts): the pixels, or their one-level Haar transform. */
+export type WaveletKind = "none" | "haar";
+export const WAVELETS: readonly WaveletKind[] = ["none", "haar"];
+
 /** What the network predicts (diffusion/ddpm.ts). */
 export type Prediction = "epsilon" | "sample" | "v_prediction";
 export const PREDICTIONS: readonly Prediction[] = ["epsilon", "sample", "v_prediction"];
@@ -202,6 +206,13 @@ export const SCHEMA = {
      * them on the range the model learned (PixArt-α's `pe_interpolation`, docs/spec.md §7)
      */
     pe_interpolation: num(1, { min: 0, max: 64, above: true }),
+    /**
+     * "haar": the model draws the one-level Haar transform of its image_size × image_size image
+     * (model/wavelet.ts) — the image at half the side, and three bands of detail — so a 64×64 model
+     * has a 32×32 one's tokens and its low band is exactly what a 32×32 stage 2 drew (stage 3
+     * starts there; wavelet diffusion, Phung et al. 2023)
+     */
+    wavelet: oneOf<WaveletKind>("none", WAVELETS),
   },
   diffusion: {
     timesteps: int(1000, 2, 100_000),
@@ -450,10 +461,19 @@ export function checkModelRelations(m: ModelSection, fail: Fail): void {
   if (m.in_channels !== 1 && m.in_channels !== 3) {
     fail(`'model.in_channels' must be 1 or 3, got ${m.in_channels}`);
   }
-  if (m.image_size % m.patch_size !== 0) {
-    fail(`'model.patch_size' (${m.patch_size}) must divide 'model.image_size' (${m.image_size})`);
+  if (m.wavelet === "haar" && m.image_size % 2 !== 0) {
+    fail(
+      `'model.wavelet' haar halves the image: 'model.image_size' must be even, got ${m.image_size}`,
+    );
   }
-  const tokens = (m.image_size / m.patch_size) ** 2;
+  const side = modelSpace(m).size;
+  if (side % m.patch_size !== 0) {
+    fail(
+      `'model.patch_size' (${m.patch_size}) must divide 'model.image_size' (${m.image_size}` +
+        `${m.wavelet === "haar" ? ", halved by model.wavelet haar" : ""})`,
+    );
+  }
+  const tokens = (side / m.patch_size) ** 2;
   if (tokens > MAX_TOKENS) {
     fail(
       `'model.image_size' ${m.image_size} with 'model.patch_size' ${m.patch_size} gives ` +
@@ -469,6 +489,18 @@ export function checkModelRelations(m: ModelSection, fail: Fail): void {
   if (m.text_width % m.text_heads !== 0) {
     fail(`'model.text_heads' (${m.text_heads}) must divide 'model.text_width' (${m.text_width})`);
   }
+}
+
+/**
+ * The tensor the model draws, [channels, size, size]: the image itself, or under `wavelet: haar`
+ * its transform, four bands of the channels at half the side.
+ */
+export function modelSpace(
+  m: Pick<ModelSection, "image_size" | "in_channels" | "wavelet">,
+): { channels: number; size: number } {
+  return m.wavelet === "haar"
+    ? { channels: 4 * m.in_channels, size: m.image_size / 2 }
+    : { channels: m.in_channels, size: m.image_size };
 }
 
 /** More image tokens than this is a typo, not a model this engine can train or sample. */

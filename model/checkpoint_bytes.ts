@@ -9,7 +9,7 @@ import {
   type SafetensorsFile,
   type TensorInput,
 } from "../io/safetensors_bytes.ts";
-import { checkModelConfig, DEFAULT_MODEL, type ModelConfig } from "./config.ts";
+import { checkModelConfig, DEFAULT_MODEL, type ModelConfig, modelSpace } from "./config.ts";
 import { posEmbed2d } from "./embeddings.ts";
 import { Params } from "./params.ts";
 import { PixArt, pixartSpecs } from "./pixart.ts";
@@ -316,7 +316,7 @@ export function checkWordTable(
  */
 function checkPosEmbed(ck: CheckpointContents, path: string): void {
   const c = ck.model;
-  const grid = c.image_size / c.patch_size;
+  const grid = modelSpace(c).size / c.patch_size;
   const want = posEmbed2d(c.hidden_size, grid, grid, c.pe_interpolation);
   const got = ck.posEmbed!;
   let worst = got.length === want.length ? 0 : Infinity;

@@ -1,7 +1,14 @@
 // The model's hyper-parameters, named as in the checkpoints' `config` metadata: the config file's
 // model section (io/config.ts declares each key, its default and its bounds) and the stage.
 
-import { checkModelSection, DEFAULT_CONFIG, type ModelSection } from "../io/config_schema.ts";
+import {
+  checkModelSection,
+  DEFAULT_CONFIG,
+  type ModelSection,
+  modelSpace,
+} from "../io/config_schema.ts";
+
+export { modelSpace };
 
 export interface ModelConfig extends ModelSection {
   /** 1: class-conditional; 2: text-conditional (stage 3 trains a stage-2 model further) */
@@ -38,7 +45,7 @@ export const TEXT_MODEL_KEYS: readonly (keyof ModelSection)[] = [
 ];
 
 export function numTokens(c: ModelConfig): number {
-  return (c.image_size / c.patch_size) ** 2;
+  return (modelSpace(c).size / c.patch_size) ** 2;
 }
 
 /** A full model config: the keys `c` gives, the defaults (io/config_schema.ts) for the rest. */

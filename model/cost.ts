@@ -2,7 +2,7 @@
 // report GFLOP/s (a training step is about 3× the forward pass: forward, and backward's two
 // products per linear layer).
 
-import { type ModelConfig, numTokens } from "./config.ts";
+import { type ModelConfig, modelSpace, numTokens } from "./config.ts";
 
 export interface Flops {
   matmul: number;
@@ -22,7 +22,7 @@ export interface Flops {
  */
 export function forwardFlops(c: ModelConfig, B: number): Flops {
   const D = c.hidden_size, N = numTokens(c), T = B * N, H = D * c.mlp_ratio;
-  const pp = c.patch_size * c.patch_size * c.in_channels;
+  const pp = c.patch_size * c.patch_size * modelSpace(c).channels;
   const lin = (rows: number, inp: number, out: number) => 2 * rows * inp * out;
   let other = lin(T, pp, D) + lin(B, 256, D) + lin(B, D, D) + lin(B, D, 6 * D) + lin(T, D, pp);
   let blocks = 0, crossKV = 0, text = 0, att = 0, textAtt = 0;

@@ -31,7 +31,13 @@ import {
   tidy,
   unpatchify,
 } from "../kernels/mod.ts";
-import { checkModelConfig, type ModelConfig, numTokens, withModelDefaults } from "./config.ts";
+import {
+  checkModelConfig,
+  type ModelConfig,
+  modelSpace,
+  numTokens,
+  withModelDefaults,
+} from "./config.ts";
 import { posEmbed2d, timestepFreq } from "./embeddings.ts";
 import {
   Attention,
@@ -128,7 +134,7 @@ const N002: Init = { normal: 0.02 };
 
 /** The whole model: every parameter, in the order `initParams` draws them (§3). */
 export function pixartLayers(c: ModelConfig) {
-  const D = c.hidden_size, p = c.patch_size, C = c.in_channels;
+  const D = c.hidden_size, p = c.patch_size, C = modelSpace(c).channels;
   return {
     x_embedder: PatchEmbed(C, D, p),
     t_embedder: TimestepEmbedder(D),
@@ -286,7 +292,7 @@ function T2IFinalLayer(D: number, p: number, C: number) {
 
 /** The fixed position table [1, N, D] (a buffer, not a parameter). */
 export function posEmbedTensor(c: ModelConfig): Tensor {
-  const grid = c.image_size / c.patch_size;
+  const grid = modelSpace(c).size / c.patch_size;
   const table = posEmbed2d(c.hidden_size, grid, grid, c.pe_interpolation);
   return tensor(table, [1, numTokens(c), c.hidden_size]).keep();
 }
@@ -337,13 +343,8 @@ export function pixartForward(
         : block(h, t0, cap, drop)
     );
   }
-  return unpatchify(
-    m.final_layer(h, cVec),
-    c.patch_size,
-    c.in_channels,
-    c.image_size,
-    c.image_size,
-  );
+  const { channels, size } = modelSpace(c);
+  return unpatchify(m.final_layer(h, cVec), c.patch_size, channels, size, size);
 }
 
 /** y [B, L, D] → its mean over the rows the key mask keeps [B, D] (a null caption: every row). */

@@ -102,6 +102,33 @@ Deno.test("stage 3 starts from stage 2 at twice the size, trains, and samples th
   const g = decodePng(readFileSync(png));
   assert.deepEqual([g.width, g.height], [2 * 32 + 3 * 2, 32 + 2 * 2]);
   assert.ok(existsSync(tmp("s3.txt")));
+
+  // on Haar bands: twice the side at stage 2's tokens, trained, resumed and sampled as images
+  const haar = tmp("s3-haar"),
+    bands = ["--set", "model.image_size=32", "--set", "model.wavelet=haar"];
+  const h = await train(["--stage", "3", "--out", haar, "--init-from", s2, ...common, ...bands]);
+  assertOk(h);
+  assert.match(h.stderr, /Haar bands: .* the model starts as the 16×16 one/);
+  assertOk(
+    await train(["--stage", "3", "--out", haar, ...common, ...bands, "--steps", "3", "--resume"]),
+  );
+  const hpng = tmp("haar.png");
+  assertOk(
+    await sample([
+      "--checkpoint",
+      haar,
+      "--prompt",
+      "7",
+      "--num",
+      "2",
+      "--steps",
+      "2",
+      "--out",
+      hpng,
+    ]),
+  );
+  const hg = decodePng(readFileSync(hpng));
+  assert.deepEqual([hg.width, hg.height], [2 * 32 + 3 * 2, 32 + 2 * 2]);
 });
 
 /** A checkpoint file, read, as the trainer's sources hand it over. */

@@ -7,7 +7,8 @@ import { Generator, type Tensor, tensor } from "../kernels/mod.ts";
 import type { Config } from "../io/config_schema.ts";
 import { gatherBatch } from "../io/image_set.ts";
 import { mixSeed, mulberry32 } from "../kernels/host_random.ts";
-import type { ModelConfig } from "../model/config.ts";
+import { type ModelConfig, modelSpace, numTokens } from "../model/config.ts";
+import { toModelSpace } from "../model/wavelet.ts";
 import type { Condition, PixArt, TokenMask } from "../model/pixart.ts";
 import { diffusionLoss } from "../diffusion/ddpm.ts";
 import type { Schedule } from "../diffusion/schedule.ts";
@@ -119,7 +120,7 @@ export function drawTokenMask(
   decoderBlocks: number,
   seed: number,
 ): TokenMask {
-  const g = mc.image_size / mc.patch_size, N = g * g;
+  const N = numTokens(mc);
   const K = Math.max(1, Math.round((1 - ratio) * N));
   if (decoderBlocks >= mc.depth) {
     throw new Error(
@@ -147,7 +148,7 @@ export function drawTokenMask(
  * masked step counts the kept tokens only.
  */
 export function keptPixels(mc: ModelConfig, mask: TokenMask, B: number): Uint8Array {
-  const S = mc.image_size, p = mc.patch_size, g = S / p, C = mc.in_channels;
+  const { channels: C, size: S } = modelSpace(mc), p = mc.patch_size, g = S / p;
   const out = new Uint8Array(B * C * S * S);
   for (let b = 0; b < B; b++) {
     for (let k = 0; k < mask.perImage; k++) {
@@ -171,7 +172,8 @@ export function batchLoss(
   schedule: Schedule,
   b: StepBatch,
 ): () => Tensor {
-  const B = b.t.length, C = mc.in_channels, S = mc.image_size;
+  const B = b.t.length, { channels: C, size: S } = modelSpace(mc);
+  const x0 = toModelSpace(mc, b.images, B);
   const keep = b.mask ? keptPixels(mc, b.mask, B) : undefined;
   return () =>
     diffusionLoss(
@@ -183,7 +185,7 @@ export function batchLoss(
           checkpointBlocks: cfg.train.checkpoint_blocks,
         }),
       {
-        x0: tensor(b.images, [B, C, S, S]),
+        x0: tensor(x0, [B, C, S, S]),
         t: b.t,
         eps: new Generator(b.noiseSeed).normal([B, C, S, S]),
       },

@@ -13,7 +13,7 @@ import {
   modelFromCheckpoint,
   trainStageOf,
 } from "../model/checkpoint_bytes.ts";
-import type { ModelConfig } from "../model/config.ts";
+import { type ModelConfig, modelSpace } from "../model/config.ts";
 import type { WordTable } from "../io/word_table.ts";
 import type { DiffusionSection } from "../io/config_schema.ts";
 import { checkpointDiffusion, SCHEDULE_KEYS } from "../diffusion/schedule.ts";
@@ -117,11 +117,25 @@ export function initFromEarlierStage(
     }
     // a higher resolution of the same model: every size but the image's (and its patch's)
     for (const k of Object.keys(ck.model) as (keyof ModelConfig)[]) {
-      if (["image_size", "pe_interpolation", "drop_path", "patch_size"].includes(k)) continue;
+      if (STAGE3_CHANGES.includes(k)) continue;
       if (ck.model[k] !== model.config[k]) {
         throw new Error(
           `'${path}' has model.${k} = ${ck.model[k]}, the stage-3 config says ` +
-            `${model.config[k]}: stage 3 changes only image_size, patch_size and pe_interpolation`,
+            `${model.config[k]}: stage 3 changes only ${STAGE3_CHANGES.join(", ")}`,
+        );
+      }
+    }
+    if (ck.model.wavelet !== model.config.wavelet) {
+      if (ck.model.wavelet !== "none") {
+        throw new Error(
+          `'${path}' draws Haar bands (model.wavelet haar): a stage 3 from it keeps model.wavelet ` +
+            `haar`,
+        );
+      }
+      if (model.config.patch_size !== ck.model.patch_size) {
+        throw new Error(
+          `stage 3 adds model.wavelet haar to '${path}' and changes model.patch_size: keep the ` +
+            `patch (${ck.model.patch_size}), the bands already halve the side`,
         );
       }
     }
@@ -160,6 +174,10 @@ export function initFromEarlierStage(
     if (grow > 1 && PATCH_SHAPED.includes(s.name)) {
       ({ shape, values } = grownPatch(s.name, shape, data, grow, model.config.in_channels));
     }
+    const bands = stage === 3 && ck.model.wavelet === "none" && model.config.wavelet === "haar";
+    if (bands && PATCH_SHAPED.includes(s.name)) {
+      ({ shape, values } = lowBandOnly(s.name, shape, data, model.config.in_channels));
+    }
     if (shape.length !== s.shape.length || shape.some((d, k) => d !== s.shape[k])) {
       throw new Error(
         `'${path}': '${s.name}' has another shape than the stage-${stage} model's [${s.shape}]`,
@@ -189,12 +207,21 @@ export function initFromEarlierStage(
         `${model.config.pe_interpolation}`,
     );
     // positions the blocks never saw: PixArt-α keeps grid / pe_interpolation fixed (§7)
-    const span = (c: ModelConfig) => c.image_size / c.patch_size / c.pe_interpolation;
+    const grid = (c: ModelConfig) => modelSpace(c).size / c.patch_size;
+    const span = (c: ModelConfig) => grid(c) / c.pe_interpolation;
     if (span(model.config) !== span(ck.model)) {
       log(
         `  note: the positions span ${span(model.config)} (grid / pe_interpolation), stage 2's ` +
           `spanned ${span(ck.model)}: pe_interpolation ` +
-          `${(model.config.image_size / model.config.patch_size) / span(ck.model)} keeps them`,
+          `${grid(model.config) / span(ck.model)} keeps them`,
+      );
+    }
+    if (model.config.wavelet !== ck.model.wavelet) {
+      log(
+        `  Haar bands: the patch embedding reads the low band as stage 2 read the image and the ` +
+          `detail bands through zeros, the output layer draws the low band as stage 2 drew the ` +
+          `image and zero detail: the model starts as the ${ck.model.image_size}×` +
+          `${ck.model.image_size} one, its samples that model's at twice the side`,
       );
     }
     if (model.config.patch_size !== ck.model.patch_size) {
@@ -206,6 +233,45 @@ export function initFromEarlierStage(
       );
     }
   }
+}
+
+/** What stage 3 may change of the stage-2 model's config. */
+const STAGE3_CHANGES: readonly (keyof ModelConfig)[] = [
+  "image_size",
+  "patch_size",
+  "pe_interpolation",
+  "wavelet",
+  "drop_path",
+];
+
+/**
+ * A stage-2 parameter for a model of the same patch on Haar bands (model/wavelet.ts), C image
+ * channels → 4C band channels, the low band's C first: the patch embedding reads the low band with
+ * the weights stage 2 read the image with and the detail bands with zeros, and the output layer
+ * (rows and bias ordered (row, column, channel) in the patch) draws the low band as stage 2 drew
+ * the image and every detail as 0. The low band at 2S is the image at S under the same noise, so
+ * the model starts as stage 2's exactly; the fine-tune learns the detail.
+ */
+function lowBandOnly(
+  name: string,
+  shape: readonly number[],
+  data: Float32Array,
+  C: number,
+): { shape: number[]; values: Float32Array } {
+  if (name === "x_embedder.proj.weight") {
+    const [D, Cw, p] = shape, plane = p * p;
+    const out = new Float32Array(D * 4 * Cw * plane);
+    for (let d = 0; d < D; d++) {
+      out.set(data.subarray(d * Cw * plane, (d + 1) * Cw * plane), d * 4 * Cw * plane);
+    }
+    return { shape: [D, 4 * Cw, p, p], values: out };
+  }
+  const rows = shape[0], D = shape.length > 1 ? shape[1] : 1, cells = rows / C;
+  const out = new Float32Array(rows * 4 * D);
+  for (let k = 0; k < cells; k++) {
+    out.set(data.subarray(k * C * D, (k + 1) * C * D), k * 4 * C * D);
+  }
+  return { shape: shape.length > 1 ? [rows * 4, D] : [rows * 4], values: out };
 }
 
 /** The parameters whose shape follows the patch size. */

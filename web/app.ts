@@ -23,6 +23,7 @@ import { trainingNow, trainView } from "./train_view.ts";
 import { type LoadedModel, loadModel } from "./loaded_model.ts";
 import { decodeUpload, StartImage } from "./start_image.ts";
 import { BUNDLED_MODELS } from "./models.ts";
+import { toPixels } from "../model/wavelet.ts";
 import {
   type DrawRequest,
   negativeError,
@@ -241,7 +242,9 @@ function main(): void {
       onStep: (s) => {
         // the step's values arrive when the GPU has done it; generate reports a failure itself
         s.x.read().then((x) => {
-          grid.paint(s.first, x, s.step);
+          // x_t in the model's space: a Haar model's bands shown as the image they make
+          const per = c.in_channels * c.image_size ** 2;
+          grid.paint(s.first, toPixels(c, x, x.length / per), s.step);
           app.dataset.stepsShown = String(++shown);
           if (app.dataset.state === "drawing") {
             status.textContent = `Drawing ${prompts.length} images: step ${s.step} of ${s.total}…`;
