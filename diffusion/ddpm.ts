@@ -3,9 +3,12 @@
 // v = √ᾱ_t·ε − √(1 − ᾱ_t)·x0 (Salimans & Ho 2022, §4). The three are affine in one another at a
 // given x_t, so a sampler reads every model through ε̂ (epsFromOutput), and the loss weights each so
 // that its effective weight in ε-space is the same min-SNR-γ weight: only the parameterisation
-// changes, not the objective (Hang et al. 2023, §3.3).
+// changes, not the objective (Hang et al. 2023, §3.3). A model of Haar bands may predict its
+// detail bands in another of the three (`diffusion.detail_prediction`): each band is then read in
+// its own, under the same objective.
 
 import { add, lincomb, mseLoss, mul, type Tensor, tensor } from "../kernels/mod.ts";
+import type { Prediction } from "../io/config_schema.ts";
 import type { Schedule } from "./schedule.ts";
 
 /** Forward process q(x_t | x0) for per-sample timesteps t (host integers). */
@@ -39,24 +42,43 @@ export function minSnrWeight(s: Schedule, t: number, gamma: number): number {
  * |v̂ − v|² at a fixed x_t, so min(SNR, γ)/SNR in ε becomes min(SNR, γ) for x0 and
  * min(SNR, γ)/(SNR + 1) for v (Hang et al. 2023, eqs. 9–11).
  */
-export function lossWeight(s: Schedule, t: number, gamma: number): number {
+export function lossWeight(
+  s: Schedule,
+  t: number,
+  gamma: number,
+  prediction: Prediction = s.prediction,
+): number {
   if (!(gamma > 0)) return 1;
   const snr = snrOf(s, t), m = Math.min(snr, gamma);
-  return s.prediction === "sample" ? m : s.prediction === "v_prediction" ? m / (snr + 1) : m / snr;
+  return prediction === "sample" ? m : prediction === "v_prediction" ? m / (snr + 1) : m / snr;
 }
 
-/** Per-sample coefficients [B, 1, …] of x0 and ε in the training target of `s.prediction`. */
-function targetCoefs(s: Schedule, t: ArrayLike<number>): { x0: number[]; eps: number[] } {
-  const a = Array.from(t, (tb) => Math.sqrt(s.alphasCumprod[tb]));
-  const sg = Array.from(t, (tb) => Math.sqrt(1 - s.alphasCumprod[tb]));
-  if (s.prediction === "sample") return { x0: a.map(() => 1), eps: a.map(() => 0) };
-  if (s.prediction === "v_prediction") return { x0: sg.map((v) => -v), eps: a };
-  return { x0: a.map(() => 0), eps: a.map(() => 1) };
+/** Whether the model's whole output is ε̂ (no conversion for the samplers). */
+export function predictsEps(s: Schedule): boolean {
+  return s.prediction === "epsilon" && (s.detailPrediction ?? "epsilon") === "epsilon";
 }
 
 /**
- * The training target of `s.prediction` for x0 and ε at per-sample t: ε, x0, or
- * v = √ᾱ·ε − √(1 − ᾱ)·x0.
+ * `f` of each band's prediction, each on its channels of a tensor shaped `shape` [B, C, …]: one
+ * prediction for all, or the low band's on the first quarter of the channels and the detail
+ * bands' on the rest (model/wavelet.ts lays them out so).
+ */
+function byBand(s: Schedule, shape: readonly number[], f: (p: Prediction) => Tensor): Tensor {
+  const detail = s.detailPrediction;
+  if (!detail || detail === s.prediction) return f(s.prediction);
+  const C = shape[1], ones = shape.slice(2).map(() => 1);
+  const band = (low: boolean) =>
+    tensor(Float32Array.from({ length: C }, (_, c) => (c < C / 4) === low ? 1 : 0), [
+      1,
+      C,
+      ...ones,
+    ]);
+  return add(mul(f(s.prediction), band(true)), mul(f(detail), band(false)));
+}
+
+/**
+ * The training target at per-sample t for x0 and ε: ε, x0, or v = √ᾱ·ε − √(1 − ᾱ)·x0, as each
+ * band predicts.
  */
 export function predictionTarget(
   s: Schedule,
@@ -64,25 +86,29 @@ export function predictionTarget(
   t: ArrayLike<number>,
   eps: Tensor,
 ): Tensor {
-  if (s.prediction === "epsilon") return eps;
-  if (s.prediction === "sample") return x0;
-  const B = x0.shape[0], lead = [B, ...x0.shape.slice(1).map(() => 1)];
-  const c = targetCoefs(s, t);
-  return add(
-    mul(x0, tensor(Float32Array.from(c.x0), lead)),
-    mul(eps, tensor(Float32Array.from(c.eps), lead)),
-  );
+  return byBand(s, x0.shape, (p) => {
+    if (p === "epsilon") return eps;
+    if (p === "sample") return x0;
+    const B = x0.shape[0], lead = [B, ...x0.shape.slice(1).map(() => 1)];
+    const a = Float32Array.from(t, (tb) => Math.sqrt(s.alphasCumprod[tb]));
+    const sg = Float32Array.from(t, (tb) => -Math.sqrt(1 - s.alphasCumprod[tb]));
+    return add(mul(x0, tensor(sg, lead)), mul(eps, tensor(a, lead)));
+  });
 }
 
 /**
  * ε̂ from a model output at one timestep t, for every x_t of the batch: the output itself (ε),
- * (x_t − √ᾱ·x̂0)/√(1 − ᾱ) (x0), or √(1 − ᾱ)·x_t + √ᾱ·v̂ (v). Samplers read every model this way.
+ * (x_t − √ᾱ·x̂0)/√(1 − ᾱ) (x0), or √(1 − ᾱ)·x_t + √ᾱ·v̂ (v), as each band predicts. Samplers read
+ * every model this way.
  */
 export function epsFromOutput(s: Schedule, xt: Tensor, out: Tensor, t: number): Tensor {
-  if (s.prediction === "epsilon") return out;
+  if (predictsEps(s)) return out;
   const a = Math.sqrt(s.alphasCumprod[t]), sg = Math.sqrt(1 - s.alphasCumprod[t]);
-  if (s.prediction === "sample") return lincomb([xt, out], [1 / sg, -a / sg]);
-  return lincomb([xt, out], [sg, a]);
+  return byBand(s, xt.shape, (p) => {
+    if (p === "epsilon") return out;
+    if (p === "sample") return lincomb([xt, out], [1 / sg, -a / sg]);
+    return lincomb([xt, out], [sg, a]);
+  });
 }
 
 /** One training batch's noise: the images, their timesteps and the noise that is added. */
@@ -113,6 +139,8 @@ export function diffusionLoss(
   const B = x0.shape[0], per = x0.size / B;
   if (!(minSnrGamma > 0) && !keep) return mseLoss(pred, target);
   // Σ w·(p − y)² = Σ (√w·p − √w·y)²: scale both sides and keep the one MSE kernel
+  const bands = s.detailPrediction && s.detailPrediction !== s.prediction;
+  if (bands) return bandLoss(s, pred, target, t, minSnrGamma, keep);
   const r = Array.from({ length: B }, (_, b) => Math.sqrt(lossWeight(s, t[b], minSnrGamma)));
   if (!keep) {
     const w = tensor(Float32Array.from(r), [B, ...x0.shape.slice(1).map(() => 1)]);
@@ -129,6 +157,36 @@ export function diffusionLoss(
   return mseLoss(mul(pred, wt), mul(target, wt));
 }
 
+/**
+ * diffusionLoss's weighting for a model whose bands predict differently: each value carries the
+ * weight of its band's prediction at its sample's t (and of `keep`), so that every band is held to
+ * the same min-SNR-γ objective in ε.
+ */
+function bandLoss(
+  s: Schedule,
+  pred: Tensor,
+  target: Tensor,
+  t: ArrayLike<number>,
+  gamma: number,
+  keep?: Uint8Array,
+): Tensor {
+  if (keep && keep.length !== pred.size) {
+    throw new Error(`diffusionLoss: keep has ${keep.length} entries for ${pred.size} values`);
+  }
+  const [B, C] = pred.shape, plane = pred.size / (B * C);
+  const kinds = [s.prediction, s.detailPrediction!];
+  const r = Array.from(t, (tb) => kinds.map((p) => Math.sqrt(lossWeight(s, tb, gamma, p))));
+  const kept = keep ? keep.reduce((n, k) => n + (k ? 1 : 0), 0) : pred.size;
+  const up = Math.sqrt(pred.size / Math.max(1, kept));
+  const w = new Float32Array(pred.size);
+  for (let i = 0; i < w.length; i++) {
+    const b = Math.floor(i / (C * plane)), c = Math.floor(i / plane) % C;
+    w[i] = keep && !keep[i] ? 0 : r[b][c < C / 4 ? 0 : 1] * up;
+  }
+  const wt = tensor(w, pred.shape);
+  return mseLoss(mul(pred, wt), mul(target, wt));
+}
+
 /** The ε-prediction loss (diffusionLoss of an ε model), kept for the engine's own examples. */
 export function epsLoss(
   s: Schedule,
@@ -138,5 +196,6 @@ export function epsLoss(
   eps: Tensor,
   minSnrGamma = 0,
 ): Tensor {
-  return diffusionLoss({ ...s, prediction: "epsilon" }, model, { x0, t, eps }, minSnrGamma);
+  const e: Schedule = { ...s, prediction: "epsilon", detailPrediction: undefined };
+  return diffusionLoss(e, model, { x0, t, eps }, minSnrGamma);
 }

@@ -22,7 +22,7 @@ import {
   type StepInfo,
 } from "./samplers.ts";
 import { type Schedule, timePoints } from "./schedule.ts";
-import { epsFromOutput } from "./ddpm.ts";
+import { epsFromOutput, predictsEps } from "./ddpm.ts";
 import { type EditOptions, type EditPlan, editSamples, planEdit } from "./edit.ts";
 import { DEFAULT_CONFIG, MAX_GUIDANCE } from "../io/config_schema.ts";
 
@@ -271,7 +271,7 @@ export function guidedEpsOf(
   negative: Condition | null = null,
 ): ((x: Tensor, t: number) => Tensor) & { dispose(): void } {
   const out = model.guidedEps(cond, o.guidance, o.guidanceInterval, negative);
-  if (schedule.prediction === "epsilon") return out;
+  if (predictsEps(schedule)) return out;
   return Object.assign((x: Tensor, t: number) => epsFromOutput(schedule, x, out(x, t), t), {
     dispose: () => out.dispose(),
   });

@@ -22,6 +22,11 @@ export interface Schedule {
    * must know, as diffusers' schedulers carry `prediction_type`
    */
   prediction: Prediction;
+  /**
+   * what a model of Haar bands predicts of its detail bands, the last three quarters of its
+   * channels (model/wavelet.ts), where it differs from `prediction`
+   */
+  detailPrediction?: Prediction;
 }
 
 /**
@@ -44,6 +49,7 @@ export const SCHEDULE_KEYS = [
   "beta_end",
   "snr_shift",
   "prediction",
+  "detail_prediction",
 ] as const;
 
 /**
@@ -70,7 +76,12 @@ export function configSchedule(d: Partial<typeof D>): Schedule {
   const shifted = d.snr_shift === undefined || d.snr_shift === 1
     ? s
     : shiftedSchedule(s, d.snr_shift);
-  return { ...shifted, prediction: d.prediction ?? D.prediction };
+  const prediction = d.prediction ?? D.prediction, detail = d.detail_prediction ?? "same";
+  return {
+    ...shifted,
+    prediction,
+    ...(detail !== "same" && detail !== prediction && { detailPrediction: detail }),
+  };
 }
 
 /**

@@ -233,6 +233,13 @@ export const SCHEMA = {
      * many numbers per token to pass through the width, the image is not (Li & He 2025)
      */
     prediction: oneOf<Prediction>("epsilon", PREDICTIONS),
+    /**
+     * a model.wavelet haar model: what it predicts of the three detail bands, "same" as
+     * `prediction` or another. The detail bands are three quarters of each token's numbers and
+     * mostly near zero: their clean values ("sample") are what a token's width can carry, their
+     * noise is not (Li & He 2025), while the low band keeps `prediction` (docs/spec.md §7)
+     */
+    detail_prediction: oneOf<Prediction | "same">("same", ["same", ...PREDICTIONS]),
   },
   train: {
     steps: int(30000, 0, 1e9),
@@ -518,6 +525,12 @@ export function checkModelSection(m: Record<string, unknown>, fail: Fail): void 
 function checkRelations(c: Config, fail: Fail): void {
   checkModelRelations(c.model, fail);
   const m = c.model;
+  if (c.diffusion.detail_prediction !== "same" && m.wavelet !== "haar") {
+    fail(
+      `'diffusion.detail_prediction' is for a model of Haar bands: set 'model.wavelet' to haar ` +
+        `or leave it 'same'`,
+    );
+  }
   if (c.diffusion.beta_start >= c.diffusion.beta_end) {
     fail(
       `'diffusion.beta_start' (${c.diffusion.beta_start}) must be below 'diffusion.beta_end' (${c.diffusion.beta_end})`,

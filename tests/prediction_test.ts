@@ -90,3 +90,72 @@ Deno.test("a masked step's loss is the mean over its kept pixels", async () => {
   const masked = (await r.loss.read())[0], full = sum / n;
   assert.ok(Math.abs(masked - full) < 1e-5 * full, `${masked} vs ${full}`);
 });
+
+// a model of Haar bands: 3 low-band channels, then 9 of detail (model/wavelet.ts)
+const BANDS = [B, 12, 2, 2], NB = BANDS.reduce((a, b) => a * b, 1);
+
+Deno.test("detail_prediction: each band's exact target has zero loss and converts to the exact ε", async () => {
+  for (const prediction of PREDICTIONS) {
+    for (const detail of PREDICTIONS.filter((p) => p !== prediction)) {
+      const s = configSchedule({ prediction, detail_prediction: detail });
+      assert.equal(s.detailPrediction, detail);
+      const t = [0, 17, 500, 999];
+      const r = noGrad(() => {
+        const x0 = tensor(rand(NB, 3), BANDS), eps = new Generator(5).normal(BANDS);
+        const target = predictionTarget(s, x0, t, eps);
+        const xt = qSample(s, x0, t, eps);
+        return {
+          loss: diffusionLoss(s, () => target, { x0, t, eps }, 5),
+          eps,
+          epsHat: t.map((tb) => epsFromOutput(s, xt, target, tb)),
+        };
+      });
+      assert.equal((await r.loss.read())[0], 0, `${prediction}/${detail}`);
+      const e = await r.eps.read(), per = NB / B;
+      for (const [b, hat] of (await Promise.all(r.epsHat.map((x) => x.read()))).entries()) {
+        for (let i = b * per; i < (b + 1) * per; i++) {
+          assert.ok(
+            Math.abs(hat[i] - e[i]) < 2e-3 * (1 + Math.abs(e[i])),
+            `${prediction}/${detail} ${i}`,
+          );
+        }
+      }
+    }
+  }
+});
+
+Deno.test("detail_prediction: any output's loss is the min-SNR ε loss of the ε̂ it gives, masked or not", async () => {
+  const s = configSchedule({ prediction: "epsilon", detail_prediction: "sample" });
+  const t = [3, 150, 500, 990], gamma = 5;
+  const keep = Uint8Array.from({ length: NB }, (_, i) => (i * 5) % 3 === 0 ? 1 : 0);
+  for (const k of [undefined, keep]) {
+    const r = noGrad(() => {
+      const x0 = tensor(rand(NB, 3), BANDS), eps = new Generator(5).normal(BANDS);
+      const out = tensor(rand(NB, 9), BANDS), xt = qSample(s, x0, t, eps);
+      return {
+        loss: diffusionLoss(s, () => out, { x0, t, eps }, gamma, k),
+        eps,
+        epsHat: t.map((tb) => epsFromOutput(s, xt, out, tb)),
+      };
+    });
+    const e = await r.eps.read(), per = NB / B;
+    const hats = await Promise.all(r.epsHat.map((x) => x.read()));
+    let sum = 0, n = 0;
+    for (let i = 0; i < NB; i++) {
+      if (k && !k[i]) continue;
+      const b = Math.floor(i / per);
+      sum += minSnrWeight(s, t[b], gamma) * (hats[b][i] - e[i]) ** 2;
+      n++;
+    }
+    const got = (await r.loss.read())[0], want = sum / n;
+    assert.ok(Math.abs(got - want) < 1e-3 * want, `${k ? "masked" : "whole"}: ${got} vs ${want}`);
+  }
+});
+
+Deno.test("diffusion.detail_prediction needs a model of Haar bands", async () => {
+  const { parseConfigObject } = await import("../io/config_schema.ts");
+  assert.throws(
+    () => parseConfigObject({ diffusion: { detail_prediction: "sample" } }, "test"),
+    /'diffusion\.detail_prediction' is for a model of Haar bands: set 'model\.wavelet' to haar/,
+  );
+});

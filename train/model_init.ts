@@ -201,13 +201,14 @@ export function initFromEarlierStage(
   log(`  dropped (stage-${fromStage} only): ${dropped.length ? group(dropped) : "none"}`);
   log(`  new, from their init: ${fresh.length ? group(fresh) : "none"}`);
   if (stage === 3) {
+    const grid = (c: ModelConfig) => modelSpace(c).size / c.patch_size;
     log(
       `  the position table is recomputed for ${model.config.image_size}×` +
         `${model.config.image_size} (from ${ck.model.image_size}), pe_interpolation ` +
-        `${model.config.pe_interpolation}`,
+        `${model.config.pe_interpolation}: a ${grid(model.config)}×${grid(model.config)} grid ` +
+        `of tokens (from ${grid(ck.model)}×${grid(ck.model)})`,
     );
     // positions the blocks never saw: PixArt-α keeps grid / pe_interpolation fixed (§7)
-    const grid = (c: ModelConfig) => modelSpace(c).size / c.patch_size;
     const span = (c: ModelConfig) => grid(c) / c.pe_interpolation;
     if (span(model.config) !== span(ck.model)) {
       log(
