@@ -160,7 +160,8 @@ export function modelSummary(c: ModelConfig, B: number): string {
   const text = c.stage === 2
     ? ` text ${c.text_len}x${c.text_width} depth ${c.text_depth} heads ${c.text_heads}`
     : "";
-  return `${c.image_size}x${c.image_size}x${c.in_channels} patch ${c.patch_size} D ${c.hidden_size} ` +
+  const bands = c.wavelet === "haar" ? " as Haar bands" : "";
+  return `${c.image_size}x${c.image_size}x${c.in_channels}${bands} patch ${c.patch_size} D ${c.hidden_size} ` +
     `depth ${c.depth} heads ${c.num_heads} mlp x${c.mlp_ratio}${text} stage ${c.stage} batch ${B}`;
 }
 

@@ -65,7 +65,7 @@ export function predictsEps(s: Schedule): boolean {
  */
 function byBand(s: Schedule, shape: readonly number[], f: (p: Prediction) => Tensor): Tensor {
   const detail = s.detailPrediction;
-  if (!detail || detail === s.prediction) return f(s.prediction);
+  if (!detail) return f(s.prediction);
   const C = shape[1], ones = shape.slice(2).map(() => 1);
   const band = (low: boolean) =>
     tensor(Float32Array.from({ length: C }, (_, c) => (c < C / 4) === low ? 1 : 0), [
@@ -119,11 +119,11 @@ export interface NoisedBatch {
 }
 
 /**
- * The diffusion loss of docs/spec.md §5: MSE between the model's output on x_t and the target of
- * `s.prediction`, averaged over the batch, each sample's term carrying `lossWeight` (min-SNR-γ
- * for γ > 0). `keep` [B·C·H·W] (1 = counted, 0 = left out), when given, leaves out pixels — the
- * masked tokens of a masked-training step (MaskDiT, Zheng et al. 2023) — and the mean is then over
- * the kept ones.
+ * The diffusion loss of docs/spec.md §5: MSE between the model's output on x_t and its target (each
+ * band's, predictionTarget), averaged over the batch, each term carrying `lossWeight` (min-SNR-γ
+ * for γ > 0) of its sample's t and its band's prediction. `keep` [B·C·H·W] (1 = counted, 0 = left
+ * out), when given, leaves out pixels — the masked tokens of a masked-training step (MaskDiT, Zheng
+ * et al. 2023) — and the mean is then over the kept ones.
  */
 export function diffusionLoss(
   s: Schedule,
@@ -136,54 +136,29 @@ export function diffusionLoss(
   const xt = qSample(s, x0, t, eps);
   const pred = model(xt, t);
   const target = predictionTarget(s, x0, t, eps);
-  const B = x0.shape[0], per = x0.size / B;
   if (!(minSnrGamma > 0) && !keep) return mseLoss(pred, target);
-  // Σ w·(p − y)² = Σ (√w·p − √w·y)²: scale both sides and keep the one MSE kernel
-  const bands = s.detailPrediction && s.detailPrediction !== s.prediction;
-  if (bands) return bandLoss(s, pred, target, t, minSnrGamma, keep);
-  const r = Array.from({ length: B }, (_, b) => Math.sqrt(lossWeight(s, t[b], minSnrGamma)));
-  if (!keep) {
-    const w = tensor(Float32Array.from(r), [B, ...x0.shape.slice(1).map(() => 1)]);
-    return mseLoss(mul(pred, w), mul(target, w));
-  }
-  if (keep.length !== x0.size) {
+  if (keep && keep.length !== x0.size) {
     throw new Error(`diffusionLoss: keep has ${keep.length} entries for ${x0.size} values`);
+  }
+  // √w of each sample (and band): Σ w·(p − y)² = Σ (√w·p − √w·y)², so scale both sides and keep
+  // the one MSE kernel
+  const [B, C] = x0.shape, plane = x0.size / (B * C);
+  const kinds = s.detailPrediction ? [s.prediction, s.detailPrediction] : [s.prediction];
+  const r = Array.from(t, (tb) => kinds.map((p) => Math.sqrt(lossWeight(s, tb, minSnrGamma, p))));
+  const rootOf = (b: number, c: number) => r[b][kinds.length > 1 && c >= C / 4 ? 1 : 0];
+  if (!keep) {
+    const w = Float32Array.from({ length: B * C }, (_, i) => rootOf(Math.floor(i / C), i % C));
+    const wt = tensor(w, [B, C, ...x0.shape.slice(2).map(() => 1)]);
+    return mseLoss(mul(pred, wt), mul(target, wt));
   }
   // the left-out pixels weigh 0 and the kept ones N/kept more, so the mean is over the kept
   const kept = keep.reduce((n, k) => n + (k ? 1 : 0), 0);
   const up = Math.sqrt(x0.size / Math.max(1, kept));
-  const w = Float32Array.from(keep, (k, i) => (k ? r[Math.floor(i / per)] * up : 0));
+  const w = Float32Array.from(keep, (k, i) => {
+    const row = Math.floor(i / plane);
+    return k ? rootOf(Math.floor(row / C), row % C) * up : 0;
+  });
   const wt = tensor(w, x0.shape);
-  return mseLoss(mul(pred, wt), mul(target, wt));
-}
-
-/**
- * diffusionLoss's weighting for a model whose bands predict differently: each value carries the
- * weight of its band's prediction at its sample's t (and of `keep`), so that every band is held to
- * the same min-SNR-γ objective in ε.
- */
-function bandLoss(
-  s: Schedule,
-  pred: Tensor,
-  target: Tensor,
-  t: ArrayLike<number>,
-  gamma: number,
-  keep?: Uint8Array,
-): Tensor {
-  if (keep && keep.length !== pred.size) {
-    throw new Error(`diffusionLoss: keep has ${keep.length} entries for ${pred.size} values`);
-  }
-  const [B, C] = pred.shape, plane = pred.size / (B * C);
-  const kinds = [s.prediction, s.detailPrediction!];
-  const r = Array.from(t, (tb) => kinds.map((p) => Math.sqrt(lossWeight(s, tb, gamma, p))));
-  const kept = keep ? keep.reduce((n, k) => n + (k ? 1 : 0), 0) : pred.size;
-  const up = Math.sqrt(pred.size / Math.max(1, kept));
-  const w = new Float32Array(pred.size);
-  for (let i = 0; i < w.length; i++) {
-    const b = Math.floor(i / (C * plane)), c = Math.floor(i / plane) % C;
-    w[i] = keep && !keep[i] ? 0 : r[b][c < C / 4 ? 0 : 1] * up;
-  }
-  const wt = tensor(w, pred.shape);
   return mseLoss(mul(pred, wt), mul(target, wt));
 }
 

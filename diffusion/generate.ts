@@ -56,8 +56,9 @@ export interface GenerateOptions extends EditOptions {
   batch?: number;
   onProgress?: (done: number, total: number) => void;
   /**
-   * Called after every sampler step with the batch's x_t. It is freed a step later: start a read
-   * there (`x.read()` records its copy at once), do not keep it.
+   * Called after every sampler step with the batch's x_t, in the model's own space (a model of
+   * Haar bands: its bands, model/wavelet.ts `toPixels` makes them an image). It is freed a step
+   * later: start a read there (`x.read()` records its copy at once), do not keep it.
    */
   onStep?: (s: GenerateStep) => void;
   /**
@@ -285,7 +286,7 @@ function batchEdit(e: EditPlan, from: number, to: number, per: number, plane: nu
   return { ...e, images: part(e.images, per), masks: e.masks && part(e.masks, plane) };
 }
 
-/** One batch of B samples of condition `cond` (no gradients); returns x₀ [B, C, H, W]. */
+/** One batch of B samples of condition `cond` (no gradients); returns x₀ in the model's space. */
 function sampleBatch(
   model: PixArt,
   schedule: Schedule,

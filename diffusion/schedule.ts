@@ -24,7 +24,7 @@ export interface Schedule {
   prediction: Prediction;
   /**
    * what a model of Haar bands predicts of its detail bands, the last three quarters of its
-   * channels (model/wavelet.ts), where it differs from `prediction`
+   * channels (model/wavelet.ts), where it differs from `prediction` (absent where it does not)
    */
   detailPrediction?: Prediction;
 }
@@ -61,13 +61,18 @@ export function checkpointDiffusion(
   name = "checkpoint",
 ): typeof D {
   if (!metadata.train_config) return { ...D };
-  let d: unknown;
+  let d: unknown, wavelet: unknown;
   try {
-    d = JSON.parse(metadata.train_config)?.diffusion;
+    const recorded = JSON.parse(metadata.train_config);
+    d = recorded?.diffusion;
+    wavelet = recorded?.model?.wavelet;
   } catch {
     throw new Error(`${name}: its train_config metadata is not valid JSON`);
   }
-  return d === undefined ? { ...D } : parseConfigObject({ diffusion: d }, `of ${name}`).diffusion;
+  if (d === undefined) return { ...D };
+  // checked with the model's wavelet beside it: what a detail_prediction may be depends on it
+  const doc = { diffusion: d, ...(wavelet !== undefined && { model: { wavelet } }) };
+  return parseConfigObject(doc, `of ${name}`).diffusion;
 }
 
 /** The schedule a config's `diffusion` section names (the defaults for what it lacks). */

@@ -64,7 +64,8 @@ export async function captionGap(
       `captionGap: ${images.length} values for ${n} captions of [${C0}, ${S0}, ${S0}]`,
     );
   }
-  // the error in the space the model draws in (its Haar bands under model.wavelet)
+  // the error in the space the model draws in: a model of Haar bands over all four bands, three
+  // of them detail that a caption barely decides, so its gap is not comparable with a pixel model's
   const drawn = toModelSpace(mc, images, n);
   const t = o.t ?? 500, B = o.batch ?? 32;
   const others = captions.map((_, i) => captions[(i + Math.floor(n / 2)) % n]);

@@ -104,11 +104,14 @@ Deno.test("stage 3 starts from stage 2 at twice the size, trains, and samples th
   assert.ok(existsSync(tmp("s3.txt")));
 
   // on Haar bands: twice the side at stage 2's tokens, trained, resumed and sampled as images
-  const haar = tmp("s3-haar"),
-    bands = ["--set", "model.image_size=32", "--set", "model.wavelet=haar"];
+  const haar = tmp("s3-haar");
+  const bands = [
+    ...["--set", "model.image_size=32", "--set", "model.wavelet=haar"],
+    ...["--set", "diffusion.detail_prediction=sample"],
+  ];
   const h = await train(["--stage", "3", "--out", haar, "--init-from", s2, ...common, ...bands]);
   assertOk(h);
-  assert.match(h.stderr, /Haar bands: .* the model starts as the 16×16 one/);
+  assert.match(h.stderr, /Haar bands: .* the low band starts as the 16×16 model/);
   assertOk(
     await train(["--stage", "3", "--out", haar, ...common, ...bands, "--steps", "3", "--resume"]),
   );
@@ -163,56 +166,62 @@ Deno.test("train.init_ema: the next stage starts from the EMA weights, and says 
   }
 });
 
-Deno.test("stage 3 with a patch twice as large starts as the stage-2 model on block means", async () => {
-  // stage 2: 8×8 RGB at patch 2 (a 4×4 grid); stage 3: 16×16 at patch 4, the same grid
-  const small = { ...TINY_TEXT_MODEL, in_channels: 3 };
-  const big = { ...small, image_size: 16, patch_size: 4 };
-  const trained = PixArt.init(small, 5);
-  const { rand } = await import("./helpers.ts");
-  const { noGrad, tensor } = await import("../kernels/mod.ts");
-  // a fresh output layer is zero: give it and the caption path something to carry
-  for (const name of trained.params.names()) {
-    const t = trained.params.get(name);
-    trained.params.set(name, tensor(rand(t.size, name.length, 0.3), t.shape));
-  }
-  const path = tmp("grow.safetensors");
-  await saveCheckpoint(path, trained, { step: 1 });
-  const grown = PixArt.init(big, 9);
-  const lines: string[] = [];
-  initFromEarlierStage(grown, named(path), 3, (l) => lines.push(l));
-  assert.match(lines.join("\n"), /patch 2 → 4: the patch embedding averages each block/);
-  const B = 2, x8 = rand(B * 3 * 64, 3);
-  // the 16×16 image whose 2×2 blocks repeat the 8×8 one's pixels
-  const up = (v: Float32Array, S: number) =>
-    Float32Array.from({ length: B * 3 * 4 * S * S }, (_, k) => {
-      const x = k % (2 * S),
-        y = Math.floor(k / (2 * S)) % (2 * S),
-        bc = Math.floor(k / (4 * S * S));
-      return v[(bc * S + (y >> 1)) * S + (x >> 1)];
+for (const wavelet of ["none", "haar"] as const) {
+  Deno.test(`stage 3 with a patch twice as large starts as the stage-2 model on block means (wavelet ${wavelet})`, async () => {
+    // stage 2: 8×8 RGB at patch 2 (a 4×4 grid; a Haar model: 16×16 as 12 bands of 8×8); stage 3:
+    // 16×16 at patch 4 (32×32 as bands of 16×16), the same grid
+    const haar = wavelet === "haar";
+    const small = { ...TINY_TEXT_MODEL, in_channels: 3, wavelet, image_size: haar ? 16 : 8 };
+    const big = { ...small, image_size: 2 * small.image_size, patch_size: 4 };
+    const C = haar ? 12 : 3;
+    const trained = PixArt.init(small, 5);
+    const { rand } = await import("./helpers.ts");
+    const { noGrad, tensor } = await import("../kernels/mod.ts");
+    // a fresh output layer is zero: give it and the caption path something to carry
+    for (const name of trained.params.names()) {
+      const t = trained.params.get(name);
+      trained.params.set(name, tensor(rand(t.size, name.length, 0.3), t.shape));
+    }
+    const path = tmp(`grow-${wavelet}.safetensors`);
+    await saveCheckpoint(path, trained, { step: 1 });
+    const grown = PixArt.init(big, 9);
+    const lines: string[] = [];
+    initFromEarlierStage(grown, named(path), 3, (l) => lines.push(l));
+    assert.match(lines.join("\n"), /patch 2 → 4: the patch embedding averages each block/);
+    const B = 2, x8 = rand(B * C * 64, 3);
+    // the 16×16 tensor whose 2×2 blocks repeat the 8×8 one's values
+    const up = (v: Float32Array, S: number) =>
+      Float32Array.from({ length: B * C * 4 * S * S }, (_, k) => {
+        const x = k % (2 * S),
+          y = Math.floor(k / (2 * S)) % (2 * S),
+          bc = Math.floor(k / (4 * S * S));
+        return v[(bc * S + (y >> 1)) * S + (x >> 1)];
+      });
+    const cond = (m: PixArt) => ({
+      kind: "text" as const,
+      ...m.tokenize(["seven", "two"]),
+      drop: new Uint8Array(B),
     });
-  const cond = (m: PixArt) => ({
-    kind: "text" as const,
-    ...m.tokenize(["seven", "two"]),
-    drop: new Uint8Array(B),
-  });
-  const [a, b] = noGrad(() => [
-    trained.forward(tensor(x8, [B, 3, 8, 8]), [100, 700], cond(trained)),
-    grown.forward(tensor(up(x8, 8), [B, 3, 16, 16]), [100, 700], cond(grown)),
-  ]);
-  const want = up(await a.read(), 8), got = await b.read();
-  for (let i = 0; i < got.length; i++) {
-    assert.ok(
-      Math.abs(got[i] - want[i]) < 1e-4 * (1 + Math.abs(want[i])),
-      `value ${i}: ${got[i]} vs ${want[i]}`,
+    const [a, b] = noGrad(() => [
+      trained.forward(tensor(x8, [B, C, 8, 8]), [100, 700], cond(trained)),
+      grown.forward(tensor(up(x8, 8), [B, C, 16, 16]), [100, 700], cond(grown)),
+    ]);
+    const want = up(await a.read(), 8), got = await b.read();
+    for (let i = 0; i < got.length; i++) {
+      assert.ok(
+        Math.abs(got[i] - want[i]) < 1e-4 * (1 + Math.abs(want[i])),
+        `value ${i}: ${got[i]} vs ${want[i]}`,
+      );
+    }
+    trained.dispose();
+    grown.dispose();
+    if (haar) return;
+    // a patch that is not a whole multiple is refused
+    const odd = PixArt.init({ ...small, image_size: 24, patch_size: 3 }, 1);
+    assert.throws(
+      () => initFromEarlierStage(odd, named(path), 3, () => {}),
+      /not a multiple of the stage-2 model's 2/,
     );
-  }
-  trained.dispose();
-  grown.dispose();
-  // a patch that is not a whole multiple is refused
-  const odd = PixArt.init({ ...small, image_size: 24, patch_size: 3 }, 1);
-  assert.throws(
-    () => initFromEarlierStage(odd, named(path), 3, () => {}),
-    /not a multiple of the stage-2 model's 2/,
-  );
-  odd.dispose();
-});
+    odd.dispose();
+  });
+}

@@ -100,7 +100,7 @@ Deno.test("stage 3 on Haar bands starts as the stage-2 model: its low band, and 
   const haar = PixArt.init(big, 9);
   const lines: string[] = [];
   initFromEarlierStage(haar, { ck: readCheckpoint(path), name: path }, 3, (l) => lines.push(l));
-  assert.match(lines.join("\n"), /Haar bands: .* the model starts as the 8×8 one/);
+  assert.match(lines.join("\n"), /Haar bands: .* the low band starts as the 8×8 model/);
   assert.doesNotMatch(lines.join("\n"), /note: the positions span/);
   const B = 2, plane = 8 * 8, bands = rand(B * 12 * plane, 3);
   const low = Float32Array.from(
@@ -132,7 +132,13 @@ Deno.test("stage 3 on Haar bands starts as the stage-2 model: its low band, and 
     () => initFromEarlierStage(both, { ck: readCheckpoint(path), name: path }, 3, () => {}),
     /adds model\.wavelet haar to '.*' and changes model\.patch_size: keep the patch \(2\)/,
   );
-  for (const m of [trained, haar, both]) m.dispose();
+  // the low band is the half-size image: only twice stage 2's side
+  const wide = PixArt.init({ ...big, image_size: 32 }, 1);
+  assert.throws(
+    () => initFromEarlierStage(wide, { ck: readCheckpoint(path), name: path }, 3, () => {}),
+    /adds model\.wavelet haar to the 8×8 model '.*': set model\.image_size to 16/,
+  );
+  for (const m of [trained, haar, both, wide]) m.dispose();
 });
 
 Deno.test("a Haar model samples images, and its edits keep the start image to the bit", async () => {

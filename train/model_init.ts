@@ -138,6 +138,14 @@ export function initFromEarlierStage(
             `patch (${ck.model.patch_size}), the bands already halve the side`,
         );
       }
+      // the low band is the image at half the side: stage 2's images only at twice its size
+      if (model.config.image_size !== 2 * ck.model.image_size) {
+        throw new Error(
+          `stage 3 adds model.wavelet haar to the ${ck.model.image_size}×${ck.model.image_size} ` +
+            `model '${path}': set model.image_size to ${2 * ck.model.image_size}, whose low band ` +
+            `is the image that model drew`,
+        );
+      }
     }
     // the same words as stage 2 read: a table rebuilt since (data:words) has other vectors
     checkWordTable(ck, path, model.wordTable);
@@ -172,11 +180,17 @@ export function initFromEarlierStage(
     let values = data;
     const grow = stage === 3 ? model.config.patch_size / ck.model.patch_size : 1;
     if (grow > 1 && PATCH_SHAPED.includes(s.name)) {
-      ({ shape, values } = grownPatch(s.name, shape, data, grow, model.config.in_channels));
+      ({ shape, values } = grownPatch(
+        s.name,
+        shape,
+        data,
+        grow,
+        modelSpace(model.config).channels,
+      ));
     }
     const bands = stage === 3 && ck.model.wavelet === "none" && model.config.wavelet === "haar";
     if (bands && PATCH_SHAPED.includes(s.name)) {
-      ({ shape, values } = lowBandOnly(s.name, shape, data, model.config.in_channels));
+      ({ shape, values } = lowBandOnly(s.name, shape, values, model.config.in_channels));
     }
     if (shape.length !== s.shape.length || shape.some((d, k) => d !== s.shape[k])) {
       throw new Error(
@@ -220,9 +234,10 @@ export function initFromEarlierStage(
     if (model.config.wavelet !== ck.model.wavelet) {
       log(
         `  Haar bands: the patch embedding reads the low band as stage 2 read the image and the ` +
-          `detail bands through zeros, the output layer draws the low band as stage 2 drew the ` +
-          `image and zero detail: the model starts as the ${ck.model.image_size}×` +
-          `${ck.model.image_size} one, its samples that model's at twice the side`,
+          `detail bands through zeros, and the output layer draws the low band as stage 2 drew ` +
+          `the image and 0 for every detail: the low band starts as the ` +
+          `${ck.model.image_size}×${ck.model.image_size} model (predicting the detail's clean ` +
+          `values, diffusion.detail_prediction sample, that 0 is flat 2×2 blocks)`,
       );
     }
     if (model.config.patch_size !== ck.model.patch_size) {

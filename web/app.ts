@@ -243,8 +243,7 @@ function main(): void {
         // the step's values arrive when the GPU has done it; generate reports a failure itself
         s.x.read().then((x) => {
           // x_t in the model's space: a Haar model's bands shown as the image they make
-          const per = c.in_channels * c.image_size ** 2;
-          grid.paint(s.first, toPixels(c, x, x.length / per), s.step);
+          grid.paint(s.first, toPixels(c, x, s.x.shape[0]), s.step);
           app.dataset.stepsShown = String(++shown);
           if (app.dataset.state === "drawing") {
             status.textContent = `Drawing ${prompts.length} images: step ${s.step} of ${s.total}…`;
