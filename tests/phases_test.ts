@@ -247,6 +247,10 @@ Deno.test("resuming: a changed key of the curve is named once, as the key; its l
   const note = resumeSettingsNote(recorded(faster), cfg, 800)!;
   assert.match(note, /^note: before step 800 .*: train\.lr 0\.002 → 0\.001 — a straight run/);
   assert.ok(!note.includes("the learning rate from step"), note);
+  // a decay moved that had not started by the step: the run is the config's
+  const later = parseConfig(BASE.replace("decay_start: 600", "decay_start: 900"));
+  assert.equal(resumeSettingsNote(recorded(later), cfg, 550), null);
+  assert.match(resumeSettingsNote(recorded(later), cfg, 800)!, /train\.decay_start 900 → 600/);
   const stopped = structuredClone(cfg);
   stopped.train.steps = 800;
   assert.match(

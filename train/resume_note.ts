@@ -20,13 +20,14 @@ export function resumeSettingsNote(
       (e as Error).message
     })`;
   }
-  const changed = settingsChangedBefore(was, cfg, step);
-  // the rate also moves with the curve's length, which the settings leave out as bookkeeping; a
-  // changed key of the curve is named once, as the key
-  if (!changed.some((c) => LR_CURVE_KEYS.some((k) => c.startsWith(`${k} `)))) {
-    const lr = lrChangedBefore(was, cfg, step);
-    if (lr) changed.push(lr);
-  }
+  const all = settingsChangedBefore(was, cfg, step);
+  const ofCurve = (c: string) => LR_CURVE_KEYS.some((k) => c.startsWith(`${k} `));
+  const changed = all.filter((c) => !ofCurve(c));
+  // a key of the curve counts only where the rate it gives moved before the step (a decay that
+  // starts later may be moved); the rate also moves with the curve's length, which the settings
+  // leave out as bookkeeping. A changed key is named once, as the key, else the rate
+  const lr = lrChangedBefore(was, cfg, step);
+  if (lr) changed.push(...(all.some(ofCurve) ? all.filter(ofCurve) : [lr]));
   return changed.length
     ? `note: before step ${step} the run trained with other settings than the config's: ` +
       `${changed.join("; ")} — a straight run of this config differs from this one`
