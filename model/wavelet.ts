@@ -15,51 +15,49 @@
 
 import type { ModelSection } from "../io/config_schema.ts";
 
-/** [n, C, S, S] pixels → [n, 4C, S/2, S/2] bands. */
-export function haarForward(x: Float32Array, n: number, C: number, S: number): Float32Array {
-  const h = S / 2, plane = h * h, out = new Float32Array(x.length);
+/**
+ * Visits every 2×2 block of [n, C, S, S]: `p` the offsets of its pixels a, b, c, d, `q` those of its
+ * four band values LL, H, V, D in [n, 4C, S/2, S/2] (reused between calls).
+ */
+function eachBlock(n: number, C: number, S: number, visit: (p: number[], q: number[]) => void) {
+  const h = S / 2, plane = h * h, p = [0, 0, 0, 0], q = [0, 0, 0, 0];
   for (let b = 0; b < n; b++) {
     for (let c = 0; c < C; c++) {
-      const src = (b * C + c) * S * S;
-      const band = (k: number) => (b * 4 * C + k * C + c) * plane;
-      const [ll, hh, vv, dd] = [band(0), band(1), band(2), band(3)];
       for (let i = 0; i < h; i++) {
         for (let j = 0; j < h; j++) {
-          const o = src + 2 * i * S + 2 * j;
-          const a = x[o], r = x[o + 1], c2 = x[o + S], d = x[o + S + 1];
-          const k = i * h + j;
-          out[ll + k] = (a + r + c2 + d) / 4;
-          out[hh + k] = (a - r + c2 - d) / 2;
-          out[vv + k] = (a + r - c2 - d) / 2;
-          out[dd + k] = (a - r - c2 + d) / 2;
+          const o = (b * C + c) * S * S + 2 * i * S + 2 * j;
+          [p[0], p[1], p[2], p[3]] = [o, o + 1, o + S, o + S + 1];
+          for (let k = 0; k < 4; k++) q[k] = (b * 4 * C + k * C + c) * plane + i * h + j;
+          visit(p, q);
         }
       }
     }
   }
+}
+
+/** [n, C, S, S] pixels → [n, 4C, S/2, S/2] bands. */
+export function haarForward(x: Float32Array, n: number, C: number, S: number): Float32Array {
+  const out = new Float32Array(x.length);
+  eachBlock(n, C, S, (p, q) => {
+    const a = x[p[0]], r = x[p[1]], c = x[p[2]], d = x[p[3]];
+    out[q[0]] = (a + r + c + d) / 4;
+    out[q[1]] = (a - r + c - d) / 2;
+    out[q[2]] = (a + r - c - d) / 2;
+    out[q[3]] = (a - r - c + d) / 2;
+  });
   return out;
 }
 
 /** [n, 4C, S/2, S/2] bands → [n, C, S, S] pixels: haarForward's inverse. */
 export function haarInverse(y: Float32Array, n: number, C: number, S: number): Float32Array {
-  const h = S / 2, plane = h * h, out = new Float32Array(y.length);
-  for (let b = 0; b < n; b++) {
-    for (let c = 0; c < C; c++) {
-      const dst = (b * C + c) * S * S;
-      const band = (k: number) => (b * 4 * C + k * C + c) * plane;
-      const [ll, hh, vv, dd] = [band(0), band(1), band(2), band(3)];
-      for (let i = 0; i < h; i++) {
-        for (let j = 0; j < h; j++) {
-          const k = i * h + j;
-          const m = y[ll + k], H = y[hh + k] / 2, V = y[vv + k] / 2, D = y[dd + k] / 2;
-          const o = dst + 2 * i * S + 2 * j;
-          out[o] = m + H + V + D;
-          out[o + 1] = m - H + V - D;
-          out[o + S] = m + H - V - D;
-          out[o + S + 1] = m - H - V + D;
-        }
-      }
-    }
-  }
+  const out = new Float32Array(y.length);
+  eachBlock(n, C, S, (p, q) => {
+    const m = y[q[0]], H = y[q[1]] / 2, V = y[q[2]] / 2, D = y[q[3]] / 2;
+    out[p[0]] = m + H + V + D;
+    out[p[1]] = m - H + V - D;
+    out[p[2]] = m + H - V - D;
+    out[p[3]] = m - H - V + D;
+  });
   return out;
 }
 
