@@ -54,20 +54,23 @@ function resampleWindow(
   const ax = axisWeights(window.x0, window.ww, outW);
   const ay = axisWeights(window.y0, window.hh, outH);
   const out = new Float32Array(planes * outH * outW);
-  const rows = new Float64Array(h * outW); // one plane resized along x only
+  // only the window's rows are resized along x: a 1 × 10⁸ strip cropped to its square reads one
+  // row, where all of them would need h·outW·8 bytes (tens of GB)
+  const yLo = ay.start[0], yHi = ay.start[outH - 1] + ay.weights[outH - 1].length;
+  const rows = new Float64Array((yHi - yLo) * outW); // the window's rows resized along x only
   for (let p = 0; p < planes; p++) {
     const src = p * h * w;
-    for (let y = 0; y < h; y++) {
+    for (let y = yLo; y < yHi; y++) {
       for (let x = 0; x < outW; x++) {
         const wx = ax.weights[x], s = src + y * w + ax.start[x];
         let acc = 0;
         for (let k = 0; k < wx.length; k++) acc += wx[k] * images[s + k];
-        rows[y * outW + x] = acc;
+        rows[(y - yLo) * outW + x] = acc;
       }
     }
     const dst = p * outH * outW;
     for (let y = 0; y < outH; y++) {
-      const wy = ay.weights[y], y0 = ay.start[y];
+      const wy = ay.weights[y], y0 = ay.start[y] - yLo;
       for (let x = 0; x < outW; x++) {
         let acc = 0;
         for (let k = 0; k < wy.length; k++) acc += wy[k] * rows[(y0 + k) * outW + x];

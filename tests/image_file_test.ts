@@ -113,6 +113,13 @@ Deno.test("fitSquare: the short side scaled to the size, the long side centre-cr
   // 4 high × 2 wide → 1: the middle two rows, averaged
   const tall = Float32Array.from([0, 0, 1, 2, 3, 4, 9, 9]);
   close(fitSquare(tall, 1, 1, 4, 2, 1), [2.5]);
+  // 5 high × 2 wide → 2, two planes: rows [1.5, 3.5) only (the rest is never read, so a 1-wide
+  // strip of 10⁸ rows costs one row of scratch); pixel (y, x) = 10y + x (+ 100 in plane 2)
+  const strip = Float32Array.from(
+    { length: 20 },
+    (_, i) => (i >= 10 ? 100 : 0) + 10 * ((i % 10) >> 1) + (i & 1),
+  );
+  close(fitSquare(strip, 1, 2, 5, 2, 2), [15, 16, 25, 26, 115, 116, 125, 126]);
   // 3 × 5 → 2: the centre 3 × 3 square (columns 1 … 3), then 3 → 2 as above
   const m = Float32Array.from({ length: 15 }, (_, i) => i);
   const sq = Float32Array.from([1, 2, 3, 6, 7, 8, 11, 12, 13]);
