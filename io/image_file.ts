@@ -5,7 +5,7 @@
 
 import jpeg from "jpeg-js";
 import { isJpeg, isPng } from "./image_format.ts";
-import { MAX_IMAGE_PIXELS } from "./image_header.ts";
+import { checkPixelCount, jpegSize, MAX_IMAGE_PIXELS } from "./image_header.ts";
 import { readPngRgba } from "./png.ts";
 import { fitSquare } from "./resize_area.ts";
 import { compositeOnWhite, toChannels } from "./rgba_image.ts";
@@ -25,6 +25,25 @@ const JPEG_LIMITS = { maxResolutionInMP: MAX_IMAGE_PIXELS / 1e6, maxMemoryUsageI
 /** A larger file is refused before it is read. */
 export const MAX_IMAGE_FILE_BYTES = 256 * 2 ** 20;
 
+/** An image file's bytes, refused unread when it is no file or over MAX_IMAGE_FILE_BYTES. */
+export function readImageBytes(path: string): Uint8Array {
+  let st: Deno.FileInfo;
+  try {
+    st = Deno.statSync(path);
+  } catch (e) {
+    throw new Error(errnoText(e));
+  }
+  if (!st.isFile) throw new Error("not a file");
+  if (st.size > MAX_IMAGE_FILE_BYTES) {
+    throw new Error(`${st.size} bytes, over the ${MAX_IMAGE_FILE_BYTES / 2 ** 20} MiB limit`);
+  }
+  try {
+    return Deno.readFileSync(path);
+  } catch (e) {
+    throw new Error(errnoText(e));
+  }
+}
+
 /** Decodes PNG or JPEG bytes; errors say what is wrong with the file (the caller names it). */
 export function decodeImage(bytes: Uint8Array): RgbImage {
   if (isPng(bytes)) {
@@ -35,6 +54,7 @@ export function decodeImage(bytes: Uint8Array): RgbImage {
     return { width, height, rgb: compositeOnWhite(img.data, width, height, max) };
   }
   if (isJpeg(bytes)) {
+    checkPixelCount("jpeg", jpegSize(bytes));
     let img: { width: number; height: number; data: Uint8Array };
     try {
       img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, ...JPEG_LIMITS });
@@ -68,14 +88,9 @@ export function readImageFile(
   const fail = (why: string) => new Error(`cannot read image '${path}': ${why}`);
   let bytes: Uint8Array;
   try {
-    const st = Deno.statSync(path);
-    if (!st.isFile) throw fail("not a file");
-    if (st.size > MAX_IMAGE_FILE_BYTES) {
-      throw fail(`${st.size} bytes, over the ${MAX_IMAGE_FILE_BYTES / 2 ** 20} MiB limit`);
-    }
-    bytes = Deno.readFileSync(path);
+    bytes = readImageBytes(path);
   } catch (e) {
-    throw (e as Error).message?.startsWith("cannot read image") ? e : fail(errnoText(e));
+    throw fail((e as Error).message);
   }
   let img: RgbImage;
   try {

@@ -13,7 +13,7 @@ import { errnoText } from "./errors.ts";
 import { dirname, join, resolve } from "node:path";
 import { DEFAULT_CONFIG } from "./config.ts";
 import type { ImageSet } from "./image_set.ts";
-import { imageToSquare } from "./image_file.ts";
+import { imageToSquare, readImageBytes } from "./image_file.ts";
 import {
   checkFolderShape,
   type Decoded,
@@ -71,7 +71,19 @@ function sha256(text: string): string {
 function diskFolder(dir: string): FolderFiles {
   return {
     dir,
-    readDir: (rel) => [...Deno.readDirSync(rel ? join(dir, rel) : dir)],
+    readDir(rel) {
+      const at = rel ? join(dir, rel) : dir;
+      // a symbolic link (a class folder linked in from another disk) is what it points to
+      return [...Deno.readDirSync(at)].map((e) => {
+        if (!e.isSymlink) return e;
+        try {
+          const st = Deno.statSync(join(at, e.name));
+          return { name: e.name, isFile: st.isFile, isDirectory: st.isDirectory };
+        } catch {
+          return e; // a dangling link: neither file nor folder
+        }
+      });
+    },
     stat(rel) {
       try {
         const st = Deno.statSync(join(dir, rel));
@@ -119,7 +131,7 @@ function decodeAll(
   const skipped: { file: string; reason: string }[] = [];
   for (const e of filesToDecode(listing)) {
     try {
-      byFile.set(e.file, imageToSquare(Deno.readFileSync(join(dir, e.file)), size, channels));
+      byFile.set(e.file, imageToSquare(readImageBytes(join(dir, e.file)), size, channels));
     } catch (err) {
       byFile.set(e.file, null);
       skipped.push(undecodable(dir, e, err, skipBad));

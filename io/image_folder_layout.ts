@@ -15,6 +15,8 @@
 import type { ImageSet } from "./image_set.ts";
 
 export const METADATA_FILE = "metadata.jsonl";
+/** A larger metadata.jsonl is refused before it is read (its text must fit in one string). */
+export const MAX_METADATA_BYTES = 256 * 2 ** 20;
 /** The class column of a folder of class subfolders: each image's subfolder. */
 export const CLASS_FOLDER_COLUMN = "label";
 
@@ -97,12 +99,23 @@ function readDirSorted(f: FolderFiles, rel: string): FolderEntry[] {
     .sort((a, b) => byCodeUnits(a.name, b.name));
 }
 
+/** Deeper subfolders are an error: a symbolic link to a folder above would otherwise recurse forever. */
+export const MAX_FOLDER_DEPTH = 32;
+
 /** Image files under the subfolder `rel` at any depth, as "/"-separated paths in the folder. */
-function imagesUnder(f: FolderFiles, rel: string): string[] {
+function imagesUnder(f: FolderFiles, rel: string, depth = 1): string[] {
+  if (depth > MAX_FOLDER_DEPTH) {
+    throw new Error(
+      `data folder ${f.dir}: '${
+        rel.split("/").slice(0, 4).join("/")
+      }/…' is nested more than ${MAX_FOLDER_DEPTH} folders deep: ` +
+        `remove the symbolic link that loops back to a folder above it`,
+    );
+  }
   const out: string[] = [];
   for (const e of readDirSorted(f, rel)) {
     const path = `${rel}/${e.name}`;
-    if (e.isDirectory) out.push(...imagesUnder(f, path));
+    if (e.isDirectory) out.push(...imagesUnder(f, path, depth + 1));
     else if (e.isFile && isImageName(e.name)) out.push(path);
   }
   return out;
@@ -128,9 +141,9 @@ function noImages(dir: string): Error {
 function utf8Text(bytes: Uint8Array, path: string): string {
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
+  } catch (whole) {
     let start = 0;
-    for (let line = 1;; line++) {
+    for (let line = 1; start <= bytes.length; line++) {
       let end = bytes.indexOf(0x0a, start);
       if (end < 0) end = bytes.length;
       const row = bytes.subarray(start, end);
@@ -146,6 +159,7 @@ function utf8Text(bytes: Uint8Array, path: string): string {
       }
       start = end + 1;
     }
+    throw whole; // every line is UTF-8, so the whole failed for another reason
   }
 }
 
@@ -176,10 +190,21 @@ function firstBadByte(row: Uint8Array): number {
   return 0;
 }
 
+/** Refuses a metadata.jsonl of `size` bytes over MAX_METADATA_BYTES, before it is read. */
+export function checkMetadataSize(dir: string, size: number) {
+  if (size > MAX_METADATA_BYTES) {
+    throw new Error(
+      `${inFolder(dir, METADATA_FILE)}: ${size} bytes, over the ${MAX_METADATA_BYTES / 2 ** 20} ` +
+        `MiB it may have: split the data set into several folders (data.extra_sources)`,
+    );
+  }
+}
+
 /** Reads metadata.jsonl: one entry a non-blank line; each error names the line. */
 function listFromMetadata(f: FolderFiles): Listing {
   const dir = f.dir;
   const path = inFolder(dir, METADATA_FILE);
+  checkMetadataSize(dir, f.stat(METADATA_FILE)?.size ?? 0);
   const text = utf8Text(f.readFile(METADATA_FILE), path);
   const entries: Entry[] = [];
   const stats = new Map<string, [string, number, number]>();

@@ -21,7 +21,9 @@ import { checkCaptionLengths, truncateAtWord } from "../io/caption_length.ts";
 import { encodePng } from "../io/png.ts";
 import { readSafetensors } from "../io/safetensors.ts";
 import { encodePrompt, normalizePrompt } from "../model/tokenizer.ts";
-import { pngHeader } from "./png_fixtures.ts";
+import { jpegHeader, pngHeader } from "./png_fixtures.ts";
+import { MAX_METADATA_BYTES } from "../io/image_folder_layout.ts";
+import { MAX_IMAGE_FILE_BYTES } from "../io/image_file.ts";
 
 /** A w × h PNG of one RGB colour. */
 function solid(rgb: [number, number, number], w = 4, h = 4): Uint8Array {
@@ -494,6 +496,20 @@ Deno.test("image folder errors: each one line, naming the file or line and the f
   oneLine(
     /metadata\.jsonl line 2: not UTF-8 text \(byte 0xe9 at byte 36 of the line\): save the file as UTF-8$/,
   );
+  // a JPEG's header is bounded as a PNG's is, with the project's own message
+  write(dir, "bomb.jpg", jpegHeader(20000, 20000));
+  meta(jsonl([{ file_name: "a.png", text: "a" }, { file_name: "bomb.jpg", text: "b" }]));
+  oneLine(
+    /cannot read image 'bomb\.jpg' \(metadata\.jsonl line 2\): jpeg: 20000×20000 is 400,000,000 pixels/,
+  );
+  // files too large are refused unread (sparse files: nothing is written to disk)
+  Deno.truncateSync(join(dir, "bomb.jpg"), MAX_IMAGE_FILE_BYTES + 1);
+  oneLine(
+    /cannot read image 'bomb\.jpg' \(metadata\.jsonl line 2\): 268435457 bytes, over the 256 MiB limit/,
+  );
+  Deno.truncateSync(join(dir, "metadata.jsonl"), MAX_METADATA_BYTES + 1);
+  oneLine(/metadata\.jsonl: 268435457 bytes, over the 256 MiB it may have: split the data set/);
+  Deno.removeSync(join(dir, "bomb.jpg"));
   // only bad images: nothing to train on
   meta(jsonl([{ file_name: "bad.png", text: "b" }]));
   assert.throws(() => loadImageFolder(dir, { ...o, skipBadImages: true }), /none of its 1 images/);
@@ -502,6 +518,29 @@ Deno.test("image folder errors: each one line, naming the file or line and the f
   write(dir, "full_class/broken.jpg", new Uint8Array([0xff, 0xd8, 0xff, 0xdb, 0, 3, 1]));
   oneLine(/cannot read image 'full_class\/broken\.jpg': jpeg: /);
   Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("image folder: symbolic links are what they point to; a loop is one line", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "imgfolder_link_" });
+  const elsewhere = Deno.makeTempDirSync({ prefix: "imgfolder_elsewhere_" });
+  write(elsewhere, "cats/c.png", solid([200, 0, 0]));
+  write(elsewhere, "d.png", solid([0, 200, 0]));
+  write(dir, "birds/b.png", solid([0, 0, 200]));
+  Deno.symlinkSync(join(elsewhere, "cats"), join(dir, "cats"));
+  Deno.mkdirSync(join(dir, "dogs"));
+  Deno.symlinkSync(join(elsewhere, "d.png"), join(dir, "dogs", "d.png"));
+  Deno.symlinkSync(join(elsewhere, "gone.png"), join(dir, "dogs", "gone.png")); // dangling: skipped
+  const { o } = opts(null);
+  const s = loadImageFolder(dir, o);
+  assert.deepEqual(s.classNames, ["birds", "cats", "dogs"]);
+  assert.deepEqual(s.files, ["birds/b.png", "cats/c.png", "dogs/d.png"]);
+  Deno.symlinkSync(dir, join(dir, "birds", "loop"));
+  assert.throws(
+    () => loadImageFolder(dir, o),
+    /data folder .*: 'birds\/loop\/birds\/loop\/…' is nested more than 32 folders deep: remove the symbolic link/,
+  );
+  Deno.removeSync(dir, { recursive: true });
+  Deno.removeSync(elsewhere, { recursive: true });
 });
 
 Deno.test("caption lengths: the tokenizer's bytes; too long names the file, or is cut at a word", () => {

@@ -3,6 +3,7 @@ import jpeg from "jpeg-js";
 import { isJpeg, isPng } from "../io/image_format.ts";
 import { checkPixelCount, jpegSize, MAX_IMAGE_PIXELS, pngSize } from "../io/image_header.ts";
 import { encodePng } from "../io/png.ts";
+import { jpegHeader } from "./png_fixtures.ts";
 
 Deno.test("an image's size from its header: PNG's IHDR, JPEG's first start-of-frame", () => {
   const png = encodePng(5, 3, 3, new Uint8Array(5 * 3 * 3));
@@ -32,23 +33,7 @@ Deno.test("a header that declares more than MAX_IMAGE_PIXELS pixels is refused i
     ),
   );
   // a JPEG whose frame header claims 65535×65535
-  const bomb = new Uint8Array([
-    0xff,
-    0xd8,
-    0xff,
-    0xc0,
-    0,
-    11,
-    8,
-    0xff,
-    0xff,
-    0xff,
-    0xff,
-    1,
-    1,
-    0x11,
-    0,
-  ]);
+  const bomb = jpegHeader(65535, 65535);
   assert.deepEqual(jpegSize(bomb), { width: 65535, height: 65535 });
   assert.throws(() => checkPixelCount("jpeg", jpegSize(bomb)), /decompression bomb/);
 });

@@ -101,6 +101,12 @@ export function pngHeader(width: number, height: number): Uint8Array {
   return concat([new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]), chunk("IHDR", ihdr)]);
 }
 
+/** The start of a baseline JPEG: SOI and a one-component frame header of `width`×`height`. */
+export function jpegHeader(width: number, height: number): Uint8Array {
+  const [hh, hl, wh, wl] = [height >> 8, height & 255, width >> 8, width & 255];
+  return new Uint8Array([0xff, 0xd8, 0xff, 0xc0, 0, 11, 8, hh, hl, wh, wl, 1, 1, 0x11, 0]);
+}
+
 function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;

@@ -7,6 +7,7 @@
 
 import {
   checkFolderShape,
+  checkMetadataSize,
   decodedFolder,
   filesToDecode,
   type FolderEntry,
@@ -57,8 +58,9 @@ export async function chooseFolder(list: ArrayLike<File>): Promise<ChosenFolder>
     files.set(parts.length > 1 ? parts.slice(1).join("/") : parts[0], f);
   }
   const meta = files.get(METADATA_FILE);
-  const metadata = meta ? new Uint8Array(await meta.arrayBuffer()) : null;
   const name = first || "the chosen folder";
+  if (meta) checkMetadataSize(name, meta.size);
+  const metadata = meta ? new Uint8Array(await meta.arrayBuffer()) : null;
   const listing = listImageFolder(pageFolder(name, files, metadata));
   return { name, files, metadata, listing };
 }
