@@ -11,12 +11,22 @@ export interface IdxArray {
   data: Uint8Array;
 }
 
-/** Parses IDX bytes (gzip-compressed or not); only the unsigned-byte type (0x08) is supported. */
-export function parseIdx(bytes: Uint8Array, name = "<bytes>"): IdxArray {
+/** The most bytes an IDX file may hold, compressed or not: MNIST's largest is 47 MB. */
+export const MAX_IDX_BYTES = 2 ** 30;
+
+/**
+ * Parses IDX bytes (gzip-compressed or not); only the unsigned-byte type (0x08) is supported.
+ * A gzip stream is inflated to at most `limit` bytes: a small file can inflate to any size.
+ */
+export function parseIdx(bytes: Uint8Array, name = "<bytes>", limit = MAX_IDX_BYTES): IdxArray {
+  const tooLarge = () =>
+    new Error(`IDX ${name}: over the ${limit.toLocaleString("en")} bytes an IDX file may hold`);
+  if (bytes.length > limit) throw tooLarge();
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
     try {
-      bytes = new Uint8Array(gunzipSync(bytes));
+      bytes = new Uint8Array(gunzipSync(bytes, { maxOutputLength: limit }));
     } catch (e) {
+      if ((e as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") throw tooLarge();
       throw new Error(`IDX ${name}: bad gzip data: ${(e as Error).message}`);
     }
   }
@@ -60,6 +70,10 @@ function findIdx(dir: string, prefix: string, kind: "images" | "labels"): string
 }
 
 function readIdxFile(path: string): IdxArray {
+  const size = Deno.statSync(path).size;
+  if (size > MAX_IDX_BYTES) {
+    throw new Error(`IDX ${path}: ${size} bytes, over the ${MAX_IDX_BYTES} an IDX file may hold`);
+  }
   return parseIdx(Deno.readFileSync(path), path);
 }
 

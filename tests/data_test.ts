@@ -70,6 +70,13 @@ Deno.test("IDX files: plain and .gz, train + t10k", () => {
   Deno.removeSync(`${dir2}/train-labels-idx1-ubyte.gz`);
   assert.throws(() => loadIdx(dir2), /but not its labels file/);
   assert.throws(() => parseIdx(idx([10, 4, 4], new Uint8Array(20)), "x"), /IDX x: truncated/);
+  // a gzip stream that inflates past the limit is stopped there, not allocated (a gzip bomb)
+  const bomb = gzipSync(idx([100, 10, 10], new Uint8Array(10_000)));
+  assert.equal(parseIdx(bomb, "b", 10_016).dims[0], 100);
+  assert.throws(
+    () => parseIdx(bomb, "b", 10_015),
+    /^Error: IDX b: over the 10,015 bytes an IDX file may hold$/,
+  );
   Deno.writeFileSync(`${dir2}/train-labels-idx1-ubyte`, idx([2], Uint8Array.from([1, 1])));
   assert.throws(() => loadIdx(dir2), /3 images .* but 2 labels/);
   Deno.removeSync(dir, { recursive: true });
