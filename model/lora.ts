@@ -33,6 +33,7 @@ export {
 
 /** The `format` metadata of an adapter file. */
 export const LORA_FORMAT = "pixart-webgpu-lora";
+// the model checkpoint's own prefix (model/checkpoint_bytes.ts, which imports this file)
 const EMA_PREFIX = "ema.";
 const OPTIM_PREFIX = "optim.";
 
@@ -323,7 +324,8 @@ export function loraContents(
     return out;
   };
   const weights = pairs("", true)!;
-  const ema = pairs(EMA_PREFIX, false);
+  // EMA weights are optional, but all or none: a partial set is a damaged file, not raw weights
+  const ema = pairs(EMA_PREFIX, [...f.tensors.keys()].some((k) => k.startsWith(EMA_PREFIX)));
   const optim = new Map<string, Float32Array>();
   const known = new Set<string>();
   for (const l of layers) {
@@ -465,7 +467,7 @@ export function loraFileTensors(
   const tensors: Record<string, TensorInput> = {};
   for (const [k, v] of loraTensorsOf(lora.layers, lora.rank, weights)) tensors[k] = v;
   if (o.ema) {
-    for (const [k, v] of loraTensorsOf(lora.layers, lora.rank, o.ema, "ema.")) tensors[k] = v;
+    for (const [k, v] of loraTensorsOf(lora.layers, lora.rank, o.ema, EMA_PREFIX)) tensors[k] = v;
   }
   for (const [k, v] of o.optim ?? []) tensors[`optim.${k}`] = v;
   for (const [name, t] of Object.entries(tensors)) {

@@ -314,6 +314,12 @@ Deno.test("the adapter file: PEFT's names and adapter_config, read back strictly
       /lora_B\.weight' is \[96,3\], the layer needs \[96,2\]/,
     );
     assert.throws(edit((t) => t.delete(qkvB)), /lora_B\.weight' is missing/);
+    // EMA weights are all or none: one layer's alone is a damaged file, not the raw weights
+    assert.equal(readLora(path).contents.ema, null);
+    assert.throws(
+      edit((t) => t.set(`ema.${qkvB}`, t.get(qkvB)!)),
+      /'ema\.base_model\.model\.[a-z_.0-9]+\.lora_A\.weight' is missing/,
+    );
     assert.throws(
       edit((t) => t.set("base_model.model.x_embedder.proj.lora_A.weight", t.get(qkvB)!)),
       /x_embedder\.proj\.lora_A\.weight', which is no tensor of its layers/,
