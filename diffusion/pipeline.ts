@@ -81,6 +81,10 @@ export class Pipeline {
   ) {}
 
   static fromCheckpoint(ck: CheckpointContents, name: string, o: PipelineOptions = {}): Pipeline {
+    // the metadata is read before the weights go to the GPU, so that its errors leak no memory
+    const classNames = checkpointClassNames(ck.metadata, name) ?? MNIST_WORDS;
+    const schedule = checkpointSchedule(ck.metadata, `checkpoint '${name}'`);
+    const trainConfig = ck.metadata.train_config ? JSON.parse(ck.metadata.train_config) : null;
     const model = modelFromCheckpoint(ck, name, !o.raw, o.words ?? null);
     useHalfWeights(model, o.halfWeights ?? sampleWeightPrecision());
     const kept = ck.ema ? (o.raw ? "raw" : "ema") : ck.metadata.weights;
@@ -89,9 +93,9 @@ export class Pipeline {
       ck,
       model,
       kept === "ema" ? "ema" : "raw",
-      checkpointClassNames(ck.metadata) ?? MNIST_WORDS,
-      checkpointSchedule(ck.metadata, `checkpoint '${name}'`),
-      ck.metadata.train_config ? JSON.parse(ck.metadata.train_config) : null,
+      classNames,
+      schedule,
+      trainConfig,
     );
   }
 

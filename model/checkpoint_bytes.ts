@@ -164,8 +164,14 @@ export function checkpointContents(f: SafetensorsFile, path: string): Checkpoint
   const shapes = new Map<string, readonly number[]>();
   let ema: Map<string, Float32Array> | null = null;
   let posEmbed: Float32Array | null = null;
+  checkpointClassNames(f.metadata, path); // checked here, before anything is built from it
   for (const [name, e] of f.tensors) {
-    if (!(e.data instanceof Float32Array)) continue;
+    if (!(e.data instanceof Float32Array)) {
+      throw new Error(
+        `checkpoint '${path}': '${name}' is ${e.dtype}, not floating point: no tensor of a ` +
+          `PixArt checkpoint is (was it written for another model?)`,
+      );
+    }
     shapes.set(name, e.shape);
     if (name === POS_EMBED) {
       posEmbed = e.data;
@@ -190,8 +196,22 @@ export function trainStageOf(ck: CheckpointContents): 1 | 2 | 3 {
 }
 
 /** The class names a checkpoint's model was trained on (its `classes` metadata), or null. */
-export function checkpointClassNames(metadata: Record<string, string>): readonly string[] | null {
-  return metadata.classes ? JSON.parse(metadata.classes) : null;
+export function checkpointClassNames(
+  metadata: Record<string, string>,
+  name = "checkpoint",
+): readonly string[] | null {
+  if (metadata.classes === undefined) return null;
+  let names: unknown;
+  try {
+    names = JSON.parse(metadata.classes);
+  } catch { /* reported below */ }
+  if (!Array.isArray(names) || !names.every((n) => typeof n === "string")) {
+    throw new Error(
+      `checkpoint '${name}': its classes metadata is not a JSON list of names: the file is ` +
+        `damaged or was not written by this project`,
+    );
+  }
+  return names;
 }
 
 /**

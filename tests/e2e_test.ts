@@ -685,6 +685,23 @@ Deno.test("e2e errors: bad input is a one-line error", async (t) => {
       await sample(["--checkpoint", extra, "--prompt", "seven", "--out", tmp("x.png")]),
       /^error: checkpoint '.*extra\.safetensors' holds 'pooled_y_embedder\.weight', which a model of its config does not have/,
     );
+    // an integer tensor (PyTorch's num_batches_tracked) is no weight of this model
+    const ints = tmp("ints.safetensors");
+    writeSafetensors(ints, {
+      ...tensors,
+      "final_layer.num_batches_tracked": { shape: [1], data: Int32Array.of(7), dtype: "I32" },
+    }, f.metadata);
+    assertOneLineError(
+      await sample(["--checkpoint", ints, "--prompt", "seven", "--out", tmp("x.png")]),
+      /^error: checkpoint '.*ints\.safetensors': 'final_layer\.num_batches_tracked' is I32, not floating point/,
+    );
+    // damaged class names are named before anything is built
+    const classes = tmp("classes.safetensors");
+    writeSafetensors(classes, tensors, { ...f.metadata, classes: '["zero", 1' });
+    assertOneLineError(
+      await sample(["--checkpoint", classes, "--prompt", "seven", "--out", tmp("x.png")]),
+      /^error: checkpoint '.*classes\.safetensors': its classes metadata is not a JSON list of names/,
+    );
     const missing = tmp("missing.safetensors");
     delete tensors["final_layer.linear.weight"];
     delete tensors["ema.final_layer.linear.weight"];

@@ -55,6 +55,7 @@ export async function loadModel(entry: BundledModel): Promise<LoadedModel> {
   const bytes = await download(entry.file);
   const ck = parseCheckpoint(bytes, entry.file);
   const words = needsWordTable(ck) ? await wordTableAt(ck.model.word_table) : null;
+  const schedule = checkpointSchedule(ck.metadata, `checkpoint '${entry.file}'`);
   const model = modelFromCheckpoint(ck, entry.file, true, words);
   // sampling only: f16 weights where the adapter has shader-f16, else those stored exactly in f16
   useHalfWeights(model, sampleWeightPrecision());
@@ -62,8 +63,8 @@ export async function loadModel(entry: BundledModel): Promise<LoadedModel> {
   return {
     entry,
     model,
-    schedule: checkpointSchedule(ck.metadata, `checkpoint '${entry.file}'`),
-    classNames: checkpointClassNames(ck.metadata) ?? [],
+    schedule,
+    classNames: checkpointClassNames(ck.metadata, entry.file) ?? [],
     bytes: bytes.length,
     sha256,
   };
