@@ -36,3 +36,15 @@ export async function readWordTable(path: string): Promise<WordTable> {
   }
   return parseWordTable(bytes, path);
 }
+
+/** Whether writing `bytes` to `path` would replace a file there that holds other bytes. */
+export function replacesOtherBytes(path: string, bytes: Uint8Array): boolean {
+  let old: Uint8Array;
+  try {
+    old = Deno.readFileSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+  return old.length !== bytes.length || old.some((b, i) => b !== bytes[i]);
+}

@@ -11,17 +11,20 @@ import { EMOJI_STYLE_INFO, EMOJI_STYLES, type EmojiEntry, emojiRows } from "../i
 import { errnoText } from "../io/errors.ts";
 import { readSafetensorsHeader } from "../io/safetensors.ts";
 import { parseWordTable, WORD_TABLE_FORMAT, wordTableBytes } from "../io/word_table.ts";
+import { replacesOtherBytes } from "../io/word_table_file.ts";
 import { buildWordTable, winkPackageVectors } from "../model/word_vocabulary.ts";
 import { promptPieces, wordTokens } from "../model/word_tokenizer.ts";
 
 const USAGE = `
 Writes the word table of models that read captions through pretrained word vectors.
 
-  deno task data:words [--out FILE] [--top N] [--tokens FILE]
+  deno task data:words [--out FILE] [--top N] [--tokens FILE] [--force]
 
   --out FILE     where to write it (default checkpoints/words.safetensors)
   --top N        how many of the package's most frequent words to take (default ${18_000}),
                  besides every word of the emoji captions
+  --force        replace a word table at --out that differs from the new one (the models
+                 trained on it will no longer load)
   --tokens FILE  also write the distinct words of the emoji captions of both styles, one a line
                  (the fixture tests/fixtures/emoji_caption_words.txt, which the tests check the
                  committed table against without the packages)
@@ -33,6 +36,7 @@ const a = parseCli(Deno.args, {
   out: { type: "string" },
   top: { type: "string" },
   tokens: { type: "string" },
+  force: { type: "boolean" },
 }, USAGE);
 const out = (a.out as string) ?? "checkpoints/words.safetensors";
 const top = Number(a.top ?? 18_000);
@@ -69,6 +73,13 @@ try {
     source: `npm:${VECTORS_PACKAGE}`,
     fallbacks: JSON.stringify(t.fallbacks),
   });
+  // models trained on a table record its hash: replacing it with another strands them
+  if (!a.force && replacesOtherBytes(out, bytes)) {
+    throw new Error(
+      `'${out}' holds another word table, which the models trained on it need: choose another ` +
+        `--out, or pass --force to replace it`,
+    );
+  }
   const tmp = join(dirname(out), `.${basename(out)}.${Deno.pid}.tmp`);
   Deno.mkdirSync(dirname(out) || ".", { recursive: true });
   try {

@@ -68,6 +68,11 @@ await runTask(async () => {
       fail((e as Error).message.replace("--lora", "--merge-lora"));
     }
   });
+  for (const m of merges) {
+    if (existsSync(out) && existsSync(m.file) && sameFile(out, m.file)) {
+      fail(`--out '${out}' is the adapter --merge-lora reads: write the merged model elsewhere`);
+    }
+  }
   if (isLoraFile(readSafetensorsHeader(path).metadata)) {
     if (merges.length) fail(`'${path}' is a LoRA adapter: --merge-lora merges into a model`);
     prepareOutput(out);

@@ -237,6 +237,15 @@ Deno.test("train:lora lowers the loss on its folder; sample and export apply the
   ]);
   assertOk(m);
   assert.match(m.stderr, /with 1 LoRA adapter\(s\) merged as f32/);
+  // the adapter a merge reads is never its output
+  const mine = join(dir, "mine.safetensors");
+  Deno.copyFileSync(adapter, mine);
+  const mineBytes = Deno.readFileSync(mine);
+  assertOneLineError(
+    await exportTask(["--checkpoint", base, "--merge-lora", mine, "--out", mine]),
+    /--out '.*mine\.safetensors' is the adapter --merge-lora reads: write the merged model elsewhere/,
+  );
+  assert.deepEqual(Deno.readFileSync(mine), mineBytes);
   const mck = readCheckpoint(merged);
   assert.deepEqual(JSON.parse(mck.metadata.merged_lora)[0].scale, 0.7);
   // the merged model's ε against the base's with the adapter at 0.7

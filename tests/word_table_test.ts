@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { encodeSafetensors, roundToHalf } from "../io/safetensors_bytes.ts";
 import { MAX_WORDS, parseWordTable, WORD_TABLE_FORMAT, wordTableBytes } from "../io/word_table.ts";
-import { readWordTable } from "../io/word_table_file.ts";
+import { readWordTable, replacesOtherBytes } from "../io/word_table_file.ts";
 import { readSafetensorsHeader } from "../io/safetensors.ts";
 import { wordTokens } from "../model/word_tokenizer.ts";
 
@@ -207,4 +207,16 @@ Deno.test("the committed word table covers every word of the emoji captions of b
   assert.deepEqual(v("7"), v("seven"));
   assert.deepEqual(v("côte"), v("cote"));
   assert.ok(cos(v("keycap"), v("key")) > 0.6 && cos(v("keycap"), v("cap")) > 0.6);
+});
+
+Deno.test("data:words replaces a table only with the same bytes (else --force)", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "words_replace_" });
+  const path = `${dir}/words.safetensors`;
+  const bytes = Uint8Array.of(1, 2, 3);
+  assert.equal(replacesOtherBytes(path, bytes), false); // nothing there
+  Deno.writeFileSync(path, bytes);
+  assert.equal(replacesOtherBytes(path, Uint8Array.of(1, 2, 3)), false);
+  assert.equal(replacesOtherBytes(path, Uint8Array.of(1, 2, 4)), true);
+  assert.equal(replacesOtherBytes(path, Uint8Array.of(1, 2)), true);
+  Deno.removeSync(dir, { recursive: true });
 });
