@@ -309,6 +309,7 @@ function sampleBatch(
     if (o.sampler === "ancestral") {
       return sampleAncestral(schedule, eps, x, {
         noise,
+        threshold: ancestralThreshold(model.config),
         from: T - 1 - a,
         to: T - b,
         constrain,
@@ -332,4 +333,14 @@ function sampleBatch(
   } finally {
     eps.dispose();
   }
+}
+
+/**
+ * The ancestral sampler's dynamic thresholding (Saharia et al. 2022, Imagen §2.3) bounds x̂0 as
+ * pixels in [−1, 1]. A model on Haar bands predicts bands, whose details reach ±2 at a sharp edge
+ * inside a 2×2 block, so there it would flatten edges or grey the image: such a model samples
+ * unthresholded, as the fast samplers always do. Undefined: the sampler's default.
+ */
+export function ancestralThreshold(c: ModelConfig): null | undefined {
+  return c.wavelet === "haar" ? null : undefined;
 }

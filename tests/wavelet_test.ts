@@ -12,7 +12,7 @@ import { type ModelConfig, modelSpace } from "../model/config.ts";
 import { PixArt } from "../model/pixart.ts";
 import { checkModelSection } from "../io/config_schema.ts";
 import { linearSchedule } from "../diffusion/schedule.ts";
-import { generate } from "../diffusion/generate.ts";
+import { ancestralThreshold, generate } from "../diffusion/generate.ts";
 import { initFromEarlierStage } from "../train/model_init.ts";
 import { maxAbs, rand, ready, TINY_TEXT_MODEL } from "./helpers.ts";
 
@@ -169,4 +169,14 @@ Deno.test("a Haar model samples images, and its edits keep the start image to th
   assert.equal(kept, n * 3 * plane * 9 / 16, "every known pixel kept");
   assert.ok(changed > n * 3 * plane / 4, `the masked part is repainted (${changed} changed)`);
   model.dispose();
+});
+
+Deno.test("the ancestral sampler thresholds pixels, never Haar bands (details reach ±2)", () => {
+  const pixels: ModelConfig = { ...TINY_TEXT_MODEL, in_channels: 3, image_size: 16 };
+  assert.equal(ancestralThreshold(pixels), undefined); // the sampler's default, p 0.99, c 1.7
+  assert.equal(ancestralThreshold({ ...pixels, wavelet: "haar" }), null);
+  // a sharp edge inside a 2×2 block: the largest detail value, which a threshold would halve
+  const edge = Float32Array.from([1, -1, 1, -1]);
+  const bands = haarForward(edge, 1, 1, 2);
+  assert.equal(Math.max(...bands.map(Math.abs)), 2);
 });
