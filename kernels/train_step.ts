@@ -10,7 +10,7 @@ import type { FiniteWatch } from "./finite.ts";
 import type { Adam } from "./optim.ts";
 import { sum } from "./reduce.ts";
 import { concat, reshape } from "./shape.ts";
-import { type Tensor, tidy } from "./tensor.ts";
+import { type Tensor, tensor, tidy } from "./tensor.ts";
 
 export interface StepParts {
   opt: Adam;
@@ -52,7 +52,6 @@ export async function trainStepOrSkip(
   const scalars = tidy(() => {
     const l = loss();
     backward(l);
-    if (parts.lossSum) axpy(parts.lossSum, l, 1);
     return concat([reshape(l, [1]), reshape(gradSquaredNorm(parts.opt.params), [1])], 0);
   });
   const [lv, sq] = await scalars.read();
@@ -63,6 +62,8 @@ export async function trainStepOrSkip(
     return false;
   }
   tidy(() => {
+    // only an applied step's loss is summed: one NaN would make the window's mean NaN
+    if (parts.lossSum) axpy(parts.lossSum, tensor(Float32Array.of(lv), [1]), 1);
     parts.opt.step();
     parts.opt.zeroGrad();
     parts.ema?.update(n);

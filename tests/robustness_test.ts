@@ -106,9 +106,14 @@ Deno.test("a diverging run stops at the step, keeps its last good checkpoint, wr
   // on_nonfinite: skip goes on, counts the skipped steps, and saves finite weights
   const skip = tmp("diverge-skip");
   const s = await train(
-    tiny(skip, "--steps", "6", ...blowUp, "--set", "train.on_nonfinite=skip"),
+    tiny(skip, "--steps", "6", "--log-every", "1", ...blowUp, "--set", "train.on_nonfinite=skip"),
   );
   assertOk(s);
+  // the log's losses are the applied steps': a skipped step's NaN is in no mean
+  assert.doesNotMatch(s.stderr, /NaN/, describe(s));
+  const logged = readFileSync(join(skip, "train-log.jsonl"), "utf8").trim().split("\n")
+    .map((l) => JSON.parse(l)).filter((r) => "loss" in r);
+  assert.ok(logged.length >= 1 && logged.every((r) => Number.isFinite(r.loss)), describe(s));
   const n = Number(s.stderr.match(/(\d+) step\(s\) skipped for a non-finite loss/)?.[1] ?? 0);
   assert.ok(n >= 1, describe(s));
   for (const [name, e] of readSafetensors(join(skip, "checkpoint-6.safetensors")).tensors) {

@@ -463,14 +463,17 @@ async function step(run: Run): Promise<void> {
     drawBatch(now, mc, model, data, schedule, idx, run.step),
   );
   const parts = { opt: run.opt, ema: run.ema, lossSum: run.lossSum, watch: run.watch };
+  let applied = true;
   if (cfg.train.on_nonfinite === "skip") {
-    if (!(await trainStepOrSkip(loss, run.step, { ...parts, watch: null }))) {
+    applied = await trainStepOrSkip(loss, run.step, { ...parts, watch: null });
+    if (!applied) {
       run.skipped++;
       run.o.report(`step ${run.step + 1}: non-finite loss or gradient norm, step skipped`);
     }
   } else trainStep(loss, run.step, parts);
   run.step++;
-  run.window.steps++;
+  // the window's mean loss is over the steps whose loss it summed
+  if (applied) run.window.steps++;
 }
 
 /** The loss of the steps since the last log line: printed, logged, and checked for divergence. */
