@@ -337,6 +337,23 @@ Deno.test("export never replaces its input, never writes what --resume would con
     /^error: --raw: '.*export-2\.safetensors' holds only its EMA weights \(an export\): export --raw from the training checkpoint it came from, checkpoint-2\.safetensors$/,
   );
 
+  // a checkpoint stripped of Adam's moments is not resumed from (Adam and its rate would restart)
+  const stripped = tmp("stripped");
+  Deno.mkdirSync(stripped);
+  const f = readSafetensors(ck);
+  writeSafetensors(
+    join(stripped, "checkpoint-2.safetensors"),
+    Object.fromEntries([...f.tensors].filter(([k]) => !k.startsWith("optim."))) as Record<
+      string,
+      TensorInput
+    >,
+    f.metadata,
+  );
+  assertOneLineError(
+    await train(tiny(stripped, "--steps", "4", "--resume")),
+    /^error: --resume: the checkpoint has no optimiser state for '.+' \(Adam's moments\): it was not written by this run; start a new one from its weights with --init-from$/,
+  );
+
   // an export that found its way into a run folder under a checkpoint's name is not resumed from
   Deno.renameSync(first, join(out, "checkpoint-3.safetensors"));
   assertOneLineError(

@@ -324,9 +324,15 @@ function optimizer(
   if (resumed) {
     const m = names.map((n) => resumed.optim.get(`m.${n}`));
     const v = names.map((n) => resumed.optim.get(`v.${n}`));
-    if (m.every(Boolean) && v.every(Boolean)) {
-      opt.loadState({ step: resumed.step, m: m as Float32Array[], v: v as Float32Array[] });
-    } else report("warning: the checkpoint has no optimiser state; Adam restarts");
+    // without its moments Adam would restart at step 1, and the learning-rate curve with it
+    const missing = names.find((_, k) => !m[k] || !v[k]);
+    if (missing !== undefined) {
+      throw new Error(
+        `--resume: the checkpoint has no optimiser state for '${missing}' (Adam's moments): ` +
+          `it was not written by this run; start a new one from its weights with --init-from`,
+      );
+    }
+    opt.loadState({ step: resumed.step, m: m as Float32Array[], v: v as Float32Array[] });
   }
   return opt;
 }
