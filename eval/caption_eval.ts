@@ -53,6 +53,7 @@ import {
   evalClassColumn,
   loadOrTrainClassifier,
   type LoadOrTrainOptions,
+  SPLIT_BY_PICTURE,
 } from "./classifier_cache.ts";
 import { augmentBatch } from "./classifier_training.ts";
 import {
@@ -430,7 +431,16 @@ export async function prepareCaptionEval(
           `now: delete it to retrain`,
       );
     }
-    const { train, holdout: held } = splitHoldout(set.n, holdout, splitSeed);
+    // by picture, as the trainer splits (io/image_set.ts): a file under several captions is
+    // held out whole. A classifier cached before the split was by picture saw another split
+    // wherever a file repeats.
+    if (set.rows && classifier.metadata.split !== SPLIT_BY_PICTURE) {
+      throw new Error(
+        `classifier ${path} was trained on an earlier split of a folder that repeats files ` +
+          `(held-out images may have been trained on): delete it to retrain`,
+      );
+    }
+    const { train, holdout: held } = splitHoldout(set.n, holdout, splitSeed, set.rows);
     const groups = categories ?? classes;
     const captions = drawEvalCaptions(
       set.captions,

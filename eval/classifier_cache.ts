@@ -304,6 +304,7 @@ export async function loadOrTrainClassifier(
     ...(digest ? { data_digest: digest } : {}),
     holdout: String(holdout),
     split_seed: String(splitSeed),
+    split: SPLIT_BY_PICTURE,
     data_n: String(data.n),
     train_n: String(trainIdx.length),
     held_out_n: String(holdoutIdx.length),
@@ -315,6 +316,9 @@ export async function loadOrTrainClassifier(
   return { classifier: clf, heldOutAccuracy: acc, path };
 }
 
+/** The `split` metadata of a classifier whose split is by picture, as the trainer's. */
+export const SPLIT_BY_PICTURE = "pictures";
+
 async function loadSplit(
   source: string,
   holdout: number,
@@ -323,6 +327,6 @@ async function loadSplit(
 ) {
   const read = { ...options, channels: options.channels ?? 3, size: IMAGE_SIZE };
   const data = prepareImages(await loadSource(source, read), IMAGE_SIZE);
-  const { train, holdout: held } = splitHoldout(data.n, holdout, splitSeed);
+  const { train, holdout: held } = splitHoldout(data.n, holdout, splitSeed, data.rows);
   return { data, trainIdx: train, holdoutIdx: held };
 }

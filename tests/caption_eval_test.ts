@@ -25,6 +25,7 @@ import { DEFAULT_CONFIG } from "../io/config.ts";
 import { loadSource } from "../io/data.ts";
 import { gatherBatch, prepareImages, splitHoldout } from "../io/image_set.ts";
 import { encodePng } from "../io/png.ts";
+import { readSafetensors, type TensorInput, writeSafetensors } from "../io/safetensors.ts";
 import { linearSchedule } from "../diffusion/schedule.ts";
 import { type CaptionGap, captionGap } from "../eval/caption_gap.ts";
 import { saveCheckpoint } from "../model/checkpoint.ts";
@@ -159,6 +160,73 @@ Deno.test("the folder's classifier: trained on its subcategories, high held-out 
       }),
     /classifies column 'subcategory' of 3-channel images, not 'label' of 3: delete it/,
   );
+});
+
+Deno.test("a folder that repeats files: the classifier and the captions keep the trainer's split by picture", async () => {
+  const root = Deno.makeTempDirSync({ prefix: "caption_eval_rows_" });
+  const folder = join(root, "twice");
+  Deno.mkdirSync(join(folder, "img"), { recursive: true });
+  const lines: string[] = [];
+  for (const [sub, [category, rgb, shape, count]] of Object.entries(KINDS)) {
+    for (let k = 0; k < count; k++) {
+      const file = `img/${sub}-${k}.png`;
+      Deno.writeFileSync(join(folder, file), icon(rgb, shape, k));
+      // every picture under two captions, as the two styles of a name or two phrasings
+      for (const text of [`${category} ${shape} ${k}`, `a ${shape} in ${category}, ${k}`]) {
+        lines.push(JSON.stringify({ file_name: file, text, category, subcategory: sub }));
+      }
+    }
+  }
+  Deno.writeTextFileSync(join(folder, "metadata.jsonl"), lines.join("\n") + "\n");
+  const cache = join(root, "cache");
+  const set = await loadSource(folder, {
+    size: 32,
+    channels: 3,
+    labelField: "subcategory",
+    cacheDir: cache,
+  });
+  assert.ok(set.rows, "the folder shares pictures between entries");
+  const trainer = splitHoldout(set.n, HOLDOUT, 0, set.rows);
+  const heldPictures = new Set([...trainer.holdout].map((k) => set.rows![k]));
+  const ref = await prepareCaptionEval(folder, {
+    channels: 3,
+    holdout: HOLDOUT,
+    imageCacheDir: cache,
+    classifier: { cacheDir: join(cache, "classifiers"), network: NETWORK, train: RECIPE },
+    captions: 20,
+    perCaption: 1,
+  });
+  try {
+    const m = ref.classifier.metadata;
+    assert.equal(m.split, "pictures");
+    assert.equal(Number(m.held_out_n), trainer.holdout.length);
+    for (const e of ref.captions) {
+      assert.ok(!heldPictures.has(set.rows![e.image]), `'${e.caption}' shows a held-out picture`);
+    }
+  } finally {
+    ref.dispose();
+  }
+  // a classifier cached before the split was by picture is not used on such a folder
+  const f = readSafetensors(ref.classifierPath);
+  const { split: _, ...older } = f.metadata;
+  writeSafetensors(
+    ref.classifierPath,
+    Object.fromEntries(f.tensors) as Record<string, TensorInput>,
+    older,
+  );
+  await assert.rejects(
+    () =>
+      prepareCaptionEval(folder, {
+        channels: 3,
+        holdout: HOLDOUT,
+        imageCacheDir: cache,
+        classifier: { cacheDir: join(cache, "classifiers") },
+        captions: 20,
+        perCaption: 1,
+      }),
+    /was trained on an earlier split of a folder that repeats files .*: delete it to retrain/,
+  );
+  Deno.removeSync(root, { recursive: true });
 });
 
 Deno.test("allocate: one per group, the rest by share, never more than a group has", () => {
