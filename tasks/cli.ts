@@ -117,17 +117,23 @@ export function sameFile(a: string, b: string): boolean {
   return x.ino !== null && x.dev === y.dev && x.ino === y.ino;
 }
 
+// Number("") and Number(" ") are 0: an empty value (`--lr ""`, `--keep=`, an unset shell variable)
+// would otherwise pass as zero
 export function intFlag(v: unknown, name: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) fail(`--${name} must be a non-negative integer, got '${v}'`);
+  if (String(v).trim() === "" || !Number.isInteger(n) || n < 0) {
+    fail(`--${name} must be a non-negative integer, got '${v}'`);
+  }
   return n;
 }
 
 export function numFlag(v: unknown, name: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isFinite(n)) fail(`--${name} must be a number, got '${v}'`);
+  if (String(v).trim() === "" || !Number.isFinite(n)) {
+    fail(`--${name} must be a number, got '${v}'`);
+  }
   return n;
 }
 
@@ -257,9 +263,11 @@ function samplerName(name: string): SamplerName {
 export function samplingFlags(
   a: Record<string, unknown>,
 ): { sampler: SamplerName; steps: number; seed: number } {
+  const steps = intFlag(a.steps, "steps") ?? DEFAULT_STEPS;
+  if (steps < 1) fail(`--steps must be a positive integer, got '${a.steps}'`);
   return {
     sampler: samplerName((a.sampler as string) ?? DEFAULT_SAMPLER),
-    steps: intFlag(a.steps, "steps") ?? DEFAULT_STEPS,
+    steps,
     seed: intFlag(a.seed, "seed") ?? 0,
   };
 }

@@ -597,6 +597,30 @@ Deno.test("e2e errors: bad input is a one-line error", async (t) => {
     );
   });
 
+  await t.step("an empty number is not zero; sample needs a step", async () => {
+    assertOneLineError(
+      await train(["--stage", "2", "--out", x, "--resume", "--lr", ""]),
+      /^error: --lr must be a number, got ''$/,
+    );
+    assertOneLineError(
+      await sample(["--checkpoint", ck2, "--prompt", "seven", "--seed=", "--out", tmp("x.png")]),
+      /^error: --seed must be a non-negative integer, got ''$/,
+    );
+    assertOneLineError(
+      await sample([
+        "--checkpoint",
+        ck2,
+        "--prompt",
+        "seven",
+        "--steps",
+        "0",
+        "--out",
+        tmp("x.png"),
+      ]),
+      /^error: --steps must be a positive integer, got '0'$/,
+    );
+  });
+
   await t.step("config: unknown key", async () => {
     const cfg = yaml("unknown.yaml", "model:\n  hidden_sizee: 32\n");
     assertOneLineError(
