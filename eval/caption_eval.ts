@@ -576,9 +576,7 @@ export type CaptionScores = Omit<CaptionEvalResult, keyof SamplingSettings>;
 
 /**
  * Scores images drawn for the evaluation captions: `perCaption` per caption, caption-major,
- * [captions × perCaption, channels, size, size]. They are scored as a PNG shows them, clipped
- * to [-1, 1]: the classifier has never seen values beyond, and an untrained model's far-out
- * values would otherwise put its FID in the millions.
+ * [captions × perCaption, channels, size, size], as a PNG shows them (toClassifierSize).
  */
 export async function scoreCaptionSamples(
   ref: CaptionEval,
@@ -589,9 +587,8 @@ export async function scoreCaptionSamples(
   const per = perCaption;
   const n = ref.captions.length * per;
   const prompts = ref.captions.flatMap((e) => Array<string>(per).fill(e.caption));
-  const clipped = images.map((v) => (v < -1 ? -1 : v > 1 ? 1 : v));
   const { probs, features, featureDim } = await ref.classifier.predict(
-    toClassifierSize(clipped, n, ref.channels, size),
+    toClassifierSize(images, n, ref.channels, size),
     n,
   );
   const K = ref.labelNames.length;

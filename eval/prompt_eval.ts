@@ -24,11 +24,16 @@ export interface FeatureClassifier {
 /** The classifier's input size; samples and real images of other sizes are resized to it. */
 export const CLASSIFIER_SIZE = 32;
 
-/** [n, C, S, S] images at the classifier's size (bilinear; the same array when already there). */
+/**
+ * [n, C, S, S] samples as the classifier reads them: as a PNG shows them, clipped to [−1, 1] (the
+ * classifier has never seen values beyond, and an untrained model's far-out values would put FID
+ * in the millions), at its size (bilinear).
+ */
 export function toClassifierSize(images: Float32Array, n: number, C: number, S: number) {
+  const shown = images.map((v) => (v < -1 ? -1 : v > 1 ? 1 : v));
   return S === CLASSIFIER_SIZE
-    ? images
-    : resizeBilinear(images, n, C, S, S, CLASSIFIER_SIZE, CLASSIFIER_SIZE);
+    ? shown
+    : resizeBilinear(shown, n, C, S, S, CLASSIFIER_SIZE, CLASSIFIER_SIZE);
 }
 
 /** One prompt of the evaluation: its text, the class it asks for, and its form. */

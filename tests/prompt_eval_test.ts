@@ -13,6 +13,7 @@ import {
   evaluatePrompts,
   type FeatureClassifier,
   realReference,
+  toClassifierSize,
 } from "../eval/prompt_eval.ts";
 import { rand, ready } from "./helpers.ts";
 
@@ -39,6 +40,15 @@ class StandIn implements FeatureClassifier {
     return await Promise.resolve({ probs, features, featureDim: 4 });
   }
 }
+
+Deno.test("samples are scored as a PNG shows them: clipped to [-1, 1], at the classifier's size", () => {
+  const at32 = Float32Array.from({ length: 32 * 32 }, (_, i) => (i % 3) * 3 - 3); // -3, 0, 3
+  const shown = toClassifierSize(at32, 1, 1, 32);
+  assert.deepStrictEqual([...shown.slice(0, 3)], [-1, 0, 1]);
+  assert.strictEqual(at32[0], -3, "the samples themselves are not changed");
+  const at64 = new Float32Array(64 * 64).fill(5);
+  assert.ok(toClassifierSize(at64, 1, 1, 64).every((v) => v === 1));
+});
 
 Deno.test("evalPrompts: digits by word and numeral, other sets by class name", () => {
   const d = evalPrompts(MNIST_WORDS);
