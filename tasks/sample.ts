@@ -30,6 +30,7 @@ import {
   samplingFlags,
 } from "./cli.ts";
 import { lessonPrompts, promptsText, readPromptsFile } from "../io/prompts.ts";
+import { parseLoraSpec } from "../diffusion/load_pipeline.ts";
 import { nearestWords, withoutUnknownWords } from "../model/word_tokenizer.ts";
 
 const USAGE = `
@@ -112,6 +113,11 @@ await runTask(async () => {
     precisionFlag(a.precision),
     (a.lora as string[] | undefined) ?? [],
   );
+  // the model files read are inputs too: a grid written over one would destroy it
+  keepInput(sc.name, "checkpoint", out, txt);
+  for (const l of (a.lora as string[] | undefined) ?? []) {
+    keepInput(parseLoraSpec(l).file, "lora", out, txt);
+  }
   const { model, classNames, schedule } = sc;
   const interval = intervalFlag(a["guidance-interval"], "guidance-interval", schedule.T);
   const c = model.config;

@@ -362,6 +362,19 @@ Deno.test("export never replaces its input, never writes what --resume would con
   );
 });
 
+Deno.test("sample never writes over the checkpoint it reads", async () => {
+  const out = tmp("sample-over-checkpoint");
+  assertOk(await train(tiny(out, "--steps", "1")));
+  const ck = join(out, "model.safetensors");
+  Deno.renameSync(join(out, "checkpoint-1.safetensors"), ck);
+  const before = readFileSync(ck);
+  assertOneLineError(
+    await sample(["--checkpoint", ck, "--prompt", "seven", "--steps", "1", "--out", ck]),
+    /^error: --out '.*model\.safetensors' would write over the --checkpoint '.*model\.safetensors' \(the grid is '.*'\): pass another --out/,
+  );
+  assert.deepEqual(readFileSync(ck), before);
+});
+
 Deno.test("sample never writes over the prompts file it reads", async () => {
   const prompts = tmp("p.txt");
   writeFileSync(prompts, "seven | 3\n");
