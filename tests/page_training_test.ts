@@ -23,6 +23,8 @@ import { chooseFolder, type ImageDecoder, readChosenFolder } from "../web/folder
 import { pageSources } from "../web/page_sources.ts";
 import { assertOk, sample, TINY, tinyImageFolder, train } from "./cli_harness.ts";
 import { ready } from "./helpers.ts";
+import { pool } from "../kernels/mod.ts";
+import { encodeSafetensors, parseSafetensors } from "../io/safetensors.ts";
 
 await ready;
 
@@ -319,6 +321,30 @@ Deno.test({
     });
     assert.equal(more.step, 5);
     assert.deepEqual(goOn.checkpoints(), ["checkpoint-4.safetensors", "checkpoint-5.safetensors"]);
+    // a run whose start fails after its weights are on the GPU frees them (a page tries again)
+    const full = parseSafetensors(goOn.bytes("checkpoint-5.safetensors"));
+    const noMoments = encodeSafetensors(
+      new Map([...full.tensors].filter(([k]) => !k.startsWith("optim."))),
+      full.metadata,
+    );
+    const before = pool.stats.inUseBytes;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const stripped = new BrowserRunStore("test-3", "tiny, stage 1", {}, {
+        name: "checkpoint-5.safetensors",
+        bytes: noMoments,
+      });
+      await assert.rejects(
+        trainLoop({ ...pageCfg, train: { ...pageCfg.train, steps: 6 } }, {
+          ...quiet,
+          stage: 1,
+          store: stripped,
+          sources,
+          resume: true,
+        }),
+        /no optimiser state/,
+      );
+      assert.equal(pool.stats.inUseBytes, before, `GPU bytes in use after failed start ${attempt}`);
+    }
   },
 });
 

@@ -186,14 +186,42 @@ async function start(cfg: Config, o: TrainOptions): Promise<Run> {
   const { model, lora, resumed } = o.lora
     ? await loraWeights(cfg, mc, o.lora, resumedAdapter(o, newest), words, (l) => o.report(l))
     : { ...weights(cfg, mc, o, newest, words), lora: null };
+  // what holds GPU memory, freed if the start fails (a page may try again, and again)
+  const owned: { dispose(): void }[] = [model, ...(lora ? [lora] : [])];
+  const own = <T extends { dispose(): void } | null>(x: T): T => (x && owned.push(x), x);
+  try {
+    return await startWith(cfg, o, mc, schedule, data, model, lora, resumed, newest, own);
+  } catch (e) {
+    for (const x of owned.reverse()) x.dispose();
+    throw e;
+  }
+}
+
+/** The rest of start, once the weights are on the GPU: everything it makes goes through `own`. */
+async function startWith(
+  cfg: Config,
+  o: TrainOptions,
+  mc: ModelConfig,
+  schedule: Schedule,
+  data: TrainingData,
+  model: PixArt,
+  lora: Lora | null,
+  resumed: Resumed | null,
+  newest: string | null,
+  own: <T extends { dispose(): void } | null>(x: T) => T,
+): Promise<Run> {
+  const tc = cfg.train;
+  const store = o.store;
   const trained = lora ? lora.params : model.params;
   const step = resumed?.step ?? 0;
-  const opt = optimizer(cfg, trained, resumed, o.report);
+  const opt = own(optimizer(cfg, trained, resumed, o.report));
   const { ema, emaParams } = emaOf(cfg, trained, resumed);
+  own(ema);
   const evaluation = o.sources.evaluation?.(cfg, mc) ?? null;
   await curate(cfg, o, data, evaluation);
   const batcher = batcherAt(cfg, data, step, resumed, o.report);
   const evaluator = await evaluatorOf(cfg, data, schedule, evaluation);
+  if (evaluator?.dispose) own({ dispose: () => evaluator.dispose!() });
 
   o.report(
     `${o.lora ? "LoRA" : `stage ${o.stage}`}: ${trained.count().toLocaleString()} parameters, ` +
@@ -205,8 +233,9 @@ async function start(cfg: Config, o: TrainOptions): Promise<Run> {
     const dropped = store.trimLog(step);
     if (dropped) o.report(`dropped ${dropped} log records after step ${step} (redone now)`);
   }
-  const lossSum = empty([1]).keep();
+  const lossSum = own(empty([1]).keep());
   zero(lossSum);
+  const watch = own(new FiniteWatch());
   const run: Run = {
     cfg,
     o,
@@ -222,7 +251,7 @@ async function start(cfg: Config, o: TrainOptions): Promise<Run> {
     emaParams,
     batcher,
     balancePower: configAt(cfg, step).data.balance_power,
-    watch: new FiniteWatch(),
+    watch,
     lossSum,
     step,
     lastGood: newest,
@@ -319,19 +348,19 @@ function optimizer(
 ): Adam {
   trained.requireGrad(true);
   for (const note of lrNotes(cfg)) report(note);
-  const opt = optimizerFor(trained.tensors(), cfg);
   const names = trained.names();
+  const m = names.map((n) => resumed?.optim.get(`m.${n}`));
+  const v = names.map((n) => resumed?.optim.get(`v.${n}`));
+  // without its moments Adam would restart at step 1, and the learning-rate curve with it
+  const missing = names.find((_, k) => !m[k] || !v[k]);
+  if (resumed && missing !== undefined) {
+    throw new Error(
+      `--resume: the checkpoint has no optimiser state for '${missing}' (Adam's moments): ` +
+        `it was not written by this run; start a new one from its weights with --init-from`,
+    );
+  }
+  const opt = optimizerFor(trained.tensors(), cfg);
   if (resumed) {
-    const m = names.map((n) => resumed.optim.get(`m.${n}`));
-    const v = names.map((n) => resumed.optim.get(`v.${n}`));
-    // without its moments Adam would restart at step 1, and the learning-rate curve with it
-    const missing = names.find((_, k) => !m[k] || !v[k]);
-    if (missing !== undefined) {
-      throw new Error(
-        `--resume: the checkpoint has no optimiser state for '${missing}' (Adam's moments): ` +
-          `it was not written by this run; start a new one from its weights with --init-from`,
-      );
-    }
     opt.loadState({ step: resumed.step, m: m as Float32Array[], v: v as Float32Array[] });
   }
   return opt;

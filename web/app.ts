@@ -349,7 +349,7 @@ function main(): void {
       return;
     }
     await initDevice();
-    trainView(adapterName);
+    trainView(adapterName, () => app.dataset.state === "drawing");
     await useModel(select.value);
   })().catch((e) => setState("error", (e as Error).message));
 }

@@ -134,7 +134,11 @@ function configFromJson(text: string, name: string): Config {
   return parseConfigObject(doc, name, true);
 }
 
-export function trainView(adapterName: () => string): void {
+/**
+ * The Train view. `drawing`: whether the Draw view is sampling now (a run waits for it: one GPU,
+ * one engine, whose errors surface at the next call of either).
+ */
+export function trainView(adapterName: () => string, drawing: () => boolean): void {
   const view = element("train");
   const form = element<HTMLFormElement>("train-form");
   const controls = element<HTMLFieldSetElement>("train-controls");
@@ -398,7 +402,7 @@ export function trainView(adapterName: () => string): void {
   };
 
   const start = async () => {
-    if (!assets) return;
+    if (!assets) throw new Error("the training configs are still loading: try again in a moment");
     const base = await baseConfig();
     const data: PageData = dataSelect.value === "folder"
       ? (() => {
@@ -532,6 +536,13 @@ export function trainView(adapterName: () => string): void {
         setState("error", (e as Error).message.split("\n")[0]);
       }
     } finally {
+      // a continued run that failed goes on from where it got to, not from where it began: from
+      // the old checkpoint its first save would replace the newer one this browser keeps
+      const last = run.checkpoints().at(-1);
+      if (resumeFrom && last && last !== resumeFrom.name) {
+        resumeFrom = { ...resumeFrom, name: last, bytes: run.bytes(last), log: [...run.log] };
+        await fillNumbers();
+      }
       running = false;
       control = null;
       await showSaved();
@@ -595,11 +606,20 @@ export function trainView(adapterName: () => string): void {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     if (running || !form.reportValidity()) return;
+    if (drawing()) {
+      setState("idle", "A drawing is under way: train when it is done.");
+      return;
+    }
+    // taken before the first await (start reads files and fetches): a second click in that
+    // time would start a second run, which Stop could not reach
+    running = true;
+    setState("loading", "Preparing the run…");
     try {
       await start();
     } catch (e) {
-      running = false;
       setState("error", (e as Error).message.split("\n")[0]);
+    } finally {
+      running = false; // start returns when its run has ended
     }
   });
   onDeviceLost((reason) => {
