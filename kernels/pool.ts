@@ -5,13 +5,18 @@ import { device } from "./device.ts";
 
 const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
-/** Size classes: multiples of 256 B up to 4 KiB, then four classes per power of two (≤ 25 % waste). */
-export function sizeClass(bytes: number): number {
+/**
+ * Size classes: multiples of 256 B up to 4 KiB, then four classes per power of two (≤ 25 % waste).
+ * A class past `limit` (the largest buffer a kernel may bind) would make a tensor that fits
+ * unbindable: such a tensor gets a buffer of its own size.
+ */
+export function sizeClass(bytes: number, limit = Infinity): number {
   const b = Math.max(256, Math.ceil(bytes / 256) * 256);
   if (b <= 4096) return b;
   const p = 2 ** Math.floor(Math.log2(b));
   const step = p / 4;
-  return Math.ceil(b / step) * step;
+  const c = Math.ceil(b / step) * step;
+  return c <= limit ? c : Math.ceil(bytes / 4) * 4;
 }
 
 let nextId = 1;
@@ -40,7 +45,11 @@ class BufferPool {
   stats: PoolStats = { allocatedBytes: 0, inUseBytes: 0, peakInUseBytes: 0, buffers: 0 };
 
   acquire(bytes: number): GPUBuffer {
-    const size = sizeClass(bytes);
+    const limits = device().limits;
+    const size = sizeClass(
+      bytes,
+      Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize),
+    );
     const list = this.free.get(size);
     let buf = list?.pop();
     if (!buf) {

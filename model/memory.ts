@@ -4,6 +4,7 @@
 
 import { device } from "../kernels/mod.ts";
 import { type ModelConfig, numTokens } from "./config.ts";
+import { pixartSpecs } from "./pixart.ts";
 
 /** The largest tensors of a training step of batch B, in bytes, each with the keys that size it. */
 export function largestActivations(c: ModelConfig, B: number): { what: string; bytes: number }[] {
@@ -22,6 +23,15 @@ export function largestActivations(c: ModelConfig, B: number): { what: string; b
 export function checkTrainingFits(c: ModelConfig, B: number): void {
   const limits = device().limits;
   const limit = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+  // the weights, their gradients, Adam's two moments and the EMA are each one buffer (an arena)
+  const params = pixartSpecs(c).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
+  if (4 * params > limit) {
+    throw new Error(
+      `this model's ${params.toLocaleString("en")} parameters need ${gb(4 * params)} in one ` +
+        `buffer, over this adapter's ${gb(limit)} buffer limit: lower model.hidden_size or ` +
+        `model.depth`,
+    );
+  }
   for (const { what, bytes } of largestActivations(c, B)) {
     if (bytes > limit) {
       throw new Error(
