@@ -45,7 +45,8 @@ import { markdown, pct } from "./table.ts";
 
 const USAGE = `
 Scores a checkpoint: K samples per class prompt (digits: the word and the numeral), classified
-by the evaluation classifier (trained once with this engine and cached in checkpoints/).
+by the evaluation classifier (trained once with this engine: the shipped ones are read from
+checkpoints/, others are trained into the user's cache folder).
 Reports prompt accuracy overall, per form and per class, the classifier's mean confidence, and
 FID on the classifier's penultimate features against held-out real images, beside the
 real-vs-real FID at the same count (the floor). Writes eval.json and one grid per guidance scale.
