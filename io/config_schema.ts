@@ -493,6 +493,12 @@ export function checkModelRelations(m: ModelSection, fail: Fail): void {
   if (m.hidden_size % 4 !== 0) {
     fail(`'model.hidden_size' must be a multiple of 4 (2-D sin-cos table), got ${m.hidden_size}`);
   }
+  if (!Number.isInteger(m.hidden_size * m.mlp_ratio)) {
+    fail(
+      `'model.mlp_ratio' ${m.mlp_ratio} × 'model.hidden_size' ${m.hidden_size} must be a whole ` +
+        `number of MLP units: choose a ratio such as 4`,
+    );
+  }
   if (m.text_width % m.text_heads !== 0) {
     fail(`'model.text_heads' (${m.text_heads}) must divide 'model.text_width' (${m.text_width})`);
   }
@@ -529,6 +535,16 @@ function checkRelations(c: Config, fail: Fail): void {
     fail(
       `'diffusion.detail_prediction' is for a model of Haar bands: set 'model.wavelet' to haar ` +
         `or leave it 'same'`,
+    );
+  }
+  // betas scale by 1000/T (diffusion/schedule.ts linearSchedule): past 1, ᾱ turns negative and
+  // every √ᾱ is NaN (exactly 1 is zero terminal SNR: pure noise at the last step)
+  const lastBeta = (c.diffusion.beta_end * 1000) / c.diffusion.timesteps;
+  if (lastBeta > 1) {
+    fail(
+      `'diffusion.timesteps' ${c.diffusion.timesteps} with 'diffusion.beta_end' ` +
+        `${c.diffusion.beta_end} makes the last step's β ${lastBeta}, over 1: use at least ` +
+        `${Math.ceil(c.diffusion.beta_end * 1000)} timesteps or a lower beta_end`,
     );
   }
   if (c.diffusion.beta_start >= c.diffusion.beta_end) {
@@ -593,7 +609,7 @@ export function parseConfigObject(doc: unknown, name: string, recorded = false):
       cfg.phases = parsePhases(body, fail);
       continue;
     }
-    if (!(section in SCHEMA)) fail(`unknown key '${section}'`);
+    if (!Object.hasOwn(SCHEMA, section)) fail(`unknown key '${section}'`);
     const fields = SCHEMA[section as keyof Schema] as Record<string, Field<unknown>>;
     if (body === null) continue; // an empty section keeps its defaults
     if (typeof body !== "object" || Array.isArray(body)) {
@@ -602,7 +618,7 @@ export function parseConfigObject(doc: unknown, name: string, recorded = false):
     const target = cfg[section as keyof Config] as unknown as Record<string, unknown>;
     for (const [key, value] of Object.entries(body as Record<string, unknown>)) {
       const full = `${section}.${key}`;
-      if (!(key in fields)) fail(`unknown key '${full}'`);
+      if (!Object.hasOwn(fields, key)) fail(`unknown key '${full}'`); // not 'constructor'
       target[key] = fields[key].check(full, value, fail);
     }
   }
@@ -653,7 +669,8 @@ const BOOKKEEPING = new Set([
 ]);
 
 /**
- * The training and data settings in force before `step` in which `cfg` differs from `recorded` (a
+ * The training settings (train, data, and what a phase may set of model and diffusion) in force
+ * before `step` in which `cfg` differs from `recorded` (a
  * run's config as its checkpoint recorded it), one "key old → new" each: resuming with any of them
  * changed gives a run that no straight run of either config gives.
  */
@@ -663,11 +680,16 @@ export function settingsChangedBefore(recorded: Config, cfg: Config, step: numbe
   const out = new Map<string, string>();
   for (const s of starts) {
     const a = configAt(recorded, s), b = configAt(cfg, s);
-    for (const section of ["train", "data"] as const) {
+    for (const section of ["train", "data", "model", "diffusion"] as const) {
       const av = a[section] as unknown as Record<string, unknown>;
       const bv = b[section] as unknown as Record<string, unknown>;
       for (const key of Object.keys(bv)) {
         const full = `${section}.${key}`;
+        // of the model and the noise, what a phase may set (the rest a resume refuses outright)
+        if (
+          (section === "model" || section === "diffusion") &&
+          !(PHASE_KEYS as readonly string[]).includes(full)
+        ) continue;
         const [x, y] = [JSON.stringify(av[key]), JSON.stringify(bv[key])];
         const seen = `${full} ${x} ${y}`; // a difference that lasts is said once, where it starts
         if (!BOOKKEEPING.has(full) && x !== y && !out.has(seen)) {

@@ -31,7 +31,7 @@ export function encodePrompt(prompt: string, maxLength: number): Int32Array {
     throw new Error(
       `prompt is empty after normalization (${
         describe(prompt)
-      }); prompts need 1 to max_length ${maxLength} bytes (use the null caption for unconditional samples)`,
+      }); prompts need 1 to max_length ${maxLength} bytes (for an unconditional sample, give any prompt with guidance 0)`,
     );
   }
   const bytes = encoder.encode(norm);

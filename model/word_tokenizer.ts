@@ -35,9 +35,16 @@ const WORD_OR_CHAR = /[\p{L}\p{M}\p{N}']+(?:-[\p{L}\p{M}\p{N}']+)*|[^\s\p{L}\p{M
 const IS_WORD = /^[\p{L}\p{M}\p{N}']/u;
 const HAS_LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
 
-/** A prompt as the tokenizer sees it: normalised, composed, apostrophes as "'". */
+/**
+ * A prompt as the tokenizer sees it: normalised, composed, apostrophes as "'", without variation
+ * selectors (U+FE00–FE0F: "❤️" is ❤ and U+FE0F, a combining mark that would read as a word of its
+ * own or glue itself to the next). No caption of the data has one, so no tokenization changes.
+ */
 export function promptText(prompt: string): string {
-  return normalizePrompt(prompt).normalize("NFC").replace(/[’ʼ]/g, "'");
+  return normalizePrompt(prompt).normalize("NFC").replace(/[’ʼ]/g, "'").replace(
+    /[\uFE00-\uFE0F]/g,
+    "",
+  );
 }
 
 /** One unhyphenated word the table lacks, its clitic and end apostrophes split off. */
@@ -198,7 +205,7 @@ export function tokenizeWords(
     if (ids.length === 0) {
       throw new Error(
         `prompt is empty after tokenizing (${describe(prompts[i])}); prompts need 1 to ` +
-          `max_length ${maxLength} words (use the null caption for unconditional samples)${where}`,
+          `max_length ${maxLength} words (for an unconditional sample, give any prompt with guidance 0)${where}`,
       );
     }
     if (ids.length > maxLength) {

@@ -102,6 +102,22 @@ Deno.test("defaults fill in missing keys", () => {
 });
 
 Deno.test("unknown keys and wrong types are one-line errors naming key and file", () => {
+  // a name every object inherits is no key either
+  throwsExactly(
+    () => parseConfig("model: {constructor: 1}"),
+    "config <string>: unknown key 'model.constructor'",
+  );
+  throwsExactly(() => parseConfig("toString: {a: 1}"), "config <string>: unknown key 'toString'");
+  // relations a build would otherwise trip over later
+  throwsExactly(
+    () => parseConfig("model: {mlp_ratio: 4.3}"),
+    "config <string>: 'model.mlp_ratio' 4.3 × 'model.hidden_size' 128 must be a whole number of MLP units: choose a ratio such as 4",
+  );
+  throwsExactly(
+    () => parseConfig("diffusion: {timesteps: 10}"),
+    "config <string>: 'diffusion.timesteps' 10 with 'diffusion.beta_end' 0.02 makes the last step's β 2, over 1: use at least 20 timesteps or a lower beta_end",
+  );
+  parseConfig("diffusion: {timesteps: 20}"); // β 1 at the last step: zero terminal SNR
   throwsExactly(
     () => parseConfig("model:\n  hidden_sizee: 64\n", "configs/x.yaml"),
     "config configs/x.yaml: unknown key 'model.hidden_sizee'",

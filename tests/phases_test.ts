@@ -148,6 +148,15 @@ Deno.test("resuming: the settings that differ before the resumed step are named,
   assert.deepEqual(settingsChangedBefore(was, onlyMoved, 500), [
     "train.lr 0.001 → 0.0005 (from step 200)",
   ]);
+  // what a phase may set of the model and the noise counts too
+  const dropping = parseConfig(
+    BASE + "diffusion: {p_uncond: 0.1}\nphases:\n  - from: 300\n    train.lr: 5.0e-4\n" +
+      "  - from: 400\n    model.drop_path: 0.1\n",
+  );
+  assert.deepEqual(settingsChangedBefore(was, dropping, 500), [
+    "diffusion.p_uncond 0.2 → 0.1",
+    "model.drop_path 0 → 0.1 (from step 400)",
+  ]);
 });
 
 Deno.test("the digit model's recipe: its phases end where the shipped model's run ended", async () => {

@@ -73,6 +73,9 @@ Deno.test("word tokenizer: emoji names with ':', ',', '’', hyphens, accents an
     // ’ is read as '; the table's "d'ivoire" stays whole, and a decomposed é is composed
     ["flag: co\u0302te d’ivoire", ["flag", ":", "côte", "d'ivoire"]],
     ["CAFÉ", ["café"]],
+    // an emoji's variation selector is no word, and does not glue itself to the next one
+    ["the red \u2764\uFE0F heart", ["the", "red", "heart"]],
+    ["\u2764\uFE0Fhand", ["hand"]],
     // GloVe's clitics split off a word the table lacks; a word the table has is kept whole
     ["men’s room", ["men", "'s", "room"]],
     ["don't", ["do", "n't"]],
