@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import {
   attention,
   ATTENTION_VARIANTS,
@@ -226,18 +227,20 @@ Deno.test("attention rejects bad shapes", () => {
   const t = (s: number[]) => tensor(new Float32Array(s.reduce((a, b) => a * b, 1)), s);
   tidy(() => {
     const q = t([2, 3, 8]), k = t([2, 4, 8]);
-    const expectThrow = (f: () => unknown, what: string) => {
-      try {
-        f();
-      } catch {
-        return;
-      }
-      throw new Error(`expected an error: ${what}`);
-    };
-    expectThrow(() => attention(q, k, k, { heads: 3 }), "heads not dividing D");
-    expectThrow(() => attention(q, k, t([2, 5, 8]), { heads: 2 }), "k/v lengths differ");
-    expectThrow(() => attention(q, t([1, 4, 8]), t([1, 4, 8]), { heads: 2 }), "batch differs");
-    expectThrow(() => attention(q, k, k, { heads: 2, mask: t([2, 3]) }), "mask shape");
+    const expectThrow = (f: () => unknown, message: RegExp) => assert.throws(f, message);
+    expectThrow(() => attention(q, k, k, { heads: 3 }), /^Error: attention: heads must divide D/);
+    expectThrow(
+      () => attention(q, k, t([2, 5, 8]), { heads: 2 }),
+      /^Error: attention: k and v have different lengths/,
+    );
+    expectThrow(
+      () => attention(q, t([1, 4, 8]), t([1, 4, 8]), { heads: 2 }),
+      /^Error: attention: batch sizes differ/,
+    );
+    expectThrow(
+      () => attention(q, k, k, { heads: 2, mask: t([2, 3]) }),
+      /^Error: attention: mask must be \[B, Nk\]/,
+    );
   });
 });
 

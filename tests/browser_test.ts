@@ -549,8 +549,9 @@ Deno.test({
         assert.match(msg, /2 images but no metadata\.jsonl: caption them in/);
         // Train refuses to start without a folder it can read
         await page.click("#train-start");
-        const s = await trainUntil(page, ["error"]).catch(() => null);
-        assert.ok(s === null || /choose a folder/.test(s.status), "no run started");
+        const s = await trainUntil(page, ["error"]);
+        assert.match(s.status, /^choose a folder of images first/, "no run started");
+        assert.equal((await strips(page)).length, 0, "no samples drawn");
       });
 
       let samples: number[][] = [];

@@ -2,12 +2,14 @@
 // the layers compute with, and a partial config takes its defaults.
 
 import assert from "node:assert/strict";
-import { noGrad, tensor, tidy } from "../kernels/mod.ts";
+import { backward, Generator, noGrad, tensor, tidy } from "../kernels/mod.ts";
 import { DEFAULT_MODEL, type ModelConfig } from "../model/config.ts";
 import { bind, Linear, module, param, specsOf } from "../model/layers.ts";
 import { Params } from "../model/params.ts";
-import { PixArt, pixartLayers, pixartSpecs } from "../model/pixart.ts";
-import { ready, TINY_TEXT_MODEL } from "./helpers.ts";
+import { type Condition, PixArt, pixartLayers, pixartSpecs } from "../model/pixart.ts";
+import { epsLoss } from "../diffusion/ddpm.ts";
+import { linearSchedule } from "../diffusion/schedule.ts";
+import { rand, ready, textCond, TINY_TEXT_MODEL } from "./helpers.ts";
 
 await ready;
 
@@ -36,6 +38,38 @@ for (const stage of [1, 2] as const) {
     bind(pixartLayers(c), P);
     assert.deepEqual([...P.asked].sort(), [...names].sort());
     P.dispose();
+  });
+
+  // binding asks for every name by construction; what the forward computes with is the gradient
+  Deno.test(`stage ${stage}: every declared parameter moves the loss (a non-zero gradient)`, async () => {
+    const c: ModelConfig = { ...TINY_TEXT_MODEL, stage };
+    const model = PixArt.init(c, 3);
+    for (const name of model.params.names()) {
+      const t = model.params.get(name);
+      model.params.set(name, tensor(rand(t.size, 11 + name.length, 0.3), t.shape));
+    }
+    model.params.requireGrad(true);
+    const B = 2, S = c.image_size;
+    const cond: Condition = stage === 1
+      ? { kind: "class", labels: Int32Array.of(3, c.num_classes) } // one dropped: the null class
+      : textCond(model, ["seven", "two"], Uint8Array.of(0, 1));
+    tidy(() => {
+      const loss = epsLoss(
+        linearSchedule(1000),
+        (xt, tt) => model.forward(xt, tt, cond),
+        tensor(rand(B * S * S, 4), [B, 1, S, S]),
+        Int32Array.of(100, 700),
+        new Generator(7).normal([B, 1, S, S]),
+        0,
+      );
+      backward(loss);
+    });
+    for (const [name, p] of model.params.map) {
+      assert.ok(p.grad, `${name} got no gradient`);
+      const g = await p.grad.read();
+      assert.ok(g.some((v) => v !== 0), `${name}'s gradient is zero: the forward does not use it`);
+    }
+    model.dispose();
   });
 }
 
