@@ -205,6 +205,7 @@ export function checkpointClassNames(
   try {
     names = JSON.parse(metadata.classes);
   } catch { /* reported below */ }
+  if (names === null) return null; // a run on data without classes records "null"
   if (!Array.isArray(names) || !names.every((n) => typeof n === "string")) {
     throw new Error(
       `checkpoint '${name}': its classes metadata is not a JSON list of names: the file is ` +

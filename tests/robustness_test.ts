@@ -66,6 +66,22 @@ Deno.test("a rerun into a folder that holds a run refuses; --fresh moves the old
   assert.match(fresh.stderr, /moved the earlier run in '.*rerun' aside to '.*rerun\.old-1'/);
   assert.deepEqual(checkpoints(out), ["checkpoint-1.safetensors"]);
   assert.deepEqual(readFileSync(join(`${out}.old-1`, "checkpoint-2.safetensors")), before);
+
+  // a run that stopped before its first save left only its log: a new run does not append to it
+  const early = tmp("saved-nothing");
+  Deno.mkdirSync(early);
+  writeFileSync(join(early, "train-log.jsonl"), '{"step":1,"loss":0.5}\n');
+  assertOneLineError(
+    await train(tiny(early, "--steps", "1")),
+    /^error: '.*saved-nothing' holds the log of an earlier run that saved no checkpoint: pass --fresh/,
+  );
+  assertOk(await train(tiny(early, "--steps", "1", "--fresh")));
+  assert.equal(
+    readFileSync(join(`${early}.old-1`, "train-log.jsonl"), "utf8"),
+    '{"step":1,"loss":0.5}\n',
+  );
+  const log = readFileSync(join(early, "train-log.jsonl"), "utf8");
+  assert.ok(!log.includes('"loss":0.5'), "the new run's log starts afresh");
 });
 
 Deno.test("rotation deletes only checkpoints the current run wrote", async () => {

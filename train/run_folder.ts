@@ -49,14 +49,21 @@ export class RunFolder implements RunStore {
     if (existsSync(dir) && !Deno.statSync(dir).isDirectory) {
       throw new Error(`--out '${dir}' is a file, not a folder: pass a folder for the run's output`);
     }
-    if (o.fresh && existsSync(dir) && readdirSync(dir).some((f) => checkpointStep(f) !== null)) {
+    // a run is its checkpoints, or the log of one that stopped before its first save
+    const holdsRun = (d: string) =>
+      existsSync(d) && readdirSync(d).some((f) => f === LOG || checkpointStep(f) !== null);
+    if (o.fresh && holdsRun(dir)) {
       if (o.resume) throw new Error("--fresh and --resume exclude each other: pick one");
       const aside = freeName(dir);
-      // a running holder keeps its lock: refuse rather than move a live run
+      // a running holder keeps its lock: refuse rather than move a live run; ours is held until
+      // the folder has moved, so that no other run takes it in between
       const held = await RunFolder.#lockOrFail(dir, () => {});
       held.truncateSync(0);
-      held.close();
-      renameSync(dir, aside);
+      try {
+        renameSync(dir, aside);
+      } finally {
+        held.close();
+      }
       log(`moved the earlier run in '${dir}' aside to '${aside}'`);
     }
     Deno.mkdirSync(dir, { recursive: true });
@@ -69,6 +76,13 @@ export class RunFolder implements RunStore {
         throw new Error(
           `'${dir}' already holds a run (${basename(existing.at(-1)!)}): pass --resume to ` +
             `continue it, --out DIR for a new run, or --fresh to move it aside and start over`,
+        );
+      }
+      // a new run would append to the log of one that saved nothing: its curve would double back
+      if (!o.resume && existsSync(join(dir, LOG))) {
+        throw new Error(
+          `'${dir}' holds the log of an earlier run that saved no checkpoint: pass --fresh to ` +
+            `move it aside and start over, or --out DIR for a new run`,
         );
       }
     } catch (e) {
