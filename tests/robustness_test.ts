@@ -16,6 +16,7 @@ import {
   LiveRun,
   sample,
   TINY,
+  tinyImageFolder,
   train,
 } from "./cli_harness.ts";
 
@@ -82,6 +83,31 @@ Deno.test("a rerun into a folder that holds a run refuses; --fresh moves the old
   );
   const log = readFileSync(join(early, "train-log.jsonl"), "utf8");
   assert.ok(!log.includes('"loss":0.5'), "the new run's log starts afresh");
+});
+
+Deno.test("--resume on other data is refused: another class list, another training set", async () => {
+  const data = tinyImageFolder(tmp("resume-data"));
+  const meta = join(data, "metadata.jsonl");
+  const lines = readFileSync(meta, "utf8");
+  const out = tmp("resume-on-data");
+  const run = (...more: string[]) =>
+    train(tiny(out, "--set", "model.in_channels=3", "--data", data, ...more));
+  assertOk(await run("--steps", "2"));
+  // one more class: the class embedding's rows would mean other classes
+  const extra = JSON.parse(lines.split("\n")[0]);
+  writeFileSync(meta, lines + JSON.stringify({ ...extra, label: "purple" }) + "\n");
+  assertOneLineError(
+    await run("--steps", "3", "--resume"),
+    /^error: --resume: the data has 4 classes where the run trained on 3 classes .*: resume on the run's own data/,
+  );
+  // the same classes, one image fewer: the saved data order would fall on other images
+  writeFileSync(meta, lines.split("\n").slice(1).join("\n"));
+  assertOneLineError(
+    await run("--steps", "3", "--resume"),
+    /^error: --resume: the data has \d+ training images where the run trained on \d+: resume on the run's own data/,
+  );
+  writeFileSync(meta, lines);
+  assertOk(await run("--steps", "3", "--resume"));
 });
 
 Deno.test("rotation deletes only checkpoints the current run wrote", async () => {

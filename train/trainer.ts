@@ -32,6 +32,7 @@ import { mixSeed } from "../kernels/host_random.ts";
 import { MNIST_WORDS } from "../io/captions.ts";
 import { shuffledIndices } from "../kernels/host_random.ts";
 import {
+  checkpointClassNames,
   checkpointContents,
   checkpointTensors,
   modelConfigFromJson,
@@ -420,10 +421,38 @@ function batcherAt(
   resumed: Resumed | null,
   report: TrainOptions["report"],
 ): Batcher {
+  if (resumed) checkSameData(resumed.metadata, data);
   const state: BatcherState | undefined = resumed?.metadata.data_state
     ? JSON.parse(resumed.metadata.data_state)
     : undefined;
   return balancedBatcher(cfg, data, configAt(cfg, step).data.balance_power, state, report);
+}
+
+/**
+ * A resumed run's data is the data it trained on: another class list would give the class
+ * embedding's rows other meanings, and another training set would put the saved position of the
+ * data order on other images. Checkpoints record both (the count since this check came in).
+ */
+function checkSameData(metadata: Record<string, string>, data: TrainingData): void {
+  const was = checkpointClassNames(metadata, "the resumed checkpoint");
+  const now = data.classNames ?? null;
+  if (JSON.stringify(was) !== JSON.stringify(now)) {
+    const n = (c: readonly string[] | null) => (c ? `${c.length} classes` : "no classes");
+    throw new Error(
+      `--resume: the data has ${n(now)} where the run trained on ${n(was)}` +
+        `${
+          was && now ? ` (first difference: '${now.find((c, i) => c !== was[i]) ?? "…"}')` : ""
+        }: ` +
+        `resume on the run's own data, or start a new run (--init-from its checkpoint)`,
+    );
+  }
+  const count = metadata.train_images;
+  if (count !== undefined && Number(count) !== data.train.length) {
+    throw new Error(
+      `--resume: the data has ${data.train.length} training images where the run trained on ` +
+        `${count}: resume on the run's own data, or start a new run (--init-from its checkpoint)`,
+    );
+  }
 }
 
 function balancedBatcher(
@@ -601,6 +630,7 @@ async function checkpoint(run: Run, grid: boolean): Promise<void> {
       train_stage: String(o.stage),
       data_state: JSON.stringify(run.batcher.state()),
       classes: JSON.stringify(run.data.classNames),
+      train_images: String(run.data.train.length),
     },
   };
   const ck = run.lora
