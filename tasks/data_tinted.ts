@@ -57,32 +57,50 @@ try {
   if (existsSync(out) && readdirSync(out).length && !existsSync(join(out, MARKER))) {
     fail(`--out '${out}' is a folder with files this task did not write: pass a new folder`);
   }
-  Deno.mkdirSync(join(out, "images"), { recursive: true });
-  const lines: string[] = [];
-  for (const name of names) {
+  // every image found and read before anything is written: a failure leaves no half-made folder
+  const chosen = names.map((name) => {
     const row = rows.find((r) => r.text === name);
     if (!row) fail(`'${from}' has no image captioned '${name}'`);
     const file = String(row.file_name);
     const img = decodePng(Deno.readFileSync(join(from, file)));
     if (img.channels !== 4) fail(`'${file}' is not an RGBA PNG`);
+    return { name, row, file, img };
+  });
+  Deno.mkdirSync(join(out, "images"), { recursive: true });
+  Deno.writeTextFileSync(join(out, MARKER), ""); // first: a rerun may then write over it
+  const lines: string[] = [];
+  for (const { name, row, file, img } of chosen) {
     const tinted = tintRgba(img.pixels, colour as Tint);
     const target = `images/${basename(file)}`;
     Deno.writeFileSync(join(out, target), encodePng(img.width, img.height, 4, tinted));
     lines.push(JSON.stringify({ ...row, file_name: target, text: `${name} in ${colour}` }));
   }
   Deno.writeTextFileSync(join(out, "metadata.jsonl"), lines.join("\n") + "\n");
+  // the source's licences travel with the derivative (CC-BY and Apache 2.0 ask for attribution)
+  const licences = licenceSection(join(from, "README.md")) ??
+    `The images are those of '${from}', under the licence that folder states.\n`;
   Deno.writeTextFileSync(
     join(out, "README.md"),
     `# ${names.length} images of ${basename(from)}, in ${colour}\n\n` +
       `Written by \`deno task data:tinted --from ${from} --colour ${colour}\`: each image's luma ` +
       `read along a ramp of ${colour} (io/tint.ts), its caption followed by " in ${colour}". ` +
-      `The images are a derivative of those of '${from}' and keep their licence (see its ` +
-      `README.md).\n`,
+      `The images are a derivative (recoloured) of those of '${from}' and keep their licence.\n\n` +
+      `## Licences (of the source folder)\n\n${licences}`,
   );
-  Deno.writeTextFileSync(join(out, MARKER), "");
   console.error(`wrote ${names.length} images in ${colour} to ${out}`);
 } catch (e) {
   fail((e as Error).message.split("\n")[0]);
+}
+
+/** The "## Licences" section of a folder's README.md (as data:emoji writes it), or null. */
+function licenceSection(path: string): string | null {
+  if (!existsSync(path)) return null;
+  const text = Deno.readTextFileSync(path);
+  const at = text.indexOf("## Licences");
+  if (at < 0) return null;
+  const body = text.slice(at).split("\n").slice(1);
+  const end = body.findIndex((l) => l.startsWith("## "));
+  return (end < 0 ? body : body.slice(0, end)).join("\n").trim() + "\n";
 }
 
 /** metadata.jsonl's rows (each a JSON object with file_name and text). */

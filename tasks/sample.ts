@@ -33,6 +33,9 @@ import { lessonPrompts, promptsText, readPromptsFile } from "../io/prompts.ts";
 import { parseLoraSpec } from "../diffusion/load_pipeline.ts";
 import { nearestWords, withoutUnknownWords } from "../model/word_tokenizer.ts";
 
+/** The most samples one run draws into its grid (16,384 of 64×64 RGB: a 0.8-gigapixel PNG). */
+const MAX_SAMPLES = 16_384;
+
 const USAGE = `
 Samples images from a PixArt-α checkpoint and writes them as one PNG grid.
 
@@ -96,6 +99,12 @@ await runTask(async () => {
   if (!base.length) fail("no prompt: pass --prompt TEXT, --prompts-file PATH or --grid");
   const num = intFlag(a.num, "num") ?? (base.length === 1 ? 8 : 1);
   if (num < 1) fail("--num must be at least 1");
+  if (base.length * num > MAX_SAMPLES) {
+    fail(
+      `${base.length} prompt(s) × --num ${num} is ${base.length * num} samples, over the ` +
+        `${MAX_SAMPLES} one grid may hold: sample in several runs (--seed apart)`,
+    );
+  }
   const { sampler, steps, seed } = samplingFlags(a);
   const guidance = guidanceFlag(a.guidance, "guidance") ?? DEFAULT_GUIDANCE;
   const out = (a.out as string) ?? "output/samples.png";

@@ -32,7 +32,15 @@ export interface Run {
 }
 
 export async function task(
-  script: "train" | "train_lora" | "sample" | "eval" | "export" | "bench" | "caption_gap",
+  script:
+    | "train"
+    | "train_lora"
+    | "sample"
+    | "eval"
+    | "export"
+    | "bench"
+    | "caption_gap"
+    | "data_tinted",
   args: string[],
   denoFlags: string[] = [],
   timeoutMs = TIMEOUT_MS,
@@ -41,6 +49,8 @@ export async function task(
     ? "train"
     : script === "caption_gap"
     ? "eval"
+    : script === "data_tinted"
+    ? "data"
     : script;
   const child = new Deno.Command(Deno.execPath(), {
     // each task with the permission set deno.json gives it, as `deno task` runs it

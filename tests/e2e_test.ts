@@ -619,6 +619,10 @@ Deno.test("e2e errors: bad input is a one-line error", async (t) => {
       ]),
       /^error: --steps must be a positive integer, got '0'$/,
     );
+    assertOneLineError(
+      await sample(["--checkpoint", ck2, "--prompt", "seven", "--num", "1000000000"]),
+      /^error: 1 prompt\(s\) × --num 1000000000 is 1000000000 samples, over the 16384 one grid may hold/,
+    );
   });
 
   await t.step("config: unknown key", async () => {
