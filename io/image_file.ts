@@ -5,7 +5,14 @@
 
 import jpeg from "jpeg-js";
 import { isJpeg, isPng } from "./image_format.ts";
-import { checkPixelCount, jpegSize, MAX_IMAGE_PIXELS } from "./image_header.ts";
+import {
+  checkPixelCount,
+  jpegSize,
+  MAX_IMAGE_FILE_BYTES,
+  MAX_IMAGE_PIXELS,
+} from "./image_header.ts";
+
+export { MAX_IMAGE_FILE_BYTES } from "./image_header.ts";
 import { readPngRgba } from "./png.ts";
 import { fitSquare } from "./resize_area.ts";
 import { compositeOnWhite, toChannels } from "./rgba_image.ts";
@@ -22,8 +29,6 @@ export interface RgbImage {
 
 // jpeg-js refuses larger images instead of exhausting memory: the pixels PNG allows, in millions
 const JPEG_LIMITS = { maxResolutionInMP: MAX_IMAGE_PIXELS / 1e6, maxMemoryUsageInMB: 2048 };
-/** A larger file is refused before it is read. */
-export const MAX_IMAGE_FILE_BYTES = 256 * 2 ** 20;
 
 /** An image file's bytes, refused unread when it is no file or over MAX_IMAGE_FILE_BYTES. */
 export function readImageBytes(path: string): Uint8Array {

@@ -89,7 +89,17 @@ for (const m of graph.modules) {
   }
 }
 const sources = graph.modules.filter((m) => m.local).map((m) => m.local!);
-const assetSources = [...SIZES.flatMap((s) => s.files), LESSON, "tasks/build_web.ts"];
+// what the assets are computed from: the configs as the schema reads them (its defaults filled
+// in), the lesson prompts, the digits' selection
+const assetSources = [
+  ...SIZES.flatMap((s) => s.files),
+  LESSON,
+  "tasks/build_web.ts",
+  "io/config.ts",
+  "io/config_schema.ts",
+  "io/prompts.ts",
+];
+const digitSources = ["tasks/build_web.ts", "web/train_assets.ts", "io/data.ts"];
 if (a["if-stale"] && mtime(ASSETS) >= Math.max(...assetSources.map(mtime))) {
   console.error(`${ASSETS} is up to date`);
 } else {
@@ -109,7 +119,7 @@ if (a["if-stale"] && mtime(ASSETS) >= Math.max(...assetSources.map(mtime))) {
   Deno.writeTextFileSync(ASSETS, JSON.stringify(assets));
   console.error(`wrote ${ASSETS}`);
 }
-if (a["if-stale"] && mtime(DIGITS) >= mtime("tasks/build_web.ts")) {
+if (a["if-stale"] && mtime(DIGITS) >= Math.max(...digitSources.map(mtime))) {
   console.error(`${DIGITS} is up to date`);
 } else {
   await writeDigits();

@@ -22,7 +22,7 @@
 
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Browser, Page } from "puppeteer-core";
 import { launchChromium, startServer } from "../bench/browser.ts";
 import { Classifier } from "../eval/classifier.ts";
@@ -35,6 +35,7 @@ import { saveLora } from "../model/lora_file.ts";
 import { tensor } from "../kernels/mod.ts";
 import { bundledModelPath } from "../diffusion/load_pipeline.ts";
 import { rand } from "./helpers.ts";
+import { pngHeader } from "./png_fixtures.ts";
 import { DEFAULT_GUIDANCE, DEFAULT_STEPS } from "../diffusion/generate.ts";
 import { loadMnistNpm } from "../io/data.ts";
 import { prepareImages, splitHoldout } from "../io/image_set.ts";
@@ -287,6 +288,15 @@ Deno.test({
         async () => {
           const file = await halfThree();
           const px = decodePng(Deno.readFileSync(file)).pixels;
+          // a header that declares a decompression bomb is refused before the browser decodes it
+          const bomb = join(dirname(file), "bomb.png");
+          Deno.writeFileSync(bomb, pngHeader(20000, 20000));
+          await (await page.$("#init-image"))!.uploadFile(bomb);
+          await page.waitForFunction(() => document.getElementById("init-msg")!.textContent !== "");
+          assert.match(
+            await page.$eval("#init-msg", (e) => e.textContent!),
+            /^cannot read image 'bomb\.png': png: 20000×20000 is 400,000,000 pixels, over the/,
+          );
           await (await page.$("#init-image"))!.uploadFile(file);
           await page.waitForFunction(() => !document.getElementById("edit").hidden);
           assert.equal(await page.$eval("#init-msg", (e) => e.textContent), "");
@@ -407,6 +417,8 @@ Deno.test({
           );
           const s = await state(page);
           assert.equal(s.state, "ready", s.status);
+          // the digit model's weights and draws went back to the GPU, not to the pool's free lists
+          assert.equal(s.poolAllocated, s.poolBytes, "only the emoji model's buffers are held");
           assert.equal(await page.$eval("#prompt", (e) => e.value), emoji.prompt);
           await draw(page, 11, { prompt: emoji.prompt, num: 2, seed: 0 });
           const rgb = await page.$$eval(

@@ -113,6 +113,7 @@ function main(): void {
     app.dataset.state = state;
     app.dataset.lora = adapter?.name ?? "";
     app.dataset.poolBytes = String(pool.stats.inUseBytes);
+    app.dataset.poolAllocated = String(pool.stats.allocatedBytes);
     status.textContent = message;
   };
 
@@ -191,6 +192,9 @@ function main(): void {
     loraInput.value = "";
     loaded?.model.dispose();
     loaded = null;
+    // the pool keeps freed buffers for reuse: another model's weights and batch sizes would
+    // leave the last one's on the GPU for the life of the page
+    pool.trim();
     setState("loading", `Loading the ${entry.label} model…`);
     try {
       loaded = await loadModel(entry);
@@ -292,6 +296,8 @@ function main(): void {
     start.clear();
     initFile.value = "";
     editControls.hidden = true;
+    // a hidden field the form still validates: left invalid, Draw would silently do nothing
+    resample.value = resample.defaultValue;
   });
   select.addEventListener("change", () => useModel(select.value));
   loraInput.addEventListener("change", () => useAdapter());

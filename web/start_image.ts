@@ -4,7 +4,8 @@
 // from, at the model's size. A brush paints the mask over it: painted = repainted (inpainting),
 // nothing painted = the whole image redrawn from the strength on (image-to-image).
 
-import { isJpeg, isPng } from "../io/image_format.ts";
+import { MAX_IMAGE_FILE_BYTES } from "../io/image_header.ts";
+import { browserDecoder } from "./browser_decoder.ts";
 import { rgbaToSquare } from "../io/rgba_image.ts";
 import { fitSquare } from "../io/resize_area.ts";
 import { toSigned } from "../io/image_set.ts";
@@ -15,31 +16,24 @@ export interface Upload {
   name: string;
   width: number;
   height: number;
-  rgba: Uint8ClampedArray;
+  rgba: ArrayLike<number>;
 }
 
-/** Decodes an uploaded file; a file that is not a PNG or JPEG is a one-line error naming it. */
+/**
+ * Decodes an uploaded file as a chosen folder's images are (web/browser_decoder.ts): bounded by its
+ * size and its header's pixel count before it is decoded, the command line's limits; each error
+ * one line naming the file.
+ */
 export async function decodeUpload(file: File): Promise<Upload> {
-  const head = new Uint8Array(await file.slice(0, 8).arrayBuffer());
-  if (!isPng(head) && !isJpeg(head)) {
-    throw new Error(`cannot read image '${file.name}': not a PNG or JPEG file`);
+  const fail = (why: string) => new Error(`cannot read image '${file.name}': ${why}`);
+  if (file.size > MAX_IMAGE_FILE_BYTES) {
+    throw fail(`${file.size} bytes, over the ${MAX_IMAGE_FILE_BYTES / 2 ** 20} MiB limit`);
   }
-  let bitmap: ImageBitmap;
   try {
-    // the file's own values: no colour management, alpha kept apart (composited on white later)
-    bitmap = await createImageBitmap(file, {
-      colorSpaceConversion: "none",
-      premultiplyAlpha: "none",
-    });
-  } catch {
-    throw new Error(`cannot read image '${file.name}': the browser cannot decode it`);
+    return { name: file.name, ...await browserDecoder(new Uint8Array(await file.arrayBuffer())) };
+  } catch (e) {
+    throw fail((e as Error).message);
   }
-  const { width, height } = bitmap;
-  const canvas = new OffscreenCanvas(width, height);
-  const ctx = canvas.getContext("2d")!;
-  ctx.drawImage(bitmap, 0, 0);
-  bitmap.close();
-  return { name: file.name, width, height, rgba: ctx.getImageData(0, 0, width, height).data };
 }
 
 /** The mask's drawing size: finer than any model, so a brush stroke area-averages smoothly. */
