@@ -277,7 +277,7 @@ function solveSmall(A: number[][], b: number[]): number[] {
  * UniPC's shared quantities for a step s0 → t with earlier points prev[1…] (Zhao et al. 2023,
  * Alg. 2 and 3, B(h) = e^h − 1 with h → −h for data prediction): r_k = (λ_{s_k} − λ_s0)/h,
  * hφ_1 = e^{−h} − 1, and the order conditions Σ_k a_k r_k^{i−1} = b_i with
- * b_i = i!·φ_{i+1}(−h)/B(h), i = 1 … p.
+ * b_i = i!·(−h)·φ_{i+1}(−h)/B(−h), i = 1 … p.
  */
 function uniPcTerms(s: Schedule, t: number, prev: readonly number[], p: number) {
   const l0 = lambdaOf(s, prev[0]);
