@@ -4,6 +4,7 @@
 
 import { checkDevice, device } from "./device.ts";
 import { bufferId } from "./pool.ts";
+import { byteSize, type DType } from "./dtype.ts";
 
 /** What a kernel binds for a tensor: its range of a buffer (see kernels/arena.ts). */
 export interface BufferRange {
@@ -244,9 +245,9 @@ export function copyBuffer(
 
 /** Records a copy of `bytes` (default: all of src) from one tensor's memory to another's. */
 export function copyTensor(
-  src: HasRange & { readonly size: number },
+  src: HasRange & { readonly size: number; readonly dtype?: DType },
   dst: HasRange,
-  bytes = src.size * 4,
+  bytes = byteSize(src.size, src.dtype ?? "f32"),
 ): void {
   const a = src.range, b = dst.range;
   copyBuffer(a.buffer, b.buffer, bytes, a.offset, b.offset);

@@ -4,7 +4,7 @@ import { record, recordMulti } from "./autograd.ts";
 import { copyBuffer } from "./runtime.ts";
 import { device } from "./device.ts";
 import { gridKernel } from "./grid_kernel.ts";
-import { empty, numel, shapeStr, strides, Tensor } from "./tensor.ts";
+import { byteSize, empty, numel, shapeStr, strides, Tensor } from "./tensor.ts";
 
 /** Same data, another shape; one dimension may be -1. */
 export function reshape(x: Tensor, shape: number[]): Tensor {
@@ -193,5 +193,6 @@ export function chunk(x: Tensor, n: number, axis: number): Tensor[] {
 }
 
 export function zero(t: Tensor): void {
-  gridKernel({ name: "zero", n: t.size, write: { O: [t, "u32"] }, body: "O[i] = 0u;", sizes: [] });
+  const words = byteSize(t.size, t.dtype) / 4; // an f16 tensor packs two values a word
+  gridKernel({ name: "zero", n: words, write: { O: [t, "u32"] }, body: "O[i] = 0u;", sizes: [] });
 }

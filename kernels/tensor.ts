@@ -8,13 +8,8 @@ import { type BufferRange, copyBuffer, readBuffer, writeBuffer } from "./runtime
 
 export type { BufferRange };
 
-/** f16: IEEE half values, two per 32-bit word (a weight read for sampling, kernels/matmul.ts) */
-export type DType = "f32" | "i32" | "f16";
-
-/** Bytes of `size` elements of `dtype` (f16 rounded up to whole words). */
-export function byteSize(size: number, dtype: DType): number {
-  return dtype === "f16" ? 4 * Math.ceil(size / 2) : 4 * size;
-}
+import { byteSize, type DType } from "./dtype.ts";
+export { byteSize, type DType };
 export type Shape = readonly number[];
 
 export function numel(shape: Shape): number {

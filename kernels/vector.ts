@@ -4,7 +4,7 @@
 // imports no op that records: autograd.ts imports it, and elementwise.ts builds on both.
 
 import { gridKernel } from "./grid_kernel.ts";
-import { empty, type Shape, shapeStr, type Tensor } from "./tensor.ts";
+import { byteSize, empty, type Shape, shapeStr, type Tensor } from "./tensor.ts";
 import { f32lit } from "./wgsl.ts";
 
 /** Fills a new tensor with a constant. */
@@ -28,10 +28,10 @@ export function fill(t: Tensor, value: number): void {
 /** A copy (bits, any dtype). */
 export function copy(x: Tensor): Tensor {
   const out = empty(x.shape, x.dtype);
-  // x [n] → out [n]
+  // x [n] → out [n], as 32-bit words (an f16 tensor packs two values a word)
   gridKernel({
     name: "copy",
-    n: x.size,
+    n: byteSize(x.size, x.dtype) / 4,
     read: { X: [x, "u32"] },
     write: { O: [out, "u32"] },
     body: "O[i] = X[i];",

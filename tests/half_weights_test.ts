@@ -1,8 +1,10 @@
+import assert from "node:assert/strict";
 // f16 weights for sampling (kernels/matmul.ts toHalf, model/half_weights.ts): read as f16 and
 // summed in f32. Weights that are exactly f16 give the f32 results bit for bit; rounded weights
 // move each output by no more than the rounding of its terms, layer by layer through the model;
 // an f16 weight has no gradient, and only a model that owns its weights converts them.
 import {
+  copy,
   halfPackable,
   linear,
   linearHalfRows,
@@ -13,6 +15,9 @@ import {
   toHalf,
 } from "../kernels/mod.ts";
 import { roundToHalf } from "../io/safetensors.ts";
+import { zero } from "../kernels/shape.ts";
+import { byteSize } from "../kernels/tensor.ts";
+import { copyTensor } from "../kernels/runtime.ts";
 import { conditionFor } from "../diffusion/generate.ts";
 import { modelFromCheckpoint, readCheckpoint } from "../model/checkpoint.ts";
 import { useHalfWeights } from "../model/half_weights.ts";
@@ -224,4 +229,18 @@ Deno.test("the bundled f16 checkpoint: f16 weights give the f32 weights' guided 
   x.dispose();
   f32.dispose();
   f16.dispose();
+});
+
+Deno.test("copies and zeroing of an f16 tensor work on its packed words, two values a word", async () => {
+  const w = tensor(rand(63 * 4, 12), [63, 4]);
+  const h = toHalf(w);
+  assert.equal(byteSize(h.size, h.dtype), 2 * 63 * 4);
+  const want = await h.read();
+  assert.deepEqual(await copy(h).read(), want);
+  const c = toHalf(tensor(new Float32Array(63 * 4), [63, 4]));
+  copyTensor(h, c); // the default size: the f16 tensor's own bytes
+  assert.deepEqual(await c.read(), want);
+  zero(c);
+  assert.ok((await c.read()).every((v) => v === 0));
+  for (const t of [w, h, c]) t.dispose();
 });
