@@ -11,6 +11,7 @@ export {
   stopProfile,
   submitted,
   sync,
+  trimPool,
 } from "./runtime.ts";
 export { pool, type PoolStats } from "./pool.ts";
 export * from "./elementwise.ts";

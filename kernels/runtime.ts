@@ -3,7 +3,7 @@
 // that repeats the same work builds nothing after its first iteration.
 
 import { checkDevice, device } from "./device.ts";
-import { bufferId } from "./pool.ts";
+import { bufferId, pool } from "./pool.ts";
 import { byteSize, type DType } from "./dtype.ts";
 
 /** What a kernel binds for a tensor: its range of a buffer (see kernels/arena.ts). */
@@ -347,6 +347,16 @@ export async function sync(): Promise<void> {
   flush();
   await device().queue.onSubmittedWorkDone();
   rethrowErrors();
+}
+
+/**
+ * Gives the pool's free buffers back to the GPU (pool.trim) once the work recorded so far is done:
+ * a tensor freed by the host may still be read by a dispatch not yet submitted, and a destroyed
+ * buffer in a submit is a validation error.
+ */
+export async function trimPool(): Promise<void> {
+  await sync();
+  pool.trim();
 }
 
 // ---- collecting the kernels a step needs (warm-up) ---------------------------------------------

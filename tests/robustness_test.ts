@@ -85,7 +85,7 @@ Deno.test("a rerun into a folder that holds a run refuses; --fresh moves the old
   assert.ok(!log.includes('"loss":0.5'), "the new run's log starts afresh");
 });
 
-Deno.test("--resume on other data is refused: another class list, another training set", async () => {
+Deno.test("--resume on other data: another class list is refused, another training set said", async () => {
   const data = tinyImageFolder(tmp("resume-data"));
   const meta = join(data, "metadata.jsonl");
   const lines = readFileSync(meta, "utf8");
@@ -100,12 +100,12 @@ Deno.test("--resume on other data is refused: another class list, another traini
     await run("--steps", "3", "--resume"),
     /^error: --resume: the data has 4 classes where the run trained on 3 classes .*: resume on the run's own data/,
   );
-  // the same classes, one image fewer: the saved data order would fall on other images
+  // the same classes, one image fewer: said, as the saved data order falls on other images
   writeFileSync(meta, lines.split("\n").slice(1).join("\n"));
-  assertOneLineError(
-    await run("--steps", "3", "--resume"),
-    /^error: --resume: the data has \d+ training images where the run trained on \d+: resume on the run's own data/,
-  );
+  const fewer = await run("--steps", "3", "--resume");
+  assertOk(fewer);
+  assert.match(fewer.stderr, /note: the data has \d+ training images where the run trained on \d+/);
+  Deno.removeSync(join(out, "checkpoint-3.safetensors"));
   writeFileSync(meta, lines);
   assertOk(await run("--steps", "3", "--resume"));
 });

@@ -421,7 +421,7 @@ function batcherAt(
   resumed: Resumed | null,
   report: TrainOptions["report"],
 ): Batcher {
-  if (resumed) checkSameData(resumed.metadata, data);
+  if (resumed) checkSameData(resumed.metadata, data, report);
   const state: BatcherState | undefined = resumed?.metadata.data_state
     ? JSON.parse(resumed.metadata.data_state)
     : undefined;
@@ -429,11 +429,16 @@ function batcherAt(
 }
 
 /**
- * A resumed run's data is the data it trained on: another class list would give the class
- * embedding's rows other meanings, and another training set would put the saved position of the
- * data order on other images. Checkpoints record both (the count since this check came in).
+ * A resumed run's classes are the ones it trained on: another class list would give the class
+ * embedding's rows other meanings. Another training set of the same classes (the page goes on
+ * with its bundled digits from a command-line run on all of them) is said: the saved position of
+ * the data order then falls on other images. Checkpoints record the count since this came in.
  */
-function checkSameData(metadata: Record<string, string>, data: TrainingData): void {
+function checkSameData(
+  metadata: Record<string, string>,
+  data: TrainingData,
+  report: TrainOptions["report"],
+): void {
   const was = checkpointClassNames(metadata, "the resumed checkpoint");
   const now = data.classNames ?? null;
   if (JSON.stringify(was) !== JSON.stringify(now)) {
@@ -448,9 +453,9 @@ function checkSameData(metadata: Record<string, string>, data: TrainingData): vo
   }
   const count = metadata.train_images;
   if (count !== undefined && Number(count) !== data.train.length) {
-    throw new Error(
-      `--resume: the data has ${data.train.length} training images where the run trained on ` +
-        `${count}: resume on the run's own data, or start a new run (--init-from its checkpoint)`,
+    report(
+      `note: the data has ${data.train.length} training images where the run trained on ` +
+        `${count}: the data order goes on over these, so no straight run gives what follows`,
     );
   }
 }

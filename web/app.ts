@@ -15,7 +15,7 @@ import {
   generate,
 } from "../diffusion/generate.ts";
 import { SAMPLER_LABELS } from "../diffusion/samplers.ts";
-import { deviceInfo, initDevice, pool } from "../kernels/mod.ts";
+import { deviceInfo, initDevice, pool, trimPool } from "../kernels/mod.ts";
 import { modelConfigFromJson } from "../model/checkpoint_bytes.ts";
 import { checkLoraBase, type Lora, loraFromContents, parseLora } from "../model/lora.ts";
 import { SampleGrid } from "./grid.ts";
@@ -194,10 +194,11 @@ function main(): void {
     loaded = null;
     // the pool keeps freed buffers for reuse: another model's weights and batch sizes would
     // leave the last one's on the GPU for the life of the page
-    pool.trim();
+    await trimPool();
     setState("loading", `Loading the ${entry.label} model…`);
     try {
       loaded = await loadModel(entry);
+      await trimPool(); // and the load's own temporaries (f32 copies of f16 weights)
       steps.max = String(loaded.schedule.T - 1);
       // the previous model's example gives way to this one's; the user's own prompt stays
       if (promptBox.value === "" || promptBox.value === example) promptBox.value = entry.prompt;
