@@ -69,18 +69,27 @@ interface Fixture {
   imageCacheDir: string;
 }
 
-/** The folder (metadata.jsonl with text, category, subcategory, label) in a temporary root. */
-function writeFolder(): Fixture {
+/**
+ * The folder (metadata.jsonl with text, category, subcategory, label) in a temporary root: each
+ * picture under the captions `texts` gives it (one, or several sharing the file).
+ */
+function writeFolder(
+  name = "shapes",
+  texts = (category: string, shape: string, k: number) => [`${category} ${shape} ${k}`],
+): Fixture {
   const root = Deno.makeTempDirSync({ prefix: "caption_eval_" });
-  const folder = join(root, "shapes");
+  const folder = join(root, name);
   Deno.mkdirSync(join(folder, "img"), { recursive: true });
   const lines: string[] = [];
   for (const [sub, [category, rgb, shape, count]] of Object.entries(KINDS)) {
     for (let k = 0; k < count; k++) {
       const file = `img/${sub}-${k}.png`;
       Deno.writeFileSync(join(folder, file), icon(rgb, shape, k));
-      const text = `${category} ${shape} ${k}`;
-      lines.push(JSON.stringify({ file_name: file, text, category, subcategory: sub, label: sub }));
+      for (const text of texts(category, shape, k)) {
+        lines.push(
+          JSON.stringify({ file_name: file, text, category, subcategory: sub, label: sub }),
+        );
+      }
     }
   }
   Deno.writeTextFileSync(join(folder, "metadata.jsonl"), lines.join("\n") + "\n");
@@ -163,22 +172,12 @@ Deno.test("the folder's classifier: trained on its subcategories, high held-out 
 });
 
 Deno.test("a folder that repeats files: the classifier and the captions keep the trainer's split by picture", async () => {
-  const root = Deno.makeTempDirSync({ prefix: "caption_eval_rows_" });
-  const folder = join(root, "twice");
-  Deno.mkdirSync(join(folder, "img"), { recursive: true });
-  const lines: string[] = [];
-  for (const [sub, [category, rgb, shape, count]] of Object.entries(KINDS)) {
-    for (let k = 0; k < count; k++) {
-      const file = `img/${sub}-${k}.png`;
-      Deno.writeFileSync(join(folder, file), icon(rgb, shape, k));
-      // every picture under two captions, as the two styles of a name or two phrasings
-      for (const text of [`${category} ${shape} ${k}`, `a ${shape} in ${category}, ${k}`]) {
-        lines.push(JSON.stringify({ file_name: file, text, category, subcategory: sub }));
-      }
-    }
-  }
-  Deno.writeTextFileSync(join(folder, "metadata.jsonl"), lines.join("\n") + "\n");
-  const cache = join(root, "cache");
+  // every picture under two captions, as the two styles of a name or two phrasings
+  const f = writeFolder(
+    "twice",
+    (c, shape, k) => [`${c} ${shape} ${k}`, `a ${shape} in ${c}, ${k}`],
+  );
+  const { folder, imageCacheDir: cache, cacheDir: classifiers } = f;
   const set = await loadSource(folder, {
     size: 32,
     channels: 3,
@@ -192,7 +191,7 @@ Deno.test("a folder that repeats files: the classifier and the captions keep the
     channels: 3,
     holdout: HOLDOUT,
     imageCacheDir: cache,
-    classifier: { cacheDir: join(cache, "classifiers"), network: NETWORK, train: RECIPE },
+    classifier: { cacheDir: classifiers, network: NETWORK, train: RECIPE },
     captions: 20,
     perCaption: 1,
   });
@@ -207,11 +206,11 @@ Deno.test("a folder that repeats files: the classifier and the captions keep the
     ref.dispose();
   }
   // a classifier cached before the split was by picture is not used on such a folder
-  const f = readSafetensors(ref.classifierPath);
-  const { split: _, ...older } = f.metadata;
+  const stored = readSafetensors(ref.classifierPath);
+  const { split: _, ...older } = stored.metadata;
   writeSafetensors(
     ref.classifierPath,
-    Object.fromEntries(f.tensors) as Record<string, TensorInput>,
+    Object.fromEntries(stored.tensors) as Record<string, TensorInput>,
     older,
   );
   await assert.rejects(
@@ -220,13 +219,13 @@ Deno.test("a folder that repeats files: the classifier and the captions keep the
         channels: 3,
         holdout: HOLDOUT,
         imageCacheDir: cache,
-        classifier: { cacheDir: join(cache, "classifiers") },
+        classifier: { cacheDir: classifiers },
         captions: 20,
         perCaption: 1,
       }),
     /was trained on an earlier split of a folder that repeats files .*: delete it to retrain/,
   );
-  Deno.removeSync(root, { recursive: true });
+  Deno.removeSync(f.root, { recursive: true });
 });
 
 Deno.test("allocate: one per group, the rest by share, never more than a group has", () => {
