@@ -191,78 +191,60 @@ async function start(cfg: Config, o: TrainOptions): Promise<Run> {
   const owned: { dispose(): void }[] = [model, ...(lora ? [lora] : [])];
   const own = <T extends { dispose(): void } | null>(x: T): T => (x && owned.push(x), x);
   try {
-    return await startWith(cfg, o, mc, schedule, data, model, lora, resumed, newest, own);
+    const trained = lora ? lora.params : model.params;
+    const step = resumed?.step ?? 0;
+    const opt = own(optimizer(cfg, trained, resumed, o.report));
+    const { ema, emaParams } = emaOf(cfg, trained, resumed);
+    own(ema);
+    const evaluation = o.sources.evaluation?.(cfg, mc) ?? null;
+    await curate(cfg, o, data, evaluation);
+    const batcher = batcherAt(cfg, data, step, resumed, o.report);
+    const evaluator = await evaluatorOf(cfg, data, schedule, evaluation);
+    if (evaluator?.dispose) own({ dispose: () => evaluator.dispose!() });
+
+    o.report(
+      `${o.lora ? "LoRA" : `stage ${o.stage}`}: ${trained.count().toLocaleString()} parameters, ` +
+        `${data.train.length} training images, batch ${tc.batch_size}, steps ${step}/${tc.steps}, ` +
+        `adapter ${deviceInfo().adapter}`,
+    );
+    store.writeConfig({ ...configDocument(cfg), model: mc });
+    if (resumed) {
+      const dropped = store.trimLog(step);
+      if (dropped) o.report(`dropped ${dropped} log records after step ${step} (redone now)`);
+    }
+    const lossSum = own(empty([1]).keep());
+    zero(lossSum);
+    const watch = own(new FiniteWatch());
+    const run: Run = {
+      cfg,
+      o,
+      mc,
+      store,
+      data,
+      schedule,
+      model,
+      lora,
+      trained,
+      opt,
+      ema,
+      emaParams,
+      batcher,
+      balancePower: configAt(cfg, step).data.balance_power,
+      watch,
+      lossSum,
+      step,
+      lastGood: newest,
+      skipped: 0,
+      window: { steps: 0, sum: 0, n: 0, t0: performance.now(), start: step },
+      evaluator,
+    };
+    await compileStep(run);
+    run.window.t0 = performance.now();
+    return run;
   } catch (e) {
     for (const x of owned.reverse()) x.dispose();
     throw e;
   }
-}
-
-/** The rest of start, once the weights are on the GPU: everything it makes goes through `own`. */
-async function startWith(
-  cfg: Config,
-  o: TrainOptions,
-  mc: ModelConfig,
-  schedule: Schedule,
-  data: TrainingData,
-  model: PixArt,
-  lora: Lora | null,
-  resumed: Resumed | null,
-  newest: string | null,
-  own: <T extends { dispose(): void } | null>(x: T) => T,
-): Promise<Run> {
-  const tc = cfg.train;
-  const store = o.store;
-  const trained = lora ? lora.params : model.params;
-  const step = resumed?.step ?? 0;
-  const opt = own(optimizer(cfg, trained, resumed, o.report));
-  const { ema, emaParams } = emaOf(cfg, trained, resumed);
-  own(ema);
-  const evaluation = o.sources.evaluation?.(cfg, mc) ?? null;
-  await curate(cfg, o, data, evaluation);
-  const batcher = batcherAt(cfg, data, step, resumed, o.report);
-  const evaluator = await evaluatorOf(cfg, data, schedule, evaluation);
-  if (evaluator?.dispose) own({ dispose: () => evaluator.dispose!() });
-
-  o.report(
-    `${o.lora ? "LoRA" : `stage ${o.stage}`}: ${trained.count().toLocaleString()} parameters, ` +
-      `${data.train.length} training images, batch ${tc.batch_size}, steps ${step}/${tc.steps}, ` +
-      `adapter ${deviceInfo().adapter}`,
-  );
-  store.writeConfig({ ...configDocument(cfg), model: mc });
-  if (resumed) {
-    const dropped = store.trimLog(step);
-    if (dropped) o.report(`dropped ${dropped} log records after step ${step} (redone now)`);
-  }
-  const lossSum = own(empty([1]).keep());
-  zero(lossSum);
-  const watch = own(new FiniteWatch());
-  const run: Run = {
-    cfg,
-    o,
-    mc,
-    store,
-    data,
-    schedule,
-    model,
-    lora,
-    trained,
-    opt,
-    ema,
-    emaParams,
-    batcher,
-    balancePower: configAt(cfg, step).data.balance_power,
-    watch,
-    lossSum,
-    step,
-    lastGood: newest,
-    skipped: 0,
-    window: { steps: 0, sum: 0, n: 0, t0: performance.now(), start: step },
-    evaluator,
-  };
-  await compileStep(run);
-  run.window.t0 = performance.now();
-  return run;
 }
 
 /** The training images at the model's size, read by the run's sources. */
