@@ -19,13 +19,16 @@ export function largestActivations(c: ModelConfig, B: number): { what: string; b
   return list.map((x) => ({ what: x.what, bytes: 4 * x.n }));
 }
 
-/** Throws a one-line error when one of a training step's tensors exceeds the adapter's limit. */
-export function checkTrainingFits(c: ModelConfig, B: number): void {
+/**
+ * Throws a one-line error when one of a training step's tensors exceeds the adapter's limit.
+ * `wholeModel`: every weight is trained (not a LoRA adapter's few on the frozen model).
+ */
+export function checkTrainingFits(c: ModelConfig, B: number, wholeModel = true): void {
   const limits = device().limits;
   const limit = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
-  // the weights, their gradients, Adam's two moments and the EMA are each one buffer (an arena)
+  // the trained weights, their gradients, Adam's two moments and the EMA are each one buffer
   const params = pixartSpecs(c).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
-  if (4 * params > limit) {
+  if (wholeModel && 4 * params > limit) {
     throw new Error(
       `this model's ${params.toLocaleString("en")} parameters need ${gb(4 * params)} in one ` +
         `buffer, over this adapter's ${gb(limit)} buffer limit: lower model.hidden_size or ` +

@@ -179,7 +179,7 @@ async function start(cfg: Config, o: TrainOptions): Promise<Run> {
   const tc = cfg.train;
   const store = o.store;
   const mc: ModelConfig = { ...cfg.model, stage: modelStageOf(o.stage) };
-  checkTrainingFits(mc, tc.batch_size);
+  checkTrainingFits(mc, tc.batch_size, !o.lora);
   const schedule = configSchedule(cfg.diffusion);
   const words = await o.sources.wordTable(mc);
   const data = await loadData(cfg, mc, o, words);
@@ -403,24 +403,29 @@ function batcherAt(
   resumed: Resumed | null,
   report: TrainOptions["report"],
 ): Batcher {
-  if (resumed) checkSameData(resumed.metadata, data, report);
-  const state: BatcherState | undefined = resumed?.metadata.data_state
+  let state: BatcherState | undefined = resumed?.metadata.data_state
     ? JSON.parse(resumed.metadata.data_state)
     : undefined;
+  if (resumed && !sameTrainingSet(resumed.metadata, data, state, report) && state) {
+    state = { epoch: state.epoch + 1, index: 0 }; // the saved position means nothing here
+  }
   return balancedBatcher(cfg, data, configAt(cfg, step).data.balance_power, state, report);
 }
 
 /**
- * A resumed run's classes are the ones it trained on: another class list would give the class
- * embedding's rows other meanings. Another training set of the same classes (the page goes on
- * with its bundled digits from a command-line run on all of them) is said: the saved position of
- * the data order then falls on other images. Checkpoints record the count since this came in.
+ * A resumed run's classes must be the ones it trained on: another class list would give the class
+ * embedding's rows other meanings. Another training set of the same classes is allowed (the page
+ * goes on with its bundled digits from a command-line run on all of them) and said; then the data
+ * order starts a new epoch, as the saved position falls on other images or past the end. Whether
+ * the set is the run's: its count of training images (recorded since this came in), else whether
+ * the saved position fits.
  */
-function checkSameData(
+function sameTrainingSet(
   metadata: Record<string, string>,
   data: TrainingData,
+  state: BatcherState | undefined,
   report: TrainOptions["report"],
-): void {
+): boolean {
   const was = checkpointClassNames(metadata, "the resumed checkpoint");
   const now = data.classNames ?? null;
   if (JSON.stringify(was) !== JSON.stringify(now)) {
@@ -434,12 +439,17 @@ function checkSameData(
     );
   }
   const count = metadata.train_images;
-  if (count !== undefined && Number(count) !== data.train.length) {
+  const same = count !== undefined
+    ? Number(count) === data.train.length
+    : !state || state.index <= data.train.length;
+  if (!same) {
     report(
       `note: the data has ${data.train.length} training images where the run trained on ` +
-        `${count}: the data order goes on over these, so no straight run gives what follows`,
+        `${count ?? "others"}: its data order starts a new epoch over these, so no straight run ` +
+        `gives what follows`,
     );
   }
+  return same;
 }
 
 function balancedBatcher(

@@ -192,13 +192,13 @@ function main(): void {
     loraInput.value = "";
     loaded?.model.dispose();
     loaded = null;
-    // the pool keeps freed buffers for reuse: another model's weights and batch sizes would
-    // leave the last one's on the GPU for the life of the page
-    await trimPool();
     setState("loading", `Loading the ${entry.label} model…`);
     try {
       loaded = await loadModel(entry);
-      await trimPool(); // and the load's own temporaries (f32 copies of f16 weights)
+      // the pool keeps freed buffers for reuse: the last model's weights and batches, and the
+      // load's temporaries, would stay on the GPU for the life of the page. Not while a run
+      // trains: waiting for the GPU would take that run's errors as this load's
+      if (!trainingNow()) await trimPool();
       steps.max = String(loaded.schedule.T - 1);
       // the previous model's example gives way to this one's; the user's own prompt stays
       if (promptBox.value === "" || promptBox.value === example) promptBox.value = entry.prompt;

@@ -543,10 +543,10 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
         resumeFrom = { ...resumeFrom, name: last, bytes: run.bytes(last), log: [...run.log] };
         await fillNumbers();
       }
-      running = false;
       control = null;
       await showSaved();
       setState(view.dataset.state as TrainState);
+      running = false; // last: a click during the awaits above must not start a second run
     }
   };
 
@@ -615,11 +615,11 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
     running = true;
     setState("loading", "Preparing the run…");
     try {
-      await start();
+      await start(); // its run's end clears `running`
     } catch (e) {
+      // thrown before the run began (its own end did not come)
+      running = false;
       setState("error", (e as Error).message.split("\n")[0]);
-    } finally {
-      running = false; // start returns when its run has ended
     }
   });
   onDeviceLost((reason) => {
