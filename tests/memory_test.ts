@@ -1,42 +1,67 @@
-// What a training step needs in one GPU buffer, checked before anything is allocated
-// (model/memory.ts), and the pool's size classes, which must not round a tensor that fits past
-// the binding limit (kernels/pool.ts).
+// tapeSavedBytes: the activations the tape keeps for backward, counted on graphs small enough to
+// add up by hand.
 
-import assert from "node:assert/strict";
-import { device } from "../kernels/mod.ts";
-import { sizeClass } from "../kernels/pool.ts";
-import { checkTrainingFits } from "../model/memory.ts";
-import { pixartSpecs } from "../model/pixart.ts";
-import { ready, TINY_TEXT_MODEL } from "./helpers.ts";
+import {
+  attention,
+  backward,
+  clearTape,
+  geluTanh,
+  layerNorm,
+  linear,
+  mean,
+  mul,
+  noGrad,
+  reshape,
+  tapeSavedBytes,
+  tensor,
+  tidy,
+} from "../kernels/mod.ts";
+import { rand, ready } from "./helpers.ts";
 
 await ready;
 
-Deno.test("size classes: ≤ 25% over, never past the binding limit for a tensor within it", () => {
-  assert.equal(sizeClass(100), 256);
-  assert.equal(sizeClass(5000), 5120); // 4096 + 1024
-  for (const bytes of [4097, 1e6, 3e8]) {
-    const c = sizeClass(bytes);
-    assert.ok(c >= bytes && c <= bytes * 1.25, `${bytes} → ${c}`);
+function assertEquals(actual: number, want: number, what = "saved bytes"): void {
+  if (actual !== want) throw new Error(`${what}: ${actual}, want ${want}`);
+}
+
+Deno.test("tapeSavedBytes counts each saved storage once and leaves parameters out", () => {
+  const w = tensor(rand(12, 1), [3, 4]).keep();
+  const gamma = tensor(rand(3, 2), [3]).keep();
+  const beta = tensor(rand(3, 3), [3]).keep();
+  for (const p of [w, gamma, beta]) p.requiresGrad = true;
+  tidy(() => {
+    const x = tensor(rand(8, 4), [2, 4]); // data, no gradient
+    const s = tensor(rand(6, 5), [2, 3]); // data, no gradient
+    const y = linear(x, w); // saves x (32 B) and w
+    const y2 = linear(reshape(x, [1, 2, 4]), w); // saves a view of x: no new storage
+    const g = geluTanh(y); // saves y (24 B)
+    const m = mul(g, s); // only g needs a gradient, which reads s (24 B)
+    const n = layerNorm(m, gamma, beta); // saves m (24 B), gamma and its [2, 2] statistics (16 B)
+    const g2 = geluTanh(y2); // saves y2 (24 B)
+    // saves views of n (24 B) and of g2 (24 B); the mean saves nothing
+    const loss = mean(mul(reshape(n, [6]), reshape(g2, [6])));
+    assertEquals(tapeSavedBytes([w, gamma, beta]), 32 + 24 + 24 + 24 + 16 + 24 + 24 + 24);
+    // parameters count when not excluded: w 48 B, gamma 12 B
+    assertEquals(tapeSavedBytes(), 192 + 48 + 12);
+    backward(loss);
+    assertEquals(tapeSavedBytes(), 0, "backward clears the tape");
+  });
+  for (const p of [w, gamma, beta]) {
+    p.grad?.dispose();
+    p.dispose();
   }
-  // 1.8 GiB rounds to the 2 GiB class, past a limit of 2³¹ − 4: it gets its own size instead
-  const bytes = 4 * 483_183_821, limit = 2 ** 31 - 4; // 1.8 GiB
-  assert.equal(sizeClass(bytes), 2 ** 31);
-  assert.equal(sizeClass(bytes, limit), bytes);
-  assert.equal(sizeClass(1e6, limit), sizeClass(1e6));
 });
 
-Deno.test("a model whose parameters cannot be one buffer is a one-line error before allocation", () => {
-  const limits = device().limits;
-  const limit = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
-  const wide = { ...TINY_TEXT_MODEL, hidden_size: 8192, num_heads: 8 };
-  const count = (depth: number) =>
-    pixartSpecs({ ...wide, depth }).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
-  let depth = 1;
-  while (4 * count(depth) <= limit && depth < 256) depth++;
-  assert.ok(4 * count(depth) > limit, "a depth within the config's bounds exceeds the limit");
-  assert.throws(
-    () => checkTrainingFits({ ...wide, depth }, 1),
-    /^Error: this model's [\d,]+ parameters need [\d.]+ (GiB|MiB) in one buffer, over this adapter's .* buffer limit: lower model\.hidden_size or model\.depth$/,
-  );
-  checkTrainingFits(TINY_TEXT_MODEL, 1); // fits
+Deno.test("tapeSavedBytes: attention saves q, k, v, its output and the log-sum-exp", () => {
+  tidy(() => {
+    const [q, k, v] = [1, 2, 3].map((seed) => tensor(rand(16, seed), [1, 2, 8]));
+    for (const t of [q, k, v]) t.requiresGrad = true;
+    attention(q, k, v, { heads: 2 });
+    // q, k, v, out: 64 B each; lse [1, 2 heads, 2 queries]: 16 B
+    assertEquals(tapeSavedBytes(), 4 * 64 + 16);
+    clearTape();
+    assertEquals(tapeSavedBytes(), 0);
+    noGrad(() => attention(q, k, v, { heads: 2 }));
+    assertEquals(tapeSavedBytes(), 0, "nothing is recorded without gradients");
+  });
 });
