@@ -9,6 +9,8 @@ export interface DeviceInfo {
   shaderF16: boolean;
   /** subgroup builtins in WGSL (`enable subgroups;`): the matmul's subgroup variant needs them */
   subgroups: boolean;
+  /** the largest buffer a kernel may bind: min(maxStorageBufferBindingSize, maxBufferSize) */
+  bufferLimit: number;
 }
 
 let current: GPUDevice | null = null;
@@ -66,6 +68,7 @@ async function acquire(): Promise<GPUDevice> {
     timestampQuery: dev.features.has("timestamp-query"),
     shaderF16: dev.features.has("shader-f16"),
     subgroups: dev.features.has("subgroups"),
+    bufferLimit: Math.min(dev.limits.maxStorageBufferBindingSize, dev.limits.maxBufferSize),
   };
   current = dev;
   return dev;

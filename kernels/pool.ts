@@ -1,7 +1,7 @@
 // A buffer pool: freed storage buffers are kept by size class and handed out again, so a training
 // loop that makes the same tensors every step allocates nothing after its first step.
 
-import { device } from "./device.ts";
+import { device, deviceInfo } from "./device.ts";
 
 const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
@@ -45,11 +45,7 @@ class BufferPool {
   stats: PoolStats = { allocatedBytes: 0, inUseBytes: 0, peakInUseBytes: 0, buffers: 0 };
 
   acquire(bytes: number): GPUBuffer {
-    const limits = device().limits;
-    const size = sizeClass(
-      bytes,
-      Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize),
-    );
+    const size = sizeClass(bytes, deviceInfo().bufferLimit);
     const list = this.free.get(size);
     let buf = list?.pop();
     if (!buf) {

@@ -10,7 +10,7 @@ import type { FiniteWatch } from "./finite.ts";
 import type { Adam } from "./optim.ts";
 import { sum } from "./reduce.ts";
 import { concat, reshape } from "./shape.ts";
-import { type Tensor, tensor, tidy } from "./tensor.ts";
+import { type Tensor, tidy } from "./tensor.ts";
 
 export interface StepParts {
   opt: Adam;
@@ -49,21 +49,24 @@ export async function trainStepOrSkip(
   n: number,
   parts: StepParts,
 ): Promise<boolean> {
-  const scalars = tidy(() => {
+  const { l, scalars } = tidy(() => {
     const l = loss();
     backward(l);
-    return concat([reshape(l, [1]), reshape(gradSquaredNorm(parts.opt.params), [1])], 0);
+    const norm = gradSquaredNorm(parts.opt.params);
+    return { l, scalars: concat([reshape(l, [1]), reshape(norm, [1])], 0) };
   });
   const [lv, sq] = await scalars.read();
   scalars.dispose();
   if (!Number.isFinite(lv) || !Number.isFinite(sq)) {
+    l.dispose();
     parts.opt.zeroGrad();
     parts.opt.skipStep();
     return false;
   }
   tidy(() => {
     // only an applied step's loss is summed: one NaN would make the window's mean NaN
-    if (parts.lossSum) axpy(parts.lossSum, tensor(Float32Array.of(lv), [1]), 1);
+    if (parts.lossSum) axpy(parts.lossSum, l, 1);
+    l.dispose();
     parts.opt.step();
     parts.opt.zeroGrad();
     parts.ema?.update(n);

@@ -2,7 +2,7 @@
 // batch size or a width that cannot fit is an error naming the key and the bytes, not an
 // allocation failure (or a machine swapping) minutes later.
 
-import { device } from "../kernels/mod.ts";
+import { deviceInfo } from "../kernels/mod.ts";
 import { type ModelConfig, numTokens } from "./config.ts";
 import { pixartSpecs } from "./pixart.ts";
 
@@ -24,8 +24,7 @@ export function largestActivations(c: ModelConfig, B: number): { what: string; b
  * `wholeModel`: every weight is trained (not a LoRA adapter's few on the frozen model).
  */
 export function checkTrainingFits(c: ModelConfig, B: number, wholeModel = true): void {
-  const limits = device().limits;
-  const limit = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+  const limit = deviceInfo().bufferLimit;
   // the trained weights, their gradients, Adam's two moments and the EMA are each one buffer
   const params = pixartSpecs(c).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
   if (wholeModel && 4 * params > limit) {
