@@ -5,14 +5,7 @@
 
 import jpeg from "jpeg-js";
 import { isJpeg, isPng } from "./image_format.ts";
-import {
-  checkPixelCount,
-  jpegSize,
-  MAX_IMAGE_FILE_BYTES,
-  MAX_IMAGE_PIXELS,
-} from "./image_header.ts";
-
-export { MAX_IMAGE_FILE_BYTES } from "./image_header.ts";
+import { checkImageFileSize, checkPixelCount, jpegSize, MAX_IMAGE_PIXELS } from "./image_header.ts";
 import { readPngRgba } from "./png.ts";
 import { fitSquare } from "./resize_area.ts";
 import { compositeOnWhite, toChannels } from "./rgba_image.ts";
@@ -30,7 +23,7 @@ export interface RgbImage {
 // jpeg-js refuses larger images instead of exhausting memory: the pixels PNG allows, in millions
 const JPEG_LIMITS = { maxResolutionInMP: MAX_IMAGE_PIXELS / 1e6, maxMemoryUsageInMB: 2048 };
 
-/** An image file's bytes, refused unread when it is no file or over MAX_IMAGE_FILE_BYTES. */
+/** An image file's bytes, refused unread when it is no file or too large (checkImageFileSize). */
 export function readImageBytes(path: string): Uint8Array {
   let st: Deno.FileInfo;
   try {
@@ -39,9 +32,7 @@ export function readImageBytes(path: string): Uint8Array {
     throw new Error(errnoText(e));
   }
   if (!st.isFile) throw new Error("not a file");
-  if (st.size > MAX_IMAGE_FILE_BYTES) {
-    throw new Error(`${st.size} bytes, over the ${MAX_IMAGE_FILE_BYTES / 2 ** 20} MiB limit`);
-  }
+  checkImageFileSize(st.size);
   try {
     return Deno.readFileSync(path);
   } catch (e) {

@@ -13,6 +13,13 @@ export const MAX_IMAGE_PIXELS = 89_478_485;
 /** A larger image file is refused before it is read (the command line's and the page's). */
 export const MAX_IMAGE_FILE_BYTES = 256 * 2 ** 20;
 
+/** Refuses a file of `size` bytes over MAX_IMAGE_FILE_BYTES, in one line (the caller names it). */
+export function checkImageFileSize(size: number): void {
+  if (size > MAX_IMAGE_FILE_BYTES) {
+    throw new Error(`${size} bytes, over the ${MAX_IMAGE_FILE_BYTES / 2 ** 20} MiB limit`);
+  }
+}
+
 /** A PNG's width and height from its IHDR chunk (the first), or null when it has none. */
 export function pngSize(bytes: Uint8Array): { width: number; height: number } | null {
   if (bytes.length < 24) return null;

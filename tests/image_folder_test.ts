@@ -23,7 +23,7 @@ import { readSafetensors } from "../io/safetensors.ts";
 import { encodePrompt, normalizePrompt } from "../model/tokenizer.ts";
 import { jpegHeader, pngHeader } from "./png_fixtures.ts";
 import { MAX_METADATA_BYTES } from "../io/image_folder_layout.ts";
-import { MAX_IMAGE_FILE_BYTES } from "../io/image_file.ts";
+import { MAX_IMAGE_FILE_BYTES } from "../io/image_header.ts";
 
 /** A w × h PNG of one RGB colour. */
 function solid(rgb: [number, number, number], w = 4, h = 4): Uint8Array {

@@ -4,7 +4,7 @@
 // from, at the model's size. A brush paints the mask over it: painted = repainted (inpainting),
 // nothing painted = the whole image redrawn from the strength on (image-to-image).
 
-import { MAX_IMAGE_FILE_BYTES } from "../io/image_header.ts";
+import { checkImageFileSize } from "../io/image_header.ts";
 import { browserDecoder } from "./browser_decoder.ts";
 import { rgbaToSquare } from "../io/rgba_image.ts";
 import { fitSquare } from "../io/resize_area.ts";
@@ -26,10 +26,8 @@ export interface Upload {
  */
 export async function decodeUpload(file: File): Promise<Upload> {
   const fail = (why: string) => new Error(`cannot read image '${file.name}': ${why}`);
-  if (file.size > MAX_IMAGE_FILE_BYTES) {
-    throw fail(`${file.size} bytes, over the ${MAX_IMAGE_FILE_BYTES / 2 ** 20} MiB limit`);
-  }
   try {
+    checkImageFileSize(file.size);
     return { name: file.name, ...await browserDecoder(new Uint8Array(await file.arrayBuffer())) };
   } catch (e) {
     throw fail((e as Error).message);

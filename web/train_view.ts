@@ -483,7 +483,6 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
     // a kept run's curve so far
     for (const r of store.log) listener.log!(r);
     control = new PageControl(() => setState("training", `Training on ${adapterName()}…`));
-    running = true;
     setState("loading", "Reading the data…");
     const run = store;
     try {
