@@ -20,6 +20,7 @@
 //
 // Rows: the package's words in its (frequency) order, then the fallback words in code-unit order.
 
+import { MNIST_WORDS } from "../io/captions.ts";
 import { mulberry32 } from "../kernels/host_random.ts";
 import { CLITICS, promptPieces, promptText } from "./word_tokenizer.ts";
 
@@ -61,19 +62,8 @@ export function winkPackageVectors(json: unknown, name: string): PackageVectors 
 export type FallbackRule = "fold" | "number" | "compound" | "random";
 export const FALLBACK_RULES: readonly FallbackRule[] = ["fold", "number", "compound", "random"];
 
-export const NUMBER_WORDS: readonly string[] = [
-  "zero",
-  "one",
-  "two",
-  "three",
-  "four",
-  "five",
-  "six",
-  "seven",
-  "eight",
-  "nine",
-  "ten",
-];
+/** The words a numeral 0–10 stands for: a digit is read as its word, as the digit captions are. */
+export const NUMBER_WORDS: readonly string[] = [...MNIST_WORDS, "ten"];
 
 /** The shortest part of a compound, so "selfie" is not "self" + "ie". */
 export const MIN_COMPOUND_PART = 3;
