@@ -538,13 +538,14 @@ function checkRelations(c: Config, fail: Fail): void {
     );
   }
   // betas scale by 1000/T (diffusion/schedule.ts linearSchedule): past 1, ᾱ turns negative and
-  // every √ᾱ is NaN (exactly 1 is zero terminal SNR: pure noise at the last step)
+  // every √ᾱ is NaN; at exactly 1 (zero terminal SNR) the samplers' x̂0 = (x − σε̂)/√ᾱ divides by
+  // zero at their first step and min-SNR's ε weight is 0/0
   const lastBeta = (c.diffusion.beta_end * 1000) / c.diffusion.timesteps;
-  if (lastBeta > 1) {
+  if (lastBeta >= 1) {
     fail(
       `'diffusion.timesteps' ${c.diffusion.timesteps} with 'diffusion.beta_end' ` +
-        `${c.diffusion.beta_end} makes the last step's β ${lastBeta}, over 1: use at least ` +
-        `${Math.ceil(c.diffusion.beta_end * 1000)} timesteps or a lower beta_end`,
+        `${c.diffusion.beta_end} makes the last step's β ${lastBeta}, not below 1: use at least ` +
+        `${Math.floor(c.diffusion.beta_end * 1000) + 1} timesteps or a lower beta_end`,
     );
   }
   if (c.diffusion.beta_start >= c.diffusion.beta_end) {

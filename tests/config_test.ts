@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { configName, DEFAULT_CONFIG, loadConfig, parseConfig } from "../io/config.ts";
+import { linearSchedule } from "../diffusion/schedule.ts";
 
 const CONFIGS = new URL("../configs/", import.meta.url);
 const configsDir = decodeURIComponent(CONFIGS.pathname);
@@ -115,9 +116,16 @@ Deno.test("unknown keys and wrong types are one-line errors naming key and file"
   );
   throwsExactly(
     () => parseConfig("diffusion: {timesteps: 10}"),
-    "config <string>: 'diffusion.timesteps' 10 with 'diffusion.beta_end' 0.02 makes the last step's β 2, over 1: use at least 20 timesteps or a lower beta_end",
+    "config <string>: 'diffusion.timesteps' 10 with 'diffusion.beta_end' 0.02 makes the last step's β 2, not below 1: use at least 21 timesteps or a lower beta_end",
   );
-  parseConfig("diffusion: {timesteps: 20}"); // β 1 at the last step: zero terminal SNR
+  // β 1 at the last step (zero terminal SNR) would make every sampler divide by √ᾱ = 0
+  throwsExactly(
+    () => parseConfig("diffusion: {timesteps: 20}"),
+    "config <string>: 'diffusion.timesteps' 20 with 'diffusion.beta_end' 0.02 makes the last step's β 1, not below 1: use at least 21 timesteps or a lower beta_end",
+  );
+  const fewest = parseConfig("diffusion: {timesteps: 21}").diffusion;
+  const ab = linearSchedule(fewest.timesteps, fewest.beta_start, fewest.beta_end).alphasCumprod;
+  assert.ok(ab[ab.length - 1] > 0, "the fewest timesteps the check allows keep ᾱ above 0");
   throwsExactly(
     () => parseConfig("model:\n  hidden_sizee: 64\n", "configs/x.yaml"),
     "config configs/x.yaml: unknown key 'model.hidden_sizee'",

@@ -539,7 +539,7 @@ Deno.test("e2e sample: ancestral on a stage-1 model trained with 20 timesteps", 
       "1",
       "--no-grid",
       "--set",
-      "diffusion.timesteps=20",
+      "diffusion.timesteps=25",
     ]),
   );
   assert.ok(!readdirSync(out).some((f) => /^sample-.*\.png$/.test(f)), "--no-grid wrote a grid");
