@@ -36,7 +36,8 @@ export interface CaptionGap {
 }
 
 export interface CaptionGapOptions {
-  /** timestep (default 500: noisy enough that the caption decides what is drawn) */
+  /** timestep (default the schedule's middle, 500 of 1,000: noisy enough that the caption
+   * decides what is drawn) */
   t?: number;
   /** seed of the noise (default 0) */
   seed?: number;
@@ -67,7 +68,10 @@ export async function captionGap(
   // the error in the space the model draws in: a model of Haar bands over all four bands, three
   // of them detail that a caption barely decides, so its gap is not comparable with a pixel model's
   const drawn = toModelSpace(mc, images, n);
-  const t = o.t ?? 500, B = o.batch ?? 32;
+  const t = o.t ?? Math.round(schedule.T / 2), B = o.batch ?? 32;
+  if (!Number.isInteger(t) || t < 0 || t >= schedule.T) {
+    throw new Error(`captionGap: t ${t} is not a timestep of a ${schedule.T}-step schedule`);
+  }
   const others = captions.map((_, i) => captions[(i + Math.floor(n / 2)) % n]);
   const noise = new Generator(o.seed ?? 0);
   const sums = { own: 0, other: 0, none: 0 };

@@ -26,7 +26,8 @@ timestep.
 
   --checkpoint PATH   a checkpoint, or a run's folder (its newest); or --model NAME (bundled)
   --data FOLDER       an image folder with captions (default: the checkpoint's data.source)
-  --t LIST            timesteps, separated by commas (default 300,500,700)
+  --t LIST            timesteps, separated by commas (default 0.3, 0.5 and 0.7 of the schedule:
+                      300,500,700 of 1,000)
   --images N          images, spread evenly over the folder (default 96; at least 2)
   --seed N            seed of the noise (default 0)
   --raw               the raw weights instead of the EMA ones
@@ -55,7 +56,10 @@ await runTask(async () => {
     const source = (a.data as string) ?? trainConfig?.data?.source;
     if (!source) fail("pass --data FOLDER: the checkpoint does not name its data");
     requireSource(source, a.data !== undefined);
-    const ts = a.t === undefined ? [300, 500, 700] : timestepsFlag(a.t, "t", schedule.T);
+    // by default 0.3, 0.5 and 0.7 of the way: 300, 500 and 700 of 1,000 steps
+    const ts = a.t === undefined
+      ? [0.3, 0.5, 0.7].map((f) => Math.round(f * schedule.T))
+      : timestepsFlag(a.t, "t", schedule.T);
     const want = intFlag(a.images, "images") ?? 96;
     if (want < 2) fail("--images must be at least 2");
     const set = prepareImages(

@@ -75,6 +75,15 @@ Deno.test("caption gap: a stage-1 model or mismatched images are one-line errors
       () => captionGap(s2, schedule, new Float32Array(100), ["a", "b"]),
       /100 values for 2 captions of \[1, 8, 8\]/,
     );
+    // a timestep past the schedule's end; the default is the middle of a shorter schedule
+    const images = rand(2 * 64, 3);
+    await assert.rejects(
+      () => captionGap(s2, schedule, images, ["a", "b"], { t: 1000 }),
+      /t 1000 is not a timestep of a 1000-step schedule/,
+    );
+    const short = await captionGap(s2, linearSchedule(400), images, ["a", "b"]);
+    assert.equal(short.t, 200);
+    assert.ok(Number.isFinite(short.own) && Number.isFinite(short.gap));
   } finally {
     s1.dispose();
     s2.dispose();
