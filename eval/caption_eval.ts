@@ -243,20 +243,45 @@ export function nearestByCosine(
 }
 
 /**
- * For each sample, the rank (0: nearest) of the first of its k nearest training images that
- * carries the sample's caption, or -1 when none of them does. recall@r is the share of ranks
- * in [0, r).
+ * For each sample, the rank (0: nearest) of the first of its k nearest training pictures that
+ * carries the sample's caption (among the captions of each, `trainCaptions`), or -1 when none of
+ * them does. recall@r is the share of ranks in [0, r).
  */
 export function captionRanks(
   neighbours: Int32Array,
   k: number,
   sampleCaptions: readonly string[],
-  trainCaptions: readonly string[],
+  trainCaptions: readonly (readonly string[])[],
 ): Int32Array {
   return Int32Array.from(sampleCaptions, (caption, i) => {
-    for (let r = 0; r < k; r++) if (trainCaptions[neighbours[i * k + r]] === caption) return r;
+    for (let r = 0; r < k; r++) {
+      if (trainCaptions[neighbours[i * k + r]].includes(caption)) return r;
+    }
     return -1;
   });
+}
+
+/**
+ * Entries `idx` one per picture (the first of each) and the captions each picture carries among
+ * them: a picture under several captions is one neighbour to search and one real image to
+ * compare with, not a tie with itself that ranks its second caption below its first.
+ */
+function byPicture(
+  set: ImageSet,
+  idx: ArrayLike<number>,
+): { entries: Int32Array; captions: string[][] } {
+  const first = new Map<number, { entry: number; captions: string[] }>();
+  for (let j = 0; j < idx.length; j++) {
+    const k = idx[j], row = rowOf(set, k), caption = set.captions?.[k] ?? "";
+    const p = first.get(row);
+    if (p) p.captions.push(caption);
+    else first.set(row, { entry: k, captions: [caption] });
+  }
+  const pictures = [...first.values()];
+  return {
+    entries: Int32Array.from(pictures, (p) => p.entry),
+    captions: pictures.map((p) => p.captions),
+  };
 }
 
 /** The rank of class `label` among the K probabilities of row i (0: the first guess; ties to the
@@ -352,9 +377,10 @@ export interface CaptionEval {
   /** per caption, 1 when the classifier puts its own image, moved by one pixel, in its class:
    * the class accuracy a faithful drawing would score */
   realHit: Uint8Array;
-  /** every training image's classifier features [trainCaptions.length, featureDim] */
+  /** every training picture's classifier features [trainCaptions.length, featureDim] */
   trainFeatures: Float32Array;
-  trainCaptions: string[];
+  /** the captions each training picture carries (more than one where a folder repeats it) */
+  trainCaptions: string[][];
   featureDim: number;
   dispose(): void;
 }
@@ -453,16 +479,24 @@ export async function prepareCaptionEval(
       o.evenClasses ?? false,
     );
     const data = prepareImages(set, CLASSIFIER_SIZE);
-    const real = await realReference(classifier, data, held, train, captions.length * perCaption);
-    const trainImages = gatherBatch(data, train).images;
-    const { features, featureDim } = await classifier.predict(trainImages, train.length);
-    const trainCaptions = Array.from(train, (i) => set.captions![i]);
+    const pictures = byPicture(set, train);
+    const real = await realReference(
+      classifier,
+      data,
+      byPicture(set, held).entries,
+      pictures.entries,
+      captions.length * perCaption,
+    );
+    const searched = pictures.entries.length;
+    const trainImages = gatherBatch(data, pictures.entries).images;
+    const { features, featureDim } = await classifier.predict(trainImages, searched);
+    const trainCaptions = pictures.captions;
     const moved = await classifier.predict(
       movedByOnePixel(data, captions.map((e) => e.image)),
       captions.length,
     );
     const ranks = captionRanks(
-      nearestByCosine(moved.features, captions.length, features, train.length, featureDim, 5),
+      nearestByCosine(moved.features, captions.length, features, searched, featureDim, 5),
       5,
       captions.map((e) => e.caption),
       trainCaptions,
@@ -475,7 +509,7 @@ export async function prepareCaptionEval(
     );
     log(
       `caption evaluation: ${captions.length} captions over ${groups.classNames.length} ` +
-        `${categories ? "categories" : "classes"}, ${train.length} training images to search`,
+        `${categories ? "categories" : "classes"}, ${searched} training pictures to search`,
     );
     return {
       source,

@@ -202,6 +202,14 @@ Deno.test("a folder that repeats files: the classifier and the captions keep the
     for (const e of ref.captions) {
       assert.ok(!heldPictures.has(set.rows![e.image]), `'${e.caption}' shows a held-out picture`);
     }
+    // the search holds each training picture once, with both its captions
+    const trainPictures = new Set([...trainer.train].map((k) => set.rows![k]));
+    assert.equal(ref.trainCaptions.length, trainPictures.size);
+
+    // so a caption's own picture is its nearest, whichever of the two captions asked for it
+    const own = gatherBatch(prepareImages(set, 32), ref.captions.map((e) => e.image)).images;
+    const r = await scoreCaptionSamples(ref, own, 1, 32);
+    assert.equal(r.recall_at_1, 1);
   } finally {
     ref.dispose();
   }
@@ -310,7 +318,8 @@ Deno.test("categoryOfLabels maps each class to its category; a class in two is a
 Deno.test("nearest neighbours by cosine and caption recall, against a written-out computation", () => {
   // keys in 2-D: directions 0°, 45°, 90°, 180°; key 4 is key 0 ten times longer, key 5 is zero
   const keys = Float32Array.from([1, 0, 1, 1, 0, 1, -1, 0, 10, 0, 0, 0]);
-  const keyCaptions = ["east", "north-east", "north", "west", "far east", "nothing"];
+  // each key a picture, with its captions: the long twin also goes by "far"
+  const keyCaptions = [["east"], ["north-east"], ["north"], ["west"], ["far east", "far"], []];
   // queries: 10° (nearest: 0° and its long twin, tied → lower index first, then 45°), 80°, 170°
   const deg = (d: number) => [Math.cos((d * Math.PI) / 180), Math.sin((d * Math.PI) / 180)];
   const queries = Float32Array.from([...deg(10), ...deg(80), ...deg(170)]);
@@ -323,6 +332,8 @@ Deno.test("nearest neighbours by cosine and caption recall, against a written-ou
   assert.deepEqual([...ranks], [1, 0, 0]);
   const wrong = captionRanks(nb, 3, ["west", "west", "north-east"], keyCaptions);
   assert.deepEqual([...wrong], [-1, -1, -1]);
+  // a picture's second caption finds it as its first does
+  assert.deepEqual([...captionRanks(nb, 3, ["far", "far", "far"], keyCaptions)], [1, -1, -1]);
   assert.throws(() => nearestByCosine(queries, 3, keys, 6, 2, 7), /7 nearest neighbours/);
 });
 
