@@ -205,6 +205,7 @@ Deno.test("a folder that repeats files: the classifier and the captions keep the
     // the search holds each training picture once, with both its captions
     const trainPictures = new Set([...trainer.train].map((k) => set.rows![k]));
     assert.equal(ref.trainCaptions.length, trainPictures.size);
+    assert.ok(ref.trainCaptions.every((cs) => cs.length === 2), "each picture's two captions");
 
     // so a caption's own picture is its nearest, whichever of the two captions asked for it
     const own = gatherBatch(prepareImages(set, 32), ref.captions.map((e) => e.image)).images;
