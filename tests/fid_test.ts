@@ -77,3 +77,15 @@ Deno.test("FID: zero for one set against itself, closed form for diagonal Gaussi
   // symmetric in its arguments
   assertAlmostEquals(fid(a, n, b, n, dim), fid(b, n, a, n, dim), 1e-8);
 });
+
+Deno.test("FID: the cross term of two covariances that do not commute, and the n − 1 covariance", () => {
+  // Σ₁Σ₂ = [[2, 3], [1, 6]]: tr (Σ₁^½Σ₂Σ₁^½)^½ = Σ √λ(Σ₁Σ₂) = √(tr + 2√det) = √(8 + 2·3) = √14,
+  // where the commuting shortcut tr(Σ₁^½Σ₂^½) would give 2 + √3
+  const g1 = { dim: 2, mean: Float64Array.of(0, 0), cov: Float64Array.of(2, 1, 1, 2) };
+  const g2 = { dim: 2, mean: Float64Array.of(1, 2), cov: Float64Array.of(1, 0, 0, 3) };
+  assertAlmostEquals(frechetDistance(g1, g2), 5 + 4 + 4 - 2 * Math.sqrt(14), 1e-12);
+  // three rows (0, 0), (1, 2), (2, 1): deviations (−1, −1), (0, 1), (1, 0), summed and over n − 1
+  const g = gaussianOf([0, 0, 1, 2, 2, 1], 3, 2);
+  assert.deepEqual([...g.mean], [1, 1]);
+  assert.deepEqual([...g.cov], [1, 0.5, 0.5, 1]);
+});
