@@ -84,14 +84,15 @@ const BACKGROUND = 0.12;
 
 /**
  * The mean colour [r, g, b] in [0, 1] of an image's drawing: its pixels that differ from white
- * (composited backgrounds are white). `image` is [C, S, S] in [-1, 1], C = 3. A blank image (no
- * such pixel) is white.
+ * (composited backgrounds are white). `image` is [C, S, S], C = 3, read as a PNG shows it:
+ * clipped to [-1, 1], as the other evaluations read samples. A blank image (no such pixel) is
+ * white.
  */
 export function drawingColour(image: ArrayLike<number>, S: number): [number, number, number] {
   const n = S * S, sum = [0, 0, 0];
   let count = 0;
   for (let i = 0; i < n; i++) {
-    const rgb = [0, 1, 2].map((c) => (image[c * n + i] + 1) / 2);
+    const rgb = [0, 1, 2].map((c) => (Math.min(1, Math.max(-1, image[c * n + i])) + 1) / 2);
     if (Math.min(...rgb) > 1 - BACKGROUND) continue;
     for (let c = 0; c < 3; c++) sum[c] += rgb[c];
     count++;

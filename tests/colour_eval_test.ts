@@ -42,6 +42,9 @@ Deno.test("the drawing's colour leaves out the white background", () => {
   const c = drawingColour(square([220, 40, 40]), 8);
   assert.deepEqual(c.map((v) => Math.round(v * 255)), [220, 40, 40]);
   assert.deepEqual(drawingColour(new Float32Array(3 * 64).fill(1), 8), [1, 1, 1]);
+  // a sample past [-1, 1] is read as its PNG shows it: (0.6, −1.8, −1.8) as (0.8, 0, 0)
+  const over = new Float32Array(3 * 64).fill(-1.8).fill(0.6, 0, 64);
+  assert.deepEqual(drawingColour(over, 8).map((v) => Math.round(v * 100) / 100), [0.8, 0, 0]);
 });
 
 Deno.test("samples are read as their nearest prototype and scored against the colour asked for", () => {
