@@ -153,6 +153,30 @@ Deno.test("a words model runs only with its own word table", async () => {
     else assert.throws(init, /was trained with the word table of SHA-256 [0-9a-f]{12}…, not/);
     big.dispose();
   }
+  // a stage-2 warm start from it: the same table loads, another is refused, unless the text path
+  // starts afresh; a key that changes no shape (the heads) is refused too
+  for (
+    const [table, fresh, ok] of [
+      [own, [], true],
+      [other, [], false],
+      [other, ["text_encoder", "y_embedder"], true],
+    ] as const
+  ) {
+    const next = PixArt.init(ck.model, 0, table);
+    const init = () => initFromEarlierStage(next, { ck, name: path }, 2, () => {}, fresh);
+    if (ok) init();
+    else assert.throws(init, /was trained with the word table of SHA-256 [0-9a-f]{12}…, not/);
+    next.dispose();
+  }
+  const heads = ck.model.num_heads === 1 ? 2 : 1;
+  const split = PixArt.init({ ...ck.model, num_heads: heads }, 0, own);
+  assert.throws(
+    () => initFromEarlierStage(split, { ck, name: path }, 2, () => {}),
+    new RegExp(
+      `has model.num_heads = ${ck.model.num_heads}, the stage-2 config says ${heads}: a warm start keeps the model it starts from$`,
+    ),
+  );
+  split.dispose();
   // positions past the range stage 2 learned are named, with the pe_interpolation that keeps it
   const lines: string[] = [];
   const far = PixArt.init({ ...ck.model, image_size: 16 }, 0, own);

@@ -13,7 +13,7 @@ import {
   modelFromCheckpoint,
   trainStageOf,
 } from "../model/checkpoint_bytes.ts";
-import { type ModelConfig, modelSpace } from "../model/config.ts";
+import { type ModelConfig, modelSpace, TEXT_MODEL_KEYS } from "../model/config.ts";
 import type { WordTable } from "../io/word_table.ts";
 import type { DiffusionSection } from "../io/config_schema.ts";
 import { checkpointDiffusion, SCHEDULE_KEYS } from "../diffusion/schedule.ts";
@@ -156,6 +156,27 @@ export function initFromEarlierStage(
           `stage-2 model's ${ck.model.patch_size}: grow the patch by a whole factor, or keep it`,
       );
     }
+  } else {
+    // stage 2 keeps the image model: keys that change no shape (heads, depth's missing blocks,
+    // the position table's size) would load weights into another model without a word. The text
+    // path is new from a stage-1 checkpoint or restarted by train.init_fresh; else it loads and
+    // must read captions as it was trained to, through the same word table.
+    const textSpecs = specs.filter((s) => s.name.startsWith("text_encoder."));
+    const newText = fromStage === 1 || textSpecs.every((s) => isFresh(s.name));
+    const textKeys: readonly string[] = TEXT_MODEL_KEYS;
+    for (const k of Object.keys(ck.model) as (keyof ModelConfig)[]) {
+      if (STAGE2_CHANGES.includes(k) || (newText && textKeys.includes(k))) continue;
+      if (ck.model[k] !== model.config[k]) {
+        throw new Error(
+          `'${path}' has model.${k} = ${ck.model[k]}, the stage-2 config says ` +
+            `${model.config[k]}: a warm start keeps the model it starts from` +
+            (textKeys.includes(k)
+              ? ` (another text path needs train.init_fresh: [text_encoder, y_embedder])`
+              : ""),
+        );
+      }
+    }
+    if (!newText) checkWordTable(ck, path, model.wordTable);
   }
   if (ema && !ck.ema) {
     throw new Error(
@@ -250,6 +271,15 @@ export function initFromEarlierStage(
     }
   }
 }
+
+/** What stage 2 may change of the config of the checkpoint it starts from (the classes go; a
+ * pooled caption path starts fresh). */
+const STAGE2_CHANGES: readonly (keyof ModelConfig)[] = [
+  "stage",
+  "num_classes",
+  "drop_path",
+  "caption_pooling",
+];
 
 /** What stage 3 may change of the stage-2 model's config. */
 const STAGE3_CHANGES: readonly (keyof ModelConfig)[] = [
