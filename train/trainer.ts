@@ -141,7 +141,7 @@ export async function train(cfg: Config, o: TrainOptions): Promise<TrainResult> 
   try {
     run = await start(cfg, o);
     o.stop.listen?.();
-    const tc = cfg.train;
+    const tc = cfg.train, firstStep = run.step;
     let previous: Promise<void> = Promise.resolve();
     while (run.step < tc.steps && !o.stop.received) {
       if (o.stop.held) {
@@ -164,7 +164,10 @@ export async function train(cfg: Config, o: TrainOptions): Promise<TrainResult> 
       o.report(`interrupted (${o.stop.received}) at step ${run.step}: saving a checkpoint`);
     }
     await logWindow(run);
-    await checkpoint(run, o.grid && !o.stop.received);
+    // a run that took no step leaves its newest checkpoint as it was: rewritten, it would record
+    // this invocation's config and data as the ones its weights were trained with
+    if (run.step > firstStep) await checkpoint(run, o.grid && !o.stop.received);
+    else o.report(`no step taken (step ${run.step} of ${tc.steps}): no checkpoint written`);
     return { step: run.step, interrupted: o.stop.received, skipped: run.skipped };
   } finally {
     if (run) dispose(run);
