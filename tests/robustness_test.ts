@@ -398,7 +398,12 @@ Deno.test("export never replaces its input, never writes what --resume would con
   );
   assertOneLineError(
     await train(tiny(stripped, "--steps", "4", "--resume")),
-    /^error: --resume: the checkpoint has no optimiser state for '.+' \(Adam's moments\): it was not written by this run; start a new one from its weights with --init-from$/,
+    /^error: --resume: the checkpoint has no optimiser state for '.+' \(Adam's moments\): it was not written by this run; start a new run in another --out \(stage 1 starts from initialisation\)$/,
+  );
+  // and --init-from, which stage 1 has no use for, is refused rather than dropped
+  assertOneLineError(
+    await train(tiny(tmp("stage1-init"), "--init-from", stripped)),
+    /^error: --init-from is for stages 2 and 3: stage 1 starts from initialisation; drop the flag, or --resume a stage-1 run in its own folder$/,
   );
 
   // an export that found its way into a run folder under a checkpoint's name is not resumed from

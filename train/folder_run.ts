@@ -31,6 +31,13 @@ export async function trainInFolder(cfg: Config, o: FolderTrainOptions): Promise
     log: (l) => o.report(l),
   });
   try {
+    if (o.stage === 1 && o.initFrom) {
+      // stage 1 always starts from initialisation: the flag would be dropped without a word
+      throw new Error(
+        "--init-from is for stages 2 and 3: stage 1 starts from initialisation; drop the flag, " +
+          "or --resume a stage-1 run in its own folder",
+      );
+    }
     if (o.stage > 1 && cfg.train.from_scratch && o.initFrom && !o.resume) {
       throw new Error("--init-from and train.from_scratch: true contradict each other: drop one");
     }

@@ -196,12 +196,12 @@ async function start(cfg: Config, o: TrainOptions): Promise<Run> {
   try {
     const trained = lora ? lora.params : model.params;
     const step = resumed?.step ?? 0;
-    const opt = own(optimizer(cfg, trained, resumed, o.report));
+    const opt = own(optimizer(cfg, trained, resumed, o.report, startOverHint(o)));
     const { ema, emaParams } = emaOf(cfg, trained, resumed);
     own(ema);
     const evaluation = o.sources.evaluation?.(cfg, mc) ?? null;
     await curate(cfg, o, data, evaluation);
-    const batcher = batcherAt(cfg, data, step, resumed, o.report);
+    const batcher = batcherAt(cfg, data, step, resumed, o.report, startOverHint(o));
     const evaluator = await evaluatorOf(cfg, data, schedule, evaluation);
     if (evaluator?.dispose) own({ dispose: () => evaluator.dispose!() });
 
@@ -325,12 +325,20 @@ function weights(
   return { model, resumed: null };
 }
 
+/** How to start over from a run that cannot be resumed, for the message that refuses it. */
+function startOverHint(o: TrainOptions): string {
+  if (o.lora) return "start a new train:lora run in another --out";
+  if (o.stage === 1) return "start a new run in another --out (stage 1 starts from initialisation)";
+  return "start a new run from its weights with --init-from";
+}
+
 /** AdamW over the trained weights on the config's learning-rate curve, its moments restored on resume. */
 function optimizer(
   cfg: Config,
   trained: Params,
   resumed: Resumed | null,
   report: TrainOptions["report"],
+  startOver: string,
 ): Adam {
   trained.requireGrad(true);
   for (const note of lrNotes(cfg)) report(note);
@@ -342,7 +350,7 @@ function optimizer(
   if (resumed && missing !== undefined) {
     throw new Error(
       `--resume: the checkpoint has no optimiser state for '${missing}' (Adam's moments): ` +
-        `it was not written by this run; start a new one from its weights with --init-from`,
+        `it was not written by this run; ${startOver}`,
     );
   }
   const opt = optimizerFor(trained.tensors(), cfg);
@@ -405,11 +413,12 @@ function batcherAt(
   step: number,
   resumed: Resumed | null,
   report: TrainOptions["report"],
+  startOver: string,
 ): Batcher {
   let state: BatcherState | undefined = resumed?.metadata.data_state
     ? JSON.parse(resumed.metadata.data_state)
     : undefined;
-  if (resumed && !sameTrainingSet(resumed.metadata, data, state, report) && state) {
+  if (resumed && !sameTrainingSet(resumed.metadata, data, state, report, startOver) && state) {
     state = { epoch: state.epoch + 1, index: 0 }; // the saved position means nothing here
   }
   return balancedBatcher(cfg, data, configAt(cfg, step).data.balance_power, state, report);
@@ -428,6 +437,7 @@ function sameTrainingSet(
   data: TrainingData,
   state: BatcherState | undefined,
   report: TrainOptions["report"],
+  startOver: string,
 ): boolean {
   const was = checkpointClassNames(metadata, "the resumed checkpoint");
   const now = data.classNames ?? null;
@@ -438,7 +448,7 @@ function sameTrainingSet(
         `${
           was && now ? ` (first difference: '${now.find((c, i) => c !== was[i]) ?? "…"}')` : ""
         }: ` +
-        `resume on the run's own data, or start a new run (--init-from its checkpoint)`,
+        `resume on the run's own data, or ${startOver}`,
     );
   }
   const count = metadata.train_images;
