@@ -86,6 +86,13 @@ const STATE_BUDGET = 1024;
  */
 export const ATTENTION_VARIANTS: readonly string[] = ["tile8", "tile4", "tile2", "tile1"];
 
+/**
+ * The most storage buffers an attention kernel binds: the backward's sizes, Q, K, V, O or LSE,
+ * LSE or Δ, dO, its two outputs and the mask. Over WebGPU's guaranteed 8, so training checks the
+ * adapter offers them (model/memory.ts); sampling binds at most 7.
+ */
+export const ATTENTION_STORAGE_BUFFERS = 10;
+
 function tileOf(variant: string, dh: number, perRow: number): number {
   let t = Number(variant.slice(4));
   while (t > 1 && t * perRow * dh > STATE_BUDGET) t >>= 1;
@@ -288,7 +295,7 @@ function backwardQKernel(
   const { dims, gx, gy } = launch(g, g.Nq, TQ);
   const bindings = [dims, q, k, v, out, lse, dout];
   bindings.push(dq, delta);
-  if (mask) bindings.push(mask);
+  if (mask) bindings.push(mask); // ATTENTION_STORAGE_BUFFERS at most
   const rows = Array.from({ length: TQ }, (_, r) => r);
   const code = `${DIMS}
 @group(0) @binding(1) var<storage, read> Q: array<${T}>;
@@ -360,7 +367,7 @@ function backwardKVKernel(
   const { dims, gx, gy } = launch(g, g.Nk, TK);
   const bindings = [dims, q, k, v, lse, delta, dout];
   bindings.push(dk, dv);
-  if (mask) bindings.push(mask);
+  if (mask) bindings.push(mask); // ATTENTION_STORAGE_BUFFERS at most
   const rows = Array.from({ length: TK }, (_, r) => r);
   const zeroIfMasked = (r: number, x: string) => mask ? `select(${T}(0.0), ${x}, keep${r})` : x;
   const code = `${DIMS}

@@ -11,6 +11,9 @@ export interface DeviceInfo {
   subgroups: boolean;
   /** the largest buffer a kernel may bind: min(maxStorageBufferBindingSize, maxBufferSize) */
   bufferLimit: number;
+  /** how many storage buffers one kernel may bind (maxStorageBuffersPerShaderStage; WebGPU
+   * guarantees 8) */
+  storageBuffers: number;
 }
 
 let current: GPUDevice | null = null;
@@ -69,6 +72,7 @@ async function acquire(): Promise<GPUDevice> {
     shaderF16: dev.features.has("shader-f16"),
     subgroups: dev.features.has("subgroups"),
     bufferLimit: Math.min(dev.limits.maxStorageBufferBindingSize, dev.limits.maxBufferSize),
+    storageBuffers: dev.limits.maxStorageBuffersPerShaderStage,
   };
   current = dev;
   return dev;

@@ -3,6 +3,7 @@
 // allocation failure (or a machine swapping) minutes later.
 
 import { deviceInfo } from "../kernels/mod.ts";
+import { ATTENTION_STORAGE_BUFFERS } from "../kernels/attention.ts";
 import { type ModelConfig, numTokens } from "./config.ts";
 import { pixartSpecs } from "./pixart.ts";
 
@@ -24,6 +25,7 @@ export function largestActivations(c: ModelConfig, B: number): { what: string; b
  * `wholeModel`: every weight is trained (not a LoRA adapter's few on the frozen model).
  */
 export function checkTrainingFits(c: ModelConfig, B: number, wholeModel = true): void {
+  checkStorageBuffers(deviceInfo().storageBuffers);
   const limit = deviceInfo().bufferLimit;
   // the trained weights, their gradients, Adam's two moments and the EMA are each one buffer
   const params = pixartSpecs(c).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
@@ -42,6 +44,18 @@ export function checkTrainingFits(c: ModelConfig, B: number, wholeModel = true):
           `model.hidden_size)`,
       );
     }
+  }
+}
+
+/** Training binds more storage buffers in one kernel (attention's backward) than WebGPU
+ * guarantees: an adapter that offers fewer would fail at the first backward pass. */
+export function checkStorageBuffers(available: number): void {
+  if (available < ATTENTION_STORAGE_BUFFERS) {
+    throw new Error(
+      `this adapter binds ${available} storage buffers in a kernel, and training's attention ` +
+        `backward binds ${ATTENTION_STORAGE_BUFFERS}: train on another adapter (sampling runs ` +
+        `on this one)`,
+    );
   }
 }
 

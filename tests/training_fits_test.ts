@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { device } from "../kernels/mod.ts";
 import { sizeClass } from "../kernels/pool.ts";
-import { checkTrainingFits } from "../model/memory.ts";
+import { checkStorageBuffers, checkTrainingFits } from "../model/memory.ts";
 import { pixartSpecs } from "../model/pixart.ts";
 import { ready, TINY_TEXT_MODEL } from "./helpers.ts";
 
@@ -23,6 +23,14 @@ Deno.test("size classes: ≤ 25% over, never past the binding limit for a tensor
   assert.equal(sizeClass(bytes), 2 ** 31);
   assert.equal(sizeClass(bytes, limit), bytes);
   assert.equal(sizeClass(1e6, limit), sizeClass(1e6));
+});
+
+Deno.test("an adapter that binds too few storage buffers for attention's backward is refused for training", () => {
+  assert.throws(
+    () => checkStorageBuffers(8),
+    /^Error: this adapter binds 8 storage buffers in a kernel, and training's attention backward binds 10: train on another adapter \(sampling runs on this one\)$/,
+  );
+  checkStorageBuffers(device().limits.maxStorageBuffersPerShaderStage); // this one trains
 });
 
 Deno.test("a model whose parameters cannot be one buffer is a one-line error before allocation", () => {
