@@ -18,8 +18,15 @@ export function reshape(x: Tensor, shape: number[]): Tensor {
   return record(out, "reshape", [x], (g) => [reshape(g, [...x.shape])], []);
 }
 
+// These copy 32-bit words, one a value: an f16 tensor packs two values in a word, so its copies
+// would move twice its bytes (f16 weights only ever enter linear layers).
+function notHalf(op: string, ...xs: Tensor[]): void {
+  if (xs.some((x) => x.dtype === "f16")) throw new Error(`${op}: not for f16 tensors`);
+}
+
 /** Reorders axes: out.shape[k] = x.shape[perm[k]]. */
 export function permute(x: Tensor, perm: number[]): Tensor {
+  notHalf("permute", x);
   if (perm.length !== x.rank || [...perm].sort().some((p, k) => p !== k)) {
     throw new Error(`permute: [${perm}] is not a permutation of ${x.rank} axes`);
   }
@@ -87,6 +94,7 @@ function axisOf(x: Tensor, axis: number): number {
 
 /** Concatenates along an axis. */
 export function concat(xs: Tensor[], axis: number): Tensor {
+  notHalf("concat", ...xs);
   const a = axisOf(xs[0], axis);
   const ref = xs[0].shape;
   for (const x of xs) {
@@ -120,6 +128,7 @@ export function concat(xs: Tensor[], axis: number): Tensor {
 
 /** x[..., start:start+len, ...] along an axis (a copy). */
 export function slice(x: Tensor, axis: number, start: number, len: number): Tensor {
+  notHalf("slice", x);
   const a = axisOf(x, axis);
   if (start < 0 || len < 0 || start + len > x.shape[a]) {
     throw new Error(`slice: ${start}..${start + len} is outside axis ${a} of ${shapeStr(x.shape)}`);
@@ -141,6 +150,7 @@ export function slice(x: Tensor, axis: number, start: number, len: number): Tens
 
 /** Splits along an axis into pieces of the given sizes (one op: its backward is one concat). */
 export function split(x: Tensor, sizes: number[], axis: number): Tensor[] {
+  notHalf("split", x);
   const a = axisOf(x, axis);
   if (sizes.reduce((s, d) => s + d, 0) !== x.shape[a]) {
     throw new Error(`split: sizes [${sizes}] do not add up to axis ${a} of ${shapeStr(x.shape)}`);

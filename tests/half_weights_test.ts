@@ -4,15 +4,18 @@ import assert from "node:assert/strict";
 // move each output by no more than the rounding of its terms, layer by layer through the model;
 // an f16 weight has no gradient, and only a model that owns its weights converts them.
 import {
+  concat,
   copy,
   halfPackable,
   linear,
   linearHalfRows,
   noGrad,
+  slice,
   split,
   type Tensor,
   tensor,
   toHalf,
+  transpose,
 } from "../kernels/mod.ts";
 import { roundToHalf } from "../io/safetensors.ts";
 import { zero } from "../kernels/shape.ts";
@@ -57,6 +60,17 @@ Deno.test("an f16 weight holds the weight's values rounded to f16", async () => 
   for (let i = 0; i < vals.length; i++) {
     const same = got[i] === want[i] || (Number.isNaN(got[i]) && Number.isNaN(want[i]));
     if (!same) throw new Error(`value ${vals[i]}: f16 ${got[i]}, want ${want[i]}`);
+  }
+  // the shape ops copy a word a value: an f16 tensor is refused, not copied at twice its bytes
+  for (
+    const [op, f] of [
+      ["concat", () => concat([h, h], 0)],
+      ["permute", () => transpose(h)],
+      ["slice", () => slice(h, 1, 1, 2)],
+      ["split", () => split(h, [1, 2], 0)],
+    ] as const
+  ) {
+    assert.throws(f, new RegExp(`^Error: ${op}: not for f16 tensors$`));
   }
   w.dispose();
   h.dispose();
