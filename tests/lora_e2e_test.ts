@@ -16,6 +16,7 @@ import { readLora } from "../model/lora_file.ts";
 import { type Condition, PixArt } from "../model/pixart.ts";
 import { diffusionLoss } from "../diffusion/ddpm.ts";
 import { linearSchedule } from "../diffusion/schedule.ts";
+import { checkBaseClasses } from "../train/lora_run.ts";
 import { rand, ready, relErr } from "./helpers.ts";
 import {
   assertOk,
@@ -296,4 +297,23 @@ Deno.test("train:lora: bad input is one line", async () => {
     await lora(join(dir, "x"), "--set", "model.hidden_size=64"),
     /train:lora takes the model from its base .*: drop model\.hidden_size = 64 from the config/,
   );
+  // a class-conditional base reads classes by row: data of other classes would train the wrong
+  // rows under the right names
+  const classModel = PixArt.init({ ...BASE, stage: 1, num_classes: 3 }, 1);
+  const classBase = join(dir, "class-base.safetensors");
+  await saveCheckpoint(classBase, classModel, {
+    step: 100,
+    metadata: {
+      train_config: JSON.stringify(defaultConfig()),
+      classes: JSON.stringify(["cat", "dog", "fox"]),
+    },
+  });
+  classModel.dispose();
+  assertOneLineError(
+    await trainLora(["--checkpoint", classBase, "--data", data, "--out", join(dir, "x")]),
+    /the data's classes \(.+\) are not the class-conditional base '.*class-base\.safetensors''s \(cat, dog, fox\) in its order: an adapter trains the base's class rows, so give data with exactly the base's classes$/,
+  );
+  const lt = { base: readCheckpoint(classBase), baseName: classBase };
+  checkBaseClasses(lt, ["cat", "dog", "fox"]);
+  assert.throws(() => checkBaseClasses(lt, ["fox", "dog", "cat"]), /in its order/);
 });

@@ -5,7 +5,12 @@
 
 import type { Config } from "../io/config_schema.ts";
 import type { WordTable } from "../io/word_table.ts";
-import { type CheckpointContents, modelFromCheckpoint } from "../model/checkpoint_bytes.ts";
+import { MNIST_WORDS } from "../io/captions.ts";
+import {
+  checkpointClassNames,
+  type CheckpointContents,
+  modelFromCheckpoint,
+} from "../model/checkpoint_bytes.ts";
 import type { ModelConfig } from "../model/config.ts";
 import {
   Lora,
@@ -118,6 +123,24 @@ export async function loraWeights(
     model.dispose();
     throw e;
   }
+}
+
+/**
+ * A class-conditional base reads a class by its row of the class embedding: an adapter trained on
+ * a folder whose classes are others, or in another order, would train one class's row under
+ * another's name. (Sampling reads the names from the base; one without names is the digits'.)
+ */
+export function checkBaseClasses(lt: LoraTraining, classNames: readonly string[]): void {
+  if (lt.base.model.stage !== 1) return;
+  const base = checkpointClassNames(lt.base.metadata, lt.baseName) ?? MNIST_WORDS;
+  if (JSON.stringify(base) === JSON.stringify(classNames)) return;
+  const list = (c: readonly string[]) =>
+    c.length > 6 ? `${c.slice(0, 6).join(", ")}, … (${c.length})` : c.join(", ");
+  throw new Error(
+    `the data's classes (${list(classNames)}) are not the class-conditional base '` +
+      `${lt.baseName}''s (${list(base)}) in its order: an adapter trains the base's class rows, ` +
+      `so give data with exactly the base's classes`,
+  );
 }
 
 /** A resumed adapter must be this run's: the same base weights and the same lora settings. */

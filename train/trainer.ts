@@ -53,7 +53,13 @@ import { resumeSettingsNote } from "./resume_note.ts";
 import { optimizerFor } from "./optimizer.ts";
 import { initFromEarlierStage, modelStageOf, resumeFrom } from "./model_init.ts";
 import type { RunStore } from "./run_store.ts";
-import { loraSamplingModel, type LoraTraining, loraWeights, type Resumed } from "./lora_run.ts";
+import {
+  checkBaseClasses,
+  loraSamplingModel,
+  type LoraTraining,
+  loraWeights,
+  type Resumed,
+} from "./lora_run.ts";
 import { type Lora, loraCheckpointData, type LoraContents, loraContents } from "../model/lora.ts";
 import type { Evaluator, RunEvaluation, TrainSources } from "./train_sources.ts";
 
@@ -186,6 +192,7 @@ async function start(cfg: Config, o: TrainOptions): Promise<Run> {
   const schedule = configSchedule(cfg.diffusion);
   const words = await o.sources.wordTable(mc);
   const data = await loadData(cfg, mc, o, words);
+  if (o.lora) checkBaseClasses(o.lora, data.classNames);
   const newest = store.checkpoints().at(-1) ?? null;
   const { model, lora, resumed } = o.lora
     ? await loraWeights(cfg, mc, o.lora, resumedAdapter(o, newest), words, (l) => o.report(l))
