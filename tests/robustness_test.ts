@@ -83,6 +83,23 @@ Deno.test("a rerun into a folder that holds a run refuses; --fresh moves the old
   );
   const log = readFileSync(join(early, "train-log.jsonl"), "utf8");
   assert.ok(!log.includes('"loss":0.5'), "the new run's log starts afresh");
+
+  // a folder with a file of a name a run writes, not a run's: refused, the file kept; an
+  // unrelated file is no obstacle
+  const mine = tmp("users-folder");
+  Deno.mkdirSync(mine);
+  writeFileSync(join(mine, "config.json"), '{"mine": true}');
+  writeFileSync(join(mine, "notes.txt"), "mine");
+  assertOneLineError(
+    await train(tiny(mine, "--steps", "1")),
+    /^error: '.*users-folder' holds config\.json, which a new run would write over: pass --out DIR for the run, or --fresh to move the folder aside$/,
+  );
+  assert.equal(readFileSync(join(mine, "config.json"), "utf8"), '{"mine": true}');
+  const other = tmp("notes-only");
+  Deno.mkdirSync(other);
+  writeFileSync(join(other, "notes.txt"), "mine");
+  assertOk(await train(tiny(other, "--steps", "1")));
+  assert.equal(readFileSync(join(other, "notes.txt"), "utf8"), "mine");
 });
 
 Deno.test("--resume on other data: another class list is refused, another training set said", async () => {

@@ -28,6 +28,12 @@ export interface OpenOptions {
 const LOCK = ".lock";
 const LOG = "train-log.jsonl";
 
+/** Whether a run writes a file of this name into its folder (besides its checkpoints). */
+function runWrites(f: string): boolean {
+  return f === LOG || f === "config.json" || f === "loss.png" || f === "accuracy.png" ||
+    /^sample-\d+\.(png|txt)$/.test(f);
+}
+
 /** A training run's output folder, held for the life of the run. */
 export class RunFolder implements RunStore {
   readonly #lock: Deno.FsFile;
@@ -49,9 +55,9 @@ export class RunFolder implements RunStore {
     if (existsSync(dir) && !Deno.statSync(dir).isDirectory) {
       throw new Error(`--out '${dir}' is a file, not a folder: pass a folder for the run's output`);
     }
-    // a run is its checkpoints, or the log of one that stopped before its first save
+    // a run is its checkpoints, or the files of one that stopped before its first save
     const holdsRun = (d: string) =>
-      existsSync(d) && readdirSync(d).some((f) => f === LOG || checkpointStep(f) !== null);
+      existsSync(d) && readdirSync(d).some((f) => runWrites(f) || checkpointStep(f) !== null);
     if (o.fresh && holdsRun(dir)) {
       if (o.resume) throw new Error("--fresh and --resume exclude each other: pick one");
       const aside = freeName(dir);
@@ -83,6 +89,14 @@ export class RunFolder implements RunStore {
         throw new Error(
           `'${dir}' holds the log of an earlier run that saved no checkpoint: pass --fresh to ` +
             `move it aside and start over, or --out DIR for a new run`,
+        );
+      }
+      // nor write over files of those names that are not a run's (a config.json of the user's)
+      const clash = o.resume ? undefined : readdirSync(dir).find(runWrites);
+      if (clash) {
+        throw new Error(
+          `'${dir}' holds ${clash}, which a new run would write over: pass --out DIR for the ` +
+            `run, or --fresh to move the folder aside`,
         );
       }
     } catch (e) {
