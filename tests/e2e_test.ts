@@ -792,11 +792,11 @@ Deno.test("e2e errors: bad input is a one-line error", async (t) => {
   await t.step("checkpoint: --resume of the other stage, or with nothing to resume", async () => {
     assertOneLineError(
       await train(["--stage", "1", "--config", TINY, "--out", s2, "--resume"]),
-      /^error: --resume: '.*checkpoint-4\.safetensors' is a stage-2 checkpoint$/,
+      /^error: --resume: '.*checkpoint-4\.safetensors' is a stage-2 checkpoint: continue it with train:stage2, or give this stage another --out$/,
     );
     assertOneLineError(
       await train(["--stage", "1", "--config", TINY, "--out", tmp("fresh"), "--resume"]),
-      /^error: --resume: no checkpoint in '.*fresh' to resume from$/,
+      /^error: --resume: no checkpoint in '.*fresh' to resume from: drop --resume to start the run$/,
     );
   });
 

@@ -52,7 +52,10 @@ export function resumeFrom(
     );
   }
   if (trainStageOf(ck) !== stage) {
-    throw new Error(`--resume: '${path}' is a stage-${trainStageOf(ck)} checkpoint`);
+    throw new Error(
+      `--resume: '${path}' is a stage-${trainStageOf(ck)} checkpoint: continue it with ` +
+        `train:stage${trainStageOf(ck)}, or give this stage another --out`,
+    );
   }
   for (const k of Object.keys(ck.model) as (keyof ModelConfig)[]) {
     if (k !== "drop_path" && ck.model[k] !== mc[k]) {

@@ -283,7 +283,11 @@ function resumedAdapter(
   newest: string | null,
 ): { name: string; contents: LoraContents } | null {
   if (!o.resume) return null;
-  if (!newest) throw new Error(`--resume: no checkpoint in ${o.store.where} to resume from`);
+  if (!newest) {
+    throw new Error(
+      `--resume: no checkpoint in ${o.store.where} to resume from: drop --resume to start the run`,
+    );
+  }
   const file = o.store.readCheckpointFile(newest);
   return { name: newest, contents: loraContents(file, newest, modelConfigFromJson) };
 }
@@ -301,7 +305,11 @@ function weights(
 ): { model: PixArt; resumed: Resumed | null } {
   const tc = cfg.train;
   if (o.resume) {
-    if (!newest) throw new Error(`--resume: no checkpoint in ${o.store.where} to resume from`);
+    if (!newest) {
+      throw new Error(
+        `--resume: no checkpoint in ${o.store.where} to resume from: drop --resume to start the run`,
+      );
+    }
     const from = {
       ck: checkpointContents(o.store.readCheckpointFile(newest), newest),
       name: newest,
