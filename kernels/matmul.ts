@@ -22,7 +22,7 @@ import { geluTanhBackward } from "./elementwise.ts";
 import { randomNormal } from "./random.ts";
 import { gridKernel } from "./grid_kernel.ts";
 import { chooseVariant, isCpuAdapter, type TuneTask } from "./tune.ts";
-import { deviceInfo } from "./device.ts";
+import { device, deviceInfo } from "./device.ts";
 import {
   type Epilogue,
   type Layout,
@@ -91,17 +91,21 @@ export function matmulVariantSupported(variant: string): boolean {
   return !!t && (t.kind !== "subgroup" || deviceInfo().subgroups);
 }
 
-/** Names of the variants that can run this problem. */
+/** Names of the variants that can run this problem: within the adapter's workgroup grid too. */
 function candidates(p: Problem): string[] {
+  const max = device().limits.maxComputeWorkgroupsPerDimension;
   const out: string[] = [];
   for (const [name, t] of Object.entries(MATMUL_VARIANTS)) {
     if (!matmulVariantSupported(name)) continue;
     if (t.kind === "reg" && !regFits(p.spec, p.M, p.K, p.N, t)) continue;
-    if (t.kind === "reg" || t.kind === "subgroup") {
-      const [gx, gy] = t.kind === "reg" ? regGrid(t, p.M, p.N) : subgroupGrid(t, p.M, p.N);
-      if (Math.max(gx, gy, p.batch) > 65535) continue;
-    }
+    if (Math.max(...grid(p, name)) > max) continue;
     out.push(name);
+  }
+  if (!out.length) {
+    throw new Error(
+      `matmul: ${p.batch} product(s) of [${p.M}×${p.K}]·[${p.K}×${p.N}] need more than this ` +
+        `adapter's ${max} workgroups a dimension with every variant: split it into smaller ones`,
+    );
   }
   return out;
 }

@@ -8,6 +8,7 @@
 
 import {
   chosenVariants,
+  device,
   deviceInfo,
   linear,
   matmul,
@@ -113,4 +114,22 @@ Deno.test("matmul with a fused GELU: gradients against finite differences", asyn
       return o;
     },
   });
+});
+
+Deno.test("matmul: a product taller than a variant's workgroup grid runs on a variant that fits it", async () => {
+  // 32-row tiles would need 65,536 workgroups down the rows, past WebGPU's 65,535 a dimension
+  const max = device().limits.maxComputeWorkgroupsPerDimension;
+  const [M, K, N] = [32 * max + 1, 3, 5];
+  const av = rand(M * K, 21), bv = rand(K * N, 22);
+  const a = tensor(av, [M, K]), b = tensor(bv, [K, N]);
+  const y = matmul(a, b);
+  const ranAs = chosenVariants().get(`matmul:NN 1x${M}x${K}x${N}`);
+  if (!ranAs || ranAs === "scalar") throw new Error(`ran as ${ranAs}`);
+  assertClose(
+    await y.read(),
+    refMatmul(av, bv, 1, M, K, N, false, false, null, false),
+    1e-5,
+    "tall",
+  );
+  for (const t of [a, b, y]) t.dispose();
 });
