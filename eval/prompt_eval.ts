@@ -80,8 +80,16 @@ export async function realReference(
   n: number,
   seed = 0,
 ): Promise<RealReference> {
+  if (n < 2) {
+    throw new Error(`FID needs at least 2 samples, asked for ${n}: draw more samples or captions`);
+  }
   const count = Math.min(n, heldOut.length, train.length);
-  if (count < 2) throw new Error(`FID needs at least 2 real images, have ${count}`);
+  if (count < 2) {
+    throw new Error(
+      `FID needs at least 2 real images each side, have ${heldOut.length} held out and ` +
+        `${train.length} to train on: use a larger data set`,
+    );
+  }
   // a seeded random subset of `count` indices, copied once
   const pick = (idx: ArrayLike<number>, s: number) => {
     const order = shuffleInPlace(Int32Array.from(idx), mulberry32(s)).subarray(0, count);

@@ -89,6 +89,15 @@ Deno.test("evaluatePrompts scores a known classifier exactly and resizes to its 
   const real = await realReference(clf, set, idx(0), idx(30), 40);
   assert.equal(real.n, 30, "the reference is capped by the real images available");
   assert(real.floor >= 0 && Number.isFinite(real.floor));
+  // too few samples, or too few real images, each named for what is short
+  await assert.rejects(
+    () => realReference(clf, set, idx(0), idx(30), 1),
+    /^Error: FID needs at least 2 samples, asked for 1: draw more samples or captions$/,
+  );
+  await assert.rejects(
+    () => realReference(clf, set, [0], idx(30), 40),
+    /^Error: FID needs at least 2 real images each side, have 1 held out and 30 to train on: use a larger data set$/,
+  );
   const { result, images, prompts } = await evaluatePrompts(
     model,
     linearSchedule(1000),
