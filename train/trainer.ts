@@ -166,14 +166,23 @@ export async function train(cfg: Config, o: TrainOptions): Promise<TrainResult> 
       const gridNow = o.grid && tc.sample_every > 0 && run.step % tc.sample_every === 0;
       if ((saveNow || gridNow) && run.step < tc.steps) await checkpoint(run, gridNow);
     }
-    if (o.stop.received) {
-      o.report(`interrupted (${o.stop.received}) at step ${run.step}: saving a checkpoint`);
-    }
-    await logWindow(run);
     // a run that took no step leaves its newest checkpoint as it was: rewritten, it would record
     // this invocation's config and data as the ones its weights were trained with
-    if (run.step > firstStep) await checkpoint(run, o.grid && !o.stop.received);
-    else o.report(`no step taken (step ${run.step} of ${tc.steps}): no checkpoint written`);
+    const trained = run.step > firstStep;
+    if (o.stop.received) {
+      o.report(
+        `interrupted (${o.stop.received}) at step ${run.step}` +
+          (trained ? ": saving a checkpoint" : ""),
+      );
+    }
+    await logWindow(run);
+    if (trained) await checkpoint(run, o.grid && !o.stop.received);
+    else {
+      o.report(
+        `no step taken (step ${run.step} of ${tc.steps}): no checkpoint written` +
+          (o.stop.received ? "" : `; to train on, raise --steps past ${tc.steps}`),
+      );
+    }
     return { step: run.step, interrupted: o.stop.received, skipped: run.skipped };
   } finally {
     if (run) dispose(run);

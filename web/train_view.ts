@@ -514,11 +514,14 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
       runs++;
       view.dataset.runs = String(runs);
       resumeFrom = null;
+      const newest = run.checkpoints().at(-1);
       setState(
         result.interrupted ? "stopped" : "done",
         `${result.interrupted ? "Stopped" : "Done"} at step ${result.step}: ` +
-          `${run.checkpoints().at(-1)} is kept in ${kept}; Download saves it for deno task ` +
-          `sample --checkpoint or train --resume.`,
+          (newest
+            ? `${newest} is kept in ${kept}; Download saves it for deno task sample ` +
+              `--checkpoint or train --resume.`
+            : "no step was taken, so nothing was saved."),
       );
     } catch (e) {
       const lost = deviceLost();
@@ -596,7 +599,7 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
   stopButton.addEventListener("click", () => {
     if (!control) return;
     control.stop();
-    setState("stopping", "Stopping: saving a checkpoint…");
+    setState("stopping", "Stopping: saving a checkpoint of the steps taken…");
   });
   downloadButton.addEventListener("click", () => {
     const name = store?.checkpoints().at(-1);
