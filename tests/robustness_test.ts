@@ -7,6 +7,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readSafetensors, type TensorInput, writeSafetensors } from "../io/safetensors.ts";
 import { readCheckpoint } from "../model/checkpoint.ts";
+import { configDocument, defaultConfig } from "../io/config.ts";
 import { writePng } from "../io/png.ts";
 import {
   assertOk,
@@ -100,6 +101,11 @@ Deno.test("a rerun into a folder that holds a run refuses; --fresh moves the old
   writeFileSync(join(other, "notes.txt"), "mine");
   assertOk(await train(tiny(other, "--steps", "1")));
   assert.equal(readFileSync(join(other, "notes.txt"), "utf8"), "mine");
+  // a run stopped before its first log line left only its own config.json: a rerun replaces it
+  const stopped = tmp("stopped-early");
+  Deno.mkdirSync(stopped);
+  writeFileSync(join(stopped, "config.json"), JSON.stringify(configDocument(defaultConfig())));
+  assertOk(await train(tiny(stopped, "--steps", "1")));
 });
 
 Deno.test("--resume on other data: another class list is refused, another training set said", async () => {

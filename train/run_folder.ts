@@ -6,7 +6,7 @@
 // train-log.jsonl, its plots (loss.png, accuracy.png) and the sample grids (sample-<step>.png
 // with their prompts in sample-<step>.txt).
 
-import { existsSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { checkpointFile, checkpointStep } from "../model/checkpoint.ts";
 import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
@@ -27,6 +27,22 @@ export interface OpenOptions {
 
 const LOCK = ".lock";
 const LOG = "train-log.jsonl";
+
+/**
+ * Whether `path` is the config.json a run writes (its resolved config, every section), which a
+ * run stopped before its first log line leaves alone in its folder: a rerun may replace it.
+ */
+function runsOwnConfig(path: string): boolean {
+  if (statSync(path).size > 1 << 20) return false;
+  try {
+    const c = JSON.parse(readFileSync(path, "utf8"));
+    return ["model", "diffusion", "train", "data", "sample"].every((k) =>
+      typeof c?.[k] === "object" && c[k] !== null
+    );
+  } catch {
+    return false;
+  }
+}
 
 /** Whether a run writes a file of this name into its folder (besides its checkpoints). */
 function runWrites(f: string): boolean {
@@ -92,7 +108,11 @@ export class RunFolder implements RunStore {
         );
       }
       // nor write over files of those names that are not a run's (a config.json of the user's)
-      const clash = o.resume ? undefined : readdirSync(dir).find(runWrites);
+      const clash = o.resume
+        ? undefined
+        : readdirSync(dir).find((f) =>
+          runWrites(f) && !(f === "config.json" && runsOwnConfig(join(dir, f)))
+        );
       if (clash) {
         throw new Error(
           `'${dir}' holds ${clash}, which a new run would write over: pass --out DIR for the ` +
