@@ -535,3 +535,24 @@ Deno.test("--resume refuses a changed noise schedule, as it refuses a changed mo
   // what only weights the loss may change
   assertOk(await train(tiny(out, "--steps", "3", "--resume", "--set", "diffusion.p_uncond=0.1")));
 });
+
+Deno.test("--save-every decides the checkpoints: a sample grid between them saves none", async () => {
+  const out = tmp("grids-only");
+  const r = await train([
+    "--stage",
+    "1",
+    "--config",
+    TINY,
+    "--out",
+    out,
+    "--steps",
+    "4",
+    "--save-every",
+    "0",
+    "--sample-every",
+    "2",
+  ]);
+  assertOk(r);
+  assert.deepEqual(checkpoints(out), ["checkpoint-4.safetensors"], describe(r));
+  assert.ok(existsSync(join(out, "sample-2.png")), "the grid at step 2");
+});

@@ -164,7 +164,10 @@ export async function train(cfg: Config, o: TrainOptions): Promise<TrainResult> 
       if (tc.eval_every > 0 && run.step % tc.eval_every === 0) await evaluate(run);
       const saveNow = tc.save_every > 0 && run.step % tc.save_every === 0;
       const gridNow = o.grid && tc.sample_every > 0 && run.step % tc.sample_every === 0;
-      if ((saveNow || gridNow) && run.step < tc.steps) await checkpoint(run, gridNow);
+      if (run.step < tc.steps) {
+        if (saveNow) await checkpoint(run, gridNow);
+        else if (gridNow) await sampleGrid(run);
+      }
     }
     // a run that took no step leaves its newest checkpoint as it was: rewritten, it would record
     // this invocation's config and data as the ones its weights were trained with
