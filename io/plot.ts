@@ -197,20 +197,29 @@ export function plotLogY(path: string, series: Series[], xLabel: string, yLabel:
  * false when the log has no loss record. */
 /**
  * The records of a training log, none when it is not written yet (a checkpoint saved before the
- * run's first log line).
+ * run's first log line). A line that is not JSON (cut short by a crash) is passed over, as
+ * trimTrainingLog keeps it: a plot is drawn at every save and must not end the run.
  */
-function logLines(logPath: string): string[] {
+function logRecords<T>(logPath: string): T[] {
+  let text: string;
   try {
-    return Deno.readTextFileSync(logPath).split("\n").filter(Boolean);
+    text = Deno.readTextFileSync(logPath);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return [];
     throw e;
   }
+  return text.split("\n").filter(Boolean).flatMap((l) => {
+    try {
+      return [JSON.parse(l) as T];
+    } catch {
+      return [];
+    }
+  });
 }
 
 export function plotTrainingLog(logPath: string, pngPath: string): boolean {
   // evaluation records share the log; only the loss records are plotted here
-  const rows = logLines(logPath).map((l) => JSON.parse(l) as { step: number; loss?: number })
+  const rows = logRecords<{ step: number; loss?: number }>(logPath)
     .filter((r): r is { step: number; loss: number } => typeof r.loss === "number");
   if (!rows.some((r) => r.loss > 0)) return false;
   plotLogY(
@@ -227,9 +236,9 @@ export function plotTrainingLog(logPath: string, pngPath: string): boolean {
  * `eval`), in percent; false when the log has none.
  */
 export function plotEvalAccuracy(logPath: string, pngPath: string): boolean {
-  const rows = logLines(logPath).map((l) =>
-    JSON.parse(l) as { step: number; eval?: { accuracy?: number } }
-  ).filter((r) => typeof r.eval?.accuracy === "number");
+  const rows = logRecords<{ step: number; eval?: { accuracy?: number } }>(logPath).filter((r) =>
+    typeof r.eval?.accuracy === "number"
+  );
   if (!rows.length) return false;
   plot(pngPath, [{
     x: rows.map((r) => r.step),

@@ -556,3 +556,17 @@ Deno.test("--save-every decides the checkpoints: a sample grid between them save
   assert.deepEqual(checkpoints(out), ["checkpoint-4.safetensors"], describe(r));
   assert.ok(existsSync(join(out, "sample-2.png")), "the grid at step 2");
 });
+
+Deno.test("a log line cut short by a crash: the run resumes, plots, and writes its records on lines of their own", async () => {
+  const out = tmp("cut-log");
+  assertOk(await train(tiny(out, "--steps", "2")));
+  const log = join(out, "train-log.jsonl");
+  writeFileSync(log, readFileSync(log, "utf8") + '{"step":3,"lo');
+  const r = await train(tiny(out, "--steps", "3", "--resume"));
+  assertOk(r);
+  const lines = readFileSync(log, "utf8").split("\n").filter(Boolean);
+  assert.equal(lines.filter((l) => l === '{"step":3,"lo').length, 1, "the cut line, alone");
+  const records = lines.filter((l) => l !== '{"step":3,"lo').map((l) => JSON.parse(l));
+  assert.ok(records.some((e) => e.step === 3), describe(r));
+  assert.ok(existsSync(join(out, "loss.png")));
+});

@@ -146,6 +146,27 @@ export class RunFolder implements RunStore {
   }
 
   /** Temporary files of a save that was interrupted (io/safetensors.ts writes `.name.tmp`). */
+  #logEndChecked = false;
+
+  /** "\n" when the log's last line was cut short (a crash mid-write); checked once, as every
+   * record this run appends ends its own line. */
+  #lineStart(): string {
+    if (this.#logEndChecked) return "";
+    this.#logEndChecked = true;
+    if (!existsSync(this.logPath)) return "";
+    const f = Deno.openSync(this.logPath, { read: true });
+    try {
+      const size = f.statSync().size;
+      if (size === 0) return "";
+      f.seekSync(size - 1, Deno.SeekMode.Start);
+      const last = new Uint8Array(1);
+      f.readSync(last);
+      return last[0] === 10 ? "" : "\n";
+    } finally {
+      f.close();
+    }
+  }
+
   #removeLeftovers(log: (l: string) => void): void {
     for (const f of readdirSync(this.dir)) {
       if (f.startsWith(".") && f.endsWith(".tmp")) {
@@ -217,7 +238,10 @@ export class RunFolder implements RunStore {
   }
 
   appendLog(record: Record<string, unknown>): void {
-    Deno.writeTextFileSync(this.logPath, JSON.stringify(record) + "\n", { append: true });
+    // a line cut short by a crash is ended first, so the record is a line of its own
+    Deno.writeTextFileSync(this.logPath, this.#lineStart() + JSON.stringify(record) + "\n", {
+      append: true,
+    });
   }
 
   path(name: string): string {
