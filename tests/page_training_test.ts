@@ -20,6 +20,7 @@ import { train as trainLoop, type TrainResult } from "../train/trainer.ts";
 import type { RunStore } from "../train/run_store.ts";
 import { BrowserRunStore } from "../web/browser_run_store.ts";
 import { chooseFolder, type ImageDecoder, readChosenFolder } from "../web/folder_images.ts";
+import { MAX_IMAGE_FILE_BYTES } from "../io/image_header.ts";
 import { pageSources } from "../web/page_sources.ts";
 import { assertOk, sample, TINY, tinyImageFolder, train } from "./cli_harness.ts";
 import { ready } from "./helpers.ts";
@@ -97,6 +98,19 @@ Deno.test("a folder chosen in the page reads as the command line reads it from d
   const diskGrey = loadImageFolder(byClass, { ...grey, cacheDir: null, log: () => {} });
   assert.deepEqual(pageGrey.classNames, ["dark", "light"]);
   assert.deepEqual(Array.from(pageGrey.images), Array.from(diskGrey.images));
+});
+
+Deno.test("an image in a chosen folder over the size limit is refused unread", async () => {
+  const dir = tinyImageFolder(join(tmp, "squares-big"));
+  const files = chosenFiles(dir);
+  const k = files.findIndex((f) => f.name.endsWith(".png"));
+  const big = files[k];
+  Object.defineProperty(big, "size", { value: MAX_IMAGE_FILE_BYTES + 1 });
+  big.arrayBuffer = () => Promise.reject(new Error("read"));
+  await assert.rejects(
+    async () => readChosenFolder(await chooseFolder(files), options, () => {}, rgbaDecoder),
+    /over the 256 MiB limit/,
+  );
 });
 
 Deno.test("a bad folder chosen in the page gets the command line's one-line message", async () => {

@@ -19,6 +19,7 @@ import {
   skippedWarning,
   undecodable,
 } from "../io/image_folder_layout.ts";
+import { checkImageFileSize } from "../io/image_header.ts";
 import type { ImageSet } from "../io/image_set.ts";
 import { rgbaToSquare } from "../io/rgba_image.ts";
 import type { ReadImagesOptions } from "../train/data.ts";
@@ -118,7 +119,9 @@ export async function readChosenFolder(
   log(`data folder ${dir}: decoding ${todo.length} images to ${channels}×${r.size}×${r.size}`);
   for (const e of todo) {
     try {
-      const bytes = new Uint8Array(await folder.files.get(e.file)!.arrayBuffer());
+      const file = folder.files.get(e.file)!;
+      checkImageFileSize(file.size); // bounded before it is read, as the command line's
+      const bytes = new Uint8Array(await file.arrayBuffer());
       const img = await decode(bytes);
       byFile.set(e.file, rgbaToSquare(img.rgba, img.width, img.height, r.size, channels));
     } catch (err) {
