@@ -109,6 +109,16 @@ Deno.test("unknown keys and wrong types are one-line errors naming key and file"
     "config <string>: unknown key 'model.constructor'",
   );
   throwsExactly(() => parseConfig("toString: {a: 1}"), "config <string>: unknown key 'toString'");
+  // an override of '__proto__' names an unknown key; it changes no prototype
+  assert.throws(
+    () => loadConfig("configs/tiny.yaml", ["__proto__.polluted=1"]),
+    /unknown key '__proto__'/,
+  );
+  assert.throws(
+    () => loadConfig("configs/tiny.yaml", ["train.__proto__=1"]),
+    /unknown key 'train\.__proto__'/,
+  );
+  assert.equal(({} as Record<string, unknown>).polluted, undefined);
   // relations a build would otherwise trip over later
   throwsExactly(
     () => parseConfig("model: {mlp_ratio: 4.3}"),
