@@ -221,6 +221,9 @@ export function shownPath(p: string): string {
  * name) names, or the default places when neither is given.
  */
 export function findCheckpoint(flag: string | undefined, model?: string): string {
+  // an empty value (an unset shell variable) names nothing: never the default checkpoint
+  if (flag === "") fail("--checkpoint is empty: give a checkpoint or a run's folder");
+  if (model === "") fail("--model is empty: give a bundled model's name");
   if (flag && model) fail("pass --checkpoint PATH or --model NAME, not both");
   if (model) {
     const p = bundledModelPath(model);

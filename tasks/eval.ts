@@ -115,6 +115,7 @@ await runTask(async () => {
   const { samplers, steps, seed } = samplingSweepFlags(a);
   let scales = [guidanceFlag(a.guidance, "guidance") ?? DEFAULT_GUIDANCE];
   if (a.sweep) {
+    if (a.guidance !== undefined) fail("--guidance and --sweep exclude each other: use --scales");
     const list = ((a.scales as string) ?? "0,1,2,4,7,10,20").split(",");
     scales = list.map((s) => guidanceFlag(s.trim(), "scales")!);
   } else if (a.scales) fail("--scales needs --sweep");

@@ -75,6 +75,7 @@ export function applyTrainFlags(cfg: Config, a: Record<string, unknown>): void {
   tc.log_every = intFlag(a["log-every"], "log-every") ?? tc.log_every;
   if (tc.batch_size < 1) fail("--batch-size must be at least 1");
   if (tc.log_every < 1) fail("--log-every must be at least 1");
+  if (a.data === "") fail("--data is empty: give a folder, or leave the flag out");
   if (a.data) cfg.data.source = a.data as string;
   checkConfig(cfg, (m) => fail(`with the flags given: ${m}`));
   const unreached = cfg.phases.filter((p) => p.from >= tc.steps).map((p) => p.from);

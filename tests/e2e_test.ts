@@ -618,6 +618,21 @@ Deno.test("e2e errors: bad input is a one-line error", async (t) => {
     );
   });
 
+  await t.step("an empty path names nothing; --guidance does not go with --sweep", async () => {
+    assertOneLineError(
+      await sample(["--checkpoint", "", "--prompt", "seven", "--out", tmp("x.png")]),
+      /^error: --checkpoint is empty: give a checkpoint or a run's folder$/,
+    );
+    assertOneLineError(
+      await train(["--stage", "1", "--config", TINY, "--out", tmp("empty-data"), "--data", ""]),
+      /^error: --data is empty: give a folder, or leave the flag out$/,
+    );
+    assertOneLineError(
+      await evaluate(["--checkpoint", ck2, "--sweep", "--guidance", "3"]),
+      /^error: --guidance and --sweep exclude each other: use --scales$/,
+    );
+  });
+
   await t.step("an empty number is not zero; sample needs a step", async () => {
     assertOneLineError(
       await train(["--stage", "2", "--out", x, "--resume", "--lr", ""]),
