@@ -52,7 +52,7 @@ export interface PipelineOptions {
 
 /** The training config a checkpoint recorded (the keys sampling and evaluation read). */
 export interface RecordedTrainConfig {
-  data?: { source?: string; holdout?: number; label_field?: string };
+  data?: { source?: string; holdout?: number; label_field?: string; skip_bad_images?: boolean };
   train?: { seed?: number };
   model?: { in_channels?: number };
 }

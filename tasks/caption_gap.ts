@@ -67,6 +67,7 @@ await runTask(async () => {
         size: c.image_size,
         channels: c.in_channels as 1 | 3,
         labelField: trainConfig?.data?.label_field,
+        skipBadImages: trainConfig?.data?.skip_bad_images,
       }),
       c.image_size,
     );

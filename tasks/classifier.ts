@@ -14,6 +14,8 @@ trained once into the user's cache folder.
   --label-field NAME  an image folder's class column (default: the config's data.label_field)
   --channels N        1 (grey) or 3 (RGB, the default for image folders)
   --verify            recompute the held-out accuracy of a kept classifier
+  --skip-bad-images   pass over images that cannot be read, counted in a warning (as a config's
+                      data.skip_bad_images)
   --cache-dir DIR     read and write the classifier files here instead
 `;
 
@@ -24,6 +26,7 @@ await runTask(async () => {
     channels: { type: "string" },
     verify: { type: "boolean" },
     "cache-dir": { type: "string" },
+    "skip-bad-images": { type: "boolean" },
   }, USAGE);
   const channels = intFlag(a.channels, "channels");
   if (channels !== undefined && channels !== 1 && channels !== 3) fail("--channels must be 1 or 3");
@@ -32,7 +35,11 @@ await runTask(async () => {
   const r = await loadOrTrainClassifier(source, {
     cacheDir: a["cache-dir"] as string | undefined,
     verify: !!a.verify,
-    data: { labelField: a["label-field"] as string | undefined, channels },
+    data: {
+      labelField: a["label-field"] as string | undefined,
+      channels,
+      skipBadImages: !!a["skip-bad-images"],
+    },
     log: (s) => console.error(s),
   });
   console.log(JSON.stringify({

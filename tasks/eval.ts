@@ -164,6 +164,7 @@ await runTask(async () => {
       interval,
       seed,
       outDir,
+      skipBadImages: dataCfg?.skip_bad_images,
     });
     model.dispose();
     return;
@@ -205,7 +206,11 @@ await runTask(async () => {
     );
   }
   const perPrompt = perPromptFlag ?? 20;
-  const sourceOptions = { channels: c.in_channels, labelField: dataCfg?.label_field };
+  const sourceOptions = {
+    channels: c.in_channels,
+    labelField: dataCfg?.label_field,
+    skipBadImages: dataCfg?.skip_bad_images,
+  };
 
   // the classifier and the real images it compares against
   const { classifier, heldOutAccuracy, path: clfPath } = await loadOrTrainClassifier(source, {

@@ -36,13 +36,18 @@ export interface ColourEvalRun {
   interval: [number, number] | null;
   seed: number;
   outDir: string;
+  /** the training config's data.skip_bad_images */
+  skipBadImages?: boolean;
 }
 
 export async function runColourEval(r: ColourEvalRun): Promise<void> {
   const c = r.model.config;
   if (c.in_channels !== 3) throw new Error("--colours needs a colour (RGB) model");
   const S = c.image_size;
-  const set = prepareImages(await loadSource(r.source, { size: S, channels: 3 }), S);
+  const set = prepareImages(
+    await loadSource(r.source, { size: S, channels: 3, skipBadImages: r.skipBadImages }),
+    S,
+  );
   if (!set.captions) {
     throw new Error(`--colours needs an image folder with captions; '${r.source}' is not`);
   }

@@ -2,6 +2,7 @@
 // and one-line errors for what it cannot measure.
 
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { assertOk, assertOneLineError, task, TINY, tinyImageFolder, train } from "./cli_harness.ts";
 
@@ -47,6 +48,28 @@ Deno.test("caption-gap: the gap of a text model at each timestep, and what it re
       await task("caption_gap", ["--checkpoint", text, "--t", "1000"]),
       /--t takes timesteps 0 … 999/,
     );
+    // a folder with an unreadable image, trained with data.skip_bad_images: measured as trained
+    const bad = tinyImageFolder(join(dir, "bad-folder"));
+    writeFileSync(join(bad, "images", "red-0.png"), "not a png");
+    const skipping = join(dir, "skipping");
+    assertOk(
+      await train([
+        "--stage",
+        "2",
+        ...quick.slice(0, -1),
+        bad,
+        ...colour,
+        "--set",
+        "train.from_scratch=true",
+        "--set",
+        "data.skip_bad_images=true",
+        "--out",
+        skipping,
+      ]),
+    );
+    const skipped = await task("caption_gap", ["--checkpoint", skipping, "--t", "300"]);
+    assertOk(skipped);
+    assert.equal(JSON.parse(skipped.stdout).n, 11);
     const classes = join(dir, "classes");
     assertOk(await train(["--stage", "1", ...quick, ...colour, "--out", classes]));
     assertOneLineError(

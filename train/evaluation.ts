@@ -72,6 +72,7 @@ export async function runClassifier(
     data: {
       channels: mc.in_channels,
       labelField: evalClassColumn(cfg.data.source, cfg.data.label_field, say),
+      skipBadImages: cfg.data.skip_bad_images,
     },
     log: say,
   });
