@@ -50,7 +50,7 @@ if (!a.from) fail("--from DIR is required: an image folder with metadata.jsonl (
 if (!a.out) fail("--out DIR is required: the folder to write (e.g. data/emoji-blue)");
 const from = a.from as string, out = a.out as string;
 const colour = (a.colour as string | undefined) ?? "blue";
-if (!(colour in TINTS)) fail(`--colour must be one of ${Object.keys(TINTS).join(", ")}`);
+if (!Object.hasOwn(TINTS, colour)) fail(`--colour must be one of ${Object.keys(TINTS).join(", ")}`);
 const names = (a.name as string[] | undefined) ?? DEFAULT_NAMES;
 try {
   const rows = readRows(join(from, "metadata.jsonl"));
@@ -64,14 +64,22 @@ try {
     const file = String(row.file_name);
     const img = decodePng(Deno.readFileSync(join(from, file)));
     if (img.channels !== 4) fail(`'${file}' is not an RGBA PNG`);
-    return { name, row, file, img };
+    return { name, row, file, img, target: `images/${basename(file)}` };
   });
+  // one file each: two sources of one name would leave one image under both captions
+  for (const c of chosen) {
+    const twin = chosen.find((d) => d.target === c.target && d.file !== c.file);
+    if (twin) {
+      fail(
+        `'${c.file}' and '${twin.file}' share a file name: tint them in two runs, two --out folders`,
+      );
+    }
+  }
   Deno.mkdirSync(join(out, "images"), { recursive: true });
   Deno.writeTextFileSync(join(out, MARKER), ""); // first: a rerun may then write over it
   const lines: string[] = [];
-  for (const { name, row, file, img } of chosen) {
+  for (const { name, row, img, target } of chosen) {
     const tinted = tintRgba(img.pixels, colour as Tint);
-    const target = `images/${basename(file)}`;
     Deno.writeFileSync(join(out, target), encodePng(img.width, img.height, 4, tinted));
     lines.push(JSON.stringify({ ...row, file_name: target, text: `${name} in ${colour}` }));
   }
@@ -107,7 +115,12 @@ function licenceSection(path: string): string | null {
 function readRows(path: string): Record<string, unknown>[] {
   if (!existsSync(path)) fail(`'${path}' not found: --from names an image folder with captions`);
   return Deno.readTextFileSync(path).split("\n").filter((l) => l.trim()).map((l, i) => {
-    const row = JSON.parse(l);
+    let row;
+    try {
+      row = JSON.parse(l);
+    } catch {
+      fail(`'${path}' line ${i + 1} is not JSON`);
+    }
     if (typeof row?.file_name !== "string" || typeof row?.text !== "string") {
       fail(`'${path}' line ${i + 1} has no file_name and text`);
     }

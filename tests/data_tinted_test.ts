@@ -41,4 +41,30 @@ Deno.test("data:tinted: a missing name writes nothing; the licences go with the 
   assert.doesNotMatch(readme, /## Other/);
   const rows = readFileSync(join(out, "metadata.jsonl"), "utf8").trim().split("\n");
   assert.deepEqual(rows.map((r) => JSON.parse(r).text), ["red heart in blue"]);
+
+  // a colour name that is an object's inherited key, two files of one name, and a line that is
+  // not JSON: one line each, and nothing written
+  const out2 = join(dir, "other");
+  assertOneLineError(
+    await task("data_tinted", ["--from", from, "--out", out2, "--colour", "toString"]),
+    /^error: --colour must be one of /,
+  );
+  Deno.mkdirSync(join(from, "img2"));
+  writeFileSync(join(from, "img2", "heart.png"), encodePng(4, 4, 4, rgba));
+  writeFileSync(
+    join(from, "metadata.jsonl"),
+    JSON.stringify({ file_name: "img/heart.png", text: "red heart" }) + "\n" +
+      JSON.stringify({ file_name: "img2/heart.png", text: "pink heart" }) + "\n",
+  );
+  const both = ["--name", "red heart", "--name", "pink heart"];
+  assertOneLineError(
+    await task("data_tinted", ["--from", from, "--out", out2, ...both]),
+    /^error: 'img\/heart\.png' and 'img2\/heart\.png' share a file name: tint them in two runs, two --out folders$/,
+  );
+  writeFileSync(join(from, "metadata.jsonl"), '{"file_name": "img/heart.png"\n');
+  assertOneLineError(
+    await task("data_tinted", ["--from", from, "--out", out2]),
+    /^error: '.*metadata\.jsonl' line 1 is not JSON$/,
+  );
+  assert.ok(!existsSync(out2), "nothing was written");
 });
