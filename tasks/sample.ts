@@ -6,6 +6,7 @@ import { basename, dirname, join } from "node:path";
 import { deviceInfo } from "../kernels/mod.ts";
 import { writeImageGrid } from "../io/png.ts";
 import { DEFAULT_STRENGTH, generate } from "../diffusion/generate.ts";
+import { strengthStart } from "../diffusion/edit.ts";
 import { readImageFile } from "../io/image_file.ts";
 import { toSigned } from "../io/image_set.ts";
 import {
@@ -173,6 +174,16 @@ await runTask(async () => {
         `${start.width}×${start.height}: paint the mask at the image's size`,
     );
   }
+  if (edit.jump !== undefined) {
+    // RePaint goes back `jump` of the steps that run: as many or more, it never goes back
+    const S = sampler === "ancestral" ? schedule.T : steps;
+    const run = S - strengthStart(S, edit.strength ?? 1);
+    if (edit.jump >= run) {
+      fail(
+        `--jump ${edit.jump} must be below the ${run} sampler steps that run: lower it or raise --steps`,
+      );
+    }
+  }
   console.error(
     `${describeCheckpoint(sc)}; ` +
       `${prompts.length} samples, ${sampler}${sampler === "ancestral" ? "" : ` ${steps} steps`}, ` +
@@ -244,6 +255,8 @@ function editFlags(a: Record<string, unknown>) {
     }
   } else if (!mask && (resample !== undefined || jump !== undefined)) {
     fail(`--${resample !== undefined ? "resample" : "jump"} is RePaint's: it needs --mask PATH`);
+  } else if (jump !== undefined && (resample ?? 1) < 2) {
+    fail("--jump is how far --resample goes back: give --resample 2 or more");
   }
   return { initImage, mask, strength, resample, jump };
 }

@@ -197,6 +197,14 @@ Deno.test("sample: edit flags and image files that do not fit are one-line error
     [["--init-image", png, "--strength", "1.5"], /--strength must be in \[0, 1\], got '1.5'$/],
     [["--init-image", png, "--mask", png, "--resample", "0"], /--resample must be at least 1$/],
     [
+      ["--init-image", png, "--mask", png, "--jump", "2"],
+      /--jump is how far --resample goes back: give --resample 2 or more$/,
+    ],
+    [
+      ["--init-image", png, "--mask", png, "--resample", "2", "--jump", "4", "--steps", "4"],
+      /--jump 4 must be below the 4 sampler steps that run: lower it or raise --steps$/,
+    ],
+    [
       ["--init-image", png, "--out", png],
       /--out '.*digit-0\.png' would write over the --init-image '.*digit-0\.png'/,
     ],
