@@ -676,6 +676,16 @@ Deno.test({
           const at = Number(/interrupted \(stop\) at step (\d+)/.exec(s.messages)![1]);
           assert.ok(at > 12 && at < 400, `stopped at step ${at}`);
           assert.equal(s.saved, `checkpoint-${at}.safetensors`);
+          // the form is a fresh run's again, without a reload: its size and stage free to change
+          const form = await page.evaluate(() => ({
+            size:
+              (document.getElementById("train-size") as unknown as { disabled: boolean }).disabled,
+            stage:
+              (document.getElementById("train-stage") as unknown as { disabled: boolean }).disabled,
+            msg: document.getElementById("train-setup-msg")!.textContent,
+          }));
+          assert.deepEqual([form.size, form.stage], [false, false]);
+          assert.doesNotMatch(form.msg ?? "", /^Continuing/);
           // kept in the browser: after a reload it is listed, and it downloads
           await page.reload();
           await page.click("#tab-train");

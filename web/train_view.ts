@@ -308,6 +308,10 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
       drop.type = "button";
       drop.textContent = "Forget";
       drop.onclick = async () => {
+        if (running) {
+          setupMsg.textContent = "A run is training: stop it before forgetting a kept run.";
+          return;
+        }
         await forgetRun(run.id);
         await showSaved();
       };
@@ -323,6 +327,10 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
     bytes: Uint8Array,
     kept?: { id: string; log: Record<string, unknown>[] },
   ) => {
+    if (running) {
+      setupMsg.textContent = "A run is training: stop it before continuing another.";
+      return;
+    }
     try {
       const ck = parseCheckpoint(bytes, name);
       if (ck.metadata.exported_from !== undefined || !ck.metadata.train_config) {
@@ -347,6 +355,7 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
       stageSelect.value = String(resumeFrom.stage);
       if (/fashion|emoji/i.test(cfg.data.source) || cfg.model.in_channels !== 1) {
         dataSelect.value = "folder";
+        dataSelect.dispatchEvent(new Event("change")); // shows the folder picker
       }
       setupMsg.textContent = `Continuing '${name}' (stage ${stage}, step ${ck.step}) with its ` +
         `config: set the steps to go on to.`;
@@ -450,6 +459,7 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
     stat.step.textContent = `${startStep} / ${total}`;
     plot.draw();
     const id = resumeFrom?.id ?? `${Date.now()}`;
+    const continued = resumeFrom; // the Continue buttons are refused while this run trains
     /** where the run's checkpoints are kept: this browser, unless its storage refuses them */
     let kept = "this browser";
     const listener: StoreListener = {
@@ -513,7 +523,10 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
       });
       runs++;
       view.dataset.runs = String(runs);
+      // the form is the fresh run's again: its size and stage, no 'Continuing' message
       resumeFrom = null;
+      setupMsg.textContent = "";
+      await fillNumbers();
       const newest = run.checkpoints().at(-1);
       setState(
         result.interrupted ? "stopped" : "done",
@@ -541,8 +554,8 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
       // a continued run that failed goes on from where it got to, not from where it began: from
       // the old checkpoint its first save would replace the newer one this browser keeps
       const last = run.checkpoints().at(-1);
-      if (resumeFrom && last && last !== resumeFrom.name) {
-        resumeFrom = { ...resumeFrom, name: last, bytes: run.bytes(last), log: [...run.log] };
+      if (continued && resumeFrom && last && last !== continued.name) {
+        resumeFrom = { ...continued, name: last, bytes: run.bytes(last), log: [...run.log] };
         await fillNumbers();
       }
       control = null;
