@@ -104,7 +104,8 @@ function candidates(p: Problem): string[] {
   if (!out.length) {
     throw new Error(
       `matmul: ${p.batch} product(s) of [${p.M}×${p.K}]·[${p.K}×${p.N}] need more than this ` +
-        `adapter's ${max} workgroups a dimension with every variant: split it into smaller ones`,
+        `adapter's ${max} workgroups a dimension with every variant: a smaller batch ` +
+        `(train.batch_size, --num) or image makes smaller products`,
     );
   }
   return out;

@@ -326,7 +326,8 @@ export function checkWordTable(
     throw new Error(
       `checkpoint '${path}' was trained with the word table of SHA-256 ${want.slice(0, 12)}…, ` +
         `not ${words.sha256.slice(0, 12)}… ('${ck.model.word_table}'): use the table it was ` +
-        `trained with`,
+        `trained with (a stage-2 run from it may instead restart its text path: ` +
+        `train.init_fresh: [text_encoder, y_embedder])`,
     );
   }
 }

@@ -423,6 +423,15 @@ Deno.test("export never replaces its input, never writes what --resume would con
     await train(tiny(stripped, "--steps", "4", "--resume")),
     /^error: --resume: the checkpoint has no optimiser state for '.+' \(Adam's moments\): it was not written by this run; start a new run in another --out \(stage 1 starts from initialisation\)$/,
   );
+  // the config's keys of a warm start are noted as unused
+  const noted = await train(
+    tiny(tmp("stage1-noted"), "--steps", "1", "--set", "train.init_ema=true"),
+  );
+  assertOk(noted);
+  assert.match(
+    noted.stderr,
+    /note: stage 1 starts from initialisation: the config's train\.init_from, init_fresh and init_ema are for stages 2 and 3, and not used/,
+  );
   // and --init-from, which stage 1 has no use for, is refused rather than dropped
   assertOneLineError(
     await train(tiny(tmp("stage1-init"), "--init-from", stripped)),

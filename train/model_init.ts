@@ -166,18 +166,16 @@ export function initFromEarlierStage(
     // must read captions as it was trained to, through the same word table.
     const textSpecs = specs.filter((s) => s.name.startsWith("text_encoder."));
     const newText = fromStage === 1 || textSpecs.every((s) => isFresh(s.name));
-    const textKeys: readonly string[] = TEXT_MODEL_KEYS;
-    for (const k of Object.keys(ck.model) as (keyof ModelConfig)[]) {
-      if (STAGE2_CHANGES.includes(k) || (newText && textKeys.includes(k))) continue;
-      if (ck.model[k] !== model.config[k]) {
-        throw new Error(
-          `'${path}' has model.${k} = ${ck.model[k]}, the stage-2 config says ` +
-            `${model.config[k]}: a warm start keeps the model it starts from` +
-            (textKeys.includes(k)
-              ? ` (another text path needs train.init_fresh: [text_encoder, y_embedder])`
-              : ""),
-        );
-      }
+    const k = warmStartChange(ck.model, model.config, newText);
+    if (k) {
+      const textKeys: readonly string[] = TEXT_MODEL_KEYS;
+      throw new Error(
+        `'${path}' has model.${k} = ${ck.model[k]}, the stage-2 config says ` +
+          `${model.config[k]}: a warm start keeps the model it starts from` +
+          (textKeys.includes(k)
+            ? ` (another text path needs train.init_fresh: [text_encoder, y_embedder])`
+            : ""),
+      );
     }
     if (!newText) checkWordTable(ck, path, model.wordTable);
   }
@@ -283,6 +281,24 @@ const STAGE2_CHANGES: readonly (keyof ModelConfig)[] = [
   "drop_path",
   "caption_pooling",
 ];
+
+/**
+ * The first key in which a stage-2 model `to` differs from the checkpoint `from` it starts from
+ * that a warm start may not change (null: none): the classes and a pooled caption path may, the
+ * text path's keys too when it starts afresh (`newText`: from stage 1, or restarted).
+ */
+export function warmStartChange(
+  from: ModelConfig,
+  to: ModelConfig,
+  newText: boolean,
+): keyof ModelConfig | null {
+  const textKeys: readonly string[] = TEXT_MODEL_KEYS;
+  for (const k of Object.keys(from) as (keyof ModelConfig)[]) {
+    if (STAGE2_CHANGES.includes(k) || (newText && textKeys.includes(k))) continue;
+    if (from[k] !== to[k]) return k;
+  }
+  return null;
+}
 
 /** What stage 3 may change of the stage-2 model's config. */
 const STAGE3_CHANGES: readonly (keyof ModelConfig)[] = [

@@ -333,6 +333,12 @@ function weights(
     return { model, resumed: ck };
   }
   const model = PixArt.init(mc, tc.seed, words);
+  if (o.stage === 1 && (tc.init_from || tc.init_fresh || tc.init_ema)) {
+    o.report(
+      "note: stage 1 starts from initialisation: the config's train.init_from, init_fresh and " +
+        "init_ema are for stages 2 and 3, and not used",
+    );
+  }
   if (o.stage > 1 && tc.from_scratch) {
     o.report(`stage ${o.stage} starts from initialisation (train.from_scratch)`);
   } else if (o.stage > 1) {

@@ -16,8 +16,8 @@ import { formatDuration } from "../io/duration.ts";
 import { imageOf, type ImageSet } from "../io/image_set.ts";
 import { deviceLost, onDeviceLost } from "../kernels/mod.ts";
 import { parseCheckpoint, trainStageOf } from "../model/checkpoint_bytes.ts";
-import { TEXT_MODEL_KEYS } from "../model/config.ts";
-import { modelStageOf, type NamedCheckpoint } from "../train/model_init.ts";
+import type { ModelConfig } from "../model/config.ts";
+import { modelStageOf, type NamedCheckpoint, warmStartChange } from "../train/model_init.ts";
 import type { SampleImages } from "../train/run_store.ts";
 import { type RunControl, train } from "../train/trainer.ts";
 import { BrowserRunStore, type SavedRun, type StoreListener } from "./browser_run_store.ts";
@@ -260,13 +260,10 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
       };
     }
     // the newest stage-1 run kept in this browser whose model this config's is
-    const same = (m: Config["model"]) =>
-      (Object.keys(cfg.model) as (keyof Config["model"])[]).every((k) =>
-        k === "drop_path" || TEXT_MODEL_KEYS.includes(k) || m[k] === cfg.model[k]
-      );
+    const same = (m: ModelConfig) => warmStartChange(m, { ...cfg.model, stage: 2 }, true) === null;
     for (const run of await savedRuns()) {
       const ck = parseCheckpoint(run.checkpoint.bytes, run.checkpoint.name);
-      if (trainStageOf(ck) === 1 && same(ck.model as unknown as Config["model"])) {
+      if (trainStageOf(ck) === 1 && same(ck.model)) {
         return { ck, name: `${run.label}, ${run.checkpoint.name}` };
       }
     }
