@@ -334,7 +334,8 @@ export function undecodable(
     const where = e.line ? ` (${METADATA_FILE} line ${e.line})` : "";
     throw new Error(
       `data folder ${dir}: cannot read image '${e.file}'${where}: ${reason}: replace or ` +
-        `remove it, or set data.skip_bad_images: true to skip such files`,
+        `remove it, or set data.skip_bad_images: true to skip such files (deno task ` +
+        `classifier: --skip-bad-images)`,
     );
   }
   return { file: e.file, reason };

@@ -119,7 +119,7 @@ function readRows(path: string): Record<string, unknown>[] {
     try {
       row = JSON.parse(l);
     } catch {
-      fail(`'${path}' line ${i + 1} is not JSON`);
+      fail(`'${path}' line ${i + 1} is not JSON: each line is one object with file_name and text`);
     }
     if (typeof row?.file_name !== "string" || typeof row?.text !== "string") {
       fail(`'${path}' line ${i + 1} has no file_name and text`);

@@ -179,8 +179,10 @@ await runTask(async () => {
     const S = sampler === "ancestral" ? schedule.T : steps;
     const run = S - strengthStart(S, edit.strength ?? 1);
     if (edit.jump >= run) {
+      const more = sampler === "ancestral" ? "--strength" : "--strength or --steps";
       fail(
-        `--jump ${edit.jump} must be below the ${run} sampler steps that run: lower it or raise --steps`,
+        `--jump ${edit.jump} must be below the ${run} sampler steps that run: lower it, or ` +
+          `raise ${more}`,
       );
     }
   }

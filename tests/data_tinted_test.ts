@@ -64,7 +64,7 @@ Deno.test("data:tinted: a missing name writes nothing; the licences go with the 
   writeFileSync(join(from, "metadata.jsonl"), '{"file_name": "img/heart.png"\n');
   assertOneLineError(
     await task("data_tinted", ["--from", from, "--out", out2]),
-    /^error: '.*metadata\.jsonl' line 1 is not JSON$/,
+    /^error: '.*metadata\.jsonl' line 1 is not JSON: each line is one object with file_name and text$/,
   );
   assert.ok(!existsSync(out2), "nothing was written");
 });

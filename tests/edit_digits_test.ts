@@ -202,7 +202,7 @@ Deno.test("sample: edit flags and image files that do not fit are one-line error
     ],
     [
       ["--init-image", png, "--mask", png, "--resample", "2", "--jump", "4", "--steps", "4"],
-      /--jump 4 must be below the 4 sampler steps that run: lower it or raise --steps$/,
+      /--jump 4 must be below the 4 sampler steps that run: lower it, or raise --strength or --steps$/,
     ],
     [
       ["--init-image", png, "--out", png],

@@ -101,11 +101,22 @@ Deno.test("a rerun into a folder that holds a run refuses; --fresh moves the old
   writeFileSync(join(other, "notes.txt"), "mine");
   assertOk(await train(tiny(other, "--steps", "1")));
   assert.equal(readFileSync(join(other, "notes.txt"), "utf8"), "mine");
-  // a run stopped before its first log line left only its own config.json: a rerun replaces it
+  // a run stopped before its first log line left only its own config.json (the model's stage
+  // in it, which a --config file cannot hold): a rerun replaces it; a config file of the user's,
+  // every section and all, is not replaced
   const stopped = tmp("stopped-early");
   Deno.mkdirSync(stopped);
-  writeFileSync(join(stopped, "config.json"), JSON.stringify(configDocument(defaultConfig())));
+  const document = configDocument(defaultConfig());
+  const written = { ...document, model: { ...(document.model as object), stage: 1 } };
+  writeFileSync(join(stopped, "config.json"), JSON.stringify(written));
   assertOk(await train(tiny(stopped, "--steps", "1")));
+  const users = tmp("users-config");
+  Deno.mkdirSync(users);
+  writeFileSync(join(users, "config.json"), JSON.stringify(document));
+  assertOneLineError(
+    await train(tiny(users, "--steps", "1")),
+    /holds config\.json, which a new run would write over/,
+  );
 });
 
 Deno.test("--resume on other data: another class list is refused, another training set said", async () => {
@@ -564,6 +575,17 @@ Deno.test("--save-every decides the checkpoints: a sample grid between them save
   assertOk(r);
   assert.deepEqual(checkpoints(out), ["checkpoint-4.safetensors"], describe(r));
   assert.ok(existsSync(join(out, "sample-2.png")), "the grid at step 2");
+
+  // resumed from a checkpoint older than the run's last grids (a crash between saves): those
+  // grids, of weights no checkpoint holds, go with the log records the run redoes
+  const crashed = tmp("grids-after-save");
+  const run = (...more: string[]) =>
+    train(["--stage", "1", "--config", TINY, "--out", crashed, "--save-every", "2", ...more]);
+  assertOk(await run("--steps", "4", "--sample-every", "1"));
+  Deno.removeSync(join(crashed, "checkpoint-4.safetensors"));
+  assertOk(await run("--steps", "2", "--resume"));
+  const grids = readdirSync(crashed).filter((f) => /^sample-\d+\.png$/.test(f)).sort();
+  assert.deepEqual(grids, ["sample-1.png", "sample-2.png"]);
 });
 
 Deno.test("a log line cut short by a crash: the run resumes, plots, and writes its records on lines of their own", async () => {

@@ -29,16 +29,17 @@ const LOCK = ".lock";
 const LOG = "train-log.jsonl";
 
 /**
- * Whether `path` is the config.json a run writes (its resolved config, every section), which a
- * run stopped before its first log line leaves alone in its folder: a rerun may replace it.
+ * Whether `path` is the config.json a run writes (its resolved config: every section, its phases,
+ * and the model's stage, which no --config file may hold), which a run stopped before its first
+ * log line leaves alone in its folder: a rerun may replace it.
  */
 function runsOwnConfig(path: string): boolean {
-  if (statSync(path).size > 1 << 20) return false;
   try {
+    if (statSync(path).size > 1 << 20) return false;
     const c = JSON.parse(readFileSync(path, "utf8"));
     return ["model", "diffusion", "train", "data", "sample"].every((k) =>
       typeof c?.[k] === "object" && c[k] !== null
-    );
+    ) && Array.isArray(c.phases) && typeof c.model.stage === "number";
   } catch {
     return false;
   }
@@ -145,7 +146,6 @@ export class RunFolder implements RunStore {
     return file;
   }
 
-  /** Temporary files of a save that was interrupted (io/safetensors.ts writes `.name.tmp`). */
   #logEndChecked = false;
 
   /** "\n" when the log's last line was cut short (a crash mid-write); checked once, as every
@@ -167,6 +167,7 @@ export class RunFolder implements RunStore {
     }
   }
 
+  /** Temporary files of a save that was interrupted (io/safetensors.ts writes `.name.tmp`). */
   #removeLeftovers(log: (l: string) => void): void {
     for (const f of readdirSync(this.dir)) {
       if (f.startsWith(".") && f.endsWith(".tmp")) {
@@ -232,8 +233,13 @@ export class RunFolder implements RunStore {
     return join(this.dir, LOG);
   }
 
-  /** Drops log records after `step` (a resumed run redoes them); returns how many. */
+  /** Drops log records after `step` (a resumed run redoes them), and the sample grids drawn
+   * after it, whose weights no checkpoint holds; returns how many records. */
   trimLog(step: number): number {
+    for (const f of readdirSync(this.dir)) {
+      const m = /^sample-(\d+)\.(png|txt)$/.exec(f);
+      if (m && Number(m[1]) > step) rmSync(this.path(f));
+    }
     return trimTrainingLog(this.logPath, step);
   }
 

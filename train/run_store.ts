@@ -41,7 +41,8 @@ export interface RunStore {
   writeConfig(config: unknown): void;
   /** One record of the training log (a logging window's loss, or an evaluation). */
   appendLog(record: Record<string, unknown>): void;
-  /** Drops log records after `step` (a resumed run redoes them); returns how many. */
+  /** Drops log records after `step` (a resumed run redoes them), and what else was written
+   * after it; returns how many records. */
   trimLog(step: number): number;
   /** Keeps the sample images of `step`; resolves with where they went. */
   writeSamples(step: number, samples: SampleImages): Promise<string>;

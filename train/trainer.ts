@@ -166,7 +166,10 @@ export async function train(cfg: Config, o: TrainOptions): Promise<TrainResult> 
       const gridNow = o.grid && tc.sample_every > 0 && run.step % tc.sample_every === 0;
       if (run.step < tc.steps) {
         if (saveNow) await checkpoint(run, gridNow);
-        else if (gridNow) await sampleGrid(run);
+        else if (gridNow) {
+          await stopIfDiverged(run); // as a save would: no grid of weights gone non-finite
+          await sampleGrid(run);
+        }
       }
     }
     // a run that took no step leaves its newest checkpoint as it was: rewritten, it would record
