@@ -3,6 +3,7 @@
 // order; a line may hold several prompts separated by "|". A backslash escapes what would break
 // that: "\n" a line break, "\|" a literal bar, "\\" a backslash.
 
+import { utf8Text } from "./utf8_text.ts";
 import { existsSync, readFileSync } from "node:fs";
 
 /**
@@ -60,7 +61,7 @@ export function readPromptsFile(path: string): string[] {
         `it into smaller files`,
     );
   }
-  return parsePrompts(new TextDecoder().decode(bytes));
+  return parsePrompts(utf8Text(bytes, `prompts file '${path}'`));
 }
 
 /** The first `limit` bytes of a file (a file that grows while read cannot exceed it). */

@@ -42,6 +42,13 @@ Deno.test("a prompts file must be a regular text file of bounded size", () => {
     const ok = join(dir, "ok.txt");
     writeFileSync(ok, "seven | 3\n");
     assert.deepEqual(readPromptsFile(ok), ["seven", "3"]);
+    // a file saved in another encoding ("côte" in Windows-1252) names its line, not a U+FFFD
+    const latin = join(dir, "latin.txt");
+    writeFileSync(latin, Uint8Array.from([0x61, 0x0a, 0x63, 0xf4, 0x74, 0x65, 0x0a]));
+    assert.throws(
+      () => readPromptsFile(latin),
+      /^Error: prompts file '.*latin\.txt' line 2: not UTF-8 text \(byte 0xf4 at byte 2 of the line\): save the file as UTF-8$/,
+    );
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
