@@ -39,7 +39,20 @@ function pathString(p: string | URL): string {
  */
 export function readSafetensors(src: string | URL | Uint8Array, name?: string): SafetensorsFile {
   if (src instanceof Uint8Array) return parseSafetensors(src, name);
-  return parseSafetensors(readBytes(src, "checkpoint"), name ?? pathString(src));
+  // the header first, bounded: a device (/dev/zero), a pipe or a file far longer than its
+  // tensors is refused before its bytes are read
+  const label = name ?? pathString(src);
+  const header = readSafetensorsHeader(src);
+  let end = header.dataStart;
+  for (const t of header.tensors.values()) end = Math.max(end, header.dataStart + t.offsets[1]);
+  const size = Deno.statSync(src).size;
+  if (size !== end) {
+    throw new Error(
+      `safetensors ${label}: ${size - end} bytes past its last tensor: not a safetensors file, ` +
+        `or one damaged`,
+    );
+  }
+  return parseSafetensors(readBytes(src, "checkpoint"), label);
 }
 
 /** Reads only the header of a safetensors file (shapes, dtypes, metadata), not the tensor data. */
@@ -55,7 +68,11 @@ export function readSafetensorsHeader(path: string | URL): SafetensorsHeader {
     throw new Error(`checkpoint ${label} could not be read: ${errnoText(e)}`);
   }
   try {
-    const size = file.statSync().size;
+    const st = file.statSync();
+    if (!st.isFile) {
+      throw new Error(`checkpoint ${label} is not a regular file: pass a .safetensors file`);
+    }
+    const size = st.size;
     const first = new Uint8Array(Math.min(8, size));
     readFull(file, first);
     const n = headerLength(first, size, label);

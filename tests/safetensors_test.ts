@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 
 const assertEquals = (a: unknown, b: unknown, msg?: string) => assert.deepEqual(a, b, msg);
 /** Runs fn, expects an Error whose message contains `part`; returns it. */
@@ -174,6 +175,13 @@ Deno.test("one-line errors: missing, truncated, corrupt", () => {
   Deno.writeFileSync(p, all.subarray(0, all.length - 40));
   const e = oneLine(() => readSafetensors(p), p);
   assert(e.message.includes("truncated"));
+  // a file far longer than its tensors (sparse: nothing is read past the header), and a device,
+  // are refused before their bytes are read
+  const long = `${dir}/long.safetensors`;
+  Deno.writeFileSync(long, good);
+  Deno.truncateSync(long, 4 * 2 ** 30);
+  oneLine(() => readSafetensors(long), `${4 * 2 ** 30 - good.length} bytes past its last tensor`);
+  if (existsSync("/dev/zero")) oneLine(() => readSafetensors("/dev/zero"), "not a regular file");
   Deno.removeSync(dir, { recursive: true });
   // writer checks
   assertThrows(
