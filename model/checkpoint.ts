@@ -41,10 +41,16 @@ export function readCheckpoint(path: string): CheckpointContents {
  * is, so that a bundled model draws from anywhere.
  */
 export async function wordTableOf(mc: ModelConfig): Promise<WordTable | null> {
+  const path = wordTablePath(mc);
+  return path === null ? null : await readWordTable(path);
+}
+
+/** The file wordTableOf reads for a words model, or null for a model that reads bytes. */
+export function wordTablePath(mc: ModelConfig): string | null {
   if (mc.stage !== 2 || mc.text_encoder !== "words") return null;
   const own = fileURLToPath(new URL(`../${mc.word_table}`, import.meta.url));
   const path = existsSync(mc.word_table) || mc.word_table.startsWith("/") ? mc.word_table : own;
-  return await readWordTable(existsSync(path) ? path : mc.word_table);
+  return existsSync(path) ? path : mc.word_table;
 }
 
 /** The newest checkpoint (by step in the name, then mtime) in a folder, or null. */

@@ -4,7 +4,8 @@
 // styles (io/emoji_set.ts, from the two emoji packages). Like data:emoji, the packages are pinned
 // in the task's own lock file (tasks/data_words.lock), not in deno.json.
 
-import { basename, dirname, join } from "node:path";
+import { existsSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { fail, parseCli } from "./cli.ts";
 import { npmPackageDir } from "./npm_package.ts";
 import { EMOJI_STYLE_INFO, EMOJI_STYLES, type EmojiEntry, emojiRows } from "../io/emoji_set.ts";
@@ -24,7 +25,7 @@ Writes the word table of models that read captions through pretrained word vecto
   --top N        how many of the package's most frequent words to take (default ${18_000}),
                  besides every word of the emoji captions
   --force        replace a word table at --out that differs from the new one (the models
-                 trained on it will no longer load)
+                 trained on it will no longer load), and a --tokens file that exists
   --tokens FILE  also write the distinct words of the emoji captions of both styles, one a line
                  (the fixture tests/fixtures/emoji_caption_words.txt, which the tests check the
                  committed table against without the packages)
@@ -55,6 +56,14 @@ try {
   }
 } catch (e) {
   if (!(e instanceof Deno.errors.NotFound)) throw e;
+}
+// the token list replaces nothing of the user's either, the table least of all
+const tokens = a.tokens as string | undefined;
+if (tokens !== undefined && resolve(tokens) === resolve(out)) {
+  fail(`--tokens '${tokens}' is the --out table: write the tokens to a text file of their own`);
+}
+if (tokens !== undefined && existsSync(tokens) && !a.force) {
+  fail(`--tokens '${tokens}' exists: choose another file, or pass --force to replace it`);
 }
 
 try {

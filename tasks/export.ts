@@ -11,6 +11,7 @@ import {
   readCheckpoint,
   saveCheckpoint,
   wordTableOf,
+  wordTablePath,
 } from "../model/checkpoint.ts";
 import { readSafetensorsHeader } from "../io/safetensors.ts";
 import { isLoraFile, loraWeightsKind, mergeLora, weightsSha256 } from "../model/lora.ts";
@@ -105,6 +106,10 @@ await runTask(async () => {
     mergeLora(src, adapters);
     if (useEma) ck.ema = src;
     else ck.params = src;
+  }
+  const table = wordTablePath(ck.model);
+  if (table && existsSync(out) && sameFile(out, table)) {
+    fail(`--out '${out}' is the word table the model reads: write the export to another file`);
   }
   const model = modelFromCheckpoint(ck, path, useEma, await wordTableOf(ck.model));
   const { data_state: _, ...metadata } = ck.metadata;

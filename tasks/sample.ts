@@ -1,6 +1,7 @@
 // deno task sample --prompt "seven" — draws images from a trained checkpoint, or edits an image
 // (--init-image: image-to-image, with --mask: inpainting).
 
+import { wordTablePath } from "../model/checkpoint.ts";
 import { existsSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { deviceInfo } from "../kernels/mod.ts";
@@ -32,7 +33,7 @@ import {
 } from "./cli.ts";
 import { lessonPrompts, promptsText, readPromptsFile } from "../io/prompts.ts";
 import { parseLoraSpec } from "../diffusion/load_pipeline.ts";
-import { nearestWords, withoutUnknownWords } from "../model/word_tokenizer.ts";
+import { nearestWords, promptPieces, withoutUnknownWords } from "../model/word_tokenizer.ts";
 
 /** The most samples one run draws into its grid (16,384 of 64×64 RGB: a 0.8-gigapixel PNG). */
 const MAX_SAMPLES = 16_384;
@@ -125,6 +126,8 @@ await runTask(async () => {
   );
   // the model files read are inputs too: a grid written over one would destroy it
   keepInput(sc.name, "checkpoint", out, txt);
+  const tableFile = wordTablePath(sc.model.config);
+  if (tableFile) keepInput(tableFile, "checkpoint's word table", out, txt);
   for (const l of (a.lora as string[] | undefined) ?? []) {
     keepInput(parseLoraSpec(l).file, "lora", out, txt);
   }
@@ -149,8 +152,9 @@ await runTask(async () => {
           }"${near}`,
         );
       }
-      // nothing left is not the null caption the user asked for: say so rather than draw it
-      if (!prompt.trim()) {
+      // no word left (nothing, or punctuation alone) is not the prompt the user asked for: say
+      // so rather than draw the null caption or a comma
+      if (!promptPieces(prompt, (w) => table.index.has(w)).some((piece) => piece.word)) {
         fail(
           `${what} "${p.slice(0, 60)}" has no word in the model's vocabulary: reword it ` +
             `(the notes above name the nearest known words)`,

@@ -40,7 +40,8 @@ export async function task(
     | "export"
     | "bench"
     | "caption_gap"
-    | "data_tinted",
+    | "data_tinted"
+    | "data_words",
   args: string[],
   denoFlags: string[] = [],
   timeoutMs = TIMEOUT_MS,
@@ -49,7 +50,7 @@ export async function task(
     ? "train"
     : script === "caption_gap"
     ? "eval"
-    : script === "data_tinted"
+    : script === "data_tinted" || script === "data_words"
     ? "data"
     : script;
   const child = new Deno.Command(Deno.execPath(), {

@@ -6,13 +6,15 @@
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { readSafetensors } from "../io/safetensors.ts";
-import { readCheckpoint } from "../model/checkpoint.ts";
+import { readCheckpoint, wordTablePath } from "../model/checkpoint.ts";
+import { readSafetensors, type TensorInput, writeSafetensors } from "../io/safetensors.ts";
 import {
   assertOk,
   assertOneLineError,
   describe,
+  exportTask,
   sample,
+  task,
   tinyImageFolder,
   train,
 } from "./cli_harness.ts";
@@ -247,4 +249,41 @@ Deno.test("sample --skip-unknown-words draws a words model's prompt without the 
     await sample([...args("neg.png", "--skip-unknown-words"), "--negative", "emoji"]),
     /^error: --negative "emoji" has no word in the model's vocabulary/,
   );
+  // punctuation alone is no word either
+  assertOneLineError(
+    await sample(
+      args("bang.png", "--skip-unknown-words").map((a) => a === "Red emoji square" ? "emoji!" : a),
+    ),
+    /^error: the prompt "emoji!" has no word in the model's vocabulary: reword it/,
+  );
+  // the word table the model reads is an input: no grid or export is written over it (a copy of
+  // the model reading a copy of its table, so that nothing of the repository is at stake)
+  const table = tmp("words-copy.safetensors");
+  Deno.copyFileSync(wordTablePath(readCheckpoint(ck).model)!, table);
+  const f = readSafetensors(ck);
+  const moved = tmp("moved-table.safetensors");
+  writeSafetensors(moved, Object.fromEntries(f.tensors) as Record<string, TensorInput>, {
+    ...f.metadata,
+    config: JSON.stringify({ ...JSON.parse(f.metadata.config), word_table: table }),
+  });
+  const before = Deno.readFileSync(table);
+  assertOneLineError(
+    await sample(args("x.png").map((a) => a === ck ? moved : a === tmp("x.png") ? table : a)),
+    /would write over the --checkpoint's word table/,
+  );
+  assertOneLineError(
+    await exportTask(["--checkpoint", moved, "--out", table]),
+    /^error: --out '.*' is the word table the model reads: write the export to another file$/,
+  );
+  assert.deepEqual(Deno.readFileSync(table), before);
+  // nor does data:words write its token list over a table, or over a file without --force
+  assertOneLineError(
+    await task("data_words", ["--out", table, "--tokens", table]),
+    /^error: --tokens '.*' is the --out table: write the tokens to a text file of their own$/,
+  );
+  assertOneLineError(
+    await task("data_words", ["--out", tmp("new-table.safetensors"), "--tokens", table]),
+    /^error: --tokens '.*' exists: choose another file, or pass --force to replace it$/,
+  );
+  assert.deepEqual(Deno.readFileSync(table), before);
 });
