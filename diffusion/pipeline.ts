@@ -85,6 +85,13 @@ export class Pipeline {
     const classNames = checkpointClassNames(ck.metadata, name) ?? MNIST_WORDS;
     const schedule = checkpointSchedule(ck.metadata, `checkpoint '${name}'`);
     const trainConfig = ck.metadata.train_config ? JSON.parse(ck.metadata.train_config) : null;
+    if (o.raw && !ck.ema && ck.metadata.weights === "ema") {
+      // an export holds its EMA weights alone: --raw would draw them and call them raw
+      throw new Error(
+        `--raw: '${name}' holds only its EMA weights (an export): sample --raw from the ` +
+          `training checkpoint it came from, ${ck.metadata.exported_from ?? "in its run's folder"}`,
+      );
+    }
     const model = modelFromCheckpoint(ck, name, !o.raw, o.words ?? null);
     useHalfWeights(model, o.halfWeights ?? sampleWeightPrecision());
     const kept = ck.ema ? (o.raw ? "raw" : "ema") : ck.metadata.weights;
