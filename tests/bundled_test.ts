@@ -15,7 +15,7 @@ for (const m of BUNDLED_MODELS) {
   Deno.test(`bundled model '${m.id}': loads by name and draws '${m.prompt}'`, async () => {
     const path = bundledModelPath(m.id)!;
     assert.ok(existsSync(path), `${m.file} is missing`);
-    // the size the issue allows a shipped model, so that a clone stays small
+    // the size a shipped model may have, so that a clone stays small
     assert.ok(statSync(path).size <= 10 * 2 ** 20, `${m.file} is over 10 MB`);
     const pipe = await loadPipeline(m.id);
     try {
