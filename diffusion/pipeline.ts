@@ -88,8 +88,8 @@ export class Pipeline {
     if (o.raw && !ck.ema && ck.metadata.weights === "ema") {
       // an export holds its EMA weights alone: --raw would draw them and call them raw
       throw new Error(
-        `--raw: '${name}' holds only its EMA weights (an export): sample --raw from the ` +
-          `training checkpoint it came from, ${ck.metadata.exported_from ?? "in its run's folder"}`,
+        `--raw: '${name}' holds only its EMA weights (an export): use the training checkpoint ` +
+          `it came from, ${ck.metadata.exported_from ?? "in its run's folder"}`,
       );
     }
     const model = modelFromCheckpoint(ck, name, !o.raw, o.words ?? null);

@@ -58,21 +58,23 @@ export function readSafetensors(src: string | URL | Uint8Array, name?: string): 
 /** Reads only the header of a safetensors file (shapes, dtypes, metadata), not the tensor data. */
 export function readSafetensorsHeader(path: string | URL): SafetensorsHeader {
   const label = pathString(path);
-  let file: Deno.FsFile;
+  let file: Deno.FsFile | null = null;
   try {
-    file = Deno.openSync(path, { read: true });
+    // before it is opened: opening a named pipe waits for a writer
+    if (Deno.statSync(path).isFile) file = Deno.openSync(path, { read: true });
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new Error(`checkpoint ${label} not found: no such file`);
     }
     throw new Error(`checkpoint ${label} could not be read: ${errnoText(e)}`);
   }
+  if (!file) {
+    throw new Error(
+      `checkpoint ${label}: not a regular file (a device, pipe or folder): pass a .safetensors file`,
+    );
+  }
   try {
-    const st = file.statSync();
-    if (!st.isFile) {
-      throw new Error(`checkpoint ${label} is not a regular file: pass a .safetensors file`);
-    }
-    const size = st.size;
+    const size = file.statSync().size;
     const first = new Uint8Array(Math.min(8, size));
     readFull(file, first);
     const n = headerLength(first, size, label);

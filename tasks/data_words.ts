@@ -6,7 +6,7 @@
 
 import { existsSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { fail, parseCli } from "./cli.ts";
+import { fail, parseCli, sameFile } from "./cli.ts";
 import { npmPackageDir } from "./npm_package.ts";
 import { EMOJI_STYLE_INFO, EMOJI_STYLES, type EmojiEntry, emojiRows } from "../io/emoji_set.ts";
 import { errnoText } from "../io/errors.ts";
@@ -25,7 +25,7 @@ Writes the word table of models that read captions through pretrained word vecto
   --top N        how many of the package's most frequent words to take (default ${18_000}),
                  besides every word of the emoji captions
   --force        replace a word table at --out that differs from the new one (the models
-                 trained on it will no longer load), and a --tokens file that exists
+                 trained on it will no longer load)
   --tokens FILE  also write the distinct words of the emoji captions of both styles, one a line
                  (the fixture tests/fixtures/emoji_caption_words.txt, which the tests check the
                  committed table against without the packages)
@@ -57,13 +57,21 @@ try {
 } catch (e) {
   if (!(e instanceof Deno.errors.NotFound)) throw e;
 }
-// the token list replaces nothing of the user's either, the table least of all
+// the token list is a text file: it never replaces the table, this one or another
 const tokens = a.tokens as string | undefined;
-if (tokens !== undefined && resolve(tokens) === resolve(out)) {
-  fail(`--tokens '${tokens}' is the --out table: write the tokens to a text file of their own`);
-}
-if (tokens !== undefined && existsSync(tokens) && !a.force) {
-  fail(`--tokens '${tokens}' exists: choose another file, or pass --force to replace it`);
+if (tokens !== undefined) {
+  const isOut = resolve(tokens) === resolve(out) ||
+    (existsSync(tokens) && existsSync(out) && sameFile(tokens, out));
+  let isTable = false;
+  try {
+    readSafetensorsHeader(tokens);
+    isTable = true;
+  } catch { /* no file, or not safetensors */ }
+  if (isOut || isTable) {
+    fail(
+      `--tokens '${tokens}' is a safetensors file: write the tokens to a text file of their own`,
+    );
+  }
 }
 
 try {

@@ -419,7 +419,7 @@ Deno.test("export never replaces its input, never writes what --resume would con
   );
   assertOneLineError(
     await sample(["--checkpoint", first, "--raw", "--prompt", "7", "--out", tmp("raw.png")]),
-    /^error: --raw: '.*export-2\.safetensors' holds only its EMA weights \(an export\): sample --raw from the training checkpoint it came from, checkpoint-2\.safetensors$/,
+    /^error: --raw: '.*export-2\.safetensors' holds only its EMA weights \(an export\): use the training checkpoint it came from, checkpoint-2\.safetensors$/,
   );
 
   // a checkpoint stripped of Adam's moments is not resumed from (Adam and its rate would restart)

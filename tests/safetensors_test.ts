@@ -182,6 +182,11 @@ Deno.test("one-line errors: missing, truncated, corrupt", () => {
   Deno.truncateSync(long, 4 * 2 ** 30);
   oneLine(() => readSafetensors(long), `${4 * 2 ** 30 - good.length} bytes past its last tensor`);
   if (existsSync("/dev/zero")) oneLine(() => readSafetensors("/dev/zero"), "not a regular file");
+  // a named pipe is refused before it is opened (opening one waits for a writer)
+  const fifo = `${dir}/pipe.safetensors`;
+  if (new Deno.Command("mkfifo", { args: [fifo] }).outputSync().success) {
+    oneLine(() => readSafetensors(fifo), "not a regular file (a device, pipe or folder)");
+  }
   Deno.removeSync(dir, { recursive: true });
   // writer checks
   assertThrows(
