@@ -298,11 +298,7 @@ function resumedAdapter(
   newest: string | null,
 ): { name: string; contents: LoraContents } | null {
   if (!o.resume) return null;
-  if (!newest) {
-    throw new Error(
-      `--resume: no checkpoint in ${o.store.where} to resume from: drop --resume to start the run`,
-    );
-  }
+  if (!newest) throw nothingToResume(o);
   const file = o.store.readCheckpointFile(newest);
   return { name: newest, contents: loraContents(file, newest, modelConfigFromJson) };
 }
@@ -320,11 +316,7 @@ function weights(
 ): { model: PixArt; resumed: Resumed | null } {
   const tc = cfg.train;
   if (o.resume) {
-    if (!newest) {
-      throw new Error(
-        `--resume: no checkpoint in ${o.store.where} to resume from: drop --resume to start the run`,
-      );
-    }
+    if (!newest) throw nothingToResume(o);
     const from = {
       ck: checkpointContents(o.store.readCheckpointFile(newest), newest),
       name: newest,
@@ -359,6 +351,13 @@ function weights(
     }
   }
   return { model, resumed: null };
+}
+
+/** --resume on a folder without a checkpoint. */
+function nothingToResume(o: TrainOptions): Error {
+  return new Error(
+    `--resume: no checkpoint in ${o.store.where} to resume from: drop --resume to start the run`,
+  );
 }
 
 /** How to start over from a run that cannot be resumed, for the message that refuses it. */
