@@ -38,6 +38,10 @@ export const DEFAULT_STEPS: number = DEFAULT_CONFIG.sample.steps;
 
 export { DEFAULT_STRENGTH } from "./edit.ts";
 
+/** The most samples one request draws (16,384 of 64×64 RGB: a 0.8-gigapixel grid); the command
+ * line and the page refuse more. */
+export const MAX_SAMPLES = 16_384;
+
 /** How to sample, and (EditOptions) an image to start from and a region of it to keep. */
 export interface GenerateOptions extends EditOptions {
   sampler: SamplerName;

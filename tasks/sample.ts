@@ -6,7 +6,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { deviceInfo } from "../kernels/mod.ts";
 import { writeImageGrid } from "../io/png.ts";
-import { DEFAULT_STRENGTH, generate } from "../diffusion/generate.ts";
+import { DEFAULT_STRENGTH, generate, MAX_SAMPLES } from "../diffusion/generate.ts";
 import { strengthStart } from "../diffusion/edit.ts";
 import { readImageFile } from "../io/image_file.ts";
 import { toSigned } from "../io/image_set.ts";
@@ -34,9 +34,6 @@ import {
 import { lessonPrompts, promptsText, readPromptsFile } from "../io/prompts.ts";
 import { parseLoraSpec } from "../diffusion/load_pipeline.ts";
 import { nearestWords, promptPieces, withoutUnknownWords } from "../model/word_tokenizer.ts";
-
-/** The most samples one run draws into its grid (16,384 of 64×64 RGB: a 0.8-gigapixel PNG). */
-const MAX_SAMPLES = 16_384;
 
 const USAGE = `
 Samples images from a PixArt-α checkpoint and writes them as one PNG grid.

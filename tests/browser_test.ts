@@ -261,7 +261,9 @@ Deno.test({
           await setInput(page, "negative", "a prompt far too long");
           assert.match(await page.$eval("#negative-msg", (e) => e.textContent!), /max_length 16/);
           await page.click("#draw");
-          assert.equal((await state(page)).draws, "2", "no request was started");
+          const refused = await state(page);
+          assert.equal(refused.draws, "2", "no request was started");
+          assert.equal(refused.state, "ready", "nor one that failed");
           // ε_n + w·(ε_c − ε_n) with n = c is ε_c: guidance without effect
           await draw(page, 3, { prompt: "seven", num: 8, seed: 2, negative: "seven" });
           assert.match((await state(page)).status, /negative "seven"/);
@@ -724,6 +726,10 @@ Deno.test({
           const name = /(checkpoint-\d+\.safetensors)/.exec(s.status)![1];
           const ck = readCheckpoint(await downloadCheckpoint(page, downloads, name));
           assert.equal(`checkpoint-${ck.step}.safetensors`, name);
+          // the Draw view says so too, and takes no drawing
+          const drawView = await state(page);
+          assert.equal(drawView.state, "error");
+          assert.match(drawView.status, /^The GPU stopped working \(.*\): reload the page\.$/);
         },
       );
       assert.deepEqual(

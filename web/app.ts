@@ -13,9 +13,17 @@ import {
   DEFAULT_STEPS,
   DEFAULT_STRENGTH,
   generate,
+  MAX_SAMPLES,
 } from "../diffusion/generate.ts";
 import { SAMPLER_LABELS } from "../diffusion/samplers.ts";
-import { deviceInfo, initDevice, pool, trimPool } from "../kernels/mod.ts";
+import {
+  deviceInfo,
+  deviceLost,
+  initDevice,
+  onDeviceLost,
+  pool,
+  trimPool,
+} from "../kernels/mod.ts";
 import { modelConfigFromJson } from "../model/checkpoint_bytes.ts";
 import { checkLoraBase, type Lora, loraFromContents, parseLora } from "../model/lora.ts";
 import { SampleGrid } from "./grid.ts";
@@ -94,6 +102,17 @@ function main(): void {
       if (!strengthSet) setStrength(1);
     },
   );
+  /** Back to image-to-image's default strength unless the user set one (painting set it to 1). */
+  const resetStrength = () => {
+    if (!strengthSet) setStrength(DEFAULT_STRENGTH);
+  };
+  /** Hides the edit controls, and resets the hidden Resample field: left invalid, the form would
+   * refuse every Draw without a message. */
+  const hideEdit = () => {
+    editControls.hidden = true;
+    resample.value = resample.defaultValue;
+    resetStrength();
+  };
   /** Shows the start image as the loaded model reads it. */
   const showStart = () => {
     if (!loaded || !start.upload) return;
@@ -275,38 +294,60 @@ function main(): void {
     strengthSet = true;
     strengthValue.value = strength.value;
   });
+  /** the newest choice of a start image: an earlier one that decodes later is dropped */
+  let chosen = 0;
   initFile.addEventListener("change", async () => {
     const file = initFile.files?.[0];
     if (!file) return;
+    const mine = ++chosen;
+    start.clear();
+    hideEdit();
+    controls.disabled = true; // no Draw from noise while the image the user chose decodes
     try {
-      start.clear();
-      start.upload = await decodeUpload(file);
+      const upload = await decodeUpload(file);
+      if (mine !== chosen) return;
+      start.upload = upload;
       initMsg.textContent = "";
       initFile.setAttribute("aria-invalid", "false");
       editControls.hidden = false;
       showStart();
     } catch (e) {
-      start.clear();
-      editControls.hidden = true;
+      if (mine !== chosen) return;
       initMsg.textContent = (e as Error).message;
       initFile.setAttribute("aria-invalid", "true");
+    } finally {
+      if (mine === chosen && loaded && !deviceLost()) controls.disabled = false;
     }
   });
-  element("clear-mask").addEventListener("click", () => start.clearMask());
+  element("clear-mask").addEventListener("click", () => {
+    start.clearMask();
+    resetStrength();
+  });
   element("remove-image").addEventListener("click", () => {
     start.clear();
     initFile.value = "";
-    editControls.hidden = true;
-    // a hidden field the form still validates: left invalid, Draw would silently do nothing
-    resample.value = resample.defaultValue;
+    hideEdit();
   });
   select.addEventListener("change", () => useModel(select.value));
   loraInput.addEventListener("change", () => useAdapter());
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    if (!loaded || !checkPrompts() || !form.reportValidity()) return;
+    if (!loaded) {
+      setState("error", "No model is loaded: choose one in Model, or reload the page.");
+      return;
+    }
+    if (!checkPrompts() || !form.reportValidity()) return;
     if (trainingNow()) {
       setState("ready", "A run is training in the Train view: draw when it is done or stopped.");
+      return;
+    }
+    const count = splitPrompts(promptBox.value).length * num.valueAsNumber;
+    if (count > MAX_SAMPLES) {
+      setState(
+        "ready",
+        `${count} samples are over the ${MAX_SAMPLES} one drawing may hold: fewer prompts or ` +
+          `samples per prompt`,
+      );
       return;
     }
     const c = loaded.model.config;
@@ -356,6 +397,11 @@ function main(): void {
       return;
     }
     await initDevice();
+    // a lost GPU ends the page's work: say so once, and keep Draw from failing obscurely
+    onDeviceLost((reason) => {
+      controls.disabled = true;
+      setState("error", `The GPU stopped working (${reason}): reload the page.`);
+    });
     trainView(adapterName, () => app.dataset.state === "drawing");
     await useModel(select.value);
   })().catch((e) => setState("error", (e as Error).message));

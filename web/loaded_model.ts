@@ -29,9 +29,14 @@ export interface LoadedModel {
 
 /** The bytes of a file the server sends; a failed download is a one-line error naming it. */
 async function download(file: string): Promise<Uint8Array> {
-  const res = await fetch(file);
-  if (!res.ok) throw new Error(`could not download ${file}: HTTP ${res.status}`);
-  return new Uint8Array(await res.arrayBuffer());
+  const hint = "is the page's server (deno task serve) still running?";
+  try {
+    const res = await fetch(file);
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    return new Uint8Array(await res.arrayBuffer());
+  } catch (e) {
+    throw new Error(`could not download ${file}: ${(e as Error).message}: ${hint}`);
+  }
 }
 
 /** Word tables by path, fetched once for every model that reads them. */
