@@ -156,27 +156,33 @@ export function dataDigest(source: string, folder?: FolderClasses): string | nul
 }
 
 /**
- * Where the classifier `classifier-<name>` of data with `digest` is read from or written to: the
- * shipped file when it was trained on that very data; else `cacheDir` when given, else the user's
- * cache folder (never the repository, nor a data folder the user may not own), under a name that
- * carries the digest's first 12 digits. Relative to the working folder when it lies inside it.
+ * Where the classifier `classifier-<name>` of data with `digest`, split by `holdout` and
+ * `splitSeed`, is read from or written to: the shipped file when it was trained on that very data
+ * and split; else `cacheDir` when given, else the user's cache folder (never the repository, nor
+ * a data folder the user may not own), under a name that carries the digest's first 12 digits and
+ * a split other than the default. Relative to the working folder when it lies inside it.
  */
 function classifierPath(
   name: string,
   digest: string | null,
+  holdout: number,
+  splitSeed: number,
   o: LoadOrTrainOptions,
   log: (s: string) => void,
 ): string {
   const shipped = join(SHIPPED, `classifier-${name}.safetensors`);
-  const file = `classifier-${name}${digest ? `-${digest.slice(0, 12)}` : ""}.safetensors`;
+  const split = holdout === 0.1 && splitSeed === 0 ? "" : `-h${holdout}-s${splitSeed}`;
+  const file = `classifier-${name}${digest ? `-${digest.slice(0, 12)}` : ""}${split}.safetensors`;
   let path = join(o.cacheDir ?? SHIPPED, file);
   if (!o.cacheDir) {
     if (existsSync(shipped)) {
-      const recorded = readSafetensorsHeader(shipped).metadata.data_digest;
-      if ((recorded ?? null) === digest) return shownPath(shipped);
+      const m = readSafetensorsHeader(shipped).metadata;
+      const sameSplit = Number(m.holdout) === holdout && Number(m.split_seed) === splitSeed;
+      if ((m.data_digest ?? null) === digest && sameSplit) return shownPath(shipped);
       log(
-        `note: ${shownPath(shipped)} was trained on other data than this (its contents ` +
-          `differ): using one of its own`,
+        `note: ${shownPath(shipped)} was trained on ${
+          sameSplit ? "other data than this (its contents differ)" : "another held-out split"
+        }: using one of its own`,
       );
     }
     const cache = userCacheDir();
@@ -214,7 +220,14 @@ export async function loadOrTrainClassifier(
     }
     : undefined;
   const digest = dataDigest(source, folder);
-  const path = classifierPath(classifierName(source, folder), digest, opts, log);
+  const path = classifierPath(
+    classifierName(source, folder),
+    digest,
+    holdout,
+    splitSeed,
+    opts,
+    log,
+  );
   let exists = false;
   try {
     exists = Deno.statSync(path).isFile;

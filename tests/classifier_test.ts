@@ -257,8 +257,8 @@ Deno.test("loadOrTrainClassifier trains, saves with its held-out accuracy, then 
     train: { epochs: 1, batchSize: 8 },
     log: (s) => logs.push(s),
   });
-  // named by the folder and its contents
-  assert.match(first.path, /classifier-tiny-set-[0-9a-f]{12}\.safetensors$/);
+  // named by the folder, its contents and its split (other than the default 0.1, seed 0)
+  assert.match(first.path, /classifier-tiny-set-[0-9a-f]{12}-h0\.2-s0\.safetensors$/);
   assert.ok(first.path.startsWith(join(cacheDir, "classifier-tiny-set-")));
   assert.ok(first.heldOutAccuracy >= 0 && first.heldOutAccuracy <= 1);
   const m = first.classifier.metadata;
@@ -271,7 +271,17 @@ Deno.test("loadOrTrainClassifier trains, saves with its held-out accuracy, then 
   assert.equal(second.heldOutAccuracy, first.heldOutAccuracy);
   const third = await loadOrTrainClassifier(data, { cacheDir, holdout: 0.2, verify: true });
   assert.equal(third.heldOutAccuracy, first.heldOutAccuracy);
-  // another split would test on images it trained on
+  // another split gets a classifier of its own (the first would test on images it trained on) …
+  const split = await loadOrTrainClassifier(data, {
+    cacheDir,
+    holdout: 0.1,
+    train: { epochs: 1, batchSize: 8 },
+  });
+  assert.notEqual(split.path, first.path);
+  assert.equal(split.classifier.metadata.holdout, "0.1");
+  split.classifier.dispose();
+  // … and a file of another split under its name is refused
+  Deno.copyFileSync(first.path, split.path);
   await assert.rejects(
     () => loadOrTrainClassifier(data, { cacheDir, holdout: 0.1 }),
     /holdout 0.2 and split seed 0, not 0.1 and 0/,
