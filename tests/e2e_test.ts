@@ -302,6 +302,27 @@ Deno.test("e2e stage 2 --resume: continues with the optimiser state, like a run 
     !readdirSync(straight).some((f) => /^sample-.*\.png$/.test(f)),
     "--no-grid wrote a grid",
   );
+  // a warm start that holds out other images than the stage it starts from says so
+  const reseeded = await train([
+    "--stage",
+    "2",
+    "--config",
+    TINY,
+    "--out",
+    tmp("stage2-reseeded"),
+    "--steps",
+    "1",
+    "--init-from",
+    s1,
+    "--no-grid",
+    "--set",
+    "train.seed=1",
+  ]);
+  assertOk(reseeded);
+  assert.match(
+    reseeded.stderr,
+    /note: '.*' held out images by train\.seed 0, not 1: this stage's evaluations may score images it trained on/,
+  );
   const a = readSafetensors(join(straight, "checkpoint-4.safetensors")).tensors;
   const b = readSafetensors(join(out, "checkpoint-4.safetensors")).tensors;
   assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());

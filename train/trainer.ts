@@ -349,8 +349,36 @@ function weights(
           `layer starts from weights trained for the other target`,
       );
     }
+    const split = otherSplit(from.ck.metadata.train_config, cfg);
+    if (split) {
+      o.report(
+        `note: '${from.name}' held out images by ${split}: this stage's evaluations may score ` +
+          `images it trained on`,
+      );
+    }
   }
   return { model, resumed: null };
+}
+
+/**
+ * How an earlier stage's held-out split differs from this config's ("train.seed 0, not 1"), or
+ * null: the same source, holdout fraction and seed hold out the same images (io/image_set.ts).
+ */
+function otherSplit(recorded: string | undefined, cfg: Config): string | null {
+  if (!recorded) return null;
+  let was: { data?: { source?: unknown; holdout?: unknown }; train?: { seed?: unknown } };
+  try {
+    was = JSON.parse(recorded);
+  } catch {
+    return null;
+  }
+  const pairs: [string, unknown, unknown][] = [
+    ["data.source", was.data?.source, cfg.data.source],
+    ["data.holdout", was.data?.holdout, cfg.data.holdout],
+    ["train.seed", was.train?.seed, cfg.train.seed],
+  ];
+  const diff = pairs.filter(([, a, b]) => a !== undefined && a !== b);
+  return diff.length ? diff.map(([k, a, b]) => `${k} ${a}, not ${b}`).join(", ") : null;
 }
 
 /** --resume on a folder without a checkpoint. */
