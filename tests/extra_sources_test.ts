@@ -163,6 +163,7 @@ Deno.test("data.extra_sources: classes map by name; an unknown class names folde
     cfg.data.extra_sources = [tw];
     const d = await TrainingData.load(cfg, MC, 1, loadSource, undefined, () => {});
     assert.deepEqual(d.classNames, ["even", "odd"]);
+    assert.ok(d.train.some((i) => i >= 12), "some extra images are trained on");
     for (const i of d.train) if (i >= 12) assert.equal(d.set.labels[i], 1);
 
     const bad = join(root, "bad");
@@ -300,4 +301,28 @@ Deno.test("data.extra_sources: a folder that is not there is named by its key", 
         e.message.startsWith(`data.extra_sources '${gone}': data folder ${gone} not found`),
     );
   });
+});
+
+Deno.test("class data at stage 2 with more classes than captions is one line naming data.captions", async () => {
+  const n = 12, S = MC.image_size;
+  const read = () =>
+    Promise.resolve<ImageSet>({
+      images: new Float32Array(n * 3 * S * S),
+      labels: Int32Array.from({ length: n }, (_, k) => k),
+      n,
+      channels: 3,
+      height: S,
+      width: S,
+    });
+  const cfg = defaultConfig();
+  cfg.data.source = "twelve-classes";
+  await assert.rejects(
+    () => TrainingData.load(cfg, MC, 2, read, undefined, () => {}),
+    /^Error: data has 12 classes, and the digits' words name 10: give data\.captions one caption per class$/,
+  );
+  cfg.data.captions = ["a", "b"];
+  await assert.rejects(
+    () => TrainingData.load(cfg, MC, 2, read, undefined, () => {}),
+    /^Error: data has 12 classes, and data\.captions names 2: give data\.captions one caption per class$/,
+  );
 });

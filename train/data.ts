@@ -98,6 +98,15 @@ export class TrainingData {
     if (stage > 1) {
       if (set.captions) set = checkCaptions(set);
       else {
+        // a class without a caption would be drawn as no prompt at all
+        const named = classCaptions?.length ?? MNIST_WORDS.length;
+        if (numClasses > named) {
+          throw new Error(
+            `data has ${numClasses} classes, and ${
+              classCaptions ? "data.captions names" : "the digits' words name"
+            } ${named}: give data.captions one caption per class`,
+          );
+        }
         for (let k = 0; k < numClasses; k++) {
           for (const cap of captionChoices(k, classCaptions)) {
             try {
