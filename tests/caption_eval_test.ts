@@ -135,7 +135,8 @@ function prepare(f: Fixture, extra: { captions?: number; perCaption?: number } =
 
 Deno.test("the folder's classifier: trained on its subcategories, high held-out accuracy, named by column and channels", async () => {
   const { f, heldOutAccuracy, path } = await shapes();
-  assert.match(path, /classifier-shapes-subcategory-[0-9a-f]{12}\.safetensors$/);
+  // named by folder, column, contents and the split (HOLDOUT, not the default 0.1)
+  assert.match(path, /classifier-shapes-subcategory-[0-9a-f]{12}-h0\.25-s0\.safetensors$/);
   assert.ok(path.startsWith(join(f.cacheDir, "classifier-shapes-subcategory-")));
   assert.ok(heldOutAccuracy >= 0.9, `held-out accuracy ${heldOutAccuracy}`);
   assert.equal(
@@ -159,7 +160,8 @@ Deno.test("the folder's classifier: trained on its subcategories, high held-out 
   again.classifier.dispose();
   // a file that says it classifies another column is not taken for this one
   const label = dataDigest(f.folder, { labelField: "label", channels: 3 })!.slice(0, 12);
-  Deno.copyFileSync(path, join(f.cacheDir, `classifier-shapes-label-${label}.safetensors`));
+  const labelFile = `classifier-shapes-label-${label}-h${HOLDOUT}-s0.safetensors`;
+  Deno.copyFileSync(path, join(f.cacheDir, labelFile));
   await assert.rejects(
     () =>
       loadOrTrainClassifier(f.folder, {
