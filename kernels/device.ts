@@ -14,6 +14,8 @@ export interface DeviceInfo {
   /** how many storage buffers one kernel may bind (maxStorageBuffersPerShaderStage; WebGPU
    * guarantees 8) */
   storageBuffers: number;
+  /** how many workgroups a dispatch may have in each dimension (maxComputeWorkgroupsPerDimension) */
+  workgroupsPerDimension: number;
 }
 
 let current: GPUDevice | null = null;
@@ -73,6 +75,7 @@ async function acquire(): Promise<GPUDevice> {
     subgroups: dev.features.has("subgroups"),
     bufferLimit: Math.min(dev.limits.maxStorageBufferBindingSize, dev.limits.maxBufferSize),
     storageBuffers: dev.limits.maxStorageBuffersPerShaderStage,
+    workgroupsPerDimension: dev.limits.maxComputeWorkgroupsPerDimension,
   };
   current = dev;
   return dev;

@@ -22,7 +22,7 @@ import { geluTanhBackward } from "./elementwise.ts";
 import { randomNormal } from "./random.ts";
 import { gridKernel } from "./grid_kernel.ts";
 import { chooseVariant, isCpuAdapter, type TuneTask } from "./tune.ts";
-import { device, deviceInfo } from "./device.ts";
+import { deviceInfo } from "./device.ts";
 import {
   type Epilogue,
   type Layout,
@@ -93,7 +93,7 @@ export function matmulVariantSupported(variant: string): boolean {
 
 /** Names of the variants that can run this problem: within the adapter's workgroup grid too. */
 function candidates(p: Problem): string[] {
-  const max = device().limits.maxComputeWorkgroupsPerDimension;
+  const max = deviceInfo().workgroupsPerDimension;
   const out: string[] = [];
   for (const [name, t] of Object.entries(MATMUL_VARIANTS)) {
     if (!matmulVariantSupported(name)) continue;

@@ -2,7 +2,7 @@
 // and one compute pass; `flush()` submits them. Pipelines and bind groups are cached, so a loop
 // that repeats the same work builds nothing after its first iteration.
 
-import { checkDevice, device } from "./device.ts";
+import { checkDevice, device, deviceInfo } from "./device.ts";
 import { bufferId, pool } from "./pool.ts";
 import { byteSize, type DType } from "./dtype.ts";
 
@@ -200,7 +200,7 @@ function currentPass(): GPUComputePassEncoder {
 
 /** Records one dispatch; `buffers` bind to @binding(0..n-1) of @group(0) in order. */
 export function dispatch(k: Kernel, buffers: Binding[], x: number, y = 1, z = 1): void {
-  const max = device().limits.maxComputeWorkgroupsPerDimension;
+  const max = deviceInfo().workgroupsPerDimension;
   if (x > max || y > max || z > max) {
     throw new Error(`kernel '${k.name}': dispatch ${x}x${y}x${z} exceeds ${max} per dimension`);
   }

@@ -1,13 +1,13 @@
 // Helpers shared by the kernels: 1-D grids over many elements, and float literals for WGSL.
 
-import { device } from "./device.ts";
+import { deviceInfo } from "./device.ts";
 
 export const WG = 256;
 
 /** Workgroup grid for n invocations of WG threads: [x, y] with x·y·WG ≥ n. */
 export function grid1d(n: number, wg = WG): [number, number] {
   const groups = Math.max(1, Math.ceil(n / wg));
-  const max = device().limits.maxComputeWorkgroupsPerDimension;
+  const max = deviceInfo().workgroupsPerDimension;
   if (groups <= max) return [groups, 1];
   const y = Math.ceil(groups / max);
   return [Math.ceil(groups / y), y];
