@@ -108,6 +108,16 @@ export interface PlotOptions {
   dots?: boolean;
 }
 
+/** The least and greatest of a non-empty list. */
+function extent(v: number[]): [number, number] {
+  let lo = Infinity, hi = -Infinity;
+  for (const x of v) {
+    if (x < lo) lo = x;
+    if (x > hi) hi = x;
+  }
+  return [lo, hi];
+}
+
 /** Plots series on a linear x axis and a linear or log-10 y axis; writes a 640×400 PNG. */
 export function plot(path: string, series: Series[], o: PlotOptions): void {
   const W = 640, H = 400, L = 70, R = 20, T = 20, B = 50;
@@ -116,16 +126,19 @@ export function plot(path: string, series: Series[], o: PlotOptions): void {
   const ys = series.flatMap((s) => [...s.y, ...(s.lo ?? []), ...(s.hi ?? [])])
     .filter((v) => Number.isFinite(v) && (!o.logY || v > 0));
   if (!xs.length || !ys.length) throw new Error("plot: nothing to plot");
-  const x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 1);
+  // loops, not Math.min(...xs): a spread of a long log's records overflows the call stack
+  const [x0, xMax] = extent(xs), x1 = Math.max(xMax, x0 + 1);
+  const [yMin, yMax] = extent(ys);
   const f = o.logY ? Math.log10 : (v: number) => v;
   let y0: number, y1: number;
   if (o.logY) {
-    y0 = Math.floor(f(Math.min(...ys)) * 2) / 2;
-    y1 = Math.max(Math.ceil(f(Math.max(...ys)) * 2) / 2, y0 + 0.5);
+    y0 = Math.floor(f(yMin) * 2) / 2;
+    y1 = Math.max(Math.ceil(f(yMax) * 2) / 2, y0 + 0.5);
   } else {
-    const span = niceStep((Math.max(...ys) - Math.min(0, ...ys)) / 5 || 1);
-    y0 = Math.floor(Math.min(0, ...ys) / span) * span;
-    y1 = Math.max(Math.ceil(Math.max(...ys) / span) * span, y0 + span);
+    const low = Math.min(0, yMin);
+    const span = niceStep((yMax - low) / 5 || 1);
+    y0 = Math.floor(low / span) * span;
+    y1 = Math.max(Math.ceil(yMax / span) * span, y0 + span);
   }
   const px = (x: number) => L + (x - x0) / (x1 - x0) * (W - L - R);
   const py = (y: number) => H - B - (f(y) - y0) / (y1 - y0) * (H - T - B);
@@ -193,8 +206,6 @@ export function plotLogY(path: string, series: Series[], xLabel: string, yLabel:
   plot(path, series, { xLabel, yLabel, logY: true });
 }
 
-/** The loss curve of a training log (train-log.jsonl: the mean loss of each logging window);
- * false when the log has no loss record. */
 /**
  * The records of a training log, none when it is not written yet (a checkpoint saved before the
  * run's first log line). A line that is not JSON (cut short by a crash) is passed over, as
@@ -217,6 +228,8 @@ function logRecords<T>(logPath: string): T[] {
   });
 }
 
+/** The loss curve of a training log (train-log.jsonl: the mean loss of each logging window);
+ * false when the log has no loss record. */
 export function plotTrainingLog(logPath: string, pngPath: string): boolean {
   // evaluation records share the log; only the loss records are plotted here
   const rows = logRecords<{ step: number; loss?: number }>(logPath)

@@ -33,6 +33,19 @@ Deno.test("the loss curve of a training log is a PNG with a curve on it", async 
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("a log of 200,000 loss records is plotted (no spread of its values)", async () => {
+  const dir = await Deno.makeTempDir();
+  const log = `${dir}/train-log.jsonl`;
+  const n = 200_000;
+  const lines = new Array<string>(n);
+  for (let i = 0; i < n; i++) lines[i] = `{"step":${i + 1},"loss":${1 / (1 + i / 1000)}}`;
+  await Deno.writeTextFile(log, lines.join("\n") + "\n");
+  if (!plotTrainingLog(log, `${dir}/loss.png`)) throw new Error("the losses were not plotted");
+  const img = decodePng(await Deno.readFile(`${dir}/loss.png`));
+  if (img.width !== 640) throw new Error(`unexpected width ${img.width}`);
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("a guidance sweep's accuracy and FID, and a log's accuracy by step, are plotted", async () => {
   const dir = await Deno.makeTempDir();
   const results = [0, 2, 4].map((w, i) => ({

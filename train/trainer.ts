@@ -711,7 +711,12 @@ async function checkpoint(run: Run, grid: boolean): Promise<void> {
     : await checkpointTensors(model, saved, name);
   run.lastGood = await store.writeCheckpoint(run.step, ck, o.keep);
   o.report(`step ${run.step}: saved ${run.lastGood}`);
-  store.plotLog();
+  try {
+    store.plotLog();
+  } catch (e) {
+    // the plots are a view of the log: a failure to draw them must not end the run
+    o.report(`step ${run.step}: the loss plot was not drawn (${(e as Error).message})`);
+  }
   if (grid) await sampleGrid(run);
 }
 

@@ -23,8 +23,9 @@ export class LossPlot {
     g.strokeRect(left, top, W - left - right, H - top - bottom);
     const pts = this.#points;
     if (!pts.length) return;
-    const lo = Math.log10(Math.min(...pts.map((p) => p.loss)));
-    const hi = Math.log10(Math.max(...pts.map((p) => p.loss)));
+    // reduce, not a spread: a long run's points would overflow the call stack
+    const lo = Math.log10(pts.reduce((m, p) => Math.min(m, p.loss), Infinity));
+    const hi = Math.log10(pts.reduce((m, p) => Math.max(m, p.loss), -Infinity));
     const span = Math.max(hi - lo, 0.05);
     const x = (s: number) => left + (s / Math.max(1, this.steps)) * (W - left - right);
     const y = (l: number) =>
