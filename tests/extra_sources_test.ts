@@ -326,3 +326,33 @@ Deno.test("class data at stage 2 with more classes than captions is one line nam
     /^Error: data has 12 classes, and data\.captions names 2: give data\.captions one caption per class$/,
   );
 });
+
+Deno.test("data.captions beside a folder's own captions, and a holdout of every image, are one line each", async () => {
+  const n = 3, S = MC.image_size;
+  const read = (captions: boolean) => () =>
+    Promise.resolve<ImageSet>({
+      images: new Float32Array(n * 3 * S * S),
+      labels: new Int32Array(n),
+      n,
+      channels: 3,
+      height: S,
+      width: S,
+      ...(captions && { captions: ["red apple", "green apple", "blue apple"] }),
+    });
+  const cfg = defaultConfig();
+  cfg.data.source = "apples";
+  cfg.data.captions = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
+  await assert.rejects(
+    () => TrainingData.load(cfg, MC, 2, read(true), undefined, () => {}),
+    /^Error: data 'apples' has captions of its own \(from its metadata\.jsonl or class folder names\): remove data\.captions, or write the captions into the folder$/,
+  );
+  cfg.data.captions = null;
+  cfg.data.holdout = 0.9;
+  await assert.rejects(
+    () => TrainingData.load(cfg, MC, 2, read(true), undefined, () => {}),
+    /^Error: data\.holdout 0\.9 holds out every one of the 3 images of 'apples': lower it, or add images$/,
+  );
+  cfg.data.holdout = 0.4; // one of three held out
+  const data = await TrainingData.load(cfg, MC, 2, read(true), undefined, () => {});
+  assert.equal(data.train.length, 2);
+});

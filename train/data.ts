@@ -72,6 +72,13 @@ export class TrainingData {
         `data '${source}' has ${raw.channels} channel(s) but model.in_channels is ${mc.in_channels}`,
       );
     }
+    if (raw.captions && cfg.data.captions) {
+      // a folder's captions (its metadata.jsonl or class folder names) would be read, not these
+      throw new Error(
+        `data '${source}' has captions of its own (from its metadata.jsonl or class folder ` +
+          `names): remove data.captions, or write the captions into the folder`,
+      );
+    }
     let set = prepareImages(raw, mc.image_size);
     const folderClasses = stage === 1
       ? requireClasses(raw, source, cfg.data.label_field)
@@ -121,6 +128,12 @@ export class TrainingData {
       }
     }
     const { train, holdout } = splitHoldout(set.n, cfg.data.holdout, cfg.train.seed, set.rows);
+    if (train.length === 0) {
+      throw new Error(
+        `data.holdout ${cfg.data.holdout} holds out every one of the ${set.n} images of ` +
+          `'${source}': lower it, or add images`,
+      );
+    }
     const sourceCount = set.n;
     let allTrain = train;
     if (cfg.data.extra_sources?.length) {
