@@ -2,7 +2,7 @@
 // lines, how they change the config, and running the trainer with its progress and stop signals.
 
 import type { Config } from "../io/config.ts";
-import { checkConfig } from "../io/config_schema.ts";
+import { checkConfig, SCHEMA } from "../io/config_schema.ts";
 import { type FolderTrainOptions, trainInFolder } from "../train/folder_run.ts";
 import { StopSignal } from "../train/stop_signal.ts";
 import { fail, intFlag, numFlag, type Options, status } from "./cli.ts";
@@ -65,14 +65,23 @@ with train.on_nonfinite: skip, skips such steps).`.slice(1);
 /** The training flags' values written into the config (checked: one-line errors). */
 export function applyTrainFlags(cfg: Config, a: Record<string, unknown>): void {
   const tc = cfg.train;
-  tc.steps = intFlag(a.steps, "steps") ?? tc.steps;
-  tc.batch_size = intFlag(a["batch-size"], "batch-size") ?? tc.batch_size;
-  tc.lr = numFlag(a.lr, "lr") ?? tc.lr;
-  tc.seed = intFlag(a.seed, "seed") ?? tc.seed;
-  tc.save_every = intFlag(a["save-every"], "save-every") ?? tc.save_every;
-  tc.sample_every = intFlag(a["sample-every"], "sample-every") ??
+  // each flag is checked as its config key is (a --seed past 2^32 trained as another seed)
+  const flag = (name: string, key: keyof typeof SCHEMA.train, integer = true) => {
+    const v = (integer ? intFlag : numFlag)(a[name], name);
+    return v === undefined ? undefined : SCHEMA.train[key].check(
+      `train.${key}`,
+      v,
+      (m) => fail(`--${name}: ${m}`),
+    ) as number;
+  };
+  tc.steps = flag("steps", "steps") ?? tc.steps;
+  tc.batch_size = flag("batch-size", "batch_size") ?? tc.batch_size;
+  tc.lr = flag("lr", "lr", false) ?? tc.lr;
+  tc.seed = flag("seed", "seed") ?? tc.seed;
+  tc.save_every = flag("save-every", "save_every") ?? tc.save_every;
+  tc.sample_every = flag("sample-every", "sample_every") ??
     (a["save-every"] !== undefined ? tc.save_every : tc.sample_every);
-  tc.log_every = intFlag(a["log-every"], "log-every") ?? tc.log_every;
+  tc.log_every = flag("log-every", "log_every") ?? tc.log_every;
   if (tc.batch_size < 1) fail("--batch-size must be at least 1");
   if (tc.log_every < 1) fail("--log-every must be at least 1");
   if (a.data === "") fail("--data is empty: give a folder, or leave the flag out");

@@ -5,6 +5,7 @@
 import { basename, join } from "node:path";
 import { defaultConfig, loadConfig } from "../io/config.ts";
 import { readCheckpoint } from "../model/checkpoint.ts";
+import { SCHEMA } from "../io/config_schema.ts";
 import { loraRunConfig } from "../train/lora_run.ts";
 import { BUNDLED_MODELS } from "../model/bundled.ts";
 import { fail, findCheckpoint, intFlag, numFlag, parseCli, runTask } from "./cli.ts";
@@ -61,10 +62,13 @@ await runTask(async () => {
   const configPath = (a.config as string) ?? DEFAULT_CONFIG;
   let cfg = loadConfig(configPath, (a.set as string[]) ?? []);
   applyTrainFlags(cfg, a);
-  cfg.lora.rank = intFlag(a.rank, "rank") ?? cfg.lora.rank;
-  cfg.lora.alpha = numFlag(a.alpha, "alpha") ?? cfg.lora.alpha;
-  if (cfg.lora.rank < 1) fail("--rank must be at least 1");
-  if (!(cfg.lora.alpha > 0)) fail("--alpha must be a positive number");
+  const rank = intFlag(a.rank, "rank"), alpha = numFlag(a.alpha, "alpha");
+  if (rank !== undefined) {
+    cfg.lora.rank = SCHEMA.lora.rank.check("lora.rank", rank, (m) => fail(`--rank: ${m}`));
+  }
+  if (alpha !== undefined) {
+    cfg.lora.alpha = SCHEMA.lora.alpha.check("lora.alpha", alpha, (m) => fail(`--alpha: ${m}`));
+  }
   const lora = { base: readCheckpoint(base), baseName: base };
   cfg = loraRunConfig(cfg, defaultConfig(), lora);
   const stage = lora.base.model.stage;

@@ -368,6 +368,16 @@ Deno.test("configs and flags: an empty file, a batch that cannot fit, bad paths 
       );
     }
   });
+  await t.step("training flags are checked as their config keys are", async () => {
+    assertOneLineError(
+      await train(tiny(tmp("seed"), "--seed", "4294967296")),
+      /^error: --seed: 'train\.seed' must be <= 4294967295, got 4294967296$/,
+    );
+    assertOneLineError(
+      await train(tiny(tmp("batch"), "--batch-size", "70000")),
+      /^error: --batch-size: 'train\.batch_size' must be <= 65536, got 70000$/,
+    );
+  });
   await t.step("a guidance scale out of bounds, as --steps is", async () => {
     for (const w of ["1e30", "NaN", "-1"]) {
       assertOneLineError(
@@ -451,6 +461,14 @@ Deno.test("export never replaces its input, never writes what --resume would con
   assertOneLineError(
     await train(tiny(tmp("stage1-init"), "--init-from", stripped)),
     /^error: --init-from is for stages 2 and 3: stage 1 starts from initialisation; drop the flag, or --resume a stage-1 run in its own folder$/,
+  );
+  // a resume of stage 2 reads its own checkpoint: --init-from beside it would be dropped
+  assertOneLineError(
+    await train([
+      ...["--stage", "2", "--config", TINY, "--out", tmp("stage2-both"), "--no-grid"],
+      ...["--resume", "--init-from", stripped],
+    ]),
+    /^error: --init-from starts a run from another model, and --resume continues this folder's run from its own checkpoint: drop one$/,
   );
 
   // an export that found its way into a run folder under a checkpoint's name is not resumed from

