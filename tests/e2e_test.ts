@@ -261,6 +261,7 @@ Deno.test("e2e stage 2 --resume: continues with the optimiser state, like a run 
   // resumed again with no step left to take, under another setting, it leaves the checkpoint as
   // it was (rewritten, it would record that config as the one its weights were trained with)
   const bytes = readFileSync(join(out, "checkpoint-4.safetensors"));
+  const recorded = readFileSync(join(out, "config.json"));
   const again = await train([
     "--stage",
     "2",
@@ -280,6 +281,7 @@ Deno.test("e2e stage 2 --resume: continues with the optimiser state, like a run 
     /no step taken \(step 4 of 4\): no checkpoint written; to train on, raise --steps past 4/,
   );
   assert.ok(bytes.equals(readFileSync(join(out, "checkpoint-4.safetensors"))), "rewritten");
+  assert.ok(recorded.equals(readFileSync(join(out, "config.json"))), "config.json rewritten");
 
   // the same 4 steps without the stop: same weights, EMA and Adam moments
   const straight = tmp("stage2-straight");

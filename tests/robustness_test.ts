@@ -457,6 +457,23 @@ Deno.test("export never replaces its input, never writes what --resume would con
     noted.stderr,
     /note: stage 1 starts from initialisation: the config's train\.init_from, init_fresh and init_ema are for stages 2 and 3, and not used/,
   );
+  // keys this run cannot use are said, not dropped without a word
+  const unused = await train(
+    tiny(
+      tmp("stage1-unused"),
+      ...["--steps", "1", "--set", "train.eval_every=1", "--set", "data.holdout=0"],
+      ...["--set", "data.min_score=0.5"],
+    ),
+  );
+  assertOk(unused);
+  assert.match(
+    unused.stderr,
+    /note: train\.eval_every 1 is not used: the evaluation needs at least 2 held-out images and data\.holdout 0 keeps 0; raise data\.holdout, or set train\.eval_every 0/,
+  );
+  assert.match(
+    unused.stderr,
+    /note: data\.min_score 0\.5 filters stage 3's data; stage 1 trains on every image/,
+  );
   // and --init-from, which stage 1 has no use for, is refused rather than dropped
   assertOneLineError(
     await train(tiny(tmp("stage1-init"), "--init-from", stripped)),

@@ -154,6 +154,8 @@ export async function train(cfg: Config, o: TrainOptions): Promise<TrainResult> 
         await o.stop.held();
         if (o.stop.received) break;
       }
+      // written at the first step taken: a run that takes none leaves its record as it was
+      if (run.step === firstStep) o.store.writeConfig({ ...configDocument(cfg), model: run.mc });
       await step(run);
       // the GPU runs this step while the next is recorded; waiting for the one before keeps it
       // at most a step behind and turns the event loop, so a signal is acted on within a step
@@ -224,7 +226,7 @@ async function start(cfg: Config, o: TrainOptions): Promise<Run> {
     const evaluation = o.sources.evaluation?.(cfg, mc) ?? null;
     await curate(cfg, o, data, evaluation);
     const batcher = batcherAt(cfg, data, step, resumed, o.report, startOverHint(o));
-    const evaluator = await evaluatorOf(cfg, data, schedule, evaluation);
+    const evaluator = await evaluatorOf(cfg, data, schedule, evaluation, o.report);
     if (evaluator?.dispose) own({ dispose: () => evaluator.dispose!() });
 
     o.report(
@@ -232,7 +234,6 @@ async function start(cfg: Config, o: TrainOptions): Promise<Run> {
         `${data.train.length} training images, batch ${tc.batch_size}, steps ${step}/${tc.steps}, ` +
         `adapter ${deviceInfo().adapter}`,
     );
-    store.writeConfig({ ...configDocument(cfg), model: mc });
     if (resumed) {
       const dropped = store.trimLog(step);
       if (dropped) o.report(`dropped ${dropped} log records after step ${step} (redone now)`);
@@ -448,6 +449,12 @@ async function curate(
   data: TrainingData,
   evaluation: RunEvaluation | null,
 ): Promise<void> {
+  if (o.stage !== 3 && cfg.data.min_score > 0) {
+    o.report(
+      `note: data.min_score ${cfg.data.min_score} filters stage 3's data; stage ${o.stage} ` +
+        `trains on every image`,
+    );
+  }
   if (!(o.stage === 3 && cfg.data.min_score > 0)) return;
   if (!evaluation) {
     throw new Error(
@@ -464,7 +471,15 @@ async function evaluatorOf(
   data: TrainingData,
   schedule: Schedule,
   evaluation: RunEvaluation | null,
+  report: TrainOptions["report"],
 ): Promise<Evaluator | null> {
+  if (evaluation && cfg.train.eval_every > 0 && data.heldOut.length < 2) {
+    report(
+      `note: train.eval_every ${cfg.train.eval_every} is not used: the evaluation needs at least ` +
+        `2 held-out images and data.holdout ${cfg.data.holdout} keeps ${data.heldOut.length}; ` +
+        `raise data.holdout, or set train.eval_every 0`,
+    );
+  }
   if (!(evaluation && cfg.train.eval_every > 0 && data.heldOut.length >= 2)) return null;
   return await evaluation.evaluator(data, schedule);
 }
