@@ -81,16 +81,15 @@ export interface GenerateStep extends StepInfo {
 /** Class labels a stage-1 model understands: "7", "seven" (and class names, when given). */
 export function labelOf(prompt: string, classNames: readonly string[]): number {
   const p = prompt.trim().toLowerCase().replace(/\s+/g, " ");
-  if (/^\d$/.test(p) && classNames.length === 10) return Number(p);
+  // a class's own name first: classes named "1" … "10" put "1" at index 0, not 1
   const k = classNames.findIndex((c) => c.toLowerCase() === p);
-  if (k < 0) {
-    throw new Error(
-      `a class-conditional (stage-1) model cannot draw '${prompt}': use one of ${
-        classNames.join(", ")
-      }${classNames.length === 10 ? " or a digit 0-9" : ""}`,
-    );
-  }
-  return k;
+  if (k >= 0) return k;
+  if (/^\d$/.test(p) && classNames.length === 10) return Number(p);
+  throw new Error(
+    `a class-conditional (stage-1) model cannot draw '${prompt}': use one of ${
+      classNames.join(", ")
+    }${classNames.length === 10 ? " or a digit 0-9" : ""}`,
+  );
 }
 
 export function conditionFor(

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { noGrad, pool, tapeLength } from "../kernels/mod.ts";
 import { PixArt } from "../model/pixart.ts";
 import { linearSchedule } from "../diffusion/schedule.ts";
-import { generate, MAX_GUIDANCE } from "../diffusion/generate.ts";
+import { generate, labelOf, MAX_GUIDANCE } from "../diffusion/generate.ts";
 import { loadPipeline } from "../diffusion/load_pipeline.ts";
 import type { SamplerName } from "../diffusion/samplers.ts";
 import { ready, TINY_TEXT_MODEL } from "./helpers.ts";
@@ -131,4 +131,18 @@ Deno.test("a pipeline: one generate at a time, none after dispose", async () => 
     /^Error: the pipeline was disposed: load it again \(loadPipeline\) to draw$/,
   );
   pipe.dispose(); // twice is harmless
+});
+
+Deno.test("a class prompt reads a class's own name before the digit shortcut", () => {
+  const numbered = Array.from({ length: 10 }, (_, k) => String(k + 1)); // classes "1" … "10"
+  assert.equal(labelOf("1", numbered), 0);
+  assert.equal(labelOf("10", numbered), 9);
+  assert.equal(labelOf("0", numbered), 0); // no class "0": the digit shortcut
+  const words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
+  assert.equal(labelOf("7", words), 7);
+  assert.equal(labelOf(" Seven ", words), 7);
+  assert.throws(
+    () => labelOf("11", words),
+    /cannot draw '11': use one of zero, .* or a digit 0-9$/,
+  );
 });
