@@ -83,7 +83,17 @@ export function planEdit(
   }
   const S = sampler === "ancestral" ? T : steps;
   const start = strengthStart(S, o.strength ?? (mask ? 1 : DEFAULT_STRENGTH));
-  const path = repaintPath(S, start, o.jump ?? defaultJump(S), o.resample ?? 1);
+  const jump = o.jump ?? defaultJump(S), resample = o.resample ?? 1;
+  if (resample > 1 && jump >= S - start) {
+    // RePaint goes back `jump` of the steps that run: as many or more, it never goes back
+    throw new Error(
+      `resample ${resample} goes back ${jump} of the ${S - start} sampler steps that run, so it ` +
+        `would never resample: lower the jump, raise the strength${
+          sampler === "ancestral" ? "" : " or the steps"
+        }, or set resample 1`,
+    );
+  }
+  const path = repaintPath(S, start, jump, resample);
   return {
     images,
     masks: mask ?? null,

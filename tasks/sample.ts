@@ -7,7 +7,6 @@ import { basename, dirname, join } from "node:path";
 import { deviceInfo } from "../kernels/mod.ts";
 import { writeImageGrid } from "../io/png.ts";
 import { DEFAULT_STRENGTH, generate, MAX_SAMPLES } from "../diffusion/generate.ts";
-import { strengthStart } from "../diffusion/edit.ts";
 import { readImageFile } from "../io/image_file.ts";
 import { toSigned } from "../io/image_set.ts";
 import {
@@ -174,18 +173,6 @@ await runTask(async () => {
       `--mask '${edit.mask}' is ${mask.width}×${mask.height}, --init-image '${edit.initImage}' ` +
         `${start.width}×${start.height}: paint the mask at the image's size`,
     );
-  }
-  if (edit.jump !== undefined) {
-    // RePaint goes back `jump` of the steps that run: as many or more, it never goes back
-    const S = sampler === "ancestral" ? schedule.T : steps;
-    const run = S - strengthStart(S, edit.strength ?? 1);
-    if (edit.jump >= run) {
-      const more = sampler === "ancestral" ? "--strength" : "--strength or --steps";
-      fail(
-        `--jump ${edit.jump} must be below the ${run} sampler steps that run: lower it, or ` +
-          `raise ${more}`,
-      );
-    }
   }
   console.error(
     `${describeCheckpoint(sc)}; ` +

@@ -202,7 +202,12 @@ Deno.test("sample: edit flags and image files that do not fit are one-line error
     ],
     [
       ["--init-image", png, "--mask", png, "--resample", "2", "--jump", "4", "--steps", "4"],
-      /--jump 4 must be below the 4 sampler steps that run: lower it, or raise --strength or --steps$/,
+      /^error: resample 2 goes back 4 of the 4 sampler steps that run, so it would never resample: lower the jump, raise the strength or the steps, or set resample 1$/,
+    ],
+    [
+      // the default jump (1 of 4 steps) at a strength that runs one step
+      ["--init-image", png, "--mask", png, "--resample", "3", "--strength", "0.25", "--steps", "4"],
+      /^error: resample 3 goes back 1 of the 1 sampler steps that run, so it would never resample/,
     ],
     [
       ["--init-image", png, "--out", png],

@@ -213,6 +213,10 @@ Deno.test("edit options: one-line errors for what does not fit", async () => {
       { initImage: img, mask: new Float32Array(per), resample: 1.5 },
       /^resample must be an integer ≥ 1, got 1.5$/,
     ],
+    [
+      { initImage: img, mask: new Float32Array(per), resample: 2, jump: 1000 },
+      /^resample 2 goes back 1000 of the \d+ sampler steps that run, so it would never resample: lower the jump, raise the strength or the steps, or set resample 1$/,
+    ],
   ];
   for (const [o, re] of bad) {
     assert.throws(
