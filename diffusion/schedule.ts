@@ -61,17 +61,27 @@ export function checkpointDiffusion(
   name = "checkpoint",
 ): typeof D {
   if (!metadata.train_config) return { ...D };
-  let d: unknown, wavelet: unknown;
+  let recorded: Record<string, Record<string, unknown> | undefined>;
   try {
-    const recorded = JSON.parse(metadata.train_config);
-    d = recorded?.diffusion;
-    wavelet = recorded?.model?.wavelet;
+    recorded = JSON.parse(metadata.train_config) ?? {};
   } catch {
     throw new Error(`${name}: its train_config metadata is not valid JSON`);
   }
+  const d = recorded.diffusion;
   if (d === undefined) return { ...D };
-  // checked with the model's wavelet beside it: what a detail_prediction may be depends on it
-  const doc = { diffusion: d, ...(wavelet !== undefined && { model: { wavelet } }) };
+  // checked with the model's wavelet beside it (what a detail_prediction may be depends on it),
+  // and with the run's own sampler and steps, which are checked against timesteps (the defaults'
+  // would refuse a run of few timesteps)
+  const recordedKeys = (section: string, keys: string[]) =>
+    Object.fromEntries(keys.flatMap((k) => {
+      const v = recorded[section]?.[k];
+      return v === undefined ? [] : [[k, v]];
+    }));
+  const doc = {
+    diffusion: d,
+    model: recordedKeys("model", ["wavelet"]),
+    sample: recordedKeys("sample", ["sampler", "steps"]),
+  };
   return parseConfigObject(doc, `of ${name}`).diffusion;
 }
 

@@ -60,6 +60,12 @@ Deno.test("a checkpoint samples with the schedule it was trained with, shift inc
     () => checkpointSchedule({ train_config: "{" }, "checkpoint 'c'"),
     /^Error: checkpoint 'c': its train_config metadata is not valid JSON$/,
   );
+  // a run of 4 timesteps with 3 sampler steps (the default 4 would not fit) loads
+  const few = {
+    diffusion: { timesteps: 4, beta_start: 0.0001, beta_end: 0.003 },
+    sample: { sampler: "dpm-solver", steps: 3 },
+  };
+  assert.equal(checkpointSchedule({ train_config: JSON.stringify(few) }).T, 4);
 });
 
 Deno.test("diffusion.snr_shift must be above 0", () => {
