@@ -288,7 +288,8 @@ export class Adam {
     checkNumber(this.lr, "lr", 0);
     checkNumber(this.betas[0], "beta1", 0, 1, true);
     checkNumber(this.betas[1], "beta2", 0, 1, true);
-    checkNumber(this.eps, "eps", 0);
+    // eps 0 divides 0 by 0 where a gradient has been 0 at every step (an unused table row)
+    checkNumber(this.eps, "eps", Number.MIN_VALUE);
     checkNumber(this.weightDecay, "weightDecay", 0);
     checkNumber(this.warmupSteps, "warmupSteps", 0);
     checkNumber(this.clipNorm, "clipNorm", 0);

@@ -32,7 +32,8 @@ function softmaxKernel(x: Tensor, out: Tensor, rows: number, C: number): void {
     l = l * exp2((m - mn) * ${LOG2E}) + ${rowSum};
     m = mn;
   }
-  let inv = 1.0 / l;
+  // a row of −∞ (every entry masked) sums to 0: zeros, as attention gives, not 0·∞ = NaN
+  let inv = select(0.0, 1.0 / l, l > 0.0);
   for (var c = 0u; c < ${n}u; c++) {
     O[base + c] = exp2((X[base + c] - m) * ${LOG2E}) * inv;
   }`,

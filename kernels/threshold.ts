@@ -4,6 +4,7 @@
 
 import { gridKernel } from "./grid_kernel.ts";
 import { empty, type Tensor } from "./tensor.ts";
+import { full } from "./vector.ts";
 import { f32lit } from "./wgsl.ts";
 
 /** x [B, ...] → { x: thresholded x, s: the per-sample thresholds [B] }. No autograd. */
@@ -16,7 +17,9 @@ export function dynamicThreshold(x: Tensor, p = 0.99, cmax = 1.7): { x: Tensor; 
   const frac = pos - lo;
   // 1) v_lo and v_hi of each sample's sorted |x| (ties write the same value): one invocation per
   // element i of sample b = i / n
-  const sel = empty([B, 2]);
+  // 1 (a plain clip) where no element ranks at the quantile: a sample holding NaN ranks none,
+  // and an unwritten buffer would hold whatever it held before
+  const sel = full([B, 2], 1);
   gridKernel({
     name: "threshold_rank",
     n: B * n,

@@ -2,7 +2,7 @@
 // batch size or a width that cannot fit is an error naming the key and the bytes, not an
 // allocation failure (or a machine swapping) minutes later.
 
-import { deviceInfo } from "../kernels/mod.ts";
+import { arenaLayout, deviceInfo } from "../kernels/mod.ts";
 import { ATTENTION_STORAGE_BUFFERS } from "../kernels/attention.ts";
 import { type ModelConfig, numTokens } from "./config.ts";
 import { pixartSpecs } from "./pixart.ts";
@@ -21,6 +21,15 @@ export function largestActivations(c: ModelConfig, B: number): { what: string; b
 }
 
 /**
+ * The model's parameter count, and the bytes of one buffer holding them as the optimiser's arena
+ * lays them out (kernels/arena.ts: each tensor padded to its alignment).
+ */
+export function weightArena(c: ModelConfig): { params: number; bytes: number } {
+  const sizes = pixartSpecs(c).map((s) => s.shape.reduce((a, b) => a * b, 1));
+  return { params: sizes.reduce((a, b) => a + b, 0), bytes: 4 * arenaLayout(sizes).floats };
+}
+
+/**
  * Throws a one-line error when one of a training step's tensors exceeds the adapter's limit.
  * `wholeModel`: every weight is trained (not a LoRA adapter's few on the frozen model).
  */
@@ -28,10 +37,10 @@ export function checkTrainingFits(c: ModelConfig, B: number, wholeModel = true):
   checkStorageBuffers(deviceInfo().storageBuffers);
   const limit = deviceInfo().bufferLimit;
   // the trained weights, their gradients, Adam's two moments and the EMA are each one buffer
-  const params = pixartSpecs(c).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
-  if (wholeModel && 4 * params > limit) {
+  const { params, bytes } = weightArena(c);
+  if (wholeModel && bytes > limit) {
     throw new Error(
-      `this model's ${params.toLocaleString("en")} parameters need ${gb(4 * params)} in one ` +
+      `this model's ${params.toLocaleString("en")} parameters need ${gb(bytes)} in one ` +
         `buffer, over this adapter's ${gb(limit)} buffer limit: lower model.hidden_size or ` +
         `model.depth`,
     );

@@ -47,6 +47,14 @@ Deno.test("softmax over the last axis: scalar and vec4 rows, large logits", asyn
     ref: ([x]) => refSoftmax(x, 8),
     h: 1e-4,
   });
+  // a row of −∞ (every entry masked) gives zeros, as attention's masked rows do, not NaN
+  for (const C of [5, 8]) {
+    const x = new Float32Array(2 * C).fill(-Infinity);
+    for (let c = 0; c < C; c++) x[C + c] = c;
+    const y = await tidy(() => softmax(tensor(x, [2, C]))).read();
+    assert.deepEqual(Array.from(y.subarray(0, C)), new Array(C).fill(0), `C = ${C}`);
+    assertClose(y.subarray(C), refSoftmax(Float64Array.from(x.subarray(C)), C), 1e-6, `C = ${C}`);
+  }
 });
 
 // ---- attention -----------------------------------------------------------------------------------

@@ -386,3 +386,12 @@ Deno.test("Adam, Ema and arenas give back every byte they took when disposed", (
   for (const p of ps) p.dispose();
   assert.equal(pool.stats.inUseBytes, before);
 });
+
+Deno.test("Adam refuses eps 0 (0/0 where a gradient has always been 0)", () => {
+  const p = tensor(new Float32Array(4), [4]).keep();
+  assert.throws(
+    () => new Adam([p], { lr: 1e-2, eps: 0 }),
+    /^Error: Adam: eps = 0 is out of range$/,
+  );
+  p.dispose();
+});

@@ -1,5 +1,6 @@
 // The schedule, thresholding and the three samplers against the fixtures.
 
+import assert from "node:assert/strict";
 import {
   chunk,
   concat,
@@ -93,6 +94,21 @@ Deno.test("dynamic thresholding matches the fixture (s clamped below, inside, ab
   expectClose(await s.read(), fx(samp, "threshold_s").data, 1e-5, "threshold_s");
   x.dispose();
   s.dispose();
+});
+
+Deno.test("dynamic thresholding of a sample holding NaN does not read what a buffer held before", async () => {
+  const data = Float32Array.from({ length: 16 }, (_, i) => (i - 8) / 2);
+  data[3] = NaN; // no element ranks at the upper quantile point
+  const thresholds: number[] = [];
+  for (const before of [7, -100]) {
+    // a freed buffer of the selection's size class, left full of `before`
+    tidy(() => tensor(new Float32Array(64).fill(before), [64])).dispose();
+    const { x, s } = tidy(() => dynamicThreshold(tensor(data, [1, 16])));
+    thresholds.push((await s.read())[0]);
+    x.dispose();
+    s.dispose();
+  }
+  assert.equal(thresholds[0], thresholds[1]);
 });
 
 Deno.test("guided ε, DDIM and DPM-Solver++(2M) trajectories match the fixture", async () => {

@@ -3,9 +3,9 @@
 // the binding limit (kernels/pool.ts).
 
 import assert from "node:assert/strict";
-import { device } from "../kernels/mod.ts";
+import { device, newArena } from "../kernels/mod.ts";
 import { sizeClass } from "../kernels/pool.ts";
-import { checkStorageBuffers, checkTrainingFits } from "../model/memory.ts";
+import { checkStorageBuffers, checkTrainingFits, weightArena } from "../model/memory.ts";
 import { pixartSpecs } from "../model/pixart.ts";
 import { ready, TINY_TEXT_MODEL } from "./helpers.ts";
 
@@ -47,4 +47,12 @@ Deno.test("a model whose parameters cannot be one buffer is a one-line error bef
     /^Error: this model's [\d,]+ parameters need [\d.]+ (GiB|MiB) in one buffer, over this adapter's .* buffer limit: lower model\.hidden_size or model\.depth$/,
   );
   checkTrainingFits(TINY_TEXT_MODEL, 1); // fits
+});
+
+Deno.test("the weights' buffer is checked at the size the optimiser's arena gives it, padding included", () => {
+  const { params, bytes } = weightArena(TINY_TEXT_MODEL);
+  const arena = newArena(pixartSpecs(TINY_TEXT_MODEL).map((s) => s.shape));
+  assert.equal(bytes, 4 * arena.floats);
+  assert.ok(bytes > 4 * params, "the padding is counted");
+  for (const t of arena.tensors) t.dispose();
 });
