@@ -6,6 +6,7 @@
 import { basename, dirname, join } from "node:path";
 import { errnoText } from "./errors.ts";
 import {
+  checkDataEnd,
   headerLength,
   parseHeader,
   parseSafetensors,
@@ -42,16 +43,7 @@ export function readSafetensors(src: string | URL | Uint8Array, name?: string): 
   // the header first, bounded: a device (/dev/zero), a pipe or a file far longer than its
   // tensors is refused before its bytes are read
   const label = name ?? pathString(src);
-  const header = readSafetensorsHeader(src);
-  let end = header.dataStart;
-  for (const t of header.tensors.values()) end = Math.max(end, header.dataStart + t.offsets[1]);
-  const size = Deno.statSync(src).size;
-  if (size !== end) {
-    throw new Error(
-      `safetensors ${label}: ${size - end} bytes past its last tensor: not a safetensors file, ` +
-        `or one damaged`,
-    );
-  }
+  checkDataEnd(readSafetensorsHeader(src), Deno.statSync(src).size, label);
   return parseSafetensors(readBytes(src, "checkpoint"), label);
 }
 

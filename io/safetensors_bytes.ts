@@ -155,6 +155,18 @@ export function headerLength(first: Uint8Array, fileSize: number, name: string):
   return n;
 }
 
+/** Throws unless the file ends where its header's last tensor does (checked before reading it). */
+export function checkDataEnd(header: SafetensorsHeader, fileSize: number, name: string): void {
+  let end = header.dataStart;
+  for (const t of header.tensors.values()) end = Math.max(end, header.dataStart + t.offsets[1]);
+  if (fileSize !== end) {
+    throw new Error(
+      `safetensors ${name}: ${fileSize - end} bytes past its last tensor: not a safetensors ` +
+        `file, or one damaged`,
+    );
+  }
+}
+
 /** Parses and checks the header; `bytes` holds at least the first 8 + N bytes of the file. */
 export function parseHeader(
   bytes: Uint8Array,

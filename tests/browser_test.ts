@@ -643,13 +643,29 @@ Deno.test({
             await train(["--stage", "1", "--config", TINY, "--out", out, "--steps", "2"]),
           );
           await setField(page, "train-data", "digits");
-          await (await page.$("#train-resume-file"))!.uploadFile(
-            join(out, "checkpoint-2.safetensors"),
-          );
+          const resumeInput = (await page.$("#train-resume-file"))!;
+          const continuing = () =>
+            page.waitForFunction(
+              () => /^Continuing/.test(document.getElementById("train-setup-msg")!.textContent!),
+              { timeout: SLOW },
+            );
+          await resumeInput.uploadFile(join(out, "checkpoint-2.safetensors"));
+          await continuing();
+          // the choice can be undone: a fresh run's form again
+          await page.click("#train-new-run");
           await page.waitForFunction(
-            () => /^Continuing/.test(document.getElementById("train-setup-msg")!.textContent!),
+            () => document.getElementById("train-setup-msg")!.textContent === "",
             { timeout: SLOW },
           );
+          const fresh = await page.evaluate(() => ({
+            size:
+              (document.getElementById("train-size") as unknown as { disabled: boolean }).disabled,
+            hidden:
+              (document.getElementById("train-new-run") as unknown as { hidden: boolean }).hidden,
+          }));
+          assert.deepEqual([fresh.size, fresh.hidden], [false, true]);
+          await resumeInput.uploadFile(join(out, "checkpoint-2.safetensors"));
+          await continuing();
           await setField(page, "train-steps", 400);
           await setField(page, "train-every", 10);
           await page.click("#train-start");

@@ -136,6 +136,13 @@ function main(): void {
     status.textContent = message;
   };
 
+  /** An error in the status line; once the GPU is lost, that is what it says (every later call
+   * fails with it). */
+  const failed = (e: Error) => {
+    const lost = deviceLost();
+    setState("error", lost ? `The GPU stopped working (${lost}): reload the page.` : e.message);
+  };
+
   guidance.value = String(DEFAULT_GUIDANCE);
   steps.value = String(DEFAULT_STEPS);
   for (const m of BUNDLED_MODELS) select.add(new Option(m.label, m.id));
@@ -197,10 +204,11 @@ function main(): void {
       );
     } catch (e) {
       dropAdapter((e as Error).message);
-      setState("ready", "The LoRA adapter was not applied. Ready to draw.");
+      if (deviceLost()) failed(e as Error);
+      else setState("ready", "The LoRA adapter was not applied. Ready to draw.");
     } finally {
       app.dataset.loraReads = String(++loraReads);
-      controls.disabled = false;
+      controls.disabled = !!deviceLost();
     }
   };
 
@@ -233,9 +241,9 @@ function main(): void {
           `on ${adapterName()}. Ready to draw.`,
       );
     } catch (e) {
-      setState("error", (e as Error).message);
+      failed(e as Error);
     } finally {
-      controls.disabled = false;
+      controls.disabled = !!deviceLost(); // a lost GPU keeps the page's controls off
     }
   };
 
@@ -373,9 +381,9 @@ function main(): void {
     try {
       await draw(loaded, r);
     } catch (e) {
-      setState("error", (e as Error).message);
+      failed(e as Error);
     } finally {
-      controls.disabled = false;
+      controls.disabled = !!deviceLost(); // a lost GPU keeps the page's controls off
     }
   });
 
@@ -398,11 +406,15 @@ function main(): void {
     }
     await initDevice();
     // a lost GPU ends the page's work: say so once, and keep Draw from failing obscurely
-    onDeviceLost((reason) => {
+    onDeviceLost(() => {
       controls.disabled = true;
-      setState("error", `The GPU stopped working (${reason}): reload the page.`);
+      failed(new Error("the GPU was lost"));
     });
-    trainView(adapterName, () => app.dataset.state === "drawing");
+    // a load is GPU work too: a run started during it would take its errors as the run's
+    trainView(
+      adapterName,
+      () => app.dataset.state === "drawing" || app.dataset.state === "loading",
+    );
     await useModel(select.value);
   })().catch((e) => setState("error", (e as Error).message));
 }

@@ -25,7 +25,13 @@ export const browserDecoder: ImageDecoder = async (bytes) => {
   }
   try {
     const { width, height } = bitmap;
-    const g = new OffscreenCanvas(width, height).getContext("2d", { willReadFrequently: true })!;
+    const g = new OffscreenCanvas(width, height).getContext("2d", { willReadFrequently: true });
+    // within the pixel limit, a side may still be past what this browser's canvas holds
+    if (!g) {
+      throw new Error(
+        `${kind}: ${width}×${height} is more than this browser's canvas holds: resize it`,
+      );
+    }
     g.drawImage(bitmap, 0, 0);
     return { width, height, rgba: g.getImageData(0, 0, width, height).data };
   } finally {

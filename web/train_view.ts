@@ -14,7 +14,7 @@ import { type Config, configDocument, parseConfigObject } from "../io/config_sch
 import { MNIST_WORDS } from "../io/captions.ts";
 import { formatDuration } from "../io/duration.ts";
 import { imageOf, type ImageSet } from "../io/image_set.ts";
-import { deviceLost, onDeviceLost } from "../kernels/mod.ts";
+import { deviceLost, onDeviceLost, trimPool } from "../kernels/mod.ts";
 import { parseCheckpoint, trainStageOf } from "../model/checkpoint_bytes.ts";
 import type { ModelConfig } from "../model/config.ts";
 import { modelStageOf, type NamedCheckpoint, warmStartChange } from "../train/model_init.ts";
@@ -25,6 +25,7 @@ import { browserDecoder } from "./browser_decoder.ts";
 import { forgetRun, keepRun, savedRuns } from "./kept_runs.ts";
 import { chooseFolder, type ChosenFolder } from "./folder_images.ts";
 import { SampleGrid } from "./grid.ts";
+import { safetensorsBytes } from "./safetensors_upload.ts";
 import { LossPlot } from "./loss_plot.ts";
 import { wordTableAt } from "./loaded_model.ts";
 import { BUNDLED_MODELS } from "./models.ts";
@@ -116,8 +117,11 @@ function download(bytes: Uint8Array, name: string): void {
 async function fileBytes(input: HTMLInputElement): Promise<{ name: string; bytes: Uint8Array }> {
   const f = input.files?.[0];
   if (!f) throw new Error(`choose a file first`);
-  return { name: f.name, bytes: new Uint8Array(await f.arrayBuffer()) };
+  return { name: f.name, bytes: await safetensorsBytes(f) };
 }
+
+/** A run's config.json is a few kilobytes: a larger file is not one. */
+const MAX_CONFIG_BYTES = 1 << 20;
 
 /** A config from JSON text (a run's config.json, or a checkpoint's train_config). */
 function configFromJson(text: string, name: string): Config {
@@ -151,6 +155,7 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
   const initSelect = element<HTMLSelectElement>("train-init");
   const initInput = element<HTMLInputElement>("train-init-file");
   const resumeInput = element<HTMLInputElement>("train-resume-file");
+  const newRunButton = element<HTMLButtonElement>("train-new-run");
   const setupMsg = element("train-setup-msg");
   const steps = element<HTMLInputElement>("train-steps");
   const batch = element<HTMLInputElement>("train-batch");
@@ -187,14 +192,19 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
   } | null = null;
   /** the store of the run now or last in this tab */
   let store: BrowserRunStore | null = null;
+  /** a store whose newest checkpoint this browser's storage refused: it lives in this tab only */
+  let tabOnly: BrowserRunStore | null = null;
+  /** whether Train was clicked once with `tabOnly` set (a second click discards it) */
+  let warnedTabOnly = false;
   let control: PageControl | null = null;
   let runs = 0;
 
   const setState = (state: TrainState, message?: string) => {
     view.dataset.state = state;
     if (message !== undefined) status.textContent = message;
+    // a lost GPU fails every later call: the form stays off until the page is reloaded
     const active = state === "loading" || state === "training" || state === "paused" ||
-      state === "stopping";
+      state === "stopping" || state === "device-lost";
     controls.disabled = active;
     pauseButton.disabled = !(state === "training" || state === "paused");
     pauseButton.textContent = state === "paused" ? "Resume" : "Pause";
@@ -212,6 +222,12 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
     if (sizeSelect.value === "file") {
       const f = configInput.files?.[0];
       if (!f) throw new Error("choose a config file (a run's config.json), or a model size");
+      if (f.size > MAX_CONFIG_BYTES) {
+        throw new Error(
+          `'${f.name}' is ${f.size} bytes, more than a run's config.json (${MAX_CONFIG_BYTES}): ` +
+            `choose the config.json of a run`,
+        );
+      }
       return { cfg: configFromJson(await f.text(), f.name), stage, from: f.name };
     }
     const size = assets!.sizes.find((s) => s.id === sizeSelect.value)!;
@@ -241,6 +257,7 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
       initSelect.value !== "file";
     configInput.parentElement!.hidden = !!resumeFrom || sizeSelect.value !== "file";
     sizeSelect.disabled = stageSelect.disabled = !!resumeFrom;
+    newRunButton.hidden = !resumeFrom;
   };
   const resumeStep = () => resumeFrom ? parseCheckpoint(resumeFrom.bytes, resumeFrom.name).step : 0;
 
@@ -480,16 +497,19 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
       },
       notKept(name, why) {
         kept = "this tab";
+        tabOnly = store;
         say(
           `warning: ${name} is kept in this tab only (this browser's storage refused it: ${why}): ` +
             `download it to keep it`,
         );
       },
     };
+    if (control!.received) throw new Error("stopped before the run began: nothing was trained");
     store = new BrowserRunStore(id, label, listener, resumeFrom ?? undefined, keepRun);
+    tabOnly = null;
+    warnedTabOnly = false;
     // a kept run's curve so far
     for (const r of store.log) listener.log!(r);
-    control = new PageControl(() => setState("training", `Training on ${adapterName()}…`));
     setState("loading", "Reading the data…");
     const run = store;
     try {
@@ -509,7 +529,7 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
         keep: KEEP,
         grid: true,
         gridSize: STRIP,
-        stop: control,
+        stop: control!,
         report: (line, kind = "final") => {
           if (kind === "progress") {
             if (view.dataset.state === "loading" || view.dataset.state === "training") {
@@ -556,6 +576,9 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
         await fillNumbers();
       }
       control = null;
+      // the pool keeps what the run freed (weights, Adam's moments, activations) for reuse:
+      // given back, so that drawing after training has the GPU's memory
+      if (!deviceLost()) await trimPool().catch(() => {});
       await showSaved();
       setState(view.dataset.state as TrainState);
       running = false; // last: a click during the awaits above must not start a second run
@@ -588,7 +611,18 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
   stageSelect.addEventListener("change", fillNumbers);
   initSelect.addEventListener("change", fillNumbers);
   configInput.addEventListener("change", fillNumbers);
+  /** Back to a fresh run: the form's size and stage, no checkpoint to continue. */
+  const forgetResume = async () => {
+    resumeFrom = null;
+    resumeInput.value = "";
+    setupMsg.textContent = "";
+    await fillNumbers();
+  };
+  newRunButton.addEventListener("click", () => {
+    if (!running) forgetResume();
+  });
   resumeInput.addEventListener("change", async () => {
+    if (!resumeInput.files?.length) return forgetResume(); // the choice was cleared
     try {
       const { name, bytes } = await fileBytes(resumeInput);
       await chooseResume(name, bytes);
@@ -613,7 +647,13 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
   });
   downloadButton.addEventListener("click", () => {
     const name = store?.checkpoints().at(-1);
-    if (store && name) download(store.bytes(name), name);
+    if (!store || !name) return;
+    download(store.bytes(name), name);
+    if (tabOnly === store) tabOnly = null; // the user has it now
+  });
+  // a checkpoint only this tab holds is lost with the tab: the browser asks before closing it
+  globalThis.addEventListener("beforeunload", (e) => {
+    if (tabOnly) e.preventDefault();
   });
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -622,16 +662,32 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
       setState("idle", "A drawing is under way: train when it is done.");
       return;
     }
+    const tabCheckpoint = tabOnly?.checkpoints().at(-1);
+    if (tabCheckpoint && !warnedTabOnly) {
+      // a new run replaces the store that holds it
+      warnedTabOnly = true;
+      status.textContent = `${tabCheckpoint} is kept in this tab only: Download it first, or ` +
+        `click Train again to start a new run without it.`;
+      return;
+    }
     // taken before the first await (start reads files and fetches): a second click in that
     // time would start a second run, which Stop could not reach
     running = true;
+    // made now, so that Stop acts while the run is being prepared
+    control = new PageControl(() => setState("training", `Training on ${adapterName()}…`));
     setState("loading", "Preparing the run…");
     try {
       await start(); // its run's end clears `running`
     } catch (e) {
       // thrown before the run began (its own end did not come)
       running = false;
-      setState("error", (e as Error).message.split("\n")[0]);
+      const stopped = control?.received;
+      control = null;
+      setState(
+        stopped ? "stopped" : "error",
+        stopped ? "Stopped before the run began: nothing was trained." : (e as Error).message
+          .split("\n")[0],
+      );
     }
   });
   onDeviceLost((reason) => {
