@@ -83,14 +83,19 @@ export function planEdit(
   }
   const S = sampler === "ancestral" ? T : steps;
   const start = strengthStart(S, o.strength ?? (mask ? 1 : DEFAULT_STRENGTH));
-  const jump = o.jump ?? defaultJump(S), resample = o.resample ?? 1;
-  if (resample > 1 && jump >= S - start) {
+  const run = S - start, resample = o.resample ?? 1;
+  if (o.jump != null && resample === 1) {
+    throw new Error("jump is how far resample goes back: give resample 2 or more");
+  }
+  const jump = o.jump ?? defaultJump(S, run);
+  if (resample > 1 && jump >= run) {
     // RePaint goes back `jump` of the steps that run: as many or more, it never goes back
+    const raise = `raise the strength${sampler === "ancestral" ? "" : " or the steps"}`;
     throw new Error(
-      `resample ${resample} goes back ${jump} of the ${S - start} sampler steps that run, so it ` +
-        `would never resample: lower the jump, raise the strength${
-          sampler === "ancestral" ? "" : " or the steps"
-        }, or set resample 1`,
+      o.jump != null
+        ? `jump ${jump} must be below the ${run} sampler steps that run: lower it, or ${raise}`
+        : `resample ${resample} needs at least 2 sampler steps to run, and ${run} run: ${raise}, ` +
+          `or set resample 1`,
     );
   }
   const path = repaintPath(S, start, jump, resample);
@@ -136,9 +141,12 @@ export function strengthStart(S: number, strength: number): number {
   return S - Math.min(S, Math.floor(S * strength + 1e-9));
 }
 
-/** The default jump of RePaint's resampling for a sampler of S steps. */
-export function defaultJump(S: number): number {
-  return Math.max(1, Math.round(S * REPAINT_JUMP_FRACTION));
+/**
+ * The default jump of RePaint's resampling for a sampler of S steps of which `run` run: RePaint's
+ * share of S, at least 1, and shorter than the steps that run (else it would never go back).
+ */
+export function defaultJump(S: number, run = S): number {
+  return Math.max(1, Math.min(Math.round(S * REPAINT_JUMP_FRACTION), run - 1));
 }
 
 /** A piece of a RePaint path: sample from time point `from` down to `to`, or re-noise back up. */

@@ -178,6 +178,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   P[i] = p0 * Hp[${H.decay}] - Hp[${H.stepSize}] * (m / denom);
 }`;
 
+const F32_MIN_NORMAL = 2 ** -126;
+
 function checkNumber(x: number, what: string, lo: number, hi = Infinity, hiOpen = false): void {
   if (!(Number.isFinite(x) && x >= lo && (hiOpen ? x < hi : x <= hi))) {
     throw new Error(`Adam: ${what} = ${x} is out of range`);
@@ -288,8 +290,9 @@ export class Adam {
     checkNumber(this.lr, "lr", 0);
     checkNumber(this.betas[0], "beta1", 0, 1, true);
     checkNumber(this.betas[1], "beta2", 0, 1, true);
-    // eps 0 divides 0 by 0 where a gradient has been 0 at every step (an unused table row)
-    checkNumber(this.eps, "eps", Number.MIN_VALUE);
+    // eps 0 divides 0 by 0 where a gradient has been 0 at every step (an unused table row); below
+    // f32's smallest normal number, a GPU may flush it to 0
+    checkNumber(this.eps, "eps", F32_MIN_NORMAL);
     checkNumber(this.weightDecay, "weightDecay", 0);
     checkNumber(this.warmupSteps, "warmupSteps", 0);
     checkNumber(this.clipNorm, "clipNorm", 0);

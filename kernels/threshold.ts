@@ -17,8 +17,8 @@ export function dynamicThreshold(x: Tensor, p = 0.99, cmax = 1.7): { x: Tensor; 
   const frac = pos - lo;
   // 1) v_lo and v_hi of each sample's sorted |x| (ties write the same value): one invocation per
   // element i of sample b = i / n
-  // 1 (a plain clip) where no element ranks at the quantile: a sample holding NaN ranks none,
-  // and an unwritten buffer would hold whatever it held before
+  // filled with 1 first: a quantile point no element ranks at (NaN ranks nowhere) reads 1, not
+  // what the buffer held before
   const sel = full([B, 2], 1);
   gridKernel({
     name: "threshold_rank",

@@ -57,7 +57,8 @@ ${CHECKPOINT_USAGE}
   --mask PATH          inpainting (RePaint): white is repainted, black keeps --init-image (the
                        same size as it)
   --resample N         RePaint's resampling: sample every segment N times (default 1: once)
-  --jump N             that segment, in sampler steps (default 10/250 of the steps, at least 1)
+  --jump N             that segment, in sampler steps (default 10/250 of the steps, at least 1, below the
+                       steps that run)
 ${samplerUsage()}
   --seed N             start noise seed (default 0)
   --raw                use the raw weights even if the checkpoint has EMA weights

@@ -202,12 +202,12 @@ Deno.test("sample: edit flags and image files that do not fit are one-line error
     ],
     [
       ["--init-image", png, "--mask", png, "--resample", "2", "--jump", "4", "--steps", "4"],
-      /^error: resample 2 goes back 4 of the 4 sampler steps that run, so it would never resample: lower the jump, raise the strength or the steps, or set resample 1$/,
+      /^error: jump 4 must be below the 4 sampler steps that run: lower it, or raise the strength or the steps$/,
     ],
     [
-      // the default jump (1 of 4 steps) at a strength that runs one step
+      // one step runs: there is nothing to go back over
       ["--init-image", png, "--mask", png, "--resample", "3", "--strength", "0.25", "--steps", "4"],
-      /^error: resample 3 goes back 1 of the 1 sampler steps that run, so it would never resample/,
+      /^error: resample 3 needs at least 2 sampler steps to run, and 1 run: raise the strength or the steps, or set resample 1$/,
     ],
     [
       ["--init-image", png, "--out", png],

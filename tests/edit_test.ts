@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { pool, type Tensor, tensor, tidy } from "../kernels/mod.ts";
 import { linearSchedule, timePoints } from "../diffusion/schedule.ts";
-import { repaintPath, samplerTimes, strengthStart } from "../diffusion/edit.ts";
+import { defaultJump, repaintPath, samplerTimes, strengthStart } from "../diffusion/edit.ts";
 import {
   sampleAncestral,
   sampleDdim,
@@ -171,7 +171,7 @@ Deno.test("strength 0 returns the start image, and inpainting keeps the known re
         initImage: init,
         mask,
         resample,
-        jump: 1,
+        ...(resample > 1 && { jump: 1 }),
         ...(sampler === "ancestral" ? { strength: 0.02 } : {}),
       });
       let kept = 0, changed = 0;
@@ -215,7 +215,15 @@ Deno.test("edit options: one-line errors for what does not fit", async () => {
     ],
     [
       { initImage: img, mask: new Float32Array(per), resample: 2, jump: 1000 },
-      /^resample 2 goes back 1000 of the \d+ sampler steps that run, so it would never resample: lower the jump, raise the strength or the steps, or set resample 1$/,
+      /^jump 1000 must be below the \d+ sampler steps that run: lower it, or raise the strength or the steps$/,
+    ],
+    [
+      { initImage: img, mask: new Float32Array(per), jump: 2 },
+      /^jump is how far resample goes back: give resample 2 or more$/,
+    ],
+    [
+      { initImage: img, mask: new Float32Array(per), resample: 2, strength: 0.01 },
+      /^resample 2 needs at least 2 sampler steps to run, and 0 run: raise the strength or the steps, or set resample 1$/,
     ],
   ];
   for (const [o, re] of bad) {
@@ -226,4 +234,12 @@ Deno.test("edit options: one-line errors for what does not fit", async () => {
     );
   }
   pipe.dispose();
+});
+
+Deno.test("the default jump: RePaint's 10 of 250 steps, shorter than the steps that run", () => {
+  assert.equal(defaultJump(250), 10);
+  assert.equal(defaultJump(20), 1);
+  assert.equal(defaultJump(100, 3), 2); // 4 of 100, but 3 run: going back 2 still resamples
+  assert.equal(defaultJump(250, 5), 4);
+  assert.equal(defaultJump(20, 1), 1); // nothing to go back over: the caller refuses resampling
 });

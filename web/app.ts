@@ -411,10 +411,10 @@ function main(): void {
       failed(new Error("the GPU was lost"));
     });
     // a load is GPU work too: a run started during it would take its errors as the run's
-    trainView(
-      adapterName,
-      () => app.dataset.state === "drawing" || app.dataset.state === "loading",
-    );
+    trainView(adapterName, () => {
+      const s = app.dataset.state;
+      return s === "drawing" ? "drawing" : s === "loading" ? "loading a model or an adapter" : null;
+    });
     await useModel(select.value);
   })().catch((e) => setState("error", (e as Error).message));
 }

@@ -32,6 +32,8 @@ export interface StoreListener {
   checkpoint?(name: string, step: number): void;
   /** the keeper refused a write (no storage, quota): the checkpoint is only in memory */
   notKept?(name: string, reason: string): void;
+  /** the keeper stored it: the run's newest checkpoint outlives the tab */
+  kept?(name: string): void;
 }
 
 /** Keeps a run's newest checkpoint beyond the tab (resolves once it is stored to last). */
@@ -58,7 +60,7 @@ export class BrowserRunStore implements RunStore {
   ) {
     if (from) {
       this.#checkpoints.set(from.name, from.bytes);
-      this.#log.push(...(from.log ?? []));
+      for (const r of from.log ?? []) this.#log.push(r); // no spread: a long log overflows it
     }
   }
 
@@ -91,6 +93,7 @@ export class BrowserRunStore implements RunStore {
         this.#checkpoints.delete(old);
       }
     }
+    let refused: string | null = null;
     try {
       const run: SavedRun = {
         id: this.id,
@@ -102,8 +105,10 @@ export class BrowserRunStore implements RunStore {
       };
       await this.keeper(run);
     } catch (e) {
-      this.listener.notKept?.(name, (e as Error).message ?? String(e));
+      refused = (e as Error).message ?? String(e);
     }
+    if (refused === null) this.listener.kept?.(name);
+    else this.listener.notKept?.(name, refused);
     this.listener.checkpoint?.(name, step);
     return name;
   }
@@ -125,7 +130,8 @@ export class BrowserRunStore implements RunStore {
   trimLog(step: number): number {
     const before = this.#log.length;
     const kept = this.#log.filter((r) => !(typeof r.step === "number" && r.step > step));
-    this.#log.splice(0, this.#log.length, ...kept);
+    this.#log.length = 0;
+    for (const r of kept) this.#log.push(r);
     return before - kept.length;
   }
 

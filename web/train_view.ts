@@ -139,10 +139,11 @@ function configFromJson(text: string, name: string): Config {
 }
 
 /**
- * The Train view. `drawing`: whether the Draw view is sampling now (a run waits for it: one GPU,
- * one engine, whose errors surface at the next call of either).
+ * The Train view. `drawBusy`: what the Draw view is doing on the GPU now ("drawing", "loading a
+ * model"), or null (a run waits for it: one GPU, one engine, whose errors surface at the next call
+ * of either).
  */
-export function trainView(adapterName: () => string, drawing: () => boolean): void {
+export function trainView(adapterName: () => string, drawBusy: () => string | null): void {
   const view = element("train");
   const form = element<HTMLFormElement>("train-form");
   const controls = element<HTMLFieldSetElement>("train-controls");
@@ -213,6 +214,12 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
   };
   const say = (line: string) => {
     messages.textContent += line + "\n";
+  };
+
+  /** Whether the form continues the checkpoint only this tab holds (a new run keeps it then). */
+  const continuesTabOnly = (): boolean => {
+    const newest = tabOnly?.checkpoints().at(-1);
+    return !!(newest && resumeFrom && resumeFrom.bytes === tabOnly!.bytes(newest));
   };
 
   /** The config the form describes (before the form's own numbers). */
@@ -495,6 +502,10 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
         view.dataset.saved = name;
         downloadButton.disabled = false;
       },
+      kept() {
+        kept = "this browser";
+        tabOnly = null; // the newest checkpoint, the one a Download saves, is stored
+      },
       notKept(name, why) {
         kept = "this tab";
         tabOnly = store;
@@ -505,8 +516,10 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
       },
     };
     if (control!.received) throw new Error("stopped before the run began: nothing was trained");
+    const carried = continuesTabOnly();
     store = new BrowserRunStore(id, label, listener, resumeFrom ?? undefined, keepRun);
-    tabOnly = null;
+    // a run continued from a checkpoint only the tab holds holds it too, until a save is stored
+    tabOnly = carried ? store : null;
     warnedTabOnly = false;
     // a kept run's curve so far
     for (const r of store.log) listener.log!(r);
@@ -578,7 +591,10 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
       control = null;
       // the pool keeps what the run freed (weights, Adam's moments, activations) for reuse:
       // given back, so that drawing after training has the GPU's memory
-      if (!deviceLost()) await trimPool().catch(() => {});
+      // Not while the Draw view works: its recorded temporaries are freed before they are submitted
+      if (!deviceLost() && !drawBusy()) {
+        await trimPool().catch((e) => say(`the GPU memory was not given back: ${e.message}`));
+      }
       await showSaved();
       setState(view.dataset.state as TrainState);
       running = false; // last: a click during the awaits above must not start a second run
@@ -658,12 +674,14 @@ export function trainView(adapterName: () => string, drawing: () => boolean): vo
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     if (running || !form.reportValidity()) return;
-    if (drawing()) {
-      setState("idle", "A drawing is under way: train when it is done.");
+    const busy = drawBusy();
+    if (busy) {
+      // the last run's status (its checkpoint, where it is kept) stays beside this line
+      setupMsg.textContent = `The Draw view is ${busy}: train when it is done.`;
       return;
     }
     const tabCheckpoint = tabOnly?.checkpoints().at(-1);
-    if (tabCheckpoint && !warnedTabOnly) {
+    if (tabCheckpoint && !warnedTabOnly && !continuesTabOnly()) {
       // a new run replaces the store that holds it
       warnedTabOnly = true;
       status.textContent = `${tabCheckpoint} is kept in this tab only: Download it first, or ` +
