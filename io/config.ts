@@ -47,9 +47,15 @@ function applyOverrides(doc: unknown, overrides: readonly string[], name: string
 
 /**
  * Reads, parses and validates a YAML config file; `overrides` ("train.lr=1e-3", ...) replace
- * values before validation. Errors are one line and name the file.
+ * values before validation. `underlay`: values in place of the defaults, under the file's own (a
+ * LoRA run's model is its base's: the relations between keys are checked against it). Errors are
+ * one line and name the file.
  */
-export function loadConfig(path: string, overrides: readonly string[] = []): Config {
+export function loadConfig(
+  path: string,
+  overrides: readonly string[] = [],
+  underlay: Record<string, Record<string, unknown>> = {},
+): Config {
   let text: string;
   try {
     text = Deno.readTextFileSync(path);
@@ -72,6 +78,16 @@ export function loadConfig(path: string, overrides: readonly string[] = []): Con
       throw new Error(`config ${path}: the top level must be a mapping, got ${typeName(doc)}`);
     }
     doc = applyOverrides(doc, overrides, path);
+  }
+  if (Object.keys(underlay).length && typeof doc === "object" && !Array.isArray(doc)) {
+    const d = { ...(doc as Record<string, unknown>) };
+    for (const [section, values] of Object.entries(underlay)) {
+      const own = d[section];
+      // a section that is not a mapping stays as written, for the schema's own error
+      if (own === undefined || own === null) d[section] = { ...values };
+      else if (typeof own === "object" && !Array.isArray(own)) d[section] = { ...values, ...own };
+    }
+    doc = d;
   }
   return parseConfigObject(doc, path);
 }

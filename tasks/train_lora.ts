@@ -60,7 +60,10 @@ await runTask(async () => {
   }
   const base = findCheckpoint(a.checkpoint as string | undefined, a.model as string | undefined);
   const configPath = (a.config as string) ?? DEFAULT_CONFIG;
-  let cfg = loadConfig(configPath, (a.set as string[]) ?? []);
+  const lora = { base: readCheckpoint(base), baseName: base };
+  // the config is checked against the base's model (its depth, its classes), not the defaults'
+  const { stage: _, ...baseModel } = lora.base.model;
+  let cfg = loadConfig(configPath, (a.set as string[]) ?? [], { model: baseModel });
   applyTrainFlags(cfg, a);
   const rank = intFlag(a.rank, "rank"), alpha = numFlag(a.alpha, "alpha");
   if (rank !== undefined) {
@@ -69,7 +72,6 @@ await runTask(async () => {
   if (alpha !== undefined) {
     cfg.lora.alpha = SCHEMA.lora.alpha.check("lora.alpha", alpha, (m) => fail(`--alpha: ${m}`));
   }
-  const lora = { base: readCheckpoint(base), baseName: base };
   cfg = loraRunConfig(cfg, defaultConfig(), lora);
   const stage = lora.base.model.stage;
   const name = a.model ?? basename(base).replace(/\.safetensors$/i, "");

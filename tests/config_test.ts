@@ -292,3 +292,24 @@ Deno.test("sizes have upper bounds that catch a typo before anything is allocate
       "over the 16384 this implementation allows: raise the patch size",
   );
 });
+
+Deno.test("a config read over another model (a LoRA base's) checks its keys against that model", () => {
+  const dir = Deno.makeTempDirSync();
+  const path = `${dir}/lora.yaml`;
+  Deno.writeTextFileSync(path, "train:\n  mask_ratio: 0.5\n  mask_decoder_blocks: 6\n");
+  assert.throws(
+    () => loadConfig(path),
+    /'train\.mask_decoder_blocks' \(6\) must be below 'model\.depth' \(4\)/,
+  );
+  const cfg = loadConfig(path, [], { model: { depth: 12 } });
+  assert.equal(cfg.model.depth, 12);
+  assert.equal(cfg.train.mask_decoder_blocks, 6);
+  // the file's own keys stay over the underlay's
+  Deno.writeTextFileSync(path, "model:\n  depth: 8\n");
+  assert.equal(loadConfig(path, [], { model: { depth: 12, hidden_size: 64 } }).model.depth, 8);
+  assert.equal(
+    loadConfig(path, [], { model: { depth: 12, hidden_size: 64 } }).model.hidden_size,
+    64,
+  );
+  Deno.removeSync(dir, { recursive: true });
+});
