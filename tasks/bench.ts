@@ -68,8 +68,8 @@ Measurements, for each config C of the suite:
                                 the caption path runs once per sampling run, as in sampling
   sample_step/C/f16             the same with the weights rounded to f16 as "deno task export"
                                 writes them ("speedup_vs_f32")
-  grid/C                        64 images with C's sampler, steps and guidance, as "sample --grid"
-                                draws them, warm-up included
+  grid/C                        64 images with the sampler, steps and guidance of C's sample
+                                section, warm-up included
   variants                      (last) every shape's variant, with the adapter's remembered timings
 In the gpu suite matmul and attention lines time every variant that can run the shape
 ("variants_ms", "fastest"). FLOPs of model steps count matmuls and attention only; a training step

