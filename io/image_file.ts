@@ -5,10 +5,16 @@
 
 import jpeg from "jpeg-js";
 import { isJpeg, isPng } from "./image_format.ts";
-import { checkImageFileSize, checkPixelCount, jpegSize, MAX_IMAGE_PIXELS } from "./image_header.ts";
+import {
+  checkImageFileSize,
+  checkPixelCount,
+  jpegOrientation,
+  jpegSize,
+  MAX_IMAGE_PIXELS,
+} from "./image_header.ts";
 import { readPngRgba } from "./png.ts";
 import { fitSquare } from "./resize_area.ts";
-import { compositeOnWhite, toChannels } from "./rgba_image.ts";
+import { compositeOnWhite, orientRgba, toChannels } from "./rgba_image.ts";
 import { errnoText } from "./errors.ts";
 
 export { LUMA_601, toChannels } from "./rgba_image.ts";
@@ -57,11 +63,17 @@ export function decodeImage(bytes: Uint8Array): RgbImage {
     } catch (e) {
       throw new Error(`jpeg: ${String((e as Error).message ?? e)}`);
     }
-    const { width, height } = img;
-    if (!(width > 0 && height > 0) || img.data.length < width * height * 4) {
+    if (!(img.width > 0 && img.height > 0) || img.data.length < img.width * img.height * 4) {
       throw new Error("jpeg: no image data");
     }
-    return { width, height, rgb: compositeOnWhite(img.data, width, height, 255) };
+    // a photo turned by its EXIF orientation, as a browser shows it
+    const { data, width, height } = orientRgba(
+      img.data,
+      img.width,
+      img.height,
+      jpegOrientation(bytes),
+    );
+    return { width, height, rgb: compositeOnWhite(data, width, height, 255) };
   }
   throw new Error("not a PNG or JPEG file");
 }

@@ -36,7 +36,7 @@ export { CLASS_FOLDER_COLUMN, columnClasses, IMAGE_EXTENSIONS } from "./image_fo
 export { METADATA_FILE, requireClasses };
 
 /** Part of every cache key: raise it when decoding or resizing changes what a file becomes. */
-export const LOADER_VERSION = 1;
+export const LOADER_VERSION = 2; // 2: JPEGs turned by their EXIF orientation
 
 export interface ImageFolderOptions {
   /** side of the square images */

@@ -29,10 +29,14 @@ export function pngSize(bytes: Uint8Array): { width: number; height: number } | 
 }
 
 /**
- * A JPEG's width and height from its first start-of-frame segment (SOF0–SOF15 but DHT, JPG and
- * DAC), walking the segments from the start; null when there is none before the data ends.
+ * Walks a JPEG's segments from the start until `visit` returns a value: it is called with each
+ * segment's marker and the offset of its marker byte pair, and sees at least the segment's first
+ * 4 bytes. Null when the scan data or the end of the image comes first.
  */
-export function jpegSize(bytes: Uint8Array): { width: number; height: number } | null {
+function walkJpeg<T>(
+  bytes: Uint8Array,
+  visit: (marker: number, at: number, length: number) => T | null,
+): T | null {
   let i = 2;
   while (i + 4 <= bytes.length) {
     if (bytes[i] !== 0xff) return null;
@@ -48,17 +52,58 @@ export function jpegSize(bytes: Uint8Array): { width: number; height: number } |
     }
     if (marker === 0xd9 || marker === 0xda) return null; // end of image, or the data began
     const length = (bytes[i + 2] << 8) | bytes[i + 3];
-    const sof = marker >= 0xc0 && marker <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(marker);
-    if (sof) {
-      if (i + 9 > bytes.length) return null;
-      return {
-        height: (bytes[i + 5] << 8) | bytes[i + 6],
-        width: (bytes[i + 7] << 8) | bytes[i + 8],
-      };
-    }
+    const found = visit(marker, i, length);
+    if (found !== null) return found;
     i += 2 + length;
   }
   return null;
+}
+
+/**
+ * A JPEG's width and height from its first start-of-frame segment (SOF0–SOF15 but DHT, JPG and
+ * DAC), walking the segments from the start; null when there is none before the data ends.
+ */
+export function jpegSize(bytes: Uint8Array): { width: number; height: number } | null {
+  return walkJpeg(bytes, (marker, i) => {
+    const sof = marker >= 0xc0 && marker <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(marker);
+    if (!sof || i + 9 > bytes.length) return null;
+    return {
+      height: (bytes[i + 5] << 8) | bytes[i + 6],
+      width: (bytes[i + 7] << 8) | bytes[i + 8],
+    };
+  });
+}
+
+/**
+ * The EXIF orientation of a JPEG (1–8: how the stored pixels turn to be shown upright; TIFF 6.0
+ * tag 0x0112), from its APP1 "Exif" segment's first directory; 1 when it has none or it cannot be
+ * read. Browsers show (and createImageBitmap decodes) a photo turned by it, and diffusers'
+ * load_image turns it (PIL's exif_transpose): the command line does the same.
+ */
+export function jpegOrientation(bytes: Uint8Array): number {
+  const found = walkJpeg(bytes, (marker, i, length) => {
+    if (marker !== 0xe1) return null;
+    const end = Math.min(bytes.length, i + 2 + length);
+    const tiff = i + 10; // after the length and "Exif\0\0"
+    const exif = [0x45, 0x78, 0x69, 0x66, 0, 0].every((b, k) => bytes[i + 4 + k] === b);
+    if (!exif || tiff + 8 > end) return null;
+    const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const little = bytes[tiff] === 0x49; // "II", else "MM"
+    const ifd = tiff + v.getUint32(tiff + 4, little);
+    if (ifd + 2 > end) return 1;
+    const count = v.getUint16(ifd, little);
+    for (let k = 0; k < count; k++) {
+      const e = ifd + 2 + 12 * k;
+      if (e + 12 > end) break;
+      // a SHORT's value sits in the first two bytes of the entry's value field
+      if (v.getUint16(e, little) === 0x0112 && v.getUint16(e + 2, little) === 3) {
+        const o = v.getUint16(e + 8, little);
+        return o >= 1 && o <= 8 ? o : 1;
+      }
+    }
+    return 1;
+  });
+  return found ?? 1;
 }
 
 /**

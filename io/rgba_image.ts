@@ -47,3 +47,39 @@ export function rgbaToSquare(
   const rgb = compositeOnWhite(rgba, width, height, 255);
   return fitSquare(toChannels(rgb, channels), 1, channels, height, width, size);
 }
+
+/**
+ * RGBA pixels (4 a pixel) of a stored image turned upright by its EXIF orientation `o` (1–8, TIFF
+ * 6.0): 2–4 mirror or turn it half round, 5–8 swap its width and height (6: a quarter turn
+ * clockwise, 8: anticlockwise; 5 and 7 with a mirror).
+ */
+export function orientRgba<T extends Uint8Array | Uint16Array>(
+  data: T,
+  width: number,
+  height: number,
+  o: number,
+): { data: T; width: number; height: number } {
+  if (o <= 1 || o > 8) return { data, width, height };
+  const swap = o >= 5;
+  const W = swap ? height : width, H = swap ? width : height;
+  const out = new (data.constructor as { new (n: number): T })(W * H * 4);
+  // the stored pixel shown at (x, y): sx = a·x + b·y + c, sy = d·x + e·y + f
+  const w1 = width - 1, h1 = height - 1;
+  const [a, b, c, d, e, f] = {
+    2: [-1, 0, w1, 0, 1, 0],
+    3: [-1, 0, w1, 0, -1, h1],
+    4: [1, 0, 0, 0, -1, h1],
+    5: [0, 1, 0, 1, 0, 0],
+    6: [0, 1, 0, -1, 0, h1],
+    7: [0, -1, w1, -1, 0, h1],
+    8: [0, -1, w1, 1, 0, 0],
+  }[o as 2 | 3 | 4 | 5 | 6 | 7 | 8];
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      const sx = a * x + b * y + c, sy = d * x + e * y + f;
+      const from = 4 * (sy * width + sx), to = 4 * (y * W + x);
+      for (let c = 0; c < 4; c++) out[to + c] = data[from + c];
+    }
+  }
+  return { data: out, width: W, height: H };
+}

@@ -157,3 +157,56 @@ Deno.test("a PNG whose header asks for more pixels than MAX_IMAGE_PIXELS is refu
   );
   assert.deepEqual([ok.width, ok.height], [3, 2]);
 });
+
+/** A JPEG with an APP1 EXIF segment holding only an orientation, in either byte order. */
+function withOrientation(jpg: Uint8Array, o: number, little: boolean): Uint8Array {
+  const tiff = new Uint8Array(8 + 2 + 12 + 4);
+  const v = new DataView(tiff.buffer);
+  tiff.set(little ? [0x49, 0x49] : [0x4d, 0x4d]);
+  v.setUint16(2, 42, little);
+  v.setUint32(4, 8, little); // the first directory, right after the header
+  v.setUint16(8, 1, little); // one entry
+  v.setUint16(10, 0x0112, little); // Orientation
+  v.setUint16(12, 3, little); // SHORT
+  v.setUint32(14, 1, little);
+  v.setUint16(18, o, little);
+  const body = [...new TextEncoder().encode("Exif"), 0, 0, ...tiff];
+  const app1 = [0xff, 0xe1, (body.length + 2) >> 8, (body.length + 2) & 0xff, ...body];
+  return Uint8Array.from([...jpg.subarray(0, 2), ...app1, ...jpg.subarray(2)]);
+}
+
+Deno.test("a JPEG is turned upright by its EXIF orientation, as browsers show it", () => {
+  // 16×8: the left half red, the right half blue, the top-left quarter's top rows green
+  const w = 16, h = 8;
+  const data = new Uint8Array(w * h * 4);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const rgb = x < 8 ? (y < 4 && x < 4 ? [0, 255, 0] : [255, 0, 0]) : [0, 0, 255];
+      data.set([...rgb, 255], 4 * (y * w + x));
+    }
+  }
+  const jpg = jpeg.encode({ width: w, height: h, data }, 100).data;
+  const at = (img: { width: number; height: number; rgb: Float32Array }, x: number, y: number) => {
+    const n = img.width * img.height, i = y * img.width + x;
+    return [0, 1, 2].map((c) => Math.round(img.rgb[c * n + i]));
+  };
+  const upright = decodeImage(jpg);
+  for (const little of [true, false]) {
+    assert.deepEqual(decodeImage(withOrientation(jpg, 1, little)).rgb, upright.rgb);
+    // 6: a quarter turn clockwise: 8 wide, 16 tall, the left half on top, green at the top right
+    const turned = decodeImage(withOrientation(jpg, 6, little));
+    assert.deepEqual([turned.width, turned.height], [8, 16]);
+    assert.deepEqual(at(turned, 6, 1), [0, 1, 0], "green at the top right");
+    assert.deepEqual(at(turned, 1, 1), [1, 0, 0], "red at the top left");
+    assert.deepEqual(at(turned, 4, 12), [0, 0, 1], "blue below");
+    // 3: half a turn: blue on the left, green at the bottom right
+    const half = decodeImage(withOrientation(jpg, 3, little));
+    assert.deepEqual([half.width, half.height], [16, 8]);
+    assert.deepEqual(at(half, 1, 1), [0, 0, 1]);
+    assert.deepEqual(at(half, 14, 6), [0, 1, 0]);
+    // 8: a quarter turn anticlockwise: the left half below, green at the bottom left
+    const back = decodeImage(withOrientation(jpg, 8, little));
+    assert.deepEqual(at(back, 1, 14), [0, 1, 0]);
+    assert.deepEqual(at(back, 4, 2), [0, 0, 1]);
+  }
+});
