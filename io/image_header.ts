@@ -28,6 +28,39 @@ export function pngSize(bytes: Uint8Array): { width: number; height: number } | 
   return { width: v.getUint32(16), height: v.getUint32(20) };
 }
 
+/** Samples a pixel by PNG colour type: grey, RGB, palette index, grey + alpha, RGBA. */
+const PNG_SAMPLES: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+/** Adam7's seven passes: first column and row, column and row steps (PNG spec §8.2). */
+const ADAM7: [number, number, number, number][] = [
+  [0, 0, 8, 8],
+  [4, 0, 8, 8],
+  [0, 4, 4, 8],
+  [2, 0, 4, 4],
+  [0, 2, 2, 4],
+  [1, 0, 2, 2],
+  [0, 1, 1, 2],
+];
+
+/**
+ * The bytes a PNG's image data inflates to, from its header: every row of every pass with its
+ * filter byte; null when the header is not one to read (pngjs then says what is wrong).
+ */
+export function pngInflatedBytes(bytes: Uint8Array): number | null {
+  const size = pngSize(bytes);
+  if (!size || bytes.length < 29) return null;
+  const depth = bytes[24], samples = PNG_SAMPLES[bytes[25]], interlaced = bytes[28] === 1;
+  if (!samples || ![1, 2, 4, 8, 16].includes(depth)) return null;
+  const rowBytes = (w: number) => 1 + Math.ceil((w * samples * depth) / 8);
+  if (!interlaced) return size.height * rowBytes(size.width);
+  let total = 0;
+  for (const [x0, y0, dx, dy] of ADAM7) {
+    const w = Math.ceil(Math.max(0, size.width - x0) / dx);
+    const h = Math.ceil(Math.max(0, size.height - y0) / dy);
+    if (w > 0 && h > 0) total += h * rowBytes(w);
+  }
+  return total;
+}
+
 /**
  * Walks a JPEG's segments from the start until `visit` returns a value: it is called with each
  * segment's marker and the offset of its marker byte pair, and sees at least the segment's first

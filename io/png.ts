@@ -6,7 +6,8 @@ import { Buffer } from "node:buffer";
 import { dirname } from "node:path";
 import { toByte } from "./pixels.ts";
 import { isPng } from "./image_format.ts";
-import { checkPixelCount, MAX_IMAGE_PIXELS, pngSize } from "./image_header.ts";
+import { checkPixelCount, MAX_IMAGE_PIXELS, pngInflatedBytes, pngSize } from "./image_header.ts";
+import { inflateSync } from "node:zlib";
 
 export { isPng, MAX_IMAGE_PIXELS, toByte };
 
@@ -60,10 +61,39 @@ export function readPngRgba(bytes: Uint8Array, skipRescale = false): PngjsImage 
   // stream" for a file that is not a PNG at all)
   if (!isPng(bytes)) throw new Error("png: not a PNG file (no PNG signature)");
   checkPixelCount("png", pngSize(bytes));
+  // pngjs bounds what it inflates by the image's size only for a plain image: an interlaced one's
+  // few kilobytes could inflate to gigabytes first, so its data is bounded here
+  if (bytes[28] === 1) checkInflatedSize(bytes);
   try {
     return pngjs.read(asBuffer(bytes), { skipRescale });
   } catch (e) {
     throw new Error(`png: ${(e as Error).message}`);
+  }
+}
+
+/** Inflates an interlaced PNG's IDAT chunks at most to the size its header implies. */
+function checkInflatedSize(bytes: Uint8Array): void {
+  const most = pngInflatedBytes(bytes);
+  if (most === null) return;
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const idat: Uint8Array[] = [];
+  for (let i = 8; i + 8 <= bytes.length;) {
+    const length = v.getUint32(i);
+    const type = String.fromCharCode(...bytes.subarray(i + 4, i + 8));
+    if (type === "IDAT") idat.push(bytes.subarray(i + 8, Math.min(bytes.length, i + 8 + length)));
+    if (type === "IEND") break;
+    i += 12 + length;
+  }
+  try {
+    inflateSync(Buffer.concat(idat), { maxOutputLength: most });
+  } catch (e) {
+    if ((e as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
+      throw new Error(
+        `png: its image data inflates past the ${most.toLocaleString("en")} bytes its header ` +
+          `allows (a decompression bomb?): use another image`,
+      );
+    }
+    // other faults (a broken stream) are pngjs's to report
   }
 }
 

@@ -3,7 +3,7 @@ import jpeg from "jpeg-js";
 import { decodeImage, imageToSquare, LUMA_601, toChannels } from "../io/image_file.ts";
 import { decodePng, encodePng, MAX_IMAGE_PIXELS, readPngRgba } from "../io/png.ts";
 import { fitSquare, resizeArea } from "../io/resize_area.ts";
-import { bombPng, pngFile, pngHeader } from "./png_fixtures.ts";
+import { bombPng, interlacedGreyPng, pngFile, pngHeader } from "./png_fixtures.ts";
 
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-6) => {
   assert.equal(a.length, b.length);
@@ -209,4 +209,22 @@ Deno.test("a JPEG is turned upright by its EXIF orientation, as browsers show it
     assert.deepEqual(at(back, 1, 14), [0, 1, 0]);
     assert.deepEqual(at(back, 4, 2), [0, 0, 1]);
   }
+});
+
+Deno.test("an interlaced PNG's data is bounded by its header before pngjs inflates it", () => {
+  // 2×2 in Adam7: pass 1 holds (0, 0), pass 6 (1, 0), pass 7 the second row; a filter byte a row
+  const small = interlacedGreyPng(2, 2, Uint8Array.from([0, 10, 0, 20, 0, 30, 40]));
+  assert.deepEqual(Array.from(readPngRgba(small).data.filter((_, i) => i % 4 === 0)), [
+    10,
+    20,
+    30,
+    40,
+  ]);
+  // 1×1 (2 bytes of image data) whose IDAT inflates to 50 MB of zeros
+  const bomb = interlacedGreyPng(1, 1, new Uint8Array(50_000_000));
+  assert.ok(bomb.length < 100_000, `${bomb.length} bytes`);
+  assert.throws(
+    () => readPngRgba(bomb),
+    /^Error: png: its image data inflates past the 2 bytes its header allows \(a decompression bomb\?\): use another image$/,
+  );
 });

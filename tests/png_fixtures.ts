@@ -116,3 +116,16 @@ function concat(parts: Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+/** An interlaced (Adam7) 8-bit grey PNG of `width`×`height` whose IDAT inflates to `raw`. */
+export function interlacedGreyPng(width: number, height: number, raw: Uint8Array): Uint8Array {
+  const header = pngHeader(width, height);
+  const ihdr = header.subarray(8 + 8, 8 + 8 + 13);
+  ihdr[12] = 1; // interlace method: Adam7
+  return concat([
+    pngHeader(width, height).subarray(0, 8),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", new Uint8Array(deflateSync(raw, { level: 9 }))),
+    chunk("IEND", new Uint8Array()),
+  ]);
+}
