@@ -14,6 +14,7 @@ import { dirname, join, resolve } from "node:path";
 import { DEFAULT_CONFIG } from "./config.ts";
 import type { ImageSet } from "./image_set.ts";
 import { imageToSquare, readImageBytes } from "./image_file.ts";
+import { isJpeg } from "./image_format.ts";
 import {
   checkFolderShape,
   type Decoded,
@@ -106,14 +107,21 @@ export function imageFolderDigest(dir: string, column: string): string {
   const listing = listImageFolder(diskFolder(dir));
   const fileHashes = new Map<string, string>();
   const h = createHash("sha256").update(JSON.stringify([listing.layout, column]));
+  let jpegs = false;
   for (const e of listing.entries) {
     let bytes = fileHashes.get(e.file);
     if (bytes === undefined) {
-      bytes = createHash("sha256").update(Deno.readFileSync(join(dir, e.file))).digest("hex");
+      const data = Deno.readFileSync(join(dir, e.file));
+      jpegs ||= isJpeg(data);
+      bytes = createHash("sha256").update(data).digest("hex");
       fileHashes.set(e.file, bytes);
     }
-    h.update(JSON.stringify([e.file, bytes, e.columns[column] ?? null]) + "\n");
+    const value = Object.hasOwn(e.columns, column) ? e.columns[column] : null;
+    h.update(JSON.stringify([e.file, bytes, value]) + "\n");
   }
+  // JPEGs decode upright by their EXIF orientation since loader version 2: a classifier trained
+  // on them before saw other pixels (a folder of PNGs, the shipped emoji's, keeps its digest)
+  if (jpegs) h.update("jpeg-exif-orientation");
   return h.digest("hex");
 }
 

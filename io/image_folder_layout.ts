@@ -12,6 +12,7 @@
 // - one subfolder per class (torchvision `ImageFolder`): the folder's name is the class and the
 //   caption of every image in it (at any depth); classes are the folder names, sorted.
 
+import { posix } from "node:path";
 import type { ImageSet } from "./image_set.ts";
 import { utf8Text } from "./utf8_text.ts";
 
@@ -179,10 +180,12 @@ function listFromMetadata(f: FolderFiles): Listing {
     if (typeof r.text !== "string" || r.text.trim() === "") {
       bad(`no 'text' (the image's caption, not empty), e.g. ${example}`);
     }
-    const file = (r.file_name as string).replace(/\\/g, "/").replace(/^\.\//, "");
-    if (file.startsWith("/") || /^[A-Za-z]:/.test(file) || file.split("/").includes("..")) {
+    const named = (r.file_name as string).replace(/\\/g, "/").replace(/^\.\//, "");
+    if (named.startsWith("/") || /^[A-Za-z]:/.test(named) || named.split("/").includes("..")) {
       bad(`file_name '${r.file_name}' must be a path inside the folder ${dir}`);
     }
+    // one spelling a file: "img/./a.png" and "img//a.png" are img/a.png, one picture, not two
+    const file = posix.normalize(named);
     if (!stats.has(file)) {
       const st = statFile(f, file);
       if (!st) bad(`'${file}' not found in ${dir}: fix its file_name or add the file`);
@@ -340,6 +343,14 @@ export function skippedWarning(dir: string, d: Decoded): string | null {
  * when no image has the column. `missing(i)` is the error when image i lacks it but others
  * have it.
  */
+/** An entry's own value of a column (not an inherited property: "constructor" is no column). */
+function columnValue(
+  columns: Record<string, string | number>,
+  column: string,
+): string | number | undefined {
+  return Object.hasOwn(columns, column) ? columns[column] : undefined;
+}
+
 function classesOf(
   values: (string | number | undefined)[],
   missing: (i: number) => Error,
@@ -349,14 +360,16 @@ function classesOf(
   }
   const gap = values.findIndex((v) => v === undefined);
   if (gap >= 0) throw missing(gap);
-  // numbers sort as numbers (2 before 10); anything else by code units
+  // numbers sort as numbers (2 before 10); anything else by code units, as text: 1 and "1" are
+  // one class (one name), not two
   const numeric = values.every((v) => typeof v === "number");
-  const distinct = [...new Set(values)].sort((a, b) =>
+  const keys: (string | number)[] = numeric ? values as number[] : values.map((v) => String(v));
+  const distinct = [...new Set<string | number>(keys)].sort((a, b) =>
     numeric ? (a as number) - (b as number) : byCodeUnits(String(a), String(b))
   );
   const index = new Map(distinct.map((v, i) => [v, i]));
   return {
-    labels: Int32Array.from(values, (v) => index.get(v!)!),
+    labels: Int32Array.from({ length: keys.length }, (_, i) => index.get(keys[i])!),
     classNames: distinct.map(String),
   };
 }
@@ -371,7 +384,7 @@ export function columnClasses(
 ): { labels: Int32Array; classNames: string[] } | null {
   if (!set.columns) return null;
   const { labels, classNames } = classesOf(
-    set.columns.map((c) => c[column]),
+    set.columns.map((c) => columnValue(c, column)),
     (i) =>
       new Error(
         `image '${set.files?.[i] ?? i}' has no string or number '${column}' while other ` +
@@ -400,7 +413,7 @@ export function folderImageSet(
   const per = channels * size * size;
   const column = d.layout === "class-folders" ? CLASS_FOLDER_COLUMN : labelField;
   const { labels, classNames } = classesOf(
-    d.entries.map((e) => e.columns[column]),
+    d.entries.map((e) => columnValue(e.columns, column)),
     (i) =>
       new Error(
         `${inFolder(dir, METADATA_FILE)} line ${d.entries[i].line} has no string or number ` +

@@ -412,6 +412,30 @@ Deno.test("image folder: lines naming the same file share its picture in memory 
   Deno.removeSync(dir, { recursive: true });
 });
 
+Deno.test('image folder: one file under two spellings is one picture; 1 and "1" are one class', () => {
+  const dir = Deno.makeTempDirSync({ prefix: "imgfolder_spell_" });
+  write(dir, "img/a.png", solid([255, 0, 0], 4, 4));
+  write(dir, "img/b.png", solid([0, 0, 255], 4, 4));
+  write(
+    dir,
+    "metadata.jsonl",
+    jsonl([
+      { file_name: "img/a.png", text: "red", label: 1 },
+      { file_name: "img/./a.png", text: "red again", label: "1" },
+      { file_name: "img//b.png", text: "blue", label: 2, constructor: 5 },
+    ]),
+  );
+  const s = loadImageFolder(dir, opts(null).o);
+  assert.equal(s.n, 3);
+  assert.equal(pictureCount(s), 2, "img/./a.png is img/a.png");
+  assert.deepEqual(s.files, ["img/a.png", "img/a.png", "img/b.png"]);
+  assert.deepEqual(s.classNames, ["1", "2"]);
+  assert.deepEqual(Array.from(s.labels), [0, 0, 1]);
+  // an inherited property is no column: 'toString' is absent from every line
+  assert.equal(columnClasses(s, "toString"), null);
+  Deno.removeSync(dir, { recursive: true });
+});
+
 Deno.test("image cache folder: PIXART_CACHE_DIR, XDG_CACHE_HOME, then ~/.cache", () => {
   const env = (vars: Record<string, string>) => (k: string) => vars[k];
   const all = { PIXART_CACHE_DIR: "/a/b", XDG_CACHE_HOME: "/x", HOME: "/h" };
