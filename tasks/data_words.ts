@@ -72,6 +72,23 @@ if (tokens !== undefined) {
       `--tokens '${tokens}' is a safetensors file: write the tokens to a text file of their own`,
     );
   }
+  // a file that is there must be a token list (one word a line, sorted): no other file is replaced
+  if (existsSync(tokens) && !isTokenList(tokens)) {
+    fail(`'${tokens}' exists and is not a token list: choose another --tokens, or move it away`);
+  }
+}
+
+/** Whether a file reads as a token list this task wrote: sorted single words, one a line. */
+function isTokenList(path: string): boolean {
+  let lines: string[];
+  try {
+    if (Deno.statSync(path).size > 16 * 2 ** 20) return false;
+    lines = Deno.readTextFileSync(path).split("\n");
+  } catch {
+    return false;
+  }
+  if (lines.pop() !== "") return false; // it ends with a newline
+  return lines.every((w, i) => /^\S+$/.test(w) && (i === 0 || lines[i - 1] < w));
 }
 
 try {

@@ -284,4 +284,12 @@ Deno.test("sample --skip-unknown-words draws a words model's prompt without the 
     );
   }
   assert.deepEqual(Deno.readFileSync(table), before);
+  // nor over another file of the user's
+  const notes = tmp("notes.md");
+  Deno.writeTextFileSync(notes, "# my notes\n");
+  assertOneLineError(
+    await task("data_words", ["--out", tmp("new-table.safetensors"), "--tokens", notes]),
+    /^error: '.*notes\.md' exists and is not a token list: choose another --tokens, or move it away$/,
+  );
+  assert.equal(Deno.readTextFileSync(notes), "# my notes\n");
 });
