@@ -438,6 +438,13 @@ export async function prepareCaptionEval(
   if (categoryField && !categories) {
     throw new Error(`data folder ${source} has no '${categoryField}' column`);
   }
+  if (o.evenClasses && !categories) {
+    // the groups would be the classes themselves: nothing to spread, the draw unchanged
+    throw new Error(
+      `--even-classes spreads each category's captions over its classes, and data folder ` +
+        `${source} has no category column besides '${labelField}': leave the flag out`,
+    );
+  }
   const categoryOfLabel = categories
     ? categoryOfLabels(classes.labels, categories.labels, classes.classNames, categories.classNames)
     : null;

@@ -236,6 +236,17 @@ Deno.test("a folder that repeats files: the classifier and the captions keep the
       }),
     /was trained on an earlier split of a folder that repeats files .*: delete it to retrain/,
   );
+  // without categories, spreading a category's captions over its classes would change nothing
+  await assert.rejects(
+    () =>
+      prepareCaptionEval(folder, {
+        channels: 3,
+        categoryField: null,
+        evenClasses: true,
+        classifier: { cacheDir: classifiers },
+      }),
+    /^Error: --even-classes spreads each category's captions over its classes, and data folder .* has no category column besides 'subcategory': leave the flag out$/,
+  );
   Deno.removeSync(f.root, { recursive: true });
 });
 
