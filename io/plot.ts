@@ -313,10 +313,25 @@ export interface StepSweepRow {
  * sampler and steps, in the order the samplers first appear, steps ascending.
  */
 export function stepSweepRows(evalJsons: string[]): StepSweepRow[] {
-  type Row = { sampler: string; steps: number; accuracy: number; fid: number };
+  type Row = {
+    sampler: string;
+    steps: number;
+    accuracy: number;
+    fid: number;
+    guidance?: number;
+    seed?: number;
+  };
   const rows = evalJsons.flatMap((f) =>
     (JSON.parse(Deno.readTextFileSync(f)) as { results: Row[] }).results
   );
+  // the spread is the seeds': other guidance scales, or one seed twice, would pass for seeds
+  const scales = [...new Set(rows.map((r) => r.guidance))];
+  if (scales.length > 1) {
+    throw new Error(
+      `${evalJsons.join(", ")}: the evaluations are at guidance ${scales.join(", ")}: plot the ` +
+        `files of one guidance scale`,
+    );
+  }
   const spread = (v: number[]): Spread => ({
     mean: v.reduce((s, x) => s + x, 0) / v.length,
     lo: Math.min(...v),
@@ -326,6 +341,14 @@ export function stepSweepRows(evalJsons: string[]): StepSweepRow[] {
     const mine = rows.filter((r) => r.sampler === sampler);
     return [...new Set(mine.map((r) => r.steps))].sort((a, b) => a - b).map((steps) => {
       const at = mine.filter((r) => r.steps === steps);
+      const seeds = at.map((r) => r.seed).filter((s) => s !== undefined);
+      const twice = seeds.find((s, i) => seeds.indexOf(s) !== i);
+      if (twice !== undefined) {
+        throw new Error(
+          `${evalJsons.join(", ")}: seed ${twice} is there twice for ${sampler} at ${steps} ` +
+            `steps: give each seed's eval.json once`,
+        );
+      }
       return {
         sampler,
         steps,

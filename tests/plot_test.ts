@@ -145,5 +145,37 @@ Deno.test("a sweep over sampler steps: a line per sampler with the seeds' range"
     msg = (e as Error).message;
   }
   if (!msg.includes("at least two step counts")) throw new Error(`no clear error: '${msg}'`);
+  // the spread is over seeds only: one seed given twice, or two guidance scales, are refused
+  const at = (seed: number, guidance: number) => {
+    const f = `${dir}/s${seed}-g${guidance}.json`;
+    const results = [4, 8].map((steps) => ({
+      sampler: "unipc",
+      steps,
+      accuracy: 0.5,
+      fid: 9,
+      seed,
+      guidance,
+    }));
+    Deno.writeTextFileSync(f, JSON.stringify({ results }));
+    return f;
+  };
+  const refused = (files: string[], re: RegExp) => {
+    try {
+      stepSweepRows(files);
+    } catch (e) {
+      if (re.test((e as Error).message)) return;
+      throw e;
+    }
+    throw new Error(`${files} were plotted`);
+  };
+  refused(
+    [at(0, 2.5), at(0, 2.5)],
+    /seed 0 is there twice for unipc at 4 steps: give each seed's eval\.json once$/,
+  );
+  refused(
+    [at(0, 2.5), at(1, 4.5)],
+    /the evaluations are at guidance 2\.5, 4\.5: plot the files of one guidance scale$/,
+  );
+  if (stepSweepRows([at(0, 2.5), at(1, 2.5)])[0].seeds !== 2) throw new Error("two seeds");
   await Deno.remove(dir, { recursive: true });
 });
