@@ -44,6 +44,8 @@ import { generate, type GenerateOptions } from "../diffusion/generate.ts";
 import type { Schedule } from "../diffusion/schedule.ts";
 import { DEFAULT_CONFIG } from "../io/config.ts";
 import { loadSource } from "../io/data.ts";
+import { checkCaptionLengths } from "../io/caption_length.ts";
+import { normalizePrompt } from "../model/tokenizer.ts";
 import { gatherBatch, type ImageSet, prepareImages, rowOf, splitHoldout } from "../io/image_set.ts";
 import { mulberry32, shuffleInPlace } from "../kernels/host_random.ts";
 import { columnClasses } from "../io/image_folder.ts";
@@ -335,6 +337,12 @@ export interface CaptionEvalSetupOptions {
   categoryField?: string | null;
   /** the config's data.skip_bad_images */
   skipBadImages?: boolean;
+  /**
+   * a byte model trained with data.truncate_captions: its text limit (model.text_len). The
+   * captions over it are cut at a word as the trainer cut them, so the model is asked for what it
+   * was trained on (uncut, they are over its limit)
+   */
+  truncateCaptionsTo?: number;
   /** the decoded-image cache (io/image_folder.ts; default: the user's cache folder; null: none) */
   imageCacheDir?: string | null;
   /** how many evaluation captions (default 100) */
@@ -406,15 +414,21 @@ export async function prepareCaptionEval(
   }
   const configLabelField = o.configLabelField ?? DEFAULT_CONFIG.data.label_field;
   const read = { skipBadImages: o.skipBadImages, cacheDir: o.imageCacheDir, log };
-  const set = await loadSource(source, {
+  const loaded = await loadSource(source, {
     ...read,
     size: CLASSIFIER_SIZE,
     channels: o.channels,
     labelField: configLabelField,
   });
-  if (!set.captions || !set.columns) {
+  if (!loaded.captions || !loaded.columns) {
     throw new Error(`caption evaluation needs an image folder with captions; '${source}' is not`);
   }
+  const set: ImageSet & { captions: string[]; columns: Record<string, string | number>[] } =
+    o.truncateCaptionsTo === undefined ? loaded as typeof set : checkCaptionLengths(
+      loaded,
+      o.truncateCaptionsTo,
+      { normalize: normalizePrompt, truncate: true, log },
+    ) as typeof set;
   const has = (column: string) => set.columns!.some((c) => c[column] !== undefined);
   const labelField = o.labelField ??
     (has(PREFERRED_LABEL_FIELD)

@@ -147,7 +147,11 @@ await runTask(async () => {
   requireSource(source, a.data !== undefined);
   const holdout = cfgT?.data?.holdout ?? 0.1;
   const splitSeed = cfgT?.train?.seed ?? 0;
-  const dataCfg = cfgT?.data as { label_field?: string; skip_bad_images?: boolean } | undefined;
+  const dataCfg = cfgT?.data as {
+    label_field?: string;
+    skip_bad_images?: boolean;
+    truncate_captions?: boolean;
+  } | undefined;
 
   if (a.colours) {
     if (c.stage !== 2 || !isImageFolderSource(source)) {
@@ -184,6 +188,7 @@ await runTask(async () => {
       labelField: a["label-field"] as string | undefined,
       configLabelField: dataCfg?.label_field,
       skipBadImages: dataCfg?.skip_bad_images,
+      truncateCaptions: dataCfg?.truncate_captions,
       captions,
       evenClasses: !!a["even-classes"],
       perCaption: perPromptFlag ?? 4,

@@ -37,6 +37,8 @@ export interface CaptionEvalRun {
   /** the training config's data.label_field and data.skip_bad_images */
   configLabelField?: string;
   skipBadImages?: boolean;
+  /** the run's data.truncate_captions: long captions are cut to the model's text limit */
+  truncateCaptions?: boolean;
   captions: number;
   /** spread each category's captions evenly over its classes */
   evenClasses: boolean;
@@ -60,6 +62,7 @@ export async function runCaptionEval(r: CaptionEvalRun): Promise<void> {
     labelField: r.labelField,
     configLabelField: r.configLabelField,
     skipBadImages: r.skipBadImages,
+    ...(r.truncateCaptions && { truncateCaptionsTo: c.text_len }),
     captions: r.captions,
     evenClasses: r.evenClasses,
     perCaption: r.perCaption,

@@ -121,7 +121,10 @@ function shapes() {
   return fixture;
 }
 
-function prepare(f: Fixture, extra: { captions?: number; perCaption?: number } = {}) {
+function prepare(
+  f: Fixture,
+  extra: { captions?: number; perCaption?: number; truncateCaptionsTo?: number } = {},
+) {
   return prepareCaptionEval(f.folder, {
     channels: 3,
     holdout: HOLDOUT,
@@ -583,4 +586,20 @@ Deno.test("deno task eval on a checkpoint of an image folder scores its captions
     bad.stderr.trim(),
     /^error: 2 evaluation captions cannot cover 3 categories: ask for at least 3$/m,
   );
+});
+
+Deno.test("a byte model trained on cut captions is asked for them cut, as the trainer cut them", async () => {
+  const { f } = await shapes();
+  const whole = await prepare(f);
+  const cut = await prepare(f, { truncateCaptionsTo: 8 });
+  try {
+    assert.ok(whole.captions.some((e) => new TextEncoder().encode(e.caption).length > 8));
+    for (const e of cut.captions) {
+      assert.ok(new TextEncoder().encode(e.caption).length <= 8, `'${e.caption}' is cut`);
+    }
+    assert.ok(cut.captions.length > 0); // fewer, where cut captions fall together
+  } finally {
+    whole.dispose();
+    cut.dispose();
+  }
 });

@@ -142,6 +142,7 @@ export async function captionEvaluator(
     splitSeed: cfg.train.seed,
     configLabelField: cfg.data.label_field,
     skipBadImages: cfg.data.skip_bad_images,
+    ...(cfg.data.truncate_captions && { truncateCaptionsTo: mc.text_len }),
     perCaption: cfg.train.eval_per_prompt,
     log: (s) => log(`eval classifier: ${s}`),
   });
