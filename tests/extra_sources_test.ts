@@ -356,3 +356,27 @@ Deno.test("data.captions beside a folder's own captions, and a holdout of every 
   const data = await TrainingData.load(cfg, MC, 2, read(true), undefined, () => {});
   assert.equal(data.train.length, 2);
 });
+
+Deno.test("the evaluation's second read of a folder that changed meanwhile is one line, not other pictures", async () => {
+  const S = MC.image_size;
+  let n = 4;
+  const read = () =>
+    Promise.resolve<ImageSet>({
+      images: new Float32Array(n * 3 * S * S),
+      labels: new Int32Array(n),
+      n,
+      channels: 3,
+      height: S,
+      width: S,
+    });
+  const cfg = defaultConfig();
+  cfg.data.source = "shapes";
+  cfg.data.holdout = 0;
+  const data = await TrainingData.load(cfg, MC, 2, read, undefined, () => {});
+  assert.equal((await data.atSize(2 * S, MC)).n, 4);
+  n = 5; // an image added while the run trained
+  await assert.rejects(
+    () => data.atSize(2 * S, MC),
+    /^Error: data 'shapes' changed while the run read it \(4 images, now 5\): keep the folder as it is during a run, and start it again$/,
+  );
+});

@@ -195,10 +195,26 @@ export class TrainingData {
     const { cfg, read } = this;
     const raw = await read(cfg.data.source, readOptions(cfg, size, mc.in_channels));
     const set = prepareImages(raw, size);
-    if (!cfg.data.extra_sources?.length) return set;
-    // the same images in the same order, so the training indices mean the same
-    const extras = await readExtras(cfg, read, size, mc.in_channels);
-    return joinExtraSources(set, cfg.data.source, this.heldOut, extras, cfg.data.label_field).set;
+    const joined = cfg.data.extra_sources?.length
+      ? joinExtraSources(
+        set,
+        cfg.data.source,
+        this.heldOut,
+        await readExtras(cfg, read, size, mc.in_channels),
+        cfg.data.label_field,
+      ).set
+      : set;
+    // the same images in the same order, so the training indices mean the same: a folder changed
+    // since the run read it would pair them with other pictures
+    const same = joined.n === this.set.n &&
+      (!joined.files || !this.set.files || joined.files.every((f, i) => f === this.set.files![i]));
+    if (!same) {
+      throw new Error(
+        `data '${cfg.data.source}' changed while the run read it (${this.set.n} images, now ` +
+          `${joined.n}): keep the folder as it is during a run, and start it again`,
+      );
+    }
+    return joined;
   }
 
   /** Narrows training to the images `keep` says yes to (a quality filter); returns the count. */
