@@ -35,16 +35,19 @@ export function readImageBytes(path: string): Uint8Array {
   try {
     st = Deno.statSync(path);
   } catch (e) {
-    throw new Error(errnoText(e));
+    throw new UnreadableFile(errnoText(e));
   }
   if (!st.isFile) throw new Error("not a file");
   checkImageFileSize(st.size);
   try {
     return Deno.readFileSync(path);
   } catch (e) {
-    throw new Error(errnoText(e));
+    throw new UnreadableFile(errnoText(e));
   }
 }
+
+/** The system refused to read a file (permissions, a disk error): it may read next time. */
+export class UnreadableFile extends Error {}
 
 /** Decodes PNG or JPEG bytes; errors say what is wrong with the file (the caller names it). */
 export function decodeImage(bytes: Uint8Array): RgbImage {

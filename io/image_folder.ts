@@ -13,7 +13,7 @@ import { errnoText } from "./errors.ts";
 import { dirname, join, resolve } from "node:path";
 import { DEFAULT_CONFIG } from "./config.ts";
 import type { ImageSet } from "./image_set.ts";
-import { imageToSquare, readImageBytes } from "./image_file.ts";
+import { imageToSquare, readImageBytes, UnreadableFile } from "./image_file.ts";
 import { isJpeg } from "./image_format.ts";
 import {
   checkFolderShape,
@@ -128,24 +128,27 @@ export function imageFolderDigest(dir: string, column: string): string {
 // ---------------------------------------------------------------------------------------------
 // decoding
 
+/** The decoded folder, and how many files could not be read at all (not a decode error). */
 function decodeAll(
   dir: string,
   listing: Listing,
   size: number,
   channels: 1 | 3,
   skipBad: boolean,
-): Decoded {
+): { d: Decoded; unreadable: number } {
   const byFile = new Map<string, Float32Array | null>();
   const skipped: { file: string; reason: string }[] = [];
+  let unreadable = 0;
   for (const e of filesToDecode(listing)) {
     try {
       byFile.set(e.file, imageToSquare(readImageBytes(join(dir, e.file)), size, channels));
     } catch (err) {
+      if (err instanceof UnreadableFile) unreadable++;
       byFile.set(e.file, null);
       skipped.push(undecodable(dir, e, err, skipBad));
     }
   }
-  return decodedFolder(dir, listing, channels * size * size, byFile, skipped);
+  return { d: decodedFolder(dir, listing, channels * size * size, byFile, skipped), unreadable };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -309,8 +312,16 @@ export function loadImageFolder(dir: string, o: ImageFolderOptions): ImageSet {
   else {
     const files = new Set(listing.entries.map((e) => e.file)).size;
     log(`data folder ${dir}: decoding ${files} images to ${channels}×${size}×${size}`);
-    d = decodeAll(dir, listing, size, channels, skipBad);
-    if (cachePath) {
+    const decoded = decodeAll(dir, listing, size, channels, skipBad);
+    d = decoded.d;
+    if (cachePath && decoded.unreadable) {
+      // a file unreadable now (its permissions, a disk error) may be readable next time, with
+      // the same size and time: the cache would skip it for good
+      log(
+        `note: the image cache is not written: ${decoded.unreadable} file(s) could not be ` +
+          `read, and the next run tries them again`,
+      );
+    } else if (cachePath) {
       try {
         writeCache(cachePath, key, d, size, channels);
       } catch (e) {
