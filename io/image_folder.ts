@@ -31,7 +31,7 @@ import {
   skippedWarning,
   undecodable,
 } from "./image_folder_layout.ts";
-import { readSafetensors, writeSafetensors } from "./safetensors.ts";
+import { MAX_HEADER, readSafetensors, writeSafetensors } from "./safetensors.ts";
 
 export { CLASS_FOLDER_COLUMN, columnClasses, IMAGE_EXTENSIONS } from "./image_folder_layout.ts";
 export { METADATA_FILE, requireClasses };
@@ -259,17 +259,27 @@ function writeCache(path: string, key: string, d: Decoded, size: number, channel
 
 function writeCacheFile(path: string, key: string, d: Decoded, size: number, channels: number) {
   const n = d.images.length / (channels * size * size);
-  writeSafetensors(path, {
-    images: { shape: [n, channels, size, size], data: d.images },
-    rows: { shape: [d.rows.length], data: d.rows },
-  }, {
+  const metadata = {
     format: CACHE_FORMAT,
     key,
     checksum: cacheChecksum(d),
     layout: d.layout,
     entries: JSON.stringify(d.entries),
     skipped: JSON.stringify(d.skipped),
-  });
+  };
+  // the entries ride in the header, which a reader refuses past MAX_HEADER: such a cache would be
+  // written (gigabytes) on every run and read on none
+  const headerBytes = new TextEncoder().encode(JSON.stringify(metadata)).length;
+  if (headerBytes > MAX_HEADER - 4096) {
+    throw new Error(
+      `the folder's list of ${d.entries.length} images is ${headerBytes} bytes, over the ` +
+        `cache's header limit: the folder is decoded on every run`,
+    );
+  }
+  writeSafetensors(path, {
+    images: { shape: [n, channels, size, size], data: d.images },
+    rows: { shape: [d.rows.length], data: d.rows },
+  }, metadata);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -59,7 +59,8 @@ const DTYPE_BYTES: Record<DType, number> = {
 
 /** Largest header accepted (the reference implementation's limit). */
 /** Largest header accepted (the reference implementation's limit). */
-const MAX_HEADER = 100_000_000;
+/** The largest header a file may have (a reader refuses more before reading it). */
+export const MAX_HEADER = 100_000_000;
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
