@@ -12,7 +12,6 @@
 // - one subfolder per class (torchvision `ImageFolder`): the folder's name is the class and the
 //   caption of every image in it (at any depth); classes are the folder names, sorted.
 
-import { posix } from "node:path";
 import type { ImageSet } from "./image_set.ts";
 import { utf8Text } from "./utf8_text.ts";
 
@@ -185,7 +184,8 @@ function listFromMetadata(f: FolderFiles): Listing {
       bad(`file_name '${r.file_name}' must be a path inside the folder ${dir}`);
     }
     // one spelling a file: "img/./a.png" and "img//a.png" are img/a.png, one picture, not two
-    const file = posix.normalize(named);
+    // (no node:path here: the web page reads folders with this module)
+    const file = named.split("/").filter((part) => part !== "" && part !== ".").join("/");
     if (!stats.has(file)) {
       const st = statFile(f, file);
       if (!st) bad(`'${file}' not found in ${dir}: fix its file_name or add the file`);
