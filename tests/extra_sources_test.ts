@@ -327,18 +327,25 @@ Deno.test("class data at stage 2 with more classes than captions is one line nam
   );
 });
 
+/** n blank RGB images of the model's size, all of class 0, with `more` (captions) beside. */
+function blankSet(n: number, more: Partial<ImageSet> = {}): ImageSet {
+  const S = MC.image_size;
+  return {
+    images: new Float32Array(n * 3 * S * S),
+    labels: new Int32Array(n),
+    n,
+    channels: 3,
+    height: S,
+    width: S,
+    ...more,
+  };
+}
+
 Deno.test("data.captions beside a folder's own captions, and a holdout of every image, are one line each", async () => {
-  const n = 3, S = MC.image_size;
   const read = (captions: boolean) => () =>
-    Promise.resolve<ImageSet>({
-      images: new Float32Array(n * 3 * S * S),
-      labels: new Int32Array(n),
-      n,
-      channels: 3,
-      height: S,
-      width: S,
-      ...(captions && { captions: ["red apple", "green apple", "blue apple"] }),
-    });
+    Promise.resolve(
+      blankSet(3, captions ? { captions: ["red apple", "green apple", "blue apple"] } : {}),
+    );
   const cfg = defaultConfig();
   cfg.data.source = "apples";
   cfg.data.captions = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
@@ -360,15 +367,7 @@ Deno.test("data.captions beside a folder's own captions, and a holdout of every 
 Deno.test("the evaluation's second read of a folder that changed meanwhile is one line, not other pictures", async () => {
   const S = MC.image_size;
   let n = 4;
-  const read = () =>
-    Promise.resolve<ImageSet>({
-      images: new Float32Array(n * 3 * S * S),
-      labels: new Int32Array(n),
-      n,
-      channels: 3,
-      height: S,
-      width: S,
-    });
+  const read = () => Promise.resolve(blankSet(n));
   const cfg = defaultConfig();
   cfg.data.source = "shapes";
   cfg.data.holdout = 0;
