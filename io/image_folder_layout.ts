@@ -94,10 +94,14 @@ function isImageName(name: string): boolean {
   return IMAGE_EXTENSIONS.some((e) => lower.endsWith(e));
 }
 
-/** Entries of a subfolder, hidden ones (".git", ".DS_Store") left out, in code-unit order. */
+/**
+ * Entries of a subfolder, hidden ones (".git", ".DS_Store") left out, in code-unit order of their
+ * NFC names: a name written on macOS comes back decomposed ("e" + U+0301 for "é"), elsewhere
+ * composed, and the order (so the held-out split) must not depend on the machine.
+ */
 function readDirSorted(f: FolderFiles, rel: string): FolderEntry[] {
   return f.readDir(rel).filter((e) => !e.name.startsWith("."))
-    .sort((a, b) => byCodeUnits(a.name, b.name));
+    .sort((a, b) => byCodeUnits(a.name.normalize("NFC"), b.name.normalize("NFC")));
 }
 
 /** Deeper subfolders are an error: a symbolic link to a folder above would otherwise recurse forever. */
@@ -221,11 +225,13 @@ function listFromClassFolders(f: FolderFiles): Listing {
           `remove the folder`,
       );
     }
+    // the class and caption as typed (NFC), whatever form the file system keeps the name in
+    const name = e.name.normalize("NFC");
     for (const file of files) {
       entries.push({
         file,
-        caption: e.name,
-        columns: { [CLASS_FOLDER_COLUMN]: e.name },
+        caption: name,
+        columns: { [CLASS_FOLDER_COLUMN]: name },
         line: null,
       });
       stats.push(statFile(f, file)!);

@@ -436,6 +436,18 @@ Deno.test('image folder: one file under two spellings is one picture; 1 and "1" 
   Deno.removeSync(dir, { recursive: true });
 });
 
+Deno.test("class folder names are read as NFC: a decomposed name is the class a user types, in its place", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "imgfolder_nfc_" });
+  write(dir, "e\u0301/a.png", solid([255, 0, 0])); // "é" as macOS keeps it: e + U+0301
+  write(dir, "f/b.png", solid([0, 0, 255]));
+  const s = loadImageFolder(dir, opts(null).o);
+  // "é" (U+00E9) sorts after "f", as it does where the name is kept composed
+  assert.deepEqual(s.classNames, ["f", "\u00e9"]);
+  assert.deepEqual(s.captions, ["f", "\u00e9"]);
+  assert.deepEqual(s.files, ["f/b.png", "e\u0301/a.png"]);
+  Deno.removeSync(dir, { recursive: true });
+});
+
 Deno.test("image cache folder: PIXART_CACHE_DIR, XDG_CACHE_HOME, then ~/.cache", () => {
   const env = (vars: Record<string, string>) => (k: string) => vars[k];
   const all = { PIXART_CACHE_DIR: "/a/b", XDG_CACHE_HOME: "/x", HOME: "/h" };
