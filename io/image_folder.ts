@@ -108,6 +108,7 @@ export function imageFolderDigest(dir: string, column: string): string {
   const fileHashes = new Map<string, string>();
   const h = createHash("sha256").update(JSON.stringify([listing.layout, column]));
   let jpegs = false;
+  const types = new Set<string>();
   for (const e of listing.entries) {
     let bytes = fileHashes.get(e.file);
     if (bytes === undefined) {
@@ -117,8 +118,12 @@ export function imageFolderDigest(dir: string, column: string): string {
       fileHashes.set(e.file, bytes);
     }
     const value = Object.hasOwn(e.columns, column) ? e.columns[column] : null;
+    if (value !== null) types.add(typeof value);
     h.update(JSON.stringify([e.file, bytes, value]) + "\n");
   }
+  // 1 and "1" are one class since the classes are read as text where a column mixes them: a
+  // classifier trained when they were two has other classes
+  if (types.size > 1) h.update("classes-as-text");
   // JPEGs decode upright by their EXIF orientation since loader version 2: a classifier trained
   // on them before saw other pixels (a folder of PNGs, the shipped emoji's, keeps its digest)
   if (jpegs) h.update("jpeg-exif-orientation");
@@ -335,7 +340,13 @@ export function loadImageFolder(dir: string, o: ImageFolderOptions): ImageSet {
       try {
         writeCache(cachePath, key, d, size, channels);
       } catch (e) {
-        log(`warning: could not write the image cache: ${errnoText(e)}`);
+        // a system error in its short form; the cache's own refusal in full
+        const why =
+          e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotFound ||
+            /os error/.test((e as Error).message)
+            ? errnoText(e)
+            : (e as Error).message;
+        log(`warning: could not write the image cache: ${why}`);
       }
     }
   }

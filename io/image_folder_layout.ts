@@ -344,11 +344,6 @@ export function skippedWarning(dir: string, d: Decoded): string | null {
 // ---------------------------------------------------------------------------------------------
 // classes
 
-/**
- * Labels and class names from one column's values (undefined: the image has none); null names
- * when no image has the column. `missing(i)` is the error when image i lacks it but others
- * have it.
- */
 /** An entry's own value of a column (not an inherited property: "constructor" is no column). */
 function columnValue(
   columns: Record<string, string | number>,
@@ -357,6 +352,11 @@ function columnValue(
   return Object.hasOwn(columns, column) ? columns[column] : undefined;
 }
 
+/**
+ * Labels and class names from one column's values (undefined: the image has none); null names
+ * when no image has the column. `missing(i)` is the error when image i lacks it but others
+ * have it.
+ */
 function classesOf(
   values: (string | number | undefined)[],
   missing: (i: number) => Error,

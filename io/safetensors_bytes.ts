@@ -57,9 +57,7 @@ const DTYPE_BYTES: Record<DType, number> = {
   BOOL: 1,
 };
 
-/** Largest header accepted (the reference implementation's limit). */
-/** Largest header accepted (the reference implementation's limit). */
-/** The largest header a file may have (a reader refuses more before reading it). */
+/** The largest header accepted (the reference implementation's limit), refused before it is read. */
 export const MAX_HEADER = 100_000_000;
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;

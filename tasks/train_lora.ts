@@ -6,6 +6,7 @@ import { basename, join } from "node:path";
 import { defaultConfig, loadConfig } from "../io/config.ts";
 import { readCheckpoint } from "../model/checkpoint.ts";
 import { SCHEMA } from "../io/config_schema.ts";
+import { checkpointDiffusion, SCHEDULE_KEYS } from "../diffusion/schedule.ts";
 import { loraRunConfig } from "../train/lora_run.ts";
 import { BUNDLED_MODELS } from "../model/bundled.ts";
 import { fail, findCheckpoint, intFlag, numFlag, parseCli, runTask } from "./cli.ts";
@@ -63,7 +64,12 @@ await runTask(async () => {
   const lora = { base: readCheckpoint(base), baseName: base };
   // the config is checked against the base's model (its depth, its classes), not the defaults'
   const { stage: _, ...baseModel } = lora.base.model;
-  let cfg = loadConfig(configPath, (a.set as string[]) ?? [], { model: baseModel });
+  const trained = checkpointDiffusion(lora.base.metadata, `checkpoint '${base}'`);
+  const schedule = Object.fromEntries(SCHEDULE_KEYS.map((k) => [k, trained[k]]));
+  let cfg = loadConfig(configPath, (a.set as string[]) ?? [], {
+    model: baseModel,
+    diffusion: schedule,
+  });
   applyTrainFlags(cfg, a);
   const rank = intFlag(a.rank, "rank"), alpha = numFlag(a.alpha, "alpha");
   if (rank !== undefined) {

@@ -528,6 +528,7 @@ export function trainView(adapterName: () => string, drawBusy: () => string | nu
     // a run continued from a checkpoint only the tab holds holds it too, until a save is stored
     tabOnly = carried ? store : null;
     warnedTabOnly = false;
+    warnedSource = "";
     // a kept run's curve so far
     for (const r of store.log) listener.log!(r);
     setState("loading", "Reading the data…");
@@ -690,8 +691,9 @@ export function trainView(adapterName: () => string, drawBusy: () => string | nu
     // a continued run goes on with the form's data: another than it trained on is asked about
     const chosen = dataSelect.value === "folder" ? folder?.name : "digits";
     const recorded = resumeFrom && sourceBase(resumeFrom.cfg.data.source);
-    if (recorded && chosen && recorded !== chosen && warnedSource !== `${recorded}|${chosen}`) {
-      warnedSource = `${recorded}|${chosen}`;
+    const pair = `${resumeFrom?.id}|${recorded}|${chosen}`;
+    if (recorded && chosen && recorded !== chosen && warnedSource !== pair) {
+      warnedSource = pair;
       setupMsg.textContent =
         `'${resumeFrom!.name}' trained on '${recorded}', and the data chosen ` +
         `is '${chosen}': choose its data, or click Train again to go on with '${chosen}'.`;
