@@ -252,17 +252,30 @@ function removeCacheLeftovers(folder: string, log: (line: string) => void): void
   }
 }
 
-function writeCache(path: string, key: string, d: Decoded, size: number, channels: number) {
+/** Writes the cache file under its lock; the reason it is not written, or null. */
+function writeCache(
+  path: string,
+  key: string,
+  d: Decoded,
+  size: number,
+  channels: number,
+): string | null {
   const lock = openCacheLock(dirname(path));
   try {
     lock.lockSync(true);
-    writeCacheFile(path, key, d, size, channels);
+    return writeCacheFile(path, key, d, size, channels);
   } finally {
     lock.close();
   }
 }
 
-function writeCacheFile(path: string, key: string, d: Decoded, size: number, channels: number) {
+function writeCacheFile(
+  path: string,
+  key: string,
+  d: Decoded,
+  size: number,
+  channels: number,
+): string | null {
   const n = d.images.length / (channels * size * size);
   const metadata = {
     format: CACHE_FORMAT,
@@ -276,15 +289,14 @@ function writeCacheFile(path: string, key: string, d: Decoded, size: number, cha
   // written (gigabytes) on every run and read on none
   const headerBytes = new TextEncoder().encode(JSON.stringify(metadata)).length;
   if (headerBytes > MAX_HEADER - 4096) {
-    throw new Error(
-      `the folder's list of ${d.entries.length} images is ${headerBytes} bytes, over the ` +
-        `cache's header limit: the folder is decoded on every run`,
-    );
+    return `the folder's list of ${d.entries.length} images is ${headerBytes} bytes, over the ` +
+      `cache's header limit: the folder is decoded on every run`;
   }
   writeSafetensors(path, {
     images: { shape: [n, channels, size, size], data: d.images },
     rows: { shape: [d.rows.length], data: d.rows },
   }, metadata);
+  return null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -338,15 +350,10 @@ export function loadImageFolder(dir: string, o: ImageFolderOptions): ImageSet {
       );
     } else if (cachePath) {
       try {
-        writeCache(cachePath, key, d, size, channels);
+        const refused = writeCache(cachePath, key, d, size, channels);
+        if (refused) log(`note: the image cache is not written: ${refused}`);
       } catch (e) {
-        // a system error in its short form; the cache's own refusal in full
-        const why =
-          e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotFound ||
-            /os error/.test((e as Error).message)
-            ? errnoText(e)
-            : (e as Error).message;
-        log(`warning: could not write the image cache: ${why}`);
+        log(`warning: could not write the image cache: ${errnoText(e)}`);
       }
     }
   }

@@ -332,11 +332,10 @@ export function stepSweepRows(evalJsons: string[]): StepSweepRow[] {
         `files of one guidance scale`,
     );
   }
-  const spread = (v: number[]): Spread => ({
-    mean: v.reduce((s, x) => s + x, 0) / v.length,
-    lo: Math.min(...v),
-    hi: Math.max(...v),
-  });
+  const spread = (v: number[]): Spread => {
+    const [lo, hi] = extent(v);
+    return { mean: v.reduce((s, x) => s + x, 0) / v.length, lo, hi };
+  };
   return [...new Set(rows.map((r) => r.sampler))].flatMap((sampler) => {
     const mine = rows.filter((r) => r.sampler === sampler);
     return [...new Set(mine.map((r) => r.steps))].sort((a, b) => a - b).map((steps) => {

@@ -78,7 +78,7 @@ export function orientRgba<T extends Uint8Array | Uint16Array>(
     for (let x = 0; x < W; x++) {
       const sx = a * x + b * y + c, sy = d * x + e * y + f;
       const from = 4 * (sy * width + sx), to = 4 * (y * W + x);
-      for (let c = 0; c < 4; c++) out[to + c] = data[from + c];
+      for (let k = 0; k < 4; k++) out[to + k] = data[from + k];
     }
   }
   return { data: out, width: W, height: H };

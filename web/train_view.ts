@@ -200,10 +200,8 @@ export function trainView(adapterName: () => string, drawBusy: () => string | nu
   let store: BrowserRunStore | null = null;
   /** a store whose newest checkpoint this browser's storage refused: it lives in this tab only */
   let tabOnly: BrowserRunStore | null = null;
-  /** whether Train was clicked once with `tabOnly` set (a second click discards it) */
-  let warnedTabOnly = false;
-  /** the continued checkpoint's data and the form's, when Train was clicked once with them apart */
-  let warnedSource = "";
+  /** what Train has asked about since the last run began: a second click goes on */
+  const asked = new Set<string>();
   let control: PageControl | null = null;
   let runs = 0;
 
@@ -221,6 +219,15 @@ export function trainView(adapterName: () => string, drawBusy: () => string | nu
   };
   const say = (line: string) => {
     messages.textContent += line + "\n";
+  };
+
+  /** Whether Train stops to ask about `what` (shown in `where`): the first click does, the next
+   * goes on. */
+  const askFirst = (what: string, where: HTMLElement, question: string): boolean => {
+    if (asked.has(what)) return false;
+    asked.add(what);
+    where.textContent = question;
+    return true;
   };
 
   /** Whether the form continues the checkpoint only this tab holds (a new run keeps it then). */
@@ -527,8 +534,7 @@ export function trainView(adapterName: () => string, drawBusy: () => string | nu
     store = new BrowserRunStore(id, label, listener, resumeFrom ?? undefined, keepRun);
     // a run continued from a checkpoint only the tab holds holds it too, until a save is stored
     tabOnly = carried ? store : null;
-    warnedTabOnly = false;
-    warnedSource = "";
+    asked.clear();
     // a kept run's curve so far
     for (const r of store.log) listener.log!(r);
     setState("loading", "Reading the data…");
@@ -691,22 +697,26 @@ export function trainView(adapterName: () => string, drawBusy: () => string | nu
     // a continued run goes on with the form's data: another than it trained on is asked about
     const chosen = dataSelect.value === "folder" ? folder?.name : "digits";
     const recorded = resumeFrom && sourceBase(resumeFrom.cfg.data.source);
-    const pair = `${resumeFrom?.id}|${recorded}|${chosen}`;
-    if (recorded && chosen && recorded !== chosen && warnedSource !== pair) {
-      warnedSource = pair;
-      setupMsg.textContent =
-        `'${resumeFrom!.name}' trained on '${recorded}', and the data chosen ` +
-        `is '${chosen}': choose its data, or click Train again to go on with '${chosen}'.`;
-      return;
-    }
+    if (
+      recorded && chosen && recorded !== chosen &&
+      askFirst(
+        `source|${resumeFrom!.id}|${recorded}|${chosen}`,
+        setupMsg,
+        `'${resumeFrom!.name}' trained on '${recorded}', and the data chosen is '${chosen}': ` +
+          `choose its data, or click Train again to go on with '${chosen}'.`,
+      )
+    ) return;
     const tabCheckpoint = tabOnly?.checkpoints().at(-1);
-    if (tabCheckpoint && !warnedTabOnly && !continuesTabOnly()) {
+    if (
       // a new run replaces the store that holds it
-      warnedTabOnly = true;
-      status.textContent = `${tabCheckpoint} is kept in this tab only: Download it first, or ` +
-        `click Train again to start a new run without it.`;
-      return;
-    }
+      tabCheckpoint && !continuesTabOnly() &&
+      askFirst(
+        `tab|${tabCheckpoint}`,
+        status,
+        `${tabCheckpoint} is kept in this tab only: Download it first, or click Train again to ` +
+          `start a new run without it.`,
+      )
+    ) return;
     // taken before the first await (start reads files and fetches): a second click in that
     // time would start a second run, which Stop could not reach
     running = true;
